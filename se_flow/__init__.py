@@ -1,0 +1,104 @@
+"""se-flow: the Supported Employment workflow engine.
+
+    import se_flow
+    with se_flow.open("caseload.db", actor="sam") as flow:
+        case = flow.refer("Alex Doe", source="GP")
+        flow.advance(case.id, "engage")
+
+Everything public is named in `__all__`; the modules starting with `_` are private.
+"""
+
+from ._api import SEFlow, open
+from ._audit import GENESIS
+from ._loader import default_stages_dir, load_workflow
+from ._model import (
+    Case,
+    Check,
+    Event,
+    GuardResult,
+    Override,
+    Participant,
+    PersonalDetails,
+    Record,
+    Role,
+    Staff,
+    Status,
+    Verification,
+)
+from ._workflow import Workflow
+from .errors import (
+    AuditError,
+    CaseClosed,
+    CaseConflict,
+    CaseNotFound,
+    CasePaused,
+    ChainBroken,
+    ExportMismatch,
+    Fault,
+    FutureEffectiveDate,
+    GuardsFailed,
+    InvalidExportRequest,
+    InvalidInput,
+    InvalidRecord,
+    NotFound,
+    PermissionDenied,
+    SEFlowError,
+    StaffNotFound,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+    TransitionRefused,
+    TriggerNotAvailable,
+    UnknownRecordKind,
+    UnknownTrigger,
+    WorkflowInvalid,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GENESIS",
+    "AuditError",
+    "Case",
+    "CaseClosed",
+    "CaseConflict",
+    "CaseNotFound",
+    "CasePaused",
+    "ChainBroken",
+    "Check",
+    "Event",
+    "ExportMismatch",
+    "Fault",
+    "FutureEffectiveDate",
+    "GuardResult",
+    "GuardsFailed",
+    "InvalidExportRequest",
+    "InvalidInput",
+    "InvalidRecord",
+    "NotFound",
+    "Override",
+    "Participant",
+    "PermissionDenied",
+    "PersonalDetails",
+    "Record",
+    "Role",
+    "SEFlow",
+    "SEFlowError",
+    "Staff",
+    "StaffNotFound",
+    "Status",
+    "StoreBusy",
+    "StoreError",
+    "StoreUnavailable",
+    "TransitionRefused",
+    "TriggerNotAvailable",
+    "UnknownRecordKind",
+    "UnknownTrigger",
+    "Verification",
+    "Workflow",
+    "WorkflowInvalid",
+    "__version__",
+    "default_stages_dir",
+    "load_workflow",
+    "open",
+]

@@ -1,0 +1,567 @@
+"""The facade embedding apps (and the CLI) use: `se_flow.open(...)` returns an `SEFlow`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ._audit import verify_chain
+from ._engine import Change, Engine, EventDraft, Snapshot, context
+from ._loader import load_workflow
+from ._model import (
+    Case,
+    Check,
+    Event,
+    Participant,
+    PersonalDetails,
+    Record,
+    Role,
+    Staff,
+    Status,
+    Verification,
+)
+from ._sqlite import SQLiteStore
+from ._store import CaseFilter, Store, Tx
+from ._workflow import Workflow
+from .errors import InvalidInput, PermissionDenied
+
+__all__ = ["SEFlow", "open"]
+
+Clock = Callable[[], dt.datetime]
+
+
+def _system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def open(
+    path: str | Path = ":memory:",
+    *,
+    stages: str | Path | None = None,
+    workflow: Workflow | None = None,
+    actor: str | None = None,
+    clock: Clock | None = None,
+    synchronous: str = "FULL",
+    busy_timeout: float = 10.0,
+    create: bool = True,
+) -> SEFlow:
+    """Open (creating if need be) an se-flow database.
+
+    `stages` is a stage folder to use instead of the default workflow (or pass a loaded
+    `workflow`). `actor` is the staff id used when a call names none. `clock` returns the
+    current time as an aware datetime (inject one in tests). `create=False` refuses to make a
+    new database file. Raises `WorkflowInvalid`, `StoreUnavailable`."""
+    wf = workflow or load_workflow(stages)
+    store = SQLiteStore(path, wf, synchronous=synchronous, busy_timeout=busy_timeout, create=create)
+    return SEFlow(store, wf, actor=actor, clock=clock)
+
+
+def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
+    if value is None:
+        return now
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise InvalidInput(f"effective_at {value.isoformat()} has no time zone")
+        return value.astimezone(dt.UTC)
+    return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
+
+
+class SEFlow:
+    """A workflow and its store. Every write is one transaction, attributed to an actor."""
+
+    def __init__(
+        self,
+        store: Store,
+        workflow: Workflow,
+        *,
+        actor: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.workflow = workflow
+        self.engine = Engine(workflow)
+        self.default_actor = actor
+        self._clock = clock or _system_clock
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> SEFlow:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.disconnect()
+
+    def disconnect(self) -> None:
+        """Close the database connection (`close` closes a case)."""
+        self.store.close()
+
+    def now(self) -> dt.datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return an aware datetime (with a time zone)")
+        return now.astimezone(dt.UTC)
+
+    def _actor_id(self, actor: str | None) -> str:
+        who = actor or self.default_actor
+        if not who:
+            raise InvalidInput("no actor: say who is acting (actor=..., or --as / SE_FLOW_ACTOR)")
+        return who
+
+    # --- staff ---------------------------------------------------------------------------
+
+    def add_staff(
+        self,
+        staff_id: str,
+        name: str,
+        role: Role | str,
+        *,
+        actor: str | None = None,
+        active: bool = True,
+    ) -> Staff:
+        """Add (or update) a staff member. The very first may be added by anyone; after that
+        a team leader or admin adds staff, and only an admin grants admin or auditor."""
+        who = self._actor_id(actor)
+        try:
+            new = Staff(id=staff_id.strip(), name=name.strip(), role=Role(role), active=active)
+        except ValueError:
+            raise InvalidInput(
+                f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
+            ) from None
+        if not new.id or not new.name:
+            raise InvalidInput("a staff member needs an id and a name")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            if tx.has_staff():
+                by = tx.staff(who)
+                if by.role not in (Role.ADMIN, Role.TEAM_LEADER) or not by.active:
+                    raise PermissionDenied(
+                        f"{who} may not manage staff (needs team leader or admin)", who
+                    )
+                if new.role in (Role.ADMIN, Role.AUDITOR) and by.role is not Role.ADMIN:
+                    raise PermissionDenied(
+                        f"only an admin may make {new.id} an {new.role.value}", who
+                    )
+                role_name = by.role.value
+            else:
+                role_name = "bootstrap"
+            event = EventDraft(
+                case_id=None,
+                kind="staff",
+                actor=who,
+                role=role_name,
+                effective_at=now,
+                recorded_at=now,
+                workflow_hash=self.workflow.hash,
+                payload={
+                    "staff_id": new.id,
+                    "name": new.name,
+                    "role": new.role.value,
+                    "active": new.active,
+                },
+            )
+            return Change(case=None, expected_version=None, event=event, staff=new)
+
+        self.store.write(decide)
+        return new
+
+    def staff(self) -> list[Staff]:
+        return self.store.list_staff()
+
+    def staff_member(self, staff_id: str) -> Staff:
+        return self.store.read().staff(staff_id)
+
+    # --- cases ---------------------------------------------------------------------------
+
+    def refer(
+        self,
+        person: PersonalDetails | str,
+        *,
+        source: str | None = None,
+        referral: Mapping[str, Any] | None = None,
+        coach: str | None = None,
+        actor: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+    ) -> Case:
+        """Refer a new participant: their personal details go to the personal-data table, the
+        log knows them only by a pseudonymous id. Returns the new case (state `referred`)."""
+        who = self._actor_id(actor)
+        details = PersonalDetails(name=person) if isinstance(person, str) else person
+        if not details.name or not details.name.strip():
+            raise InvalidInput("a participant needs a name")
+        fields = dict(referral or {})
+        if source is not None:
+            fields["source"] = source
+        now = self.now()
+        at = _at(effective_at, now)
+
+        def decide(tx: Tx) -> Change:
+            by = tx.staff(who)
+            if coach is not None:
+                tx.staff(coach)
+            pid = "P-" + secrets.token_hex(5)
+            while tx.participant(pid) is not None:  # pragma: no cover - 1 in 10^12
+                pid = "P-" + secrets.token_hex(5)
+            participant = Participant(id=pid, created_at=now, details=details)
+            return self.engine.open_case(
+                tx.new_case_id(),
+                participant,
+                fields,
+                actor=by,
+                now=now,
+                effective_at=at,
+                coach=coach or (who if by.role is Role.COACH else None),
+            )
+
+        case, _ = self.store.write(decide)
+        assert case is not None
+        return case
+
+    def reopen(
+        self,
+        case_id: str,
+        *,
+        source: str | None = None,
+        referral: Mapping[str, Any] | None = None,
+        coach: str | None = None,
+        actor: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+    ) -> Case:
+        """Start a new episode (a new case) for the participant of closed case `case_id`."""
+        who = self._actor_id(actor)
+        fields = dict(referral or {})
+        if source is not None:
+            fields["source"] = source
+        now = self.now()
+        at = _at(effective_at, now)
+
+        def decide(tx: Tx) -> Change:
+            by = tx.staff(who)
+            previous = tx.snapshot(case_id).case
+            newer = [
+                c
+                for c in self.store.cases(CaseFilter(participant_id=previous.participant_id))
+                if c.episode > previous.episode
+            ]
+            if newer:
+                raise InvalidInput(
+                    f"case {case_id} was already reopened as {newer[0].id}; work on that case"
+                )
+            participant = tx.participant(previous.participant_id)
+            assert participant is not None
+            return self.engine.open_case(
+                tx.new_case_id(),
+                participant,
+                fields,
+                actor=by,
+                now=now,
+                effective_at=at,
+                coach=coach or previous.coach,
+                previous=previous,
+                new_participant=False,
+            )
+
+        case, _ = self.store.write(decide)
+        assert case is not None
+        return case
+
+    def record(
+        self,
+        case_id: str,
+        kind: str,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+        supersedes: int | None = None,
+        expected_version: int | None = None,
+        **more: Any,
+    ) -> Record:
+        """Record evidence of `kind` on a case. Field values may be typed (date, Decimal,
+        bool, list) or text as a coach types it. `supersedes` names the record (its seq) this
+        one corrects; both are kept. Raises `InvalidRecord` naming every field at fault."""
+        who = self._actor_id(actor)
+        values = {**(fields or {}), **more}
+        now = self.now()
+        at = _at(effective_at, now)
+
+        def decide(tx: Tx) -> Change:
+            return self.engine.add_record(
+                tx.snapshot(case_id),
+                kind,
+                values,
+                actor=tx.staff(who),
+                now=now,
+                effective_at=at,
+                supersedes=supersedes,
+                expected_version=expected_version,
+            )
+
+        _, event = self.store.write(decide)
+        return next(r for r in self.store.records(case_id) if r.seq == event.seq)
+
+    def _ctx_args(
+        self,
+        snap: Snapshot,
+        actor: Staff,
+        now: dt.datetime,
+        effective_at: dt.datetime | dt.date | None,
+        reason: str | None,
+        review_date: dt.date | None,
+        outcome: str | None,
+    ) -> Any:
+        return context(
+            self.engine,
+            snap,
+            actor,
+            now,
+            _at(effective_at, now),
+            reason=reason,
+            review_date=review_date,
+            outcome=outcome,
+        )
+
+    def check(
+        self,
+        case_id: str,
+        trigger: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        review_date: dt.date | None = None,
+        outcome: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+    ) -> Check:
+        """A dry run of `trigger`: every guard's result, nothing written."""
+        tx = self.store.read()
+        snap = tx.snapshot(case_id)
+        now = self.now()
+        ctx = self._ctx_args(
+            snap, tx.staff(self._actor_id(actor)), now, effective_at, reason, review_date, outcome
+        )
+        return self.engine.check(snap, ctx, trigger)
+
+    def available(self, case_id: str, *, actor: str | None = None) -> list[Check]:
+        """Every trigger open from the case's stage now, each with its guards' results."""
+        tx = self.store.read()
+        snap = tx.snapshot(case_id)
+        now = self.now()
+        ctx = self._ctx_args(snap, tx.staff(self._actor_id(actor)), now, None, None, None, None)
+        return self.engine.available(snap, ctx)
+
+    def advance(
+        self,
+        case_id: str,
+        trigger: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        override: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+        review_date: dt.date | None = None,
+        outcome: str | None = None,
+        expected_version: int | None = None,
+    ) -> Case:
+        """Fire `trigger` on a case. Guards are checked inside the write transaction; a
+        refusal raises `GuardsFailed` carrying every result. `override` (a reason) lets a
+        team leader past soft guards. `expected_version` turns a concurrent change into
+        `CaseConflict` instead of acting on a case that moved."""
+        who = self._actor_id(actor)
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            snap = tx.snapshot(case_id)
+            ctx = self._ctx_args(
+                snap, tx.staff(who), now, effective_at, reason, review_date, outcome
+            )
+            return self.engine.fire(
+                snap, ctx, trigger, override=override, expected_version=expected_version
+            )
+
+        case, _ = self.store.write(decide)
+        assert case is not None
+        return case
+
+    def pause(
+        self,
+        case_id: str,
+        *,
+        reason: str,
+        review_date: dt.date,
+        actor: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+        expected_version: int | None = None,
+    ) -> Case:
+        return self.advance(
+            case_id,
+            "pause",
+            actor=actor,
+            reason=reason,
+            review_date=review_date,
+            effective_at=effective_at,
+            expected_version=expected_version,
+        )
+
+    def resume(
+        self,
+        case_id: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+        expected_version: int | None = None,
+    ) -> Case:
+        return self.advance(
+            case_id,
+            "resume",
+            actor=actor,
+            reason=reason,
+            effective_at=effective_at,
+            expected_version=expected_version,
+        )
+
+    def withdraw(
+        self,
+        case_id: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+        expected_version: int | None = None,
+    ) -> Case:
+        """The participant withdraws: needs only a date and a reason, never an approval."""
+        return self.advance(
+            case_id,
+            "withdraw",
+            actor=actor,
+            reason=reason,
+            effective_at=effective_at,
+            expected_version=expected_version,
+        )
+
+    def close(
+        self,
+        case_id: str,
+        reason: str,
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+        expected_version: int | None = None,
+    ) -> Case:
+        """Close for one of the workflow's `close_reasons` (`ineligible` needs a team leader).
+        For withdrawal, disengagement or completion use their own triggers."""
+        return self.advance(
+            case_id,
+            "close",
+            actor=actor,
+            outcome=reason,
+            reason=note or reason,
+            effective_at=effective_at,
+            expected_version=expected_version,
+        )
+
+    def assign(
+        self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
+    ) -> Case:
+        who = self._actor_id(actor)
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            tx.staff(coach)
+            return self.engine.assign(
+                tx.snapshot(case_id), coach, actor=tx.staff(who), now=now, reason=reason
+            )
+
+        case, _ = self.store.write(decide)
+        assert case is not None
+        return case
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def case(self, case_id: str) -> Case:
+        return self.store.case(case_id)
+
+    def cases(
+        self,
+        *,
+        coach: str | None = None,
+        stage: str | None = None,
+        status: Status | str | None = None,
+        participant_id: str | None = None,
+        overdue: bool = False,
+        limit: int | None = None,
+    ) -> list[Case]:
+        """The caseload, filtered. `overdue` keeps open cases whose review date has passed."""
+        if stage is not None and stage not in self.workflow.states:
+            raise InvalidInput(
+                f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
+            )
+        try:
+            wanted = Status(status) if status is not None else None
+        except ValueError:
+            raise InvalidInput(
+                f"unknown status {status!r}; statuses: active, paused, closed"
+            ) from None
+        due_by = self.now().date() - dt.timedelta(days=1) if overdue else None
+        return list(
+            self.store.cases(
+                CaseFilter(
+                    coach=coach,
+                    state=stage,
+                    status=wanted,
+                    participant_id=participant_id,
+                    due_by=due_by,
+                    limit=limit,
+                )
+            )
+        )
+
+    def due(
+        self, *, coach: str | None = None, within_days: int = 0, as_of: dt.date | None = None
+    ) -> list[Case]:
+        """Open cases whose review is due on or before `as_of` + `within_days`, soonest first."""
+        day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
+        return list(self.store.cases(CaseFilter(coach=coach, due_by=day)))
+
+    def records(self, case_id: str, *, include_superseded: bool = False) -> list[Record]:
+        records = self.store.records(case_id)
+        if include_superseded:
+            return records
+        gone = {r.supersedes for r in records if r.supersedes is not None}
+        return [r for r in records if r.seq not in gone]
+
+    def participant(self, participant_id: str, *, actor: str | None = None) -> Participant:
+        """The participant, with personal details only for staff who work with cases (not
+        auditors)."""
+        tx = self.store.read()
+        found = tx.participant(participant_id)
+        if found is None:
+            from .errors import NotFound
+
+            raise NotFound(f"no participant {participant_id!r}")
+        viewer = tx.staff(self._actor_id(actor))
+        if viewer.role is Role.AUDITOR:
+            return found
+        details = self.store.personal_details(participant_id)
+        return Participant(id=found.id, created_at=found.created_at, details=details)
+
+    def history(self, case_id: str) -> list[Event]:
+        self.store.case(case_id)
+        return list(self.store.events(case_id=case_id))
+
+    def events(self, after_seq: int = 0) -> list[Event]:
+        return list(self.store.events(after_seq=after_seq))
+
+    def verify(self) -> Verification:
+        """Walk the whole audit chain: ok, or the first event that does not fit and why."""
+        return verify_chain(self.store.event_rows())

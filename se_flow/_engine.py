@@ -1,0 +1,496 @@
+"""The engine: decides what a command does to a case, without touching storage or the clock.
+
+Every function takes the case as read, the actor, `now` and what was asked, and returns a
+`Change` (the case after, the audit event to append, the record to keep) or raises the
+`SEFlowError` that says why not. The store applies a `Change` atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from ._guards import GUARDS, GuardContext
+from ._model import Case, Check, GuardResult, Override, Participant, Record, Staff, Status
+from ._workflow import TransitionSpec, Workflow
+from .errors import (
+    CaseClosed,
+    CaseConflict,
+    CasePaused,
+    FutureEffectiveDate,
+    GuardsFailed,
+    InvalidInput,
+    InvalidRecord,
+    PermissionDenied,
+    TriggerNotAvailable,
+    UnknownRecordKind,
+    UnknownTrigger,
+)
+
+__all__ = ["Change", "Engine", "EventDraft", "RecordDraft", "Snapshot"]
+
+
+@frozen
+class EventDraft:
+    """An audit event before the store gives it a place (seq) in the chain."""
+
+    case_id: str | None
+    kind: str
+    actor: str
+    role: str
+    effective_at: dt.datetime
+    recorded_at: dt.datetime
+    workflow_hash: str
+    trigger: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    from_phase: str | None = None
+    to_phase: str | None = None
+    reason: str | None = None
+    guards: tuple[GuardResult, ...] = ()
+    override: Override | None = None
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@frozen
+class RecordDraft:
+    kind: str
+    fields: Mapping[str, Any]
+    supersedes: int | None = None
+
+
+@frozen
+class Change:
+    """What one command does. `expected_version` is None when the case is new."""
+
+    case: Case | None
+    expected_version: int | None
+    event: EventDraft
+    record: RecordDraft | None = None
+    participant: Participant | None = None
+    staff: Staff | None = None
+
+
+@frozen
+class Snapshot:
+    """A case as the store read it inside the write transaction."""
+
+    case: Case
+    records: tuple[Record, ...]
+    marks: Mapping[str, int]
+
+
+class Engine:
+    """Evaluates commands against one workflow definition (and its one `Machine`)."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+
+    # --- guards and triggers -------------------------------------------------------------
+
+    def _spec(self, case: Case, trigger: str) -> TransitionSpec:
+        wf = self.workflow
+        if trigger not in wf.machine.events:
+            raise UnknownTrigger(trigger, wf.triggers)
+        if case.status is Status.CLOSED:
+            raise CaseClosed(case.id, trigger)
+        spec = wf.transition(trigger, case.state, case.phase)
+        if spec is None:
+            raise TriggerNotAvailable(
+                case.id, trigger, self._where(case), [t.trigger for t in self._open(case)]
+            )
+        if case.status is Status.PAUSED and not spec.while_paused:
+            raise CasePaused(case.id, trigger)
+        if case.status is not Status.PAUSED and spec.effect == "resume":
+            raise TriggerNotAvailable(
+                case.id, trigger, self._where(case), [t.trigger for t in self._open(case)]
+            )
+        return spec
+
+    def _where(self, case: Case) -> str:
+        where = f"{case.state} ({case.phase})" if case.phase else case.state
+        return f"{where}, paused" if case.status is Status.PAUSED else where
+
+    def _open(self, case: Case) -> list[TransitionSpec]:
+        if case.status is Status.CLOSED:
+            return []
+        specs = self.workflow.available(case.state, case.phase)
+        if case.status is Status.PAUSED:
+            return [s for s in specs if s.while_paused]
+        return [s for s in specs if s.effect != "resume"]
+
+    def _evaluate(self, spec: TransitionSpec, ctx: GuardContext) -> tuple[GuardResult, ...]:
+        results = []
+        for g in spec.guards:
+            passed, why = GUARDS[g.guard](ctx, g.params)
+            results.append(GuardResult(guard=g.name, passed=passed, reason=why, soft=g.soft))
+        return tuple(results)
+
+    def _dest(self, case: Case, spec: TransitionSpec) -> str:
+        return spec.dest or case.state
+
+    def check(self, snap: Snapshot, ctx: GuardContext, trigger: str) -> Check:
+        spec = self._spec(snap.case, trigger)
+        return Check(
+            case_id=snap.case.id,
+            trigger=trigger,
+            source=snap.case.state,
+            dest=self._dest(snap.case, spec),
+            results=self._evaluate(spec, ctx),
+            label=spec.title,
+        )
+
+    def available(self, snap: Snapshot, ctx: GuardContext) -> list[Check]:
+        return [
+            Check(
+                case_id=snap.case.id,
+                trigger=spec.trigger,
+                source=snap.case.state,
+                dest=self._dest(snap.case, spec),
+                results=self._evaluate(spec, ctx),
+                label=spec.title,
+            )
+            for spec in self._open(snap.case)
+        ]
+
+    # --- commands ------------------------------------------------------------------------
+
+    def fire(
+        self,
+        snap: Snapshot,
+        ctx: GuardContext,
+        trigger: str,
+        *,
+        override: str | None = None,
+        expected_version: int | None = None,
+    ) -> Change:
+        case = snap.case
+        self._may_write(ctx.actor, case.id)
+        self._check_version(case, expected_version)
+        self._check_effective(ctx.effective_at, ctx.now)
+        spec = self._spec(case, trigger)
+        results = self._evaluate(spec, ctx)
+        failed = [r for r in results if not r.passed]
+        used_override: Override | None = None
+        if override is not None and not override.strip():
+            raise InvalidInput("an override needs a reason")
+        if failed:
+            if override is None or any(not r.soft for r in failed):
+                raise GuardsFailed(case.id, trigger, results)
+            if not ctx.actor.can_override:
+                raise PermissionDenied(
+                    f"case {case.id}: only a team leader may override soft guards "
+                    f"({', '.join(r.guard for r in failed)}); {ctx.actor.id} is a "
+                    f"{ctx.actor.role.value.replace('_', ' ')}",
+                    ctx.actor.id,
+                )
+            used_override = Override(by=ctx.actor.id, reason=override.strip())
+
+        at = ctx.effective_at
+        dest = self._dest(case, spec)
+        status = case.status
+        phase = case.phase
+        stage_entered = case.stage_entered_at
+        outcome = None
+        closed_at = None
+        payload: dict[str, Any] = {}
+        if spec.effect == "pause":
+            status = Status.PAUSED
+            assert ctx.review_date is not None  # the review_date guard passed
+            payload["review_date"] = ctx.review_date.isoformat()
+        elif spec.effect == "resume":
+            status = Status.ACTIVE
+        elif spec.effect == "phase":
+            phase = spec.to_phase
+        elif dest == self.workflow.final:
+            status = Status.CLOSED
+            outcome = spec.outcome or ctx.outcome
+            closed_at = at
+            payload["outcome"] = outcome
+        elif dest != case.state:
+            stage = self.workflow.states[dest]
+            phase = stage.phases[0] if stage.phases else None
+            stage_entered = at
+            status = Status.ACTIVE
+
+        after = attrs.evolve(
+            case,
+            state=dest,
+            phase=phase,
+            status=status,
+            version=case.version + 1,
+            stage_entered_at=stage_entered,
+            outcome=outcome,
+            closed_at=closed_at,
+        )
+        after = attrs.evolve(after, review_due=self._review_due(after, ctx.review_date))
+        kind = {"move": "transition", "phase": "phase"}.get(spec.effect, spec.effect)
+        event = EventDraft(
+            case_id=case.id,
+            kind=kind,
+            actor=ctx.actor.id,
+            role=ctx.actor.role.value,
+            effective_at=at,
+            recorded_at=ctx.now,
+            workflow_hash=self.workflow.hash,
+            trigger=trigger,
+            from_state=case.state,
+            to_state=dest,
+            from_phase=case.phase,
+            to_phase=phase,
+            reason=(ctx.reason or "").strip() or None,
+            guards=results,
+            override=used_override,
+            payload=payload,
+        )
+        return Change(case=after, expected_version=case.version, event=event)
+
+    def add_record(
+        self,
+        snap: Snapshot,
+        kind: str,
+        values: Mapping[str, Any],
+        *,
+        actor: Staff,
+        now: dt.datetime,
+        effective_at: dt.datetime,
+        supersedes: int | None = None,
+        expected_version: int | None = None,
+    ) -> Change:
+        case = snap.case
+        self._may_write(actor, case.id)
+        self._check_version(case, expected_version)
+        self._check_effective(effective_at, now)
+        if case.status is Status.CLOSED:
+            raise CaseClosed(case.id, f"record {kind}")
+        fields = self.parse_record(kind, values, case.id)
+        if supersedes is not None:
+            old = next((r for r in snap.records if r.seq == supersedes), None)
+            if old is None:
+                raise InvalidRecord(
+                    kind,
+                    {
+                        "supersedes": f"no current record {supersedes} on case {case.id} "
+                        "(it may already be superseded)"
+                    },
+                    case.id,
+                )
+            if old.kind != kind:
+                raise InvalidRecord(
+                    kind,
+                    {"supersedes": f"record {supersedes} is a {old.kind}, not a {kind}"},
+                    case.id,
+                )
+        last_contact = case.last_contact_at
+        if self.workflow.records[kind].contact and (
+            last_contact is None or effective_at > last_contact
+        ):
+            last_contact = effective_at
+        after = attrs.evolve(case, version=case.version + 1, last_contact_at=last_contact)
+        after = attrs.evolve(after, review_due=self._review_due(after, None))
+        record = RecordDraft(kind=kind, fields=fields, supersedes=supersedes)
+        event = EventDraft(
+            case_id=case.id,
+            kind="record",
+            actor=actor.id,
+            role=actor.role.value,
+            effective_at=effective_at,
+            recorded_at=now,
+            workflow_hash=self.workflow.hash,
+            from_state=case.state,
+            to_state=case.state,
+            from_phase=case.phase,
+            to_phase=case.phase,
+            payload=self.record_payload(record),
+        )
+        return Change(case=after, expected_version=case.version, event=event, record=record)
+
+    def open_case(
+        self,
+        case_id: str,
+        participant: Participant,
+        referral: Mapping[str, Any],
+        *,
+        actor: Staff,
+        now: dt.datetime,
+        effective_at: dt.datetime,
+        coach: str | None,
+        previous: Case | None = None,
+        new_participant: bool = True,
+    ) -> Change:
+        """A new case: a referral (state `initial`) or, given `previous`, a reopened episode."""
+        self._may_write(actor, case_id)
+        self._check_effective(effective_at, now)
+        wf = self.workflow
+        record_kind = wf.reopen.record if previous else self._referral_kind()
+        fields = self.parse_record(record_kind, referral, case_id)
+        if previous is not None:
+            if previous.status is not Status.CLOSED:
+                raise InvalidInput(
+                    f"case {previous.id} is still open ({previous.state}); only a closed case "
+                    "can be reopened"
+                )
+            state, kind = wf.reopen.dest, "reopen"
+        else:
+            state, kind = wf.initial, "referral"
+        stage = wf.states[state]
+        case = Case(
+            id=case_id,
+            participant_id=participant.id,
+            state=state,
+            phase=stage.phases[0] if stage.phases else None,
+            status=Status.ACTIVE,
+            version=1,
+            opened_at=effective_at,
+            stage_entered_at=effective_at,
+            coach=coach,
+            episode=previous.episode + 1 if previous else 1,
+            previous_case_id=previous.id if previous else None,
+            last_contact_at=effective_at if wf.records[record_kind].contact else None,
+        )
+        case = attrs.evolve(case, review_due=self._review_due(case, None))
+        record = RecordDraft(kind=record_kind, fields=fields)
+        payload = self.record_payload(record)
+        payload["participant_id"] = participant.id
+        payload["coach"] = coach
+        if previous is not None:
+            payload["previous_case_id"] = previous.id
+        event = EventDraft(
+            case_id=case_id,
+            kind=kind,
+            actor=actor.id,
+            role=actor.role.value,
+            effective_at=effective_at,
+            recorded_at=now,
+            workflow_hash=wf.hash,
+            trigger=kind,
+            from_state=previous.state if previous else None,
+            to_state=state,
+            to_phase=case.phase,
+            payload=payload,
+        )
+        return Change(
+            case=case,
+            expected_version=None,
+            event=event,
+            record=record,
+            participant=participant if new_participant else None,
+        )
+
+    def assign(
+        self, snap: Snapshot, coach: str, *, actor: Staff, now: dt.datetime, reason: str | None
+    ) -> Change:
+        case = snap.case
+        self._may_write(actor, case.id)
+        if case.status is Status.CLOSED:
+            raise CaseClosed(case.id, "assign")
+        after = attrs.evolve(case, coach=coach, version=case.version + 1)
+        event = EventDraft(
+            case_id=case.id,
+            kind="assign",
+            actor=actor.id,
+            role=actor.role.value,
+            effective_at=now,
+            recorded_at=now,
+            workflow_hash=self.workflow.hash,
+            from_state=case.state,
+            to_state=case.state,
+            reason=reason,
+            payload={"from_coach": case.coach, "to_coach": coach},
+        )
+        return Change(case=after, expected_version=case.version, event=event)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def parse_record(
+        self, kind: str, values: Mapping[str, Any], case_id: str | None
+    ) -> dict[str, Any]:
+        spec = self.workflow.records.get(kind)
+        if spec is None:
+            raise UnknownRecordKind(kind, sorted(self.workflow.records))
+        fields, problems = spec.parse(values)
+        if problems:
+            raise InvalidRecord(kind, problems, case_id)
+        return fields
+
+    def record_payload(self, record: RecordDraft) -> dict[str, Any]:
+        spec = self.workflow.records[record.kind]
+        payload: dict[str, Any] = {
+            "record": {"kind": record.kind, "fields": spec.to_json(record.fields)}
+        }
+        if record.supersedes is not None:
+            payload["record"]["supersedes"] = record.supersedes
+        return payload
+
+    def _referral_kind(self) -> str:
+        # The kind the first transition's guards ask for; "referral" in the default workflow.
+        return self.workflow.reopen.record
+
+    def _review_due(self, case: Case, review_date: dt.date | None) -> dt.date | None:
+        if case.status is Status.CLOSED:
+            return None
+        if case.status is Status.PAUSED:
+            return review_date if review_date is not None else case.review_due
+        days = self.workflow.states[case.state].review_days_for(case.phase)
+        if days is None:
+            return None
+        base = case.stage_entered_at
+        if case.last_contact_at is not None and case.last_contact_at > base:
+            base = case.last_contact_at
+        return base.date() + dt.timedelta(days=days)
+
+    @staticmethod
+    def _may_write(actor: Staff, case_id: str | None) -> None:
+        if not actor.active:
+            raise PermissionDenied(f"{actor.id} is no longer active staff", actor.id)
+        if not actor.can_write:
+            where = f" case {case_id}" if case_id else ""
+            raise PermissionDenied(
+                f"{actor.id} is an auditor: auditors can read and verify, not change{where}",
+                actor.id,
+            )
+
+    @staticmethod
+    def _check_version(case: Case, expected: int | None) -> None:
+        if expected is not None and expected != case.version:
+            raise CaseConflict(case.id, expected, case.version)
+
+    @staticmethod
+    def _check_effective(effective_at: dt.datetime, now: dt.datetime) -> None:
+        if effective_at > now:
+            raise FutureEffectiveDate(effective_at.isoformat(), now.isoformat())
+
+
+def context(
+    engine: Engine,
+    snap: Snapshot,
+    actor: Staff,
+    now: dt.datetime,
+    effective_at: dt.datetime | None = None,
+    *,
+    reason: str | None = None,
+    review_date: dt.date | None = None,
+    outcome: str | None = None,
+) -> GuardContext:
+    return GuardContext(
+        case=snap.case,
+        records=snap.records,
+        marks=snap.marks,
+        actor=actor,
+        now=now,
+        effective_at=effective_at or now,
+        workflow=engine.workflow,
+        reason=reason,
+        review_date=review_date,
+        outcome=outcome,
+    )
+
+
+def current(records: Sequence[Record]) -> tuple[Record, ...]:
+    """The records not superseded by a later one."""
+    gone = {r.supersedes for r in records if r.supersedes is not None}
+    return tuple(r for r in records if r.seq not in gone)

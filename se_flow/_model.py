@@ -1,0 +1,236 @@
+"""The values se-flow hands out: frozen, typed, free of storage and clocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+__all__ = [
+    "Case",
+    "Check",
+    "Event",
+    "GuardResult",
+    "Override",
+    "Participant",
+    "PersonalDetails",
+    "Record",
+    "Role",
+    "Staff",
+    "Status",
+    "Verification",
+]
+
+
+class Role(StrEnum):
+    COACH = "coach"
+    TEAM_LEADER = "team_leader"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    from types import MappingProxyType
+
+    return MappingProxyType(dict(value or {}))
+
+
+@frozen
+class Staff:
+    id: str
+    name: str
+    role: Role = field(converter=Role)
+    active: bool = True
+
+    @property
+    def can_write(self) -> bool:
+        return self.role is not Role.AUDITOR
+
+    @property
+    def can_override(self) -> bool:
+        return self.role in (Role.TEAM_LEADER, Role.ADMIN)
+
+
+@frozen
+class PersonalDetails:
+    """Personal data: kept in its own table, never in the audit log or a default export."""
+
+    name: str
+    contact: str | None = None
+    date_of_birth: dt.date | None = None
+    health_notes: str | None = None
+
+
+@frozen
+class Participant:
+    """A person, known to the log only by the pseudonymous `id`."""
+
+    id: str
+    created_at: dt.datetime
+    details: PersonalDetails | None = None
+
+
+@frozen
+class Case:
+    """One episode of support for one participant.
+
+    `state` is the workflow state (a stage id, `referred` or the final state); `phase` is the
+    phase within a stage that has phases. `version` counts the events applied to the case.
+    `review_due` is when the next review or contact falls due (None once closed).
+    """
+
+    id: str
+    participant_id: str
+    state: str
+    status: Status = field(converter=Status)
+    version: int
+    opened_at: dt.datetime
+    stage_entered_at: dt.datetime
+    coach: str | None = None
+    phase: str | None = None
+    episode: int = 1
+    previous_case_id: str | None = None
+    last_contact_at: dt.datetime | None = None
+    review_due: dt.date | None = None
+    outcome: str | None = None
+    closed_at: dt.datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not Status.CLOSED
+
+
+@frozen
+class Record:
+    """A piece of evidence. Never edited: a correction supersedes it with a new record.
+
+    `seq` is the audit event that recorded it, and serves as its id.
+    """
+
+    seq: int
+    case_id: str
+    kind: str
+    fields: Mapping[str, Any] = field(converter=_frozen_mapping)
+    effective_at: dt.datetime
+    recorded_at: dt.datetime
+    actor: str
+    supersedes: int | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+
+@frozen
+class GuardResult:
+    """One guard's verdict, in plain words a job coach can act on."""
+
+    guard: str
+    passed: bool
+    reason: str
+    soft: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "guard": self.guard,
+            "passed": self.passed,
+            "reason": self.reason,
+            "soft": self.soft,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GuardResult:
+        return cls(
+            guard=data["guard"],
+            passed=bool(data["passed"]),
+            reason=data["reason"],
+            soft=bool(data.get("soft", False)),
+        )
+
+
+@frozen
+class Override:
+    by: str
+    reason: str
+
+
+@frozen
+class Check:
+    """What would happen if `trigger` were fired now: every guard's result, nothing changed."""
+
+    case_id: str
+    trigger: str
+    source: str
+    dest: str
+    results: tuple[GuardResult, ...]
+    label: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failed(self) -> tuple[GuardResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    @property
+    def overridable(self) -> bool:
+        """Blocked by soft guards only, so a team leader may override."""
+        failed = self.failed
+        return bool(failed) and all(r.soft for r in failed)
+
+
+@frozen
+class Event:
+    """One entry of the append-only, hash-chained audit log."""
+
+    seq: int
+    case_id: str | None
+    kind: str
+    actor: str
+    role: str
+    effective_at: dt.datetime
+    recorded_at: dt.datetime
+    workflow_hash: str
+    prev_hash: str
+    hash: str
+    trigger: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    from_phase: str | None = None
+    to_phase: str | None = None
+    reason: str | None = None
+    guards: tuple[GuardResult, ...] = ()
+    override: Override | None = None
+    payload: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+@frozen
+class Verification:
+    """The result of walking the audit chain: ok, or the first event that does not fit."""
+
+    ok: bool
+    events: int
+    head_seq: int
+    head_hash: str
+    bad_seq: int | None = None
+    problem: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def evolve(instance: Any, **changes: Any) -> Any:
+    return attrs.evolve(instance, **changes)

@@ -1,0 +1,100 @@
+"""The one seam between the engine and storage.
+
+A store runs each command as one write transaction: it opens the transaction, hands the
+command a `Tx` to read what it needs (the actor, the case as it is now), takes back the
+`Change` the engine decided, and commits the case update, the record and the sealed audit
+event together, or nothing. Every store passes `tests/store_contract.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from attrs import frozen
+
+from ._engine import Change, Snapshot
+from ._model import Case, Event, Participant, PersonalDetails, Record, Staff, Status
+
+__all__ = ["CaseFilter", "Store", "Tx"]
+
+
+class Tx(abc.ABC):
+    """Reads inside a write transaction: what a command sees is what it commits against."""
+
+    @abc.abstractmethod
+    def staff(self, staff_id: str) -> Staff:
+        """Raises `StaffNotFound`."""
+
+    @abc.abstractmethod
+    def has_staff(self) -> bool: ...
+
+    @abc.abstractmethod
+    def snapshot(self, case_id: str) -> Snapshot:
+        """The case, its current records and its trigger marks. Raises `CaseNotFound`."""
+
+    @abc.abstractmethod
+    def new_case_id(self) -> str: ...
+
+    @abc.abstractmethod
+    def participant(self, participant_id: str) -> Participant | None: ...
+
+
+@frozen
+class CaseFilter:
+    coach: str | None = None
+    state: str | None = None
+    status: Status | None = None
+    participant_id: str | None = None
+    due_by: dt.date | None = None
+    """Only open cases whose review falls due on or before this date."""
+    limit: int | None = None
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        """Run `decide` inside one write transaction and commit what it returns.
+
+        Raises whatever `decide` raises (nothing is written), `CaseConflict` if the case's
+        version moved, `StoreBusy` if the lock could not be had."""
+
+    @abc.abstractmethod
+    def read(self) -> Tx:
+        """A `Tx` for dry runs (check, available): same reads, nothing written."""
+
+    @abc.abstractmethod
+    def case(self, case_id: str) -> Case: ...
+
+    @abc.abstractmethod
+    def cases(self, where: CaseFilter) -> Iterator[Case]: ...
+
+    @abc.abstractmethod
+    def records(self, case_id: str) -> list[Record]:
+        """Every record of a case, superseded ones included, in the order recorded."""
+
+    @abc.abstractmethod
+    def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]: ...
+
+    @abc.abstractmethod
+    def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:
+        """Stored event rows in seq order, exactly as kept (for verification)."""
+
+    @abc.abstractmethod
+    def head(self) -> tuple[int, str]:
+        """The last event's seq and hash ((0, GENESIS) when empty)."""
+
+    @abc.abstractmethod
+    def list_staff(self) -> list[Staff]: ...
+
+    @abc.abstractmethod
+    def personal_details(self, participant_id: str) -> PersonalDetails | None: ...
+
+    @abc.abstractmethod
+    def store_id(self) -> str:
+        """A random id fixed when the store was created (ties a checkpoint to its log)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,301 @@
+"""Every refusal se-flow makes, as one exception tree.
+
+```
+SEFlowError                               exit 1
+├── WorkflowInvalid(ValueError)           exit 3   stage data with faults (all of them listed)
+├── NotFound(LookupError)                 exit 4
+│   ├── CaseNotFound
+│   ├── StaffNotFound
+│   ├── UnknownTrigger
+│   └── UnknownRecordKind
+├── InvalidInput(ValueError)              exit 5
+│   ├── InvalidRecord                     a record field missing, unknown or of the wrong type
+│   ├── FutureEffectiveDate               effective_at later than now
+│   └── InvalidExportRequest              an export asked for something that cannot be given
+├── TransitionRefused                     exit 6
+│   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
+│   ├── CaseClosed                        the case is closed: reopen makes a new case
+│   ├── CasePaused                        no stage move while paused
+│   └── GuardsFailed                      evidence missing: carries every guard result
+├── PermissionDenied(PermissionError)     exit 7   role may not do this (auditor writing, override
+│                                                  by a coach, ...)
+├── CaseConflict                          exit 8   lost race: the case changed since it was read
+├── AuditError                            exit 9
+│   ├── ChainBroken                       verify found an event that does not fit
+│   └── ExportMismatch                    an export does not match its manifest
+└── StoreError(OSError)                   exit 10
+    ├── StoreUnavailable                  cannot open, not a database, or corrupt
+    └── StoreBusy                         another writer held the lock past the busy timeout
+```
+
+Each class carries the context a caller needs (case id, trigger, guard results) as attributes,
+and `exit_code`, the CLI's documented exit status for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._model import GuardResult
+
+__all__ = [
+    "AuditError",
+    "CaseClosed",
+    "CaseConflict",
+    "CaseNotFound",
+    "CasePaused",
+    "ChainBroken",
+    "ExportMismatch",
+    "Fault",
+    "FutureEffectiveDate",
+    "GuardsFailed",
+    "InvalidExportRequest",
+    "InvalidInput",
+    "InvalidRecord",
+    "NotFound",
+    "PermissionDenied",
+    "SEFlowError",
+    "StaffNotFound",
+    "StoreBusy",
+    "StoreError",
+    "StoreUnavailable",
+    "TransitionRefused",
+    "TriggerNotAvailable",
+    "UnknownRecordKind",
+    "UnknownTrigger",
+    "WorkflowInvalid",
+]
+
+
+class SEFlowError(Exception):
+    """Base of every error se-flow raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- workflow definition -------------------------------------------------------------------
+
+
+class Fault:
+    """One fault found by one named check of a stage folder."""
+
+    __slots__ = ("check", "message")
+
+    def __init__(self, check: str, message: str) -> None:
+        self.check = check
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Fault({self.check!r}, {self.message!r})"
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.message}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fault) and (self.check, self.message) == (
+            other.check,
+            other.message,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.check, self.message))
+
+
+class WorkflowInvalid(SEFlowError, ValueError):
+    """The stage data failed one or more named checks; `faults` lists every one."""
+
+    exit_code = 3
+
+    def __init__(self, source: str, faults: Sequence[Fault]) -> None:
+        self.source = source
+        self.faults = tuple(faults)
+        lines = "; ".join(str(f) for f in self.faults)
+        super().__init__(f"workflow {source} has {len(self.faults)} fault(s): {lines}")
+
+
+# --- not found -----------------------------------------------------------------------------
+
+
+class NotFound(SEFlowError, LookupError):
+    exit_code = 4
+
+
+class CaseNotFound(NotFound):
+    def __init__(self, case_id: str) -> None:
+        self.case_id = case_id
+        super().__init__(f"no case {case_id!r}")
+
+
+class StaffNotFound(NotFound):
+    def __init__(self, staff_id: str) -> None:
+        self.staff_id = staff_id
+        super().__init__(
+            f"no staff member {staff_id!r}: add them first (se-flow staff add {staff_id} ...)"
+        )
+
+
+class UnknownTrigger(NotFound):
+    def __init__(self, trigger: str, known: Sequence[str]) -> None:
+        self.trigger = trigger
+        self.known = tuple(known)
+        super().__init__(f"unknown trigger {trigger!r}; known: {', '.join(self.known)}")
+
+
+class UnknownRecordKind(NotFound):
+    def __init__(self, kind: str, known: Sequence[str]) -> None:
+        self.kind = kind
+        self.known = tuple(known)
+        super().__init__(f"unknown record kind {kind!r}; known: {', '.join(self.known)}")
+
+
+# --- invalid input -------------------------------------------------------------------------
+
+
+class InvalidInput(SEFlowError, ValueError):
+    exit_code = 5
+
+
+class InvalidRecord(InvalidInput):
+    """A record was refused; `problems` maps each field at fault to what is wrong with it."""
+
+    def __init__(self, kind: str, problems: dict[str, str], case_id: str | None = None) -> None:
+        self.kind = kind
+        self.case_id = case_id
+        self.problems = dict(problems)
+        detail = "; ".join(f"{name}: {why}" for name, why in self.problems.items())
+        where = f" on case {case_id}" if case_id else ""
+        super().__init__(f"{kind} record refused{where}: {detail}")
+
+
+class FutureEffectiveDate(InvalidInput):
+    def __init__(self, effective_at: str, now: str) -> None:
+        self.effective_at = effective_at
+        self.now = now
+        super().__init__(
+            f"effective_at {effective_at} is in the future (now is {now}); "
+            "things can be back-dated, never forward-dated"
+        )
+
+
+class InvalidExportRequest(InvalidInput):
+    pass
+
+
+# --- refused transitions -------------------------------------------------------------------
+
+
+class TransitionRefused(SEFlowError):
+    exit_code = 6
+
+    def __init__(self, message: str, case_id: str, trigger: str) -> None:
+        self.case_id = case_id
+        self.trigger = trigger
+        super().__init__(message)
+
+
+class TriggerNotAvailable(TransitionRefused):
+    def __init__(self, case_id: str, trigger: str, state: str, available: Sequence[str]) -> None:
+        self.state = state
+        self.available = tuple(available)
+        options = ", ".join(self.available) or "none"
+        super().__init__(
+            f"case {case_id}: {trigger!r} is not possible from {state}; possible now: {options}",
+            case_id,
+            trigger,
+        )
+
+
+class CaseClosed(TransitionRefused):
+    def __init__(self, case_id: str, trigger: str) -> None:
+        super().__init__(
+            f"case {case_id} is closed; reopen it to start a new episode", case_id, trigger
+        )
+
+
+class CasePaused(TransitionRefused):
+    def __init__(self, case_id: str, trigger: str) -> None:
+        super().__init__(
+            f"case {case_id} is paused: resume it before {trigger!r}", case_id, trigger
+        )
+
+
+class GuardsFailed(TransitionRefused):
+    """`results` holds every guard's result, passed and failed, in definition order."""
+
+    def __init__(self, case_id: str, trigger: str, results: Sequence[GuardResult]) -> None:
+        self.results = tuple(results)
+        failed = [r for r in self.results if not r.passed]
+        self.failed = tuple(failed)
+        self.soft_only = all(r.soft for r in failed)
+        detail = "; ".join(f"{r.guard}: {r.reason}" for r in failed)
+        hint = (
+            " (soft guards only: a team leader may override with a reason)"
+            if (self.soft_only)
+            else ""
+        )
+        super().__init__(f"case {case_id}: {trigger} refused: {detail}{hint}", case_id, trigger)
+
+
+# --- permissions, races --------------------------------------------------------------------
+
+
+class PermissionDenied(SEFlowError, PermissionError):
+    exit_code = 7
+
+    def __init__(self, message: str, actor: str | None = None) -> None:
+        self.actor = actor
+        super().__init__(message)
+
+
+class CaseConflict(SEFlowError):
+    exit_code = 8
+
+    def __init__(self, case_id: str, expected_version: int, actual_version: int) -> None:
+        self.case_id = case_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(
+            f"case {case_id} changed while you were working on it "
+            f"(you had version {expected_version}, it is now {actual_version}); "
+            "look at it again and retry"
+        )
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+class AuditError(SEFlowError):
+    exit_code = 9
+
+
+class ChainBroken(AuditError):
+    def __init__(self, seq: int | None, why: str) -> None:
+        self.seq = seq
+        self.why = why
+        where = f"at event {seq}" if seq is not None else "in the log"
+        super().__init__(f"audit chain broken {where}: {why}")
+
+
+class ExportMismatch(AuditError):
+    pass
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+class StoreError(SEFlowError, OSError):
+    exit_code = 10
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class StoreBusy(StoreError):
+    pass
