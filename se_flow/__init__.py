@@ -10,6 +10,7 @@ Everything public is named in `__all__`; the modules starting with `_` are priva
 
 from ._api import SEFlow, open
 from ._audit import GENESIS
+from ._export import Checkpoint, ExportVerification, Manifest, verify_export
 from ._loader import default_stages_dir, load_workflow
 from ._model import (
     Case,
@@ -66,8 +67,10 @@ __all__ = [
     "CasePaused",
     "ChainBroken",
     "Check",
+    "Checkpoint",
     "Event",
     "ExportMismatch",
+    "ExportVerification",
     "Fault",
     "FutureEffectiveDate",
     "GuardResult",
@@ -75,6 +78,7 @@ __all__ = [
     "InvalidExportRequest",
     "InvalidInput",
     "InvalidRecord",
+    "Manifest",
     "NotFound",
     "Override",
     "Participant",
@@ -101,4 +105,5 @@ __all__ = [
     "default_stages_dir",
     "load_workflow",
     "open",
+    "verify_export",
 ]

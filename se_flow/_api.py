@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import attrs
+
 from ._audit import verify_chain
 from ._engine import Change, Engine, EventDraft, Snapshot, context
+from ._export import (
+    TABLES,
+    Checkpoint,
+    ExportVerification,
+    Manifest,
+    Progress,
+    take_checkpoint,
+    verify_against_log,
+    verify_with_checkpoint,
+    write_export,
+)
 from ._loader import load_workflow
 from ._model import (
     Case,
@@ -24,10 +39,11 @@ from ._model import (
     Status,
     Verification,
 )
+from ._replay import mismatch, replay
 from ._sqlite import SQLiteStore
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
-from .errors import InvalidInput, PermissionDenied
+from .errors import CaseNotFound, InvalidInput, PermissionDenied
 
 __all__ = ["SEFlow", "open"]
 
@@ -70,6 +86,15 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
 
 
+def _caseworker(tx: Tx, staff_id: str) -> Staff:
+    """The staff member a case is assigned to: an active coach or team leader."""
+    staff = tx.staff(staff_id)
+    if not staff.active or staff.role not in (Role.COACH, Role.TEAM_LEADER):
+        what = "no longer active" if not staff.active else f"an {staff.role.value}"
+        raise InvalidInput(f"{staff_id} cannot hold cases: they are {what}")
+    return staff
+
+
 class SEFlow:
     """A workflow and its store. Every write is one transaction, attributed to an actor."""
 
@@ -103,6 +128,18 @@ class SEFlow:
     def disconnect(self) -> None:
         """Close the database connection (`close` closes a case)."""
         self.store.close()
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Run many commands as one transaction, for bulk loads (history from another system):
+
+            with flow.batch():
+                for row in rows:
+                    case = flow.refer(...); flow.record(case.id, ...); flow.advance(...)
+
+        Every command is still validated and chained; one that is refused raises and undoes
+        only itself (catch it to go on); the batch commits once at the end, or not at all if
+        an exception leaves the block."""
+        return self.store.batch()
 
     def now(self) -> dt.datetime:
         now = self._clock()
@@ -207,7 +244,7 @@ class SEFlow:
         def decide(tx: Tx) -> Change:
             by = tx.staff(who)
             if coach is not None:
-                tx.staff(coach)
+                _caseworker(tx, coach)
             pid = "P-" + secrets.token_hex(5)
             while tx.participant(pid) is not None:  # pragma: no cover - 1 in 10^12
                 pid = "P-" + secrets.token_hex(5)
@@ -477,7 +514,7 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
-            tx.staff(coach)
+            _caseworker(tx, coach)
             return self.engine.assign(
                 tx.snapshot(case_id), coach, actor=tx.staff(who), now=now, reason=reason
             )
@@ -485,6 +522,41 @@ class SEFlow:
         case, _ = self.store.write(decide)
         assert case is not None
         return case
+
+    def erase_personal_data(
+        self, participant_id: str, *, reason: str, actor: str | None = None
+    ) -> None:
+        """Erase a participant's personal data (UK GDPR Art. 17), admin only. The log never
+        held it, so the chain stays whole; the erasure itself is an audit event."""
+        who = self._actor_id(actor)
+        if not reason or not reason.strip():
+            raise InvalidInput("an erasure needs a reason (the request and its legal basis)")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = tx.staff(who)
+            if by.role is not Role.ADMIN:
+                raise PermissionDenied(f"only an admin may erase personal data; {who} is not", who)
+            if tx.participant(participant_id) is None:
+                from .errors import NotFound
+
+                raise NotFound(f"no participant {participant_id!r}")
+            event = EventDraft(
+                case_id=None,
+                kind="erasure",
+                actor=who,
+                role=by.role.value,
+                effective_at=now,
+                recorded_at=now,
+                workflow_hash=self.workflow.hash,
+                reason=reason.strip(),
+                payload={"participant_id": participant_id},
+            )
+            return Change(
+                case=None, expected_version=None, event=event, erase_personal_data_of=participant_id
+            )
+
+        self.store.write(decide)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -562,6 +634,96 @@ class SEFlow:
     def events(self, after_seq: int = 0) -> list[Event]:
         return list(self.store.events(after_seq=after_seq))
 
-    def verify(self) -> Verification:
-        """Walk the whole audit chain: ok, or the first event that does not fit and why."""
-        return verify_chain(self.store.event_rows())
+    def verify(self, checkpoint: Checkpoint | None = None) -> Verification:
+        """Walk the whole audit chain: ok, or the first event that does not fit and why.
+
+        Given a `checkpoint` (from `checkpoint()`), also prove the log was only appended to
+        since: its event is still there, unchanged, and it came from this very database."""
+        if checkpoint is not None:
+            result = verify_with_checkpoint(self.store, checkpoint)
+        else:
+            result = verify_chain(self.store.event_rows())
+        if not result.ok:
+            return result
+        problem = self._case_table_problem()
+        if problem is not None:
+            return attrs.evolve(result, ok=False, problem=problem)
+        return result
+
+    def _case_table_problem(self) -> str | None:
+        """Replay each case's events (streamed case by case, so memory stays flat) and compare
+        with the case table, which reads trust: a case moved behind the log's back is named."""
+        replayed_ids = 0
+        events = self.store.events_by_case()
+        for case_id, group in itertools.groupby(events, key=lambda e: e.case_id):
+            assert case_id is not None
+            found = replay(group, self.workflow.final)[case_id]
+            replayed_ids += 1
+            try:
+                stored = self.store.case(case_id)
+            except CaseNotFound:
+                stored = None
+            problem = mismatch(stored, found)
+            if problem:
+                return problem
+        total = self.store.count_cases()
+        if total != replayed_ids:
+            return f"the case table holds {total} cases but the log has events for {replayed_ids}"
+        return None
+
+    # --- exports and checkpoints (issue 4) ---
+
+    def export(
+        self,
+        out_dir: str | Path,
+        *,
+        tables: tuple[str, ...] | list[str] | str = TABLES,
+        fmt: str = "csv",
+        since: dt.date | dt.datetime | str | None = None,
+        until: dt.date | dt.datetime | str | None = None,
+        case_id: str | None = None,
+        coach: str | None = None,
+        stage: str | None = None,
+        status: Status | str | None = None,
+        include_personal_data: bool = False,
+        actor: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """Export `tables` (stage_histories, events, clients) as `fmt` (csv, jsonl, or json:
+        one bundle file) into the new folder `out_dir`, with a `manifest.json` of row counts,
+        the chain head and every file's SHA-256, streamed in constant memory. The export is
+        itself an audit event. Pseudonymised: `include_personal_data` (admins only) adds name,
+        contact and date of birth to clients. Filters and table contents: see `se_flow._export`.
+
+        `force` replaces an earlier export in `out_dir` (never a folder of other files).
+        `progress(table, rows_done)` is called as rows are written. Raises
+        `InvalidExportRequest` (bad format, table, filter or folder), `PermissionDenied`,
+        `StoreError` (the disk failed); a failed export leaves nothing behind."""
+        return write_export(
+            self.store,
+            self.workflow,
+            Path(out_dir),
+            actor=self._actor_id(actor),
+            now=self.now(),
+            tables=tables,
+            fmt=fmt,
+            since=since,
+            until=until,
+            case_id=case_id,
+            coach=coach,
+            stage=stage,
+            status=status,
+            include_personal_data=include_personal_data,
+            force=force,
+            progress=progress,
+        )
+
+    def verify_export(self, path: str | Path) -> ExportVerification:
+        """`se_flow.verify_export` plus the manifest against this log: same database, chain
+        head still there, and the export's own audit event holding the same file hashes."""
+        return verify_against_log(self.store, path)
+
+    def checkpoint(self) -> Checkpoint:
+        """The chain head now, for an auditor to keep and later pass to `verify`."""
+        return take_checkpoint(self.store, self.now())

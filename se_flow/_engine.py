@@ -73,6 +73,7 @@ class Change:
     record: RecordDraft | None = None
     participant: Participant | None = None
     staff: Staff | None = None
+    erase_personal_data_of: str | None = None
 
 
 @frozen
@@ -173,6 +174,12 @@ class Engine:
         self._check_version(case, expected_version)
         self._check_effective(ctx.effective_at, ctx.now)
         spec = self._spec(case, trigger)
+        if ctx.effective_at.date() < case.stage_entered_at.date():
+            # A stage cannot be left before it was entered: stage spells would run backwards.
+            raise InvalidInput(
+                f"case {case.id}: {trigger} cannot take effect at {ctx.effective_at.isoformat()}, "
+                f"before the case entered {case.state} ({case.stage_entered_at.isoformat()})"
+            )
         results = self._evaluate(spec, ctx)
         failed = [r for r in results if not r.passed]
         used_override: Override | None = None
@@ -200,14 +207,17 @@ class Engine:
         payload: dict[str, Any] = {}
         if spec.effect == "pause":
             status = Status.PAUSED
-            assert ctx.review_date is not None  # the review_date guard passed
-            payload["review_date"] = ctx.review_date.isoformat()
+            # A stage folder may pause without a review_date guard; then none is kept.
+            if ctx.review_date is not None:
+                payload["review_date"] = ctx.review_date.isoformat()
         elif spec.effect == "resume":
             status = Status.ACTIVE
         elif spec.effect == "phase":
             phase = spec.to_phase
         elif dest == self.workflow.final:
             status = Status.CLOSED
+            # The final state has no phases; the event keeps the phase the case closed from.
+            phase = None
             outcome = spec.outcome or ctx.outcome
             closed_at = at
             payload["outcome"] = outcome

@@ -258,14 +258,18 @@ def close_reason(ctx: GuardContext) -> Result:
     return True, f"closure reason: {ctx.outcome}"
 
 
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
 def role(ctx: GuardContext, role: str, when_outcome: Iterable[str] | None = None) -> Result:
-    if when_outcome is not None and ctx.outcome not in set(when_outcome):
-        return True, f"no {role.replace('_', ' ')} needed for this"
     wanted = role.replace("_", " ")
+    if when_outcome is not None and ctx.outcome not in set(when_outcome):
+        return True, f"no {wanted} needed for this"
     if ctx.actor.role == Role(role):
-        return True, f"{ctx.actor.id} is a {wanted}"
+        return True, f"{ctx.actor.id} is {_a(wanted)}"
     has = ctx.actor.role.value.replace("_", " ")
-    return False, f"only a {wanted} may do this; {ctx.actor.id} is a {has}"
+    return False, f"only {_a(wanted)} may do this; {ctx.actor.id} is {_a(has)}"
 
 
 def outreach(

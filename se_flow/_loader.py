@@ -38,6 +38,16 @@ def load_workflow(path: str | Path | None = None) -> Workflow:
             parts.append((file.name, tomllib.loads(file.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             faults.append(Fault("files_readable", f"{file.name}: {exc}"))
+    try:
+        workflow = build(parts, catalog=GUARDS, source=source)
+    except WorkflowInvalid as invalid:
+        # Check what could be read too, so one run reports every fault, not just the first file.
+        raise WorkflowInvalid(source, [*faults, *invalid.faults]) from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # Data of the wrong shape (a string where a table belongs, say) that the named checks
+        # could not get past: still a fault report, never a traceback.
+        shape = Fault("stage_data_well_formed", f"a value has the wrong type or shape: {exc!r}")
+        raise WorkflowInvalid(source, [*faults, shape]) from None
     if faults:
         raise WorkflowInvalid(source, faults)
-    return build(parts, catalog=GUARDS, source=source)
+    return workflow

@@ -9,6 +9,7 @@ event together, or nothing. Every store passes `tests/store_contract.py`.
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -62,6 +63,11 @@ class Store(abc.ABC):
         version moved, `StoreBusy` if the lock could not be had."""
 
     @abc.abstractmethod
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group the writes inside into one transaction (one commit) for bulk loads. Each
+        write stays atomic on its own: a refused one undoes only itself."""
+
+    @abc.abstractmethod
     def read(self) -> Tx:
         """A `Tx` for dry runs (check, available): same reads, nothing written."""
 
@@ -77,6 +83,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]: ...
+
+    @abc.abstractmethod
+    def events_by_case(self) -> Iterator[Event]:
+        """Every event that belongs to a case, ordered by case then seq (streamed)."""
+
+    @abc.abstractmethod
+    def count_cases(self) -> int: ...
 
     @abc.abstractmethod
     def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:
@@ -98,3 +111,31 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # --- exports (issue 4) ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def event_table(
+        self,
+        *,
+        case_id: str | None = None,
+        cases: CaseFilter | None = None,
+        since: dt.datetime | None = None,
+        before: dt.datetime | None = None,
+        kinds: tuple[str, ...] | None = None,
+        as_json: bool = False,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
+        read any size in constant memory): tuples in `_audit.FIELDS` order or, with `as_json`,
+        1-tuples holding the row as one JSON object text with those keys in that order.
+
+        `case_id` keeps one case's events; `cases` keeps the events of the cases it picks (by
+        coach, state, status, participant; an empty filter picks every case, so events of no
+        case are left out). `since` (inclusive) and `before` (exclusive) bound `effective_at`;
+        `kinds` keeps only those event kinds."""
+
+    @abc.abstractmethod
+    def read_snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Hold one consistent view of the store for the reads inside, so an export sees one
+        moment of the log while others keep writing. Nothing may be written inside. A no-op
+        inside a write transaction or batch (which already is one view)."""

@@ -486,7 +486,8 @@ def _parse_records(
                         options=options,
                     )
                 )
-            if not fields:
+            # A kind whose fields were all refused above is already reported; not twice.
+            if not raw.get("fields"):
                 faults.add(
                     "record_kinds_have_fields", f"{source}: record kind {name!r} declares no fields"
                 )
@@ -523,7 +524,8 @@ def build(
             f"exactly one file must hold the [workflow] table with the initial state; found "
             f"{len(headers)} ({', '.join(src for src, _ in headers) or 'none'})",
         )
-    else:
+    if headers:
+        # Go on checking against the first, so one duplicate does not hide every other fault.
         header = headers[0][1]["workflow"]
 
     for src, part in parts:
@@ -747,7 +749,10 @@ def _check_transitions(
                 faults.add("states_exist", f"{where}: no dest state")
             elif t.dest not in states:
                 faults.add("states_exist", f"{where}: dest {t.dest!r} is not a declared state")
-        if t.dest == final and not t.outcome and t.trigger != "close":
+        # A closure names its outcome, or takes it from the caller through a close_reason guard
+        # (whatever the trigger is called in this stage folder).
+        asks_reason = any(g.guard == "close_reason" for g in t.guards)
+        if t.dest == final and not t.outcome and not asks_reason:
             faults.add("closures_have_outcome", f"{where}: goes to {final} without an outcome")
         if t.to_phase or t.from_phase:
             stage = states.get(t.dest or "") if t.dest else None

@@ -1,0 +1,398 @@
+"""Every kind of bad input gets a typed error naming what is at fault, and writes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import START, Clock, Steps
+
+import se_flow
+from se_flow import Case, SEFlow
+
+
+def _state(flow: SEFlow) -> tuple[Any, ...]:
+    cases = flow.cases()
+    return (
+        len(flow.events()),
+        [(c.id, c.version, c.state, c.status, c.review_due) for c in cases],
+        sum(len(flow.records(c.id, include_superseded=True)) for c in cases),
+    )
+
+
+@contextlib.contextmanager
+def nothing_written(flow: SEFlow) -> Iterator[None]:
+    """The block must raise, and leave no event, case change or record behind."""
+    before = _state(flow)
+    yield
+    assert _state(flow) == before
+    assert flow.verify().ok
+
+
+@pytest.fixture
+def case(flow: SEFlow, steps: Steps) -> Case:
+    case = steps.to("customer_engagement")
+    flow.record(case.id, "note", text="first call went well")
+    return flow.case(case.id)
+
+
+@pytest.fixture
+def closed(flow: SEFlow, steps: Steps) -> Case:
+    return flow.withdraw(steps.refer("Closed Case").id, reason="moved away")
+
+
+@pytest.fixture
+def paused(flow: SEFlow, steps: Steps) -> Case:
+    case = steps.to("customer_engagement", steps.refer("Paused Case"))
+    return flow.pause(case.id, reason="surgery", review_date=START.date() + dt.timedelta(days=30))
+
+
+# --- the error tree ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "builtin", "exit_code"),
+    [
+        (se_flow.WorkflowInvalid, ValueError, 3),
+        (se_flow.CaseNotFound, LookupError, 4),
+        (se_flow.StaffNotFound, LookupError, 4),
+        (se_flow.UnknownTrigger, LookupError, 4),
+        (se_flow.UnknownRecordKind, LookupError, 4),
+        (se_flow.InvalidRecord, ValueError, 5),
+        (se_flow.FutureEffectiveDate, ValueError, 5),
+        (se_flow.InvalidInput, ValueError, 5),
+        (se_flow.TriggerNotAvailable, se_flow.TransitionRefused, 6),
+        (se_flow.CaseClosed, se_flow.TransitionRefused, 6),
+        (se_flow.CasePaused, se_flow.TransitionRefused, 6),
+        (se_flow.GuardsFailed, se_flow.TransitionRefused, 6),
+        (se_flow.PermissionDenied, PermissionError, 7),
+        (se_flow.CaseConflict, se_flow.SEFlowError, 8),
+    ],
+)
+def test_each_error_subclasses_the_nearest_builtin_with_its_exit_code(
+    error: type[se_flow.SEFlowError], builtin: type[Exception], exit_code: int
+) -> None:
+    assert issubclass(error, builtin)
+    assert issubclass(error, se_flow.SEFlowError)
+    assert error.exit_code == exit_code
+
+
+# --- not found -----------------------------------------------------------------------------
+
+ON_A_MISSING_CASE: dict[str, Callable[[SEFlow], Any]] = {
+    "case": lambda f: f.case("C-404"),
+    "records": lambda f: f.records("C-404"),
+    "history": lambda f: f.history("C-404"),
+    "check": lambda f: f.check("C-404", "engage"),
+    "available": lambda f: f.available("C-404"),
+    "record": lambda f: f.record("C-404", "note", text="hello"),
+    "advance": lambda f: f.advance("C-404", "engage"),
+    "pause": lambda f: f.pause("C-404", reason="x", review_date=START.date()),
+    "resume": lambda f: f.resume("C-404"),
+    "withdraw": lambda f: f.withdraw("C-404", reason="x"),
+    "close": lambda f: f.close("C-404", "other"),
+    "reopen": lambda f: f.reopen("C-404", source="GP"),
+    "assign": lambda f: f.assign("C-404", "kim", actor="lee"),
+}
+
+
+@pytest.mark.parametrize("call", list(ON_A_MISSING_CASE))
+def test_unknown_case(flow: SEFlow, case: Case, call: str) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.CaseNotFound) as missing:
+        ON_A_MISSING_CASE[call](flow)
+    assert missing.value.case_id == "C-404"
+    assert "C-404" in str(missing.value)
+    assert missing.value.exit_code == 4
+    assert isinstance(missing.value, LookupError)
+
+
+@pytest.mark.parametrize("call", ["advance", "check"])
+def test_unknown_trigger(flow: SEFlow, case: Case, call: str) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.UnknownTrigger) as unknown:
+        getattr(flow, call)(case.id, "teleport")
+    assert unknown.value.trigger == "teleport"
+    assert {"engage", "start_job", "withdraw", "close"} <= set(unknown.value.known)
+    assert "'teleport'" in str(unknown.value)
+    assert unknown.value.exit_code == 4
+
+
+def test_unknown_record_kind(flow: SEFlow, case: Case) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.UnknownRecordKind) as unknown:
+        flow.record(case.id, "horoscope", sign="leo")
+    assert unknown.value.kind == "horoscope"
+    assert {"job_offer", "note", "consent"} <= set(unknown.value.known)
+    assert "'horoscope'" in str(unknown.value)
+
+
+def test_unknown_actor(flow: SEFlow, case: Case, closed: Case) -> None:
+    attempts: list[Callable[[], Any]] = [
+        lambda: flow.record(case.id, "note", text="hi", actor="zed"),
+        lambda: flow.advance(case.id, "start_profiling", actor="zed"),
+        lambda: flow.withdraw(case.id, reason="x", actor="zed"),
+        lambda: flow.refer("New Person", source="GP", actor="zed"),
+        lambda: flow.refer("New Person", source="GP", coach="zed"),
+        lambda: flow.reopen(closed.id, source="GP", actor="zed"),
+        lambda: flow.assign(case.id, "zed", actor="lee"),
+        lambda: flow.check(case.id, "start_profiling", actor="zed"),
+    ]
+    for attempt in attempts:
+        with nothing_written(flow), pytest.raises(se_flow.StaffNotFound) as unknown:
+            attempt()
+        assert unknown.value.staff_id == "zed"
+        assert "'zed'" in str(unknown.value)
+
+
+def test_no_actor_at_all(tmp_path: Path, flow: SEFlow, case: Case, clock: Clock) -> None:
+    with (
+        se_flow.open(tmp_path / "t.db", clock=clock) as anonymous,
+        nothing_written(flow),
+        pytest.raises(se_flow.InvalidInput, match="no actor"),
+    ):
+        anonymous.record(case.id, "note", text="who am I")
+
+
+# --- invalid records -----------------------------------------------------------------------
+
+
+def test_every_field_at_fault_is_named(flow: SEFlow, case: Case) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidRecord) as bad:
+        flow.record(
+            case.id,
+            "job_offer",
+            employer="Corner Shop",
+            start_date="next tuesday",
+            hours_per_week="lots",
+            salary="20000",
+        )
+    assert bad.value.problems == {
+        "salary": "not a field of job_offer "
+        "(fields: employer, hourly_pay, hours_per_week, role, start_date)",
+        "start_date": "expected a date as YYYY-MM-DD, got 'next tuesday'",
+        "hours_per_week": "expected a number such as 12.50, got 'lots'",
+        "hourly_pay": "required",
+    }
+    assert (bad.value.kind, bad.value.case_id) == ("job_offer", case.id)
+    message = str(bad.value)
+    for name in ("salary", "start_date", "hours_per_week", "hourly_pay", case.id):
+        assert name in message
+    assert bad.value.exit_code == 5
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "field", "problem"),
+    [
+        ("consent", {"participation": "perhaps", "data_processing": True}, "participation",
+         "expected yes or no (true/false), got 'perhaps'"),
+        ("consent", {"participation": 1, "data_processing": True}, "participation",
+         "expected yes or no (true/false), got 1"),
+        ("informed_choice", {"decision": "maybe"}, "decision",
+         "expected one of join, not_now, decline; got 'maybe'"),
+        ("job_analysis", {"employer": "Shop", "role": "   "}, "role", "required"),
+        ("note", {"text": 42}, "text", "expected text, got int"),
+        ("note", {}, "text", "required"),
+        ("benefits_advice", {"offered": None}, "offered", "required"),
+        ("vocational_profile", {"job_goals": " ; "}, "job_goals", "must list at least one item"),
+        ("vocational_profile", {"job_goals": 7}, "job_goals",
+         "expected a list (or text separated by ;), got int"),
+        ("vocational_profile", {"job_goals": ["a"], "preferred_hours": True}, "preferred_hours",
+         "expected a number, got true/false"),
+        ("vocational_profile", {"job_goals": ["a"], "preferred_hours": "-4"}, "preferred_hours",
+         "must not be negative, got '-4'"),
+        ("vocational_profile", {"job_goals": ["a"], "preferred_hours": "NaN"}, "preferred_hours",
+         "expected a finite number, got 'NaN'"),
+        ("fading_plan", {"steps": "soon: fewer visits"}, "steps",
+         "each step starts with its date (YYYY-MM-DD what happens); 'soon: fewer visits' does not"),
+        ("fading_plan", {"steps": ["2026-07-01"]}, "steps",
+         "step '2026-07-01' has a date but says nothing about what happens"),
+        ("outreach_attempt", {"channel": "pigeon"}, "channel",
+         "expected one of phone, text, email, letter, visit, other; got 'pigeon'"),
+    ],
+)  # fmt: skip
+def test_wrong_values_are_refused_naming_the_field(
+    flow: SEFlow, case: Case, kind: str, fields: dict[str, Any], field: str, problem: str
+) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidRecord) as bad:
+        flow.record(case.id, kind, fields)
+    assert bad.value.problems == {field: problem}
+    assert f"{field}: {problem}" in str(bad.value)
+
+
+def test_a_bad_referral_opens_no_case(flow: SEFlow, case: Case) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidRecord) as bad:
+        flow.refer("New Person", referral={"colour": "red"})
+    assert set(bad.value.problems) == {"colour", "source"}
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="needs a name"):
+        flow.refer("  ", source="GP")
+
+
+# --- refused moves -------------------------------------------------------------------------
+
+
+def test_trigger_not_available_lists_what_is_possible(flow: SEFlow, case: Case) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.TriggerNotAvailable) as refused:
+        flow.advance(case.id, "start_job")
+    assert (refused.value.case_id, refused.value.trigger) == (case.id, "start_job")
+    assert refused.value.state == "customer_engagement"
+    assert refused.value.available == (
+        "start_profiling",
+        "pause",
+        "withdraw",
+        "close_disengaged",
+        "close",
+    )
+    assert "possible now: start_profiling, pause, withdraw" in str(refused.value)
+    with nothing_written(flow), pytest.raises(se_flow.TriggerNotAvailable):
+        flow.resume(case.id)
+
+
+def test_a_phase_trigger_is_not_available_from_the_other_phase(flow: SEFlow, steps: Steps) -> None:
+    case = steps.to("career_development")
+    with nothing_written(flow), pytest.raises(se_flow.TriggerNotAvailable) as refused:
+        flow.advance(case.id, "begin_career_development")
+    assert refused.value.state == "in_work_support (career_development)"
+    assert "begin_career_development" not in refused.value.available
+    assert {"end_job", "complete"} <= set(refused.value.available)
+
+
+def test_failed_guards_write_nothing(flow: SEFlow, case: Case) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.GuardsFailed) as refused:
+        flow.advance(case.id, "start_profiling")
+    assert refused.value.case_id == case.id
+    assert len(refused.value.failed) == 4
+
+
+def test_a_coach_override_writes_nothing(flow: SEFlow, steps: Steps) -> None:
+    case = steps.to("customer_engagement")
+    steps.hard(case.id, "customer_engagement")
+    with nothing_written(flow), pytest.raises(se_flow.PermissionDenied):
+        flow.advance(case.id, "start_profiling", actor="kim", override="plan agreed")
+
+
+def test_future_effective_date(flow: SEFlow, case: Case, closed: Case, clock: Clock) -> None:
+    later = clock.now + dt.timedelta(minutes=1)
+    tomorrow = clock.now.date() + dt.timedelta(days=1)
+    attempts: list[Callable[[], Any]] = [
+        lambda: flow.record(case.id, "note", text="x", effective_at=later),
+        lambda: flow.record(case.id, "note", text="x", effective_at=tomorrow),
+        lambda: flow.advance(
+            case.id, "pause", reason="x", review_date=tomorrow, effective_at=later
+        ),
+        lambda: flow.withdraw(case.id, reason="x", effective_at=tomorrow),
+        lambda: flow.refer("New Person", source="GP", effective_at=tomorrow),
+        lambda: flow.reopen(closed.id, source="GP", effective_at=later),
+    ]
+    for attempt in attempts:
+        with nothing_written(flow), pytest.raises(se_flow.FutureEffectiveDate) as future:
+            attempt()
+        assert future.value.now == clock.now.isoformat()
+        assert "in the future" in str(future.value)
+    # Today (as a date: its first moment) and now itself are fine.
+    flow.record(case.id, "note", text="x", effective_at=clock.now.date())
+    flow.record(case.id, "note", text="x", effective_at=clock.now)
+
+
+def test_an_effective_time_needs_a_time_zone(flow: SEFlow, case: Case) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="no time zone"):
+        flow.record(case.id, "note", text="x", effective_at=dt.datetime(2026, 5, 1, 9))
+
+
+def test_acting_on_a_closed_case(flow: SEFlow, closed: Case) -> None:
+    attempts: dict[str, Callable[[], Any]] = {
+        "engage": lambda: flow.advance(closed.id, "engage"),
+        "withdraw": lambda: flow.withdraw(closed.id, reason="again"),
+        "close": lambda: flow.close(closed.id, "other", actor="lee"),
+        "pause": lambda: flow.pause(closed.id, reason="x", review_date=START.date()),
+        "record note": lambda: flow.record(closed.id, "note", text="late note"),
+        "assign": lambda: flow.assign(closed.id, "kim", actor="lee"),
+    }
+    for trigger, attempt in attempts.items():
+        with nothing_written(flow), pytest.raises(se_flow.CaseClosed) as refused:
+            attempt()
+        assert (refused.value.case_id, refused.value.trigger) == (closed.id, trigger)
+        assert "reopen" in str(refused.value)
+    assert flow.available(closed.id) == []
+
+
+def test_acting_on_a_paused_case(flow: SEFlow, steps: Steps, paused: Case) -> None:
+    steps.hard(paused.id, "customer_engagement")
+    steps.soft(paused.id, "customer_engagement")
+    paused = flow.case(paused.id)
+    for trigger in ("start_profiling", "pause", "revise_goals"):
+        refusal = se_flow.TriggerNotAvailable if trigger == "revise_goals" else se_flow.CasePaused
+        with nothing_written(flow), pytest.raises(refusal) as refused:
+            flow.advance(paused.id, trigger, reason="x", review_date=START.date())
+        assert refused.value.case_id == paused.id
+    with pytest.raises(se_flow.CasePaused) as refused:
+        flow.advance(paused.id, "start_profiling")
+    assert f"case {paused.id} is paused: resume it before 'start_profiling'" == str(refused.value)
+
+
+def test_an_auditor_cannot_write(flow: SEFlow, case: Case, closed: Case) -> None:
+    attempts: list[Callable[[], Any]] = [
+        lambda: flow.record(case.id, "note", text="looks fine", actor="ava"),
+        lambda: flow.advance(case.id, "start_profiling", actor="ava"),
+        lambda: flow.pause(case.id, reason="x", review_date=START.date(), actor="ava"),
+        lambda: flow.withdraw(case.id, reason="x", actor="ava"),
+        lambda: flow.close(case.id, "other", actor="ava"),
+        lambda: flow.refer("New Person", source="GP", actor="ava"),
+        lambda: flow.reopen(closed.id, source="GP", actor="ava"),
+        lambda: flow.assign(case.id, "kim", actor="ava"),
+        lambda: flow.add_staff("eve", "Eve", "coach", actor="ava"),
+    ]
+    for attempt in attempts:
+        with nothing_written(flow), pytest.raises(se_flow.PermissionDenied) as denied:
+            attempt()
+        assert denied.value.actor == "ava"
+        assert isinstance(denied.value, PermissionError)
+        assert denied.value.exit_code == 7
+    # Reading and checking are what auditors are for.
+    assert flow.check(case.id, "start_profiling", actor="ava").failed
+    assert flow.history(case.id) and flow.verify().ok
+
+
+def test_staff_who_left_cannot_write(flow: SEFlow, case: Case) -> None:
+    flow.add_staff("kim", "Kim Coach", "coach", actor="ada", active=False)
+    with nothing_written(flow), pytest.raises(se_flow.PermissionDenied, match="no longer active"):
+        flow.record(case.id, "note", text="x", actor="kim")
+
+
+def test_a_stale_version_is_a_conflict(flow: SEFlow, case: Case) -> None:
+    stale = case.version - 1
+    with nothing_written(flow), pytest.raises(se_flow.CaseConflict) as conflict:
+        flow.record(case.id, "note", text="x", expected_version=stale)
+    assert (conflict.value.case_id, conflict.value.expected_version) == (case.id, stale)
+    assert conflict.value.actual_version == case.version
+    with nothing_written(flow), pytest.raises(se_flow.CaseConflict):
+        flow.withdraw(case.id, reason="x", expected_version=stale)
+    assert flow.record(case.id, "note", text="x", expected_version=case.version)
+
+
+def test_unknown_stage_or_status_in_a_caseload_query(flow: SEFlow, case: Case) -> None:
+    with pytest.raises(se_flow.InvalidInput, match="unknown stage 'limbo'"):
+        flow.cases(stage="limbo")
+    with pytest.raises(se_flow.InvalidInput, match="unknown status 'asleep'"):
+        flow.cases(status="asleep")
+    assert [c.id for c in flow.cases(stage="customer_engagement")] == [case.id]
+
+
+def test_a_move_cannot_take_effect_before_the_stage_was_entered(flow: SEFlow, steps: Steps) -> None:
+    case = steps.refer()
+    entered = flow.case(case.id).stage_entered_at
+    with pytest.raises(se_flow.InvalidInput, match="before the case entered referred"):
+        flow.advance(case.id, "engage", effective_at=entered - dt.timedelta(days=3))
+    assert flow.case(case.id) == case
+
+
+@pytest.mark.parametrize("coach", ["ava", "ada"])
+def test_cases_go_only_to_coaches_and_team_leaders(flow: SEFlow, steps: Steps, coach: str) -> None:
+    case = steps.refer()
+    with pytest.raises(se_flow.InvalidInput, match=f"{coach} cannot hold cases"):
+        flow.refer("Someone", source="GP", coach=coach)
+    with pytest.raises(se_flow.InvalidInput, match=f"{coach} cannot hold cases"):
+        flow.assign(case.id, coach)
+    assert flow.case(case.id) == case
+    assert len(flow.cases()) == 1

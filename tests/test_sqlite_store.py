@@ -1,0 +1,116 @@
+"""The SQLite store: the shared contract, plus what only SQLite can be asked."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from store_contract import COACH, WORKFLOW, StoreContract, _add_staff, _refer
+
+import se_flow
+from se_flow._sqlite import SQLiteStore
+from se_flow._store import Store
+
+
+class TestSQLiteFileStore(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        s = SQLiteStore(tmp_path / "contract.db", WORKFLOW)
+        yield s  # type: ignore[misc]
+        s.close()
+
+
+class TestSQLiteMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> Store:
+        s = SQLiteStore(":memory:", WORKFLOW)
+        yield s  # type: ignore[misc]
+        s.close()
+
+
+def test_durability_settings(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "d.db", WORKFLOW)
+    conn = store.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    store.close()
+
+
+def test_audit_log_and_records_are_append_only(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db", WORKFLOW)
+    _add_staff(store, COACH)
+    case = _refer(store)
+    for sql in (
+        "UPDATE events SET reason = 'x' WHERE seq = 1",
+        "DELETE FROM events WHERE seq = 1",
+        "UPDATE records SET kind = 'note'",
+        "DELETE FROM records",
+    ):
+        with pytest.raises(sqlite3.IntegrityError, match=r"append-only|never"):
+            store.conn.execute(sql)
+    assert store.case(case.id) == case
+    store.close()
+
+
+def test_reopening_keeps_everything_and_skips_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = SQLiteStore(path, WORKFLOW)
+    _add_staff(store, COACH)
+    case = _refer(store)
+    store_id = store.store_id()
+    store.close()
+    again = SQLiteStore(path, WORKFLOW)
+    assert again.case(case.id) == case
+    assert again.store_id() == store_id
+    again.close()
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is not sqlite, it is a shopping list" * 100)
+    with pytest.raises(se_flow.StoreUnavailable, match="not a usable se-flow database"):
+        se_flow.open(path)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(se_flow.StoreUnavailable, match="does not exist"):
+        se_flow.open(tmp_path / "no" / "such" / "x.db")
+
+
+def test_create_false_refuses_a_new_file(tmp_path: Path) -> None:
+    with pytest.raises(se_flow.StoreUnavailable, match="init"):
+        se_flow.open(tmp_path / "new.db", create=False)
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_a_held_lock_becomes_store_busy(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    flow = se_flow.open(path, actor="sam", busy_timeout=0.2)
+    flow.add_staff("sam", "Sam", "coach")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(se_flow.StoreBusy, match="busy"):
+            flow.refer("Alex", source="GP")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert flow.cases() == []
+    flow.disconnect()
+
+
+def test_personal_data_is_kept_apart_from_the_log(tmp_path: Path) -> None:
+    flow = se_flow.open(tmp_path / "p.db", actor="sam")
+    flow.add_staff("sam", "Sam", "coach")
+    details = se_flow.PersonalDetails(
+        name="Alexandra Unique-Name", contact="alex@example.org", health_notes="epilepsy"
+    )
+    case = flow.refer(details, source="GP")
+    log = "\n".join(str(row) for row in flow.store.event_rows())
+    for secret in ("Alexandra", "alex@example.org", "epilepsy"):
+        assert secret not in log
+    assert case.participant_id in log
+    assert flow.participant(case.participant_id).details == details
+    flow.disconnect()
