@@ -8,9 +8,10 @@
 Everything public is named in `__all__`; the modules starting with `_` are private.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._api import SEFlow, open
 from ._audit import GENESIS
-from ._export import Checkpoint, ExportVerification, Manifest, verify_export
 from ._loader import default_stages_dir, load_workflow
 from ._model import (
     Case,
@@ -56,6 +57,21 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ._export import Checkpoint, ExportVerification, Manifest, verify_export
+
+_LAZY = {"Checkpoint", "ExportVerification", "Manifest", "verify_export"}
+
+
+def __getattr__(name: str) -> Any:
+    # The export machinery loads on first use, keeping `import se_flow` (and CLI start) lean.
+    if name in _LAZY:
+        from . import _export
+
+        return getattr(_export, name)
+    raise AttributeError(f"module 'se_flow' has no attribute {name!r}")
+
 
 __all__ = [
     "GENESIS",

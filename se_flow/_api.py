@@ -9,23 +9,16 @@ import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+if TYPE_CHECKING:
+    # Exports are imported on first use: most commands never need them.
+    from ._export import Checkpoint, ExportVerification, Manifest, Progress
+
 from ._audit import verify_chain
 from ._engine import Change, Engine, EventDraft, Snapshot, context
-from ._export import (
-    TABLES,
-    Checkpoint,
-    ExportVerification,
-    Manifest,
-    Progress,
-    take_checkpoint,
-    verify_against_log,
-    verify_with_checkpoint,
-    write_export,
-)
 from ._loader import load_workflow
 from ._model import (
     Case,
@@ -640,6 +633,8 @@ class SEFlow:
         Given a `checkpoint` (from `checkpoint()`), also prove the log was only appended to
         since: its event is still there, unchanged, and it came from this very database."""
         if checkpoint is not None:
+            from ._export import verify_with_checkpoint
+
             result = verify_with_checkpoint(self.store, checkpoint)
         else:
             result = verify_chain(self.store.event_rows())
@@ -677,7 +672,11 @@ class SEFlow:
         self,
         out_dir: str | Path,
         *,
-        tables: tuple[str, ...] | list[str] | str = TABLES,
+        tables: tuple[str, ...] | list[str] | str = (
+            "stage_histories",
+            "events",
+            "clients",
+        ),
         fmt: str = "csv",
         since: dt.date | dt.datetime | str | None = None,
         until: dt.date | dt.datetime | str | None = None,
@@ -700,6 +699,8 @@ class SEFlow:
         `progress(table, rows_done)` is called as rows are written. Raises
         `InvalidExportRequest` (bad format, table, filter or folder), `PermissionDenied`,
         `StoreError` (the disk failed); a failed export leaves nothing behind."""
+        from ._export import write_export
+
         return write_export(
             self.store,
             self.workflow,
@@ -722,8 +723,12 @@ class SEFlow:
     def verify_export(self, path: str | Path) -> ExportVerification:
         """`se_flow.verify_export` plus the manifest against this log: same database, chain
         head still there, and the export's own audit event holding the same file hashes."""
+        from ._export import verify_against_log
+
         return verify_against_log(self.store, path)
 
     def checkpoint(self) -> Checkpoint:
         """The chain head now, for an auditor to keep and later pass to `verify`."""
+        from ._export import take_checkpoint
+
         return take_checkpoint(self.store, self.now())

@@ -1,19 +1,1266 @@
-"""The `se-flow` command (placeholder until the CLI issue lands)."""
+"""The `se-flow` command: a job coach's terminal onto the workflow.
 
-from __future__ import annotations
+Each command parses what was typed, calls the API (`se_flow.open(...)` and `SEFlow` methods)
+and shows the result: rich views for people, `--json` for scripts. Every refusal arrives as an
+`SEFlowError` and is turned, in one place (`_Group.invoke`), into one line on stderr and the
+exit code its class documents (the table is in README.md).
+
+Rich is imported only by commands that draw something for people, so `--json` and plain-text
+commands start faster.
+"""
+
+import datetime as dt
+import errno
+import getpass
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="se-flow: the Supported Employment workflow engine.")
+import se_flow
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["app", "default_db_path", "main"]
+
+APP_NAME = "se-flow"
+DB_ENV = "SE_FLOW_DB"
+ACTOR_ENV = "SE_FLOW_ACTOR"
+DEBUG_ENV = "SE_FLOW_DEBUG"
+
+
+def default_db_path() -> Path:
+    """Where the database lives when neither --db nor SE_FLOW_DB says: the per-user data dir."""
+    return Path(typer.get_app_dir(APP_NAME)) / "se-flow.db"
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers): --as must say who
+        return None
+
+
+# --- errors: one place ------------------------------------------------------------------------
+
+
+def _say_error(exc: se_flow.SEFlowError) -> None:
+    if isinstance(exc, se_flow.GuardsFailed):
+        hint = " (soft guards only: a team leader may --override with a reason)"
+        typer.echo(
+            f"error: case {exc.case_id}: {exc.trigger} refused, "
+            f"{len(exc.failed)} guard(s) failed{hint if exc.soft_only else ''}",
+            err=True,
+        )
+        for result in exc.failed:
+            soft = " (soft)" if result.soft else ""
+            typer.echo(f"  ✗ {result.guard}{soft}: {result.reason}", err=True)
+    elif isinstance(exc, _ExportProblems):
+        typer.echo(f"error: {exc.message}", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  ✗ {problem}", err=True)
+    elif isinstance(exc, se_flow.WorkflowInvalid):
+        typer.echo(f"error: workflow {exc.source} has {len(exc.faults)} fault(s):", err=True)
+        for fault in exc.faults:
+            typer.echo(f"  {fault}", err=True)
+    else:
+        typer.echo(f"error: {exc.message}", err=True)
+
+
+class _ExportProblems(se_flow.ExportMismatch):
+    """An export that does not match its manifest, carrying every problem so the error can
+    list them one a line, as a refused move lists its guards."""
+
+    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        super().__init__(
+            f"export {path} does not match its manifest: {len(self.problems)} problem(s)"
+        )
+
+
+class _Group(TyperGroup):
+    """The root command group: turns every error into a line on stderr and an exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Here, not in __init__: Typer appends the completion options after building the group.
+        _plain_params(self, ctx)
+        result: list[str] = super().parse_args(ctx, args)
+        return result
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except se_flow.SEFlowError as exc:
+            _say_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise
+            # The store translates its own errors; anything else from the disk still gets a
+            # line and the store's exit code rather than a traceback.
+            if os.environ.get(DEBUG_ENV):
+                raise
+            code = se_flow.StoreError.exit_code
+            typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+            raise typer.Exit(code) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            typer.echo(
+                f"error: unexpected {type(exc).__name__}: {exc} "
+                f"(a bug in se-flow; set {DEBUG_ENV}=1 to see where)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+
+
+class _PlainValue:
+    """Typer (0.2x) coerces every non-bool value through a pydantic TypeAdapter, and importing
+    pydantic costs ~90 ms at every start. Our parameters are plain text, whole numbers, paths,
+    flags and lists of text, which need no pydantic: this does what Typer's adapter would."""
+
+    def __init__(self, kind: type, many: bool, low: int | None, high: int | None) -> None:
+        self.kind, self.many, self.low, self.high = kind, many, low, high
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if self.many else None
+        if self.many:
+            return [self._one(v, param, ctx) for v in value]
+        return self._one(value, param, ctx)
+
+    def _one(self, value: Any, param: Any, ctx: Any) -> Any:
+        if self.kind is int:
+            try:
+                number = value if isinstance(value, int) else int(str(value).strip())
+            except ValueError:
+                raise typer.BadParameter(f"{value!r} is not a whole number", ctx, param) from None
+            if self.low is not None and number < self.low:
+                raise typer.BadParameter(f"{number} is below the minimum {self.low}", ctx, param)
+            if self.high is not None and number > self.high:
+                raise typer.BadParameter(f"{number} is above the maximum {self.high}", ctx, param)
+            return number
+        if self.kind is bool and not isinstance(value, bool):
+            text = str(value).strip().lower()
+            if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise typer.BadParameter(f"{value!r} is not yes or no", ctx, param)
+            return text in ("1", "true", "yes", "on")
+        return self.kind(value)
+
+
+def _plain_params(command: Any, ctx: Any) -> None:
+    """Give each plain parameter of `command` and its subcommands, --help included, a
+    `_PlainValue`. Duck-typed on Typer's parameters: where they are not what this expects,
+    Typer's own coercion runs, only slower to start."""
+    params = list(getattr(command, "params", ()))
+    # Subcommands inherit the root's help option names, so the root's context can make
+    # (and Typer caches) their --help option now.
+    help_option = command.get_help_option(ctx) if hasattr(command, "get_help_option") else None
+    if help_option is not None:
+        params.append(help_option)
+    for param in params:
+        desc = getattr(param, "type_descriptor", None)
+        info = getattr(desc, "parameter_info", None)
+        if desc is None or info is None or getattr(param, "_runtime_param", True) is not None:
+            continue
+        if getattr(info, "parser", None) or getattr(info, "click_type", None):
+            continue
+        if getattr(info, "exists", False) or getattr(info, "resolve_path", False):
+            continue
+        annotation = desc.annotation
+        many = annotation == list[str]
+        kind = str if many else annotation
+        if kind in (str, int, bool, Path):
+            low, high = getattr(info, "min", None), getattr(info, "max", None)
+            param._runtime_param = _PlainValue(kind, many, low, high)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_params(sub, ctx)
+
+
+def _fail(message: str) -> NoReturn:
+    raise se_flow.InvalidInput(message)
+
+
+# --- the app and its global options -----------------------------------------------------------
+
+app = typer.Typer(
+    cls=_Group,
+    name=APP_NAME,
+    help="se-flow: the Supported Employment workflow for job coaches. Your caseload, what is "
+    "due, what evidence is missing, and moving cases on; every change is kept in a "
+    "tamper-evident audit trail.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+staff_app = typer.Typer(
+    help="Staff: who may work on cases, and in which role.", no_args_is_help=True
+)
+workflow_app = typer.Typer(
+    help="The workflow definition: stages, triggers, guards and record kinds.",
+    no_args_is_help=True,
+)
+audit_app = typer.Typer(
+    help="The audit trail: verify the hash chain, keep checkpoints of it, check exports.",
+    no_args_is_help=True,
+)
+app.add_typer(staff_app, name="staff")
+app.add_typer(workflow_app, name="workflow")
+app.add_typer(audit_app, name="audit")
+
+
+class Settings:
+    """The global options, as given (None: not given)."""
+
+    def __init__(self, db: str | None, actor: str | None, stages: Path | None) -> None:
+        self.db = db or None
+        self.actor = actor or _os_user()
+        self.stages = stages
+
+    @property
+    def db_path(self) -> str:
+        return self.db or str(default_db_path())
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    found = ctx.find_object(Settings)
+    return found if found is not None else Settings(None, None, None)
+
+
+@contextmanager
+def _open(ctx: typer.Context, *, create: bool = False) -> Iterator[se_flow.SEFlow]:
+    s = _settings(ctx)
+    with se_flow.open(s.db_path, stages=s.stages, actor=s.actor, create=create) as flow:
+        yield flow
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar=DB_ENV,
+            help="The database file. Default: se-flow.db in your per-user data folder "
+            f"({default_db_path().parent}).",
+            show_default=False,
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            envvar=ACTOR_ENV,
+            help="Who is acting: your staff id. Default: your login name.",
+            show_default=False,
+        ),
+    ] = None,
+    stages: Annotated[
+        Path | None,
+        typer.Option(
+            "--stages",
+            help="A stage folder to use instead of the default workflow.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = Settings(db, actor, stages)
+
+
+# --- shared parsing -----------------------------------------------------------------------------
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    """A date as typed: YYYY-MM-DD, today or yesterday (days as the API counts them, in UTC)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in ("today", "yesterday"):
+        today = dt.datetime.now(dt.UTC).date()
+        return today if text == "today" else today - dt.timedelta(days=1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
+
+
+def _day(value: str, option: str) -> dt.date:
+    day = _date(value, option)
+    assert day is not None
+    return day
+
+
+def _when(value: str | None) -> dt.datetime | dt.date | None:
+    """--on: a date (that day), or a date and time (local time unless it names a zone)."""
+    return _moment(value, "--on")
+
+
+def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
+    """A date (that day), or a date and time (local time unless it names a zone)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lower() in ("today", "yesterday") or len(text) <= len("YYYY-MM-DD"):
+        return _date(text, option)
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        _fail(
+            f"{option} {value!r} is not a date or time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, "
+            "today or yesterday"
+        )
+    return at if at.tzinfo is not None else at.astimezone()
+
+
+def _pairs(pairs: list[str] | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            _fail(f"{pair!r} is not field=value (for example participation=yes)")
+        if name in fields:
+            _fail(f"field {name!r} is given twice ({name}={fields[name]!r} and {pair!r})")
+        fields[name] = value
+    return fields
+
+
+def _echo_json(value: Any) -> None:
+    from ._cli_text import dumps
+
+    typer.echo(dumps(value))
+
+
+def _console() -> "Console":
+    from ._cli_render import console
+
+    return console()
+
+
+def _done(flow: se_flow.SEFlow, case: se_flow.Case) -> None:
+    """What a write did to a case, from the event it left in the log."""
+    from ._cli_text import describe, stage_label
+
+    event = flow.history(case.id)[-1]
+    typer.echo(f"{case.id}: {describe(flow.workflow, event)}")
+    if event.override is not None:
+        passed_over = ", ".join(g.guard for g in event.guards if not g.passed)
+        typer.echo(f"  override by {event.override.by} past {passed_over}: {event.override.reason}")
+    where = stage_label(flow.workflow, case)
+    due = f"; next review due {case.review_due}" if case.review_due else ""
+    typer.echo(f"  now at {where}{due}")
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON (dates ISO) to stdout.")
+]
+CaseArg = Annotated[
+    str, typer.Argument(metavar="CASE", help="The case id, e.g. C-12.", show_default=False)
+]
+OnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--on",
+        help="When it happened (YYYY-MM-DD, or YYYY-MM-DDTHH:MM local time); may be "
+        "back-dated, never in the future. Default: now.",
+        show_default=False,
+    ),
+]
+
+
+# --- set-up and staff ---------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Your full name (default: your staff id).", show_default=False),
+    ] = None,
+    role: Annotated[
+        str,
+        typer.Option("--role", help="Your role: admin, team_leader, coach or auditor."),
+    ] = "admin",
+) -> None:
+    """Create the database and add you (--as) as its first staff member."""
+    s = _settings(ctx)
+    path = s.db_path
+    if s.db is None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    existed = path == ":memory:" or Path(path).exists()
+    try:
+        with _open(ctx, create=True) as flow:
+            staff = flow.staff()
+            if staff:
+                _fail(
+                    f"{path} is already set up ({len(staff)} staff); add people with "
+                    "`se-flow staff add`"
+                )
+            if s.actor is None:
+                _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
+            member = flow.add_staff(s.actor, name or s.actor, role)
+    except BaseException:
+        if not existed:
+            # A refused init leaves nothing behind, not even an empty database.
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(path + suffix).unlink(missing_ok=True)
+        raise
+    typer.echo(f"created {path}")
+    typer.echo(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
+
+
+@staff_app.command("add")
+def staff_add(
+    ctx: typer.Context,
+    staff_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Their staff id (what they give to --as).")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Their full name.", show_default=False)],
+    role: Annotated[
+        str,
+        typer.Option("--role", help="coach, team_leader, auditor or admin.", show_default=False),
+    ],
+    inactive: Annotated[
+        bool, typer.Option("--inactive", help="Mark them as no longer working on cases.")
+    ] = False,
+) -> None:
+    """Add a staff member (or change one): needs a team leader or admin."""
+    with _open(ctx) as flow:
+        member = flow.add_staff(staff_id, name, role, active=not inactive)
+    state = "" if member.active else ", inactive"
+    typer.echo(f"staff {member.id} ({member.name}): {member.role.value}{state}")
+
+
+@staff_app.command("list")
+def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
+    """List staff and their roles."""
+    with _open(ctx) as flow:
+        staff = flow.staff()
+    if json:
+        _echo_json(staff)
+        return
+    from ._cli_render import print_staff
+
+    print_staff(_console(), staff)
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+@app.command()
+def refer(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The participant's full name.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source", help="Who referred them: GP, Jobcentre, self, ...", show_default=False
+        ),
+    ],
+    contact: Annotated[
+        str | None,
+        typer.Option("--contact", help="Their phone or email (personal data).", show_default=False),
+    ] = None,
+    dob: Annotated[
+        str | None,
+        typer.Option(
+            "--dob", help="Date of birth, YYYY-MM-DD (personal data).", show_default=False
+        ),
+    ] = None,
+    coach: Annotated[
+        str | None,
+        typer.Option(
+            "--coach",
+            help="The coach's staff id. Default: you, if you are a coach.",
+            show_default=False,
+        ),
+    ] = None,
+    note: Annotated[
+        str | None,
+        typer.Option("--note", help="A note on the referral.", show_default=False),
+    ] = None,
+    on: OnOption = None,
+) -> None:
+    """Refer a new participant: opens their case at Referred."""
+    details = se_flow.PersonalDetails(name=name, contact=contact, date_of_birth=_date(dob, "--dob"))
+    referral = {"notes": note} if note else None
+    with _open(ctx) as flow:
+        case = flow.refer(
+            details, source=source, referral=referral, coach=coach, effective_at=_when(on)
+        )
+    typer.echo(
+        f"referred {name}: case {case.id}, participant {case.participant_id}, "
+        f"coach {case.coach or 'none yet'}"
+    )
+    typer.echo(f"  next: se-flow next {case.id}")
+
+
+@app.command()
+def cases(
+    ctx: typer.Context,
+    coach: Annotated[
+        str | None, typer.Option("--coach", help="Only this coach's cases.", show_default=False)
+    ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            help="Only cases in this state (a stage id, e.g. job_matching).",
+            show_default=False,
+        ),
+    ] = None,
+    status: Annotated[
+        str,
+        typer.Option("--status", help="open (active or paused), active, paused, closed or all."),
+    ] = "open",
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only open cases whose review date has passed.")
+    ] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Show at most this many cases.", show_default=False),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The caseload: stage, days in stage, coach, next review and what is overdue."""
+    statuses = ("open", "all", *(s.value for s in se_flow.Status))
+    if status not in statuses:
+        _fail(f"unknown status {status!r}; statuses: {', '.join(statuses)}")
+    with _open(ctx) as flow:
+        found = flow.cases(
+            coach=coach,
+            stage=stage,
+            status=None if status in ("open", "all") else status,
+            overdue=overdue,
+            limit=None if status == "open" else limit,
+        )
+        today = flow.now().date()
+        wf = flow.workflow
+    if status == "open":
+        found = [c for c in found if c.is_open][:limit]
+    if json:
+        from ._cli_text import case_json
+
+        _echo_json([case_json(wf, c, today) for c in found])
+        return
+    from ._cli_render import print_caseload
+
+    print_caseload(_console(), wf, found, today)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    corrected: Annotated[
+        bool,
+        typer.Option("--corrected", help="Also list records that a later record corrected."),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """One case: details, current records and its timeline."""
+    with _open(ctx) as flow:
+        case = flow.case(case_id)
+        participant = flow.participant(case.participant_id)
+        records = flow.records(case_id, include_superseded=corrected)
+        events = flow.history(case_id)
+        today = flow.now().date()
+        wf = flow.workflow
+    if json:
+        from ._cli_text import case_json
+
+        _echo_json(
+            {
+                "case": case_json(wf, case, today),
+                "participant": participant,
+                "records": records,
+                "history": events,
+            }
+        )
+        return
+    from ._cli_render import print_case
+
+    print_case(_console(), wf, case, participant, records, events, today)
+
+
+@app.command()
+def record(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    kind: Annotated[
+        str,
+        typer.Argument(
+            metavar="KIND", help="The record kind, e.g. consent (se-flow workflow show lists them)."
+        ),
+    ],
+    pairs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="FIELD=VALUE",
+            help="The fields as field=value, e.g. participation=yes data_processing=yes.",
+            show_default=False,
+        ),
+    ] = None,
+    supersedes: Annotated[
+        int | None,
+        typer.Option(
+            "--supersedes",
+            help="The number of the record this one corrects (both are kept).",
+            show_default=False,
+        ),
+    ] = None,
+    on: OnOption = None,
+) -> None:
+    """Record evidence on a case (a correction is a new record that supersedes the old)."""
+    fields = _pairs(pairs)
+    with _open(ctx) as flow:
+        made = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
+        case = flow.case(case_id)
+    corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
+    typer.echo(
+        f"{case_id}: recorded {kind} as record {made.seq} "
+        f"(effective {made.effective_at.date().isoformat()}{corrects})"
+    )
+    if case.review_due:
+        typer.echo(f"  next review due {case.review_due}")
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    trigger: Annotated[
+        str, typer.Argument(metavar="TRIGGER", help="The trigger to try, e.g. start_profiling.")
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="The reason you would give.", show_default=False),
+    ] = None,
+    review: Annotated[
+        str | None,
+        typer.Option(
+            "--review", help="The review date you would give (pause).", show_default=False
+        ),
+    ] = None,
+    close_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--close-reason", help="The closure reason you would give (close).", show_default=False
+        ),
+    ] = None,
+    on: OnOption = None,
+    json: JsonOption = False,
+) -> None:
+    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed."""
+    with _open(ctx) as flow:
+        result = flow.check(
+            case_id,
+            trigger,
+            reason=reason,
+            review_date=_date(review, "--review"),
+            outcome=close_reason,
+            effective_at=_when(on),
+        )
+        wf = flow.workflow
+    if json:
+        from ._cli_text import check_json
+
+        _echo_json(check_json(result))
+        return
+    from ._cli_render import print_check
+
+    print_check(_console(), wf, result)
+
+
+@app.command("next")
+def next_(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
+    """What can happen next to a case, and what is missing for each."""
+    with _open(ctx) as flow:
+        case = flow.case(case_id)
+        checks = flow.available(case_id)
+        wf = flow.workflow
+    if json:
+        from ._cli_text import check_json
+
+        _echo_json([check_json(c) for c in checks])
+        return
+    from ._cli_render import print_next
+
+    print_next(_console(), wf, case, checks)
+
+
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why (kept in the audit trail).", show_default=False)
+]
+
+
+@app.command()
+def advance(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    trigger: Annotated[
+        str,
+        typer.Argument(
+            metavar="TRIGGER", help="The trigger, e.g. start_profiling (see: se-flow next)."
+        ),
+    ],
+    reason: ReasonOption = None,
+    override: Annotated[
+        str | None,
+        typer.Option(
+            "--override",
+            help="Team leaders: go past soft guards, giving this reason (kept in the audit trail).",
+            show_default=False,
+        ),
+    ] = None,
+    on: OnOption = None,
+) -> None:
+    """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
+    with _open(ctx) as flow:
+        case = flow.advance(
+            case_id, trigger, reason=reason, override=override, effective_at=_when(on)
+        )
+        _done(flow, case)
+
+
+@app.command()
+def pause(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why support pauses.", show_default=False)
+    ],
+    review: Annotated[
+        str,
+        typer.Option("--review", help="When to review the pause (YYYY-MM-DD).", show_default=False),
+    ],
+    on: OnOption = None,
+) -> None:
+    """Pause support (no stage moves while paused) until a review date."""
+    with _open(ctx) as flow:
+        case = flow.pause(
+            case_id, reason=reason, review_date=_day(review, "--review"), effective_at=_when(on)
+        )
+        _done(flow, case)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context, case_id: CaseArg, reason: ReasonOption = None, on: OnOption = None
+) -> None:
+    """Resume a paused case."""
+    with _open(ctx) as flow:
+        case = flow.resume(case_id, reason=reason, effective_at=_when(on))
+        _done(flow, case)
+
+
+@app.command()
+def withdraw(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="The participant's reason, in their words.", show_default=False
+        ),
+    ],
+    on: OnOption = None,
+) -> None:
+    """The participant withdraws: needs only a reason, never an approval."""
+    with _open(ctx) as flow:
+        case = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
+        _done(flow, case)
+
+
+@app.command()
+def close(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    reason: Annotated[
+        str,
+        typer.Argument(
+            metavar="REASON",
+            help="ineligible, moved_away, time_limit, transferred, deceased or other "
+            "(ineligible needs a team leader).",
+        ),
+    ],
+    note: Annotated[
+        str | None,
+        typer.Option(
+            "--note", help="More about why (kept in the audit trail).", show_default=False
+        ),
+    ] = None,
+    on: OnOption = None,
+) -> None:
+    """Close a case for another reason (withdrawals and completions have their own commands)."""
+    with _open(ctx) as flow:
+        case = flow.close(case_id, reason, note=note, effective_at=_when(on))
+        _done(flow, case)
+
+
+@app.command()
+def reopen(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    source: Annotated[
+        str, typer.Option("--source", help="Who referred them again.", show_default=False)
+    ],
+    coach: Annotated[
+        str | None,
+        typer.Option(
+            "--coach", help="The coach (default: the closed case's coach).", show_default=False
+        ),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="A note on the new referral.", show_default=False)
+    ] = None,
+    on: OnOption = None,
+) -> None:
+    """Start a new episode (a new case) for the participant of a closed case."""
+    referral = {"notes": note} if note else None
+    with _open(ctx) as flow:
+        case = flow.reopen(
+            case_id, source=source, referral=referral, coach=coach, effective_at=_when(on)
+        )
+        _done(flow, case)
+
+
+@app.command()
+def assign(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    coach: Annotated[str, typer.Argument(metavar="COACH", help="The new coach's staff id.")],
+    reason: ReasonOption = None,
+) -> None:
+    """Give a case to another coach."""
+    with _open(ctx) as flow:
+        case = flow.assign(case_id, coach, reason=reason)
+        _done(flow, case)
+
+
+@app.command()
+def history(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
+    """A case's timeline: every event, who, when, and why."""
+    with _open(ctx) as flow:
+        events = flow.history(case_id)
+        wf = flow.workflow
+    if json:
+        _echo_json(events)
+        return
+    from ._cli_render import print_timeline
+
+    print_timeline(_console(), wf, events, title=f"Timeline of {case_id}")
+
+
+@app.command()
+def due(
+    ctx: typer.Context,
+    coach: Annotated[
+        str | None,
+        typer.Option(
+            "--coach",
+            help="Whose caseload. Default: yours if you are a coach, else everyone's.",
+            show_default=False,
+        ),
+    ] = None,
+    everyone: Annotated[
+        bool, typer.Option("--all", help="Every coach's cases, even if you are a coach.")
+    ] = False,
+    within: Annotated[
+        int, typer.Option("--within", min=0, help="Also list reviews due within this many days.")
+    ] = 7,
+    json: JsonOption = False,
+) -> None:
+    """Reviews due and overdue across a caseload (yours by default)."""
+    s = _settings(ctx)
+    with _open(ctx) as flow:
+        if coach is None and not everyone and s.actor is not None:
+            try:
+                me = flow.staff_member(s.actor)
+            except se_flow.StaffNotFound:
+                me = None
+            if me is not None and me.role is se_flow.Role.COACH:
+                coach = me.id
+        found = flow.due(coach=coach, within_days=within)
+        today = flow.now().date()
+        wf = flow.workflow
+    if json:
+        from ._cli_text import case_json
+
+        _echo_json([case_json(wf, c, today) for c in found])
+        return
+    from ._cli_render import print_due
+
+    who = f"for {coach}" if coach else "for everyone"
+    by = today + dt.timedelta(days=within)
+    print_due(_console(), wf, found, today, f"Reviews due {who} by {by}")
+
+
+# --- exports for auditors ---------------------------------------------------------------------
+
+
+def _on_terminal() -> bool:
+    """Whether stdout is a person's terminal: progress bars are for people, not for pipes."""
+    return sys.stdout.isatty()
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT_DIR",
+            help="A new (or empty) folder to write the export into.",
+            show_default=False,
+        ),
+    ],
+    tables: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table",
+            metavar="TABLE",
+            help="A table to export: stage_histories, events or clients (repeat for more). "
+            "Default: all three.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="csv, jsonl (JSON Lines) or json (one bundle file of every table).",
+        ),
+    ] = "csv",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="Only what happened on or after this date (YYYY-MM-DD, today, yesterday, or "
+            "YYYY-MM-DDTHH:MM local time).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE",
+            help="Only what happened on or before this date (the whole day included).",
+            show_default=False,
+        ),
+    ] = None,
+    case_id: Annotated[
+        str | None,
+        typer.Option(
+            "--case", metavar="CASE", help="Only this case, e.g. C-12.", show_default=False
+        ),
+    ] = None,
+    coach: Annotated[
+        str | None,
+        typer.Option(
+            "--coach", metavar="ID", help="Only this coach's cases (staff id).", show_default=False
+        ),
+    ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            metavar="STAGE",
+            help="Only cases now in this state (a stage id, e.g. job_matching).",
+            show_default=False,
+        ),
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            help="Only cases now active, paused or closed.",
+            show_default=False,
+        ),
+    ] = None,
+    personal: Annotated[
+        bool,
+        typer.Option(
+            "--include-personal-data",
+            help="Admins only: add name, contact and date of birth to the client list. "
+            "Without it every file is pseudonymised.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an earlier se-flow export in OUT_DIR (never a folder of other files).",
+        ),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Export stage histories, audit events and the SEQF client list, for auditors.
+
+    Writes a manifest beside the files (row counts, the audit chain's head, the SHA-256 of
+    every file). Pseudonymised by default; the export is itself an audit event. A refused or
+    failed export leaves nothing behind."""
+    from ._export import TABLES
+
+    start, end = _moment(since, "--since"), _moment(until, "--until")
+    with _open(ctx) as flow:
+
+        def run(progress: Callable[[str, int], object] | None) -> "se_flow.Manifest":
+            return flow.export(
+                out_dir,
+                tables=tables or TABLES,
+                fmt=fmt,
+                since=start,
+                until=end,
+                case_id=case_id,
+                coach=coach,
+                stage=stage,
+                status=status,
+                include_personal_data=personal,
+                force=force,
+                progress=progress,
+            )
+
+        if json or not _on_terminal():
+            manifest = run(None)
+        else:
+            from ._cli_render import export_progress
+
+            with export_progress(_console()) as progress:
+                manifest = run(progress)
+    if json:
+        _echo_json(manifest.to_json())
+        return
+    from ._cli_text import export_summary
+
+    typer.echo(export_summary(manifest))
+
+
+# --- the workflow -----------------------------------------------------------------------------
+
+
+def _workflow(ctx: typer.Context, folder: Path | None = None) -> se_flow.Workflow:
+    return se_flow.load_workflow(folder if folder is not None else _settings(ctx).stages)
+
+
+@workflow_app.command("show")
+def workflow_show(ctx: typer.Context, json: JsonOption = False) -> None:
+    """The stages, triggers with their guards, and record kinds with their fields."""
+    wf = _workflow(ctx)
+    if json:
+        _echo_json({"hash": wf.hash, **wf.describe()})
+        return
+    from ._cli_render import print_workflow
+
+    print_workflow(_console(), wf)
+
+
+@workflow_app.command("validate")
+def workflow_validate(
+    ctx: typer.Context,
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="DIR",
+            help="The stage folder to check. Default: --stages, or the shipped one.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check a stage folder with every named check; list every fault (exit 3 if any)."""
+    wf = _workflow(ctx, folder)
+    typer.echo(
+        f"ok: {wf.source}: {len(wf.states)} states, {len(wf.triggers)} triggers, "
+        f"{len(wf.records)} record kinds (hash {wf.hash[:12]})"
+    )
+
+
+@workflow_app.command("diagram")
+def workflow_diagram(
+    ctx: typer.Context,
+    exits: Annotated[
+        bool,
+        typer.Option(
+            "--exits", help="Draw every exit (withdraw, close, pause, ...) from every state."
+        ),
+    ] = False,
+) -> None:
+    """The workflow as a Mermaid stateDiagram-v2, built from the loaded definition."""
+    from ._cli_text import mermaid
+
+    typer.echo(mermaid(_workflow(ctx), exits=exits), nl=False)
+
+
+# --- the audit trail --------------------------------------------------------------------------
+
+
+def _read_checkpoint(path: Path) -> "se_flow.Checkpoint":
+    """A checkpoint file as `audit checkpoint` wrote it; anything else is refused naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        _fail(f"checkpoint file {path} cannot be read: {reason}")
+    try:
+        return se_flow.Checkpoint.from_json(text)
+    except se_flow.InvalidInput as exc:
+        _fail(f"checkpoint file {path} is not a checkpoint: {exc.message}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            metavar="FILE",
+            help="A checkpoint kept from `se-flow audit checkpoint`: also prove the log has "
+            "only been appended to since (a truncated or rewritten history fails).",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Walk the whole hash chain: ok (exit 0), or the first event that does not fit (exit 9)."""
+    kept = _read_checkpoint(checkpoint) if checkpoint is not None else None
+    with _open(ctx) as flow:
+        result = flow.verify(kept)
+    if json:
+        _echo_json(result)
+    if not result.ok:
+        raise se_flow.ChainBroken(result.bad_seq, result.problem or "unknown problem")
+    if not json:
+        typer.echo(
+            f"audit chain ok: {result.events} events, head {result.head_seq} {result.head_hash}"
+        )
+        if kept is not None:
+            from ._cli_text import checkpoint_words
+
+            typer.echo(checkpoint_words(kept, result))
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="Write the checkpoint to this new file (never overwrites). Default: print it.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the audit log's head (as JSON) for an auditor to keep.
+
+    Later, `se-flow audit verify --checkpoint FILE` proves the log has only been appended to
+    since."""
+    with _open(ctx) as flow:
+        kept = flow.checkpoint()
+    text = json.dumps(kept.to_json()) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        typer.echo(
+            f"keep this checkpoint (event {kept.seq}) where the database's users cannot change "
+            "it; later: se-flow audit verify --checkpoint FILE",
+            err=True,
+        )
+        return
+    try:
+        f = out.open("x", encoding="utf-8")
+    except FileExistsError:
+        _fail(f"{out} already exists: not overwriting it (a kept checkpoint is evidence)")
+    except OSError as exc:
+        _fail(f"cannot write checkpoint file {out}: {exc.strerror or exc}")
+    try:
+        with f:
+            f.write(text)
+    except OSError as exc:
+        out.unlink(missing_ok=True)
+        _fail(f"cannot write checkpoint file {out}: {exc.strerror or exc}")
+    from ._cli_text import checkpoint_kept
+
+    typer.echo(checkpoint_kept(kept, out))
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    ctx: typer.Context,
+    folder: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", help="The export folder (with its manifest.json)."),
+    ],
+    json: JsonOption = False,
+) -> None:
+    """Check an export against its manifest (and its audit log, if here): exit 9 if not.
+
+    Every file's SHA-256, the row counts and each event's own hash; when the database is here
+    (--db, SE_FLOW_DB or the default path exists), also that the export came from it and its
+    own audit event holds the same file hashes."""
+    db = _settings(ctx).db_path
+    against: str | None = None
+    if db != ":memory:" and Path(db).exists():
+        against = db
+        with _open(ctx) as flow:
+            result = flow.verify_export(folder)
+    else:
+        result = se_flow.verify_export(folder)
+    if json:
+        from ._cli_text import export_check_json
+
+        _echo_json(export_check_json(result, against))
+    if not result.ok:
+        raise _ExportProblems(result.path, result.problems)
+    if not json:
+        from ._cli_text import export_check_words
+
+        typer.echo(export_check_words(result, against))
+
+
+# --- the demo ---------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Build a realistic caseload and show it: caseload, a timeline, what is due, the audit.
+
+    Without --db it runs in memory and leaves nothing behind; with --db it needs a new or
+    empty database file."""
+    from . import _cli_demo
+
+    s = _settings(ctx)
+    _cli_demo.run(s.db or ":memory:", stages=s.stages, out=_console())
 
 
 @app.command()
 def version() -> None:
     """Print the se-flow version."""
-    from . import __version__
-
-    typer.echo(__version__)
+    typer.echo(se_flow.__version__)
 
 
 def main() -> None:
+    """The console script's entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,430 @@
+"""How the `se-flow` command shows things to people, with rich.
+
+Nothing here reads or writes a database; every function takes values the API returned.
+Long lists (a caseload of a thousand cases) go through `Grid`, which lays out aligned columns
+itself: rich's `Table` measures every cell (~0.5 s for 1,000 rows, measured), too slow for a
+command people run many times a day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import COLOR_SYSTEMS, Console
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from . import Case, Check, Event, GuardResult, Participant, Record, Staff, Workflow
+from ._cli_text import (
+    ASKED_WHEN_RUN,
+    FAIL,
+    PASS,
+    days_in_stage,
+    describe,
+    everywhere,
+    fmt_fields,
+    is_overdue,
+    review_words,
+    stage_label,
+    state_title,
+    words,
+)
+
+__all__ = [
+    "Grid",
+    "console",
+    "export_progress",
+    "print_case",
+    "print_caseload",
+    "print_check",
+    "print_due",
+    "print_next",
+    "print_staff",
+    "print_timeline",
+    "print_workflow",
+]
+
+
+def console() -> Console:
+    """A console on the current stdout (made per command, so test runners can swap it)."""
+    # markup off: case notes and stage data may hold [brackets] that are not rich markup.
+    return Console(highlight=False, markup=False)
+
+
+# --- a fast grid for long lists -------------------------------------------------------------
+
+
+Cell = str | tuple[str, str | None]
+
+
+class Grid:
+    """Aligned columns written straight to the console's file, styled with ANSI codes only
+    when the console shows colour. Rows are lists of text or (text, style) cells."""
+
+    def __init__(self, headers: Sequence[str]) -> None:
+        self.headers = list(headers)
+        self.rows: list[list[tuple[str, str | None]]] = []
+
+    def add(self, *cells: Cell) -> None:
+        self.rows.append([c if isinstance(c, tuple) else (c, None) for c in cells])
+
+    def print(self, out: Console) -> None:
+        colour = COLOR_SYSTEMS.get(out.color_system or "") if out.is_terminal else None
+        styles: dict[str, Style] = {}
+
+        def paint(text: str, style: str | None) -> str:
+            if colour is None or not style or not text:
+                return text
+            parsed = styles.get(style)
+            if parsed is None:
+                parsed = styles[style] = Style.parse(style)
+            return parsed.render(text, color_system=colour)
+
+        widths = [cell_len(h) for h in self.headers]
+        for row in self.rows:
+            for i, (text, _) in enumerate(row):
+                widths[i] = max(widths[i], cell_len(text))
+        last = len(self.headers) - 1
+
+        def pad(text: str, i: int) -> str:
+            return text if i == last else text + " " * (widths[i] - cell_len(text))
+
+        lines = [paint("  ".join(pad(h, i) for i, h in enumerate(self.headers)).rstrip(), "bold")]
+        for row in self.rows:
+            cells = [paint(pad(text, i), style) for i, (text, style) in enumerate(row)]
+            lines.append("  ".join(cells).rstrip())
+        out.file.write("\n".join(lines) + "\n")
+        out.file.flush()
+
+
+# --- views ---------------------------------------------------------------------------------
+
+
+def print_caseload(
+    out: Console, wf: Workflow, cases: Sequence[Case], today: dt.date, *, title: str = ""
+) -> None:
+    if title:
+        out.print(Text(title, style="bold"))
+    if not cases:
+        out.print("no cases match")
+        return
+    grid = Grid(["Case", "Participant", "Stage", "Days", "Coach", "Review due", ""])
+    overdue = 0
+    for c in cases:
+        flag, style = review_words(c, today)
+        overdue += style == "bold red"
+        grid.add(
+            c.id,
+            c.participant_id,
+            stage_label(wf, c),
+            str(days_in_stage(c, today)),
+            c.coach or "-",
+            c.review_due.isoformat() if c.review_due else "",
+            (flag, style),
+        )
+    grid.print(out)
+    out.print(f"{len(cases)} case(s), {overdue} overdue for review")
+
+
+def print_due(
+    out: Console, wf: Workflow, cases: Sequence[Case], today: dt.date, heading: str
+) -> None:
+    if heading:
+        out.print(Text(heading, style="bold"), soft_wrap=True)
+    if not cases:
+        out.print("nothing due")
+        return
+    grid = Grid(["Case", "Participant", "Stage", "Coach", "Review due", ""])
+    for c in cases:
+        flag, style = review_words(c, today)
+        grid.add(
+            c.id,
+            c.participant_id,
+            stage_label(wf, c),
+            c.coach or "-",
+            c.review_due.isoformat() if c.review_due else "",
+            (flag, style),
+        )
+    grid.print(out)
+    overdue = sum(1 for c in cases if is_overdue(c, today))
+    out.print(f"{len(cases)} due, {overdue} overdue")
+
+
+def print_staff(out: Console, staff: Sequence[Staff]) -> None:
+    table = Table(box=box.SIMPLE_HEAD)
+    for head in ("Id", "Name", "Role", "Active"):
+        table.add_column(head)
+    for s in staff:
+        table.add_row(s.id, s.name, words(s.role.value), "yes" if s.active else "no")
+    out.print(table)
+
+
+def _guard_line(result: GuardResult) -> Text:
+    line = Text("  ")
+    line.append(PASS if result.passed else FAIL, style="green" if result.passed else "red")
+    line.append(f" {result.guard}")
+    if result.soft:
+        line.append(" (soft)", style="yellow")
+    line.append(f": {result.reason}", style="dim" if result.passed else "")
+    return line
+
+
+def print_check(out: Console, wf: Workflow, check: Check) -> None:
+    head = Text()
+    head.append(f"{check.case_id} {check.trigger}", style="bold")
+    if check.label and check.label != check.trigger:
+        head.append(f" ({check.label})")
+    if check.dest != check.source:
+        head.append(f": {state_title(wf, check.source)} → {state_title(wf, check.dest)}")
+    out.print(head)
+    for result in check.results:
+        out.print(_guard_line(result))
+    if not check.results:
+        out.print("  (no guards)")
+    failed = check.failed
+    if not failed:
+        out.print(Text(f"ready: se-flow advance {check.case_id} {check.trigger}", style="green"))
+    elif check.overridable:
+        out.print(
+            Text(
+                f"blocked by {len(failed)} soft guard(s): a team leader may override with "
+                f"--override REASON",
+                style="yellow",
+            )
+        )
+    else:
+        out.print(
+            Text(f"blocked: {len(failed)} of {len(check.results)} guard(s) fail", style="red")
+        )
+
+
+def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) -> None:
+    out.print(Text(f"{case.id} is at {stage_label(wf, case)}. What can happen next:", style="bold"))
+    if not checks:
+        out.print("  nothing: the case is closed (se-flow reopen starts a new episode)")
+        return
+    for check in checks:
+        missing = [r for r in check.failed if r.guard not in ASKED_WHEN_RUN]
+        asked = [r for r in check.failed if r.guard in ASKED_WHEN_RUN]
+        line = Text("  ")
+        line.append(check.trigger, style="bold")
+        if check.dest != check.source:
+            line.append(f" → {state_title(wf, check.dest)}")
+        elif check.label:
+            line.append(f" ({check.label.lower()})")
+        if not missing:
+            line.append("  ready", style="green")
+        elif all(r.soft for r in missing):
+            line.append("  soft guards only (team leader may override)", style="yellow")
+        else:
+            line.append(f"  missing {len(missing)}", style="red")
+        if asked:
+            line.append(
+                f"; asks for {', '.join(words(r.guard).lower() for r in asked)}", style="dim"
+            )
+        out.print(line)
+        for result in missing:
+            item = Text("      ")
+            item.append(FAIL, style="red")
+            if result.soft:
+                item.append(" (soft)", style="yellow")
+            item.append(f" {result.reason}")
+            out.print(item)
+
+
+def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title: str = "") -> None:
+    """Every event of a case; an Entered column appears when something was back-dated."""
+    late = any(e.recorded_at.date() != e.effective_at.date() for e in events)
+    table = Table(box=box.SIMPLE_HEAD, title=title or None, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("Date", no_wrap=True)
+    if late:
+        table.add_column("Entered", no_wrap=True)
+    table.add_column("Who", no_wrap=True)
+    table.add_column("What", overflow="fold", ratio=1)
+    for e in events:
+        what = Text(describe(wf, e))
+        if e.reason:
+            what.append(f"\nreason: {e.reason}", style="dim")
+        if e.override is not None:
+            passed_over = ", ".join(g.guard for g in e.guards if not g.passed)
+            what.append(
+                f"\noverride by {e.override.by} past {passed_over}: {e.override.reason}",
+                style="yellow",
+            )
+        day = e.effective_at.date()
+        cells = [str(e.seq), day.isoformat()]
+        if late:
+            entered = e.recorded_at.date()
+            cells.append(entered.isoformat() if entered != day else "")
+        table.add_row(*cells, f"{e.actor} ({words(e.role).lower()})", what)
+    out.print(table)
+
+
+def print_case(
+    out: Console,
+    wf: Workflow,
+    case: Case,
+    participant: Participant | None,
+    records: Sequence[Record],
+    events: Sequence[Event],
+    today: dt.date,
+) -> None:
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="bold")
+    details.add_column()
+    name = participant.details.name if participant and participant.details else None
+    who = f"{case.participant_id} ({name})" if name else case.participant_id
+    details.add_row("Case", f"{case.id} (episode {case.episode})")
+    details.add_row("Participant", who)
+    if participant and participant.details:
+        d = participant.details
+        if d.contact:
+            details.add_row("Contact", d.contact)
+        if d.date_of_birth:
+            details.add_row("Date of birth", d.date_of_birth.isoformat())
+    details.add_row("Stage", f"{stage_label(wf, case)}, {days_in_stage(case, today)} day(s)")
+    details.add_row("Coach", case.coach or "-")
+    details.add_row("Opened", case.opened_at.date().isoformat())
+    if case.review_due:
+        flag, style = review_words(case, today)
+        details.add_row(
+            "Next review", Text(f"{case.review_due.isoformat()} ({flag})", style=style or "")
+        )
+    if case.previous_case_id:
+        details.add_row("Reopened from", case.previous_case_id)
+    if case.closed_at:
+        details.add_row("Closed", f"{case.closed_at.date().isoformat()} ({case.outcome})")
+    details.add_row("Version", str(case.version))
+    out.print(details)
+
+    superseded = {r.supersedes: r.seq for r in records if r.supersedes is not None}
+    table = Table(box=box.SIMPLE_HEAD, title="Records", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("Kind")
+    table.add_column("Date")
+    table.add_column("Fields", overflow="fold")
+    table.add_column("By")
+    for r in records:
+        spec = wf.records.get(r.kind)
+        text = Text(fmt_fields(r.fields))
+        if r.supersedes is not None:
+            text.append(f" (corrects {r.supersedes})", style="dim")
+        if r.seq in superseded:
+            text.append(f" (corrected by {superseded[r.seq]})", style="dim")
+            text.stylize("strike")
+        table.add_row(
+            str(r.seq),
+            spec.title if spec else r.kind,
+            r.effective_at.date().isoformat(),
+            text,
+            r.actor,
+        )
+    if records:
+        out.print(table)
+    else:
+        out.print("no records")
+    print_timeline(out, wf, events, title="Timeline")
+
+
+# --- the workflow --------------------------------------------------------------------------
+
+
+def print_workflow(out: Console, wf: Workflow) -> None:
+    out.print(Text(f"{wf.title} (version {wf.version}, hash {wf.hash[:12]})", style="bold"))
+    if wf.source:
+        out.print(Text(f"from {wf.source}", style="dim"))
+    stages = Table(box=box.SIMPLE_HEAD, title="States", title_justify="left")
+    for head in ("#", "State", "Title", "Review every", "Phases"):
+        stages.add_column(head)
+    for s in sorted(wf.states.values(), key=lambda s: (s.id == wf.final, s.order)):
+        review = f"{s.review_days} days" if s.review_days else "-"
+        for phase, days in s.phase_review_days.items():
+            review += f" ({words(phase).lower()}: {days})"
+        stages.add_row(str(s.order or ""), s.id, s.title, review, ", ".join(s.phases))
+    out.print(stages)
+
+    moves = Table(box=box.SIMPLE_HEAD, title="Triggers", title_justify="left")
+    moves.add_column("Trigger", no_wrap=True)
+    moves.add_column("From")
+    moves.add_column("To")
+    moves.add_column("Guards", ratio=1, overflow="fold")
+    for t in wf.transitions:
+        source = "any active state" if everywhere(wf, t.sources) else ", ".join(t.sources)
+        if t.from_phase:
+            source += f" ({words(t.from_phase).lower()})"
+        if t.effect in ("pause", "resume"):
+            dest = f"({t.effect})"
+        else:
+            dest = t.dest or ""
+            if t.to_phase:
+                dest += f" ({words(t.to_phase).lower()})"
+            if t.outcome:
+                dest += f": {t.outcome}"
+        guards = Text()
+        for i, g in enumerate(t.guards):
+            if i:
+                guards.append("\n")
+            guards.append(g.name + (" (soft)" if g.soft else ""), style="yellow" if g.soft else "")
+        moves.add_row(t.trigger, source, dest, guards)
+    out.print(moves)
+
+    kinds = Table(box=box.SIMPLE_HEAD, title="Record kinds (* required)", title_justify="left")
+    kinds.add_column("Kind", no_wrap=True)
+    kinds.add_column("Title")
+    kinds.add_column("Fields", ratio=1, overflow="fold")
+    for k in wf.records.values():
+        fields = ", ".join(
+            f"{f.name}{'*' if f.required else ''}: "
+            + (f"{'|'.join(f.options)}" if f.options else f.type)
+            for f in k.fields
+        )
+        kinds.add_row(k.name, k.title, fields)
+    out.print(kinds)
+    out.print(f"close reasons: {', '.join(wf.close_reasons)}")
+
+
+# --- exports -------------------------------------------------------------------------------
+
+
+@contextmanager
+def export_progress(out: Console) -> Iterator[Callable[[str, int], None]]:
+    """A live bar per table while an export runs, fed by its `progress(table, rows_done)`
+    callback. The export streams, so no total is known: each bar pulses and counts rows, and
+    fills when the next table starts. It vanishes at the end; the summary keeps the counts."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:>12,} rows"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(table: str, done: int) -> None:
+        task = tasks.get(table)
+        if task is None:
+            for other in tasks.values():
+                bars.update(other, total=1, completed=1)  # done: a full bar
+                bars.stop_task(other)
+            task = tasks[table] = bars.add_task(table, total=None, rows=0)
+        bars.update(task, rows=done)
+
+    with bars:
+        yield update

@@ -1,0 +1,356 @@
+"""The words and JSON of the `se-flow` command, without rich (so `--json` and plain-text
+commands do not pay for importing it).
+
+Every function takes values the API returned; nothing here reads or writes a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import Case, Check, Event, Status, Verification, Workflow
+
+if TYPE_CHECKING:
+    from ._export import Checkpoint, ExportVerification, Manifest
+
+__all__ = [
+    "ASKED_WHEN_RUN",
+    "FAIL",
+    "PASS",
+    "case_json",
+    "check_json",
+    "checkpoint_kept",
+    "checkpoint_words",
+    "days_in_stage",
+    "describe",
+    "dumps",
+    "everywhere",
+    "export_check_json",
+    "export_check_words",
+    "export_summary",
+    "fmt_fields",
+    "fmt_value",
+    "is_overdue",
+    "jsonable",
+    "mermaid",
+    "review_words",
+    "stage_label",
+    "state_title",
+    "words",
+]
+
+PASS, FAIL = "✓", "✗"
+# Guards about what the user types with the command, not about evidence on the case: `next`
+# shows them as "asks for ..." rather than as something missing.
+ASKED_WHEN_RUN = {"reason", "review_date", "close_reason"}
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """A value the API returned, as plain JSON data: dates ISO, decimals as text."""
+    if attrs.has(type(value)):
+        return {f.name: jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal | Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(jsonable(value), indent=2, ensure_ascii=False)
+
+
+def is_overdue(case: Case, today: dt.date) -> bool:
+    return case.is_open and case.review_due is not None and case.review_due < today
+
+
+def days_in_stage(case: Case, today: dt.date) -> int:
+    since = case.closed_at or case.stage_entered_at
+    return (today - since.date()).days
+
+
+def case_json(wf: Workflow, case: Case, today: dt.date) -> dict[str, Any]:
+    out: dict[str, Any] = jsonable(case)
+    out["stage"] = stage_label(wf, case)
+    out["days_in_stage"] = days_in_stage(case, today)
+    out["overdue"] = is_overdue(case, today)
+    return out
+
+
+def check_json(check: Check) -> dict[str, Any]:
+    out: dict[str, Any] = jsonable(check)
+    out["allowed"] = check.allowed
+    out["overridable"] = check.overridable
+    out["failed"] = [r.guard for r in check.failed]
+    return out
+
+
+# --- words ---------------------------------------------------------------------------------
+
+
+def words(name: str | None) -> str:
+    """An id as words: `in_work_support` → `In work support`."""
+    text = (name or "").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def state_title(wf: Workflow, state: str | None) -> str:
+    spec = wf.states.get(state or "")
+    return spec.title if spec else words(state)
+
+
+def stage_label(wf: Workflow, case: Case) -> str:
+    """Where a case is, as a coach says it: `3 Employer Engagement`, `5 Career development
+    (paused)`, `Closed: withdrawn`."""
+    if case.status is Status.CLOSED:
+        return f"Closed: {case.outcome}" if case.outcome else "Closed"
+    spec = wf.states.get(case.state)
+    if spec is None:
+        label = words(case.state)
+    else:
+        # Stage 5's title names both phases; the phase is what tells cases apart.
+        label = words(case.phase) if case.phase and len(spec.phases) > 1 else spec.title
+        if spec.order:
+            label = f"{spec.order} {label}"
+    return f"{label} (paused)" if case.status is Status.PAUSED else label
+
+
+def fmt_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return "; ".join(fmt_value(v) for v in value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def fmt_fields(fields: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in fields.items())
+
+
+def review_words(case: Case, today: dt.date) -> tuple[str, str | None]:
+    """The review status of an open case in words, with the style to show it in."""
+    if not case.is_open or case.review_due is None:
+        return "", None
+    days = (case.review_due - today).days
+    if days < 0:
+        return f"overdue {-days}d", "bold red"
+    if days == 0:
+        return "due today", "yellow"
+    return f"in {days}d", None
+
+
+def describe(wf: Workflow, event: Event) -> str:
+    """One event of a timeline in words."""
+    payload = event.payload
+    record = payload.get("record") or {}
+    fields = fmt_fields(record.get("fields") or {})
+    if event.kind in ("referral", "reopen"):
+        what = "referred" if event.kind == "referral" else "reopened as a new episode"
+        if payload.get("previous_case_id"):
+            what += f" after {payload['previous_case_id']}"
+        return f"{what} ({fields})" if fields else what
+    if event.kind == "record":
+        kind = str(record.get("kind", ""))
+        spec = wf.records.get(kind)
+        text = f"{spec.title if spec else kind}: {fields}"
+        if record.get("supersedes") is not None:
+            text += f" (corrects record {record['supersedes']})"
+        return text
+    if event.kind == "phase":
+        return f"{event.trigger}: {words(event.from_phase)} → {words(event.to_phase)}"
+    if event.kind == "pause":
+        return f"paused; review on {payload.get('review_date', '?')}"
+    if event.kind == "resume":
+        return "resumed"
+    if event.kind == "assign":
+        return (
+            f"assigned to {payload.get('to_coach')} (was {payload.get('from_coach') or 'nobody'})"
+        )
+    if event.kind == "transition":
+        text = f"{event.trigger}: {state_title(wf, event.from_state)} → "
+        text += state_title(wf, event.to_state)
+        if payload.get("outcome"):
+            text += f" ({payload['outcome']})"
+        return text
+    return f"{event.kind} {event.trigger or ''}".strip()
+
+
+def everywhere(wf: Workflow, sources: Sequence[str]) -> bool:
+    active = {s for s in wf.states if s != wf.final}
+    return len(active) > 1 and set(sources) == active
+
+
+def _mermaid_id(state: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in state)
+
+
+def _mermaid_title(text: str) -> str:
+    return text.replace('"', "'")
+
+
+def mermaid(wf: Workflow, *, exits: bool = False) -> str:
+    """The workflow as a Mermaid `stateDiagram-v2`. Triggers open from every active state
+    (withdraw, close, pause, ...) are drawn once as a note unless `exits` asks for every edge;
+    a stage with phases is a composite state with its phases inside."""
+    lines = ["stateDiagram-v2"]
+    for s in sorted(wf.states.values(), key=lambda s: (s.id == wf.final, s.order)):
+        if s.phases:
+            lines.append(f'    state "{_mermaid_title(s.title)}" as {_mermaid_id(s.id)} {{')
+            for phase in s.phases:
+                lines.append(
+                    f'        state "{words(phase)}" as {_mermaid_id(s.id + "__" + phase)}'
+                )
+            lines.append(f"        [*] --> {_mermaid_id(s.id + '__' + s.phases[0])}")
+            for t in wf.transitions:
+                if t.from_phase and t.to_phase and t.dest == s.id:
+                    src = _mermaid_id(s.id + "__" + t.from_phase)
+                    dst = _mermaid_id(s.id + "__" + t.to_phase)
+                    lines.append(f"        {src} --> {dst}: {t.trigger}")
+            lines.append("    }")
+        else:
+            lines.append(f'    state "{_mermaid_title(s.title)}" as {_mermaid_id(s.id)}')
+    lines.append(f"    [*] --> {_mermaid_id(wf.initial)}")
+    anywhere: list[str] = []
+    drawn: set[tuple[str, str, str]] = set()
+    for t in wf.transitions:
+        if t.from_phase and t.to_phase:
+            continue  # drawn inside its composite state
+        if t.effect in ("pause", "resume") and not exits:
+            anywhere.append(t.trigger)
+            continue
+        if everywhere(wf, t.sources) and not exits:
+            anywhere.append(t.trigger)
+            continue
+        for src in t.sources:
+            dst = t.dest or src
+            label = t.trigger + (f" ({t.outcome})" if t.outcome else "")
+            key = (src, dst, label)
+            if key in drawn:
+                continue
+            drawn.add(key)
+            lines.append(f"    {_mermaid_id(src)} --> {_mermaid_id(dst)}: {label}")
+    lines.append(f"    {_mermaid_id(wf.final)} --> [*]")
+    if anywhere:
+        lines.append(
+            f"    note right of {_mermaid_id(wf.final)}: from any active state: "
+            + ", ".join(dict.fromkeys(anywhere))
+        )
+    if wf.reopen.dest:
+        lines.append(
+            f"    note left of {_mermaid_id(wf.reopen.dest)}: reopen starts a new case here"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- exports and checkpoints ---------------------------------------------------------------
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
+
+
+def export_summary(manifest: Manifest) -> str:
+    """What an export wrote, for the person who ran it: files, row counts, chain head."""
+    personal = "with personal data" if manifest.include_personal_data else "pseudonymised"
+    lines = [f"exported to {manifest.path} ({manifest.fmt}, {personal})"]
+    if manifest.include_personal_data:
+        lines.append(
+            "  it holds names, contacts and dates of birth: keep it secure and share it only "
+            "with those entitled to them"
+        )
+    asked = {k: v for k, v in manifest.filters.items() if v is not None}
+    if asked:
+        lines.append("  filters: " + ", ".join(f"{k}={v}" for k, v in asked.items()))
+    rows = {name: _rows(int(table["rows"])) for name, table in manifest.tables.items()}
+    width = max(len(name) for name in rows)
+    count_width = max(len(text) for text in rows.values())
+    for name, table in manifest.tables.items():
+        lines.append(f"  {name:<{width}}  {rows[name]:<{count_width}}  in {table['file']}")
+    lines.append("files (SHA-256):")
+    width = max(len(name) for name in manifest.files)
+    for name, entry in manifest.files.items():
+        lines.append(f"  {name:<{width}}  {entry['sha256']}")
+    seq, digest = manifest.chain_head
+    lines.append(f"chain head at export: event {seq} {digest}")
+    manifest_path = Path(manifest.path) / "manifest.json"
+    lines.append(f"manifest: {manifest_path}")
+    if manifest.audit_event is not None:
+        lines.append(f"logged as audit event {manifest.audit_event[0]} (by {manifest.actor})")
+    lines.append(f"check it later: se-flow audit verify-export {manifest.path}")
+    return "\n".join(lines)
+
+
+def checkpoint_kept(kept: Checkpoint, path: Path) -> str:
+    """What `audit checkpoint --out` tells the auditor who keeps the file."""
+    return "\n".join(
+        [
+            f"checkpoint written to {path}: event {kept.seq} {kept.hash}",
+            f"  database {kept.store_id}, taken {kept.taken_at.isoformat()}",
+            "keep it where the database's users cannot change it; later, "
+            f"`se-flow audit verify --checkpoint {path}` proves the log has only been "
+            "appended to since",
+        ]
+    )
+
+
+def checkpoint_words(kept: Checkpoint, result: Verification) -> str:
+    """What a passed `audit verify --checkpoint` proved."""
+    since = result.head_seq - kept.seq
+    return (
+        f"  checkpoint event {kept.seq} (taken {kept.taken_at.isoformat()}) is still there, "
+        f"unchanged: only appended to since ({since} event{'' if since == 1 else 's'} after it)"
+    )
+
+
+def export_check_json(result: ExportVerification, against: str | None) -> dict[str, Any]:
+    return {
+        "path": str(result.path),
+        "ok": result.ok,
+        "problems": list(result.problems),
+        "rows": dict(result.rows),
+        "checked_against_log": against,
+        "manifest": result.manifest.to_json() if result.manifest is not None else None,
+    }
+
+
+def export_check_words(result: ExportVerification, against: str | None) -> str:
+    """A passed `audit verify-export`, saying how far the check reached."""
+    manifest = result.manifest
+    files = len(manifest.files) if manifest is not None else 0
+    rows = ", ".join(f"{name} {n:,}" for name, n in result.rows.items())
+    lines = [f"export ok: {result.path}: {files} file(s) match the manifest (rows: {rows})"]
+    if against is not None and manifest is not None:
+        event = f", logged as event {manifest.audit_event[0]}" if manifest.audit_event else ""
+        lines.append(
+            f"  and the audit log of {against}: same database, chain head event "
+            f"{manifest.chain_head[0]} still there{event}"
+        )
+    else:
+        lines.append(
+            "  checked against its manifest only (no database here): a manifest rewritten "
+            "together with its files is caught only against the log (give --db)"
+        )
+    return "\n".join(lines)
