@@ -37,7 +37,7 @@ def main() -> int:
             flow.advance(case.id, "start_profiling", actor="sam")
         except se_flow.GuardsFailed as refused:
             for result in refused.failed:
-                print(f"  missing: {result.guard}: {result.reason}")
+                print(f"  missing: {result.label}: {result.reason}")
 
         flow.record(
             case.id,

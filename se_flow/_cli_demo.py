@@ -340,7 +340,7 @@ def _show(flow: se_flow.SEFlow, story: Story, path: str, out: Console) -> None:
         section(f"A refused move: {r.case_id} {r.trigger}, tried by sam")
         for failed in r.failed:
             soft = " (soft)" if failed.soft else ""
-            _line(out, f"  {FAIL} {failed.guard}{soft}: {failed.reason}")
+            _line(out, f"  {FAIL} {failed.label}{soft}: {failed.reason}")
     if story.override is not None:
         case_id, by, reason = story.override
         section(f"A team leader's override: {case_id} start_job by {by}")

@@ -167,7 +167,7 @@ def print_staff(out: Console, staff: Sequence[Staff]) -> None:
 def _guard_line(result: GuardResult) -> Text:
     line = Text("  ")
     line.append(PASS if result.passed else FAIL, style="green" if result.passed else "red")
-    line.append(f" {result.guard}")
+    line.append(f" {result.label}")
     if result.soft:
         line.append(" (soft)", style="yellow")
     line.append(f": {result.reason}", style="dim" if result.passed else "")
@@ -252,7 +252,7 @@ def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title
         if e.reason:
             what.append(f"\nreason: {e.reason}", style="dim")
         if e.override is not None:
-            passed_over = ", ".join(g.guard for g in e.guards if not g.passed)
+            passed_over = ", ".join(g.label for g in e.guards if not g.passed)
             what.append(
                 f"\noverride by {e.override.by} past {passed_over}: {e.override.reason}",
                 style="yellow",

@@ -128,7 +128,9 @@ class Engine:
         results = []
         for g in spec.guards:
             passed, why = GUARDS[g.guard](ctx, g.params)
-            results.append(GuardResult(guard=g.name, passed=passed, reason=why, soft=g.soft))
+            results.append(
+                GuardResult(guard=g.name, passed=passed, reason=why, soft=g.soft, title=g.title)
+            )
         return tuple(results)
 
     def _dest(self, case: Case, spec: TransitionSpec) -> str:
@@ -191,7 +193,7 @@ class Engine:
             if not ctx.actor.can_override:
                 raise PermissionDenied(
                     f"case {case.id}: only a team leader may override soft guards "
-                    f"({', '.join(r.guard for r in failed)}); {ctx.actor.id} is a "
+                    f"({', '.join(r.label for r in failed)}); {ctx.actor.id} is a "
                     f"{ctx.actor.role.value.replace('_', ' ')}",
                     ctx.actor.id,
                 )

@@ -143,6 +143,12 @@ class GuardResult:
     passed: bool
     reason: str
     soft: bool = False
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        """What a job coach reads: the title from the stage data, else the guard's id."""
+        return self.title or self.guard
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +156,7 @@ class GuardResult:
             "passed": self.passed,
             "reason": self.reason,
             "soft": self.soft,
+            "title": self.title,
         }
 
     @classmethod
@@ -159,6 +166,7 @@ class GuardResult:
             passed=bool(data["passed"]),
             reason=data["reason"],
             soft=bool(data.get("soft", False)),
+            title=str(data.get("title", "")),
         )
 
 

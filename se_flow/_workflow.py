@@ -258,9 +258,14 @@ class GuardSpec:
 
     @property
     def name(self) -> str:
-        """A readable name for results: the guard plus the kind it looks at."""
+        """A stable id for scripts: the guard plus the kind it looks at."""
         kind = self.params.get("kind")
-        return self.title or (f"{self.guard}:{kind}" if kind else self.guard)
+        return f"{self.guard}:{kind}" if kind else self.guard
+
+    @property
+    def label(self) -> str:
+        """What a job coach reads: the stage data's title, else the name."""
+        return self.title or self.name
 
 
 @frozen

@@ -62,7 +62,7 @@ def _say_error(exc: se_flow.SEFlowError) -> None:
         )
         for result in exc.failed:
             soft = " (soft)" if result.soft else ""
-            typer.echo(f"  ✗ {result.guard}{soft}: {result.reason}", err=True)
+            typer.echo(f"  ✗ {result.label}{soft}: {result.reason}", err=True)
     elif isinstance(exc, _ExportProblems):
         typer.echo(f"error: {exc.message}", err=True)
         for problem in exc.problems:
@@ -356,7 +356,7 @@ def _done(flow: se_flow.SEFlow, case: se_flow.Case) -> None:
     event = flow.history(case.id)[-1]
     typer.echo(f"{case.id}: {describe(flow.workflow, event)}")
     if event.override is not None:
-        passed_over = ", ".join(g.guard for g in event.guards if not g.passed)
+        passed_over = ", ".join(g.label for g in event.guards if not g.passed)
         typer.echo(f"  override by {event.override.by} past {passed_over}: {event.override.reason}")
     where = stage_label(flow.workflow, case)
     due = f"; next review due {case.review_due}" if case.review_due else ""

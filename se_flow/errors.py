@@ -233,7 +233,7 @@ class GuardsFailed(TransitionRefused):
         failed = [r for r in self.results if not r.passed]
         self.failed = tuple(failed)
         self.soft_only = all(r.soft for r in failed)
-        detail = "; ".join(f"{r.guard}: {r.reason}" for r in failed)
+        detail = "; ".join(f"{r.label}: {r.reason}" for r in failed)
         hint = (
             " (soft guards only: a team leader may override with a reason)"
             if (self.soft_only)

@@ -512,9 +512,9 @@ def test_check_is_a_checklist_that_changes_nothing(run: CLI, db: Path, case: str
     ok(run("record", case, "consent", "participation=yes", "data_processing=yes"))
     before = event_count(db)
     out = ok(run("check", case, "start_profiling"))
-    assert "✓ consent" in out
-    assert "✗ record:first_meeting: no first meeting recorded" in out
-    assert "✗ record:action_plan (soft): no action plan recorded" in out
+    assert "✓ Consent to take part and to data processing" in out
+    assert "✗ First meeting held: no first meeting recorded" in out
+    assert "✗ Action plan agreed (soft): no action plan recorded" in out
     assert "blocked: 3 of 4" in out
     data = run.json("check", case, "start_profiling")
     assert data["allowed"] is False and data["overridable"] is False
@@ -527,7 +527,7 @@ def test_check_is_a_checklist_that_changes_nothing(run: CLI, db: Path, case: str
 
 
 def test_check_with_what_the_user_would_type(run: CLI, case: str) -> None:
-    assert "✗ reason" in ok(run("check", case, "withdraw"))
+    assert "✗ Reason given" in ok(run("check", case, "withdraw"))
     assert "ready: se-flow advance" in ok(run("check", case, "withdraw", "--reason", "moving"))
     out = ok(run("check", case, "close", "--close-reason", "ineligible"))
     assert "only a team leader may do this" in out
@@ -594,10 +594,10 @@ def test_a_refused_move_lists_every_failed_guard(run: CLI, db: Path, case: str) 
     )
     lines = err.splitlines()
     assert lines[1:] == [
-        "  ✗ consent: no consent recorded",
-        "  ✗ record:first_meeting: no first meeting recorded",
-        "  ✗ field_equals:informed_choice: no informed choice recorded",
-        "  ✗ record:action_plan (soft): no action plan recorded",
+        "  ✗ Consent to take part and to data processing: no consent recorded",
+        "  ✗ First meeting held: no first meeting recorded",
+        "  ✗ Informed choice to join: no informed choice recorded",
+        "  ✗ Action plan agreed (soft): no action plan recorded",
     ]
     assert event_count(db) == before
 
@@ -607,7 +607,7 @@ def test_overrides(run: CLI, case: str) -> None:
         for kind, fields in EVIDENCE["customer_engagement"][1][:3]:
             flow.record(case, kind, fields, actor="sam")
     err = refused(run("advance", case, "start_profiling"), 6, "soft guards only")
-    assert "action_plan (soft)" in err
+    assert "Action plan agreed (soft)" in err
     refused(
         run("advance", case, "start_profiling", "--override", "agreed"),
         7,
@@ -617,7 +617,7 @@ def test_overrides(run: CLI, case: str) -> None:
     out = ok(
         run("advance", case, "start_profiling", "--override", "plan agreed by phone", actor="lee")
     )
-    assert "override by lee past record:action_plan: plan agreed by phone" in out
+    assert "override by lee past Action plan agreed: plan agreed by phone" in out
     last = run.json("history", case)[-1]
     assert last["override"] == {"by": "lee", "reason": "plan agreed by phone"}
     assert "override by lee" in ok(run("history", case))
@@ -738,7 +738,7 @@ def test_workflow_validate_lists_every_fault(run: CLI, tmp_path: Path) -> None:
         (bad / f.name).write_text(f.read_text())
     text = (bad / "01_customer_engagement.toml").read_text()
     text = text.replace('guard = "consent"', 'guard = "horoscope"')
-    text = text.replace('kind = "first_meeting" }', 'kind = "first_meting" }')
+    text = text.replace('kind = "first_meeting",', 'kind = "first_meting",')
     (bad / "01_customer_engagement.toml").write_text(text)
     err = refused(run("workflow", "validate", str(bad)), 3, "2 fault(s)")
     assert "[guards_exist]" in err and "horoscope" in err
@@ -896,7 +896,7 @@ def test_the_documented_exit_codes_match_the_error_classes() -> None:
 def test_demo_in_memory(tmp_path: Path) -> None:
     out = ok(CLI(tmp_path / "unused.db").raw("demo"))
     assert "se-flow demo: 13 participants in memory" in out
-    assert "A refused move: C-9 start_profiling" in out and "✗ record:first_meeting" in out
+    assert "A refused move: C-9 start_profiling" in out and "✗ First meeting held" in out
     assert "A team leader's override: C-4 start_job by lee" in out
     assert "13 case(s)" in out and "Closed: withdrawn" in out and "Closed: completed" in out
     assert "end_job: " in out and "start_job: " in out

@@ -165,7 +165,7 @@ def test_field_nonempty(flow: SEFlow, steps: Steps) -> None:
 
 def test_any_field_true(flow: SEFlow, steps: Steps) -> None:
     case = steps.to("career_development")
-    guard = "Fading plan finished, or the participant asked to end support"
+    guard = "any_field_true:final_review"
     assert result(flow.check(case.id, "complete"), guard) == (
         False,
         "no final review recorded since the last start_job",
@@ -481,7 +481,7 @@ def test_every_guard_is_evaluated_and_every_failure_reported(flow: SEFlow, steps
     flow.record(case.id, "disclosure_preference", level="full")
     check = flow.check(case.id, "start_job")
     assert [(r.guard, r.passed, r.soft) for r in check.results] == [
-        ("Job offer recorded (employer, start date, hours, pay)", False, False),
+        ("record:job_offer", False, False),
         ("minimum_wage:job_offer", False, False),
         ("record:support_plan", False, True),
         ("disclosure_consent:disclosure_preference", False, False),
@@ -491,4 +491,4 @@ def test_every_guard_is_evaluated_and_every_failure_reported(flow: SEFlow, steps
         flow.advance(case.id, "start_job")
     assert refused.value.results == check.results
     for r in check.results:
-        assert f"{r.guard}: {r.reason}" in str(refused.value)
+        assert f"{r.label}: {r.reason}" in str(refused.value)

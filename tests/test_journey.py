@@ -82,7 +82,7 @@ def test_whole_journey_from_referral_to_completed(flow: SEFlow, steps: Steps) ->
     with pytest.raises(se_flow.GuardsFailed) as refused:
         flow.advance(case.id, "end_job")
     assert failures(refused.value.results) == {
-        "Job end recorded (date and reason)": "no job end recorded since the last start_job"
+        "record:job_end": "no job end recorded since the last start_job"
     }
     flow.record(case.id, "job_end", reason="shop closed", employer="Corner Shop")
     case = flow.advance(case.id, "end_job")
@@ -92,9 +92,7 @@ def test_whole_journey_from_referral_to_completed(flow: SEFlow, steps: Steps) ->
     with pytest.raises(se_flow.GuardsFailed) as refused:
         flow.advance(case.id, "start_job", actor="lee", override="plan to follow")
     assert failures(refused.value.results) == {
-        "Job offer recorded (employer, start date, hours, pay)": (
-            "no job offer recorded since the last end_job"
-        ),
+        "record:job_offer": ("no job offer recorded since the last end_job"),
         "minimum_wage:job_offer": "no job offer recorded to check pay against",
         "record:support_plan": "no in-work support plan recorded since the last end_job",
     }

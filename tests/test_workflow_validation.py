@@ -114,7 +114,7 @@ def test_guard_parameters_are_checked(stages: Path) -> None:
     edit(
         stages,
         "01_customer_engagement.toml",
-        '{ guard = "record", kind = "first_meeting" }',
+        '{ guard = "record", kind = "first_meeting", title = "First meeting held" }',
         '{ guard = "record", kind = "first_meeting", colour = "red" }, '
         '{ guard = "field_equals", kind = "informed_choice", field = "mood" }, '
         '{ guard = "role", role = "wizard" }',
@@ -189,7 +189,13 @@ def test_a_service_can_use_its_own_stages(stages: Path, tmp_path: Path, clock: C
     edit(stages, first, 'id = "customer_engagement"', 'id = "welcome"')
     edit(stages, first, 'dest = "customer_engagement"', 'dest = "welcome"')
     edit(stages, first, 'source = "customer_engagement"', 'source = "welcome"')
-    edit(stages, first, '  { guard = "record", kind = "action_plan", soft = true },\n', "")
+    edit(
+        stages,
+        first,
+        '  { guard = "record", kind = "action_plan", soft = true, '
+        'title = "Action plan agreed" },\n',
+        "",
+    )
     edit(
         stages,
         first,
@@ -237,8 +243,9 @@ def test_a_service_may_pause_without_a_review_date(
     edit(
         stages,
         "exits.toml",
-        'guards = [{ guard = "reason" }, { guard = "review_date" }]',
-        'guards = [{ guard = "reason" }]',
+        'guards = [{ guard = "reason", title = "Reason given" }, '
+        '{ guard = "review_date", title = "Review date set" }]',
+        'guards = [{ guard = "reason", title = "Reason given" }]',
     )
     with se_flow.open(tmp_path / "own.db", stages=stages, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
