@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._export import Checkpoint, ExportVerification, Manifest, Progress
 
 from ._audit import verify_chain
-from ._engine import Change, Engine, EventDraft, Snapshot, context
+from ._engine import NOTHING, Change, Engine, EventDraft, Needs, Snapshot, context
 from ._loader import load_workflow
 from ._model import (
     Case,
@@ -276,7 +276,7 @@ class SEFlow:
 
         def decide(tx: Tx) -> Change:
             by = tx.staff(who)
-            previous = tx.snapshot(case_id).case
+            previous = tx.snapshot(case_id, lambda _case: NOTHING).case
             newer = [
                 c
                 for c in self.store.cases(CaseFilter(participant_id=previous.participant_id))
@@ -325,8 +325,8 @@ class SEFlow:
         at = _at(effective_at, now)
 
         def decide(tx: Tx) -> Change:
-            return self.engine.add_record(
-                tx.snapshot(case_id),
+            change = self.engine.add_record(
+                tx.snapshot(case_id, lambda _case: NOTHING if supersedes is None else Needs()),
                 kind,
                 values,
                 actor=tx.staff(who),
@@ -335,9 +335,23 @@ class SEFlow:
                 supersedes=supersedes,
                 expected_version=expected_version,
             )
+            made.append(change)
+            return change
 
+        made: list[Change] = []
         _, event = self.store.write(decide)
-        return next(r for r in self.store.records(case_id) if r.seq == event.seq)
+        draft = made[-1].record
+        assert draft is not None
+        return Record(
+            seq=event.seq,
+            case_id=case_id,
+            kind=draft.kind,
+            fields=draft.fields,
+            effective_at=event.effective_at,
+            recorded_at=event.recorded_at,
+            actor=event.actor,
+            supersedes=draft.supersedes,
+        )
 
     def _ctx_args(
         self,
@@ -373,7 +387,7 @@ class SEFlow:
     ) -> Check:
         """A dry run of `trigger`: every guard's result, nothing written."""
         tx = self.store.read()
-        snap = tx.snapshot(case_id)
+        snap = tx.snapshot(case_id, lambda case: self.engine.needs(case, trigger))
         now = self.now()
         ctx = self._ctx_args(
             snap, tx.staff(self._actor_id(actor)), now, effective_at, reason, review_date, outcome
@@ -409,7 +423,7 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
-            snap = tx.snapshot(case_id)
+            snap = tx.snapshot(case_id, lambda case: self.engine.needs(case, trigger))
             ctx = self._ctx_args(
                 snap, tx.staff(who), now, effective_at, reason, review_date, outcome
             )
@@ -509,7 +523,11 @@ class SEFlow:
         def decide(tx: Tx) -> Change:
             _caseworker(tx, coach)
             return self.engine.assign(
-                tx.snapshot(case_id), coach, actor=tx.staff(who), now=now, reason=reason
+                tx.snapshot(case_id, lambda _case: NOTHING),
+                coach,
+                actor=tx.staff(who),
+                now=now,
+                reason=reason,
             )
 
         case, _ = self.store.write(decide)
@@ -592,11 +610,17 @@ class SEFlow:
         )
 
     def due(
-        self, *, coach: str | None = None, within_days: int = 0, as_of: dt.date | None = None
+        self,
+        *,
+        coach: str | None = None,
+        within_days: int = 0,
+        as_of: dt.date | None = None,
+        limit: int | None = None,
     ) -> list[Case]:
-        """Open cases whose review is due on or before `as_of` + `within_days`, soonest first."""
+        """Open cases whose review is due on or before `as_of` + `within_days`, soonest (most
+        overdue) first; `limit` keeps the first so many."""
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
-        return list(self.store.cases(CaseFilter(coach=coach, due_by=day)))
+        return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit)))
 
     def records(self, case_id: str, *, include_superseded: bool = False) -> list[Record]:
         records = self.store.records(case_id)

@@ -31,7 +31,7 @@ from .errors import (
     UnknownTrigger,
 )
 
-__all__ = ["Change", "Engine", "EventDraft", "RecordDraft", "Snapshot"]
+__all__ = ["NOTHING", "Change", "Engine", "EventDraft", "Needs", "RecordDraft", "Snapshot"]
 
 
 @frozen
@@ -74,6 +74,19 @@ class Change:
     participant: Participant | None = None
     staff: Staff | None = None
     erase_personal_data_of: str | None = None
+
+
+@frozen
+class Needs:
+    """What a command reads of a case's history: record kinds and trigger marks (None: all;
+    empty: none). A case's history grows without bound; a command reads only what its guards
+    look at."""
+
+    kinds: frozenset[str] | None = None
+    triggers: frozenset[str] | None = None
+
+
+NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
 
 
 @frozen
@@ -135,6 +148,19 @@ class Engine:
 
     def _dest(self, case: Case, spec: TransitionSpec) -> str:
         return spec.dest or case.state
+
+    def needs(self, case: Case, trigger: str) -> Needs:
+        """What `trigger`'s guards read of this case (nothing, if the trigger is not open from
+        here: `fire` refuses it in its own words without reading anything)."""
+        spec = self.workflow.transition(trigger, case.state, case.phase)
+        if spec is None:
+            return NOTHING
+        kinds: set[str] = set()
+        triggers: set[str] = set()
+        for g in spec.guards:
+            kinds |= GUARDS[g.guard].kinds_read(g.params, self.workflow)
+            triggers |= set(g.params.get("since") or ())
+        return Needs(kinds=frozenset(kinds), triggers=frozenset(triggers))
 
     def check(self, snap: Snapshot, ctx: GuardContext, trigger: str) -> Check:
         spec = self._spec(snap.case, trigger)

@@ -60,6 +60,15 @@ class GuardDef:
     kind_params: tuple[str, ...] = ()
     field_params: tuple[str, ...] = ()
     doc: str = ""
+    default_kinds: tuple[str, ...] = ()
+    reads_contacts: bool = False
+
+    def kinds_read(self, params: Mapping[str, Any], workflow: Workflow) -> set[str]:
+        """The record kinds this guard looks at, so a command loads only those."""
+        kinds = {params[p] for p in self.kind_params if p in params} | set(self.default_kinds)
+        if self.reads_contacts:
+            kinds |= {k.name for k in workflow.records.values() if k.contact}
+        return kinds
 
     def check_params(
         self,
@@ -338,7 +347,7 @@ GUARDS: Mapping[str, GuardDef] = {
             kind_params=("kind",),
             field_params=("fields",),
         ),
-        _def(consent, ["fields"], ["kind"], kind_params=("kind",)),
+        _def(consent, ["fields"], ["kind"], kind_params=("kind",), default_kinds=("consent",)),
         _def(
             records_match,
             ["kind", "other", "field"],
@@ -359,6 +368,7 @@ GUARDS: Mapping[str, GuardDef] = {
             ["consent_kind"],
             kind_params=("kind", "consent_kind"),
             field_params=("field",),
+            default_kinds=("consent",),
         ),
         _def(reason, []),
         _def(review_date, []),
@@ -369,6 +379,8 @@ GUARDS: Mapping[str, GuardDef] = {
             ["min_attempts", "min_channels", "min_span_days"],
             ["kind", "channel_field"],
             kind_params=("kind",),
+            default_kinds=("outreach_attempt",),
+            reads_contacts=True,
         ),
     )
 }

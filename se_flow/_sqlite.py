@@ -13,12 +13,12 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ._audit import GENESIS, event_from_row, event_to_row
-from ._engine import Change, Snapshot, current
+from ._engine import Change, Needs, Snapshot, current
 from ._model import Case, Event, Participant, PersonalDetails, Record, Role, Staff, Status
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
@@ -119,7 +119,17 @@ _SCHEMA_V1 = [
        BEGIN SELECT RAISE(ABORT, 'records are never deleted: record a correction instead'); END""",
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = [("0001_initial", _SCHEMA_V1)]
+_SCHEMA_V2 = [
+    # Every command asks for the last seq of each trigger on its case: served from the index.
+    "CREATE INDEX events_case_trigger ON events (case_id, trigger, seq)",
+    # "What is due" over open cases only, in due order, without a sort.
+    "CREATE INDEX cases_open_due ON cases (review_due, num) WHERE status != 'closed'",
+]
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("0001_initial", _SCHEMA_V1),
+    ("0002_read_indexes", _SCHEMA_V2),
+]
 
 _CASE_COLS = (
     "id, participant_id, state, phase, status, version, opened_at, stage_entered_at, coach, "
@@ -211,20 +221,36 @@ class _SQLiteTx(Tx):
     def has_staff(self) -> bool:
         return self._conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
 
-    def snapshot(self, case_id: str) -> Snapshot:
+    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
         conn = self._conn
         row = conn.execute(f"SELECT {_CASE_COLS} FROM cases WHERE id = ?", (case_id,)).fetchone()
         if row is None:
             raise CaseNotFound(case_id)
-        records = current(self._store._records(case_id))
-        marks = dict(
-            conn.execute(
-                "SELECT trigger, MAX(seq) FROM events WHERE case_id = ? AND trigger IS NOT NULL "
-                "GROUP BY trigger",
-                (case_id,),
-            ).fetchall()
-        )
-        return Snapshot(case=_case_from_row(row), records=records, marks=marks)
+        case = _case_from_row(row)
+        need = needs(case) if needs is not None else Needs()
+        # A correction has the kind of what it corrects, so filtering by kind keeps
+        # supersession whole.
+        kinds = need.kinds
+        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        marks: dict[str, int] = {}
+        if need.triggers is None:
+            marks = dict(
+                conn.execute(
+                    "SELECT trigger, MAX(seq) FROM events WHERE case_id = ? "
+                    "AND trigger IS NOT NULL GROUP BY trigger",
+                    (case_id,),
+                ).fetchall()
+            )
+        else:
+            for trigger in need.triggers:
+                # One index seek per trigger, however long the case's history.
+                (last,) = conn.execute(
+                    "SELECT MAX(seq) FROM events WHERE case_id = ? AND trigger = ?",
+                    (case_id, trigger),
+                ).fetchone()
+                if last is not None:
+                    marks[trigger] = last
+        return Snapshot(case=case, records=tuple(records), marks=marks)
 
     def new_case_id(self) -> str:
         (num,) = self._conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()
@@ -453,7 +479,28 @@ class SQLiteStore(Store):
                     r.supersedes,
                 ),
             )
-        return event_from_row(event_row)
+        draft = change.event
+        return Event(
+            seq=seq,
+            case_id=draft.case_id,
+            kind=draft.kind,
+            trigger=draft.trigger,
+            from_state=draft.from_state,
+            to_state=draft.to_state,
+            from_phase=draft.from_phase,
+            to_phase=draft.to_phase,
+            actor=draft.actor,
+            role=draft.role,
+            effective_at=draft.effective_at,
+            recorded_at=draft.recorded_at,
+            reason=draft.reason,
+            guards=draft.guards,
+            override=draft.override,
+            workflow_hash=draft.workflow_hash,
+            payload=draft.payload,
+            prev_hash=prev,
+            hash=event_row["hash"],
+        )
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -489,19 +536,23 @@ class SQLiteStore(Store):
         sql = f"SELECT {_CASE_COLS} FROM cases"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY review_due IS NULL, review_due, num" if where.due_by else " ORDER BY num"
+        sql += " ORDER BY review_due, num" if where.due_by else " ORDER BY num"
         if where.limit is not None:
             sql += f" LIMIT {int(where.limit)}"
         with _translated(self.path):
             for row in self.conn.execute(sql, params):
                 yield _case_from_row(row)
 
-    def _records(self, case_id: str) -> list[Record]:
-        rows = self.conn.execute(
+    def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
+        sql = (
             "SELECT seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes "
-            "FROM records WHERE case_id = ? ORDER BY seq",
-            (case_id,),
-        ).fetchall()
+            "FROM records WHERE case_id = ?"
+        )
+        params: list[Any] = [case_id]
+        if kinds is not None:
+            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            params.extend(kinds)
+        rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
         out = []
         for seq, cid, kind, fields, eff, rec, actor, sup in rows:
             spec = self.workflow.records.get(kind)

@@ -16,7 +16,7 @@ from typing import Any
 
 from attrs import frozen
 
-from ._engine import Change, Snapshot
+from ._engine import Change, Needs, Snapshot
 from ._model import Case, Event, Participant, PersonalDetails, Record, Staff, Status
 
 __all__ = ["CaseFilter", "Store", "Tx"]
@@ -33,8 +33,11 @@ class Tx(abc.ABC):
     def has_staff(self) -> bool: ...
 
     @abc.abstractmethod
-    def snapshot(self, case_id: str) -> Snapshot:
-        """The case, its current records and its trigger marks. Raises `CaseNotFound`."""
+    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+        """The case, its current records and its trigger marks. Raises `CaseNotFound`.
+
+        `needs(case)` says which record kinds and trigger marks the command reads (default:
+        all of them)."""
 
     @abc.abstractmethod
     def new_case_id(self) -> str: ...

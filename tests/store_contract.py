@@ -151,6 +151,19 @@ class StoreContract:
         assert [r.kind for r in snap.records] == ["referral"]
         assert set(snap.marks) == {"referral", "engage"}
 
+    def test_snapshot_reads_only_what_the_command_needs(self, staffed: Store) -> None:
+        from se_flow._engine import NOTHING, Needs
+
+        case = _engage(staffed, _refer(staffed).id)
+        engaged = list(staffed.events(case_id=case.id))[-1].seq
+        wanted = Needs(kinds=frozenset({"note"}), triggers=frozenset({"engage", "start_job"}))
+        snap = staffed.read().snapshot(case.id, lambda c: wanted)
+        assert (snap.records, snap.marks) == ((), {"engage": engaged})
+        snap = staffed.read().snapshot(case.id, lambda c: NOTHING)
+        assert (snap.case, snap.records, snap.marks) == (case, (), {})
+        snap = staffed.read().snapshot(case.id, lambda c: Needs(kinds=frozenset({"referral"})))
+        assert [r.kind for r in snap.records] == ["referral"]
+
     def test_case_filters(self, staffed: Store) -> None:
         a = _refer(staffed, "P-a")
         b = _engage(staffed, _refer(staffed, "P-b").id)

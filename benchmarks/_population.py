@@ -1,0 +1,412 @@
+"""Case populations for the benchmarks, written fast as raw SQL rows that se-flow itself made.
+
+One *template* case is walked through the public API (referral → customer engagement →
+vocational profiling → employer engagement: 11 audit events, 8 records). Its stored rows are
+then replicated with SQL for every case of the population: new case, participant and coach ids,
+dates moved back by 0-27 days (so reviews fall due on different days), and the hash chain
+recomputed over the whole log, so `flow.verify()` passes on the result. Guard reasons keep the
+template's dates in their text; nothing reads them.
+
+Each coach has a caseload of about 30, spread through the table (case i belongs to coach
+i mod coaches), as caseloads are in a service that has run for years.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import se_flow
+from se_flow._audit import FIELDS, GENESIS, canonical, row_hash
+
+from ._common import T0, log, remove_db
+
+# Bump when the template or the replication changes: cached populations are rebuilt.
+VERSION = "3"
+CASELOAD = 30
+SPREAD_DAYS = 28
+
+_EVENT_COLS = ", ".join(FIELDS)
+_EVENT_SQL = f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join('?' * len(FIELDS))})"
+_RECORD_SQL = (
+    "INSERT INTO records (seq, case_id, kind, fields, effective_at, recorded_at, actor, "
+    "supersedes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+CASE_COLS = (
+    "id, num, participant_id, state, phase, status, version, opened_at, stage_entered_at, "
+    "coach, episode, previous_case_id, last_contact_at, review_due, outcome, closed_at"
+)
+_CASE_SQL = f"INSERT INTO cases ({CASE_COLS}) VALUES ({', '.join('?' * 16)})"
+_PARTICIPANT_SQL = "INSERT INTO participants (id, created_at) VALUES (?, ?)"
+_PERSONAL_SQL = (
+    "INSERT INTO personal_data (participant_id, name, contact, date_of_birth, health_notes) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_STAFF_SQL = "INSERT INTO staff (id, name, role, active) VALUES (?, ?, ?, ?)"
+
+COACH = "@@COACH@@"
+COACH_NAME = "@@COACHNAME@@"
+LEAD = "lead"
+
+
+def coach_id(k: int) -> str:
+    return f"coach-{k:05d}"
+
+
+def coaches_for(n: int) -> int:
+    return max(1, -(-n // CASELOAD))
+
+
+def coach_of(num: int, n: int) -> str:
+    """The coach of case number `num` in a population of `n`."""
+    return coach_id(num % coaches_for(n))
+
+
+def offset_days(num: int) -> int:
+    return (num * 2654435761 % 2**32) % SPREAD_DAYS
+
+
+def _day(n: int) -> dt.datetime:
+    return T0 - dt.timedelta(days=n)
+
+
+def walk_template(flow: se_flow.SEFlow, case_id: str, actor: str, start: int = 30) -> None:
+    """The template's history after the referral: to employer engagement, `start` days ago."""
+    s = start
+    flow.advance(case_id, "engage", actor=actor, effective_at=_day(s - 1))
+    flow.record(
+        case_id,
+        "consent",
+        participation=True,
+        data_processing=True,
+        employer_contact=True,
+        actor=actor,
+        effective_at=_day(s - 4),
+    )
+    flow.record(case_id, "first_meeting", location="library", actor=actor, effective_at=_day(s - 4))
+    flow.record(case_id, "informed_choice", decision="join", actor=actor, effective_at=_day(s - 4))
+    flow.record(
+        case_id,
+        "action_plan",
+        summary="Explore retail and admin roles; visit two employers",
+        actor=actor,
+        effective_at=_day(s - 5),
+    )
+    flow.advance(case_id, "start_profiling", actor=actor, effective_at=_day(s - 5))
+    flow.record(
+        case_id,
+        "vocational_profile",
+        job_goals="retail assistant; stock control",
+        skills="customer service; tills",
+        actor=actor,
+        effective_at=_day(s - 20),
+    )
+    flow.record(
+        case_id, "disclosure_preference", level="partial", actor=actor, effective_at=_day(s - 20)
+    )
+    flow.record(case_id, "benefits_advice", offered=True, actor=actor, effective_at=_day(s - 21))
+    flow.advance(case_id, "start_job_search", actor=actor, effective_at=_day(s - 29))
+
+
+def refer_template(flow: se_flow.SEFlow, actor: str, name: str, start: int = 30) -> se_flow.Case:
+    return flow.refer(
+        se_flow.PersonalDetails(name=name, contact="07700 900000"),
+        source="Jobcentre Plus",
+        coach=actor,
+        actor=actor,
+        effective_at=_day(start),
+    )
+
+
+@dataclass
+class _EventTemplate:
+    row: dict[str, Any]
+    body: str  # canonical JSON of the hashed body, as a %-format
+    payload: str  # the stored payload text, as a %-format
+    effective: dt.datetime
+
+
+@dataclass
+class Template:
+    staff_events: list[_EventTemplate]
+    events: list[_EventTemplate]
+    records: dict[int, tuple[Any, ...]]  # index into events -> record row
+    case: dict[str, Any]
+    participant_created: dt.datetime
+
+
+def _as_format(text: str, sentinels: dict[str, str]) -> str:
+    out = text.replace("%", "%%")
+    for sentinel, name in sentinels.items():
+        out = out.replace(sentinel, f"%({name})s")
+    return out
+
+
+def build_template() -> Template:
+    """Walk the template case through the API and keep its rows as formats."""
+    with se_flow.open(":memory:", clock=lambda: T0) as flow:
+        flow.add_staff(LEAD, "Team Leader", "team_leader", actor="setup")
+        flow.add_staff(COACH, COACH_NAME, "coach", actor=LEAD)
+        case = refer_template(flow, COACH, "@@NAME@@")
+        walk_template(flow, case.id, COACH)
+        conn: sqlite3.Connection = flow.store.conn  # type: ignore[attr-defined]
+        conn.row_factory = sqlite3.Row
+        events = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY seq")]
+        records = {r["seq"]: tuple(r) for r in conn.execute("SELECT * FROM records ORDER BY seq")}
+        case_row = dict(conn.execute(f"SELECT {CASE_COLS} FROM cases").fetchone())
+        pid = case_row["participant_id"]
+        created = dt.datetime.fromisoformat(
+            conn.execute("SELECT created_at FROM participants").fetchone()[0]
+        )
+
+    sentinels = {
+        '"@@SEQ@@"': "seq",
+        "@@CASE@@": "case",
+        "@@PREV@@": "prev",
+        "@@EFF@@": "eff",
+        "@@REC@@": "rec",
+        "@@PID@@": "pid",
+        COACH_NAME: "coach_name",
+        COACH: "coach",
+    }
+    made = []
+    for ev in events:
+        effective = dt.datetime.fromisoformat(ev["effective_at"])
+        payload = ev["payload"].replace(pid, "@@PID@@")
+        body = {k: ev[k] for k in FIELDS if k != "hash"}
+        body.update(
+            seq="@@SEQ@@",
+            prev_hash="@@PREV@@",
+            effective_at="@@EFF@@",
+            recorded_at="@@REC@@",
+            payload=payload,
+        )
+        if ev["case_id"] is not None:
+            body["case_id"] = "@@CASE@@"
+        made.append(
+            _EventTemplate(
+                row=ev,
+                body=_as_format(canonical(body), sentinels),
+                payload=_as_format(payload, sentinels),
+                effective=effective,
+            )
+        )
+    staff_events, case_events = made[:2], made[2:]
+    record_at = {
+        i: records[t.row["seq"]] for i, t in enumerate(case_events) if t.row["seq"] in records
+    }
+    return Template(staff_events, case_events, record_at, case_row, created)
+
+
+@dataclass
+class Chain:
+    seq: int = 0
+    prev: str = GENESIS
+
+
+def _seal(t: _EventTemplate, chain: Chain, values: dict[str, Any]) -> tuple[Any, ...]:
+    chain.seq += 1
+    values["seq"] = chain.seq
+    values["prev"] = chain.prev
+    digest = hashlib.sha256((t.body % values).encode("utf-8")).hexdigest()
+    r = t.row
+    row = (
+        chain.seq,
+        values["case"] if r["case_id"] is not None else None,
+        r["kind"],
+        r["trigger"],
+        r["from_state"],
+        r["to_state"],
+        r["from_phase"],
+        r["to_phase"],
+        r["actor"].replace(COACH, values.get("coach", "")),
+        r["role"],
+        values["eff"],
+        values["rec"],
+        r["reason"],
+        r["guards"],
+        r["override"],
+        r["workflow_hash"],
+        t.payload % values,
+        chain.prev,
+        digest,
+    )
+    chain.prev = digest
+    return row
+
+
+def _check(row: tuple[Any, ...]) -> None:
+    """The fast hash must be exactly se-flow's hash of the stored row."""
+    stored = dict(zip(FIELDS, row, strict=True))
+    if row_hash(stored) != stored["hash"]:
+        raise AssertionError(f"population hash differs from se-flow's at event {stored['seq']}")
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+class Batch:
+    def __init__(self) -> None:
+        self.staff: list[tuple[Any, ...]] = []
+        self.participants: list[tuple[Any, ...]] = []
+        self.personal: list[tuple[Any, ...]] = []
+        self.cases: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.records: list[tuple[Any, ...]] = []
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        conn.executemany(_STAFF_SQL, self.staff)
+        conn.executemany(_PARTICIPANT_SQL, self.participants)
+        conn.executemany(_PERSONAL_SQL, self.personal)
+        conn.executemany(_EVENT_SQL, self.events)
+        conn.executemany(_RECORD_SQL, self.records)
+        conn.executemany(_CASE_SQL, self.cases)
+
+
+def generate(
+    template: Template, n: int, *, chunk: int = 5000, first: int = 1, chain: Chain | None = None
+) -> Iterator[Batch]:
+    """The rows of cases first..first+n-1 (and, when first is 1, of the staff), in batches."""
+    chain = chain or Chain()
+    ncoach = coaches_for(first + n - 1)
+    shifted: dict[int, list[tuple[str, ...]]] = {}
+    batch = Batch()
+    if first == 1:
+        lead_ev, coach_ev = template.staff_events
+        batch.staff.append((LEAD, "Team Leader", "team_leader", 1))
+        t0 = T0.isoformat()
+        batch.events.append(_seal(lead_ev, chain, {"eff": t0, "rec": t0}))
+        for k in range(ncoach):
+            cid, cname = coach_id(k), f"Coach {k}"
+            batch.staff.append((cid, cname, "coach", 1))
+            values = {"eff": t0, "rec": t0, "coach": cid, "coach_name": cname}
+            batch.events.append(_seal(coach_ev, chain, values))
+        for row in batch.events:
+            _check(row)
+    case_t = template.case
+    for num in range(first, first + n):
+        off = offset_days(num)
+        dates = shifted.get(off)
+        if dates is None:
+            delta = dt.timedelta(days=off)
+            dates = [((t.effective - delta).isoformat(),) * 2 for t in template.events]
+            shifted[off] = dates
+        delta = dt.timedelta(days=off)
+        case_id, pid, coach = f"C-{num}", f"P-{num:010x}", coach_id(num % ncoach)
+        values: dict[str, Any] = {"case": case_id, "pid": pid, "coach": coach}
+        for i, t in enumerate(template.events):
+            values["eff"], values["rec"] = dates[i]
+            row = _seal(t, chain, values)
+            batch.events.append(row)
+            rec = template.records.get(i)
+            if rec is not None:
+                batch.records.append(
+                    (row[0], case_id, rec[2], rec[3], row[10], row[11], coach, None)
+                )
+        opened = _iso(dt.datetime.fromisoformat(case_t["opened_at"]) - delta)
+        batch.participants.append((pid, opened))
+        batch.personal.append((pid, f"Participant {num}", "07700 900000", None, None))
+        last = case_t["last_contact_at"]
+        due = case_t["review_due"]
+        batch.cases.append(
+            (
+                case_id,
+                num,
+                pid,
+                case_t["state"],
+                case_t["phase"],
+                case_t["status"],
+                case_t["version"],
+                opened,
+                _iso(dt.datetime.fromisoformat(case_t["stage_entered_at"]) - delta),
+                coach,
+                1,
+                None,
+                _iso(dt.datetime.fromisoformat(last) - delta) if last else None,
+                (dt.date.fromisoformat(due) - delta).isoformat() if due else None,
+                None,
+                None,
+            )
+        )
+        if num == first:
+            for row in batch.events[-len(template.events) :]:
+                _check(row)
+        if len(batch.cases) >= chunk:
+            yield batch
+            batch = Batch()
+    if batch.cases or batch.events:
+        yield batch
+
+
+def create_schema(path: Path) -> None:
+    remove_db(path)
+    se_flow.open(path).disconnect()
+
+
+def populate(path: Path, n: int, template: Template | None = None) -> None:
+    """Write a population of n cases to a new database at `path`, as fast as SQLite allows
+    (no journal, no fsync while loading; WAL again at the end, as se-flow expects)."""
+    template = template or build_template()
+    create_schema(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -262144")
+        done = 0
+        for batch in generate(template, n, chunk=20000):
+            conn.execute("BEGIN")
+            batch.write(conn)
+            conn.execute("COMMIT")
+            done += len(batch.cases)
+            if n >= 200_000 and done % 200_000 < 20000:
+                log(f"population {n}: {done} cases written")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise RuntimeError(f"could not return {path} to WAL ({mode})")
+    finally:
+        conn.close()
+
+
+def expected_events(n: int) -> int:
+    return 1 + coaches_for(n) + EVENTS_PER_CASE * n
+
+
+EVENTS_PER_CASE = 11
+
+
+def _head(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def population(folder: Path, n: int, *, pristine: bool = True) -> Path:
+    """The population of n cases in `folder`, built once and reused.
+
+    Writes change what later writes cost (a case's history grows), so a benchmark that
+    writes asks for a `pristine` one: a population something has written to is rebuilt.
+    Reads accept one that a write benchmark has touched (a few thousand events on top of
+    n x 11 change nothing they measure)."""
+    path = folder / f"population-{n}.db"
+    marker = folder / f"population-{n}.ok"
+    want = f"{VERSION}:{n}:{se_flow.load_workflow().hash}"
+    if path.exists() and marker.exists() and marker.read_text() == want:
+        if not pristine or _head(path) == expected_events(n):
+            return path
+        log(f"population of {n} cases was written to; rebuilding it")
+    marker.unlink(missing_ok=True)
+    log(f"building a population of {n} cases in {path} ...")
+    populate(path, n)
+    if _head(path) != expected_events(n):
+        raise RuntimeError(f"population {path}: expected {expected_events(n)} events")
+    marker.write_text(want)
+    return path

@@ -1,0 +1,70 @@
+"""The benchmark runner works end to end: every benchmark runs and reports its ratios.
+
+Sizes are tiny (`--tiny`) and no time is asserted: on a shared 2-core machine timings say
+nothing in a test. What a maintainer relies on is that `python -m benchmarks.run` still runs
+after a change to the API, and still prints the comparisons the README quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_runner_runs_every_benchmark_and_prints_ratios(tmp_path: Path) -> None:
+    saved = tmp_path / "rows.json"
+    env = {**os.environ, "SE_FLOW_BENCH_DATA": str(tmp_path / "data")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--tiny", "--save", str(saved)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "FAILED" not in out
+    # A module that printed instead of returning rows breaks the one-table convention.
+    assert "(its own output)" not in out
+
+    # The comparisons the README quotes, each with a number.
+    ratio = r"\d+\.\d\d×"
+    for pattern in (
+        rf"transitions/advance .* se-flow .* se-flow/raw {ratio}",
+        rf"transitions/advance .* naive .* se-flow/naive {ratio}",
+        rf"transitions/record .* se-flow .* se-flow/raw {ratio}",
+        r"transitions/cost growth .* se-flow",
+        r"transitions/memory growth .* se-flow",
+        rf"bulk load .* se-flow batch\(\) .* se-flow/raw {ratio}",
+        rf"reads/caseload .* se-flow .* se-flow/raw {ratio}",
+        rf"reads/due \(coach\) .* se-flow .* se-flow/raw {ratio}",
+        rf"reads/timeline .* se-flow .* se-flow/raw {ratio}",
+    ):
+        assert re.search(pattern, out), f"no line matching {pattern!r} in:\n{out}"
+    assert re.search(r"\d+ rows; targets met: \d+, missed: \d+", out)
+
+    # Every module found in benchmarks/ contributed rows to the one table.
+    rows = json.loads(saved.read_text())["rows"]
+    benches = {r["bench"].split("/")[0].split(" ")[0] for r in rows}
+    modules = {p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").glob("bench_*.py")}
+    expected = {"transitions", "bulk", "reads"} | ({"export"} & modules)
+    assert expected <= benches, f"benchmarks without rows: {expected - benches}"
+
+
+def test_runner_refuses_an_unknown_benchmark() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--only", "nonesuch"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "no benchmark nonesuch" in proc.stderr
