@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-import attrs
 from attrs import field, frozen
 
 __all__ = [
@@ -240,7 +239,3 @@ class Verification:
 
     def __bool__(self) -> bool:
         return self.ok
-
-
-def evolve(instance: Any, **changes: Any) -> Any:
-    return attrs.evolve(instance, **changes)

@@ -588,7 +588,7 @@ def build(
     expanded = []
     for t in transitions:
         sources = tuple(concrete) if "*" in t.sources else t.sources
-        expanded.append(_evolve(t, sources=sources))
+        expanded.append(attrs.evolve(t, sources=sources))
     transitions = expanded
 
     _check_states(states, initial, final, faults)
@@ -652,10 +652,6 @@ def build(
     ).hexdigest()
     object.__setattr__(wf, "hash", digest)
     return wf
-
-
-def _evolve(t: TransitionSpec, **changes: Any) -> TransitionSpec:
-    return attrs.evolve(t, **changes)
 
 
 _TRANSITION_KEYS = {
