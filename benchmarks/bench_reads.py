@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import se_flow
+from se_flow._sqlite import _CASE_COLS
 
 from . import _population as pop
 from ._common import (
@@ -54,12 +55,9 @@ QUICK_SIZES = (10_000,)
 TINY_SIZES = (300,)
 TARGET_MS = 50.0
 
-_CASE_COLS = (
-    "id, participant_id, state, phase, status, version, opened_at, stage_entered_at, coach, "
-    "episode, previous_case_id, last_contact_at, review_due, outcome, closed_at"
-)
-# The SQL se-flow's SQLite store runs for each read (se_flow/_sqlite.py, `cases` and `events`).
-_DUE_ORDER = " ORDER BY review_due IS NULL, review_due, num"
+# The SQL se-flow's SQLite store runs for each read (se_flow/_sqlite.py, `cases` and `events`),
+# with its column list taken from the store itself so the baseline cannot drift from it.
+_DUE_ORDER = " ORDER BY review_due, num"
 SQL = {
     "caseload": f"SELECT {_CASE_COLS} FROM cases WHERE coach = ? ORDER BY num",
     "due (coach)": f"SELECT {_CASE_COLS} FROM cases WHERE coach = ? AND status != 'closed' "
