@@ -137,7 +137,7 @@ class SEFlow:
     def now(self) -> dt.datetime:
         now = self._clock()
         if now.tzinfo is None:
-            raise ValueError("the clock must return an aware datetime (with a time zone)")
+            raise InvalidInput("the clock must return an aware datetime (with a time zone)")
         return now.astimezone(dt.UTC)
 
     def _actor_id(self, actor: str | None) -> str:

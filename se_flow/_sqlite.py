@@ -25,6 +25,7 @@ from ._workflow import Workflow
 from .errors import (
     CaseConflict,
     CaseNotFound,
+    InvalidInput,
     SEFlowError,
     StaffNotFound,
     StoreBusy,
@@ -304,7 +305,9 @@ class SQLiteStore(Store):
     def _configure(self, memory: bool, synchronous: str, busy_timeout: float) -> None:
         conn = self.conn
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+            raise InvalidInput(
+                f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
+            )
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if not memory:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

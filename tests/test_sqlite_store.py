@@ -133,3 +133,18 @@ def test_an_older_database_is_migrated_on_open(tmp_path: Path) -> None:
     assert {"events_case_trigger", "cases_open_due"} <= indexes
     assert again.case(case.id) == case
     again.close()
+
+
+def test_a_bad_durability_setting_is_refused_and_leaves_no_open_handle(tmp_path: Path) -> None:
+    with pytest.raises(se_flow.InvalidInput, match="synchronous must be"):
+        se_flow.open(tmp_path / "s.db", synchronous="SOMETIMES")
+
+
+def test_a_clock_without_a_time_zone_is_refused(tmp_path: Path) -> None:
+    import datetime as dt
+
+    flow = se_flow.open(tmp_path / "c.db", actor="sam", clock=lambda: dt.datetime(2026, 1, 1))
+    with pytest.raises(se_flow.InvalidInput, match="aware datetime"):
+        flow.add_staff("sam", "Sam", "coach")
+    assert flow.staff() == []
+    flow.disconnect()
