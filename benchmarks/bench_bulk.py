@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import se_flow
+from se_flow._sqlite import THROUGH_THE_LOG
 
 from . import _population as pop
 from ._common import (
@@ -98,6 +99,11 @@ class RawLoader:
             "foreign_keys = ON",
         ):
             self.conn.execute(f"PRAGMA {pragma}")
+        # Raw executemany writes events and the tables they project side by side, which the
+        # triggers that want each staff or case change to follow its own event refuse: lifted,
+        # so this baseline does a little less work than se-flow does.
+        for name in THROUGH_THE_LOG:
+            self.conn.execute(f"DROP TRIGGER {name}")
         self.batches: Iterator[pop.Batch] = pop.generate(pop.build_template(), n, chunk=chunk)
 
     def load(self, first: int, count: int) -> None:

@@ -190,12 +190,13 @@ class RawContender:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # The event first, as se-flow writes it: the case table's trigger asks for it.
+            ev[1], ev[8] = case_id, coach
+            seq = conn.execute(_EVENT_SQL, ev).lastrowid
             params = [*values, case_id]
             params[5] = coach
             if conn.execute(_UPDATE_SQL, params).rowcount != 1:
                 raise RuntimeError(f"raw: no case {case_id}")
-            ev[1], ev[8] = case_id, coach
-            seq = conn.execute(_EVENT_SQL, ev).lastrowid
             if rec is not None:
                 record = (seq, case_id, rec[2], rec[3], rec[4], rec[5], coach, None)
                 conn.execute(_RECORD_SQL, record)
@@ -333,6 +334,24 @@ class NaiveContender:
                 raise RuntimeError(f"naive: {trigger} refused on {case_id}")
             now = clock()
             days = self.review_days[model.state]
+            # The event first, as se-flow writes it: the case table's trigger asks for it.
+            # Readable by se-flow too (the populations are shared with the read benchmarks).
+            guards = [
+                {"guard": c, "passed": True, "reason": "", "soft": False}
+                for c in _NAIVE_CONDITIONS.get(trigger, [])
+            ]
+            self._append(
+                self._event(
+                    row,
+                    coach,
+                    now,
+                    kind="transition",
+                    trigger=trigger,
+                    to_state=model.state,
+                    reason=reason,
+                    guards=json.dumps(guards),
+                )
+            )
             db["cases"].update(
                 case_id,
                 {
@@ -351,23 +370,6 @@ class NaiveContender:
                     "closed_at": None,
                 },
             )
-            # Readable by se-flow too (the populations are shared with the read benchmarks).
-            guards = [
-                {"guard": c, "passed": True, "reason": "", "soft": False}
-                for c in _NAIVE_CONDITIONS.get(trigger, [])
-            ]
-            self._append(
-                self._event(
-                    row,
-                    coach,
-                    now,
-                    kind="transition",
-                    trigger=trigger,
-                    to_state=model.state,
-                    reason=reason,
-                    guards=json.dumps(guards),
-                )
-            )
 
     def record(self, num: int) -> None:
         db, case_id, coach = self.db, f"C-{num}", pop.coach_of(num, self.n)
@@ -380,6 +382,8 @@ class NaiveContender:
                 raise RuntimeError(f"naive: {case_id} is closed")
             now = clock()
             days = self.review_days[row["state"]]
+            payload = {"record": {"kind": "review", "fields": fields}}
+            seq = self._append(self._event(row, coach, now, payload=json.dumps(payload)))
             db["cases"].update(
                 case_id,
                 {
@@ -388,8 +392,6 @@ class NaiveContender:
                     "review_due": (now.date() + dt.timedelta(days=days or 0)).isoformat(),
                 },
             )
-            payload = {"record": {"kind": "review", "fields": fields}}
-            seq = self._append(self._event(row, coach, now, payload=json.dumps(payload)))
             db["records"].insert(
                 {
                     "seq": seq,

@@ -11,7 +11,7 @@ Everything public is named in `__all__`; the modules starting with `_` are priva
 from typing import TYPE_CHECKING, Any
 
 from ._api import SEFlow, open
-from ._audit import GENESIS
+from ._audit import GENESIS, Checkpoint
 from ._loader import default_stages_dir, load_workflow
 from ._model import (
     Case,
@@ -59,9 +59,9 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from ._export import Checkpoint, ExportVerification, Manifest, verify_export
+    from ._export import ExportVerification, Manifest, verify_export
 
-_LAZY = {"Checkpoint", "ExportVerification", "Manifest", "verify_export"}
+_LAZY = {"ExportVerification", "Manifest", "verify_export"}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 if TYPE_CHECKING:
     # Exports are imported on first use: most commands never need them.
-    from ._export import Checkpoint, ExportVerification, Manifest, Progress
+    from ._export import ExportVerification, Manifest, Progress
 
-from ._audit import verify_chain
+from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import NOTHING, Change, Engine, EventDraft, Needs, Snapshot, context
 from ._loader import load_workflow
 from ._model import (
@@ -32,11 +29,10 @@ from ._model import (
     Status,
     Verification,
 )
-from ._replay import mismatch, replay
 from ._sqlite import SQLiteStore
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
-from .errors import CaseNotFound, InvalidInput, PermissionDenied
+from .errors import InvalidInput, PermissionDenied
 
 __all__ = ["SEFlow", "open"]
 
@@ -652,43 +648,11 @@ class SEFlow:
         return list(self.store.events(after_seq=after_seq))
 
     def verify(self, checkpoint: Checkpoint | None = None) -> Verification:
-        """Walk the whole audit chain: ok, or the first event that does not fit and why.
-
-        Given a `checkpoint` (from `checkpoint()`), also prove the log was only appended to
-        since: its event is still there, unchanged, and it came from this very database."""
-        if checkpoint is not None:
-            from ._export import verify_with_checkpoint
-
-            result = verify_with_checkpoint(self.store, checkpoint)
-        else:
-            result = verify_chain(self.store.event_rows())
-        if not result.ok:
-            return result
-        problem = self._case_table_problem()
-        if problem is not None:
-            return attrs.evolve(result, ok=False, problem=problem)
-        return result
-
-    def _case_table_problem(self) -> str | None:
-        """Replay each case's events (streamed case by case, so memory stays flat) and compare
-        with the case table, which reads trust: a case moved behind the log's back is named."""
-        replayed_ids = 0
-        events = self.store.events_by_case()
-        for case_id, group in itertools.groupby(events, key=lambda e: e.case_id):
-            assert case_id is not None
-            found = replay(group, self.workflow.final)[case_id]
-            replayed_ids += 1
-            try:
-                stored = self.store.case(case_id)
-            except CaseNotFound:
-                stored = None
-            problem = mismatch(stored, found)
-            if problem:
-                return problem
-        total = self.store.count_cases()
-        if total != replayed_ids:
-            return f"the case table holds {total} cases but the log has events for {replayed_ids}"
-        return None
+        """Walk the whole audit chain and check every table reads trust (cases, records,
+        staff) against its replay from the log: ok, or the first thing that does not fit and
+        why. Given a `checkpoint` (from `checkpoint()`), also prove the log was only appended
+        to since: its event is still there, unchanged, and it came from this very database."""
+        return verify_log(self.store, self.workflow, checkpoint)
 
     # --- exports and checkpoints (issue 4) ---
 
@@ -753,6 +717,4 @@ class SEFlow:
 
     def checkpoint(self) -> Checkpoint:
         """The chain head now, for an auditor to keep and later pass to `verify`."""
-        from ._export import take_checkpoint
-
         return take_checkpoint(self.store, self.now())

@@ -1,22 +1,55 @@
-"""The hash chain: how an event is sealed and how a chain of them is verified. No I/O.
+"""The hash chain: how an event is sealed, how a chain of them is verified, and checkpoints.
 
 Each event's `hash` is SHA-256 over the canonical JSON (sorted keys, no spaces, UTF-8) of every
 other field, `seq` and `prev_hash` included; `prev_hash` is the previous event's hash (64 zeros
 for the first). An edit changes a hash; a deletion, insertion or swap breaks a seq or prev_hash
 link; the first event that does not fit is named.
+
+`verify_log` is what an auditor runs: the chain walk, then every table reads trust (cases,
+records, staff) checked against its replay from the log (`_projections`), all inside one read
+snapshot of the store, so a coach writing meanwhile cannot cause a false alarm. It reads the
+store only through the store's methods: no I/O of its own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ._model import Event, GuardResult, Override, Verification
+import attrs
+from attrs import field, frozen
 
-__all__ = ["GENESIS", "canonical", "event_from_row", "event_to_row", "seal", "verify_chain"]
+from ._model import Case, Event, EventKind, GuardResult, Override, Verification
+from ._projections import (
+    RecordCheck,
+    case_mismatch,
+    record_from_row,
+    replay_cases,
+    replay_staff,
+    staff_mismatch,
+)
+from .errors import CaseNotFound, InvalidInput
+
+if TYPE_CHECKING:
+    from ._store import Store
+    from ._workflow import Workflow
+
+__all__ = [
+    "GENESIS",
+    "Checkpoint",
+    "canonical",
+    "event_from_row",
+    "event_to_row",
+    "seal",
+    "take_checkpoint",
+    "verify_chain",
+    "verify_log",
+]
 
 GENESIS = "0" * 64
 
@@ -42,7 +75,6 @@ FIELDS = (
     "prev_hash",
     "hash",
 )
-JSON_FIELDS = ("guards", "override", "payload")
 
 
 def canonical(value: Any) -> str:
@@ -155,3 +187,195 @@ def verify_chain(
         count += 1
         expected_seq, prev = seq + 1, row["hash"]
     return Verification(True, count, expected_seq - 1, prev)
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no time zone")
+    return value
+
+
+@frozen
+class Checkpoint:
+    """The audit log's head as an auditor keeps it: later, `SEFlow.verify(checkpoint)` proves
+    the log up to `seq` is unchanged and was only appended to."""
+
+    store_id: str
+    seq: int
+    hash: str
+    taken_at: dt.datetime = field(converter=_aware)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "store_id": self.store_id,
+            "seq": self.seq,
+            "hash": self.hash,
+            "taken_at": self.taken_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | str | bytes) -> Checkpoint:
+        """A checkpoint from its JSON (text or parsed). Raises `InvalidInput` naming the field
+        at fault."""
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise InvalidInput(f"checkpoint is not JSON: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise InvalidInput("checkpoint must be a JSON object with store_id, seq, hash")
+        store_id, seq, digest, taken = (
+            data.get("store_id"),
+            data.get("seq"),
+            data.get("hash"),
+            data.get("taken_at"),
+        )
+        if not isinstance(store_id, str) or not store_id:
+            raise InvalidInput("checkpoint store_id: missing or not text")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise InvalidInput(f"checkpoint seq: expected a whole number ≥ 0, got {seq!r}")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise InvalidInput(f"checkpoint hash: expected 64 hex digits, got {digest!r}")
+        if seq == 0 and digest != GENESIS:
+            raise InvalidInput("checkpoint hash: an empty log (seq 0) has the genesis hash")
+        try:
+            at = dt.datetime.fromisoformat(taken) if isinstance(taken, str) else None
+            if at is None:
+                raise ValueError("missing")
+            return cls(store_id=store_id, seq=seq, hash=digest, taken_at=at)
+        except ValueError as exc:
+            raise InvalidInput(f"checkpoint taken_at: {taken!r} is not a time ({exc})") from None
+
+
+def take_checkpoint(store: Store, now: dt.datetime) -> Checkpoint:
+    seq, digest = store.head()
+    return Checkpoint(store_id=store.store_id(), seq=seq, hash=digest, taken_at=now)
+
+
+# --- verifying the whole log ---------------------------------------------------------------
+
+
+def verify_log(
+    store: Store, workflow: Workflow, checkpoint: Checkpoint | None = None
+) -> Verification:
+    """Walk the whole chain, then check the case, records and staff tables against the log.
+
+    Given a `checkpoint`, also prove the log was only appended to since: its event is still
+    there, unchanged, and it came from this very database (a truncated log, one rewritten and
+    re-chained consistently, or another database fails). Everything is read inside one read
+    snapshot; memory stays flat in the size of the log (records are compared as a merge of two
+    seq-ordered streams, cases one case at a time)."""
+    with store.read_snapshot():
+        if checkpoint is not None:
+            own = store.store_id()
+            if checkpoint.store_id != own:
+                seq, digest = store.head()
+                return Verification(
+                    ok=False,
+                    events=0,
+                    head_seq=seq,
+                    head_hash=digest,
+                    problem=(
+                        f"the checkpoint is from database {checkpoint.store_id}, this is "
+                        f"{own}: a different (or replaced) database"
+                    ),
+                )
+        seen: list[str] = []
+        staff_events: list[Event] = []
+        records = RecordCheck(store.record_rows())
+
+        unreadable: list[tuple[int, str]] = []
+
+        def rows() -> Iterator[Mapping[str, Any]]:
+            for row in store.event_rows():
+                yield row
+                # Resumed only once the chain walk has accepted the row: what is read of it
+                # below is proved by its hash.
+                if checkpoint is not None and row["seq"] == checkpoint.seq:
+                    seen.append(row["hash"])
+                try:
+                    if row["kind"] == EventKind.STAFF:
+                        staff_events.append(event_from_row(row))
+                    else:
+                        want = record_from_row(row)
+                        if want is not None:
+                            records.feed(want)
+                except (KeyError, TypeError, ValueError) as exc:
+                    # Only a forger who re-chained the log can write an event se-flow did not.
+                    unreadable.append((row["seq"], f"event {row['seq']} cannot be read: {exc}"))
+
+        result = verify_chain(rows())
+        if not result.ok:
+            return result
+        if unreadable:
+            seq, why = unreadable[0]
+            return attrs.evolve(result, ok=False, bad_seq=seq, problem=why)
+        if checkpoint is not None and checkpoint.seq:
+            rolled_back = _checkpoint_problem(result, checkpoint, seen)
+            if rolled_back is not None:
+                return rolled_back
+        problem_seq, problem = records.finish()
+        try:
+            if problem is None:
+                problem = staff_mismatch(store.list_staff(), replay_staff(staff_events))
+            if problem is None:
+                problem = _case_table_problem(store, workflow)
+        except (KeyError, TypeError, ValueError) as exc:
+            problem = f"the log cannot be replayed: {exc!r}"
+        if problem is not None:
+            return attrs.evolve(result, ok=False, bad_seq=problem_seq, problem=problem)
+        return result
+
+
+def _checkpoint_problem(
+    result: Verification, checkpoint: Checkpoint, seen: list[str]
+) -> Verification | None:
+    if result.head_seq < checkpoint.seq:
+        return attrs.evolve(
+            result,
+            ok=False,
+            bad_seq=result.head_seq + 1,
+            problem=(
+                f"the log ends at event {result.head_seq} but the checkpoint saw event "
+                f"{checkpoint.seq}: events {result.head_seq + 1} to {checkpoint.seq} were "
+                "removed (the log was truncated)"
+            ),
+        )
+    if seen != [checkpoint.hash]:
+        return attrs.evolve(
+            result,
+            ok=False,
+            bad_seq=checkpoint.seq,
+            problem=(
+                f"event {checkpoint.seq} is not the event the checkpoint saw (its hash "
+                "differs): the history up to the checkpoint was rewritten"
+            ),
+        )
+    return None
+
+
+def _case_table_problem(store: Store, workflow: Workflow) -> str | None:
+    """Replay each case's events (streamed case by case, so memory stays flat) and compare
+    with the case table, which reads trust: a case changed behind the log's back is named."""
+    replayed = 0
+    for case_id, group in itertools.groupby(store.events_by_case(), key=lambda e: e.case_id):
+        assert case_id is not None
+        events = list(group)
+        found = replay_cases(workflow, events)[case_id]
+        # Reopen events written before they carried the episode cannot say it.
+        episode_known = all(e.kind != EventKind.REOPEN or "episode" in e.payload for e in events)
+        replayed += 1
+        try:
+            stored: Case | None = store.case(case_id)
+        except CaseNotFound:
+            stored = None
+        problem = case_mismatch(stored, found, episode_known=episode_known)
+        if problem:
+            return problem
+    total = store.count_cases()
+    if total != replayed:
+        return f"the case table holds {total} cases but the log has events for {replayed}"
+    return None

@@ -19,7 +19,8 @@ import attrs
 from . import Case, Check, Event, Status, Verification, Workflow
 
 if TYPE_CHECKING:
-    from ._export import Checkpoint, ExportVerification, Manifest
+    from ._audit import Checkpoint
+    from ._export import ExportVerification, Manifest
 
 __all__ = [
     "ASKED_WHEN_RUN",

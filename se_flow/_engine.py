@@ -15,7 +15,18 @@ import attrs
 from attrs import frozen
 
 from ._guards import GUARDS, GuardContext
-from ._model import Case, Check, GuardResult, Override, Participant, Record, Staff, Status
+from ._model import (
+    Case,
+    Check,
+    EventKind,
+    GuardResult,
+    Override,
+    Participant,
+    Record,
+    Staff,
+    Status,
+)
+from ._projections import apply
 from ._workflow import TransitionSpec, Workflow
 from .errors import (
     CaseClosed,
@@ -87,6 +98,14 @@ class Needs:
 
 
 NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
+
+# The kind of event each transition effect writes.
+_EFFECT_KINDS = {
+    "move": EventKind.TRANSITION,
+    "phase": EventKind.PHASE,
+    "pause": EventKind.PAUSE,
+    "resume": EventKind.RESUME,
+}
 
 
 @frozen
@@ -227,49 +246,24 @@ class Engine:
 
         at = ctx.effective_at
         dest = self._dest(case, spec)
-        status = case.status
         phase = case.phase
-        stage_entered = case.stage_entered_at
-        outcome = None
-        closed_at = None
         payload: dict[str, Any] = {}
         if spec.effect == "pause":
-            status = Status.PAUSED
             # A stage folder may pause without a review_date guard; then none is kept.
             if ctx.review_date is not None:
                 payload["review_date"] = ctx.review_date.isoformat()
-        elif spec.effect == "resume":
-            status = Status.ACTIVE
         elif spec.effect == "phase":
             phase = spec.to_phase
         elif dest == self.workflow.final:
-            status = Status.CLOSED
-            # The final state has no phases; the event keeps the phase the case closed from.
+            # The final state has no phases (from_phase keeps the one the case closed from).
             phase = None
-            outcome = spec.outcome or ctx.outcome
-            closed_at = at
-            payload["outcome"] = outcome
+            payload["outcome"] = spec.outcome or ctx.outcome
         elif dest != case.state:
             stage = self.workflow.states[dest]
             phase = stage.phases[0] if stage.phases else None
-            stage_entered = at
-            status = Status.ACTIVE
-
-        after = attrs.evolve(
-            case,
-            state=dest,
-            phase=phase,
-            status=status,
-            version=case.version + 1,
-            stage_entered_at=stage_entered,
-            outcome=outcome,
-            closed_at=closed_at,
-        )
-        after = attrs.evolve(after, review_due=self._review_due(after, ctx.review_date))
-        kind = {"move": "transition", "phase": "phase"}.get(spec.effect, spec.effect)
         event = EventDraft(
             case_id=case.id,
-            kind=kind,
+            kind=_EFFECT_KINDS[spec.effect],
             actor=ctx.actor.id,
             role=ctx.actor.role.value,
             effective_at=at,
@@ -285,6 +279,7 @@ class Engine:
             override=used_override,
             payload=payload,
         )
+        after = self._after(case, event)
         return Change(case=after, expected_version=case.version, event=event)
 
     def add_record(
@@ -323,17 +318,10 @@ class Engine:
                     {"supersedes": f"record {supersedes} is a {old.kind}, not a {kind}"},
                     case.id,
                 )
-        last_contact = case.last_contact_at
-        if self.workflow.records[kind].contact and (
-            last_contact is None or effective_at > last_contact
-        ):
-            last_contact = effective_at
-        after = attrs.evolve(case, version=case.version + 1, last_contact_at=last_contact)
-        after = attrs.evolve(after, review_due=self._review_due(after, None))
         record = RecordDraft(kind=kind, fields=fields, supersedes=supersedes)
         event = EventDraft(
             case_id=case.id,
-            kind="record",
+            kind=EventKind.RECORD,
             actor=actor.id,
             role=actor.role.value,
             effective_at=effective_at,
@@ -345,6 +333,7 @@ class Engine:
             to_phase=case.phase,
             payload=self.record_payload(record),
         )
+        after = self._after(case, event)
         return Change(case=after, expected_version=case.version, event=event, record=record)
 
     def open_case(
@@ -372,31 +361,17 @@ class Engine:
                     f"case {previous.id} is still open ({previous.state}); only a closed case "
                     "can be reopened"
                 )
-            state, kind = wf.reopen.dest, "reopen"
+            state, kind = wf.reopen.dest, EventKind.REOPEN
         else:
-            state, kind = wf.initial, "referral"
+            state, kind = wf.initial, EventKind.REFERRAL
         stage = wf.states[state]
-        case = Case(
-            id=case_id,
-            participant_id=participant.id,
-            state=state,
-            phase=stage.phases[0] if stage.phases else None,
-            status=Status.ACTIVE,
-            version=1,
-            opened_at=effective_at,
-            stage_entered_at=effective_at,
-            coach=coach,
-            episode=previous.episode + 1 if previous else 1,
-            previous_case_id=previous.id if previous else None,
-            last_contact_at=effective_at if wf.records[record_kind].contact else None,
-        )
-        case = attrs.evolve(case, review_due=self._review_due(case, None))
         record = RecordDraft(kind=record_kind, fields=fields)
         payload = self.record_payload(record)
         payload["participant_id"] = participant.id
         payload["coach"] = coach
         if previous is not None:
             payload["previous_case_id"] = previous.id
+            payload["episode"] = previous.episode + 1
         event = EventDraft(
             case_id=case_id,
             kind=kind,
@@ -408,9 +383,11 @@ class Engine:
             trigger=kind,
             from_state=previous.state if previous else None,
             to_state=state,
-            to_phase=case.phase,
+            to_phase=stage.phases[0] if stage.phases else None,
             payload=payload,
         )
+        case = apply(wf, None, event)
+        assert case is not None
         return Change(
             case=case,
             expected_version=None,
@@ -426,10 +403,9 @@ class Engine:
         self._may_write(actor, case.id)
         if case.status is Status.CLOSED:
             raise CaseClosed(case.id, "assign")
-        after = attrs.evolve(case, coach=coach, version=case.version + 1)
         event = EventDraft(
             case_id=case.id,
-            kind="assign",
+            kind=EventKind.ASSIGN,
             actor=actor.id,
             role=actor.role.value,
             effective_at=now,
@@ -440,7 +416,7 @@ class Engine:
             reason=reason,
             payload={"from_coach": case.coach, "to_coach": coach},
         )
-        return Change(case=after, expected_version=case.version, event=event)
+        return Change(case=self._after(case, event), expected_version=case.version, event=event)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -468,18 +444,11 @@ class Engine:
         # The kind the first transition's guards ask for; "referral" in the default workflow.
         return self.workflow.reopen.record
 
-    def _review_due(self, case: Case, review_date: dt.date | None) -> dt.date | None:
-        if case.status is Status.CLOSED:
-            return None
-        if case.status is Status.PAUSED:
-            return review_date if review_date is not None else case.review_due
-        days = self.workflow.states[case.state].review_days_for(case.phase)
-        if days is None:
-            return None
-        base = case.stage_entered_at
-        if case.last_contact_at is not None and case.last_contact_at > base:
-            base = case.last_contact_at
-        return base.date() + dt.timedelta(days=days)
+    def _after(self, case: Case, event: EventDraft) -> Case:
+        # The case a command writes is what replaying its event gives: one function for both.
+        after = apply(self.workflow, case, event)
+        assert after is not None
+        return after
 
     @staticmethod
     def _may_write(actor: Staff, case_id: str | None) -> None:

@@ -49,16 +49,15 @@ from typing import Any, TextIO
 import attrs
 from attrs import field, frozen
 
-from ._audit import FIELDS, GENESIS, row_hash, verify_chain
+from ._audit import FIELDS, GENESIS, Checkpoint, row_hash
 from ._engine import Change, EventDraft
-from ._model import Case, Role, Staff, Status, Verification
+from ._model import Case, Role, Staff, Status
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
 from .errors import (
     CaseNotFound,
     ExportMismatch,
     InvalidExportRequest,
-    InvalidInput,
     PermissionDenied,
     SEFlowError,
     StaffNotFound,
@@ -71,10 +70,8 @@ __all__ = [
     "Checkpoint",
     "ExportVerification",
     "Manifest",
-    "take_checkpoint",
     "verify_against_log",
     "verify_export",
-    "verify_with_checkpoint",
     "write_export",
 ]
 
@@ -134,64 +131,6 @@ Progress = Callable[[str, int], object]
 
 
 # --- values --------------------------------------------------------------------------------
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"{value.isoformat()} has no time zone")
-    return value
-
-
-@frozen
-class Checkpoint:
-    """The audit log's head as an auditor keeps it: later, `SEFlow.verify(checkpoint)` proves
-    the log up to `seq` is unchanged and was only appended to."""
-
-    store_id: str
-    seq: int
-    hash: str
-    taken_at: dt.datetime = field(converter=_aware)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "store_id": self.store_id,
-            "seq": self.seq,
-            "hash": self.hash,
-            "taken_at": self.taken_at.isoformat(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | str | bytes) -> Checkpoint:
-        """A checkpoint from its JSON (text or parsed). Raises `InvalidInput` naming the field
-        at fault."""
-        if isinstance(data, str | bytes):
-            try:
-                data = json.loads(data)
-            except ValueError as exc:
-                raise InvalidInput(f"checkpoint is not JSON: {exc}") from None
-        if not isinstance(data, Mapping):
-            raise InvalidInput("checkpoint must be a JSON object with store_id, seq, hash")
-        store_id, seq, digest, taken = (
-            data.get("store_id"),
-            data.get("seq"),
-            data.get("hash"),
-            data.get("taken_at"),
-        )
-        if not isinstance(store_id, str) or not store_id:
-            raise InvalidInput("checkpoint store_id: missing or not text")
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise InvalidInput(f"checkpoint seq: expected a whole number ≥ 0, got {seq!r}")
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise InvalidInput(f"checkpoint hash: expected 64 hex digits, got {digest!r}")
-        if seq == 0 and digest != GENESIS:
-            raise InvalidInput("checkpoint hash: an empty log (seq 0) has the genesis hash")
-        try:
-            at = dt.datetime.fromisoformat(taken) if isinstance(taken, str) else None
-            if at is None:
-                raise ValueError("missing")
-            return cls(store_id=store_id, seq=seq, hash=digest, taken_at=at)
-        except ValueError as exc:
-            raise InvalidInput(f"checkpoint taken_at: {taken!r} is not a time ({exc})") from None
 
 
 @frozen
@@ -1191,63 +1130,3 @@ def verify_against_log(store: Store, path: str | Path) -> ExportVerification:
                 f"export (event {event['seq']}): the export was altered after it was made"
             )
     return attrs.evolve(result, ok=not problems, problems=tuple(problems))
-
-
-# --- checkpoints ---------------------------------------------------------------------------
-
-
-def take_checkpoint(store: Store, now: dt.datetime) -> Checkpoint:
-    seq, digest = store.head()
-    return Checkpoint(store_id=store.store_id(), seq=seq, hash=digest, taken_at=now)
-
-
-def verify_with_checkpoint(store: Store, checkpoint: Checkpoint) -> Verification:
-    """Walk the chain from genesis, then prove the event the checkpoint saw is still there,
-    unchanged: a truncated log, or one rewritten and re-chained consistently, fails here. A
-    checkpoint from another database fails too: nothing can be proved against it."""
-    own = store.store_id()
-    if checkpoint.store_id != own:
-        seq, digest = store.head()
-        return Verification(
-            ok=False,
-            events=0,
-            head_seq=seq,
-            head_hash=digest,
-            problem=(
-                f"the checkpoint is from database {checkpoint.store_id}, this is {own}: "
-                "a different (or replaced) database"
-            ),
-        )
-    seen: list[str] = []
-
-    def rows() -> Iterator[Mapping[str, Any]]:
-        for row in store.event_rows():
-            if row["seq"] == checkpoint.seq:
-                seen.append(row["hash"])
-            yield row
-
-    result = verify_chain(rows())
-    if not result.ok or checkpoint.seq == 0:
-        return result
-    if result.head_seq < checkpoint.seq:
-        return attrs.evolve(
-            result,
-            ok=False,
-            bad_seq=result.head_seq + 1,
-            problem=(
-                f"the log ends at event {result.head_seq} but the checkpoint saw event "
-                f"{checkpoint.seq}: events {result.head_seq + 1} to {checkpoint.seq} were "
-                "removed (the log was truncated)"
-            ),
-        )
-    if seen != [checkpoint.hash]:
-        return attrs.evolve(
-            result,
-            ok=False,
-            bad_seq=checkpoint.seq,
-            problem=(
-                f"event {checkpoint.seq} is not the event the checkpoint saw (its hash "
-                "differs): the history up to the checkpoint was rewritten"
-            ),
-        )
-    return result

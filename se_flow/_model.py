@@ -13,6 +13,7 @@ __all__ = [
     "Case",
     "Check",
     "Event",
+    "EventKind",
     "GuardResult",
     "Override",
     "Participant",
@@ -30,6 +31,24 @@ class Role(StrEnum):
     TEAM_LEADER = "team_leader"
     AUDITOR = "auditor"
     ADMIN = "admin"
+
+
+class EventKind(StrEnum):
+    """What an audit event records. Case events: a referral or reopen opens a case; a
+    transition, phase, pause or resume moves it; a record adds evidence; assign changes its
+    coach. Events of no case: staff changes, erasures of personal data and exports."""
+
+    REFERRAL = "referral"
+    REOPEN = "reopen"
+    TRANSITION = "transition"
+    PHASE = "phase"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RECORD = "record"
+    ASSIGN = "assign"
+    STAFF = "staff"
+    ERASURE = "erasure"
+    EXPORT = "export"
 
 
 class Status(StrEnum):

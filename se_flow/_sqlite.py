@@ -20,6 +20,7 @@ from typing import Any
 from ._audit import GENESIS, event_from_row, event_to_row
 from ._engine import Change, Needs, Snapshot, current
 from ._model import Case, Event, Participant, PersonalDetails, Record, Role, Staff, Status
+from ._projections import RecordRow
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
 from .errors import (
@@ -33,7 +34,7 @@ from .errors import (
     StoreUnavailable,
 )
 
-__all__ = ["SQLiteStore"]
+__all__ = ["THROUGH_THE_LOG", "SQLiteStore"]
 
 MIGRATION_SET = "se_flow"
 
@@ -127,9 +128,42 @@ _SCHEMA_V2 = [
     "CREATE INDEX cases_open_due ON cases (review_due, num) WHERE status != 'closed'",
 ]
 
+# The staff and case tables are projections of the log that permissions and guards read:
+# a row may change only in the transaction that appends the event saying so (the event is
+# inserted first, so it is the log's last). `verify` still replays both, for a file whose
+# triggers were dropped.
+_LOGGED = (
+    "NOT EXISTS (SELECT 1 FROM events WHERE seq = (SELECT MAX(seq) FROM events) "
+    "AND kind = 'staff' AND json_extract(payload, '$.staff_id') = NEW.id)"
+)
+_CASE_LOGGED = (
+    "NOT EXISTS (SELECT 1 FROM events WHERE seq = (SELECT MAX(seq) FROM events) "
+    "AND case_id = NEW.id)"
+)
+_STAFF_REFUSED = "RAISE(ABORT, 'staff change only through se-flow: no staff event for it')"
+_CASE_REFUSED = "RAISE(ABORT, 'cases change only through se-flow: no event for it')"
+# By name, so a bulk loader that writes events and projections together (benchmarks' population)
+# can lift them for the load and put them back.
+THROUGH_THE_LOG = {
+    "staff_through_the_log_insert": f"BEFORE INSERT ON staff WHEN {_LOGGED} "
+    f"BEGIN SELECT {_STAFF_REFUSED}; END",
+    "staff_through_the_log_update": f"BEFORE UPDATE ON staff WHEN {_LOGGED} "
+    f"BEGIN SELECT {_STAFF_REFUSED}; END",
+    "staff_never_deleted": "BEFORE DELETE ON staff "
+    "BEGIN SELECT RAISE(ABORT, 'staff are never deleted: deactivate them instead'); END",
+    "cases_through_the_log_insert": f"BEFORE INSERT ON cases WHEN {_CASE_LOGGED} "
+    f"BEGIN SELECT {_CASE_REFUSED}; END",
+    "cases_through_the_log_update": f"BEFORE UPDATE ON cases WHEN {_CASE_LOGGED} "
+    f"BEGIN SELECT {_CASE_REFUSED}; END",
+    "cases_never_deleted": "BEFORE DELETE ON cases "
+    "BEGIN SELECT RAISE(ABORT, 'cases are never deleted: close them instead'); END",
+}
+_SCHEMA_V3 = [f"CREATE TRIGGER {name} {body}" for name, body in THROUGH_THE_LOG.items()]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
+    ("0003_tables_through_the_log", _SCHEMA_V3),
 ]
 
 _CASE_COLS = (
@@ -404,6 +438,16 @@ class SQLiteStore(Store):
         seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
         event_row = event_to_row(change.event, seq, prev)
 
+        # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
+        conn.execute(
+            "INSERT INTO events (seq, case_id, kind, trigger, from_state, to_state, from_phase, "
+            "to_phase, actor, role, effective_at, recorded_at, reason, guards, override, "
+            "workflow_hash, payload, prev_hash, hash) VALUES "
+            "(:seq, :case_id, :kind, :trigger, :from_state, :to_state, :from_phase, :to_phase, "
+            ":actor, :role, :effective_at, :recorded_at, :reason, :guards, :override, "
+            ":workflow_hash, :payload, :prev_hash, :hash)",
+            event_row,
+        )
         if change.staff is not None:
             s = change.staff
             conn.execute(
@@ -456,15 +500,6 @@ class SQLiteStore(Store):
                     "SELECT version FROM cases WHERE id = ?", (case.id,)
                 ).fetchone() or (-1,)
                 raise CaseConflict(case.id, change.expected_version or 0, actual)
-        conn.execute(
-            "INSERT INTO events (seq, case_id, kind, trigger, from_state, to_state, from_phase, "
-            "to_phase, actor, role, effective_at, recorded_at, reason, guards, override, "
-            "workflow_hash, payload, prev_hash, hash) VALUES "
-            "(:seq, :case_id, :kind, :trigger, :from_state, :to_state, :from_phase, :to_phase, "
-            ":actor, :role, :effective_at, :recorded_at, :reason, :guards, :override, "
-            ":workflow_hash, :payload, :prev_hash, :hash)",
-            event_row,
-        )
         if change.record is not None and case is not None:
             r = change.record
             kind = self.workflow.records[r.kind]
@@ -578,6 +613,14 @@ class SQLiteStore(Store):
         with _translated(self.path):
             self.case(case_id)
             return self._records(case_id)
+
+    def record_rows(self) -> Iterator[RecordRow]:
+        with _translated(self.path):
+            for seq, cid, kind, fields, eff, rec, actor, sup in self.conn.execute(
+                "SELECT seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes "
+                "FROM records ORDER BY seq"
+            ):
+                yield RecordRow(seq, cid, kind, json.loads(fields), eff, rec, actor, sup)
 
     def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
         sql = "SELECT * FROM events WHERE seq > ?"

@@ -18,6 +18,7 @@ from attrs import frozen
 
 from ._engine import Change, Needs, Snapshot
 from ._model import Case, Event, Participant, PersonalDetails, Record, Staff, Status
+from ._projections import RecordRow
 
 __all__ = ["CaseFilter", "Store", "Tx"]
 
@@ -83,6 +84,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def records(self, case_id: str) -> list[Record]:
         """Every record of a case, superseded ones included, in the order recorded."""
+
+    @abc.abstractmethod
+    def record_rows(self) -> Iterator[RecordRow]:
+        """Every row of the records table as kept, in seq order, streamed (for `verify`)."""
 
     @abc.abstractmethod
     def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import Steps
+from helpers import drop_triggers
 
 from se_flow import SEFlow
 
@@ -24,7 +25,7 @@ def test_a_case_changed_behind_the_logs_back_is_named(
 ) -> None:
     case = steps.to("employer_engagement")
     assert flow.verify().ok
-    flow.store.conn.execute("PRAGMA foreign_keys = OFF")
+    drop_triggers(flow.store.conn)
     flow.store.conn.execute(sql, (case.id,))
     result = flow.verify()
     assert not result.ok
@@ -34,6 +35,7 @@ def test_a_case_changed_behind_the_logs_back_is_named(
 
 def test_a_case_with_no_events_is_caught(flow: SEFlow, steps: Steps) -> None:
     case = steps.refer()
+    drop_triggers(flow.store.conn)
     flow.store.conn.execute(
         "INSERT INTO cases SELECT 'C-99', 99, participant_id, state, phase, status, version, "
         "opened_at, stage_entered_at, coach, episode, previous_case_id, last_contact_at, "

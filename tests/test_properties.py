@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import hypothesis.strategies as st
+from helpers import drop_triggers
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -279,13 +280,6 @@ def _build_log(flow: se_flow.SEFlow, cases: int) -> None:
         flow.record(case.id, "note", text=f"met {n}", actor="sam")
 
 
-def _unlock(conn: sqlite3.Connection) -> None:
-    """What a tamperer with file access does first: remove the append-only triggers."""
-    conn.execute("PRAGMA foreign_keys = OFF")
-    for name in ("events_append_only_update", "events_append_only_delete"):
-        conn.execute(f"DROP TRIGGER {name}")
-
-
 def _rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     cur = conn.execute("SELECT * FROM events ORDER BY seq")
     names = [d[0] for d in cur.description]
@@ -306,7 +300,7 @@ def test_any_tampering_is_caught_at_the_event_touched(
     conn = flow.store.conn
     last = flow.store.head()[0]
     assert flow.verify().ok
-    _unlock(conn)
+    drop_triggers(conn)
     if how == "edit":
         seq = data.draw(st.integers(1, last))
         column = data.draw(

@@ -1,0 +1,301 @@
+"""Every table is a projection of the audit log: these pure functions rebuild them from events.
+
+The engine drafts an event and asks `apply` what the case becomes, so the case a command
+writes and the case `verify` replays come from one function: they cannot drift apart. Records
+ride in their event's payload (`payload["record"]`) and staff changes in `staff` events, so the
+records and staff tables, which guards and permissions read, are rebuilt and compared the same
+way. An auditor's `verify` names the first row that differs from what the log says. No I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from enum import Enum
+from typing import Any, Protocol
+
+import attrs
+from attrs import frozen
+
+from ._model import Case, EventKind, Role, Staff, Status
+from ._workflow import Workflow
+
+__all__ = [
+    "RECORD_EVENT_KINDS",
+    "EventLike",
+    "RecordCheck",
+    "RecordRow",
+    "apply",
+    "case_mismatch",
+    "record_from_row",
+    "replay_cases",
+    "replay_staff",
+    "review_due",
+    "staff_mismatch",
+]
+
+# The events that carry a record in their payload.
+RECORD_EVENT_KINDS = frozenset({EventKind.REFERRAL, EventKind.REOPEN, EventKind.RECORD})
+
+
+class EventLike(Protocol):
+    """What `apply` reads of an event: a drafted one (`EventDraft`) or a stored one (`Event`)."""
+
+    @property
+    def case_id(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def to_state(self) -> str | None: ...
+    @property
+    def to_phase(self) -> str | None: ...
+    @property
+    def effective_at(self) -> dt.datetime: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+
+def review_due(wf: Workflow, case: Case, review_date: dt.date | None = None) -> dt.date | None:
+    """When the case's next review falls due: its stage's cadence after the later of entering
+    the stage and the last contact; a paused case keeps the review date its pause set; a closed
+    case has none."""
+    if case.status is Status.CLOSED:
+        return None
+    if case.status is Status.PAUSED:
+        return review_date if review_date is not None else case.review_due
+    days = wf.states[case.state].review_days_for(case.phase)
+    if days is None:
+        return None
+    base = case.stage_entered_at
+    if case.last_contact_at is not None and case.last_contact_at > base:
+        base = case.last_contact_at
+    return base.date() + dt.timedelta(days=days)
+
+
+def _is_contact(wf: Workflow, payload: Mapping[str, Any]) -> bool:
+    record = payload.get("record")
+    if not isinstance(record, Mapping):
+        return False
+    kind = wf.records.get(str(record.get("kind")))
+    return kind is not None and kind.contact
+
+
+def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
+    """The case after `event` (None for an event of no case). `case` is the case before it:
+    None for a referral or reopen, which open a new case."""
+    kind, at, payload = event.kind, event.effective_at, event.payload
+    if event.case_id is None:
+        return case
+    if kind in (EventKind.REFERRAL, EventKind.REOPEN):
+        assert event.to_state is not None
+        opened = Case(
+            id=event.case_id,
+            participant_id=str(payload["participant_id"]),
+            state=event.to_state,
+            phase=event.to_phase,
+            status=Status.ACTIVE,
+            version=1,
+            opened_at=at,
+            stage_entered_at=at,
+            coach=payload.get("coach"),
+            episode=int(payload.get("episode", 1)),
+            previous_case_id=payload.get("previous_case_id"),
+            last_contact_at=at if _is_contact(wf, payload) else None,
+        )
+        return attrs.evolve(opened, review_due=review_due(wf, opened))
+    if case is None:
+        raise ValueError(f"event {kind} of case {event.case_id} comes before the case's referral")
+    changes: dict[str, Any] = {"version": case.version + 1}
+    review_date: dt.date | None = None
+    if kind == EventKind.RECORD:
+        if _is_contact(wf, payload) and (case.last_contact_at is None or at > case.last_contact_at):
+            changes["last_contact_at"] = at
+    elif kind == EventKind.ASSIGN:
+        changes["coach"] = payload.get("to_coach")
+        return attrs.evolve(case, **changes)
+    elif kind == EventKind.PAUSE:
+        changes["status"] = Status.PAUSED
+        if payload.get("review_date"):
+            review_date = dt.date.fromisoformat(payload["review_date"])
+    elif kind == EventKind.RESUME:
+        changes["status"] = Status.ACTIVE
+    elif kind == EventKind.PHASE:
+        changes["phase"] = event.to_phase
+    elif kind == EventKind.TRANSITION:
+        dest = event.to_state or case.state
+        if dest == wf.final:
+            # The final state has no phases.
+            changes.update(
+                state=dest,
+                phase=None,
+                status=Status.CLOSED,
+                outcome=payload.get("outcome"),
+                closed_at=at,
+            )
+        elif dest != case.state:
+            changes.update(
+                state=dest, phase=event.to_phase, stage_entered_at=at, status=Status.ACTIVE
+            )
+    after = attrs.evolve(case, **changes)
+    return attrs.evolve(after, review_due=review_due(wf, after, review_date))
+
+
+def replay_cases(wf: Workflow, events: Iterable[EventLike]) -> dict[str, Case]:
+    """Every case the events speak of, as the log says it is now."""
+    cases: dict[str, Case] = {}
+    for e in events:
+        if e.case_id is None:
+            continue
+        after = apply(wf, cases.get(e.case_id), e)
+        assert after is not None
+        cases[e.case_id] = after
+    return cases
+
+
+_CASE_FIELDS = tuple(a.name for a in attrs.fields(Case))
+
+
+def case_mismatch(stored: Case | None, found: Case, *, episode_known: bool = True) -> str | None:
+    """How the case table's row differs from what the case's events say, in plain words.
+    `episode_known` is False for a case reopened before reopen events carried the episode."""
+    if stored is None:
+        return f"case {found.id} is in the log but missing from the case table"
+    for name in _CASE_FIELDS:
+        if name == "episode" and not episode_known:
+            continue
+        have: Any = getattr(stored, name)
+        want: Any = getattr(found, name)
+        if have != want:
+            return (
+                f"case {stored.id}: the case table says {name} = {_shown(have)}, "
+                f"but its events say {_shown(want)}"
+            )
+    return None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return repr(value.value if isinstance(value, Enum) else value)
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+def replay_staff(events: Iterable[EventLike]) -> dict[str, Staff]:
+    """The staff list as the log's `staff` events leave it."""
+    staff: dict[str, Staff] = {}
+    for e in events:
+        if e.kind != EventKind.STAFF:
+            continue
+        p = e.payload
+        staff[str(p["staff_id"])] = Staff(
+            id=str(p["staff_id"]),
+            name=str(p["name"]),
+            role=Role(p["role"]),
+            active=bool(p["active"]),
+        )
+    return staff
+
+
+def staff_mismatch(stored: Iterable[Staff], found: Mapping[str, Staff]) -> str | None:
+    """How the staff table differs from the log's staff events, naming the member."""
+    seen: set[str] = set()
+    for member in stored:
+        seen.add(member.id)
+        want = found.get(member.id)
+        if want is None:
+            return f"staff member {member.id} is in the staff table but no event added them"
+        for name in ("name", "role", "active"):
+            have, should = getattr(member, name), getattr(want, name)
+            if have != should:
+                return (
+                    f"staff member {member.id}: the staff table says {name} = "
+                    f"{_shown(have)}, but the log says {_shown(should)}"
+                )
+    for missing in sorted(set(found) - seen):
+        return f"staff member {missing} is in the log but missing from the staff table"
+    return None
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+@frozen
+class RecordRow:
+    """A records-table row, with its fields as JSON values (as the event keeps them)."""
+
+    seq: int
+    case_id: str | None
+    kind: str
+    fields: Mapping[str, Any]
+    effective_at: str
+    recorded_at: str
+    actor: str
+    supersedes: int | None
+
+
+def record_from_row(row: Mapping[str, Any]) -> RecordRow | None:
+    """The record a stored event row made, or None if it made none."""
+    if row["kind"] not in RECORD_EVENT_KINDS:
+        return None
+    record = json.loads(row["payload"]).get("record")
+    if not isinstance(record, Mapping):
+        return None
+    return RecordRow(
+        seq=row["seq"],
+        case_id=row["case_id"],
+        kind=str(record.get("kind")),
+        fields=record.get("fields") or {},
+        effective_at=row["effective_at"],
+        recorded_at=row["recorded_at"],
+        actor=row["actor"],
+        supersedes=record.get("supersedes"),
+    )
+
+
+_RECORD_FIELDS = ("case_id", "kind", "fields", "effective_at", "recorded_at", "actor", "supersedes")
+
+
+class RecordCheck:
+    """Walks the records table beside the log's records, both in seq order (`feed` each
+    record the log made, then `finish`), and names the first record inserted, removed or
+    altered behind the log's back. Memory stays flat: a merge of two streams."""
+
+    def __init__(self, stored: Iterator[RecordRow]) -> None:
+        self._stored = stored
+        self._have = next(stored, None)
+        self._problem: tuple[int, str] | None = None
+
+    def feed(self, want: RecordRow) -> None:
+        if self._problem is not None:
+            return
+        have = self._have
+        if have is not None and have.seq < want.seq:
+            self._problem = (have.seq, _unlogged(have))
+        elif have is None or have.seq > want.seq:
+            self._problem = (
+                want.seq,
+                f"record {want.seq} (case {want.case_id}) is missing from the records table",
+            )
+        else:
+            for name in _RECORD_FIELDS:
+                if getattr(have, name) != getattr(want, name):
+                    self._problem = (
+                        want.seq,
+                        f"record {want.seq} (case {want.case_id}): the records table's {name} "
+                        "differs from the event that recorded it",
+                    )
+                    return
+            self._have = next(self._stored, None)
+
+    def finish(self) -> tuple[int | None, str | None]:
+        """The seq and words of the first problem, or (None, None)."""
+        if self._problem is None and self._have is not None:
+            self._problem = (self._have.seq, _unlogged(self._have))
+        return self._problem if self._problem is not None else (None, None)
+
+
+def _unlogged(row: RecordRow) -> str:
+    return f"record {row.seq} (case {row.case_id}) is in the records table but no event recorded it"
