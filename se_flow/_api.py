@@ -15,12 +15,13 @@ if TYPE_CHECKING:
     from ._export import ExportVerification, Manifest, Progress
 
 from ._audit import Checkpoint, take_checkpoint, verify_log
-from ._engine import NOTHING, Change, Engine, EventDraft, Needs, Snapshot, context
+from ._engine import NOTHING, Change, Engine, Needs, Snapshot, context
 from ._loader import load_workflow
 from ._model import (
     Case,
     Check,
     Event,
+    EventDraft,
     Participant,
     PersonalDetails,
     Record,

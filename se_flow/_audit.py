@@ -18,13 +18,25 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import field, frozen
 
-from ._model import Case, Event, EventKind, GuardResult, Override, Verification
+from ._model import (
+    EVENT_COLUMNS,
+    EVENT_FIELDS,
+    Case,
+    Column,
+    Event,
+    EventDraft,
+    EventField,
+    EventKind,
+    GuardResult,
+    Override,
+    Verification,
+)
 from ._projections import (
     RecordCheck,
     case_mismatch,
@@ -53,64 +65,49 @@ __all__ = [
 
 GENESIS = "0" * 64
 
-# The columns of an event, in the order the store keeps them.
-FIELDS = (
-    "seq",
-    "case_id",
-    "kind",
-    "trigger",
-    "from_state",
-    "to_state",
-    "from_phase",
-    "to_phase",
-    "actor",
-    "role",
-    "effective_at",
-    "recorded_at",
-    "reason",
-    "guards",
-    "override",
-    "workflow_hash",
-    "payload",
-    "prev_hash",
-    "hash",
-)
+FIELDS = EVENT_COLUMNS
 
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _ts(value: dt.datetime) -> str:
-    return value.isoformat()
+# JSON fields: the value an event holds, to and from what the row keeps.
+_TO_JSON: dict[str, Callable[[Any], Any]] = {
+    "guards": lambda guards: [g.to_json() for g in guards],
+    "override": lambda o: {"by": o.by, "reason": o.reason} if o is not None else None,
+    "payload": dict,
+}
+_FROM_JSON: dict[str, Callable[[Any], Any]] = {
+    "guards": lambda data: tuple(GuardResult.from_json(g) for g in data or ()),
+    "override": lambda data: Override(**data) if data else None,
+    "payload": lambda data: data or {},
+}
+_SEALING = frozenset({"seq", "prev_hash", "hash"})
+_DRAFTED = tuple(f for f in EVENT_FIELDS if f.name not in _SEALING)
 
 
-def event_to_row(draft: Any, seq: int, prev_hash: str) -> dict[str, Any]:
-    """The stored row of an event (JSON fields as canonical text), `hash` filled in.
+def _encode(f: EventField, value: Any) -> Any:
+    if f.column is Column.TIME:
+        return value.isoformat()
+    if f.column is Column.JSON:
+        return canonical(_TO_JSON[f.name](value))
+    return value
 
-    `draft` is anything with the event's attributes (an `EventDraft` or an `Event`)."""
-    row: dict[str, Any] = {
-        "seq": seq,
-        "case_id": draft.case_id,
-        "kind": draft.kind,
-        "trigger": draft.trigger,
-        "from_state": draft.from_state,
-        "to_state": draft.to_state,
-        "from_phase": draft.from_phase,
-        "to_phase": draft.to_phase,
-        "actor": draft.actor,
-        "role": draft.role,
-        "effective_at": _ts(draft.effective_at),
-        "recorded_at": _ts(draft.recorded_at),
-        "reason": draft.reason,
-        "guards": canonical([g.to_json() for g in draft.guards]),
-        "override": canonical(
-            {"by": draft.override.by, "reason": draft.override.reason} if draft.override else None
-        ),
-        "workflow_hash": draft.workflow_hash,
-        "payload": canonical(dict(draft.payload)),
-        "prev_hash": prev_hash,
-    }
+
+def _decode(f: EventField, value: Any) -> Any:
+    if f.column is Column.TIME:
+        return dt.datetime.fromisoformat(value)
+    if f.column is Column.JSON:
+        return _FROM_JSON[f.name](json.loads(value) if value else None)
+    return value
+
+
+def event_to_row(draft: EventDraft, seq: int, prev_hash: str) -> dict[str, Any]:
+    """The stored row of an event (JSON fields as canonical text), `hash` filled in."""
+    row = {f.name: _encode(f, getattr(draft, f.name)) for f in _DRAFTED}
+    row["seq"] = seq
+    row["prev_hash"] = prev_hash
     row["hash"] = row_hash(row)
     return row
 
@@ -120,33 +117,15 @@ def row_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
 
 
-def seal(draft: Any, seq: int, prev_hash: str) -> Event:
-    return event_from_row(event_to_row(draft, seq, prev_hash))
+def seal(draft: EventDraft, seq: int, prev_hash: str) -> tuple[Event, dict[str, Any]]:
+    """The event `draft` becomes at `seq` after `prev_hash`, and the row a store keeps."""
+    row = event_to_row(draft, seq, prev_hash)
+    drafted = {a.name: getattr(draft, a.name) for a in attrs.fields(EventDraft)}
+    return Event(**drafted, seq=seq, prev_hash=prev_hash, hash=row["hash"]), row
 
 
 def event_from_row(row: Mapping[str, Any]) -> Event:
-    override = json.loads(row["override"]) if row["override"] else None
-    return Event(
-        seq=row["seq"],
-        case_id=row["case_id"],
-        kind=row["kind"],
-        trigger=row["trigger"],
-        from_state=row["from_state"],
-        to_state=row["to_state"],
-        from_phase=row["from_phase"],
-        to_phase=row["to_phase"],
-        actor=row["actor"],
-        role=row["role"],
-        effective_at=dt.datetime.fromisoformat(row["effective_at"]),
-        recorded_at=dt.datetime.fromisoformat(row["recorded_at"]),
-        reason=row["reason"],
-        guards=tuple(GuardResult.from_json(g) for g in json.loads(row["guards"] or "[]")),
-        override=Override(**override) if override else None,
-        workflow_hash=row["workflow_hash"],
-        payload=json.loads(row["payload"] or "{}"),
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
+    return Event(**{f.name: _decode(f, row[f.name]) for f in EVENT_FIELDS})
 
 
 def verify_chain(

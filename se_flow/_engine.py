@@ -11,13 +11,13 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
 from attrs import frozen
 
 from ._guards import GUARDS, GuardContext
 from ._model import (
     Case,
     Check,
+    EventDraft,
     EventKind,
     GuardResult,
     Override,
@@ -42,29 +42,7 @@ from .errors import (
     UnknownTrigger,
 )
 
-__all__ = ["NOTHING", "Change", "Engine", "EventDraft", "Needs", "RecordDraft", "Snapshot"]
-
-
-@frozen
-class EventDraft:
-    """An audit event before the store gives it a place (seq) in the chain."""
-
-    case_id: str | None
-    kind: str
-    actor: str
-    role: str
-    effective_at: dt.datetime
-    recorded_at: dt.datetime
-    workflow_hash: str
-    trigger: str | None = None
-    from_state: str | None = None
-    to_state: str | None = None
-    from_phase: str | None = None
-    to_phase: str | None = None
-    reason: str | None = None
-    guards: tuple[GuardResult, ...] = ()
-    override: Override | None = None
-    payload: Mapping[str, Any] = attrs.field(factory=dict)
+__all__ = ["NOTHING", "Change", "Engine", "Needs", "RecordDraft", "Snapshot"]
 
 
 @frozen

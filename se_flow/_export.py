@@ -50,8 +50,8 @@ import attrs
 from attrs import field, frozen
 
 from ._audit import FIELDS, GENESIS, Checkpoint, row_hash
-from ._engine import Change, EventDraft
-from ._model import Case, Role, Staff, Status
+from ._engine import Change
+from ._model import EVENT_FIELDS, Case, EventDraft, Role, Staff, Status
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
 from .errors import (
@@ -123,7 +123,7 @@ PERSONAL_COLUMNS = ("name", "contact", "date_of_birth")
 # Events that move a case between stages, phases or statuses: all a stage history needs.
 _SPELL_KINDS = ("referral", "reopen", "transition", "phase", "pause", "resume")
 # Event columns that may be NULL; CSV writes NULL as an empty cell.
-_NULLABLE = ("case_id", "trigger", "from_state", "to_state", "from_phase", "to_phase", "reason")
+_NULLABLE = tuple(f.name for f in EVENT_FIELDS if f.nullable)
 _CHUNK = 5000
 
 Progress = Callable[[str, int], object]

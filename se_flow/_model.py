@@ -10,9 +10,14 @@ from typing import Any
 from attrs import field, frozen
 
 __all__ = [
+    "EVENT_COLUMNS",
+    "EVENT_FIELDS",
     "Case",
     "Check",
+    "Column",
     "Event",
+    "EventDraft",
+    "EventField",
     "EventKind",
     "GuardResult",
     "Override",
@@ -221,10 +226,9 @@ class Check:
 
 
 @frozen
-class Event:
-    """One entry of the append-only, hash-chained audit log."""
+class EventDraft:
+    """An audit event before the store gives it its place (seq) in the chain."""
 
-    seq: int
     case_id: str | None
     kind: str
     actor: str
@@ -232,8 +236,6 @@ class Event:
     effective_at: dt.datetime
     recorded_at: dt.datetime
     workflow_hash: str
-    prev_hash: str
-    hash: str
     trigger: str | None = None
     from_state: str | None = None
     to_state: str | None = None
@@ -243,6 +245,63 @@ class Event:
     guards: tuple[GuardResult, ...] = ()
     override: Override | None = None
     payload: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+@frozen
+class Event(EventDraft):
+    """One entry of the append-only, hash-chained audit log: a draft sealed at `seq`."""
+
+    seq: int = field(kw_only=True)
+    prev_hash: str = field(kw_only=True)
+    hash: str = field(kw_only=True)
+
+
+class Column(StrEnum):
+    """How an event field is kept in a stored row."""
+
+    INT = "int"
+    TEXT = "text"
+    TIME = "time"
+    """An aware datetime, as ISO 8601 text (UTC), whose text order is time order."""
+    JSON = "json"
+    """A value kept as canonical JSON text."""
+
+
+@frozen
+class EventField:
+    name: str
+    column: Column
+    nullable: bool = False
+
+
+_I, _T, _TIME, _J = Column.INT, Column.TEXT, Column.TIME, Column.JSON
+
+EVENT_FIELDS: tuple[EventField, ...] = (
+    EventField("seq", _I),
+    EventField("case_id", _T, nullable=True),
+    EventField("kind", _T),
+    EventField("trigger", _T, nullable=True),
+    EventField("from_state", _T, nullable=True),
+    EventField("to_state", _T, nullable=True),
+    EventField("from_phase", _T, nullable=True),
+    EventField("to_phase", _T, nullable=True),
+    EventField("actor", _T),
+    EventField("role", _T),
+    EventField("effective_at", _TIME),
+    EventField("recorded_at", _TIME),
+    EventField("reason", _T, nullable=True),
+    EventField("guards", _J),
+    EventField("override", _J),
+    EventField("workflow_hash", _T),
+    EventField("payload", _J),
+    EventField("prev_hash", _T),
+    EventField("hash", _T),
+)
+"""THE list of an event's fields, in the order a stored row and an export keep them: the
+store's table, its INSERT and SELECT, the hash and the export's columns all come from here.
+The hash covers every field but `hash` itself."""
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS)
 
 
 @frozen

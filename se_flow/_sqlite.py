@@ -17,9 +17,22 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._audit import GENESIS, event_from_row, event_to_row
+from ._audit import GENESIS, event_from_row, seal
 from ._engine import Change, Needs, Snapshot, current
-from ._model import Case, Event, Participant, PersonalDetails, Record, Role, Staff, Status
+from ._model import (
+    EVENT_COLUMNS,
+    EVENT_FIELDS,
+    Case,
+    Column,
+    Event,
+    EventField,
+    Participant,
+    PersonalDetails,
+    Record,
+    Role,
+    Staff,
+    Status,
+)
 from ._projections import RecordRow
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
@@ -37,6 +50,23 @@ from .errors import (
 __all__ = ["THROUGH_THE_LOG", "SQLiteStore"]
 
 MIGRATION_SET = "se_flow"
+
+_SQL_TYPES = {Column.INT: "INTEGER", Column.TEXT: "TEXT", Column.TIME: "TEXT", Column.JSON: "TEXT"}
+
+
+def _column_ddl(f: EventField) -> str:
+    if f.name == "seq":
+        return "seq INTEGER PRIMARY KEY"
+    return f"{f.name} {_SQL_TYPES[f.column]}" + ("" if f.nullable else " NOT NULL")
+
+
+# The events table, its INSERT and its SELECT, from the one field list (`_model.EVENT_FIELDS`).
+# A new field needs a migration that adds its column: test_sqlite_store pins this table.
+_EVENTS_DDL = "CREATE TABLE events (\n    " + ",\n    ".join(map(_column_ddl, EVENT_FIELDS)) + "\n)"
+_EVENT_COLS = ", ".join(EVENT_COLUMNS)
+_INSERT_EVENT = (
+    f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
+)
 
 _SCHEMA_V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -78,27 +108,7 @@ _SCHEMA_V1 = [
     "CREATE INDEX cases_due ON cases (status, review_due)",
     "CREATE INDEX cases_state ON cases (state, status)",
     "CREATE INDEX cases_participant ON cases (participant_id)",
-    """CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        case_id TEXT,
-        kind TEXT NOT NULL,
-        trigger TEXT,
-        from_state TEXT,
-        to_state TEXT,
-        from_phase TEXT,
-        to_phase TEXT,
-        actor TEXT NOT NULL,
-        role TEXT NOT NULL,
-        effective_at TEXT NOT NULL,
-        recorded_at TEXT NOT NULL,
-        reason TEXT,
-        guards TEXT NOT NULL,
-        override TEXT NOT NULL,
-        workflow_hash TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    )""",
+    _EVENTS_DDL,
     "CREATE INDEX events_case ON events (case_id, seq)",
     """CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: events cannot be changed'); END""",
@@ -436,18 +446,10 @@ class SQLiteStore(Store):
         conn = self.conn
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-        event_row = event_to_row(change.event, seq, prev)
+        event, event_row = seal(change.event, seq, prev)
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
-        conn.execute(
-            "INSERT INTO events (seq, case_id, kind, trigger, from_state, to_state, from_phase, "
-            "to_phase, actor, role, effective_at, recorded_at, reason, guards, override, "
-            "workflow_hash, payload, prev_hash, hash) VALUES "
-            "(:seq, :case_id, :kind, :trigger, :from_state, :to_state, :from_phase, :to_phase, "
-            ":actor, :role, :effective_at, :recorded_at, :reason, :guards, :override, "
-            ":workflow_hash, :payload, :prev_hash, :hash)",
-            event_row,
-        )
+        conn.execute(_INSERT_EVENT, event_row)
         if change.staff is not None:
             s = change.staff
             conn.execute(
@@ -517,28 +519,7 @@ class SQLiteStore(Store):
                     r.supersedes,
                 ),
             )
-        draft = change.event
-        return Event(
-            seq=seq,
-            case_id=draft.case_id,
-            kind=draft.kind,
-            trigger=draft.trigger,
-            from_state=draft.from_state,
-            to_state=draft.to_state,
-            from_phase=draft.from_phase,
-            to_phase=draft.to_phase,
-            actor=draft.actor,
-            role=draft.role,
-            effective_at=draft.effective_at,
-            recorded_at=draft.recorded_at,
-            reason=draft.reason,
-            guards=draft.guards,
-            override=draft.override,
-            workflow_hash=draft.workflow_hash,
-            payload=draft.payload,
-            prev_hash=prev,
-            hash=event_row["hash"],
-        )
+        return event
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -623,7 +604,7 @@ class SQLiteStore(Store):
                 yield RecordRow(seq, cid, kind, json.loads(fields), eff, rec, actor, sup)
 
     def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
-        sql = "SELECT * FROM events WHERE seq > ?"
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE seq > ?"
         params: list[Any] = [after_seq]
         if case_id is not None:
             sql += " AND case_id = ?"
@@ -641,7 +622,7 @@ class SQLiteStore(Store):
 
     def events_by_case(self) -> Iterator[Event]:
         rows = self.event_rows_sql(
-            "SELECT * FROM events WHERE case_id IS NOT NULL ORDER BY case_id, seq", []
+            f"SELECT {_EVENT_COLS} FROM events WHERE case_id IS NOT NULL ORDER BY case_id, seq", []
         )
         return (event_from_row(row) for row in rows)
 
@@ -651,7 +632,9 @@ class SQLiteStore(Store):
         return int(count)
 
     def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:
-        return self.event_rows_sql("SELECT * FROM events WHERE seq > ? ORDER BY seq", [after_seq])
+        return self.event_rows_sql(
+            f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq", [after_seq]
+        )
 
     def head(self) -> tuple[int, str]:
         with _translated(self.path):
@@ -703,15 +686,11 @@ class SQLiteStore(Store):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
-        cols = (
-            "seq, case_id, kind, trigger, from_state, to_state, from_phase, to_phase, actor, "
-            "role, effective_at, recorded_at, reason, guards, override, workflow_hash, payload, "
-            "prev_hash, hash"
-        )
+        cols = _EVENT_COLS
         if as_json:
             # SQLite builds the JSON text ~2x faster than json.dumps per row; TEXT columns
             # (guards, payload...) stay strings, exactly as stored.
-            cols = "json_object(" + ", ".join(f"'{c}', {c}" for c in cols.split(", ")) + ")"
+            cols = "json_object(" + ", ".join(f"'{c}', {c}" for c in EVENT_COLUMNS) + ")"
         clauses: list[str] = []
         params: list[Any] = []
         if case_id is not None:

@@ -9,8 +9,8 @@ import pytest
 
 import se_flow
 from se_flow._audit import GENESIS, verify_chain
-from se_flow._engine import Change, Engine, EventDraft
-from se_flow._model import Participant, Staff, Status
+from se_flow._engine import Change, Engine
+from se_flow._model import EventDraft, Participant, Staff, Status
 from se_flow._store import CaseFilter, Store, Tx
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)

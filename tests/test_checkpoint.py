@@ -17,7 +17,7 @@ from conftest import START, Steps
 import se_flow
 from se_flow import Checkpoint, SEFlow
 from se_flow._audit import FIELDS, event_to_row, row_hash, verify_chain
-from se_flow._engine import EventDraft
+from se_flow._model import EventDraft
 
 
 @pytest.fixture

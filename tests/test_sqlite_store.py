@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 from store_contract import COACH, WORKFLOW, StoreContract, _add_staff, _refer
 
@@ -148,3 +150,66 @@ def test_a_clock_without_a_time_zone_is_refused(tmp_path: Path) -> None:
         flow.add_staff("sam", "Sam", "coach")
     assert flow.staff() == []
     flow.disconnect()
+
+
+# --- one event schema -------------------------------------------------------------------------
+
+# The events table as se-flow 0.1 created it (name, type, NOT NULL). Databases made then have
+# exactly this table; a new field needs a migration that adds its column, and a change here.
+EVENTS_TABLE_V1 = [
+    ("seq", "INTEGER", 0),
+    ("case_id", "TEXT", 0),
+    ("kind", "TEXT", 1),
+    ("trigger", "TEXT", 0),
+    ("from_state", "TEXT", 0),
+    ("to_state", "TEXT", 0),
+    ("from_phase", "TEXT", 0),
+    ("to_phase", "TEXT", 0),
+    ("actor", "TEXT", 1),
+    ("role", "TEXT", 1),
+    ("effective_at", "TEXT", 1),
+    ("recorded_at", "TEXT", 1),
+    ("reason", "TEXT", 0),
+    ("guards", "TEXT", 1),
+    ("override", "TEXT", 1),
+    ("workflow_hash", "TEXT", 1),
+    ("payload", "TEXT", 1),
+    ("prev_hash", "TEXT", 1),
+    ("hash", "TEXT", 1),
+]
+
+
+def test_the_events_table_is_made_from_the_one_field_list() -> None:
+    from se_flow._model import EVENT_COLUMNS, Event
+
+    store = SQLiteStore(":memory:", WORKFLOW)
+    try:
+        table = [
+            (name, kind, notnull)
+            for _, name, kind, notnull, _, _ in store.conn.execute("PRAGMA table_info(events)")
+        ]
+    finally:
+        store.close()
+    assert table == EVENTS_TABLE_V1
+    assert tuple(name for name, _, _ in table) == EVENT_COLUMNS
+    assert {a.name for a in attrs.fields(Event)} == set(EVENT_COLUMNS)
+
+
+def test_a_sealed_event_is_its_stored_row(tmp_path: Path) -> None:
+    """What a write returns is exactly what reading the row back gives."""
+    with se_flow.open(tmp_path / "s.db", actor="sam") as flow:
+        flow.add_staff("sam", "Sam", "coach")
+        case = flow.refer("Alex", source="GP")
+        flow.advance(case.id, "engage", reason="first contact")
+        written = flow.store.write  # the next write's returned event, kept
+        made: list[se_flow.Event] = []
+
+        def keep(decide: Any) -> Any:
+            result = written(decide)
+            made.append(result[1])
+            return result
+
+        flow.store.write = keep  # type: ignore[method-assign]
+        flow.record(case.id, "note", text="hello")
+        (stored,) = [e for e in flow.history(case.id) if e.seq == made[0].seq]
+        assert stored == made[0]
