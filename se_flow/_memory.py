@@ -1,0 +1,323 @@
+"""The in-memory store: the reference implementation of the store ports.
+
+Everything lives in Python objects behind one lock, so it is what a store must do with nothing
+else in the way: each write is atomic (every check runs before anything changes), a batch is
+undone whole when an exception leaves it, and the log is sealed with the audit module's own
+`seal`. Tests and embedding apps that want no file use it; it passes the same contract as the
+SQLite store (`se_flow.contract.StoreContract`). Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from ._audit import FIELDS, GENESIS, seal
+from ._engine import Change, Needs, Snapshot, current
+from ._model import Case, Event, Participant, PersonalDetails, Record, Staff, Status
+from ._projections import RecordRow
+from ._store import CaseFilter, Store, Tx
+from ._workflow import Workflow
+from .errors import CaseConflict, CaseNotFound, StaffNotFound
+
+__all__ = ["MemoryStore"]
+
+Undo = Callable[[], object]
+
+
+class _MemoryTx(Tx):
+    def __init__(self, store: MemoryStore) -> None:
+        self._s = store
+
+    def staff(self, staff_id: str) -> Staff:
+        found = self._s._staff.get(staff_id)
+        if found is None:
+            raise StaffNotFound(staff_id)
+        return found
+
+    def has_staff(self) -> bool:
+        return bool(self._s._staff)
+
+    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+        s = self._s
+        case = s._cases.get(case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        need = needs(case) if needs is not None else Needs()
+        kinds = need.kinds
+        records: tuple[Record, ...] = ()
+        if kinds is None or kinds:
+            mine = s._records.get(case_id, [])
+            # A correction has the kind of what it corrects, so filtering by kind keeps
+            # supersession whole.
+            records = current([r for r in mine if kinds is None or r.kind in kinds])
+        marks = s._marks.get(case_id, {})
+        if need.triggers is not None:
+            marks = {t: seq for t, seq in marks.items() if t in need.triggers}
+        return Snapshot(case=case, records=tuple(records), marks=dict(marks))
+
+    def new_case_id(self) -> str:
+        return f"C-{len(self._s._cases) + 1}"
+
+    def participant(self, participant_id: str) -> Participant | None:
+        return self._s._participants.get(participant_id)
+
+
+class MemoryStore(Store):
+    """A store in memory. `workflow` decodes record fields for `record_rows`, as SQLite's
+    store does."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self._lock = threading.RLock()
+        self._id = secrets.token_hex(16)
+        self._staff: dict[str, Staff] = {}
+        self._participants: dict[str, Participant] = {}
+        self._personal: dict[str, PersonalDetails] = {}
+        self._cases: dict[str, Case] = {}
+        self._rows: list[dict[str, Any]] = []
+        self._events: list[Event] = []
+        self._records: dict[str, list[Record]] = {}
+        self._record_seqs: list[int] = []
+        self._marks: dict[str, dict[str, int]] = {}
+        self._undo: list[Undo] | None = None
+
+    # --- writes ------------------------------------------------------------------------
+
+    def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        with self._lock:
+            change = decide(_MemoryTx(self))
+            return change.case, self._apply(change)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            if self._undo is not None:
+                yield
+                return
+            self._undo = []
+            try:
+                yield
+            except BaseException:
+                for undo in reversed(self._undo):
+                    undo()
+                raise
+            finally:
+                self._undo = None
+
+    def _did(self, undo: Undo) -> None:
+        if self._undo is not None:
+            self._undo.append(undo)
+
+    def _apply(self, change: Change) -> Event:
+        case = change.case
+        # Every check first: past this point nothing can fail, so nothing is half-applied.
+        if case is not None and change.expected_version is not None:
+            stored = self._cases.get(case.id)
+            actual = stored.version if stored is not None else -1
+            if actual != change.expected_version:
+                raise CaseConflict(case.id, change.expected_version, actual)
+        seq, prev = (
+            (self._events[-1].seq + 1, self._events[-1].hash) if self._events else (1, GENESIS)
+        )
+        event, row = seal(change.event, seq, prev)
+        record = None
+        if change.record is not None and case is not None:
+            r = change.record
+            record = Record(
+                seq=seq,
+                case_id=case.id,
+                kind=r.kind,
+                fields=r.fields,
+                effective_at=event.effective_at,
+                recorded_at=event.recorded_at,
+                actor=event.actor,
+                supersedes=r.supersedes,
+            )
+
+        self._rows.append(row)
+        self._events.append(event)
+        self._did(self._rows.pop)
+        self._did(self._events.pop)
+        if change.staff is not None:
+            self._put(self._staff, change.staff.id, change.staff)
+        if change.participant is not None:
+            p = change.participant
+            self._put(self._participants, p.id, attrs.evolve(p, details=None))
+            if p.details is not None:
+                self._put(self._personal, p.id, p.details)
+        if change.erase_personal_data_of is not None:
+            self._drop(self._personal, change.erase_personal_data_of)
+        if case is not None:
+            self._put(self._cases, case.id, case)
+            if event.trigger is not None:
+                marks = self._marks.setdefault(case.id, {})
+                self._put(marks, event.trigger, seq)
+        if record is not None:
+            assert case is not None
+            mine = self._records.setdefault(case.id, [])
+            mine.append(record)
+            self._record_seqs.append(seq)
+            self._did(mine.pop)
+            self._did(self._record_seqs.pop)
+        return event
+
+    def _put(self, table: dict[str, Any], key: str, value: Any) -> None:
+        had, old = key in table, table.get(key)
+        table[key] = value
+        self._did(lambda: table.__setitem__(key, old) if had else table.pop(key))
+
+    def _drop(self, table: dict[str, Any], key: str) -> None:
+        if key in table:
+            old = table.pop(key)
+            self._did(lambda: table.__setitem__(key, old))
+
+    # --- reads -------------------------------------------------------------------------
+
+    def read(self) -> Tx:
+        return _MemoryTx(self)
+
+    def case(self, case_id: str) -> Case:
+        with self._lock:
+            found = self._cases.get(case_id)
+        if found is None:
+            raise CaseNotFound(case_id)
+        return found
+
+    def _matches(self, case: Case, where: CaseFilter) -> bool:
+        return (
+            (where.coach is None or case.coach == where.coach)
+            and (where.state is None or case.state == where.state)
+            and (where.status is None or case.status is where.status)
+            and (where.participant_id is None or case.participant_id == where.participant_id)
+            and (
+                where.due_by is None
+                or (
+                    case.status is not Status.CLOSED
+                    and case.review_due is not None
+                    and case.review_due <= where.due_by
+                )
+            )
+        )
+
+    def cases(self, where: CaseFilter) -> Iterator[Case]:
+        with self._lock:
+            found = [c for c in self._cases.values() if self._matches(c, where)]
+        if where.due_by is not None:
+            found.sort(key=lambda c: (c.review_due or dt.date.max, _num(c.id)))
+        yield from found[: where.limit] if where.limit is not None else found
+
+    def records(self, case_id: str) -> list[Record]:
+        self.case(case_id)
+        with self._lock:
+            return list(self._records.get(case_id, []))
+
+    def record_rows(self) -> Iterator[RecordRow]:
+        with self._lock:
+            by_seq = {r.seq: r for rs in self._records.values() for r in rs}
+            rows = [by_seq[seq] for seq in sorted(self._record_seqs)]
+        for r in rows:
+            spec = self.workflow.records.get(r.kind)
+            yield RecordRow(
+                seq=r.seq,
+                case_id=r.case_id,
+                kind=r.kind,
+                fields=spec.to_json(r.fields) if spec else dict(r.fields),
+                effective_at=r.effective_at.isoformat(),
+                recorded_at=r.recorded_at.isoformat(),
+                actor=r.actor,
+                supersedes=r.supersedes,
+            )
+
+    def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
+        with self._lock:
+            events = self._events[after_seq:]
+        return (e for e in events if case_id is None or e.case_id == case_id)
+
+    def events_by_case(self) -> Iterator[Event]:
+        with self._lock:
+            events = [e for e in self._events if e.case_id is not None]
+        return iter(sorted(events, key=lambda e: (e.case_id or "", e.seq)))
+
+    def count_cases(self) -> int:
+        return len(self._cases)
+
+    def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:
+        with self._lock:
+            rows = self._rows[after_seq:]
+        return (dict(row) for row in rows)
+
+    def head(self) -> tuple[int, str]:
+        with self._lock:
+            return (self._events[-1].seq, self._events[-1].hash) if self._events else (0, GENESIS)
+
+    def list_staff(self) -> list[Staff]:
+        with self._lock:
+            return [self._staff[k] for k in sorted(self._staff)]
+
+    def personal_details(self, participant_id: str) -> PersonalDetails | None:
+        return self._personal.get(participant_id)
+
+    def store_id(self) -> str:
+        return self._id
+
+    def close(self) -> None:
+        """Nothing to release: the store lives as long as the object."""
+
+    def event_table(
+        self,
+        *,
+        case_id: str | None = None,
+        cases: CaseFilter | None = None,
+        since: dt.datetime | None = None,
+        before: dt.datetime | None = None,
+        kinds: tuple[str, ...] | None = None,
+        as_json: bool = False,
+    ) -> Iterator[tuple[Any, ...]]:
+        with self._lock:
+            rows = list(self._rows)
+            picked = (
+                {
+                    c.id
+                    for c in self._cases.values()
+                    if self._matches(c, attrs.evolve(cases, due_by=None, limit=None))
+                }
+                if cases is not None
+                else None
+            )
+        start = since.astimezone(dt.UTC).isoformat() if since is not None else None
+        end = before.astimezone(dt.UTC).isoformat() if before is not None else None
+        for row in rows:
+            if case_id is not None and row["case_id"] != case_id:
+                continue
+            if picked is not None and row["case_id"] not in picked:
+                continue
+            # effective_at is kept as UTC ISO text, whose order is time order.
+            if start is not None and row["effective_at"] < start:
+                continue
+            if end is not None and row["effective_at"] >= end:
+                continue
+            if kinds is not None and row["kind"] not in kinds:
+                continue
+            if as_json:
+                ordered = {f: row[f] for f in FIELDS}
+                yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
+            else:
+                yield tuple(row[f] for f in FIELDS)
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        # One view: no other thread writes while the lock is held.
+        with self._lock:
+            yield
+
+
+def _num(case_id: str) -> int:
+    return int(case_id.split("-", 1)[1])
