@@ -719,7 +719,8 @@ class SEFlow:
         itself an audit event. Pseudonymised: `include_personal_data` (admins only) adds name,
         contact and date of birth to clients. Filters and table contents: see `se_flow._export`.
 
-        `force` replaces an earlier export in `out_dir` (never a folder of other files).
+        `force` replaces an earlier export in `out_dir`: only a folder holding exactly one (its
+        manifest and the files it lists, unchanged), never the database's folder or one above it.
         `progress(table, rows_done)` is called as rows are written. Raises
         `InvalidExportRequest` (bad format, table, filter or folder), `PermissionDenied`,
         `StoreError` (the disk failed); a failed export leaves nothing behind."""

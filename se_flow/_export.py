@@ -457,7 +457,7 @@ def _may_export(by: Staff, personal: bool) -> None:
         )
 
 
-def _target(out_dir: Path, force: bool) -> bool:
+def _target(out_dir: Path, force: bool, database: Path | None) -> bool:
     """Check the output folder; True when an earlier export there is to be replaced."""
     parent = out_dir.parent
     if not parent.is_dir():
@@ -472,14 +472,56 @@ def _target(out_dir: Path, force: bool) -> bool:
                 f"{out_dir} exists and is not empty; choose a new folder or use force to "
                 "replace an earlier export"
             )
-        if not (out_dir / MANIFEST).is_file():
-            # force replaces a whole folder: only ever one we wrote, never a home folder.
+        # force deletes a whole folder: only ever one that is exactly an earlier export.
+        if database is not None:
+            home = database.resolve().parent
+            here = out_dir.resolve()
+            if here == home or here in home.parents:
+                raise InvalidExportRequest(
+                    f"{out_dir} holds the database {database} (or a folder above it); "
+                    "not replacing it, even with force"
+                )
+        why = _not_an_earlier_export(out_dir)
+        if why is not None:
             raise InvalidExportRequest(
-                f"{out_dir} holds files that are not an se-flow export (no {MANIFEST}); "
-                "not replacing it, even with force"
+                f"{out_dir} is not an se-flow export ({why}); not replacing it, even with force"
             )
         return True
     return False
+
+
+def _not_an_earlier_export(folder: Path) -> str | None:
+    """Why `folder` is not exactly an earlier export (None when it is): its manifest must parse,
+    and every other entry must be a plain file the manifest lists, with the listed SHA-256."""
+    try:
+        manifest = Manifest.from_json(json.loads((folder / MANIFEST).read_bytes()), folder)
+    except FileNotFoundError:
+        return f"no {MANIFEST}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"its {MANIFEST} is not an export manifest: {exc}"
+    present = set()
+    for entry in folder.iterdir():
+        if entry.name == MANIFEST:
+            continue
+        if entry.is_symlink() or not entry.is_file():
+            return f"{entry.name} is not a plain file"
+        if entry.name not in manifest.files:
+            return f"{entry.name} is not listed in its {MANIFEST}"
+        present.add(entry.name)
+    for name, listed in manifest.files.items():
+        if name not in present:
+            return f"{name}, listed in its {MANIFEST}, is missing"
+        if _sha256(folder / name) != listed["sha256"]:
+            return f"{name} does not match the SHA-256 its {MANIFEST} lists"
+    return None
+
+
+def _database(store: Store) -> Path | None:
+    """The database file, when the store has one on disk."""
+    path = getattr(store, "path", None)
+    if not isinstance(path, str | Path) or str(path) in ("", ":memory:"):
+        return None
+    return Path(path).expanduser().absolute()
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -840,7 +882,7 @@ def write_export(
         status=status,
     )
     out_dir = Path(out_dir).expanduser().absolute()
-    replace = _target(out_dir, force)
+    replace = _target(out_dir, force, _database(store))
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     except OSError as exc:

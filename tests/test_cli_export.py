@@ -213,6 +213,54 @@ def test_an_existing_folder_is_refused_unless_force(run: CLI, db: Path, tmp_path
     assert leftovers(tmp_path) == []
 
 
+def test_force_refuses_a_folder_that_only_has_a_manifest_json(run: CLI, tmp_path: Path) -> None:
+    # A manifest.json alone proves nothing: the folder's other files are someone's work.
+    other = tmp_path / "papers"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"manifest_version": 3}')
+    (other / "thesis.docx").write_text("three years of work")
+    said = refused(run("export", str(other), "--force"), 5, str(other), "not an se-flow export")
+    assert "not replacing it" in said
+    assert (other / "thesis.docx").read_text() == "three years of work"
+    assert sorted(p.name for p in other.iterdir()) == ["manifest.json", "thesis.docx"]
+    assert leftovers(tmp_path) == []
+
+
+def test_force_refuses_an_earlier_export_with_a_file_added_or_changed(
+    run: CLI, tmp_path: Path
+) -> None:
+    out = tmp_path / "review"
+    ok(run("export", str(out)))
+    (out / "my-notes.txt").write_text("mine")
+    refused(run("export", str(out), "--force"), 5, "my-notes.txt is not listed")
+    assert (out / "my-notes.txt").read_text() == "mine"
+    (out / "my-notes.txt").unlink()
+    with (out / "clients.csv").open("a") as f:
+        f.write("my own row\n")
+    refused(run("export", str(out), "--force"), 5, "clients.csv does not match")
+    assert (out / "clients.csv").read_text().endswith("my own row\n")
+
+
+def test_force_never_replaces_the_folder_holding_the_database(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cd office && se-flow --db caseload.db export . --force`, where an earlier export's
+    # manifest.json lies beside the database.
+    ok(CLI(db)("export", str(tmp_path / "review")))
+    (db.parent / "manifest.json").write_bytes((tmp_path / "review" / "manifest.json").read_bytes())
+    before = event_count(db)
+    monkeypatch.chdir(db.parent)
+    here = CLI(Path("caseload.db"))
+    said = refused(here("export", ".", "--force"), 5, "holds the database", "not replacing it")
+    assert "caseload.db" in said
+    assert db.is_file() and event_count(db) == before
+    with se_flow.open(db, create=False) as flow:
+        assert flow.verify().ok
+    # Nor any folder above the database.
+    refused(here("export", "..", "--force"), 5, "holds the database")
+    assert db.is_file()
+
+
 BAD_REQUESTS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("--format", "xml"), ("unknown export format 'xml'", "csv, jsonl, json")),
     (("--table", "people"), ("unknown export table 'people'", "stage_histories")),
