@@ -6,7 +6,8 @@ the row counts, the workflow-definition hash, the chain head at export time, the
 SHA-256 of every file. Every export is itself an audit event (kind `export`) carrying the same
 file hashes, so a folder whose files *and* manifest were rewritten is still caught against the
 log (`SEFlow.verify_export`). Files are written into a hidden folder beside the target and
-renamed into place: a failed export leaves nothing behind and logs nothing.
+renamed into place: a failed export leaves nothing behind and logs nothing. The folder and its
+files are readable by their owner only (700 / 600, whatever the umask).
 
 Tables:
 
@@ -128,6 +129,8 @@ _SPELL_KINDS = ("referral", "reopen", "transition", "phase", "pause", "resume")
 # Event columns that may be NULL; CSV writes NULL as an empty cell.
 _NULLABLE = ("case_id", "trigger", "from_state", "to_state", "from_phase", "to_phase", "reason")
 _CHUNK = 5000
+# Exports are readable by their owner only (folder and files), whatever the umask.
+_DIR_MODE, _FILE_MODE = 0o700, 0o600
 
 Progress = Callable[[str, int], object]
 """Called as `progress(table, rows_done)` when a table starts (0) and as rows are written."""
@@ -785,7 +788,15 @@ def _file_entry(path: Path) -> dict[str, Any]:
 
 
 def _create(path: Path) -> TextIO:
-    return path.open("x", encoding="utf-8", newline="")
+    # Owner-only whatever the umask: an export may hold personal data. chmod as well, because
+    # a umask can only take bits away, and an odd one could take the owner's own.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    try:
+        os.chmod(path, _FILE_MODE)
+        return open(fd, "w", encoding="utf-8", newline="")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _seal_file(f: TextIO) -> None:
@@ -892,6 +903,7 @@ def write_export(
     export_id = secrets.token_hex(8)
     today = now.astimezone(dt.UTC).date()
     try:
+        tmp.chmod(_DIR_MODE)
         with store.read_snapshot():
             head = store.head()
             store_id = store.store_id()

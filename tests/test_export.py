@@ -779,3 +779,21 @@ def test_export_reads_one_moment_of_the_log(load: Caseload, tmp_path: Path) -> N
     events = read_csv(tmp_path / "out" / "events.csv")
     assert int(events[-1]["seq"]) == head[0]
     assert flow.verify().ok
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_an_export_is_readable_by_its_owner_only(
+    load: Caseload, tmp_path: Path, fmt: str, umask: int
+) -> None:
+    out = tmp_path / "out"
+    old = os.umask(umask)
+    try:
+        load.flow.export(out, fmt=fmt, include_personal_data=True, actor="ada")
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert "manifest.json" in modes and len(modes) > 1
+    assert set(modes.values()) == {0o600}, modes
