@@ -33,6 +33,7 @@ day): events that happened in the range, spells that overlap it, clients referre
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -129,6 +130,11 @@ _SPELL_KINDS = ("referral", "reopen", "transition", "phase", "pause", "resume")
 # Event columns that may be NULL; CSV writes NULL as an empty cell.
 _NULLABLE = ("case_id", "trigger", "from_state", "to_state", "from_phase", "to_phase", "reason")
 _CHUNK = 5000
+# The largest CSV cell the verifier reads. The csv module's default (131,072 characters) is
+# less than an event row's payload holding one long note, so a genuine export failed its own
+# check. 64 MiB is far above any text se-flow accepts, even JSON-escaped (at most 6 characters
+# for one), yet bounds what a crafted file can make the verifier hold in memory.
+_CSV_CELL_MAX = 64 * 1024 * 1024
 # Exports are readable by their owner only (folder and files), whatever the umask.
 _DIR_MODE, _FILE_MODE = 0o700, 0o600
 
@@ -1102,6 +1108,18 @@ def _bundle_rows(f: TextIO) -> Iterator[tuple[str, Any]]:
         raise ValueError("the bundle is cut short")
 
 
+@contextlib.contextmanager
+def _csv_cells_up_to(limit: int) -> Iterator[None]:
+    """Let the csv module read cells up to `limit` characters, for this check only (the limit
+    is process-wide: it is put back after)."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, limit))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def _check_file(root: Path, name: str, manifest: Manifest) -> tuple[dict[str, int], list[str]]:
     checks = {
         table: _TableCheck(name, table, manifest)
@@ -1119,10 +1137,11 @@ def _check_file(root: Path, name: str, manifest: Manifest) -> tuple[dict[str, in
         else:
             ((table, check),) = checks.items()
             if manifest.fmt == "csv":
-                reader = csv.reader(f)
-                check.header(next(reader, []))
-                for cells in reader:
-                    check.feed(cells)
+                with _csv_cells_up_to(_CSV_CELL_MAX):
+                    reader = csv.reader(f)
+                    check.header(next(reader, []))
+                    for cells in reader:
+                        check.feed(cells)
             else:
                 for line in f:
                     check.feed(json.loads(line))

@@ -3,6 +3,7 @@ file or manifest can be altered after the fact is caught and named."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -186,3 +187,20 @@ def test_raise_if_failed_raises_export_mismatch_naming_the_problems(
     with pytest.raises(se_flow.ExportMismatch, match=r"clients\.csv is missing") as raised:
         flow.verify_export(out).raise_if_failed()
     assert raised.value.exit_code == 9
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_with_a_long_note_verifies(
+    flow: SEFlow, steps: Steps, tmp_path: Path, fmt: str
+) -> None:
+    # 131,040 characters: over the csv module's default cell limit (131,072) in the payload.
+    case = steps.to("customer_engagement")
+    text = ("a long case note. " * 7280)[:131_040]
+    assert len(text) == 131_040
+    flow.record(case.id, "note", text=text)
+    out = export(flow, tmp_path, fmt)
+    for result in (se_flow.verify_export(out), flow.verify_export(out)):
+        assert result.ok, result.problems
+        assert result.manifest is not None and result.rows == result.manifest.rows
+    # The reader's limit is raised only while verifying.
+    assert csv.field_size_limit() == 131_072
