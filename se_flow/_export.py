@@ -21,6 +21,13 @@ Tables:
   still open (`left` empty). `seq_in` / `seq_out` name the events that began and ended it.
 - **events**: the audit events, every column exactly as stored, so the chain can be re-verified
   from the file. In CSV an empty cell is NULL (the log never stores empty text).
+
+CSV and spreadsheets: in `stage_histories.csv` and `clients.csv` a text cell that starts with
+`=`, `+`, `-`, `@`, a tab or a carriage return (names, contacts, actor ids, employers) gets a
+leading `'`, so a spreadsheet shows it rather than running it as a formula (OWASP). Numbers are
+written as numbers and se-flow makes no negative ones, so a leading `'` always marks escaping.
+`events.csv` is left exactly as stored (or it could not be re-verified); the manifest of a CSV
+export carries `csv_safety`, saying to import the files as text.
 - **clients** (the SEQF client list): open cases now, with the current job (the last job offer
   before the last job start) for those in in-work support. With `include_personal_data` (admins
   only) it adds name, contact and date of birth; health notes are never exported.
@@ -130,6 +137,15 @@ _SPELL_KINDS = ("referral", "reopen", "transition", "phase", "pause", "resume")
 # Event columns that may be NULL; CSV writes NULL as an empty cell.
 _NULLABLE = ("case_id", "trigger", "from_state", "to_state", "from_phase", "to_phase", "reason")
 _CHUNK = 5000
+# What a spreadsheet takes as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_SAFETY = (
+    "Open these files in a spreadsheet by importing them with every column as text. In "
+    "stage_histories.csv and clients.csv a text cell that would start with =, +, -, @, a tab or "
+    "a carriage return has a ' put before it, so a spreadsheet shows it instead of running it. "
+    "events.csv is not escaped: it holds the audit events exactly as stored, so its chain can be "
+    "re-verified; a cell there may start with = and is never to be opened by double-clicking."
+)
 # The largest CSV cell the verifier reads. The csv module's default (131,072 characters) is
 # less than an event row's payload holding one long note, so a genuine export failed its own
 # check. 64 MiB is far above any text se-flow accepts, even JSON-escaped (at most 6 characters
@@ -226,6 +242,8 @@ class Manifest:
     store_id: str
     se_flow_version: str
     audit_event: tuple[int, str] | None = None
+    csv_safety: str | None = None
+    """For CSV exports: how to open the files safely (`CSV_SAFETY`)."""
 
     @property
     def rows(self) -> dict[str, int]:
@@ -255,6 +273,7 @@ class Manifest:
             "chain_head": {"seq": self.chain_head[0], "hash": self.chain_head[1]},
             "store_id": self.store_id,
             "se_flow_version": self.se_flow_version,
+            **({"csv_safety": self.csv_safety} if self.csv_safety is not None else {}),
             "audit_event": (
                 {"seq": self.audit_event[0], "hash": self.audit_event[1]}
                 if self.audit_event
@@ -301,6 +320,7 @@ class Manifest:
             store_id=str(data["store_id"]),
             se_flow_version=str(data["se_flow_version"]),
             audit_event=(int(event["seq"]), str(event["hash"])) if event else None,
+            csv_safety=str(data["csv_safety"]) if data.get("csv_safety") is not None else None,
         )
 
 
@@ -748,10 +768,27 @@ def _json_lines(table: _Table, chunk: list[tuple[Any, ...]]) -> list[str]:
     return [json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) for row in chunk]
 
 
+def _defused(cell: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, with a `'` put before it (OWASP's
+    advice against CSV injection). Numbers are never touched: se-flow writes them as ints, and
+    never a negative one, so a leading `'` always marks text that was escaped."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
     writer = csv.writer(f)
     writer.writerow(table.columns)
-    return _pump(table, writer.writerows, progress)
+    if table.name == "events":
+        # Exactly as stored, or the chain could not be re-verified from the file: the manifest's
+        # csv_safety note says how to open it safely instead.
+        return _pump(table, writer.writerows, progress)
+
+    def write(chunk: list[tuple[Any, ...]]) -> None:
+        writer.writerows(tuple(_defused(cell) for cell in row) for row in chunk)
+
+    return _pump(table, write, progress)
 
 
 def _write_jsonl(f: TextIO, table: _Table, progress: Progress | None) -> int:
@@ -943,6 +980,7 @@ def write_export(
             chain_head=head,
             store_id=store_id,
             se_flow_version=_version(),
+            csv_safety=CSV_SAFETY if fmt == "csv" else None,
         )
         roles: list[str] = []
 

