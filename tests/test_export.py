@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import hashlib
 import itertools
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -779,3 +783,220 @@ def test_export_reads_one_moment_of_the_log(load: Caseload, tmp_path: Path) -> N
     events = read_csv(tmp_path / "out" / "events.csv")
     assert int(events[-1]["seq"]) == head[0]
     assert flow.verify().ok
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_an_export_is_readable_by_its_owner_only(
+    load: Caseload, tmp_path: Path, fmt: str, umask: int
+) -> None:
+    out = tmp_path / "out"
+    old = os.umask(umask)
+    try:
+        load.flow.export(out, fmt=fmt, include_personal_data=True, actor="ada")
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert "manifest.json" in modes and len(modes) > 1
+    assert set(modes.values()) == {0o600}, modes
+
+
+# --- kills, full disks and leftovers -----------------------------------------------------
+
+KILLED_MIDWAY = """
+import os, signal, sys
+import se_flow
+
+def progress(table, rows):
+    if table == "events":
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a power cut would
+
+with se_flow.open(sys.argv[1], actor="sam") as flow:
+    flow.export(sys.argv[2], progress=progress)
+"""
+
+KILLED_BEFORE_THE_EVENT = """
+import os, signal, sys
+import se_flow
+
+with se_flow.open(sys.argv[1], actor="sam") as flow:
+    flow.store.write = lambda decide: os.kill(os.getpid(), signal.SIGKILL)
+    flow.export(sys.argv[2], force=True, fmt="jsonl")
+"""
+
+DISK_FULL = """
+import resource, signal, sys
+import se_flow
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails, not kills
+with se_flow.open(sys.argv[1], actor="sam") as flow:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.RLIM_INFINITY))
+    try:
+        flow.export(sys.argv[2])
+    except se_flow.SEFlowError as exc:
+        print(type(exc).__name__, exc.exit_code, exc)
+"""
+
+
+def child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and limits")
+
+
+@posix_only
+def test_a_killed_export_leaves_a_work_folder_the_next_export_removes(
+    load: Caseload, tmp_path: Path
+) -> None:
+    flow, out = load.flow, tmp_path / "out"
+    head = flow.store.head()
+    done = child(KILLED_MIDWAY, str(tmp_path / "t.db"), str(out))
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    left = leftovers(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".out.tmp-")
+    assert not out.exists() and flow.store.head() == head
+
+    flow.export(out)
+    assert leftovers(tmp_path) == []
+    assert flow.verify_export(out).ok
+
+
+@posix_only
+def test_a_kill_before_the_event_leaves_an_export_the_log_disowns_and_the_next_sweeps(
+    load: Caseload, tmp_path: Path
+) -> None:
+    flow, out = load.flow, tmp_path / "out"
+    flow.export(out)
+    head = flow.store.head()
+    done = child(KILLED_BEFORE_THE_EVENT, str(tmp_path / "t.db"), str(out))
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    # The new export was placed, its event never committed: the log says so.
+    assert flow.store.head() == head
+    assert "the log holds no audit event for this export" in " ".join(
+        flow.verify_export(out).problems
+    )
+    assert [n[: len(".out.old-")] for n in leftovers(tmp_path)] == [".out.old-"]
+
+    flow.export(out, force=True)
+    assert leftovers(tmp_path) == []
+    assert flow.verify_export(out).ok
+
+
+@posix_only
+def test_a_full_disk_during_an_export_logs_nothing_and_leaves_nothing(
+    load: Caseload, tmp_path: Path
+) -> None:
+    # A real write failure (the file size limit), in a child so the limit binds only there.
+    flow, out = load.flow, tmp_path / "out"
+    flow.record(load.bea2, "note", text="n" * 200_000)
+    head = flow.store.head()
+    done = child(DISK_FULL, str(tmp_path / "t.db"), str(out), str(64 * 1024))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("StoreError 10 "), done.stdout
+    assert "File too large" in done.stdout and "nothing was written" in done.stdout
+    assert flow.store.head() == head
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_a_full_disk_writing_the_manifest_logs_nothing(
+    load: Caseload, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once "nothing was written" was said here while an export event naming the files was
+    # already in the log.
+    def full(folder: Path, manifest: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("se_flow._export._write_manifest", full)
+    head = load.flow.store.head()
+    with pytest.raises(se_flow.StoreError, match="nothing was written"):
+        load.flow.export(tmp_path / "out")
+    assert load.flow.store.head() == head
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_when_the_event_cannot_be_committed_the_export_is_taken_away(
+    load: Caseload, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier: bool
+) -> None:
+    flow, out = load.flow, tmp_path / "out"
+    if earlier:
+        flow.export(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()} if earlier else None
+    head = flow.store.head()
+    placed: list[bool] = []
+
+    def full(decide: Any) -> Any:
+        placed.append((out / "manifest.json").is_file())
+        raise se_flow.StoreError("database or disk is full")
+
+    monkeypatch.setattr(flow.store, "write", full)
+    with pytest.raises(se_flow.StoreError, match="disk is full"):
+        flow.export(out, force=True, fmt="jsonl")
+    assert placed == [True]  # the files were in place before the commit was tried
+    monkeypatch.undo()
+    assert flow.store.head() == head and not leftovers(tmp_path)
+    if before is None:
+        assert not out.exists()
+    else:
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        assert flow.verify_export(out).ok
+
+
+def test_an_export_whose_manifest_could_not_name_its_event_still_verifies(
+    load: Caseload, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(out_dir: Path, manifest: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("se_flow._export._name_the_event", full)
+    with pytest.raises(se_flow.StoreError, match="was written and logged as audit event"):
+        load.flow.export(tmp_path / "out")
+    on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert on_disk["audit_event"] is None
+    assert load.flow.events()[-1].payload["export_id"] == on_disk["export_id"]
+    assert load.flow.verify_export(tmp_path / "out").ok
+
+
+def test_the_sweep_leaves_alone_what_is_not_a_dead_exports(flow: SEFlow, tmp_path: Path) -> None:
+    mine = tmp_path / ".out.tmp-abcd1234"  # named like ours, but someone's files
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("mine")
+    other = tmp_path / ".review.tmp-abcd1234"  # another target's
+    other.mkdir()
+    (other / "events.csv").write_text("seq\n")
+    busy = tmp_path / ".out.tmp-live0000"  # a live export's, locked
+    busy.mkdir()
+    (busy / "events.csv").write_text("seq\n")
+    fd = os.open(busy, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        flow.export(tmp_path / "out")
+    finally:
+        os.close(fd)
+    assert (mine / "thesis.docx").read_text() == "mine"
+    assert (other / "events.csv").is_file() and (busy / "events.csv").is_file()
+
+
+def test_a_folder_changed_while_being_replaced_is_kept_not_deleted(
+    load: Caseload, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow, out = load.flow, tmp_path / "out"
+    flow.export(out)
+    write = flow.store.write
+
+    def meanwhile(decide: Any) -> Any:
+        # Someone saves a file into the earlier export after it was checked.
+        (aside,) = tmp_path.glob(".out.old-*")
+        (aside / "late-notes.txt").write_text("mine")
+        return write(decide)
+
+    monkeypatch.setattr(flow.store, "write", meanwhile)
+    flow.export(out, force=True, fmt="jsonl")
+    (kept,) = tmp_path.glob(".out.kept-*")
+    assert (kept / "late-notes.txt").read_text() == "mine"
+    assert flow.verify_export(out).ok

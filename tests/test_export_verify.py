@@ -3,6 +3,7 @@ file or manifest can be altered after the fact is caught and named."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -186,3 +187,90 @@ def test_raise_if_failed_raises_export_mismatch_naming_the_problems(
     with pytest.raises(se_flow.ExportMismatch, match=r"clients\.csv is missing") as raised:
         flow.verify_export(out).raise_if_failed()
     assert raised.value.exit_code == 9
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_with_a_long_note_verifies(
+    flow: SEFlow, steps: Steps, tmp_path: Path, fmt: str
+) -> None:
+    # 131,040 characters: over the csv module's default cell limit (131,072) in the payload.
+    case = steps.to("customer_engagement")
+    text = ("a long case note. " * 7280)[:131_040]
+    assert len(text) == 131_040
+    flow.record(case.id, "note", text=text)
+    out = export(flow, tmp_path, fmt)
+    for result in (se_flow.verify_export(out), flow.verify_export(out)):
+        assert result.ok, result.problems
+        assert result.manifest is not None and result.rows == result.manifest.rows
+    # The reader's limit is raised only while verifying.
+    assert csv.field_size_limit() == 131_072
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    for key in path:
+        data = data[key]
+    data[last] = value
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("actor", "ada"),
+        ("role", "admin"),
+        ("created_at", "2026-01-01T09:00:00+00:00"),
+        ("workflow.hash", "0" * 64),
+        ("request.tables", ["events"]),
+        ("csv_safety", "double-click away"),
+    ],
+)
+def test_any_rewritten_manifest_field_is_caught_against_the_log(
+    flow: SEFlow, caseload: None, tmp_path: Path, field: str, value: Any
+) -> None:
+    out = export(flow, tmp_path)
+    assert flow.verify_export(out).ok
+    manifest = json.loads((out / "manifest.json").read_text())
+    _set(manifest, field, value)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    # The folder alone cannot tell (nothing in it is signed); the log's own record can.
+    assert se_flow.verify_export(out).ok
+    found = problems(flow.verify_export(out))
+    assert "manifest.json is not the manifest the log recorded for this export" in found
+
+
+def test_a_field_added_to_the_manifest_is_caught_against_the_log(
+    flow: SEFlow, caseload: None, tmp_path: Path
+) -> None:
+    out = export(flow, tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["approved_by"] = "the board"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert "manifest.json is not the manifest the log recorded" in problems(flow.verify_export(out))
+
+
+def test_the_audit_event_records_the_manifest_hash(
+    flow: SEFlow, caseload: None, tmp_path: Path
+) -> None:
+    out = export(flow, tmp_path)
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["manifest_version"] == 2
+    event = flow.events()[-1]
+    assert (event.seq, event.hash) == (
+        on_disk["audit_event"]["seq"],
+        on_disk["audit_event"]["hash"],
+    )
+    body = {k: v for k, v in on_disk.items() if k != "audit_event"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert event.payload["manifest_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_manifest_version_this_se_flow_does_not_know_is_reported(
+    flow: SEFlow, caseload: None, tmp_path: Path
+) -> None:
+    out = export(flow, tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["manifest_version"] = 3
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert "manifest_version 3 is not one this se-flow reads" in problems(
+        se_flow.verify_export(out)
+    )
