@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     # Exports are imported on first use: most commands never need them.
     from ._export import Checkpoint, ExportVerification, Manifest, Progress
 
+from ._access import check_staff_id, check_staff_name
 from ._audit import verify_chain
 from ._engine import NOTHING, Change, Engine, EventDraft, Needs, Snapshot, context
 from ._loader import load_workflow
@@ -144,7 +145,8 @@ class SEFlow:
         who = actor or self.default_actor
         if not who:
             raise InvalidInput("no actor: say who is acting (actor=..., or --as / SE_FLOW_ACTOR)")
-        return who
+        # An id no staff member could have is refused before it reaches a query or a message.
+        return check_staff_id(who, "actor")
 
     # --- staff ---------------------------------------------------------------------------
 
@@ -160,14 +162,15 @@ class SEFlow:
         """Add (or update) a staff member. The very first may be added by anyone; after that
         a team leader or admin adds staff, and only an admin grants admin or auditor."""
         who = self._actor_id(actor)
+        # Not stripped: the id is exactly what they will give to --as.
+        check_staff_id(staff_id)
+        full_name = check_staff_name(name)
         try:
-            new = Staff(id=staff_id.strip(), name=name.strip(), role=Role(role), active=active)
+            new = Staff(id=staff_id, name=full_name, role=Role(role), active=active)
         except ValueError:
             raise InvalidInput(
                 f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
             ) from None
-        if not new.id or not new.name:
-            raise InvalidInput("a staff member needs an id and a name")
         now = self.now()
 
         def decide(tx: Tx) -> Change:

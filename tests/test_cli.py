@@ -349,6 +349,34 @@ def test_staff_add_refusals(run: CLI, db: Path) -> None:
     assert event_count(db) == before
 
 
+@pytest.mark.parametrize("bad", ["pat\x00x", "pat\nx", "p" * 1_000_000, "=1+1", "+p", "-p", "@p"])
+def test_staff_add_refuses_a_bad_id(run: CLI, db: Path, bad: str) -> None:
+    before = event_count(db), run.json("staff", "list", actor="ada")
+    refused(
+        run("staff", "add", "--name", "Pat", "--role", "coach", "--", bad, actor="ada"),
+        5,
+        "is not a valid staff id",
+    )
+    assert (event_count(db), run.json("staff", "list", actor="ada")) == before
+
+
+def test_staff_add_refuses_a_name_with_control_characters(run: CLI, db: Path) -> None:
+    before = event_count(db)
+    refused(
+        run("staff", "add", "pat", "--name", "Pat\x1b[2J", "--role", "coach", actor="ada"),
+        5,
+        "control characters",
+    )
+    assert event_count(db) == before
+
+
+@pytest.mark.parametrize("bad", ["ada\nx", "=ada", "a" * 100_000])
+def test_init_refuses_a_bad_id_and_leaves_no_file(tmp_path: Path, bad: str) -> None:
+    run = CLI(tmp_path / "new.db")
+    refused(run("init", actor=bad), 5, "is not a valid staff id")
+    assert not (tmp_path / "new.db").exists()
+
+
 # --- refer, cases ---------------------------------------------------------------------------------
 
 

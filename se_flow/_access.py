@@ -1,0 +1,52 @@
+"""Who may do what (issue 8): the shape of a staff id, and the rules for managing staff.
+
+Kept together in one place, pure (values in, a refusal out, no I/O), so that one policy
+module can take them over with `Engine._may_write` and `_export._may_export`. The caller reads
+the staff it passes in inside its own transaction, so what is checked is what is committed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .errors import InvalidInput
+
+__all__ = ["NAME_MAX", "STAFF_ID", "check_staff_id", "check_staff_name"]
+
+# A login-like token. Ids land unescaped in events.csv cells (exports stay byte-exact), so
+# the first character may not be one a spreadsheet reads as a formula (=, +, -, @) nor tab or
+# CR; `@` is allowed inside, for email-like logins.
+STAFF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+NAME_MAX = 200
+# Control characters, lone surrogates and the line/paragraph separators: each breaks a
+# terminal line, a CSV row or the database's UTF-8.
+_BAD_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _shown(text: str) -> str:
+    # Named in the message, but never a megabyte of it.
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
+def check_staff_id(staff_id: str, what: str = "staff id") -> str:
+    """`staff_id` if it is a valid staff id, else `InvalidInput` naming it. `fullmatch`, not
+    `$`: `$` would let a trailing newline through."""
+    if not isinstance(staff_id, str) or STAFF_ID.fullmatch(staff_id) is None:
+        raise InvalidInput(
+            f"{what} {_shown(str(staff_id))} is not a valid staff id: use 1 to 64 letters, "
+            "digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+    return staff_id
+
+
+def check_staff_name(name: str) -> str:
+    """The name with surrounding spaces removed, or `InvalidInput`."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("a staff member needs a name")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"staff name {_shown(name)} is too long (at most {NAME_MAX} characters)")
+    if any(unicodedata.category(ch) in _BAD_IN_NAMES for ch in name):
+        raise InvalidInput(f"staff name {_shown(name)} holds control characters")
+    return name
