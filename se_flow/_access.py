@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .errors import InvalidInput
+from ._model import Role, Staff
+from .errors import InvalidInput, PermissionDenied
 
-__all__ = ["NAME_MAX", "STAFF_ID", "check_staff_id", "check_staff_name"]
+__all__ = ["NAME_MAX", "STAFF_ID", "check_staff_id", "check_staff_name", "may_manage_staff"]
 
 # A login-like token. Ids land unescaped in events.csv cells (exports stay byte-exact), so
 # the first character may not be one a spreadsheet reads as a formula (=, +, -, @) nor tab or
@@ -50,3 +51,35 @@ def check_staff_name(name: str) -> str:
     if any(unicodedata.category(ch) in _BAD_IN_NAMES for ch in name):
         raise InvalidInput(f"staff name {_shown(name)} holds control characters")
     return name
+
+
+def _role_words(role: Role) -> str:
+    return role.value.replace("_", " ")
+
+
+def may_manage_staff(by: Staff, old: Staff | None, new: Staff, active_admins: int) -> None:
+    """May `by` turn staff member `old` (None: someone new) into `new`? `active_admins` is
+    the count of active admins in the same transaction. Raises `PermissionDenied`.
+
+    Admins and auditors are the system's own checks (who runs it, who audits it): a team
+    leader may manage coaches and team leaders but may neither make nor change either."""
+    if by.role not in (Role.ADMIN, Role.TEAM_LEADER) or not by.active:
+        raise PermissionDenied(f"{by.id} may not manage staff (needs team leader or admin)", by.id)
+    if by.role is not Role.ADMIN:
+        if old is not None and old.role in (Role.ADMIN, Role.AUDITOR):
+            raise PermissionDenied(
+                f"only an admin may change {old.id}, who is an {_role_words(old.role)}", by.id
+            )
+        if new.role in (Role.ADMIN, Role.AUDITOR):
+            raise PermissionDenied(
+                f"only an admin may make {new.id} an {_role_words(new.role)}", by.id
+            )
+    was_admin = old is not None and old.role is Role.ADMIN and old.active
+    if was_admin and not (new.role is Role.ADMIN and new.active) and active_admins <= 1:
+        # A rule about the system's state, not the input: refused as a permission (exit 7),
+        # which is how a person reads it, whoever asks (the admin themselves included).
+        change = "deactivate" if new.role is Role.ADMIN else "demote"
+        raise PermissionDenied(
+            f"cannot {change} {new.id}: they are the last active admin (make another admin first)",
+            by.id,
+        )

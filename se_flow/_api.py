@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     # Exports are imported on first use: most commands never need them.
     from ._export import Checkpoint, ExportVerification, Manifest, Progress
 
-from ._access import check_staff_id, check_staff_name
+from ._access import check_staff_id, check_staff_name, may_manage_staff
 from ._audit import verify_chain
 from ._engine import NOTHING, Change, Engine, EventDraft, Needs, Snapshot, context
 from ._loader import load_workflow
@@ -37,7 +37,7 @@ from ._replay import mismatch, replay
 from ._sqlite import SQLiteStore
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
-from .errors import CaseNotFound, InvalidInput, PermissionDenied
+from .errors import CaseNotFound, InvalidInput, PermissionDenied, StaffNotFound
 
 __all__ = ["SEFlow", "open"]
 
@@ -160,7 +160,8 @@ class SEFlow:
         active: bool = True,
     ) -> Staff:
         """Add (or update) a staff member. The very first may be added by anyone; after that
-        a team leader or admin adds staff, and only an admin grants admin or auditor."""
+        a team leader or admin adds staff; only an admin grants admin or auditor, or changes
+        an admin or auditor; the last active admin cannot be demoted or deactivated."""
         who = self._actor_id(actor)
         # Not stripped: the id is exactly what they will give to --as.
         check_staff_id(staff_id)
@@ -176,14 +177,11 @@ class SEFlow:
         def decide(tx: Tx) -> Change:
             if tx.has_staff():
                 by = tx.staff(who)
-                if by.role not in (Role.ADMIN, Role.TEAM_LEADER) or not by.active:
-                    raise PermissionDenied(
-                        f"{who} may not manage staff (needs team leader or admin)", who
-                    )
-                if new.role in (Role.ADMIN, Role.AUDITOR) and by.role is not Role.ADMIN:
-                    raise PermissionDenied(
-                        f"only an admin may make {new.id} an {new.role.value}", who
-                    )
+                try:
+                    old: Staff | None = tx.staff(new.id)
+                except StaffNotFound:
+                    old = None
+                may_manage_staff(by, old, new, tx.count_active_admins())
                 role_name = by.role.value
             else:
                 role_name = "bootstrap"

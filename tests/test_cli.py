@@ -349,6 +349,19 @@ def test_staff_add_refusals(run: CLI, db: Path) -> None:
     assert event_count(db) == before
 
 
+def test_staff_add_protects_admins_and_auditors(run: CLI, db: Path) -> None:
+    before = event_count(db)
+    demote = ("staff", "add", "ada", "--name", "Ada Admin", "--role", "coach")
+    refused(run(*demote, actor="lee"), 7, "only an admin may change ada")
+    refused(run(*demote, actor="ada"), 7, "ada: they are the last active admin")
+    refused(
+        run("staff", "add", "ava", "--name", "Ava", "--role", "coach", actor="lee"),
+        7,
+        "only an admin may change ava",
+    )
+    assert event_count(db) == before
+
+
 @pytest.mark.parametrize("bad", ["pat\x00x", "pat\nx", "p" * 1_000_000, "=1+1", "+p", "-p", "@p"])
 def test_staff_add_refuses_a_bad_id(run: CLI, db: Path, bad: str) -> None:
     before = event_count(db), run.json("staff", "list", actor="ada")
