@@ -1,4 +1,5 @@
-"""Who may do what (issue 8): the shape of a staff id, and the rules for managing staff.
+"""Who may do what (issue 8): the shape of a staff id, who is acting, who may read, who may
+see personal data, and who may manage staff.
 
 Kept together in one place, pure (values in, a refusal out, no I/O), so that one policy
 module can take them over with `Engine._may_write` and `_export._may_export`. The caller reads
@@ -9,11 +10,24 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 from ._model import Role, Staff
-from .errors import InvalidInput, PermissionDenied
+from .errors import InvalidInput, PermissionDenied, StaffNotFound
 
-__all__ = ["NAME_MAX", "STAFF_ID", "check_staff_id", "check_staff_name", "may_manage_staff"]
+if TYPE_CHECKING:
+    from ._store import Tx
+
+__all__ = [
+    "NAME_MAX",
+    "STAFF_ID",
+    "acting",
+    "check_staff_id",
+    "check_staff_name",
+    "may_manage_staff",
+    "may_read",
+    "may_see_personal_data",
+]
 
 # A login-like token. Ids land unescaped in events.csv cells (exports stay byte-exact), so
 # the first character may not be one a spreadsheet reads as a formula (=, +, -, @) nor tab or
@@ -83,3 +97,27 @@ def may_manage_staff(by: Staff, old: Staff | None, new: Staff, active_admins: in
             f"cannot {change} {new.id}: they are the last active admin (make another admin first)",
             by.id,
         )
+
+
+def acting(tx: Tx, who: str) -> Staff:
+    """The staff member acting as `who`, read in `tx`. Someone not on the staff list is
+    refused as a permission (exit 7), for reads and writes alike: "who are you" is not a
+    lookup that failed. A staff member named as the target of a command (a coach to assign)
+    who does not exist stays `StaffNotFound` (exit 4)."""
+    try:
+        return tx.staff(who)
+    except StaffNotFound:
+        raise PermissionDenied(f"{who} is not on the staff list", who) from None
+
+
+def may_read(by: Staff) -> None:
+    """Every read of case data, the log, the staff list or a verification needs an active
+    staff member, in any role (auditors read and verify)."""
+    if not by.active:
+        raise PermissionDenied(f"{by.id} is no longer active staff", by.id)
+
+
+def may_see_personal_data(by: Staff) -> bool:
+    """Names, contacts and dates of birth: for active staff who work with people (coaches,
+    team leaders) or run the system (admins); never for auditors, who see pseudonyms."""
+    return by.active and by.role in (Role.COACH, Role.TEAM_LEADER, Role.ADMIN)

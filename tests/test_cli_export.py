@@ -154,7 +154,7 @@ def test_export_writes_every_table_and_a_manifest(
 def test_exports_are_pseudonymised_by_default(run: CLI, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "review"
     ok(run("export", str(out), "--format", fmt, actor="ava"))  # even an auditor may export
-    with se_flow.open(run.db) as flow:
+    with se_flow.open(run.db, actor="ada") as flow:
         pseudonym = flow.case("C-1").participant_id
     everything = "".join(p.read_text(encoding="utf-8") for p in out.iterdir())
     for secret in PERSONAL:
@@ -169,7 +169,7 @@ def test_an_admin_may_include_personal_data(run: CLI, tmp_path: Path) -> None:
     assert "(csv, with personal data)" in said and "keep it secure" in said
     clients = read_rows(out, "csv")["clients"]
     assert {c["name"] for c in clients} == {"Alex Doe", "Bea Hollis"}
-    with se_flow.open(run.db) as flow:
+    with se_flow.open(run.db, actor="ada") as flow:
         logged = flow.events()[-1]
     assert logged.kind == "export" and logged.actor == "ada"
     assert logged.payload["personal_data"] is True
