@@ -50,7 +50,8 @@ _PERSONAL_SQL = (
 )
 _STAFF_SQL = "INSERT INTO staff (id, name, role, active) VALUES (?, ?, ?, ?)"
 
-COACH = "@@COACH@@"
+# A valid staff id (no "@@" markers: ids are validated), unlikely to occur anywhere else.
+COACH = "zqCOACHSENTINELqz"
 COACH_NAME = "@@COACHNAME@@"
 LEAD = "lead"
 

@@ -132,7 +132,7 @@ def _counts(path: Path) -> dict[str, int]:
 
 
 def _verify(path: Path) -> se_flow.Verification:
-    with se_flow.open(path, clock=clock, create=False) as flow:
+    with se_flow.open(path, clock=clock, create=False, actor=pop.LEAD) as flow:
         return flow.verify()
 
 

@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         baseline.write_text(BASELINE_APP, encoding="utf-8")
 
         with_pyc, without_pyc = _env(bytecode=True), _env(bytecode=False)
-        se_cmd = [str(script), "--db", str(db), "cases"]
+        se_cmd = [str(script), "--db", str(db), "--as", "lead", "cases"]
         base_cmd = [sys.executable, str(baseline)]
         floor_cmd = [sys.executable, "-c", "import typer, rich.console, rich.table"]
         typer_cmd = [

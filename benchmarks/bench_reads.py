@@ -126,7 +126,7 @@ def _plan(conn: sqlite3.Connection, name: str, n: int) -> str:
 
 def child(path: Path, n: int, group: str, quick: bool) -> list[Row]:
     names = SMALL if group == "small" else BIG
-    flow = se_flow.open(path, clock=clock, create=False)
+    flow = se_flow.open(path, clock=clock, create=False, actor=pop.LEAD)
     conn = sqlite3.connect(path)
     queries = _queries(flow, n)
     if tiny():

@@ -117,10 +117,10 @@ def main() -> int:
         )
         print(f"job started: {case.id} is in {case.state} ({case.phase})")
 
-        for event in flow.history(case.id):
+        for event in flow.history(case.id, actor="sam"):  # reads name their actor too
             what = event.trigger or event.payload.get("record", {}).get("kind", "")
             print(f"  {event.seq:>3} {event.effective_at.date()} {event.kind:<10} {what}")
-        verification = flow.verify()
+        verification = flow.verify(actor="lee")
         print(
             f"audit chain: {'ok' if verification.ok else verification.problem} "
             f"({verification.events} events)"

@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     # Exports are imported on first use: most commands never need them.
     from ._export import ExportVerification, Manifest, Progress
 
+from ._access import (
+    acting,
+    check_staff_id,
+    check_staff_name,
+    may_manage_staff,
+    may_read,
+    may_see_personal_data,
+)
 from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import NOTHING, Change, Engine, Needs, Snapshot, context
 from ._loader import load_workflow
@@ -33,7 +41,7 @@ from ._model import (
 from ._sqlite import SQLiteStore
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
-from .errors import InvalidInput, PermissionDenied
+from .errors import InvalidInput, PermissionDenied, StaffNotFound
 
 __all__ = ["SEFlow", "open"]
 
@@ -141,7 +149,15 @@ class SEFlow:
         who = actor or self.default_actor
         if not who:
             raise InvalidInput("no actor: say who is acting (actor=..., or --as / SE_FLOW_ACTOR)")
-        return who
+        # An id no staff member could have is refused before it reaches a query or a message.
+        return check_staff_id(who, "actor")
+
+    def _reader(self, actor: str | None) -> Staff:
+        """The actor of a read, who must be active staff (checked before anything is looked
+        up, so a stranger cannot even learn whether a case exists)."""
+        by = acting(self.store.read(), self._actor_id(actor))
+        may_read(by)
+        return by
 
     # --- staff ---------------------------------------------------------------------------
 
@@ -155,29 +171,28 @@ class SEFlow:
         active: bool = True,
     ) -> Staff:
         """Add (or update) a staff member. The very first may be added by anyone; after that
-        a team leader or admin adds staff, and only an admin grants admin or auditor."""
+        a team leader or admin adds staff; only an admin grants admin or auditor, or changes
+        an admin or auditor; the last active admin cannot be demoted or deactivated."""
         who = self._actor_id(actor)
+        # Not stripped: the id is exactly what they will give to --as.
+        check_staff_id(staff_id)
+        full_name = check_staff_name(name)
         try:
-            new = Staff(id=staff_id.strip(), name=name.strip(), role=Role(role), active=active)
+            new = Staff(id=staff_id, name=full_name, role=Role(role), active=active)
         except ValueError:
             raise InvalidInput(
                 f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
             ) from None
-        if not new.id or not new.name:
-            raise InvalidInput("a staff member needs an id and a name")
         now = self.now()
 
         def decide(tx: Tx) -> Change:
             if tx.has_staff():
-                by = tx.staff(who)
-                if by.role not in (Role.ADMIN, Role.TEAM_LEADER) or not by.active:
-                    raise PermissionDenied(
-                        f"{who} may not manage staff (needs team leader or admin)", who
-                    )
-                if new.role in (Role.ADMIN, Role.AUDITOR) and by.role is not Role.ADMIN:
-                    raise PermissionDenied(
-                        f"only an admin may make {new.id} an {new.role.value}", who
-                    )
+                by = acting(tx, who)
+                try:
+                    old: Staff | None = tx.staff(new.id)
+                except StaffNotFound:
+                    old = None
+                may_manage_staff(by, old, new, tx.count_active_admins())
                 role_name = by.role.value
             else:
                 role_name = "bootstrap"
@@ -201,10 +216,17 @@ class SEFlow:
         self.store.write(decide)
         return new
 
-    def staff(self) -> list[Staff]:
+    def has_staff(self) -> bool:
+        """Whether anyone is on the staff list yet: needs no actor (before the first staff
+        member there is nobody to be), and tells only whether the database is set up."""
+        return self.store.read().has_staff()
+
+    def staff(self, *, actor: str | None = None) -> list[Staff]:
+        self._reader(actor)
         return self.store.list_staff()
 
-    def staff_member(self, staff_id: str) -> Staff:
+    def staff_member(self, staff_id: str, *, actor: str | None = None) -> Staff:
+        self._reader(actor)
         return self.store.read().staff(staff_id)
 
     # --- cases ---------------------------------------------------------------------------
@@ -232,7 +254,7 @@ class SEFlow:
         at = _at(effective_at, now)
 
         def decide(tx: Tx) -> Change:
-            by = tx.staff(who)
+            by = acting(tx, who)
             if coach is not None:
                 _caseworker(tx, coach)
             pid = "P-" + secrets.token_hex(5)
@@ -272,7 +294,7 @@ class SEFlow:
         at = _at(effective_at, now)
 
         def decide(tx: Tx) -> Change:
-            by = tx.staff(who)
+            by = acting(tx, who)
             previous = tx.snapshot(case_id, lambda _case: NOTHING).case
             newer = [
                 c
@@ -322,11 +344,12 @@ class SEFlow:
         at = _at(effective_at, now)
 
         def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
             change = self.engine.add_record(
                 tx.snapshot(case_id, lambda _case: NOTHING if supersedes is None else Needs()),
                 kind,
                 values,
-                actor=tx.staff(who),
+                actor=by,
                 now=now,
                 effective_at=at,
                 supersedes=supersedes,
@@ -383,20 +406,19 @@ class SEFlow:
         effective_at: dt.datetime | dt.date | None = None,
     ) -> Check:
         """A dry run of `trigger`: every guard's result, nothing written."""
+        by = self._reader(actor)
         tx = self.store.read()
         snap = tx.snapshot(case_id, lambda case: self.engine.needs(case, trigger))
         now = self.now()
-        ctx = self._ctx_args(
-            snap, tx.staff(self._actor_id(actor)), now, effective_at, reason, review_date, outcome
-        )
+        ctx = self._ctx_args(snap, by, now, effective_at, reason, review_date, outcome)
         return self.engine.check(snap, ctx, trigger)
 
     def available(self, case_id: str, *, actor: str | None = None) -> list[Check]:
         """Every trigger open from the case's stage now, each with its guards' results."""
-        tx = self.store.read()
-        snap = tx.snapshot(case_id)
+        by = self._reader(actor)
+        snap = self.store.read().snapshot(case_id)
         now = self.now()
-        ctx = self._ctx_args(snap, tx.staff(self._actor_id(actor)), now, None, None, None, None)
+        ctx = self._ctx_args(snap, by, now, None, None, None, None)
         return self.engine.available(snap, ctx)
 
     def advance(
@@ -420,10 +442,9 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
             snap = tx.snapshot(case_id, lambda case: self.engine.needs(case, trigger))
-            ctx = self._ctx_args(
-                snap, tx.staff(who), now, effective_at, reason, review_date, outcome
-            )
+            ctx = self._ctx_args(snap, by, now, effective_at, reason, review_date, outcome)
             return self.engine.fire(
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
@@ -518,11 +539,12 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
             _caseworker(tx, coach)
             return self.engine.assign(
                 tx.snapshot(case_id, lambda _case: NOTHING),
                 coach,
-                actor=tx.staff(who),
+                actor=by,
                 now=now,
                 reason=reason,
             )
@@ -542,7 +564,7 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
-            by = tx.staff(who)
+            by = acting(tx, who)
             if by.role is not Role.ADMIN:
                 raise PermissionDenied(f"only an admin may erase personal data; {who} is not", who)
             if tx.participant(participant_id) is None:
@@ -568,7 +590,11 @@ class SEFlow:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def case(self, case_id: str) -> Case:
+    # Every read names its actor (or uses the default one), who must be active staff: the
+    # rules are `_access.may_read` and `_access.may_see_personal_data`.
+
+    def case(self, case_id: str, *, actor: str | None = None) -> Case:
+        self._reader(actor)
         return self.store.case(case_id)
 
     def cases(
@@ -580,8 +606,10 @@ class SEFlow:
         participant_id: str | None = None,
         overdue: bool = False,
         limit: int | None = None,
+        actor: str | None = None,
     ) -> list[Case]:
         """The caseload, filtered. `overdue` keeps open cases whose review date has passed."""
+        self._reader(actor)
         if stage is not None and stage not in self.workflow.states:
             raise InvalidInput(
                 f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
@@ -613,13 +641,18 @@ class SEFlow:
         within_days: int = 0,
         as_of: dt.date | None = None,
         limit: int | None = None,
+        actor: str | None = None,
     ) -> list[Case]:
         """Open cases whose review is due on or before `as_of` + `within_days`, soonest (most
         overdue) first; `limit` keeps the first so many."""
+        self._reader(actor)
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
         return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit)))
 
-    def records(self, case_id: str, *, include_superseded: bool = False) -> list[Record]:
+    def records(
+        self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
+    ) -> list[Record]:
+        self._reader(actor)
         records = self.store.records(case_id)
         if include_superseded:
             return records
@@ -627,32 +660,36 @@ class SEFlow:
         return [r for r in records if r.seq not in gone]
 
     def participant(self, participant_id: str, *, actor: str | None = None) -> Participant:
-        """The participant, with personal details only for staff who work with cases (not
-        auditors)."""
-        tx = self.store.read()
-        found = tx.participant(participant_id)
+        """The participant, with personal details only for active coaches, team leaders and
+        admins (never auditors)."""
+        viewer = self._reader(actor)
+        found = self.store.read().participant(participant_id)
         if found is None:
             from .errors import NotFound
 
             raise NotFound(f"no participant {participant_id!r}")
-        viewer = tx.staff(self._actor_id(actor))
-        if viewer.role is Role.AUDITOR:
+        if not may_see_personal_data(viewer):
             return found
         details = self.store.personal_details(participant_id)
         return Participant(id=found.id, created_at=found.created_at, details=details)
 
-    def history(self, case_id: str) -> list[Event]:
+    def history(self, case_id: str, *, actor: str | None = None) -> list[Event]:
+        self._reader(actor)
         self.store.case(case_id)
         return list(self.store.events(case_id=case_id))
 
-    def events(self, after_seq: int = 0) -> list[Event]:
+    def events(self, after_seq: int = 0, *, actor: str | None = None) -> list[Event]:
+        self._reader(actor)
         return list(self.store.events(after_seq=after_seq))
 
-    def verify(self, checkpoint: Checkpoint | None = None) -> Verification:
+    def verify(
+        self, checkpoint: Checkpoint | None = None, *, actor: str | None = None
+    ) -> Verification:
         """Walk the whole audit chain and check every table reads trust (cases, records,
         staff) against its replay from the log: ok, or the first thing that does not fit and
         why. Given a `checkpoint` (from `checkpoint()`), also prove the log was only appended
         to since: its event is still there, unchanged, and it came from this very database."""
+        self._reader(actor)
         return verify_log(self.store, self.workflow, checkpoint)
 
     # --- exports and checkpoints (issue 4) ---
@@ -712,14 +749,16 @@ class SEFlow:
             progress=progress,
         )
 
-    def verify_export(self, path: str | Path) -> ExportVerification:
+    def verify_export(self, path: str | Path, *, actor: str | None = None) -> ExportVerification:
         """`se_flow.verify_export` plus the manifest against this log: same database, chain
         head still there, and the export's own audit event holding the same file hashes and the
         SHA-256 of this very manifest (any field rewritten is caught)."""
         from ._export import verify_against_log
 
+        self._reader(actor)
         return verify_against_log(self.store, path)
 
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self, *, actor: str | None = None) -> Checkpoint:
         """The chain head now, for an auditor to keep and later pass to `verify`."""
+        self._reader(actor)
         return take_checkpoint(self.store, self.now())

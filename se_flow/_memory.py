@@ -21,7 +21,7 @@ import attrs
 
 from ._audit import FIELDS, GENESIS, seal
 from ._engine import Change, Needs, Snapshot, current
-from ._model import Case, Event, Participant, PersonalDetails, Record, Staff, Status
+from ._model import Case, Event, Participant, PersonalDetails, Record, Role, Staff, Status
 from ._projections import RecordRow
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
@@ -44,6 +44,9 @@ class _MemoryTx(Tx):
 
     def has_staff(self) -> bool:
         return bool(self._s._staff)
+
+    def count_active_admins(self) -> int:
+        return sum(1 for s in self._s._staff.values() if s.role is Role.ADMIN and s.active)
 
     def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
         s = self._s

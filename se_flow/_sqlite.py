@@ -266,6 +266,12 @@ class _SQLiteTx(Tx):
     def has_staff(self) -> bool:
         return self._conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
 
+    def count_active_admins(self) -> int:
+        (count,) = self._conn.execute(
+            "SELECT COUNT(*) FROM staff WHERE role = ? AND active", (Role.ADMIN.value,)
+        ).fetchone()
+        return int(count)
+
     def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
         conn = self._conn
         row = conn.execute(f"SELECT {_CASE_COLS} FROM cases WHERE id = ?", (case_id,)).fetchone()

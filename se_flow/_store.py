@@ -34,6 +34,11 @@ class Tx(abc.ABC):
     def has_staff(self) -> bool: ...
 
     @abc.abstractmethod
+    def count_active_admins(self) -> int:
+        """How many staff are active admins, as this transaction sees it (the last one may
+        not be demoted, and two demotions must not both see the other's admin)."""
+
+    @abc.abstractmethod
     def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
         """The case, its current records and its trigger marks. Raises `CaseNotFound`.
 

@@ -403,12 +403,8 @@ def init(
     existed = path == ":memory:" or Path(path).exists()
     try:
         with _open(ctx, create=True) as flow:
-            staff = flow.staff()
-            if staff:
-                _fail(
-                    f"{path} is already set up ({len(staff)} staff); add people with "
-                    "`se-flow staff add`"
-                )
+            if flow.has_staff():
+                _fail(f"{path} is already set up; add people with `se-flow staff add`")
             if s.actor is None:
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
             member = flow.add_staff(s.actor, name or s.actor, role)
@@ -888,11 +884,9 @@ def due(
     s = _settings(ctx)
     with _open(ctx) as flow:
         if coach is None and not everyone and s.actor is not None:
-            try:
-                me = flow.staff_member(s.actor)
-            except se_flow.StaffNotFound:
-                me = None
-            if me is not None and me.role is se_flow.Role.COACH:
+            # The actor is read as themselves: someone not on the staff list is refused here.
+            me = flow.staff_member(s.actor)
+            if me.role is se_flow.Role.COACH:
                 coach = me.id
         found = flow.due(coach=coach, within_days=within)
         today = flow.now().date()

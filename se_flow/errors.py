@@ -17,8 +17,8 @@ SEFlowError                               exit 1
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
 │   ├── CasePaused                        no stage move while paused
 │   └── GuardsFailed                      evidence missing: carries every guard result
-├── PermissionDenied(PermissionError)     exit 7   role may not do this (auditor writing, override
-│                                                  by a coach, ...)
+├── PermissionDenied(PermissionError)     exit 7   not (active) staff, or the role may not do this
+│                                                  (auditor writing, override by a coach, ...)
 ├── CaseConflict                          exit 8   lost race: the case changed since it was read
 ├── AuditError                            exit 9
 │   ├── ChainBroken                       verify found an event that does not fit

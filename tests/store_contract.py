@@ -110,6 +110,17 @@ class StoreContract:
         with pytest.raises(se_flow.StaffNotFound):
             staffed.read().staff("nobody")
 
+    def test_count_active_admins_sees_the_transaction(self, staffed: Store) -> None:
+        assert staffed.read().count_active_admins() == 0
+        _add_staff(staffed, Staff(id="ada", name="Ada", role="admin"))
+        _add_staff(staffed, Staff(id="bob", name="Bob", role="admin", active=False))
+        assert staffed.read().count_active_admins() == 1
+        with staffed.batch():
+            _add_staff(staffed, Staff(id="eve", name="Eve", role="admin"))
+            assert staffed.read().count_active_admins() == 2
+            _add_staff(staffed, Staff(id="ada", name="Ada", role="coach"))
+            assert staffed.read().count_active_admins() == 1
+
     def test_version_checked_update_refuses_a_stale_version(self, staffed: Store) -> None:
         case = _refer(staffed)
         _engage(staffed, case.id, expected=case.version)

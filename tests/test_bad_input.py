@@ -129,15 +129,36 @@ def test_unknown_record_kind(flow: SEFlow, case: Case) -> None:
 
 
 def test_unknown_actor(flow: SEFlow, case: Case, closed: Case) -> None:
+    """Someone not on the staff list is refused as a permission, for writes and reads alike,
+    before anything else is looked up (a stranger does not learn whether C-404 exists)."""
     attempts: list[Callable[[], Any]] = [
         lambda: flow.record(case.id, "note", text="hi", actor="zed"),
+        lambda: flow.record("C-404", "note", text="hi", actor="zed"),
         lambda: flow.advance(case.id, "start_profiling", actor="zed"),
         lambda: flow.withdraw(case.id, reason="x", actor="zed"),
         lambda: flow.refer("New Person", source="GP", actor="zed"),
-        lambda: flow.refer("New Person", source="GP", coach="zed"),
         lambda: flow.reopen(closed.id, source="GP", actor="zed"),
-        lambda: flow.assign(case.id, "zed", actor="lee"),
+        lambda: flow.assign(case.id, "kim", actor="zed"),
         lambda: flow.check(case.id, "start_profiling", actor="zed"),
+        lambda: flow.case("C-404", actor="zed"),
+        lambda: flow.history("C-404", actor="zed"),
+        lambda: flow.cases(actor="zed"),
+    ]
+    for attempt in attempts:
+        with nothing_written(flow), pytest.raises(se_flow.PermissionDenied) as unknown:
+            attempt()
+        assert unknown.value.actor == "zed"
+        assert str(unknown.value) == "zed is not on the staff list"
+        assert unknown.value.exit_code == 7
+
+
+def test_unknown_staff_member_named_as_a_target(flow: SEFlow, case: Case) -> None:
+    """A coach to assign who does not exist is not found (exit 4): the lookup failed, the
+    actor is allowed."""
+    attempts: list[Callable[[], Any]] = [
+        lambda: flow.refer("New Person", source="GP", coach="zed"),
+        lambda: flow.assign(case.id, "zed", actor="lee"),
+        lambda: flow.staff_member("zed"),
     ]
     for attempt in attempts:
         with nothing_written(flow), pytest.raises(se_flow.StaffNotFound) as unknown:

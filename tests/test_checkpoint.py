@@ -113,11 +113,18 @@ def test_a_log_only_appended_to_since_the_checkpoint_verifies(
 
 
 def test_an_empty_log_checkpoints_and_verifies(tmp_path: Path) -> None:
+    # Below the facade: with no staff yet, nobody may ask it for a checkpoint.
+    from se_flow._audit import take_checkpoint, verify_log
+
     with se_flow.open(tmp_path / "empty.db", clock=lambda: START) as flow:
-        cp = flow.checkpoint()
+        cp = take_checkpoint(flow.store, START)
         assert (cp.seq, cp.hash) == (0, se_flow.GENESIS)
         assert Checkpoint.from_json(cp.to_json()) == cp
-        assert flow.verify(cp).ok
+        assert verify_log(flow.store, flow.workflow, cp).ok
+        with pytest.raises(se_flow.InvalidInput, match="no actor"):
+            flow.checkpoint()
+        with pytest.raises(se_flow.PermissionDenied, match="not on the staff list"):
+            flow.checkpoint(actor="ada")
 
 
 def test_a_checkpoint_from_another_database_fails_naming_both(flow: SEFlow, db: Path) -> None:

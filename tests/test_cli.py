@@ -59,7 +59,7 @@ class CLI:
         return json.loads(result.stdout)
 
     def flow(self) -> se_flow.SEFlow:
-        return se_flow.open(self.db, create=False)
+        return se_flow.open(self.db, create=False, actor="ada")
 
 
 def ok(result: Result) -> str:
@@ -168,7 +168,7 @@ def refer(db: Path, name: str = "Alex Doe", *, coach: str = "sam", days: int = 0
 
 def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
     """Move a case forward (through the API) until it is in `to`."""
-    with se_flow.open(db) as flow:
+    with se_flow.open(db, actor=by) as flow:
         here = flow.case(case_id).state
         while here != to:
             trigger, evidence = EVIDENCE[here]
@@ -273,7 +273,7 @@ def test_init_creates_the_database_with_the_actor_as_admin(tmp_path: Path) -> No
 def test_init_with_a_role(tmp_path: Path) -> None:
     run = CLI(tmp_path / "new.db")
     ok(run("init", "--role", "team_leader", actor="lee"))
-    assert run.json("staff", "list")[0]["role"] == "team_leader"
+    assert run.json("staff", "list", actor="lee")[0]["role"] == "team_leader"
 
 
 def test_init_twice_is_refused(run: CLI) -> None:
@@ -302,7 +302,7 @@ def test_default_database_is_in_the_per_user_data_dir(
     runner = CLI(tmp_path / "unused.db")
     ok(runner.raw("--as", "ada", "init"))
     assert expected.exists()
-    assert "ada" in ok(runner.raw("staff", "list"))
+    assert "ada" in ok(runner.raw("--as", "ada", "staff", "list"))
 
 
 def test_database_and_actor_from_the_environment(tmp_path: Path) -> None:
@@ -342,11 +342,52 @@ def test_staff_add_refusals(run: CLI, db: Path) -> None:
     )
     refused(
         run("staff", "add", "pat", "--name", "Pat", "--role", "coach", actor="zed"),
-        4,
-        "no staff member 'zed'",
+        7,
+        "zed is not on the staff list",
     )
     assert run("staff", "add", "pat", "--role", "coach", actor="ada").exit_code == 2
     assert event_count(db) == before
+
+
+def test_staff_add_protects_admins_and_auditors(run: CLI, db: Path) -> None:
+    before = event_count(db)
+    demote = ("staff", "add", "ada", "--name", "Ada Admin", "--role", "coach")
+    refused(run(*demote, actor="lee"), 7, "only an admin may change ada")
+    refused(run(*demote, actor="ada"), 7, "ada: they are the last active admin")
+    refused(
+        run("staff", "add", "ava", "--name", "Ava", "--role", "coach", actor="lee"),
+        7,
+        "only an admin may change ava",
+    )
+    assert event_count(db) == before
+
+
+@pytest.mark.parametrize("bad", ["pat\x00x", "pat\nx", "p" * 1_000_000, "=1+1", "+p", "-p", "@p"])
+def test_staff_add_refuses_a_bad_id(run: CLI, db: Path, bad: str) -> None:
+    before = event_count(db), run.json("staff", "list", actor="ada")
+    refused(
+        run("staff", "add", "--name", "Pat", "--role", "coach", "--", bad, actor="ada"),
+        5,
+        "is not a valid staff id",
+    )
+    assert (event_count(db), run.json("staff", "list", actor="ada")) == before
+
+
+def test_staff_add_refuses_a_name_with_control_characters(run: CLI, db: Path) -> None:
+    before = event_count(db)
+    refused(
+        run("staff", "add", "pat", "--name", "Pat\x1b[2J", "--role", "coach", actor="ada"),
+        5,
+        "control characters",
+    )
+    assert event_count(db) == before
+
+
+@pytest.mark.parametrize("bad", ["ada\nx", "=ada", "a" * 100_000])
+def test_init_refuses_a_bad_id_and_leaves_no_file(tmp_path: Path, bad: str) -> None:
+    run = CLI(tmp_path / "new.db")
+    refused(run("init", actor=bad), 5, "is not a valid staff id")
+    assert not (tmp_path / "new.db").exists()
 
 
 # --- refer, cases ---------------------------------------------------------------------------------
@@ -440,6 +481,43 @@ def test_show_hides_personal_details_from_auditors(run: CLI, case: str) -> None:
     out = ok(run("show", case, actor="ava"))
     assert "Alex Doe" not in out and "07700" not in out
     assert run.json("show", case, actor="ava")["participant"]["details"] is None
+
+
+def test_a_deactivated_coach_cannot_show_a_case(run: CLI, case: str) -> None:
+    ok(
+        run(
+            "staff",
+            "add",
+            "sam",
+            "--name",
+            "Sam Coach",
+            "--role",
+            "coach",
+            "--inactive",
+            actor="ada",
+        )
+    )
+    out = refused(run("show", case, actor="sam"), 7, "sam is no longer active staff")
+    assert "Alex Doe" not in out
+    for command in (("cases",), ("history", case), ("due",), ("next", case), ("staff", "list")):
+        refused(run(*command, actor="sam"), 7, "sam is no longer active staff")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("cases",), ("history", "C-1"), ("show", "C-1"), ("due", "--all"), ("staff", "list")],
+)
+def test_a_login_not_on_the_staff_list_reads_nothing(
+    run: CLI, case: str, command: tuple[str, ...]
+) -> None:
+    result = run(*command, actor="mallory")
+    assert refused(result, 7) == "error: mallory is not on the staff list\n"
+    assert result.stdout == ""
+
+
+def test_a_stranger_cannot_tell_whether_a_case_exists(run: CLI) -> None:
+    refused(run("show", "C-99", actor="mallory"), 7, "mallory is not on the staff list")
+    refused(run("history", "C-99", actor="mallory"), 7, "mallory is not on the staff list")
 
 
 def test_show_and_history_of_a_missing_case(run: CLI) -> None:

@@ -155,7 +155,7 @@ def test_export_writes_every_table_and_a_manifest(
 def test_exports_are_pseudonymised_by_default(run: CLI, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "review"
     ok(run("export", str(out), "--format", fmt, actor="ava"))  # even an auditor may export
-    with se_flow.open(run.db) as flow:
+    with se_flow.open(run.db, actor="ada") as flow:
         pseudonym = flow.case("C-1").participant_id
     everything = "".join(p.read_text(encoding="utf-8") for p in out.iterdir())
     for secret in PERSONAL:
@@ -170,7 +170,7 @@ def test_an_admin_may_include_personal_data(run: CLI, tmp_path: Path) -> None:
     assert "(csv, with personal data)" in said and "keep it secure" in said
     clients = read_rows(out, "csv")["clients"]
     assert {c["name"] for c in clients} == {"Alex Doe", "Bea Hollis"}
-    with se_flow.open(run.db) as flow:
+    with se_flow.open(run.db, actor="ada") as flow:
         logged = flow.events()[-1]
     assert logged.kind == "export" and logged.actor == "ada"
     assert logged.payload["personal_data"] is True
@@ -255,7 +255,7 @@ def test_force_never_replaces_the_folder_holding_the_database(
     said = refused(here("export", ".", "--force"), 5, "holds the database", "not replacing it")
     assert "caseload.db" in said
     assert db.is_file() and event_count(db) == before
-    with se_flow.open(db, create=False) as flow:
+    with se_flow.open(db, create=False, actor="ada") as flow:
         assert flow.verify().ok
     # Nor any folder above the database.
     refused(here("export", "..", "--force"), 5, "holds the database")

@@ -146,8 +146,8 @@ def test_listing_cases_does_not_import_pydantic(db: Path) -> None:
     shortcut keeps it off the start-up path of every command here."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SE_FLOW_")}
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "se_flow.cli", "--db", str(db), "cases",
-         "--coach", "sam", "--limit", "5"],
+        [sys.executable, "-X", "importtime", "-m", "se_flow.cli", "--db", str(db),
+         "--as", "ada", "cases", "--coach", "sam", "--limit", "5"],
         capture_output=True,
         text=True,
         timeout=60,

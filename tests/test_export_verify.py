@@ -175,6 +175,7 @@ def test_an_export_from_another_database_is_caught(
 ) -> None:
     out = export(flow, tmp_path)
     with se_flow.open(tmp_path / "other.db", actor="ada") as other:
+        other.add_staff("ada", "Ada Admin", "admin")
         found = problems(other.verify_export(out))
     assert f"taken from database {flow.store.store_id()}, not this one" in found
 

@@ -110,7 +110,8 @@ class CaseloadMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.now = START
-        self.flow = se_flow.open(":memory:", clock=lambda: self.now, synchronous="OFF")
+        # Reads as the auditor: every write still names its actor, and none may fall back.
+        self.flow = se_flow.open(":memory:", clock=lambda: self.now, synchronous="OFF", actor="ava")
         self.flow.add_staff("root", "Root", "admin", actor="setup")
         self.flow.add_staff("lee", "Lee", "team_leader", actor="root")
         self.flow.add_staff("sam", "Sam", "coach", actor="root")
@@ -295,7 +296,7 @@ def _rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 def test_any_tampering_is_caught_at_the_event_touched(
     cases: int, how: str, data: st.DataObject
 ) -> None:
-    flow = se_flow.open(":memory:", clock=lambda: START)
+    flow = se_flow.open(":memory:", clock=lambda: START, actor="sam")
     _build_log(flow, cases)
     conn = flow.store.conn
     last = flow.store.head()[0]

@@ -48,7 +48,7 @@ def test_two_processes_race_one_wins_one_conflicts(tmp_path: Path) -> None:
     for case_id in cases:
         outcome = _race(path, case_id, "engage")
         assert outcome == ["conflict:" + case_id, "won"]
-    with se_flow.open(path) as flow:
+    with se_flow.open(path, actor="sam") as flow:
         for case_id in cases:
             history = flow.history(case_id)
             assert [e.trigger for e in history] == ["referral", "engage"]

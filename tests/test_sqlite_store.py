@@ -148,7 +148,7 @@ def test_a_clock_without_a_time_zone_is_refused(tmp_path: Path) -> None:
     flow = se_flow.open(tmp_path / "c.db", actor="sam", clock=lambda: dt.datetime(2026, 1, 1))
     with pytest.raises(se_flow.InvalidInput, match="aware datetime"):
         flow.add_staff("sam", "Sam", "coach")
-    assert flow.staff() == []
+    assert flow.store.list_staff() == []
     flow.disconnect()
 
 
