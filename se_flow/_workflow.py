@@ -17,6 +17,7 @@ import attrs
 from attrs import frozen
 from transitions import Machine
 
+from ._limits import date_fault, text_fault
 from .errors import Fault, WorkflowInvalid
 
 __all__ = [
@@ -39,14 +40,34 @@ EFFECTS = ("move", "phase", "pause", "resume")
 # Each type turns what a caller gives (a Python value, or the text a coach typed) into the
 # typed value guards read, and back into JSON for the log. A ValueError's text is shown to the
 # user next to the field name, so it says what was expected.
+#
+# Text (str, text, choice, and each item of list and dated_steps) holds at most `MAX_TEXT`
+# (200,000) characters of valid UTF-8; dates run from `EARLIEST_DATE` (1900-01-01) to
+# `LATEST_DATE` (2999-12-31). Both live in `_limits`.
 
 
 def _to_str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {type(value).__name__}")
+    problem = text_fault(value)
+    if problem is not None:
+        raise ValueError(problem)
     if not value.strip():
         raise ValueError("must not be empty")
     return value.strip()
+
+
+def _shown(value: Any) -> str:
+    """`value` as an error message quotes it: clipped, as a bad value may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _in_range(day: dt.date) -> dt.date:
+    problem = date_fault(day)
+    if problem is not None:
+        raise ValueError(problem)
+    return day
 
 
 def _to_int(value: Any) -> int:
@@ -59,7 +80,7 @@ def _to_int(value: Any) -> int:
             return int(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"expected a whole number, got {value!r}")
+    raise ValueError(f"expected a whole number, got {_shown(value)}")
 
 
 def _to_decimal(value: Any) -> Decimal:
@@ -71,13 +92,13 @@ def _to_decimal(value: Any) -> Decimal:
         try:
             result = Decimal(str(value).strip())
         except InvalidOperation:
-            raise ValueError(f"expected a number such as 12.50, got {value!r}") from None
+            raise ValueError(f"expected a number such as 12.50, got {_shown(value)}") from None
     else:
         raise ValueError(f"expected a number, got {type(value).__name__}")
     if not result.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
+        raise ValueError(f"expected a finite number, got {_shown(value)}")
     if result < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
+        raise ValueError(f"must not be negative, got {_shown(value)}")
     return result
 
 
@@ -90,24 +111,29 @@ def _to_bool(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ValueError(f"expected yes or no (true/false), got {value!r}")
+    raise ValueError(f"expected yes or no (true/false), got {_shown(value)}")
 
 
 def _to_date(value: Any) -> dt.date:
     if isinstance(value, dt.datetime):
-        return value.date()
+        return _in_range(value.date())
     if isinstance(value, dt.date):
-        return value
+        return _in_range(value)
     if isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value.strip())
+            day = dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+        else:
+            return _in_range(day)
+    raise ValueError(f"expected a date as YYYY-MM-DD, got {_shown(value)}")
 
 
 def _to_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
+        problem = text_fault(value)
+        if problem is not None:
+            raise ValueError(problem)
         items = [part.strip() for part in value.split(";")]
     elif isinstance(value, list | tuple):
         items = [_to_str(v) for v in value]
@@ -124,13 +150,14 @@ def _to_dated_steps(value: Any) -> tuple[str, ...]:
     for step in steps:
         head = step.split(maxsplit=1)[0] if step.split() else ""
         try:
-            dt.date.fromisoformat(head)
+            day = dt.date.fromisoformat(head)
         except ValueError:
             raise ValueError(
-                f"each step starts with its date (YYYY-MM-DD what happens); {step!r} does not"
+                f"each step starts with its date (YYYY-MM-DD what happens); {_shown(step)} does not"
             ) from None
+        _in_range(day)
         if len(step.split(maxsplit=1)) < 2:
-            raise ValueError(f"step {step!r} has a date but says nothing about what happens")
+            raise ValueError(f"step {_shown(step)} has a date but says nothing about what happens")
     return steps
 
 
@@ -138,7 +165,7 @@ def _choice_parser(options: Sequence[str]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _to_str(value)
         if text not in options:
-            raise ValueError(f"expected one of {', '.join(options)}; got {text!r}")
+            raise ValueError(f"expected one of {', '.join(options)}; got {_shown(text)}")
         return text
 
     return parse

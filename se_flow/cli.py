@@ -25,6 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 import se_flow
+from se_flow._limits import check_date, check_days, check_limit
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -291,9 +292,10 @@ def _date(value: str | None, option: str) -> dt.date | None:
         today = dt.datetime.now(dt.UTC).date()
         return today if text == "today" else today - dt.timedelta(days=1)
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
+    return check_date(day, option)
 
 
 def _day(value: str, option: str) -> dt.date:
@@ -321,6 +323,8 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
             f"{option} {value!r} is not a date or time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, "
             "today or yesterday"
         )
+    # Checked before the zone conversion, which overflows near year 1.
+    check_date(at, option)
     return at if at.tzinfo is not None else at.astimezone()
 
 
@@ -536,6 +540,7 @@ def cases(
     json: JsonOption = False,
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
+    check_limit(limit, "--limit")
     statuses = ("open", "all", *(s.value for s in se_flow.Status))
     if status not in statuses:
         _fail(f"unknown status {status!r}; statuses: {', '.join(statuses)}")
@@ -885,6 +890,7 @@ def due(
     json: JsonOption = False,
 ) -> None:
     """Reviews due and overdue across a caseload (yours by default)."""
+    check_days(within, "--within")
     s = _settings(ctx)
     with _open(ctx) as flow:
         if coach is None and not everyone and s.actor is not None:
