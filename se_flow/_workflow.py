@@ -474,12 +474,20 @@ class _Faults:
         self.items.append(Fault(check, message))
 
 
-def _as_tuple(value: Any) -> tuple[str, ...]:
+def _as_tuple(value: Any, what: str, faults: _Faults) -> tuple[str, ...]:
+    """A name or a list of names; anything else is a fault (a number in close_reasons made
+    `next` raise TypeError long after the folder was accepted)."""
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if not isinstance(value, list | tuple):
+        faults.add("names_are_text", f"{what} must be a name or a list of names, got {value!r}")
+        return ()
+    bad = [v for v in value if not isinstance(v, str) or not v]
+    if bad:
+        faults.add("names_are_text", f"{what} holds {bad[0]!r}, not a name")
+    return tuple(v for v in value if isinstance(v, str) and v)
 
 
 def _parse_records(
@@ -504,7 +512,9 @@ def _parse_records(
                         f"(known: {', '.join(FIELD_TYPES)})",
                     )
                     continue
-                options = _as_tuple(fraw.get("options"))
+                options = _as_tuple(
+                    fraw.get("options"), f"{source}: {name}.{fname} options", faults
+                )
                 if ftype == "choice" and not options:
                     faults.add(
                         "field_types_known", f"{source}: choice field {name}.{fname} has no options"
@@ -585,14 +595,14 @@ def build(
                 title=str(stage.get("title", sid)),
                 order=int(stage.get("order", 0)) or len(states) + 1,
                 review_days=stage.get("review_days"),
-                phases=_as_tuple(stage.get("phases")),
+                phases=_as_tuple(stage.get("phases"), f"{src}: {sid} phases", faults),
                 phase_review_days=dict(stage.get("phase_review_days") or {}),
                 source_file=src,
             )
         for raw in part.get("transitions") or []:
             transitions.append(_parse_transition(src, raw, faults))
         if "close_reasons" in part:
-            close_reasons = _as_tuple(part["close_reasons"])
+            close_reasons = _as_tuple(part["close_reasons"], f"{src}: close_reasons", faults)
         if "reopen" in part:
             reopen_raw = part["reopen"]
         for raw in part.get("minimum_wage") or []:
@@ -716,7 +726,7 @@ def _parse_transition(src: str, raw: Mapping[str, Any], faults: _Faults) -> Tran
     effect = str(raw.get("effect", "phase" if raw.get("to_phase") else "move"))
     return TransitionSpec(
         trigger=trigger,
-        sources=_as_tuple(raw.get("source")),
+        sources=_as_tuple(raw.get("source"), f"{src}: {trigger} source", faults),
         dest=raw.get("dest"),
         title=str(raw.get("title", trigger)),
         effect=effect,
@@ -772,6 +782,12 @@ def _check_transitions(
                     f"{where}: {t.trigger} from {s} is also defined in {seen[key]}",
                 )
             seen[key] = t.source_file
+        if t.effect == "move" and not t.guards and t.dest in t.sources:
+            # Fired by anyone at any time, it moves nothing and only fills the log.
+            faults.add(
+                "no_idle_self_loops",
+                f"{where}: moves from {t.dest} back to {t.dest} with no guards: it does nothing",
+            )
         if t.effect in ("move", "phase"):
             if t.dest is None:
                 faults.add("states_exist", f"{where}: no dest state")
@@ -859,17 +875,22 @@ def _reach(roots: Iterable[str], edges: Mapping[str, set[str]]) -> set[str]:
     return seen
 
 
+# Ten years: a review cadence beyond it is a typo, and one of 99,999,999,999 days made every
+# move overflow in date arithmetic.
+MAX_REVIEW_DAYS = 3660
+
+
 def _check_reviews(states: Mapping[str, StageSpec], final: str, faults: _Faults) -> None:
     for s in states.values():
         if s.id == final:
             continue
         days = [s.review_days, *s.phase_review_days.values()]
         for d in days:
-            if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
+            if not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= MAX_REVIEW_DAYS:
                 faults.add(
                     "review_cadence_valid",
-                    f"{s.source_file}: {s.id} review_days must be a positive number of days, "
-                    f"got {d!r}",
+                    f"{s.source_file}: {s.id} review_days must be a whole number of days from "
+                    f"1 to {MAX_REVIEW_DAYS:,}, got {_shown(d)}",
                 )
         for ph in s.phase_review_days:
             if ph not in s.phases:
