@@ -24,6 +24,7 @@ from ._access import (
 )
 from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import NOTHING, Change, Engine, Needs, Snapshot, context
+from ._limits import check_date, check_days, check_limit, check_text
 from ._loader import load_workflow
 from ._model import (
     Case,
@@ -77,6 +78,8 @@ def open(
 def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
     if value is None:
         return now
+    # Before converting to UTC: a date near year 1 (or 9999) overflows in the conversion.
+    check_date(value, "effective_at")
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise InvalidInput(f"effective_at {value.isoformat()} has no time zone")
@@ -146,7 +149,7 @@ class SEFlow:
         return now.astimezone(dt.UTC)
 
     def _actor_id(self, actor: str | None) -> str:
-        who = actor or self.default_actor
+        who: str | None = check_text(actor or self.default_actor, "actor")
         if not who:
             raise InvalidInput("no actor: say who is acting (actor=..., or --as / SE_FLOW_ACTOR)")
         # An id no staff member could have is refused before it reaches a query or a message.
@@ -245,6 +248,12 @@ class SEFlow:
         log knows them only by a pseudonymous id. Returns the new case (state `referred`)."""
         who = self._actor_id(actor)
         details = PersonalDetails(name=person) if isinstance(person, str) else person
+        check_text(details.name, "name")
+        check_text(details.contact, "contact")
+        check_text(details.health_notes, "health notes")
+        if details.date_of_birth is not None:
+            check_date(details.date_of_birth, "date of birth")
+        check_text(coach, "coach")
         if not details.name or not details.name.strip():
             raise InvalidInput("a participant needs a name")
         fields = dict(referral or {})
@@ -287,6 +296,8 @@ class SEFlow:
     ) -> Case:
         """Start a new episode (a new case) for the participant of closed case `case_id`."""
         who = self._actor_id(actor)
+        check_text(case_id, "case id")
+        check_text(coach, "coach")
         fields = dict(referral or {})
         if source is not None:
             fields["source"] = source
@@ -383,6 +394,10 @@ class SEFlow:
         review_date: dt.date | None,
         outcome: str | None,
     ) -> Any:
+        check_text(reason, "reason")
+        check_text(outcome, "close reason")
+        if review_date is not None:
+            check_date(review_date, "review date")
         return context(
             self.engine,
             snap,
@@ -439,6 +454,7 @@ class SEFlow:
         team leader past soft guards. `expected_version` turns a concurrent change into
         `CaseConflict` instead of acting on a case that moved."""
         who = self._actor_id(actor)
+        check_text(override, "override reason")
         now = self.now()
 
         def decide(tx: Tx) -> Change:
@@ -536,6 +552,8 @@ class SEFlow:
         self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
     ) -> Case:
         who = self._actor_id(actor)
+        check_text(coach, "coach")
+        check_text(reason, "reason")
         now = self.now()
 
         def decide(tx: Tx) -> Change:
@@ -559,6 +577,7 @@ class SEFlow:
         """Erase a participant's personal data (UK GDPR Art. 17), admin only. The log never
         held it, so the chain stays whole; the erasure itself is an audit event."""
         who = self._actor_id(actor)
+        check_text(reason, "reason")
         if not reason or not reason.strip():
             raise InvalidInput("an erasure needs a reason (the request and its legal basis)")
         now = self.now()
@@ -610,6 +629,7 @@ class SEFlow:
     ) -> list[Case]:
         """The caseload, filtered. `overdue` keeps open cases whose review date has passed."""
         self._reader(actor)
+        check_limit(limit, "limit")
         if stage is not None and stage not in self.workflow.states:
             raise InvalidInput(
                 f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
@@ -646,6 +666,10 @@ class SEFlow:
         """Open cases whose review is due on or before `as_of` + `within_days`, soonest (most
         overdue) first; `limit` keeps the first so many."""
         self._reader(actor)
+        check_days(within_days, "within_days")
+        check_limit(limit, "limit")
+        if as_of is not None:
+            check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
         return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit)))
 

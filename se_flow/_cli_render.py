@@ -1,6 +1,9 @@
 """How the `se-flow` command shows things to people, with rich.
 
 Nothing here reads or writes a database; every function takes values the API returned.
+Every string that came from data (names, reasons, notes, ids, stage data) reaches the console
+through `shown` (`_cli_text`), which escapes control characters and clips huge values, and as
+a `Text`, never parsed as markup.
 Long lists (a caseload of a thousand cases) go through `Grid`, which lays out aligned columns
 itself: rich's `Table` measures every cell (~0.5 s for 1,000 rows, measured), too slow for a
 command people run many times a day.
@@ -30,6 +33,7 @@ from ._cli_text import (
     fmt_fields,
     is_overdue,
     review_words,
+    shown,
     stage_label,
     state_title,
     words,
@@ -52,8 +56,13 @@ __all__ = [
 
 def console() -> Console:
     """A console on the current stdout (made per command, so test runners can swap it)."""
-    # markup off: case notes and stage data may hold [brackets] that are not rich markup.
-    return Console(highlight=False, markup=False)
+    # markup and emoji off: case notes and stage data may hold [brackets] and :words: that
+    # are not rich markup.
+    return Console(highlight=False, markup=False, emoji=False)
+
+
+def _t(value: object, style: str = "") -> Text:
+    return Text(shown(value), style=style)
 
 
 # --- a fast grid for long lists -------------------------------------------------------------
@@ -71,7 +80,9 @@ class Grid:
         self.rows: list[list[tuple[str, str | None]]] = []
 
     def add(self, *cells: Cell) -> None:
-        self.rows.append([c if isinstance(c, tuple) else (c, None) for c in cells])
+        # Raw ANSI goes straight to the file here: each cell is made safe, and one line.
+        row = [c if isinstance(c, tuple) else (c, None) for c in cells]
+        self.rows.append([(shown(text, one_line=True, limit=200), style) for text, style in row])
 
     def print(self, out: Console) -> None:
         colour = COLOR_SYSTEMS.get(out.color_system or "") if out.is_terminal else None
@@ -109,7 +120,7 @@ def print_caseload(
     out: Console, wf: Workflow, cases: Sequence[Case], today: dt.date, *, title: str = ""
 ) -> None:
     if title:
-        out.print(Text(title, style="bold"))
+        out.print(_t(title, "bold"))
     if not cases:
         out.print("no cases match")
         return
@@ -135,7 +146,7 @@ def print_due(
     out: Console, wf: Workflow, cases: Sequence[Case], today: dt.date, heading: str
 ) -> None:
     if heading:
-        out.print(Text(heading, style="bold"), soft_wrap=True)
+        out.print(_t(heading, "bold"), soft_wrap=True)
     if not cases:
         out.print("nothing due")
         return
@@ -160,27 +171,27 @@ def print_staff(out: Console, staff: Sequence[Staff]) -> None:
     for head in ("Id", "Name", "Role", "Active"):
         table.add_column(head)
     for s in staff:
-        table.add_row(s.id, s.name, words(s.role.value), "yes" if s.active else "no")
+        table.add_row(_t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no")
     out.print(table)
 
 
 def _guard_line(result: GuardResult) -> Text:
     line = Text("  ")
     line.append(PASS if result.passed else FAIL, style="green" if result.passed else "red")
-    line.append(f" {result.label}")
+    line.append(f" {shown(result.label)}")
     if result.soft:
         line.append(" (soft)", style="yellow")
-    line.append(f": {result.reason}", style="dim" if result.passed else "")
+    line.append(f": {shown(result.reason)}", style="dim" if result.passed else "")
     return line
 
 
 def print_check(out: Console, wf: Workflow, check: Check) -> None:
     head = Text()
-    head.append(f"{check.case_id} {check.trigger}", style="bold")
+    head.append(shown(f"{check.case_id} {check.trigger}"), style="bold")
     if check.label and check.label != check.trigger:
-        head.append(f" ({check.label})")
+        head.append(f" ({shown(check.label)})")
     if check.dest != check.source:
-        head.append(f": {state_title(wf, check.source)} → {state_title(wf, check.dest)}")
+        head.append(shown(f": {state_title(wf, check.source)} → {state_title(wf, check.dest)}"))
     out.print(head)
     for result in check.results:
         out.print(_guard_line(result))
@@ -188,7 +199,7 @@ def print_check(out: Console, wf: Workflow, check: Check) -> None:
         out.print("  (no guards)")
     failed = check.failed
     if not failed:
-        out.print(Text(f"ready: se-flow advance {check.case_id} {check.trigger}", style="green"))
+        out.print(_t(f"ready: se-flow advance {check.case_id} {check.trigger}", "green"))
     elif check.overridable:
         out.print(
             Text(
@@ -204,7 +215,7 @@ def print_check(out: Console, wf: Workflow, check: Check) -> None:
 
 
 def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) -> None:
-    out.print(Text(f"{case.id} is at {stage_label(wf, case)}. What can happen next:", style="bold"))
+    out.print(_t(f"{case.id} is at {stage_label(wf, case)}. What can happen next:", "bold"))
     if not checks:
         out.print("  nothing: the case is closed (se-flow reopen starts a new episode)")
         return
@@ -212,11 +223,11 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
         missing = [r for r in check.failed if r.guard not in ASKED_WHEN_RUN]
         asked = [r for r in check.failed if r.guard in ASKED_WHEN_RUN]
         line = Text("  ")
-        line.append(check.trigger, style="bold")
+        line.append(shown(check.trigger), style="bold")
         if check.dest != check.source:
-            line.append(f" → {state_title(wf, check.dest)}")
+            line.append(f" → {shown(state_title(wf, check.dest))}")
         elif check.label:
-            line.append(f" ({check.label.lower()})")
+            line.append(f" ({shown(check.label.lower())})")
         if not missing:
             line.append("  ready", style="green")
         elif all(r.soft for r in missing):
@@ -225,7 +236,8 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
             line.append(f"  missing {len(missing)}", style="red")
         if asked:
             line.append(
-                f"; asks for {', '.join(words(r.guard).lower() for r in asked)}", style="dim"
+                shown(f"; asks for {', '.join(words(r.guard).lower() for r in asked)}"),
+                style="dim",
             )
         out.print(line)
         for result in missing:
@@ -233,14 +245,14 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
             item.append(FAIL, style="red")
             if result.soft:
                 item.append(" (soft)", style="yellow")
-            item.append(f" {result.reason}")
+            item.append(f" {shown(result.reason)}")
             out.print(item)
 
 
 def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title: str = "") -> None:
     """Every event of a case; an Entered column appears when something was back-dated."""
     late = any(e.recorded_at.date() != e.effective_at.date() for e in events)
-    table = Table(box=box.SIMPLE_HEAD, title=title or None, title_justify="left")
+    table = Table(box=box.SIMPLE_HEAD, title=_t(title) if title else None, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Date", no_wrap=True)
     if late:
@@ -248,13 +260,14 @@ def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title
     table.add_column("Who", no_wrap=True)
     table.add_column("What", overflow="fold", ratio=1)
     for e in events:
-        what = Text(describe(wf, e))
+        what = _t(describe(wf, e))
         if e.reason:
-            what.append(f"\nreason: {e.reason}", style="dim")
+            what.append(f"\nreason: {shown(e.reason)}", style="dim")
         if e.override is not None:
             passed_over = ", ".join(g.label for g in e.guards if not g.passed)
             what.append(
-                f"\noverride by {e.override.by} past {passed_over}: {e.override.reason}",
+                "\n"
+                + shown(f"override by {e.override.by} past {passed_over}: {e.override.reason}"),
                 style="yellow",
             )
         day = e.effective_at.date()
@@ -262,7 +275,7 @@ def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title
         if late:
             entered = e.recorded_at.date()
             cells.append(entered.isoformat() if entered != day else "")
-        table.add_row(*cells, f"{e.actor} ({words(e.role).lower()})", what)
+        table.add_row(*cells, _t(f"{e.actor} ({words(e.role).lower()})"), what)
     out.print(table)
 
 
@@ -280,16 +293,16 @@ def print_case(
     details.add_column()
     name = participant.details.name if participant and participant.details else None
     who = f"{case.participant_id} ({name})" if name else case.participant_id
-    details.add_row("Case", f"{case.id} (episode {case.episode})")
-    details.add_row("Participant", who)
+    details.add_row("Case", _t(f"{case.id} (episode {case.episode})"))
+    details.add_row("Participant", _t(who))
     if participant and participant.details:
         d = participant.details
         if d.contact:
-            details.add_row("Contact", d.contact)
+            details.add_row("Contact", _t(d.contact))
         if d.date_of_birth:
             details.add_row("Date of birth", d.date_of_birth.isoformat())
-    details.add_row("Stage", f"{stage_label(wf, case)}, {days_in_stage(case, today)} day(s)")
-    details.add_row("Coach", case.coach or "-")
+    details.add_row("Stage", _t(f"{stage_label(wf, case)}, {days_in_stage(case, today)} day(s)"))
+    details.add_row("Coach", _t(case.coach or "-"))
     details.add_row("Opened", case.opened_at.date().isoformat())
     if case.review_due:
         flag, style = review_words(case, today)
@@ -297,9 +310,9 @@ def print_case(
             "Next review", Text(f"{case.review_due.isoformat()} ({flag})", style=style or "")
         )
     if case.previous_case_id:
-        details.add_row("Reopened from", case.previous_case_id)
+        details.add_row("Reopened from", _t(case.previous_case_id))
     if case.closed_at:
-        details.add_row("Closed", f"{case.closed_at.date().isoformat()} ({case.outcome})")
+        details.add_row("Closed", _t(f"{case.closed_at.date().isoformat()} ({case.outcome})"))
     details.add_row("Version", str(case.version))
     out.print(details)
 
@@ -312,7 +325,7 @@ def print_case(
     table.add_column("By")
     for r in records:
         spec = wf.records.get(r.kind)
-        text = Text(fmt_fields(r.fields))
+        text = _t(fmt_fields(r.fields))
         if r.supersedes is not None:
             text.append(f" (corrects {r.supersedes})", style="dim")
         if r.seq in superseded:
@@ -320,10 +333,10 @@ def print_case(
             text.stylize("strike")
         table.add_row(
             str(r.seq),
-            spec.title if spec else r.kind,
+            _t(spec.title if spec else r.kind),
             r.effective_at.date().isoformat(),
             text,
-            r.actor,
+            _t(r.actor),
         )
     if records:
         out.print(table)
@@ -336,9 +349,9 @@ def print_case(
 
 
 def print_workflow(out: Console, wf: Workflow) -> None:
-    out.print(Text(f"{wf.title} (version {wf.version}, hash {wf.hash[:12]})", style="bold"))
+    out.print(_t(f"{wf.title} (version {wf.version}, hash {wf.hash[:12]})", "bold"))
     if wf.source:
-        out.print(Text(f"from {wf.source}", style="dim"))
+        out.print(_t(f"from {wf.source}", "dim"))
     stages = Table(box=box.SIMPLE_HEAD, title="States", title_justify="left")
     for head in ("#", "State", "Title", "Review every", "Phases"):
         stages.add_column(head)
@@ -346,7 +359,9 @@ def print_workflow(out: Console, wf: Workflow) -> None:
         review = f"{s.review_days} days" if s.review_days else "-"
         for phase, days in s.phase_review_days.items():
             review += f" ({words(phase).lower()}: {days})"
-        stages.add_row(str(s.order or ""), s.id, s.title, review, ", ".join(s.phases))
+        stages.add_row(
+            str(s.order or ""), _t(s.id), _t(s.title), _t(review), _t(", ".join(s.phases))
+        )
     out.print(stages)
 
     moves = Table(box=box.SIMPLE_HEAD, title="Triggers", title_justify="left")
@@ -370,8 +385,10 @@ def print_workflow(out: Console, wf: Workflow) -> None:
         for i, g in enumerate(t.guards):
             if i:
                 guards.append("\n")
-            guards.append(g.name + (" (soft)" if g.soft else ""), style="yellow" if g.soft else "")
-        moves.add_row(t.trigger, source, dest, guards)
+            guards.append(
+                shown(g.name) + (" (soft)" if g.soft else ""), style="yellow" if g.soft else ""
+            )
+        moves.add_row(_t(t.trigger), _t(source), _t(dest), guards)
     out.print(moves)
 
     kinds = Table(box=box.SIMPLE_HEAD, title="Record kinds (* required)", title_justify="left")
@@ -384,9 +401,9 @@ def print_workflow(out: Console, wf: Workflow) -> None:
             + (f"{'|'.join(f.options)}" if f.options else f.type)
             for f in k.fields
         )
-        kinds.add_row(k.name, k.title, fields)
+        kinds.add_row(_t(k.name), _t(k.title), _t(fields))
     out.print(kinds)
-    out.print(f"close reasons: {', '.join(wf.close_reasons)}")
+    out.print(_t(f"close reasons: {', '.join(wf.close_reasons)}"))
 
 
 # --- exports -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -43,12 +44,60 @@ __all__ = [
     "jsonable",
     "mermaid",
     "review_words",
+    "safe",
+    "shown",
     "stage_label",
     "state_title",
     "words",
 ]
 
 PASS, FAIL = "✓", "✗"
+
+# --- what reaches a terminal ---------------------------------------------------------------
+# Names, reasons, notes, ids and stage data are text anyone with write access chose. Sent to a
+# terminal raw, an ESC or C1 byte starts an escape sequence (clear the screen, retitle the
+# window, plant a hyperlink), a carriage return overwrites the line and a bidi override
+# reorders what is read. `safe` is the one place that makes such text inert; every view calls
+# it (through `shown`) on every string that came from data.
+
+# C0 controls but newline and tab, DEL, C1 controls, the bidi embeddings, overrides, isolates
+# and marks, and lone surrogates (invalid UTF-8 from a command line).
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_UNSAFE_LINE = re.compile(_UNSAFE.pattern[:-1] + "\n\t]")
+# How much of one value a view shows: rich re-copies the rest of a cell at every wrapped line
+# (Segment.split_and_crop_lines), so a cell of a 3 MB note took 20 s to draw. --json has it all.
+SHOWN_VALUE = 1_000
+SHOWN_TEXT = 10_000
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code in (0x0A, 0x09):
+        return " "
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: str, *, one_line: bool = False) -> str:
+    """`text` with every control character, bidi control and lone surrogate shown as an
+    escape (`\\x1b`, `\\u202e`), so it prints as written and changes nothing on the terminal.
+    Newlines and tabs stay (tables wrap on them) unless `one_line`, which makes them spaces."""
+    return (_UNSAFE_LINE if one_line else _UNSAFE).sub(_escaped, text)
+
+
+def clip(text: str, limit: int = SHOWN_VALUE) -> str:
+    """At most `limit` characters of `text`, saying how many more there are."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (+{len(text) - limit:,} characters: --json shows them all)"
+
+
+def shown(value: object, *, one_line: bool = False, limit: int = SHOWN_TEXT) -> str:
+    """A value from data as a terminal shows it: as text, clipped, made safe."""
+    return safe(clip("" if value is None else str(value), limit), one_line=one_line)
+
+
 # Guards about what the user types with the command, not about evidence on the case: `next`
 # shows them as "asks for ..." rather than as something missing.
 ASKED_WHEN_RUN = {"reason", "review_date", "close_reason"}
@@ -74,8 +123,14 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+# What json.dumps leaves raw with ensure_ascii=False, though a terminal acts on it; only ever
+# inside a JSON string, where \\uXXXX means the same character.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(jsonable(value), indent=2, ensure_ascii=False)
+    text = json.dumps(jsonable(value), indent=2, ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def is_overdue(case: Case, today: dt.date) -> bool:
@@ -144,7 +199,7 @@ def fmt_value(value: Any) -> str:
         return value.date().isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
-    return str(value)
+    return clip(str(value))
 
 
 def fmt_fields(fields: Mapping[str, Any]) -> str:

@@ -278,6 +278,13 @@ class Engine:
         self._check_effective(effective_at, now)
         if case.status is Status.CLOSED:
             raise CaseClosed(case.id, f"record {kind}")
+        if effective_at.date() < case.opened_at.date():
+            # Evidence about a case that did not exist yet would reorder its history.
+            raise InvalidInput(
+                f"case {case.id}: a {kind} record cannot take effect at "
+                f"{effective_at.isoformat()}, before the case was opened "
+                f"({case.opened_at.isoformat()})"
+            )
         fields = self.parse_record(kind, values, case.id)
         if supersedes is not None:
             old = next((r for r in snap.records if r.seq == supersedes), None)
@@ -338,6 +345,13 @@ class Engine:
                 raise InvalidInput(
                     f"case {previous.id} is still open ({previous.state}); only a closed case "
                     "can be reopened"
+                )
+            if previous.closed_at is not None and effective_at.date() < previous.closed_at.date():
+                # Two episodes of one participant must not overlap.
+                raise InvalidInput(
+                    f"case {previous.id}: a new episode cannot start at "
+                    f"{effective_at.isoformat()}, before the case was closed "
+                    f"({previous.closed_at.isoformat()})"
                 )
             state, kind = wf.reopen.dest, EventKind.REOPEN
         else:

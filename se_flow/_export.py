@@ -80,6 +80,7 @@ from attrs import field, frozen
 from ._access import acting
 from ._audit import FIELDS, GENESIS, Checkpoint, canonical, row_hash
 from ._engine import Change
+from ._limits import date_fault
 from ._model import EVENT_FIELDS, Case, EventDraft, Role, Staff, Status
 from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
@@ -373,6 +374,9 @@ def _moment(name: str, value: dt.date | dt.datetime | str | None, end: bool) -> 
             raise InvalidExportRequest(
                 f"{name} {value!r} is not a date (YYYY-MM-DD) or a time with a zone"
             ) from None
+    problem = date_fault(value)
+    if problem is not None:
+        raise InvalidExportRequest(f"{name} {problem}")
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise InvalidExportRequest(f"{name} {value.isoformat()} has no time zone")

@@ -103,6 +103,12 @@ class GuardDef:
             problems.append(
                 f"role {params.get('role')!r} is not a role ({', '.join(r.value for r in Role)})"
             )
+        for p, value in params.items():
+            # Counts the guard compares with: a text or a huge number would fail only when run.
+            if p.startswith("min_") and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000
+            ):
+                problems.append(f"{p} must be a whole number from 0 to 10,000, got {value!r}")
         if self.name == "close_reason" and not close_reasons:
             problems.append("no close_reasons are declared")
         return problems

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -11,7 +13,13 @@ from ._guards import GUARDS
 from ._workflow import Workflow, build
 from .errors import Fault, WorkflowInvalid
 
-__all__ = ["default_stages_dir", "load_workflow"]
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "default_stages_dir", "load_workflow"]
+
+# A stage file is a page or two of TOML; the default's largest is under 8 KiB.
+MAX_FILE_BYTES = 1024 * 1024
+# Arrays and tables nested deeper than this are no workflow, and deep enough ones overflow
+# the stack of tomllib or of the checks that walk them.
+MAX_DEPTH = 16
 
 
 def default_stages_dir() -> Path:
@@ -35,15 +43,33 @@ def load_workflow(path: str | Path | None = None) -> Workflow:
     faults: list[Fault] = []
     for file in files:
         try:
-            parts.append((file.name, tomllib.loads(file.read_text(encoding="utf-8"))))
+            data = _read(file)
+            # A byte-order mark, as some Windows editors write, is no reason to refuse a file.
+            parsed = tomllib.loads(data.decode("utf-8-sig"))
+        except _Unreadable as exc:
+            faults.append(Fault(exc.check, f"{file.name}: {exc}"))
+            continue
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             faults.append(Fault("files_readable", f"{file.name}: {exc}"))
+            continue
+        except RecursionError:
+            faults.append(Fault("stage_data_well_formed", f"{file.name}: nested too deeply"))
+            continue
+        if _depth(parsed) > MAX_DEPTH:
+            faults.append(
+                Fault(
+                    "stage_data_well_formed",
+                    f"{file.name}: arrays or tables nested more than {MAX_DEPTH} deep",
+                )
+            )
+            continue
+        parts.append((file.name, parsed))
     try:
         workflow = build(parts, catalog=GUARDS, source=source)
     except WorkflowInvalid as invalid:
         # Check what could be read too, so one run reports every fault, not just the first file.
         raise WorkflowInvalid(source, [*faults, *invalid.faults]) from None
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
         # Data of the wrong shape (a string where a table belongs, say) that the named checks
         # could not get past: still a fault report, never a traceback.
         shape = Fault("stage_data_well_formed", f"a value has the wrong type or shape: {exc!r}")
@@ -51,3 +77,44 @@ def load_workflow(path: str | Path | None = None) -> Workflow:
     if faults:
         raise WorkflowInvalid(source, faults)
     return workflow
+
+
+class _Unreadable(Exception):
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+def _read(file: Path) -> bytes:
+    """The bytes of a regular file of at most `MAX_FILE_BYTES`. A FIFO, device or socket
+    (or a link to one) named *.toml is never opened: reading it would block or never end."""
+    info = file.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise _Unreadable("files_regular", "not a regular file (a FIFO, device or link to one)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise _Unreadable("files_small", f"{info.st_size:,} bytes; the most is {MAX_FILE_BYTES:,}")
+    # O_NONBLOCK and fstat: should it be swapped for a FIFO since the stat, it cannot block us.
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _Unreadable("files_regular", "not a regular file")
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _Unreadable("files_small", f"more than {MAX_FILE_BYTES:,} bytes")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and tables nest in `value`, walked without recursion."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            todo.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, depth + 1) for v in item)
+    return deepest

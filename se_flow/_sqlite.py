@@ -235,6 +235,12 @@ def _translated(path: str) -> Iterator[None]:
         yield
     except SEFlowError:
         raise
+    except UnicodeEncodeError as exc:
+        # The API names the field for the texts a user writes; this catches any other (an id
+        # from invalid UTF-8 on a command line) before SQLite sees it.
+        raise InvalidInput(
+            f"a value given cannot be stored as UTF-8 (it holds a lone surrogate): {exc.reason}"
+        ) from exc
     except sqlite3.OperationalError as exc:
         text = str(exc)
         if "locked" in text or "busy" in text:

@@ -17,6 +17,7 @@ import attrs
 from attrs import frozen
 from transitions import Machine
 
+from ._limits import date_fault, text_fault
 from .errors import Fault, WorkflowInvalid
 
 __all__ = [
@@ -39,14 +40,34 @@ EFFECTS = ("move", "phase", "pause", "resume")
 # Each type turns what a caller gives (a Python value, or the text a coach typed) into the
 # typed value guards read, and back into JSON for the log. A ValueError's text is shown to the
 # user next to the field name, so it says what was expected.
+#
+# Text (str, text, choice, and each item of list and dated_steps) holds at most `MAX_TEXT`
+# (200,000) characters of valid UTF-8; dates run from `EARLIEST_DATE` (1900-01-01) to
+# `LATEST_DATE` (2999-12-31). Both live in `_limits`.
 
 
 def _to_str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {type(value).__name__}")
+    problem = text_fault(value)
+    if problem is not None:
+        raise ValueError(problem)
     if not value.strip():
         raise ValueError("must not be empty")
     return value.strip()
+
+
+def _shown(value: Any) -> str:
+    """`value` as an error message quotes it: clipped, as a bad value may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _in_range(day: dt.date) -> dt.date:
+    problem = date_fault(day)
+    if problem is not None:
+        raise ValueError(problem)
+    return day
 
 
 def _to_int(value: Any) -> int:
@@ -59,7 +80,7 @@ def _to_int(value: Any) -> int:
             return int(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"expected a whole number, got {value!r}")
+    raise ValueError(f"expected a whole number, got {_shown(value)}")
 
 
 def _to_decimal(value: Any) -> Decimal:
@@ -71,13 +92,13 @@ def _to_decimal(value: Any) -> Decimal:
         try:
             result = Decimal(str(value).strip())
         except InvalidOperation:
-            raise ValueError(f"expected a number such as 12.50, got {value!r}") from None
+            raise ValueError(f"expected a number such as 12.50, got {_shown(value)}") from None
     else:
         raise ValueError(f"expected a number, got {type(value).__name__}")
     if not result.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
+        raise ValueError(f"expected a finite number, got {_shown(value)}")
     if result < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
+        raise ValueError(f"must not be negative, got {_shown(value)}")
     return result
 
 
@@ -90,24 +111,29 @@ def _to_bool(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ValueError(f"expected yes or no (true/false), got {value!r}")
+    raise ValueError(f"expected yes or no (true/false), got {_shown(value)}")
 
 
 def _to_date(value: Any) -> dt.date:
     if isinstance(value, dt.datetime):
-        return value.date()
+        return _in_range(value.date())
     if isinstance(value, dt.date):
-        return value
+        return _in_range(value)
     if isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value.strip())
+            day = dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+        else:
+            return _in_range(day)
+    raise ValueError(f"expected a date as YYYY-MM-DD, got {_shown(value)}")
 
 
 def _to_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
+        problem = text_fault(value)
+        if problem is not None:
+            raise ValueError(problem)
         items = [part.strip() for part in value.split(";")]
     elif isinstance(value, list | tuple):
         items = [_to_str(v) for v in value]
@@ -124,13 +150,14 @@ def _to_dated_steps(value: Any) -> tuple[str, ...]:
     for step in steps:
         head = step.split(maxsplit=1)[0] if step.split() else ""
         try:
-            dt.date.fromisoformat(head)
+            day = dt.date.fromisoformat(head)
         except ValueError:
             raise ValueError(
-                f"each step starts with its date (YYYY-MM-DD what happens); {step!r} does not"
+                f"each step starts with its date (YYYY-MM-DD what happens); {_shown(step)} does not"
             ) from None
+        _in_range(day)
         if len(step.split(maxsplit=1)) < 2:
-            raise ValueError(f"step {step!r} has a date but says nothing about what happens")
+            raise ValueError(f"step {_shown(step)} has a date but says nothing about what happens")
     return steps
 
 
@@ -138,7 +165,7 @@ def _choice_parser(options: Sequence[str]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _to_str(value)
         if text not in options:
-            raise ValueError(f"expected one of {', '.join(options)}; got {text!r}")
+            raise ValueError(f"expected one of {', '.join(options)}; got {_shown(text)}")
         return text
 
     return parse
@@ -447,12 +474,20 @@ class _Faults:
         self.items.append(Fault(check, message))
 
 
-def _as_tuple(value: Any) -> tuple[str, ...]:
+def _as_tuple(value: Any, what: str, faults: _Faults) -> tuple[str, ...]:
+    """A name or a list of names; anything else is a fault (a number in close_reasons made
+    `next` raise TypeError long after the folder was accepted)."""
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if not isinstance(value, list | tuple):
+        faults.add("names_are_text", f"{what} must be a name or a list of names, got {value!r}")
+        return ()
+    bad = [v for v in value if not isinstance(v, str) or not v]
+    if bad:
+        faults.add("names_are_text", f"{what} holds {bad[0]!r}, not a name")
+    return tuple(v for v in value if isinstance(v, str) and v)
 
 
 def _parse_records(
@@ -477,7 +512,9 @@ def _parse_records(
                         f"(known: {', '.join(FIELD_TYPES)})",
                     )
                     continue
-                options = _as_tuple(fraw.get("options"))
+                options = _as_tuple(
+                    fraw.get("options"), f"{source}: {name}.{fname} options", faults
+                )
                 if ftype == "choice" and not options:
                     faults.add(
                         "field_types_known", f"{source}: choice field {name}.{fname} has no options"
@@ -558,14 +595,14 @@ def build(
                 title=str(stage.get("title", sid)),
                 order=int(stage.get("order", 0)) or len(states) + 1,
                 review_days=stage.get("review_days"),
-                phases=_as_tuple(stage.get("phases")),
+                phases=_as_tuple(stage.get("phases"), f"{src}: {sid} phases", faults),
                 phase_review_days=dict(stage.get("phase_review_days") or {}),
                 source_file=src,
             )
         for raw in part.get("transitions") or []:
             transitions.append(_parse_transition(src, raw, faults))
         if "close_reasons" in part:
-            close_reasons = _as_tuple(part["close_reasons"])
+            close_reasons = _as_tuple(part["close_reasons"], f"{src}: close_reasons", faults)
         if "reopen" in part:
             reopen_raw = part["reopen"]
         for raw in part.get("minimum_wage") or []:
@@ -689,7 +726,7 @@ def _parse_transition(src: str, raw: Mapping[str, Any], faults: _Faults) -> Tran
     effect = str(raw.get("effect", "phase" if raw.get("to_phase") else "move"))
     return TransitionSpec(
         trigger=trigger,
-        sources=_as_tuple(raw.get("source")),
+        sources=_as_tuple(raw.get("source"), f"{src}: {trigger} source", faults),
         dest=raw.get("dest"),
         title=str(raw.get("title", trigger)),
         effect=effect,
@@ -745,6 +782,12 @@ def _check_transitions(
                     f"{where}: {t.trigger} from {s} is also defined in {seen[key]}",
                 )
             seen[key] = t.source_file
+        if t.effect == "move" and not t.guards and t.dest in t.sources:
+            # Fired by anyone at any time, it moves nothing and only fills the log.
+            faults.add(
+                "no_idle_self_loops",
+                f"{where}: moves from {t.dest} back to {t.dest} with no guards: it does nothing",
+            )
         if t.effect in ("move", "phase"):
             if t.dest is None:
                 faults.add("states_exist", f"{where}: no dest state")
@@ -832,17 +875,22 @@ def _reach(roots: Iterable[str], edges: Mapping[str, set[str]]) -> set[str]:
     return seen
 
 
+# Ten years: a review cadence beyond it is a typo, and one of 99,999,999,999 days made every
+# move overflow in date arithmetic.
+MAX_REVIEW_DAYS = 3660
+
+
 def _check_reviews(states: Mapping[str, StageSpec], final: str, faults: _Faults) -> None:
     for s in states.values():
         if s.id == final:
             continue
         days = [s.review_days, *s.phase_review_days.values()]
         for d in days:
-            if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
+            if not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= MAX_REVIEW_DAYS:
                 faults.add(
                     "review_cadence_valid",
-                    f"{s.source_file}: {s.id} review_days must be a positive number of days, "
-                    f"got {d!r}",
+                    f"{s.source_file}: {s.id} review_days must be a whole number of days from "
+                    f"1 to {MAX_REVIEW_DAYS:,}, got {_shown(d)}",
                 )
         for ph in s.phase_review_days:
             if ph not in s.phases:

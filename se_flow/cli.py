@@ -25,6 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 import se_flow
+from se_flow._limits import check_date, check_days, check_limit
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,27 +53,37 @@ def _os_user() -> str | None:
 # --- errors: one place ------------------------------------------------------------------------
 
 
+def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True) -> None:
+    """Print text for a person: whatever came from data in it is made safe for a terminal
+    (`_cli_text.safe`), and kept to one line unless it is a block of lines by design."""
+    from ._cli_text import SHOWN_TEXT, clip, safe
+
+    typer.echo(
+        safe(clip(text, SHOWN_TEXT) if one_line else text, one_line=one_line), err=err, nl=nl
+    )
+
+
 def _say_error(exc: se_flow.SEFlowError) -> None:
     if isinstance(exc, se_flow.GuardsFailed):
         hint = " (soft guards only: a team leader may --override with a reason)"
-        typer.echo(
+        _say(
             f"error: case {exc.case_id}: {exc.trigger} refused, "
             f"{len(exc.failed)} guard(s) failed{hint if exc.soft_only else ''}",
             err=True,
         )
         for result in exc.failed:
             soft = " (soft)" if result.soft else ""
-            typer.echo(f"  ✗ {result.label}{soft}: {result.reason}", err=True)
+            _say(f"  ✗ {result.label}{soft}: {result.reason}", err=True)
     elif isinstance(exc, _ExportProblems):
-        typer.echo(f"error: {exc.message}", err=True)
+        _say(f"error: {exc.message}", err=True)
         for problem in exc.problems:
-            typer.echo(f"  ✗ {problem}", err=True)
+            _say(f"  ✗ {problem}", err=True)
     elif isinstance(exc, se_flow.WorkflowInvalid):
-        typer.echo(f"error: workflow {exc.source} has {len(exc.faults)} fault(s):", err=True)
+        _say(f"error: workflow {exc.source} has {len(exc.faults)} fault(s):", err=True)
         for fault in exc.faults:
-            typer.echo(f"  {fault}", err=True)
+            _say(f"  {fault}", err=True)
     else:
-        typer.echo(f"error: {exc.message}", err=True)
+        _say(f"error: {exc.message}", err=True)
 
 
 class _ExportProblems(se_flow.ExportMismatch):
@@ -112,12 +123,12 @@ class _Group(TyperGroup):
             if os.environ.get(DEBUG_ENV):
                 raise
             code = se_flow.StoreError.exit_code
-            typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+            _say(f"error: {type(exc).__name__}: {exc}", err=True)
             raise typer.Exit(code) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            typer.echo(
+            _say(
                 f"error: unexpected {type(exc).__name__}: {exc} "
                 f"(a bug in se-flow; set {DEBUG_ENV}=1 to see where)",
                 err=True,
@@ -291,9 +302,10 @@ def _date(value: str | None, option: str) -> dt.date | None:
         today = dt.datetime.now(dt.UTC).date()
         return today if text == "today" else today - dt.timedelta(days=1)
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
+    return check_date(day, option)
 
 
 def _day(value: str, option: str) -> dt.date:
@@ -321,6 +333,8 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
             f"{option} {value!r} is not a date or time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, "
             "today or yesterday"
         )
+    # Checked before the zone conversion, which overflows near year 1.
+    check_date(at, option)
     return at if at.tzinfo is not None else at.astimezone()
 
 
@@ -354,13 +368,13 @@ def _done(flow: se_flow.SEFlow, case: se_flow.Case) -> None:
     from ._cli_text import describe, stage_label
 
     event = flow.history(case.id)[-1]
-    typer.echo(f"{case.id}: {describe(flow.workflow, event)}")
+    _say(f"{case.id}: {describe(flow.workflow, event)}")
     if event.override is not None:
         passed_over = ", ".join(g.label for g in event.guards if not g.passed)
-        typer.echo(f"  override by {event.override.by} past {passed_over}: {event.override.reason}")
+        _say(f"  override by {event.override.by} past {passed_over}: {event.override.reason}")
     where = stage_label(flow.workflow, case)
     due = f"; next review due {case.review_due}" if case.review_due else ""
-    typer.echo(f"  now at {where}{due}")
+    _say(f"  now at {where}{due}")
 
 
 JsonOption = Annotated[
@@ -414,8 +428,8 @@ def init(
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
         raise
-    typer.echo(f"created {path}")
-    typer.echo(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
+    _say(f"created {path}")
+    _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
 
 
 @staff_app.command("add")
@@ -437,7 +451,7 @@ def staff_add(
     with _open(ctx) as flow:
         member = flow.add_staff(staff_id, name, role, active=not inactive)
     state = "" if member.active else ", inactive"
-    typer.echo(f"staff {member.id} ({member.name}): {member.role.value}{state}")
+    _say(f"staff {member.id} ({member.name}): {member.role.value}{state}")
 
 
 @staff_app.command("list")
@@ -497,11 +511,11 @@ def refer(
         case = flow.refer(
             details, source=source, referral=referral, coach=coach, effective_at=_when(on)
         )
-    typer.echo(
+    _say(
         f"referred {name}: case {case.id}, participant {case.participant_id}, "
         f"coach {case.coach or 'none yet'}"
     )
-    typer.echo(f"  next: se-flow next {case.id}")
+    _say(f"  next: se-flow next {case.id}")
 
 
 @app.command()
@@ -532,6 +546,7 @@ def cases(
     json: JsonOption = False,
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
+    check_limit(limit, "--limit")
     statuses = ("open", "all", *(s.value for s in se_flow.Status))
     if status not in statuses:
         _fail(f"unknown status {status!r}; statuses: {', '.join(statuses)}")
@@ -626,12 +641,12 @@ def record(
         made = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
         case = flow.case(case_id)
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
-    typer.echo(
+    _say(
         f"{case_id}: recorded {kind} as record {made.seq} "
         f"(effective {made.effective_at.date().isoformat()}{corrects})"
     )
     if case.review_due:
-        typer.echo(f"  next review due {case.review_due}")
+        _say(f"  next review due {case.review_due}")
 
 
 @app.command()
@@ -881,6 +896,7 @@ def due(
     json: JsonOption = False,
 ) -> None:
     """Reviews due and overdue across a caseload (yours by default)."""
+    check_days(within, "--within")
     s = _settings(ctx)
     with _open(ctx) as flow:
         if coach is None and not everyone and s.actor is not None:
@@ -1045,7 +1061,7 @@ def export(
         return
     from ._cli_text import export_summary
 
-    typer.echo(export_summary(manifest))
+    _say(export_summary(manifest), one_line=False)
 
 
 # --- the workflow -----------------------------------------------------------------------------
@@ -1081,7 +1097,7 @@ def workflow_validate(
 ) -> None:
     """Check a stage folder with every named check; list every fault (exit 3 if any)."""
     wf = _workflow(ctx, folder)
-    typer.echo(
+    _say(
         f"ok: {wf.source}: {len(wf.states)} states, {len(wf.triggers)} triggers, "
         f"{len(wf.records)} record kinds (hash {wf.hash[:12]})"
     )
@@ -1100,7 +1116,7 @@ def workflow_diagram(
     """The workflow as a Mermaid stateDiagram-v2, built from the loaded definition."""
     from ._cli_text import mermaid
 
-    typer.echo(mermaid(_workflow(ctx), exits=exits), nl=False)
+    _say(mermaid(_workflow(ctx), exits=exits), nl=False, one_line=False)
 
 
 # --- the audit trail --------------------------------------------------------------------------
@@ -1143,13 +1159,11 @@ def audit_verify(
     if not result.ok:
         raise se_flow.ChainBroken(result.bad_seq, result.problem or "unknown problem")
     if not json:
-        typer.echo(
-            f"audit chain ok: {result.events} events, head {result.head_seq} {result.head_hash}"
-        )
+        _say(f"audit chain ok: {result.events} events, head {result.head_seq} {result.head_hash}")
         if kept is not None:
             from ._cli_text import checkpoint_words
 
-            typer.echo(checkpoint_words(kept, result))
+            _say(checkpoint_words(kept, result), one_line=False)
 
 
 @audit_app.command("checkpoint")
@@ -1174,7 +1188,7 @@ def audit_checkpoint(
     text = json.dumps(kept.to_json()) + "\n"
     if out is None:
         typer.echo(text, nl=False)
-        typer.echo(
+        _say(
             f"keep this checkpoint (event {kept.seq}) where the database's users cannot change "
             "it; later: se-flow audit verify --checkpoint FILE",
             err=True,
@@ -1194,7 +1208,7 @@ def audit_checkpoint(
         _fail(f"cannot write checkpoint file {out}: {exc.strerror or exc}")
     from ._cli_text import checkpoint_kept
 
-    typer.echo(checkpoint_kept(kept, out))
+    _say(checkpoint_kept(kept, out), one_line=False)
 
 
 @audit_app.command("verify-export")
@@ -1228,7 +1242,7 @@ def audit_verify_export(
     if not json:
         from ._cli_text import export_check_words
 
-        typer.echo(export_check_words(result, against))
+        _say(export_check_words(result, against), one_line=False)
 
 
 # --- the demo ---------------------------------------------------------------------------------

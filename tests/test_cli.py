@@ -537,7 +537,10 @@ def test_history(run: CLI, case: str) -> None:
 # --- record ---------------------------------------------------------------------------------------
 
 
-def test_record_and_correct(run: CLI, case: str) -> None:
+def test_record_and_correct(run: CLI, db: Path) -> None:
+    # Referred two days ago: a record may be back-dated to yesterday, not before the referral.
+    case = refer(db, days=2)
+    walk(db, case, "customer_engagement")
     out = ok(run("record", case, "note", "text=called, no answer", "--on", "yesterday"))
     seq = int(re.search(r"as record (\d+)", out).group(1))  # type: ignore[union-attr]
     assert f"effective {TODAY - dt.timedelta(days=1)}" in out

@@ -92,7 +92,8 @@ def rec(seq: int, kind: str, **fields: Any) -> Record:
 
 
 def test_record(flow: SEFlow, steps: Steps) -> None:
-    case = steps.to("customer_engagement")
+    # Referred earlier, so evidence may be back-dated (never before the referral).
+    case = steps.to("customer_engagement", steps.refer(effective_at=dt.date(2026, 5, 1)))
     guard = "record:first_meeting"
     assert result(flow.check(case.id, "start_profiling"), guard) == (
         False,
@@ -122,7 +123,7 @@ def test_record_since_a_trigger_ignores_what_came_before_it() -> None:
 
 
 def test_field_equals(flow: SEFlow, steps: Steps) -> None:
-    case = steps.to("customer_engagement")
+    case = steps.to("customer_engagement", steps.refer(effective_at=dt.date(2026, 4, 1)))
     guard = "field_equals:informed_choice"
     assert result(flow.check(case.id, "start_profiling"), guard) == (
         False,

@@ -4,7 +4,9 @@ the name of the check it failed; a valid folder of a service's own works without
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -254,3 +256,71 @@ def test_a_service_may_pause_without_a_review_date(
         assert (paused.status, paused.review_due) == (Status.PAUSED, case.review_due)
         assert "review_date" not in flow.history(case.id)[-1].payload
         assert flow.resume(case.id).status is Status.ACTIVE
+
+
+# --- stage folders that once passed validation and then crashed or hung ---------------------
+
+
+def test_arrays_nested_thousands_deep_are_a_fault(stages: Path) -> None:
+    (stages / "06_deep.toml").write_text("x = " + "[" * 2000 + "]" * 2000 + "\n", encoding="utf-8")
+    (stages / "07_deepish.toml").write_text("x = " + "[" * 200 + "]" * 200 + "\n", encoding="utf-8")
+    faults = faults_of(stages)
+    assert has(faults, "stage_data_well_formed", "06_deep.toml", "nested too deeply")
+    assert has(faults, "stage_data_well_formed", "07_deepish.toml", "more than 16 deep")
+
+
+def faults_without_hanging(folder: Path) -> tuple[Fault, ...]:
+    """`faults_of`, run where a loader that blocks (on a FIFO) or reads forever (/dev/zero)
+    fails the test instead of hanging the run."""
+    found: list[tuple[Fault, ...]] = []
+    worker = threading.Thread(target=lambda: found.append(faults_of(folder)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "loading the folder hung"
+    return found[0]
+
+
+def test_a_fifo_named_toml_is_never_opened(stages: Path) -> None:
+    os.mkfifo(stages / "06_pipe.toml")
+    faults = faults_without_hanging(stages)
+    assert has(faults, "files_regular", "06_pipe.toml", "not a regular file")
+
+
+def test_a_link_to_a_device_and_an_oversized_file_are_faults(stages: Path) -> None:
+    (stages / "06_zero.toml").symlink_to("/dev/zero")
+    (stages / "07_big.toml").write_text("# padding\n" * 200_000, encoding="utf-8")
+    faults = faults_without_hanging(stages)
+    assert has(faults, "files_regular", "06_zero.toml")
+    assert has(faults, "files_small", "07_big.toml", "1,048,576")
+
+
+@pytest.mark.parametrize("days", ["99999999999", "3661", "0"])
+def test_review_days_are_bounded(stages: Path, days: str) -> None:
+    edit(stages, "02_vocational_profiling.toml", "review_days = 14", f"review_days = {days}")
+    assert has(faults_of(stages), "review_cadence_valid", "vocational_profiling", "3,660")
+
+
+def test_close_reasons_must_be_names(stages: Path) -> None:
+    edit(
+        stages, "exits.toml", 'close_reasons = ["ineligible",', 'close_reasons = [42, "ineligible",'
+    )
+    assert has(faults_of(stages), "names_are_text", "close_reasons", "42")
+
+
+def test_guard_counts_must_be_whole_numbers(stages: Path) -> None:
+    edit(stages, "exits.toml", "min_attempts = 3", 'min_attempts = "three"')
+    assert has(faults_of(stages), "guard_params_valid", "min_attempts", "'three'")
+
+
+def test_a_byte_order_mark_is_accepted(stages: Path) -> None:
+    path = stages / "exits.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert se_flow.load_workflow(stages).hash == se_flow.load_workflow().hash
+
+
+def test_a_guardless_self_loop_is_a_fault(stages: Path) -> None:
+    (stages / "06_loop.toml").write_text(
+        '[[transitions]]\ntrigger = "spin"\nsource = "job_matching"\ndest = "job_matching"\n',
+        encoding="utf-8",
+    )
+    assert has(faults_of(stages), "no_idle_self_loops", "06_loop.toml: spin", "job_matching")

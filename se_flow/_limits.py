@@ -1,0 +1,108 @@
+"""The bounds on what a user may give se-flow: how long a text, how early or late a date, how
+many days or rows. One place, so the library, the CLI and the docs agree; no I/O here.
+
+Text is bounded because every view and export of a case reads it whole (a 50 MB note made
+`show` never finish); dates are bounded because nothing in supported employment happened
+before 1900, and date arithmetic near year 1 or 9999 overflows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from .errors import InvalidInput
+
+__all__ = [
+    "EARLIEST_DATE",
+    "LATEST_DATE",
+    "MAX_DAYS",
+    "MAX_LIMIT",
+    "MAX_TEXT",
+    "check_date",
+    "check_days",
+    "check_limit",
+    "check_text",
+    "date_fault",
+    "text_fault",
+]
+
+D = TypeVar("D", bound=dt.date)
+
+# Room for a long case note or an imported history (131,072 characters is known real use),
+# small enough that a case still renders and exports quickly.
+MAX_TEXT = 200_000
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
+# A count of days (`due(within_days=...)`) that keeps every date it reaches inside the range.
+MAX_DAYS = (LATEST_DATE - EARLIEST_DATE).days
+# SQLite's largest integer: a row limit above it cannot even be passed to the database.
+MAX_LIMIT = 2**63 - 1
+
+
+def text_fault(value: str) -> str | None:
+    """What is wrong with a text a user gave (None: nothing). Never quotes the text itself: it
+    may be huge, or not printable."""
+    if len(value) > MAX_TEXT:
+        return f"is {len(value):,} characters long; the most se-flow keeps is {MAX_TEXT:,}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate: what invalid UTF-8 on a command line, or a broken string from an
+        # embedding app, arrives as. SQLite and every export need real UTF-8.
+        return f"is not valid text: it cannot be stored as UTF-8 (at character {exc.start + 1})"
+    return None
+
+
+def check_text(value: Any, what: str) -> Any:
+    """`value` if it is acceptable text (or None); else `InvalidInput` naming `what`."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text, got {type(value).__name__}")
+    problem = text_fault(value)
+    if problem is not None:
+        raise InvalidInput(f"{what} {problem}")
+    return value
+
+
+def date_fault(day: dt.date) -> str | None:
+    """What is wrong with a date a user gave (None: nothing)."""
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if day < EARLIEST_DATE:
+        return f"{day.isoformat()} is before {EARLIEST_DATE}, the earliest date se-flow takes"
+    if day > LATEST_DATE:
+        return f"{day.isoformat()} is after {LATEST_DATE}, the latest date se-flow takes"
+    return None
+
+
+def check_date(value: D, what: str) -> D:
+    """`value` if its date is inside the accepted range; else `InvalidInput` naming `what`."""
+    problem = date_fault(value)
+    if problem is not None:
+        raise InvalidInput(f"{what} {problem}")
+    return value
+
+
+def check_days(value: int, what: str) -> int:
+    """A count of days, added to a date, that stays inside the accepted dates."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} must be a whole number of days, got {value!r}")
+    if not -MAX_DAYS <= value <= MAX_DAYS:
+        raise InvalidInput(
+            f"{what} {value} is too many days: at most {MAX_DAYS:,} either way "
+            f"(dates run from {EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})"
+        )
+    return value
+
+
+def check_limit(value: int | None, what: str) -> int | None:
+    """A row limit: a whole number from 1 to SQLite's largest integer (or None: no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} must be a whole number, got {value!r}")
+    if not 1 <= value <= MAX_LIMIT:
+        raise InvalidInput(f"{what} {value} is out of range: from 1 to {MAX_LIMIT:,}")
+    return value
