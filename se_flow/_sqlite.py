@@ -184,6 +184,22 @@ def _case_params(case: Case) -> tuple[Any, ...]:
     )
 
 
+# Errors after which SQLite may have rolled back the whole transaction, not just the statement
+# (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
+_TRANSACTION_ENDERS = frozenset(
+    {"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_NOMEM", "SQLITE_INTERRUPT", "SQLITE_CORRUPT"}
+)
+
+
+def _primary(exc: sqlite3.Error) -> str:
+    """The primary result code's name (SQLITE_IOERR for SQLITE_IOERR_WRITE), or ''."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    for primary in _TRANSACTION_ENDERS:
+        if name == primary or name.startswith(primary + "_"):
+            return primary
+    return name
+
+
 @contextlib.contextmanager
 def _translated(path: str) -> Iterator[None]:
     """sqlite3's errors in the words of the store, naming the database."""
@@ -191,19 +207,35 @@ def _translated(path: str) -> Iterator[None]:
         yield
     except SEFlowError:
         raise
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise StoreBusy(
-                f"database {path} is busy: another writer held it past the timeout; try again"
-            ) from exc
-        if "readonly" in text or "unable to open" in text or "disk I/O" in text:
-            raise StoreUnavailable(f"cannot write database {path}: {text}") from exc
-        raise StoreError(f"database {path}: {text}") from exc
     except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(
+        raise _translate(path, exc) from exc
+
+
+def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(
             f"{path} is not a usable se-flow database ({exc}); is it the right file?"
-        ) from exc
+        )
+    text = str(exc)
+    primary = _primary(exc)
+    if primary == "SQLITE_FULL":
+        return StoreError(
+            f"cannot write database {path}: the disk is full ({text}); "
+            "nothing of the refused change was written"
+        )
+    if primary == "SQLITE_IOERR":
+        # A file over its size limit (EFBIG) arrives as an I/O error, not as SQLITE_FULL.
+        return StoreUnavailable(
+            f"cannot use database {path}: the disk failed ({text}): is it full, or the "
+            "file over a size limit? nothing of the refused change was written"
+        )
+    if "locked" in text or "busy" in text:
+        return StoreBusy(
+            f"database {path} is busy: another writer held it past the timeout; try again"
+        )
+    if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+        return StoreUnavailable(f"cannot write database {path}: {text}")
+    return StoreError(f"database {path}: {text}")
 
 
 class _SQLiteTx(Tx):
@@ -279,6 +311,7 @@ class SQLiteStore(Store):
         self.path = str(path)
         self.workflow = workflow
         self._batch_depth = 0
+        self._batch_failed: str | None = None
         memory = self.path == ":memory:"
         if not memory and not create and not Path(self.path).exists():
             raise StoreUnavailable(f"no database at {self.path}; run `se-flow init` first")
@@ -351,28 +384,69 @@ class SQLiteStore(Store):
         conn = self.conn
         with _translated(self.path):
             if self._batch_depth:
-                # Inside a batch each command is its own savepoint: a refused command undoes
-                # only itself, and the batch commits (one fsync) at the end.
-                conn.execute("SAVEPOINT se_flow_command")
-                try:
-                    change = decide(_SQLiteTx(self))
-                    event = self._apply(change)
-                except BaseException:
-                    conn.execute("ROLLBACK TO se_flow_command")
-                    conn.execute("RELEASE se_flow_command")
-                    raise
-                conn.execute("RELEASE se_flow_command")
-                return change.case, event
+                return self._batch_write(decide)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 change = decide(_SQLiteTx(self))
                 event = self._apply(change)
                 conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._rollback()
                 raise
         return change.case, event
+
+    def _rollback(self) -> None:
+        # After an error SQLite may already have rolled back (then ROLLBACK fails, harmlessly);
+        # a failing ROLLBACK must not hide the error that caused it.
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+    def _batch_write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        conn = self.conn
+        self._check_batch()
+        # Inside a batch each command is its own savepoint: a refused command undoes only
+        # itself, and the batch commits (one fsync) at the end.
+        conn.execute("SAVEPOINT se_flow_command")
+        try:
+            change = decide(_SQLiteTx(self))
+            event = self._apply(change)
+        except BaseException as exc:
+            if isinstance(exc, sqlite3.Error) and (
+                not conn.in_transaction or _primary(exc) in _TRANSACTION_ENDERS
+            ):
+                # The batch's transaction is gone, or cannot be trusted to commit: a
+                # savepoint now would start a new transaction outside the batch and commit
+                # its commands one by one.
+                self._abandon(exc)
+                raise
+            try:
+                conn.execute("ROLLBACK TO se_flow_command")
+                conn.execute("RELEASE se_flow_command")
+            except sqlite3.Error as undo:
+                self._abandon(undo)
+                raise exc from None
+            raise
+        conn.execute("RELEASE se_flow_command")
+        return change.case, event
+
+    def _abandon(self, cause: sqlite3.Error) -> None:
+        self._batch_failed = (
+            _translate(self.path, cause).message
+            if isinstance(cause, sqlite3.DatabaseError)
+            else str(cause)
+        )
+        self._rollback()
+
+    def _check_batch(self) -> None:
+        """Refuse every command of a batch whose transaction was lost, naming why."""
+        if self._batch_failed is None and not self.conn.in_transaction:
+            self._batch_failed = "its transaction ended unexpectedly"
+        if self._batch_failed is not None:
+            raise StoreError(
+                f"database {self.path}: the batch was abandoned after an earlier command "
+                f"failed ({self._batch_failed}); nothing of the batch was written"
+            )
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -387,16 +461,18 @@ class SQLiteStore(Store):
         with _translated(self.path):
             conn.execute("BEGIN IMMEDIATE")
         self._batch_depth = 1
+        self._batch_failed = None
         try:
             yield
+            with _translated(self.path):
+                self._check_batch()
+                conn.execute("COMMIT")
         except BaseException:
-            self._batch_depth = 0
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self._batch_depth = 0
-        with _translated(self.path):
-            conn.execute("COMMIT")
+        finally:
+            self._batch_depth = 0
+            self._batch_failed = None
 
     def _apply(self, change: Change) -> Event:
         conn = self.conn
