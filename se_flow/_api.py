@@ -57,15 +57,26 @@ def open(
     synchronous: str = "FULL",
     busy_timeout: float = 10.0,
     create: bool = True,
+    read_only: bool = False,
 ) -> SEFlow:
     """Open (creating if need be) an se-flow database.
 
     `stages` is a stage folder to use instead of the default workflow (or pass a loaded
     `workflow`). `actor` is the staff id used when a call names none. `clock` returns the
     current time as an aware datetime (inject one in tests). `create=False` refuses to make a
-    new database file. Raises `WorkflowInvalid`, `StoreUnavailable`."""
+    new database; even with `create` only a missing or empty file becomes one, never a file
+    holding anything else. `read_only` opens for reading only and changes nothing about the
+    file (as does a file or folder this process cannot write): writes then raise
+    `StoreUnavailable`. Raises `WorkflowInvalid`, `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
-    store = SQLiteStore(path, wf, synchronous=synchronous, busy_timeout=busy_timeout, create=create)
+    store = SQLiteStore(
+        path,
+        wf,
+        synchronous=synchronous,
+        busy_timeout=busy_timeout,
+        create=create,
+        read_only=read_only,
+    )
     return SEFlow(store, wf, actor=actor, clock=clock)
 
 
@@ -121,6 +132,12 @@ class SEFlow:
     def disconnect(self) -> None:
         """Close the database connection (`close` closes a case)."""
         self.store.close()
+
+    @property
+    def exposure(self) -> str | None:
+        """Why other local users can read this database's personal data (its file mode), or
+        None: a warning for the owner, not an error."""
+        return self.store.exposure()
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Run many commands as one transaction, for bulk loads (history from another system):

@@ -115,6 +115,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def exposure(self) -> str | None:
+        """Why others than its owner can read the store's personal data, or None."""
+        return None
+
     # --- exports (issue 4) ---------------------------------------------------------------
 
     @abc.abstractmethod

@@ -239,9 +239,17 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def _open(ctx: typer.Context, *, create: bool = False) -> Iterator[se_flow.SEFlow]:
+def _open(
+    ctx: typer.Context, *, write: bool = False, create: bool = False
+) -> Iterator[se_flow.SEFlow]:
+    """Commands that only read open the database read-only: reading never changes the file,
+    and a read-only copy (an auditor's) can be read and verified."""
     s = _settings(ctx)
-    with se_flow.open(s.db_path, stages=s.stages, actor=s.actor, create=create) as flow:
+    with se_flow.open(
+        s.db_path, stages=s.stages, actor=s.actor, create=create, read_only=not write
+    ) as flow:
+        if flow.exposure:
+            typer.echo(f"warning: {flow.exposure}", err=True)
         yield flow
 
 
@@ -399,10 +407,11 @@ def init(
     s = _settings(ctx)
     path = s.db_path
     if s.db is None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # The per-user folder holds personal data: private to its owner.
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     existed = path == ":memory:" or Path(path).exists()
     try:
-        with _open(ctx, create=True) as flow:
+        with _open(ctx, write=True, create=True) as flow:
             staff = flow.staff()
             if staff:
                 _fail(
@@ -438,7 +447,7 @@ def staff_add(
     ] = False,
 ) -> None:
     """Add a staff member (or change one): needs a team leader or admin."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         member = flow.add_staff(staff_id, name, role, active=not inactive)
     state = "" if member.active else ", inactive"
     typer.echo(f"staff {member.id} ({member.name}): {member.role.value}{state}")
@@ -497,7 +506,7 @@ def refer(
     """Refer a new participant: opens their case at Referred."""
     details = se_flow.PersonalDetails(name=name, contact=contact, date_of_birth=_date(dob, "--dob"))
     referral = {"notes": note} if note else None
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.refer(
             details, source=source, referral=referral, coach=coach, effective_at=_when(on)
         )
@@ -626,7 +635,7 @@ def record(
 ) -> None:
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         made = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
         case = flow.case(case_id)
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
@@ -729,7 +738,7 @@ def advance(
     on: OnOption = None,
 ) -> None:
     """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.advance(
             case_id, trigger, reason=reason, override=override, effective_at=_when(on)
         )
@@ -750,7 +759,7 @@ def pause(
     on: OnOption = None,
 ) -> None:
     """Pause support (no stage moves while paused) until a review date."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.pause(
             case_id, reason=reason, review_date=_day(review, "--review"), effective_at=_when(on)
         )
@@ -762,7 +771,7 @@ def resume(
     ctx: typer.Context, case_id: CaseArg, reason: ReasonOption = None, on: OnOption = None
 ) -> None:
     """Resume a paused case."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.resume(case_id, reason=reason, effective_at=_when(on))
         _done(flow, case)
 
@@ -780,7 +789,7 @@ def withdraw(
     on: OnOption = None,
 ) -> None:
     """The participant withdraws: needs only a reason, never an approval."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
         _done(flow, case)
 
@@ -806,7 +815,7 @@ def close(
     on: OnOption = None,
 ) -> None:
     """Close a case for another reason (withdrawals and completions have their own commands)."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.close(case_id, reason, note=note, effective_at=_when(on))
         _done(flow, case)
 
@@ -831,7 +840,7 @@ def reopen(
 ) -> None:
     """Start a new episode (a new case) for the participant of a closed case."""
     referral = {"notes": note} if note else None
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.reopen(
             case_id, source=source, referral=referral, coach=coach, effective_at=_when(on)
         )
@@ -846,7 +855,7 @@ def assign(
     reason: ReasonOption = None,
 ) -> None:
     """Give a case to another coach."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.assign(case_id, coach, reason=reason)
         _done(flow, case)
 
@@ -1020,7 +1029,7 @@ def export(
     from ._export import TABLES
 
     start, end = _moment(since, "--since"), _moment(until, "--until")
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
 
         def run(progress: Callable[[str, int], object] | None) -> "se_flow.Manifest":
             return flow.export(
