@@ -90,6 +90,15 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
 
 
+def _mismatch_words(logged: str | None, loaded: str) -> str | None:
+    if logged is None or logged == loaded:
+        return None
+    return (
+        f"the workflow loaded ({loaded[:12]}) is not the one the log was last written under "
+        f"({logged[:12]}): records are shown as stored where their field types differ"
+    )
+
+
 def _caseworker(tx: Tx, staff_id: str) -> Staff:
     """The staff member a case is assigned to: an active coach or team leader."""
     staff = tx.staff(staff_id)
@@ -115,6 +124,9 @@ class SEFlow:
         self.engine = Engine(workflow)
         self.default_actor = actor
         self._clock = clock or _system_clock
+        # One seek at open: reads under another workflow than the log's still work (records
+        # read back untyped where their types differ), but say so.
+        self._logged_workflow = store.head_workflow_hash()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -132,6 +144,12 @@ class SEFlow:
     def disconnect(self) -> None:
         """Close the database connection (`close` closes a case)."""
         self.store.close()
+
+    @property
+    def workflow_mismatch(self) -> str | None:
+        """Set when the loaded workflow is not the one the log was last written under (as
+        found at open): writes raise `WorkflowMismatch` until an admin `adopt_workflow`s it."""
+        return _mismatch_words(self._logged_workflow, self.workflow.hash)
 
     @property
     def exposure(self) -> str | None:
@@ -586,6 +604,39 @@ class SEFlow:
 
         self.store.write(decide)
 
+    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> None:
+        """Move the database on to the loaded workflow, admin only: an audit event records
+        from which workflow to which and why; later writes are under the new one. Records
+        already written keep their values; where the new workflow types a field otherwise
+        they read back as stored."""
+        who = self._actor_id(actor)
+        if not reason or not reason.strip():
+            raise InvalidInput("adopting a workflow needs a reason")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = tx.staff(who)
+            if by.role is not Role.ADMIN:
+                raise PermissionDenied(f"only an admin may adopt a workflow; {who} is not", who)
+            logged = self.store.head_workflow_hash()
+            if logged is None or logged == self.workflow.hash:
+                raise InvalidInput("the database is already under this workflow")
+            event = EventDraft(
+                case_id=None,
+                kind="workflow",
+                actor=who,
+                role=by.role.value,
+                effective_at=now,
+                recorded_at=now,
+                workflow_hash=self.workflow.hash,
+                reason=reason.strip(),
+                payload={"from": logged, "to": self.workflow.hash},
+            )
+            return Change(case=None, expected_version=None, event=event)
+
+        self.store.write(decide)
+        self._logged_workflow = self.workflow.hash
+
     # --- reads ---------------------------------------------------------------------------
 
     def case(self, case_id: str) -> Case:
@@ -679,6 +730,9 @@ class SEFlow:
             result = verify_with_checkpoint(self.store, checkpoint)
         else:
             result = verify_chain(self.store.event_rows())
+        words = _mismatch_words(self.store.head_workflow_hash(), self.workflow.hash)
+        if words is not None:
+            result = attrs.evolve(result, workflow_mismatch=words)
         if not result.ok:
             return result
         problem = self._case_table_problem()

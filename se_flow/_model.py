@@ -236,6 +236,9 @@ class Verification:
     head_hash: str
     bad_seq: int | None = None
     problem: str | None = None
+    workflow_mismatch: str | None = None
+    """Set when the workflow verified with is not the one the log was last written under: the
+    chain may be whole, but stages and records are read under other definitions."""
 
     def __bool__(self) -> bool:
         return self.ok

@@ -33,6 +33,7 @@ from .errors import (
     StoreBusy,
     StoreError,
     StoreUnavailable,
+    WorkflowMismatch,
 )
 
 __all__ = ["SQLiteStore"]
@@ -638,8 +639,14 @@ class SQLiteStore(Store):
 
     def _apply(self, change: Change) -> Event:
         conn = self.conn
-        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
         seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        # Checked here, inside the write transaction, so no writer under another workflow can
+        # slip in between the check and the write.
+        if row and row[2] != change.event.workflow_hash and change.event.kind != "workflow":
+            raise WorkflowMismatch(logged=row[2], loaded=change.event.workflow_hash)
         event_row = event_to_row(change.event, seq, prev)
 
         if change.staff is not None:
@@ -854,6 +861,13 @@ class SQLiteStore(Store):
                 "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
+
+    def head_workflow_hash(self) -> str | None:
+        with _translated(self.path):
+            row = self.conn.execute(
+                "SELECT workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def list_staff(self) -> list[Staff]:
         with _translated(self.path):

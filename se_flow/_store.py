@@ -103,6 +103,12 @@ class Store(abc.ABC):
         """The last event's seq and hash ((0, GENESIS) when empty)."""
 
     @abc.abstractmethod
+    def head_workflow_hash(self) -> str | None:
+        """The workflow hash the last event was written under (None when the log is empty).
+        `write` refuses, with `WorkflowMismatch`, an event under another workflow unless it is
+        a `workflow` event (the log moving to a new workflow on purpose)."""
+
+    @abc.abstractmethod
     def list_staff(self) -> list[Staff]: ...
 
     @abc.abstractmethod

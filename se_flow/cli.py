@@ -250,6 +250,9 @@ def _open(
     ) as flow:
         if flow.exposure:
             typer.echo(f"warning: {flow.exposure}", err=True)
+        if flow.workflow_mismatch and not write:
+            # A write under it is refused in its own words.
+            typer.echo(f"warning: {flow.workflow_mismatch}", err=True)
         yield flow
 
 
@@ -1101,6 +1104,20 @@ def workflow_validate(
     )
 
 
+@workflow_app.command("adopt")
+def workflow_adopt(
+    ctx: typer.Context,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the database moves on.", show_default=False)
+    ],
+) -> None:
+    """Move the database on to this workflow (--stages), admin only; it is an audit event."""
+    with _open(ctx, write=True) as flow:
+        flow.adopt_workflow(reason=reason)
+        digest = flow.workflow.hash
+    typer.echo(f"the database is now under workflow {digest[:12]}")
+
+
 @workflow_app.command("diagram")
 def workflow_diagram(
     ctx: typer.Context,
@@ -1160,6 +1177,8 @@ def audit_verify(
         typer.echo(
             f"audit chain ok: {result.events} events, head {result.head_seq} {result.head_hash}"
         )
+        if result.workflow_mismatch:
+            typer.echo(f"but {result.workflow_mismatch}")
         if kept is not None:
             from ._cli_text import checkpoint_words
 
