@@ -362,18 +362,17 @@ class SQLiteStore(Store):
                 f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
             )
         memory = self.path == ":memory:"
-        fresh = memory
-        uri = self.path
+        fresh, target, is_uri = memory, self.path, False
         if not memory:
-            fresh, uri = self._prepare(Path(self.path).expanduser(), create)
+            fresh, target, is_uri = self._prepare(Path(self.path).expanduser(), create)
         with _translated(self.path):
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
             self.conn = sqlite3.connect(
-                uri,
+                target,
                 isolation_level=None,
                 timeout=busy_timeout,
                 check_same_thread=False,
-                uri=uri != self.path,
+                uri=is_uri,
             )
             try:
                 self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -389,10 +388,10 @@ class SQLiteStore(Store):
 
     # --- set-up --------------------------------------------------------------------------
 
-    def _prepare(self, path: Path, create: bool) -> tuple[bool, str]:
+    def _prepare(self, path: Path, create: bool) -> tuple[bool, str, bool]:
         """Look at the file before SQLite touches it: is it new, empty, SQLite at all, and may
         it be written here? Returns whether it is to become a new database, and what to
-        connect to."""
+        connect to (a file name, or a URI)."""
         parent = path.resolve().parent
         if not parent.is_dir():
             raise StoreUnavailable(
@@ -437,7 +436,7 @@ class SQLiteStore(Store):
             self.read_only = True
             self._read_only_why = "the file or its folder is not writable"
         if not self.read_only:
-            return fresh, self.path
+            return fresh, str(path), False
         query = "mode=ro"
         if not folder_writable:
             # Where no -wal/-shm can be made, SQLite can read a WAL database only as
@@ -454,7 +453,7 @@ class SQLiteStore(Store):
                 )
             if not shm.exists():
                 query += "&immutable=1"
-        return fresh, f"{path.resolve().as_uri()}?{query}"
+        return fresh, f"{path.resolve().as_uri()}?{query}", True
 
     def _identify(self, fresh: bool) -> set[str]:
         """The se-flow migrations applied to the file; refuses a file that is not se-flow's.

@@ -251,3 +251,16 @@ def test_a_read_only_copy_is_detected_without_asking(read_only_copy: tuple[Path,
         assert flow.verify().ok
         with pytest.raises(se_flow.StoreUnavailable, match="not writable"):
             flow.refer("Billie", source="GP")
+
+
+def test_a_path_under_home_is_the_file_that_is_made_and_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with se_flow.open("~/home.db", actor="ada") as flow:
+        flow.add_staff("ada", "Ada", "admin")
+    assert _mode(tmp_path / "home.db") == 0o600
+    assert not (tmp_path / "~").exists()
+    with se_flow.open("~/home.db", read_only=True) as flow:
+        assert [s.id for s in flow.staff()] == ["ada"]
