@@ -54,6 +54,7 @@ from .errors import (
     UnknownRecordKind,
     UnknownTrigger,
     WorkflowInvalid,
+    WorkflowMismatch,
 )
 
 __version__ = "0.1.0"
@@ -117,6 +118,7 @@ __all__ = [
     "Verification",
     "Workflow",
     "WorkflowInvalid",
+    "WorkflowMismatch",
     "__version__",
     "default_stages_dir",
     "load_workflow",

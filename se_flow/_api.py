@@ -10,6 +10,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 if TYPE_CHECKING:
     # Exports are imported on first use: most commands never need them.
     from ._export import ExportVerification, Manifest, Progress
@@ -31,6 +33,7 @@ from ._model import (
     Check,
     Event,
     EventDraft,
+    EventKind,
     Participant,
     PersonalDetails,
     Record,
@@ -63,15 +66,26 @@ def open(
     synchronous: str = "FULL",
     busy_timeout: float = 10.0,
     create: bool = True,
+    read_only: bool = False,
 ) -> SEFlow:
     """Open (creating if need be) an se-flow database.
 
     `stages` is a stage folder to use instead of the default workflow (or pass a loaded
     `workflow`). `actor` is the staff id used when a call names none. `clock` returns the
     current time as an aware datetime (inject one in tests). `create=False` refuses to make a
-    new database file. Raises `WorkflowInvalid`, `StoreUnavailable`."""
+    new database; even with `create` only a missing or empty file becomes one, never a file
+    holding anything else. `read_only` opens for reading only and changes nothing about the
+    file (as does a file or folder this process cannot write): writes then raise
+    `StoreUnavailable`. Raises `WorkflowInvalid`, `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
-    store = SQLiteStore(path, wf, synchronous=synchronous, busy_timeout=busy_timeout, create=create)
+    store = SQLiteStore(
+        path,
+        wf,
+        synchronous=synchronous,
+        busy_timeout=busy_timeout,
+        create=create,
+        read_only=read_only,
+    )
     return SEFlow(store, wf, actor=actor, clock=clock)
 
 
@@ -85,6 +99,15 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
             raise InvalidInput(f"effective_at {value.isoformat()} has no time zone")
         return value.astimezone(dt.UTC)
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
+
+
+def _mismatch_words(logged: str | None, loaded: str) -> str | None:
+    if logged is None or logged == loaded:
+        return None
+    return (
+        f"the workflow loaded ({loaded[:12]}) is not the one the log was last written under "
+        f"({logged[:12]}): records are shown as stored where their field types differ"
+    )
 
 
 def _caseworker(tx: Tx, staff_id: str) -> Staff:
@@ -112,6 +135,9 @@ class SEFlow:
         self.engine = Engine(workflow)
         self.default_actor = actor
         self._clock = clock or _system_clock
+        # One seek at open: reads under another workflow than the log's still work (records
+        # read back untyped where their types differ), but say so.
+        self._logged_workflow = store.head_workflow_hash()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -129,6 +155,18 @@ class SEFlow:
     def disconnect(self) -> None:
         """Close the database connection (`close` closes a case)."""
         self.store.close()
+
+    @property
+    def workflow_mismatch(self) -> str | None:
+        """Set when the loaded workflow is not the one the log was last written under (as
+        found at open): writes raise `WorkflowMismatch` until an admin `adopt_workflow`s it."""
+        return _mismatch_words(self._logged_workflow, self.workflow.hash)
+
+    @property
+    def exposure(self) -> str | None:
+        """Why other local users can read this database's personal data (its file mode), or
+        None: a warning for the owner, not an error."""
+        return self.store.exposure()
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Run many commands as one transaction, for bulk loads (history from another system):
@@ -607,6 +645,39 @@ class SEFlow:
 
         self.store.write(decide)
 
+    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> None:
+        """Move the database on to the loaded workflow, admin only: an audit event records
+        from which workflow to which and why; later writes are under the new one. Records
+        already written keep their values; where the new workflow types a field otherwise
+        they read back as stored."""
+        who = self._actor_id(actor)
+        if not reason or not reason.strip():
+            raise InvalidInput("adopting a workflow needs a reason")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = tx.staff(who)
+            if by.role is not Role.ADMIN:
+                raise PermissionDenied(f"only an admin may adopt a workflow; {who} is not", who)
+            logged = self.store.head_workflow_hash()
+            if logged is None or logged == self.workflow.hash:
+                raise InvalidInput("the database is already under this workflow")
+            event = EventDraft(
+                case_id=None,
+                kind=EventKind.WORKFLOW,
+                actor=who,
+                role=by.role.value,
+                effective_at=now,
+                recorded_at=now,
+                workflow_hash=self.workflow.hash,
+                reason=reason.strip(),
+                payload={"from": logged, "to": self.workflow.hash},
+            )
+            return Change(case=None, expected_version=None, event=event)
+
+        self.store.write(decide)
+        self._logged_workflow = self.workflow.hash
+
     # --- reads ---------------------------------------------------------------------------
 
     # Every read names its actor (or uses the default one), who must be active staff: the
@@ -712,9 +783,14 @@ class SEFlow:
         """Walk the whole audit chain and check every table reads trust (cases, records,
         staff) against its replay from the log: ok, or the first thing that does not fit and
         why. Given a `checkpoint` (from `checkpoint()`), also prove the log was only appended
-        to since: its event is still there, unchanged, and it came from this very database."""
+        to since: its event is still there, unchanged, and it came from this very database.
+        A loaded workflow other than the log's is said in `workflow_mismatch`."""
         self._reader(actor)
-        return verify_log(self.store, self.workflow, checkpoint)
+        result = verify_log(self.store, self.workflow, checkpoint)
+        words = _mismatch_words(self.store.head_workflow_hash(), self.workflow.hash)
+        if words is not None:
+            result = attrs.evolve(result, workflow_mismatch=words)
+        return result
 
     # --- exports and checkpoints (issue 4) ---
 

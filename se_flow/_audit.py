@@ -45,7 +45,7 @@ from ._projections import (
     replay_staff,
     staff_mismatch,
 )
-from .errors import CaseNotFound, InvalidInput
+from .errors import CaseNotFound, InvalidInput, WorkflowMismatch
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -55,6 +55,7 @@ __all__ = [
     "GENESIS",
     "Checkpoint",
     "canonical",
+    "check_workflow",
     "event_from_row",
     "event_to_row",
     "seal",
@@ -115,6 +116,14 @@ def event_to_row(draft: EventDraft, seq: int, prev_hash: str) -> dict[str, Any]:
 def row_hash(row: Mapping[str, Any]) -> str:
     body = {k: row[k] for k in FIELDS if k != "hash"}
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+
+
+def check_workflow(logged: str | None, draft: EventDraft) -> None:
+    """Refuse to append an event drafted under a workflow other than the one the log was last
+    written under (`logged`, None for an empty log): one log, one field typing, until an
+    admin's `workflow` event moves it on. Stores call this inside their write transaction."""
+    if logged is not None and logged != draft.workflow_hash and draft.kind != EventKind.WORKFLOW:
+        raise WorkflowMismatch(logged=logged, loaded=draft.workflow_hash)
 
 
 def seal(draft: EventDraft, seq: int, prev_hash: str) -> tuple[Event, dict[str, Any]]:

@@ -137,7 +137,13 @@ class Engine:
     def _evaluate(self, spec: TransitionSpec, ctx: GuardContext) -> tuple[GuardResult, ...]:
         results = []
         for g in spec.guards:
-            passed, why = GUARDS[g.guard](ctx, g.params)
+            try:
+                passed, why = GUARDS[g.guard](ctx, g.params)
+            except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+                # A record written under a workflow that typed its fields otherwise reads back
+                # untyped; the guard cannot judge it, which is a failure, not a crash.
+                passed = False
+                why = f"cannot be checked: a record it reads does not fit this workflow ({exc})"
             results.append(
                 GuardResult(guard=g.name, passed=passed, reason=why, soft=g.soft, title=g.title)
             )

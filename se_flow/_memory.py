@@ -261,6 +261,10 @@ class MemoryStore(Store):
         with self._lock:
             return (self._events[-1].seq, self._events[-1].hash) if self._events else (0, GENESIS)
 
+    def head_workflow_hash(self) -> str | None:
+        with self._lock:
+            return self._events[-1].workflow_hash if self._events else None
+
     def list_staff(self) -> list[Staff]:
         with self._lock:
             return [self._staff[k] for k in sorted(self._staff)]

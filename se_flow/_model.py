@@ -41,7 +41,8 @@ class Role(StrEnum):
 class EventKind(StrEnum):
     """What an audit event records. Case events: a referral or reopen opens a case; a
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
-    coach. Events of no case: staff changes, erasures of personal data and exports."""
+    coach. Events of no case: staff changes, erasures of personal data, exports and a database
+    moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -54,6 +55,7 @@ class EventKind(StrEnum):
     STAFF = "staff"
     ERASURE = "erasure"
     EXPORT = "export"
+    WORKFLOW = "workflow"
 
 
 class Status(StrEnum):
@@ -314,6 +316,9 @@ class Verification:
     head_hash: str
     bad_seq: int | None = None
     problem: str | None = None
+    workflow_mismatch: str | None = None
+    """Set when the workflow verified with is not the one the log was last written under: the
+    chain may be whole, but stages and records are read under other definitions."""
 
     def __bool__(self) -> bool:
         return self.ok

@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._audit import GENESIS, event_from_row, seal
+from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import Change, Needs, Snapshot, current
 from ._model import (
     EVENT_COLUMNS,
@@ -228,6 +230,22 @@ def _case_params(case: Case) -> tuple[Any, ...]:
     )
 
 
+# Errors after which SQLite may have rolled back the whole transaction, not just the statement
+# (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
+_TRANSACTION_ENDERS = frozenset(
+    {"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_NOMEM", "SQLITE_INTERRUPT", "SQLITE_CORRUPT"}
+)
+
+
+def _primary(exc: sqlite3.Error) -> str:
+    """The primary result code's name (SQLITE_IOERR for SQLITE_IOERR_WRITE), or ''."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    for primary in _TRANSACTION_ENDERS:
+        if name == primary or name.startswith(primary + "_"):
+            return primary
+    return name
+
+
 @contextlib.contextmanager
 def _translated(path: str) -> Iterator[None]:
     """sqlite3's errors in the words of the store, naming the database."""
@@ -241,19 +259,35 @@ def _translated(path: str) -> Iterator[None]:
         raise InvalidInput(
             f"a value given cannot be stored as UTF-8 (it holds a lone surrogate): {exc.reason}"
         ) from exc
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise StoreBusy(
-                f"database {path} is busy: another writer held it past the timeout; try again"
-            ) from exc
-        if "readonly" in text or "unable to open" in text or "disk I/O" in text:
-            raise StoreUnavailable(f"cannot write database {path}: {text}") from exc
-        raise StoreError(f"database {path}: {text}") from exc
     except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(
+        raise _translate(path, exc) from exc
+
+
+def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(
             f"{path} is not a usable se-flow database ({exc}); is it the right file?"
-        ) from exc
+        )
+    text = str(exc)
+    primary = _primary(exc)
+    if primary == "SQLITE_FULL":
+        return StoreError(
+            f"cannot write database {path}: the disk is full ({text}); "
+            "nothing of the refused change was written"
+        )
+    if primary == "SQLITE_IOERR":
+        # A file over its size limit (EFBIG) arrives as an I/O error, not as SQLITE_FULL.
+        return StoreUnavailable(
+            f"cannot use database {path}: the disk failed ({text}): is it full, or the "
+            "file over a size limit? nothing of the refused change was written"
+        )
+    if "locked" in text or "busy" in text:
+        return StoreBusy(
+            f"database {path} is busy: another writer held it past the timeout; try again"
+        )
+    if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+        return StoreUnavailable(f"cannot write database {path}: {text}")
+    return StoreError(f"database {path}: {text}")
 
 
 class _SQLiteTx(Tx):
@@ -322,7 +356,45 @@ class _SQLiteTx(Tx):
         return Participant(id=row[0], created_at=dt.datetime.fromisoformat(row[1]))
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+# Migrations that only add what reads do not need (indexes): a read-only open of a database
+# still without them reads it as it is, since it may not migrate it.
+_READ_COMPATIBLE = frozenset({"0002_read_indexes"})
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _create_private(path: Path) -> None:
+    """Make the new database file readable by its owner only, before anything is in it
+    (sqlite would make it 0644 under the usual umask; its -wal and -shm copy its mode)."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def _exposure(path: Path) -> str | None:
+    """Why every local user can read the database, or None."""
+    try:
+        mode = path.stat().st_mode
+        folder = path.parent.stat().st_mode
+    except OSError:
+        return None
+    if mode & stat.S_IROTH and folder & stat.S_IXOTH:
+        return (
+            f"{path} holds personal data and is readable by every local user "
+            f"(mode {stat.S_IMODE(mode):o}); make it private with `chmod 600 {path}`"
+        )
+    return None
+
+
 class SQLiteStore(Store):
+    """`create` lets a missing or empty file become a new se-flow database; a file holding
+    anything else (another application's tables, not SQLite at all) is never adopted.
+    `read_only` (or a file or folder this process cannot write) opens it for reading only:
+    nothing about the file changes, and writes are refused."""
+
     def __init__(
         self,
         path: str | Path,
@@ -331,46 +403,166 @@ class SQLiteStore(Store):
         synchronous: str = "FULL",
         busy_timeout: float = 10.0,
         create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.path = str(path)
         self.workflow = workflow
         self._batch_depth = 0
+        self._batch_failed: str | None = None
+        self.read_only = read_only
+        self._read_only_why = "it was opened for reading only"
+        self._exposure: str | None = None
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise InvalidInput(
+                f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
+            )
         memory = self.path == ":memory:"
-        if not memory and not create and not Path(self.path).exists():
-            raise StoreUnavailable(f"no database at {self.path}; run `se-flow init` first")
+        fresh, target, is_uri = memory, self.path, False
         if not memory:
-            parent = Path(self.path).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise StoreUnavailable(
-                    f"cannot create database {self.path}: folder {parent} does not exist"
-                )
+            fresh, target, is_uri = self._prepare(Path(self.path).expanduser(), create)
         with _translated(self.path):
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
             self.conn = sqlite3.connect(
-                self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+                target,
+                isolation_level=None,
+                timeout=busy_timeout,
+                check_same_thread=False,
+                uri=is_uri,
             )
             try:
-                self._configure(memory, synchronous, busy_timeout)
-                self._migrate()
+                self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+                applied = self._identify(fresh)
+                if not self.read_only:
+                    self._configure(memory, synchronous)
+                    self._migrate(applied)
+                else:
+                    self._check_readable(applied)
             except BaseException:
                 self.conn.close()
                 raise
 
     # --- set-up --------------------------------------------------------------------------
 
-    def _configure(self, memory: bool, synchronous: str, busy_timeout: float) -> None:
-        conn = self.conn
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise InvalidInput(
-                f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
+    def _prepare(self, path: Path, create: bool) -> tuple[bool, str, bool]:
+        """Look at the file before SQLite touches it: is it new, empty, SQLite at all, and may
+        it be written here? Returns whether it is to become a new database, and what to
+        connect to (a file name, or a URI)."""
+        parent = path.resolve().parent
+        if not parent.is_dir():
+            raise StoreUnavailable(
+                f"cannot create database {self.path}: folder {parent} does not exist"
             )
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        fresh = False
+        if not path.exists():
+            if not create or self.read_only:
+                raise StoreUnavailable(f"no database at {self.path}; run `se-flow init` first")
+            try:
+                _create_private(path)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create database {self.path}: {exc}") from exc
+            fresh = True
+        elif not path.is_file():
+            what = "a folder" if path.is_dir() else "not a regular file"
+            raise StoreUnavailable(f"unable to open {self.path}: it is {what}, not a database")
+        else:
+            try:
+                with path.open("rb") as f:
+                    header = f.read(len(_SQLITE_HEADER))
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot read database {self.path}: {exc}") from exc
+            if not header:
+                if not create or self.read_only:
+                    raise StoreUnavailable(
+                        f"{self.path} is an empty file, not an se-flow database; "
+                        "`se-flow init` makes one"
+                    )
+                fresh = True
+                # Becoming a database of personal data: private, as one made new would be.
+                with contextlib.suppress(OSError):
+                    path.chmod(0o600)
+            elif header != _SQLITE_HEADER:
+                raise StoreUnavailable(
+                    f"{self.path} is not a usable se-flow database: not an SQLite database; "
+                    "is it the right file?"
+                )
+            self._exposure = _exposure(path)
+        folder_writable = _writable(parent)
+        if not self.read_only and not (_writable(path) and folder_writable):
+            self.read_only = True
+            self._read_only_why = "the file or its folder is not writable"
+        if not self.read_only:
+            return fresh, str(path), False
+        query = "mode=ro"
+        if not folder_writable:
+            # Where no -wal/-shm can be made, SQLite can read a WAL database only as
+            # immutable; that is safe as nobody can write it here either (a writer needs
+            # the -wal). A -wal with changes but no -shm could not be read: refuse it rather
+            # than show the database without them.
+            wal = Path(f"{path}-wal")
+            shm = Path(f"{path}-shm")
+            if wal.exists() and wal.stat().st_size and not shm.exists():
+                raise StoreUnavailable(
+                    f"cannot read {self.path}: its -wal file holds changes that cannot be read "
+                    "in this read-only folder without its -shm file; copy the database with "
+                    "`sqlite3 ... .backup` instead"
+                )
+            if not shm.exists():
+                query += "&immutable=1"
+        return fresh, f"{path.resolve().as_uri()}?{query}", True
+
+    def _identify(self, fresh: bool) -> set[str]:
+        """The se-flow migrations applied to the file; refuses a file that is not se-flow's.
+        Only a file that was missing or empty (`fresh`) may be given the schema: an SQLite
+        file without tables still belongs to whoever made it."""
+        tables = sorted(
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        )
+        applied = self._applied() if "_sqlite_migrations" in tables else set()
+        if applied:
+            return applied
+        if tables:
+            shown = ", ".join(tables[:8]) + (", ..." if len(tables) > 8 else "")
+            raise StoreUnavailable(
+                f"{self.path} is not an se-flow database: it is an SQLite database of another "
+                f"application (tables: {shown}); nothing was changed"
+            )
+        if not fresh:
+            raise StoreUnavailable(
+                f"{self.path} is an empty SQLite database, not an se-flow database; "
+                "`se-flow init` makes one"
+            )
+        return applied
+
+    def _check_readable(self, applied: set[str]) -> None:
+        pending = {name for name, _ in MIGRATIONS} - applied
+        if pending - _READ_COMPATIBLE:
+            raise StoreUnavailable(
+                f"{self.path} is from an older se-flow and must be upgraded before it can be "
+                "read; open it once where it is writable (any write command upgrades it)"
+            )
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _configure(self, memory: bool, synchronous: str) -> None:
+        conn = self.conn
         if not memory:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreUnavailable(f"{self.path}: could not switch to WAL journal ({mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = ON")
+
+    def exposure(self) -> str | None:
+        return self._exposure
+
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise StoreUnavailable(
+                f"the database {self.path} is read-only here ({self._read_only_why}); "
+                "nothing was written"
+            )
 
     def _applied(self) -> set[str]:
         exists = self.conn.execute(
@@ -383,8 +575,8 @@ class SQLiteStore(Store):
         ).fetchall()
         return {r[0] for r in rows}
 
-    def _migrate(self) -> None:
-        if {name for name, _ in MIGRATIONS} <= self._applied():
+    def _migrate(self, applied: set[str]) -> None:
+        if {name for name, _ in MIGRATIONS} <= applied:
             return
         # Only now pay for importing sqlite-utils.
         from sqlite_utils import Database
@@ -405,30 +597,72 @@ class SQLiteStore(Store):
 
     def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
         conn = self.conn
+        self._refuse_if_read_only()
         with _translated(self.path):
             if self._batch_depth:
-                # Inside a batch each command is its own savepoint: a refused command undoes
-                # only itself, and the batch commits (one fsync) at the end.
-                conn.execute("SAVEPOINT se_flow_command")
-                try:
-                    change = decide(_SQLiteTx(self))
-                    event = self._apply(change)
-                except BaseException:
-                    conn.execute("ROLLBACK TO se_flow_command")
-                    conn.execute("RELEASE se_flow_command")
-                    raise
-                conn.execute("RELEASE se_flow_command")
-                return change.case, event
+                return self._batch_write(decide)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 change = decide(_SQLiteTx(self))
                 event = self._apply(change)
                 conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._rollback()
                 raise
         return change.case, event
+
+    def _rollback(self) -> None:
+        # After an error SQLite may already have rolled back (then ROLLBACK fails, harmlessly);
+        # a failing ROLLBACK must not hide the error that caused it.
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+    def _batch_write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        conn = self.conn
+        self._check_batch()
+        # Inside a batch each command is its own savepoint: a refused command undoes only
+        # itself, and the batch commits (one fsync) at the end.
+        conn.execute("SAVEPOINT se_flow_command")
+        try:
+            change = decide(_SQLiteTx(self))
+            event = self._apply(change)
+        except BaseException as exc:
+            if isinstance(exc, sqlite3.Error) and (
+                not conn.in_transaction or _primary(exc) in _TRANSACTION_ENDERS
+            ):
+                # The batch's transaction is gone, or cannot be trusted to commit: a
+                # savepoint now would start a new transaction outside the batch and commit
+                # its commands one by one.
+                self._abandon(exc)
+                raise
+            try:
+                conn.execute("ROLLBACK TO se_flow_command")
+                conn.execute("RELEASE se_flow_command")
+            except sqlite3.Error as undo:
+                self._abandon(undo)
+                raise exc from None
+            raise
+        conn.execute("RELEASE se_flow_command")
+        return change.case, event
+
+    def _abandon(self, cause: sqlite3.Error) -> None:
+        self._batch_failed = (
+            _translate(self.path, cause).message
+            if isinstance(cause, sqlite3.DatabaseError)
+            else str(cause)
+        )
+        self._rollback()
+
+    def _check_batch(self) -> None:
+        """Refuse every command of a batch whose transaction was lost, naming why."""
+        if self._batch_failed is None and not self.conn.in_transaction:
+            self._batch_failed = "its transaction ended unexpectedly"
+        if self._batch_failed is not None:
+            raise StoreError(
+                f"database {self.path}: the batch was abandoned after an earlier command "
+                f"failed ({self._batch_failed}); nothing of the batch was written"
+            )
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -440,24 +674,32 @@ class SQLiteStore(Store):
                 self._batch_depth -= 1
             return
         conn = self.conn
+        self._refuse_if_read_only()
         with _translated(self.path):
             conn.execute("BEGIN IMMEDIATE")
         self._batch_depth = 1
+        self._batch_failed = None
         try:
             yield
+            with _translated(self.path):
+                self._check_batch()
+                conn.execute("COMMIT")
         except BaseException:
-            self._batch_depth = 0
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self._batch_depth = 0
-        with _translated(self.path):
-            conn.execute("COMMIT")
+        finally:
+            self._batch_depth = 0
+            self._batch_failed = None
 
     def _apply(self, change: Change) -> Event:
         conn = self.conn
-        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
         seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        # Checked here, inside the write transaction, so no writer under another workflow can
+        # slip in between the check and the write.
+        check_workflow(row[2] if row else None, change.event)
         event, event_row = seal(change.event, seq, prev)
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
@@ -654,6 +896,13 @@ class SQLiteStore(Store):
                 "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
+
+    def head_workflow_hash(self) -> str | None:
+        with _translated(self.path):
+            row = self.conn.execute(
+                "SELECT workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def list_staff(self) -> list[Staff]:
         with _translated(self.path):

@@ -113,6 +113,12 @@ class Store(abc.ABC):
         """The last event's seq and hash ((0, GENESIS) when empty)."""
 
     @abc.abstractmethod
+    def head_workflow_hash(self) -> str | None:
+        """The workflow hash the last event was written under (None when the log is empty).
+        `write` refuses, with `WorkflowMismatch`, an event under another workflow unless it is
+        a `workflow` event (the log moving to a new workflow on purpose)."""
+
+    @abc.abstractmethod
     def list_staff(self) -> list[Staff]: ...
 
     @abc.abstractmethod
@@ -124,6 +130,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def exposure(self) -> str | None:
+        """Why others than its owner can read the store's personal data, or None."""
+        return None
 
     # --- exports (issue 4) ---------------------------------------------------------------
 

@@ -204,6 +204,20 @@ FIELD_TYPES: Mapping[str, FieldType] = {
 }
 
 
+# The JSON type each field type is stored as (`FieldType.to_json`).
+_STORED_AS: Mapping[str, type] = {
+    "str": str,
+    "text": str,
+    "choice": str,
+    "date": str,
+    "decimal": str,
+    "int": int,
+    "bool": bool,
+    "list": list,
+    "dated_steps": list,
+}
+
+
 @frozen
 class FieldSpec:
     name: str
@@ -221,7 +235,17 @@ class FieldSpec:
         return FIELD_TYPES[self.type].to_json(value)
 
     def from_json(self, value: Any) -> Any:
-        return FIELD_TYPES[self.type].from_json(value)
+        """The typed value, or the stored one as it is when it does not fit this field's type
+        (written under a workflow that typed the field otherwise): reads show it, never fail."""
+        stored_as = _STORED_AS.get(self.type)
+        if stored_as is None or not isinstance(value, stored_as):
+            return value
+        if isinstance(value, bool) and stored_as is not bool:
+            return value
+        try:
+            return FIELD_TYPES[self.type].from_json(value)
+        except (ValueError, TypeError, ArithmeticError):
+            return value
 
 
 @frozen

@@ -250,9 +250,20 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def _open(ctx: typer.Context, *, create: bool = False) -> Iterator[se_flow.SEFlow]:
+def _open(
+    ctx: typer.Context, *, write: bool = False, create: bool = False
+) -> Iterator[se_flow.SEFlow]:
+    """Commands that only read open the database read-only: reading never changes the file,
+    and a read-only copy (an auditor's) can be read and verified."""
     s = _settings(ctx)
-    with se_flow.open(s.db_path, stages=s.stages, actor=s.actor, create=create) as flow:
+    with se_flow.open(
+        s.db_path, stages=s.stages, actor=s.actor, create=create, read_only=not write
+    ) as flow:
+        if flow.exposure:
+            typer.echo(f"warning: {flow.exposure}", err=True)
+        if flow.workflow_mismatch and not write:
+            # A write under it is refused in its own words.
+            typer.echo(f"warning: {flow.workflow_mismatch}", err=True)
         yield flow
 
 
@@ -413,10 +424,11 @@ def init(
     s = _settings(ctx)
     path = s.db_path
     if s.db is None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # The per-user folder holds personal data: private to its owner.
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     existed = path == ":memory:" or Path(path).exists()
     try:
-        with _open(ctx, create=True) as flow:
+        with _open(ctx, write=True, create=True) as flow:
             if flow.has_staff():
                 _fail(f"{path} is already set up; add people with `se-flow staff add`")
             if s.actor is None:
@@ -448,7 +460,7 @@ def staff_add(
     ] = False,
 ) -> None:
     """Add a staff member (or change one): needs a team leader or admin."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         member = flow.add_staff(staff_id, name, role, active=not inactive)
     state = "" if member.active else ", inactive"
     _say(f"staff {member.id} ({member.name}): {member.role.value}{state}")
@@ -507,7 +519,7 @@ def refer(
     """Refer a new participant: opens their case at Referred."""
     details = se_flow.PersonalDetails(name=name, contact=contact, date_of_birth=_date(dob, "--dob"))
     referral = {"notes": note} if note else None
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.refer(
             details, source=source, referral=referral, coach=coach, effective_at=_when(on)
         )
@@ -637,7 +649,7 @@ def record(
 ) -> None:
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         made = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
         case = flow.case(case_id)
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
@@ -740,7 +752,7 @@ def advance(
     on: OnOption = None,
 ) -> None:
     """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.advance(
             case_id, trigger, reason=reason, override=override, effective_at=_when(on)
         )
@@ -761,7 +773,7 @@ def pause(
     on: OnOption = None,
 ) -> None:
     """Pause support (no stage moves while paused) until a review date."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.pause(
             case_id, reason=reason, review_date=_day(review, "--review"), effective_at=_when(on)
         )
@@ -773,7 +785,7 @@ def resume(
     ctx: typer.Context, case_id: CaseArg, reason: ReasonOption = None, on: OnOption = None
 ) -> None:
     """Resume a paused case."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.resume(case_id, reason=reason, effective_at=_when(on))
         _done(flow, case)
 
@@ -791,7 +803,7 @@ def withdraw(
     on: OnOption = None,
 ) -> None:
     """The participant withdraws: needs only a reason, never an approval."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
         _done(flow, case)
 
@@ -817,7 +829,7 @@ def close(
     on: OnOption = None,
 ) -> None:
     """Close a case for another reason (withdrawals and completions have their own commands)."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.close(case_id, reason, note=note, effective_at=_when(on))
         _done(flow, case)
 
@@ -842,7 +854,7 @@ def reopen(
 ) -> None:
     """Start a new episode (a new case) for the participant of a closed case."""
     referral = {"notes": note} if note else None
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.reopen(
             case_id, source=source, referral=referral, coach=coach, effective_at=_when(on)
         )
@@ -857,7 +869,7 @@ def assign(
     reason: ReasonOption = None,
 ) -> None:
     """Give a case to another coach."""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         case = flow.assign(case_id, coach, reason=reason)
         _done(flow, case)
 
@@ -1031,7 +1043,7 @@ def export(
     from ._export import TABLES
 
     start, end = _moment(since, "--since"), _moment(until, "--until")
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
 
         def run(progress: Callable[[str, int], object] | None) -> "se_flow.Manifest":
             return flow.export(
@@ -1103,6 +1115,20 @@ def workflow_validate(
     )
 
 
+@workflow_app.command("adopt")
+def workflow_adopt(
+    ctx: typer.Context,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the database moves on.", show_default=False)
+    ],
+) -> None:
+    """Move the database on to this workflow (--stages), admin only; it is an audit event."""
+    with _open(ctx, write=True) as flow:
+        flow.adopt_workflow(reason=reason)
+        digest = flow.workflow.hash
+    typer.echo(f"the database is now under workflow {digest[:12]}")
+
+
 @workflow_app.command("diagram")
 def workflow_diagram(
     ctx: typer.Context,
@@ -1160,6 +1186,8 @@ def audit_verify(
         raise se_flow.ChainBroken(result.bad_seq, result.problem or "unknown problem")
     if not json:
         _say(f"audit chain ok: {result.events} events, head {result.head_seq} {result.head_hash}")
+        if result.workflow_mismatch:
+            _say(f"but {result.workflow_mismatch}")
         if kept is not None:
             from ._cli_text import checkpoint_words
 

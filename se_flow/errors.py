@@ -11,7 +11,8 @@ SEFlowError                               exit 1
 ├── InvalidInput(ValueError)              exit 5
 │   ├── InvalidRecord                     a record field missing, unknown or of the wrong type
 │   ├── FutureEffectiveDate               effective_at later than now
-│   └── InvalidExportRequest              an export asked for something that cannot be given
+│   ├── InvalidExportRequest              an export asked for something that cannot be given
+│   └── WorkflowMismatch                  a write under another workflow than the log's
 ├── TransitionRefused                     exit 6
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
@@ -66,6 +67,7 @@ __all__ = [
     "UnknownRecordKind",
     "UnknownTrigger",
     "WorkflowInvalid",
+    "WorkflowMismatch",
 ]
 
 
@@ -185,6 +187,21 @@ class FutureEffectiveDate(InvalidInput):
 
 class InvalidExportRequest(InvalidInput):
     pass
+
+
+class WorkflowMismatch(InvalidInput):
+    """The workflow given is not the one the database's log was last written under: writing
+    would mix events of two workflows (and records of two field typings) in one log."""
+
+    def __init__(self, logged: str, loaded: str) -> None:
+        self.logged = logged
+        self.loaded = loaded
+        super().__init__(
+            f"the workflow given ({loaded[:12]}) is not the one this database was written "
+            f"under ({logged[:12]}): writes are refused; use the stage folder (--stages) the "
+            "database was made with, or have an admin adopt this workflow "
+            "(`se-flow workflow adopt`, `SEFlow.adopt_workflow`)"
+        )
 
 
 # --- refused transitions -------------------------------------------------------------------

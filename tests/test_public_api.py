@@ -45,6 +45,7 @@ EXPECTED = {
     "Verification",
     "Workflow",
     "WorkflowInvalid",
+    "WorkflowMismatch",
     "__version__",
     "default_stages_dir",
     "load_workflow",
