@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._api import SEFlow, open
 from ._audit import GENESIS, Checkpoint
 from ._loader import default_stages_dir, load_workflow
+from ._memory import MemoryStore
 from ._model import (
     Case,
     Check,
@@ -27,6 +28,7 @@ from ._model import (
     Status,
     Verification,
 )
+from ._sqlite import SQLiteStore
 from ._workflow import Workflow
 from .errors import (
     AuditError,
@@ -96,6 +98,7 @@ __all__ = [
     "InvalidInput",
     "InvalidRecord",
     "Manifest",
+    "MemoryStore",
     "NotFound",
     "Override",
     "Participant",
@@ -105,6 +108,7 @@ __all__ = [
     "Role",
     "SEFlow",
     "SEFlowError",
+    "SQLiteStore",
     "Staff",
     "StaffNotFound",
     "Status",

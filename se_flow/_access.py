@@ -16,7 +16,7 @@ from ._model import Role, Staff
 from .errors import InvalidInput, PermissionDenied, StaffNotFound
 
 if TYPE_CHECKING:
-    from ._store import Tx
+    from .ports import Tx
 
 __all__ = [
     "NAME_MAX",

@@ -25,7 +25,7 @@ from ._access import (
     may_see_personal_data,
 )
 from ._audit import Checkpoint, take_checkpoint, verify_log
-from ._engine import NOTHING, Change, Engine, Needs, Snapshot, context
+from ._engine import Engine, context
 from ._limits import check_date, check_days, check_limit, check_text
 from ._loader import load_workflow
 from ._model import (
@@ -43,9 +43,9 @@ from ._model import (
     Verification,
 )
 from ._sqlite import SQLiteStore
-from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
 from .errors import InvalidInput, PermissionDenied, StaffNotFound
+from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["SEFlow", "open"]
 

@@ -48,8 +48,8 @@ from ._projections import (
 from .errors import CaseNotFound, InvalidInput, WorkflowMismatch
 
 if TYPE_CHECKING:
-    from ._store import Store
     from ._workflow import Workflow
+    from .ports import Store
 
 __all__ = [
     "GENESIS",

@@ -11,8 +11,6 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attrs import frozen
-
 from ._guards import GUARDS, GuardContext
 from ._model import (
     Case,
@@ -41,41 +39,10 @@ from .errors import (
     UnknownRecordKind,
     UnknownTrigger,
 )
+from .ports import NOTHING, Change, Needs, RecordDraft, Snapshot
 
 __all__ = ["NOTHING", "Change", "Engine", "Needs", "RecordDraft", "Snapshot"]
 
-
-@frozen
-class RecordDraft:
-    kind: str
-    fields: Mapping[str, Any]
-    supersedes: int | None = None
-
-
-@frozen
-class Change:
-    """What one command does. `expected_version` is None when the case is new."""
-
-    case: Case | None
-    expected_version: int | None
-    event: EventDraft
-    record: RecordDraft | None = None
-    participant: Participant | None = None
-    staff: Staff | None = None
-    erase_personal_data_of: str | None = None
-
-
-@frozen
-class Needs:
-    """What a command reads of a case's history: record kinds and trigger marks (None: all;
-    empty: none). A case's history grows without bound; a command reads only what its guards
-    look at."""
-
-    kinds: frozenset[str] | None = None
-    triggers: frozenset[str] | None = None
-
-
-NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
 
 # The kind of event each transition effect writes.
 _EFFECT_KINDS = {
@@ -84,15 +51,6 @@ _EFFECT_KINDS = {
     "pause": EventKind.PAUSE,
     "resume": EventKind.RESUME,
 }
-
-
-@frozen
-class Snapshot:
-    """A case as the store read it inside the write transaction."""
-
-    case: Case
-    records: tuple[Record, ...]
-    marks: Mapping[str, int]
 
 
 class Engine:

@@ -79,10 +79,8 @@ from attrs import field, frozen
 
 from ._access import acting
 from ._audit import FIELDS, GENESIS, Checkpoint, canonical, row_hash
-from ._engine import Change
 from ._limits import date_fault
 from ._model import EVENT_FIELDS, Case, EventDraft, Role, Staff, Status
-from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
 from .errors import (
     CaseNotFound,
@@ -93,6 +91,7 @@ from .errors import (
     StaffNotFound,
     StoreError,
 )
+from .ports import CaseFilter, Change, Store, Tx
 
 try:
     import fcntl

@@ -19,13 +19,12 @@ from typing import Any
 
 import attrs
 
-from ._audit import FIELDS, GENESIS, seal
-from ._engine import Change, Needs, Snapshot, current
+from ._audit import FIELDS, GENESIS, check_workflow, seal
+from ._engine import current
 from ._model import Case, Event, Participant, PersonalDetails, Record, Role, Staff, Status
-from ._projections import RecordRow
-from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
 from .errors import CaseConflict, CaseNotFound, StaffNotFound
+from .ports import CaseFilter, Change, Needs, RecordRow, Snapshot, Store, Tx
 
 __all__ = ["MemoryStore"]
 
@@ -127,10 +126,10 @@ class MemoryStore(Store):
             actual = stored.version if stored is not None else -1
             if actual != change.expected_version:
                 raise CaseConflict(case.id, change.expected_version, actual)
-        seq, prev = (
-            (self._events[-1].seq + 1, self._events[-1].hash) if self._events else (1, GENESIS)
-        )
-        event, row = seal(change.event, seq, prev)
+        check_workflow(self.head_workflow_hash(), change.event)
+        seq, prev = self.head()
+        event, row = seal(change.event, seq + 1, prev)
+        seq += 1
         record = None
         if change.record is not None and case is not None:
             r = change.record

@@ -16,10 +16,10 @@ from enum import Enum
 from typing import Any, Protocol
 
 import attrs
-from attrs import frozen
 
 from ._model import Case, EventKind, Role, Staff, Status
 from ._workflow import Workflow
+from .ports import RecordRow
 
 __all__ = [
     "RECORD_EVENT_KINDS",
@@ -220,20 +220,6 @@ def staff_mismatch(stored: Iterable[Staff], found: Mapping[str, Staff]) -> str |
 
 
 # --- records -------------------------------------------------------------------------------
-
-
-@frozen
-class RecordRow:
-    """A records-table row, with its fields as JSON values (as the event keeps them)."""
-
-    seq: int
-    case_id: str | None
-    kind: str
-    fields: Mapping[str, Any]
-    effective_at: str
-    recorded_at: str
-    actor: str
-    supersedes: int | None
 
 
 def record_from_row(row: Mapping[str, Any]) -> RecordRow | None:

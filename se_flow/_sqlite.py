@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._audit import GENESIS, check_workflow, event_from_row, seal
-from ._engine import Change, Needs, Snapshot, current
+from ._engine import current
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
@@ -35,8 +35,6 @@ from ._model import (
     Staff,
     Status,
 )
-from ._projections import RecordRow
-from ._store import CaseFilter, Store, Tx
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -48,6 +46,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
+from .ports import CaseFilter, Change, Needs, RecordRow, Snapshot, Store, Tx
 
 __all__ = ["THROUGH_THE_LOG", "SQLiteStore"]
 

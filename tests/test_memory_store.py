@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import Clock, Steps
-from store_contract import WORKFLOW, StoreContract
 
 import se_flow
 from se_flow._memory import MemoryStore
-from se_flow._store import CaseFilter, Store
+from se_flow.contract import WORKFLOW, StoreContract
+from se_flow.ports import CaseFilter, Store
 
 
 class TestMemoryStore(StoreContract):

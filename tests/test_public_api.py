@@ -24,6 +24,7 @@ EXPECTED = {
     "InvalidInput",
     "InvalidRecord",
     "NotFound",
+    "MemoryStore",
     "Override",
     "Participant",
     "PermissionDenied",
@@ -32,6 +33,7 @@ EXPECTED = {
     "Role",
     "SEFlow",
     "SEFlowError",
+    "SQLiteStore",
     "Staff",
     "StaffNotFound",
     "Status",
@@ -85,10 +87,19 @@ def test_errors_subclass_the_nearest_builtin() -> None:
 
 
 def test_private_modules_are_private() -> None:
-    public_modules = {"errors", "cli"}
+    public_modules = {"errors", "cli", "ports", "contract"}
     for name in se_flow.__all__:
         obj = getattr(se_flow, name)
         module = getattr(obj, "__module__", "se_flow") or "se_flow"
         if module.startswith("se_flow."):
             leaf = module.split(".")[1]
             assert leaf.startswith("_") or leaf in public_modules, (name, module)
+
+
+def test_the_store_ports_and_contract_are_public() -> None:
+    from se_flow import contract, ports
+
+    assert set(ports.__all__) >= {"Store", "Tx", "Writer", "CaseReads", "LogReads", "Change"}
+    assert contract.StoreContract.__module__ == "se_flow.contract"
+    for store in (se_flow.MemoryStore, se_flow.SQLiteStore):
+        assert ports.Store in store.__mro__, store

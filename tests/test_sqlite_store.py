@@ -8,11 +8,11 @@ from typing import Any
 
 import attrs
 import pytest
-from store_contract import COACH, WORKFLOW, StoreContract, _add_staff, _refer
 
 import se_flow
 from se_flow._sqlite import SQLiteStore
-from se_flow._store import Store
+from se_flow.contract import COACH, WORKFLOW, StoreContract, _add_staff, _refer
+from se_flow.ports import Store
 
 
 class TestSQLiteFileStore(StoreContract):

@@ -1,0 +1,413 @@
+"""The contract every store passes, shipped in the package so a third-party store can run it.
+
+A new store subclasses `StoreContract` in its own tests, provides the `store` fixture (a new,
+empty store for each test, released afterwards), and must pass every test here unchanged:
+
+    import pytest
+    from se_flow.contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def store(self) -> Iterator[Store]:
+            s = MyStore(...)
+            yield s
+            s.close()
+
+It needs pytest (the `test` extra). Every method of the `se_flow.ports` protocols is exercised
+here: SQLite (file and ":memory:"), the in-memory store and PostgreSQL all pass it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import se_flow
+from se_flow._audit import GENESIS, verify_chain
+from se_flow._engine import Engine, context
+from se_flow._model import EventDraft, EventKind, Participant, PersonalDetails, Staff, Status
+from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
+
+__all__ = ["COACH", "NOW", "WORKFLOW", "StoreContract"]
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+WORKFLOW = se_flow.load_workflow()
+ENGINE = Engine(WORKFLOW)
+COACH = Staff(id="sam", name="Sam", role="coach")
+
+
+def _add_staff(store: Store, staff: Staff) -> None:
+    def decide(tx: Tx) -> Change:
+        event = EventDraft(
+            case_id=None,
+            kind="staff",
+            actor="setup",
+            role="bootstrap",
+            effective_at=NOW,
+            recorded_at=NOW,
+            workflow_hash=WORKFLOW.hash,
+            payload={
+                "staff_id": staff.id,
+                "name": staff.name,
+                "role": staff.role.value,
+                "active": staff.active,
+            },
+        )
+        return Change(case=None, expected_version=None, event=event, staff=staff)
+
+    store.write(decide)
+
+
+def _refer(store: Store, pid: str = "P-1", details: PersonalDetails | None = None) -> se_flow.Case:
+    def decide(tx: Tx) -> Change:
+        return ENGINE.open_case(
+            tx.new_case_id(),
+            Participant(id=pid, created_at=NOW, details=details),
+            {"source": "GP"},
+            actor=tx.staff("sam"),
+            now=NOW,
+            effective_at=NOW,
+            coach="sam",
+        )
+
+    case, _ = store.write(decide)
+    assert case is not None
+    return case
+
+
+def _engage(store: Store, case_id: str, expected: int | None = None) -> se_flow.Case:
+    def decide(tx: Tx) -> Change:
+        snap = tx.snapshot(case_id)
+        ctx = context(ENGINE, snap, tx.staff("sam"), NOW)
+        return ENGINE.fire(snap, ctx, "engage", expected_version=expected)
+
+    case, _ = store.write(decide)
+    assert case is not None
+    return case
+
+
+def _note(store: Store, case_id: str, text: str, supersedes: int | None = None) -> int:
+    def decide(tx: Tx) -> Change:
+        snap = tx.snapshot(case_id)
+        return ENGINE.add_record(
+            snap,
+            "note",
+            {"text": text},
+            actor=tx.staff("sam"),
+            now=NOW,
+            effective_at=NOW,
+            supersedes=supersedes,
+        )
+
+    _, event = store.write(decide)
+    return event.seq
+
+
+def _plain_event(kind: str, workflow_hash: str = WORKFLOW.hash) -> EventDraft:
+    return EventDraft(
+        case_id=None,
+        kind=kind,
+        actor="sam",
+        role="coach",
+        effective_at=NOW,
+        recorded_at=NOW,
+        workflow_hash=workflow_hash,
+    )
+
+
+class StoreContract:
+    """Every test gets a new, empty store from the subclass's `store` fixture."""
+
+    @pytest.fixture
+    def store(self) -> Store:  # pragma: no cover - provided by each subclass
+        raise NotImplementedError
+
+    @pytest.fixture
+    def staffed(self, store: Store) -> Store:
+        _add_staff(store, COACH)
+        return store
+
+    def test_empty_store_has_genesis_head(self, store: Store) -> None:
+        assert store.head() == (0, GENESIS)
+        assert list(store.event_rows()) == []
+        assert store.store_id()
+
+    def test_write_commits_case_record_and_event_together(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        assert staffed.case(case.id) == case
+        assert [r.kind for r in staffed.records(case.id)] == ["referral"]
+        events = list(staffed.events(case_id=case.id))
+        assert [e.kind for e in events] == ["referral"]
+        assert staffed.head() == (events[-1].seq, events[-1].hash)
+
+    def test_a_refused_decision_writes_nothing(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        head = staffed.head()
+
+        def refuse(tx: Tx) -> Change:
+            tx.snapshot(case.id)
+            raise se_flow.InvalidInput("no")
+
+        with pytest.raises(se_flow.InvalidInput):
+            staffed.write(refuse)
+        assert staffed.head() == head
+        assert staffed.case(case.id) == case
+
+    def test_unknown_case_and_staff(self, staffed: Store) -> None:
+        with pytest.raises(se_flow.CaseNotFound):
+            staffed.case("C-404")
+        with pytest.raises(se_flow.CaseNotFound):
+            staffed.read().snapshot("C-404")
+        with pytest.raises(se_flow.StaffNotFound):
+            staffed.read().staff("nobody")
+
+    def test_count_active_admins_sees_the_transaction(self, staffed: Store) -> None:
+        assert staffed.read().count_active_admins() == 0
+        _add_staff(staffed, Staff(id="ada", name="Ada", role="admin"))
+        _add_staff(staffed, Staff(id="bob", name="Bob", role="admin", active=False))
+        assert staffed.read().count_active_admins() == 1
+        with staffed.batch():
+            _add_staff(staffed, Staff(id="eve", name="Eve", role="admin"))
+            assert staffed.read().count_active_admins() == 2
+            _add_staff(staffed, Staff(id="ada", name="Ada", role="coach"))
+            assert staffed.read().count_active_admins() == 1
+
+    def test_version_checked_update_refuses_a_stale_version(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        _engage(staffed, case.id, expected=case.version)
+        head = staffed.head()
+        with pytest.raises(se_flow.CaseConflict) as caught:
+            _engage(staffed, case.id, expected=case.version)
+        assert caught.value.case_id == case.id
+        assert staffed.head() == head
+
+    def test_store_level_version_check(self, staffed: Store) -> None:
+        """Even a decision built on a stale read cannot overwrite a newer version."""
+        case = _refer(staffed)
+        stale, records = case, tuple(staffed.records(case.id))
+        _engage(staffed, case.id)
+
+        def decide(tx: Tx) -> Change:
+            snap = Snapshot(case=stale, records=records, marks={})
+            return ENGINE.fire(snap, context(ENGINE, snap, tx.staff("sam"), NOW), "engage")
+
+        with pytest.raises(se_flow.CaseConflict):
+            staffed.write(decide)
+
+    def test_events_chain_and_verify(self, staffed: Store) -> None:
+        for n in range(3):
+            _engage(staffed, _refer(staffed, f"P-{n}").id)
+        rows = list(staffed.event_rows())
+        assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+        assert verify_chain(rows).ok
+        assert verify_chain(
+            staffed.event_rows(after_seq=2), start_seq=3, start_hash=rows[1]["hash"]
+        ).ok
+
+    def test_snapshot_holds_current_records_and_marks(self, staffed: Store) -> None:
+        case = _engage(staffed, _refer(staffed).id)
+        snap = staffed.read().snapshot(case.id)
+        assert snap.case == case
+        assert [r.kind for r in snap.records] == ["referral"]
+        assert set(snap.marks) == {"referral", "engage"}
+
+    def test_snapshot_reads_only_what_the_command_needs(self, staffed: Store) -> None:
+        case = _engage(staffed, _refer(staffed).id)
+        engaged = list(staffed.events(case_id=case.id))[-1].seq
+        wanted = Needs(kinds=frozenset({"note"}), triggers=frozenset({"engage", "start_job"}))
+        snap = staffed.read().snapshot(case.id, lambda c: wanted)
+        assert (snap.records, snap.marks) == ((), {"engage": engaged})
+        snap = staffed.read().snapshot(case.id, lambda c: NOTHING)
+        assert (snap.case, snap.records, snap.marks) == (case, (), {})
+        snap = staffed.read().snapshot(case.id, lambda c: Needs(kinds=frozenset({"referral"})))
+        assert [r.kind for r in snap.records] == ["referral"]
+
+    def test_case_filters(self, staffed: Store) -> None:
+        a = _refer(staffed, "P-a")
+        b = _engage(staffed, _refer(staffed, "P-b").id)
+        assert [c.id for c in staffed.cases(CaseFilter(state="referred"))] == [a.id]
+        assert [c.id for c in staffed.cases(CaseFilter(state=b.state))] == [b.id]
+        assert [c.id for c in staffed.cases(CaseFilter(participant_id="P-b"))] == [b.id]
+        assert len(list(staffed.cases(CaseFilter(coach="sam", status=Status.ACTIVE)))) == 2
+        assert list(staffed.cases(CaseFilter(coach="kim"))) == []
+        due = list(staffed.cases(CaseFilter(due_by=NOW.date() + dt.timedelta(days=30))))
+        assert {c.id for c in due} == {a.id, b.id}
+
+    def test_batch_commits_once_and_a_refused_command_undoes_only_itself(
+        self, staffed: Store
+    ) -> None:
+        with staffed.batch():
+            first = _refer(staffed, "P-1")
+            with pytest.raises(se_flow.TriggerNotAvailable):
+                _engage(staffed, _engage(staffed, first.id).id)
+            _refer(staffed, "P-2")
+        assert len(list(staffed.cases(CaseFilter()))) == 2
+        assert verify_chain(staffed.event_rows()).ok
+
+    def test_batch_left_by_an_exception_writes_nothing(self, staffed: Store) -> None:
+        head = staffed.head()
+        with pytest.raises(RuntimeError), staffed.batch():
+            _refer(staffed)
+            raise RuntimeError("stop")
+        assert staffed.head() == head
+        assert list(staffed.cases(CaseFilter())) == []
+
+    # --- case reads ------------------------------------------------------------------------
+
+    def test_records_keep_corrections_beside_what_they_correct(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        first = _note(staffed, case.id, "met at the library")
+        fixed = _note(staffed, case.id, "met at the job centre", supersedes=first)
+        records = staffed.records(case.id)
+        assert [(r.kind, r.seq, r.supersedes) for r in records] == [
+            ("referral", 1 + 1, None),
+            ("note", first, None),
+            ("note", fixed, first),
+        ]
+        assert records[2].fields["text"] == "met at the job centre"
+        current = staffed.read().snapshot(case.id).records
+        assert [r.seq for r in current] == [records[0].seq, fixed]
+        with pytest.raises(se_flow.CaseNotFound):
+            staffed.records("C-404")
+
+    def test_case_numbers_are_dense_and_counted(self, staffed: Store) -> None:
+        assert staffed.count_cases() == 0
+        assert staffed.read().new_case_id() == "C-1"
+        ids = [_refer(staffed, f"P-{n}").id for n in range(3)]
+        assert ids == ["C-1", "C-2", "C-3"]
+        assert staffed.count_cases() == 3
+        assert staffed.read().new_case_id() == "C-4"
+        assert [c.id for c in staffed.cases(CaseFilter(limit=2))] == ["C-1", "C-2"]
+
+    def test_staff_are_listed_by_id_and_changed_in_place(self, store: Store) -> None:
+        assert not store.read().has_staff()
+        _add_staff(store, Staff(id="zoe", name="Zoe", role="coach"))
+        _add_staff(store, COACH)
+        _add_staff(store, Staff(id="zoe", name="Zoe Lead", role="team_leader"))
+        assert store.read().has_staff()
+        assert [(s.id, s.name, s.role.value) for s in store.list_staff()] == [
+            ("sam", "Sam", "coach"),
+            ("zoe", "Zoe Lead", "team_leader"),
+        ]
+        assert store.read().staff("zoe").role is se_flow.Role.TEAM_LEADER
+
+    def test_personal_details_are_kept_apart_and_can_be_erased(self, staffed: Store) -> None:
+        case = _refer(staffed, "P-7", PersonalDetails(name="Alex Doe", contact="07700 900123"))
+        participant = staffed.read().participant("P-7")
+        assert participant is not None and participant.details is None  # never from the Tx
+        details = staffed.personal_details("P-7")
+        assert details is not None and (details.name, details.contact) == (
+            "Alex Doe",
+            "07700 900123",
+        )
+
+        def erase(tx: Tx) -> Change:
+            event = EventDraft(
+                case_id=None,
+                kind=EventKind.ERASURE,
+                actor="sam",
+                role="admin",
+                effective_at=NOW,
+                recorded_at=NOW,
+                workflow_hash=WORKFLOW.hash,
+                reason="asked to",
+                payload={"participant_id": "P-7"},
+            )
+            return Change(
+                case=None, expected_version=None, event=event, erase_personal_data_of="P-7"
+            )
+
+        staffed.write(erase)
+        assert staffed.personal_details("P-7") is None
+        assert staffed.read().participant("P-7") is not None
+        assert staffed.case(case.id).participant_id == "P-7"
+        assert staffed.read().participant("P-404") is None
+
+    # --- log reads -------------------------------------------------------------------------
+
+    def test_events_read_by_case_and_after_a_seq(self, staffed: Store) -> None:
+        a = _refer(staffed, "P-a")
+        b = _refer(staffed, "P-b")
+        _engage(staffed, a.id)
+        _engage(staffed, b.id)
+        every = list(staffed.events())
+        assert [e.seq for e in every] == list(range(1, 6))
+        assert [e.seq for e in staffed.events(case_id=a.id)] == [2, 4]
+        assert [e.seq for e in staffed.events(after_seq=3)] == [4, 5]
+        assert [(e.case_id, e.seq) for e in staffed.events_by_case()] == [
+            (a.id, 2),
+            (a.id, 4),
+            (b.id, 3),
+            (b.id, 5),
+        ]
+        assert every[-1] == list(staffed.events(case_id=b.id))[-1]
+
+    def test_record_rows_are_the_records_as_kept(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        seq = _note(staffed, case.id, "hello")
+        rows = list(staffed.record_rows())
+        assert [(r.seq, r.kind) for r in rows] == [(2, "referral"), (seq, "note")]
+        assert rows[1].fields == {"text": "hello"}
+        assert rows[1].case_id == case.id and rows[1].actor == "sam"
+        assert rows[1].effective_at == NOW.isoformat() and rows[1].supersedes is None
+
+    def test_the_log_keeps_one_workflow_until_moved_on_purpose(self, staffed: Store) -> None:
+        assert staffed.head_workflow_hash() == WORKFLOW.hash
+        head = staffed.head()
+
+        def other(tx: Tx) -> Change:
+            return Change(None, None, _plain_event(EventKind.EXPORT, "f" * 64))
+
+        with pytest.raises(se_flow.WorkflowMismatch):
+            staffed.write(other)
+        assert staffed.head() == head
+
+        def moved(tx: Tx) -> Change:
+            return Change(None, None, _plain_event(EventKind.WORKFLOW, "f" * 64))
+
+        staffed.write(moved)
+        assert staffed.head_workflow_hash() == "f" * 64
+
+    def test_store_id_is_fixed(self, staffed: Store) -> None:
+        before = staffed.store_id()
+        _refer(staffed)
+        assert staffed.store_id() == before and len(before) >= 16
+
+    def test_event_table_filters_and_json_rows(self, staffed: Store) -> None:
+        import json
+
+        from se_flow._model import EVENT_COLUMNS
+
+        a = _engage(staffed, _refer(staffed, "P-a").id)
+        b = _refer(staffed, "P-b")
+        rows = list(staffed.event_table())
+        assert [r[0] for r in rows] == [1, 2, 3, 4]
+        assert [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows] == list(
+            staffed.event_rows()
+        )
+        as_json = [json.loads(text) for (text,) in staffed.event_table(as_json=True)]
+        assert as_json == list(staffed.event_rows())
+        assert list(as_json[0]) == list(EVENT_COLUMNS)
+        assert [r[0] for r in staffed.event_table(case_id=a.id)] == [2, 3]
+        assert [r[0] for r in staffed.event_table(kinds=("referral",))] == [2, 4]
+        assert [r[0] for r in staffed.event_table(cases=CaseFilter(state=b.state))] == [4]
+        assert [r[0] for r in staffed.event_table(cases=CaseFilter())] == [2, 3, 4]
+        later = NOW + dt.timedelta(seconds=1)
+        assert list(staffed.event_table(since=later)) == []
+        assert [r[0] for r in staffed.event_table(before=later)] == [1, 2, 3, 4]
+
+    def test_reads_inside_one_snapshot(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        with staffed.read_snapshot():
+            assert staffed.case(case.id) == case
+            assert staffed.head()[0] == len(list(staffed.event_rows()))
+        with staffed.batch():
+            _engage(staffed, case.id)
+            with staffed.read_snapshot():  # a no-op inside a batch: it already is one view
+                assert staffed.case(case.id).version == 2
+        assert staffed.case(case.id).version == 2
+
+    def test_exposure_is_words_or_none(self, store: Store) -> None:
+        said = store.exposure()
+        assert said is None or (isinstance(said, str) and said)

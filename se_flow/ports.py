@@ -1,0 +1,281 @@
+"""The store ports: what se-flow needs of storage, as narrow protocols and the values they pass.
+
+A store runs each command as one write transaction: it opens the transaction, hands the
+command a `Tx` to read what it needs (the actor, the case as it is now), takes back the
+`Change` the engine decided, and commits the case update, the record and the sealed audit
+event together, or nothing (`Writer`). Outside writes it answers case reads (`CaseReads`) and
+log reads (`LogReads`). A `Store` is all three.
+
+Three stores ship: SQLite (the default, a file or ":memory:"), the in-memory reference store
+(`se_flow.MemoryStore`) and, with the `postgres` extra, PostgreSQL. A new store implements
+`Store`, seals events with `se_flow._audit.seal` (the one canonical encoding), calls
+`check_workflow` inside its write, translates its database's errors into `StoreError`s at its
+boundary, and passes the contract shipped in the package:
+
+    from se_flow.contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def store(self) -> Store:
+            return MyStore(...)
+
+Nothing here does I/O: these are the shapes the core and the facade agree on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+from attrs import frozen
+
+from ._model import (
+    Case,
+    Event,
+    EventDraft,
+    Participant,
+    PersonalDetails,
+    Record,
+    Staff,
+    Status,
+)
+
+__all__ = [
+    "NOTHING",
+    "CaseFilter",
+    "CaseReads",
+    "Change",
+    "LogReads",
+    "Needs",
+    "RecordDraft",
+    "RecordRow",
+    "Snapshot",
+    "Store",
+    "Tx",
+    "Writer",
+]
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@frozen
+class RecordDraft:
+    """A record a command adds: typed field values, and the record (seq) it corrects."""
+
+    kind: str
+    fields: Mapping[str, Any]
+    supersedes: int | None = None
+
+
+@frozen
+class Change:
+    """What one command does, as the engine decided it. `expected_version` is None when the
+    case is new; the store refuses the change with `CaseConflict` if the case's version moved."""
+
+    case: Case | None
+    expected_version: int | None
+    event: EventDraft
+    record: RecordDraft | None = None
+    participant: Participant | None = None
+    staff: Staff | None = None
+    erase_personal_data_of: str | None = None
+
+
+@frozen
+class Needs:
+    """What a command reads of a case's history: record kinds and trigger marks (None: all;
+    empty: none). A case's history grows without bound; a command reads only what its guards
+    look at."""
+
+    kinds: frozenset[str] | None = None
+    triggers: frozenset[str] | None = None
+
+
+NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
+
+
+@frozen
+class Snapshot:
+    """A case as the store read it inside the write transaction: the case, its current
+    (not superseded) records of the kinds asked for, and the seq of the last event of each
+    trigger asked for (its marks)."""
+
+    case: Case
+    records: tuple[Record, ...]
+    marks: Mapping[str, int]
+
+
+@frozen
+class CaseFilter:
+    """Which cases a read picks; every field left None picks all."""
+
+    coach: str | None = None
+    state: str | None = None
+    status: Status | None = None
+    participant_id: str | None = None
+    due_by: dt.date | None = None
+    """Only open cases whose review falls due on or before this date, soonest first."""
+    limit: int | None = None
+
+
+@frozen
+class RecordRow:
+    """A records-table row as kept, its fields as JSON values (as the event holds them)."""
+
+    seq: int
+    case_id: str | None
+    kind: str
+    fields: Mapping[str, Any]
+    effective_at: str
+    recorded_at: str
+    actor: str
+    supersedes: int | None
+
+
+# --- the ports -----------------------------------------------------------------------------------
+
+
+class Tx(Protocol):
+    """Reads inside a write transaction: what a command sees is what it commits against."""
+
+    def staff(self, staff_id: str) -> Staff:
+        """Raises `StaffNotFound`."""
+        ...
+
+    def has_staff(self) -> bool: ...
+
+    def count_active_admins(self) -> int:
+        """How many staff are active admins, as this transaction sees it (the last one may
+        not be demoted, and two demotions must not both see the other's admin)."""
+        ...
+
+    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+        """The case, its current records and its trigger marks. Raises `CaseNotFound`.
+
+        `needs(case)` says which record kinds and trigger marks the command reads (default:
+        all of them)."""
+        ...
+
+    def new_case_id(self) -> str:
+        """The next case id (`C-<n>`, dense: one more than the cases there are)."""
+        ...
+
+    def participant(self, participant_id: str) -> Participant | None: ...
+
+
+class Writer(Protocol):
+    def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        """Run `decide` inside one write transaction and commit what it returns: the case,
+        the record, the participant, the staff change and the sealed event, or nothing.
+
+        Raises whatever `decide` raises (nothing is written), `CaseConflict` if the case's
+        version moved, `WorkflowMismatch` for an event under another workflow than the log's
+        last, `StoreBusy` if the lock could not be had, `StoreError` if the database failed."""
+        ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group the writes inside into one transaction (one commit) for bulk loads. Each
+        write stays atomic on its own: a refused one undoes only itself; an exception leaving
+        the block, or a failure that ends the transaction, writes nothing of the batch."""
+        ...
+
+    def read(self) -> Tx:
+        """A `Tx` for dry runs (check, available): the same reads, nothing written."""
+        ...
+
+
+class CaseReads(Protocol):
+    def case(self, case_id: str) -> Case:
+        """Raises `CaseNotFound`."""
+        ...
+
+    def cases(self, where: CaseFilter) -> Iterator[Case]:
+        """The cases `where` picks, by case number (by review date, then number, with
+        `due_by`), at most `where.limit`."""
+        ...
+
+    def records(self, case_id: str) -> list[Record]:
+        """Every record of a case, superseded ones included, in the order recorded. Raises
+        `CaseNotFound`."""
+        ...
+
+    def count_cases(self) -> int: ...
+
+    def list_staff(self) -> list[Staff]:
+        """Every staff member, by id."""
+        ...
+
+    def personal_details(self, participant_id: str) -> PersonalDetails | None:
+        """None once erased (or never given)."""
+        ...
+
+
+class LogReads(Protocol):
+    def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
+        """Events in seq order: all, or one case's, after `after_seq`."""
+        ...
+
+    def events_by_case(self) -> Iterator[Event]:
+        """Every event that belongs to a case, ordered by case id then seq (streamed)."""
+        ...
+
+    def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:
+        """Stored event rows in seq order, exactly as kept (for verification)."""
+        ...
+
+    def record_rows(self) -> Iterator[RecordRow]:
+        """Every row of the records table as kept, in seq order, streamed (for `verify`)."""
+        ...
+
+    def head(self) -> tuple[int, str]:
+        """The last event's seq and hash ((0, GENESIS) when empty)."""
+        ...
+
+    def head_workflow_hash(self) -> str | None:
+        """The workflow hash the last event was written under (None when the log is empty)."""
+        ...
+
+    def store_id(self) -> str:
+        """A random id fixed when the store was created (ties a checkpoint to its log)."""
+        ...
+
+    def event_table(
+        self,
+        *,
+        case_id: str | None = None,
+        cases: CaseFilter | None = None,
+        since: dt.datetime | None = None,
+        before: dt.datetime | None = None,
+        kinds: tuple[str, ...] | None = None,
+        as_json: bool = False,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
+        read any size in constant memory): tuples in `EVENT_COLUMNS` order or, with `as_json`,
+        1-tuples holding the row as one JSON object text with those keys in that order.
+
+        `case_id` keeps one case's events; `cases` keeps the events of the cases it picks (by
+        coach, state, status, participant; an empty filter picks every case, so events of no
+        case are left out). `since` (inclusive) and `before` (exclusive) bound `effective_at`;
+        `kinds` keeps only those event kinds."""
+        ...
+
+    def read_snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Hold one consistent view of the store for the reads inside, so a verify or an
+        export sees one moment of the log while others keep writing. Nothing may be written
+        inside. A no-op inside a write transaction or batch (which already is one view)."""
+        ...
+
+
+class Store(Writer, CaseReads, LogReads, Protocol):
+    """A whole store: writes, case reads and log reads, on one database."""
+
+    def close(self) -> None:
+        """Release the database (connections, files); the store is unusable after."""
+        ...
+
+    def exposure(self) -> str | None:
+        """Why others than its owner can read the store's personal data, or None."""
+        return None
