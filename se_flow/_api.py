@@ -698,18 +698,22 @@ class SEFlow:
         limit: int | None = None,
         actor: str | None = None,
     ) -> list[Case]:
-        """The caseload, filtered. `overdue` keeps open cases whose review date has passed."""
+        """The caseload, filtered, by case number. `status` is `active`, `paused`, `closed`,
+        `open` (active or paused: a coach's caseload) or None / `all`; `overdue` keeps open
+        cases whose review date has passed; `limit` keeps the first so many (all in the
+        store's query, so a first page costs the same at any caseload size)."""
         self._reader(actor)
         check_limit(limit, "limit")
         if stage is not None and stage not in self.workflow.states:
             raise InvalidInput(
                 f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
             )
+        open_only = status == "open"
         try:
-            wanted = Status(status) if status is not None else None
+            wanted = Status(status) if status not in (None, "open", "all") else None
         except ValueError:
             raise InvalidInput(
-                f"unknown status {status!r}; statuses: active, paused, closed"
+                f"unknown status {status!r}; statuses: open, active, paused, closed, all"
             ) from None
         due_by = self.now().date() - dt.timedelta(days=1) if overdue else None
         return list(
@@ -718,6 +722,7 @@ class SEFlow:
                     coach=coach,
                     state=stage,
                     status=wanted,
+                    open_only=open_only,
                     participant_id=participant_id,
                     due_by=due_by,
                     limit=limit,

@@ -198,6 +198,7 @@ class MemoryStore(Store):
             (where.coach is None or case.coach == where.coach)
             and (where.state is None or case.state == where.state)
             and (where.status is None or case.status is where.status)
+            and (not where.open_only or case.status is not Status.CLOSED)
             and (where.participant_id is None or case.participant_id == where.participant_id)
             and (
                 where.due_by is None

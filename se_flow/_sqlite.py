@@ -799,6 +799,8 @@ class SQLiteStore(Store):
         if where.status is not None:
             clauses.append("status = ?")
             params.append(where.status.value)
+        if where.open_only:
+            clauses.append("status != 'closed'")
         if where.participant_id is not None:
             clauses.append("participant_id = ?")
             params.append(where.participant_id)

@@ -559,21 +559,10 @@ def cases(
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
     check_limit(limit, "--limit")
-    statuses = ("open", "all", *(s.value for s in se_flow.Status))
-    if status not in statuses:
-        _fail(f"unknown status {status!r}; statuses: {', '.join(statuses)}")
     with _open(ctx) as flow:
-        found = flow.cases(
-            coach=coach,
-            stage=stage,
-            status=None if status in ("open", "all") else status,
-            overdue=overdue,
-            limit=None if status == "open" else limit,
-        )
+        found = flow.cases(coach=coach, stage=stage, status=status, overdue=overdue, limit=limit)
         today = flow.now().date()
         wf = flow.workflow
-    if status == "open":
-        found = [c for c in found if c.is_open][:limit]
     if json:
         from ._cli_text import case_json
 

@@ -234,6 +234,20 @@ class StoreContract:
         due = list(staffed.cases(CaseFilter(due_by=NOW.date() + dt.timedelta(days=30))))
         assert {c.id for c in due} == {a.id, b.id}
 
+    def test_open_cases_are_picked_and_limited_by_the_store(self, staffed: Store) -> None:
+        closed = _refer(staffed, "P-gone")
+
+        def withdraw(tx: Tx) -> Change:
+            snap = tx.snapshot(closed.id)
+            ctx = context(ENGINE, snap, tx.staff("sam"), NOW, reason="moved on")
+            return ENGINE.fire(snap, ctx, "withdraw")
+
+        staffed.write(withdraw)
+        kept = [_refer(staffed, f"P-{n}").id for n in range(3)]
+        picked = staffed.cases(CaseFilter(open_only=True, limit=2))
+        assert [c.id for c in picked] == kept[:2]
+        assert [c.id for c in staffed.cases(CaseFilter(status=Status.CLOSED))] == [closed.id]
+
     def test_batch_commits_once_and_a_refused_command_undoes_only_itself(
         self, staffed: Store
     ) -> None:

@@ -115,6 +115,8 @@ class CaseFilter:
     coach: str | None = None
     state: str | None = None
     status: Status | None = None
+    open_only: bool = False
+    """Only cases not closed (active or paused): a coach's caseload."""
     participant_id: str | None = None
     due_by: dt.date | None = None
     """Only open cases whose review falls due on or before this date, soonest first."""

@@ -499,3 +499,16 @@ def test_a_correction_supersedes_and_both_are_kept(flow: SEFlow, steps: Steps) -
         flow.record(case.id, "note", text="typo", supersedes=99999)
     assert "no current record 99999" in bad.value.problems["supersedes"]
     assert flow.case(case.id).version == version
+
+
+def test_the_open_caseload_is_paged_by_the_store(flow: se_flow.SEFlow, steps: Steps) -> None:
+    """`status="open"` with a limit gives the first open cases, however many closed ones come
+    before them (the store filters and limits; nothing is fetched to be thrown away)."""
+    for n in range(3):
+        flow.withdraw(steps.refer(f"Gone {n}").id, reason="moved on")
+    kept = [steps.refer(f"Kept {n}").id for n in range(2)]
+    assert [c.id for c in flow.cases(status="open", limit=1)] == kept[:1]
+    assert [c.id for c in flow.cases(status="open")] == kept
+    assert len(flow.cases(status="all")) == len(flow.cases()) == 5
+    with pytest.raises(se_flow.InvalidInput, match="statuses: open, active, paused, closed, all"):
+        flow.cases(status="shut")
