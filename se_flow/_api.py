@@ -16,24 +16,21 @@ if TYPE_CHECKING:
     # Exports are imported on first use: most commands never need them.
     from ._export import ExportVerification, Manifest, Progress
 
-from ._access import (
-    acting,
-    check_staff_id,
-    check_staff_name,
-    may_manage_staff,
-    may_read,
-    may_see_personal_data,
-)
 from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import Engine, context
-from ._limits import check_date, check_days, check_limit, check_text
+from ._limits import (
+    check_date,
+    check_days,
+    check_limit,
+    check_staff_id,
+    check_staff_name,
+    check_text,
+)
 from ._loader import load_workflow
 from ._model import (
     Case,
     Check,
     Event,
-    EventDraft,
-    EventKind,
     Participant,
     PersonalDetails,
     Record,
@@ -42,9 +39,10 @@ from ._model import (
     Status,
     Verification,
 )
+from ._policy import acting
 from ._sqlite import SQLiteStore
 from ._workflow import Workflow
-from .errors import InvalidInput, PermissionDenied, StaffNotFound
+from .errors import InvalidInput, StaffNotFound
 from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["SEFlow", "open"]
@@ -197,7 +195,7 @@ class SEFlow:
         """The actor of a read, who must be active staff (checked before anything is looked
         up, so a stranger cannot even learn whether a case exists)."""
         by = acting(self.store.read(), self._actor_id(actor))
-        may_read(by)
+        self.engine.may_read(by)
         return by
 
     # --- staff ---------------------------------------------------------------------------
@@ -227,32 +225,23 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
-            if tx.has_staff():
-                by = acting(tx, who)
-                try:
-                    old: Staff | None = tx.staff(new.id)
-                except StaffNotFound:
-                    old = None
-                may_manage_staff(by, old, new, tx.count_active_admins())
-                role_name = by.role.value
-            else:
-                role_name = "bootstrap"
-            event = EventDraft(
-                case_id=None,
-                kind="staff",
+            if not tx.has_staff():
+                return self.engine.add_staff(
+                    new, actor=who, by=None, before=None, active_admins=0, now=now
+                )
+            by = acting(tx, who)
+            try:
+                before: Staff | None = tx.staff(new.id)
+            except StaffNotFound:
+                before = None
+            return self.engine.add_staff(
+                new,
                 actor=who,
-                role=role_name,
-                effective_at=now,
-                recorded_at=now,
-                workflow_hash=self.workflow.hash,
-                payload={
-                    "staff_id": new.id,
-                    "name": new.name,
-                    "role": new.role.value,
-                    "active": new.active,
-                },
+                by=by,
+                before=before,
+                active_admins=tx.count_active_admins(),
+                now=now,
             )
-            return Change(case=None, expected_version=None, event=event, staff=new)
 
         self.store.write(decide)
         return new
@@ -621,26 +610,12 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
-            by = acting(tx, who)
-            if by.role is not Role.ADMIN:
-                raise PermissionDenied(f"only an admin may erase personal data; {who} is not", who)
-            if tx.participant(participant_id) is None:
-                from .errors import NotFound
-
-                raise NotFound(f"no participant {participant_id!r}")
-            event = EventDraft(
-                case_id=None,
-                kind="erasure",
-                actor=who,
-                role=by.role.value,
-                effective_at=now,
-                recorded_at=now,
-                workflow_hash=self.workflow.hash,
-                reason=reason.strip(),
-                payload={"participant_id": participant_id},
-            )
-            return Change(
-                case=None, expected_version=None, event=event, erase_personal_data_of=participant_id
+            return self.engine.erase_personal_data(
+                participant_id,
+                tx.participant(participant_id),
+                by=acting(tx, who),
+                reason=reason,
+                now=now,
             )
 
         self.store.write(decide)
@@ -656,24 +631,10 @@ class SEFlow:
         now = self.now()
 
         def decide(tx: Tx) -> Change:
-            by = tx.staff(who)
-            if by.role is not Role.ADMIN:
-                raise PermissionDenied(f"only an admin may adopt a workflow; {who} is not", who)
-            logged = self.store.head_workflow_hash()
-            if logged is None or logged == self.workflow.hash:
-                raise InvalidInput("the database is already under this workflow")
-            event = EventDraft(
-                case_id=None,
-                kind=EventKind.WORKFLOW,
-                actor=who,
-                role=by.role.value,
-                effective_at=now,
-                recorded_at=now,
-                workflow_hash=self.workflow.hash,
-                reason=reason.strip(),
-                payload={"from": logged, "to": self.workflow.hash},
+            by = acting(tx, who)
+            return self.engine.adopt_workflow(
+                self.store.head_workflow_hash(), by=by, reason=reason, now=now
             )
-            return Change(case=None, expected_version=None, event=event)
 
         self.store.write(decide)
         self._logged_workflow = self.workflow.hash
@@ -681,7 +642,7 @@ class SEFlow:
     # --- reads ---------------------------------------------------------------------------
 
     # Every read names its actor (or uses the default one), who must be active staff: the
-    # rules are `_access.may_read` and `_access.may_see_personal_data`.
+    # rules are `_policy.may_read` and `_policy.may_see_personal_data`, asked through the engine.
 
     def case(self, case_id: str, *, actor: str | None = None) -> Case:
         self._reader(actor)
@@ -768,7 +729,7 @@ class SEFlow:
             from .errors import NotFound
 
             raise NotFound(f"no participant {participant_id!r}")
-        if not may_see_personal_data(viewer):
+        if not self.engine.shows_personal_data(viewer):
             return found
         details = self.store.personal_details(participant_id)
         return Participant(id=found.id, created_at=found.created_at, details=details)

@@ -38,6 +38,7 @@ from ._cli_text import (
     state_title,
     words,
 )
+from ._model import soft_only
 
 __all__ = [
     "Grid",
@@ -230,7 +231,7 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
             line.append(f" ({shown(check.label.lower())})")
         if not missing:
             line.append("  ready", style="green")
-        elif all(r.soft for r in missing):
+        elif soft_only(missing):
             line.append("  soft guards only (team leader may override)", style="yellow")
         else:
             line.append(f"  missing {len(missing)}", style="red")

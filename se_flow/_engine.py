@@ -2,7 +2,9 @@
 
 Every function takes the case as read, the actor, `now` and what was asked, and returns a
 `Change` (the case after, the audit event to append, the record to keep) or raises the
-`SEFlowError` that says why not. The store applies a `Change` atomically.
+`SEFlowError` that says why not. The store applies a `Change` atomically. Every audit event
+is drafted here, case events and the others (staff, erasure, export, workflow) alike, and
+every "who may" is asked of `_policy` from here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import _policy as policy
 from ._guards import GUARDS, GuardContext
 from ._model import (
     Case,
@@ -21,8 +24,10 @@ from ._model import (
     Override,
     Participant,
     Record,
+    Role,
     Staff,
     Status,
+    soft_only,
 )
 from ._projections import apply
 from ._workflow import TransitionSpec, Workflow
@@ -34,6 +39,7 @@ from .errors import (
     GuardsFailed,
     InvalidInput,
     InvalidRecord,
+    NotFound,
     PermissionDenied,
     TriggerNotAvailable,
     UnknownRecordKind,
@@ -159,7 +165,7 @@ class Engine:
         expected_version: int | None = None,
     ) -> Change:
         case = snap.case
-        self._may_write(ctx.actor, case.id)
+        policy.may_write(ctx.actor, case.id)
         self._check_version(case, expected_version)
         self._check_effective(ctx.effective_at, ctx.now)
         spec = self._spec(case, trigger)
@@ -175,15 +181,9 @@ class Engine:
         if override is not None and not override.strip():
             raise InvalidInput("an override needs a reason")
         if failed:
-            if override is None or any(not r.soft for r in failed):
+            if override is None or not soft_only(results):
                 raise GuardsFailed(case.id, trigger, results)
-            if not ctx.actor.can_override:
-                raise PermissionDenied(
-                    f"case {case.id}: only a team leader may override soft guards "
-                    f"({', '.join(r.label for r in failed)}); {ctx.actor.id} is a "
-                    f"{ctx.actor.role.value.replace('_', ' ')}",
-                    ctx.actor.id,
-                )
+            policy.may_override(ctx.actor, failed, case.id)
             used_override = Override(by=ctx.actor.id, reason=override.strip())
 
         at = ctx.effective_at
@@ -237,7 +237,7 @@ class Engine:
         expected_version: int | None = None,
     ) -> Change:
         case = snap.case
-        self._may_write(actor, case.id)
+        policy.may_write(actor, case.id)
         self._check_version(case, expected_version)
         self._check_effective(effective_at, now)
         if case.status is Status.CLOSED:
@@ -299,7 +299,7 @@ class Engine:
         new_participant: bool = True,
     ) -> Change:
         """A new case: a referral (state `initial`) or, given `previous`, a reopened episode."""
-        self._may_write(actor, case_id)
+        policy.may_write(actor, case_id)
         self._check_effective(effective_at, now)
         wf = self.workflow
         record_kind = wf.reopen.record if previous else self._referral_kind()
@@ -356,7 +356,7 @@ class Engine:
         self, snap: Snapshot, coach: str, *, actor: Staff, now: dt.datetime, reason: str | None
     ) -> Change:
         case = snap.case
-        self._may_write(actor, case.id)
+        policy.may_write(actor, case.id)
         if case.status is Status.CLOSED:
             raise CaseClosed(case.id, "assign")
         event = EventDraft(
@@ -373,6 +373,127 @@ class Engine:
             payload={"from_coach": case.coach, "to_coach": coach},
         )
         return Change(case=self._after(case, event), expected_version=case.version, event=event)
+
+    # --- events of no case ----------------------------------------------------------------
+
+    def _system_event(
+        self,
+        kind: EventKind,
+        actor: str,
+        role: str,
+        now: dt.datetime,
+        payload: Mapping[str, Any],
+        reason: str | None = None,
+    ) -> EventDraft:
+        return EventDraft(
+            case_id=None,
+            kind=kind,
+            actor=actor,
+            role=role,
+            effective_at=now,
+            recorded_at=now,
+            workflow_hash=self.workflow.hash,
+            reason=reason,
+            payload=payload,
+        )
+
+    def add_staff(
+        self,
+        new: Staff,
+        *,
+        actor: str,
+        by: Staff | None,
+        before: Staff | None,
+        active_admins: int,
+        now: dt.datetime,
+    ) -> Change:
+        """Add staff member `new`, or make `before` (the same id, as read) into `new`. `by` is
+        `actor` as read, or None while nobody is on the staff list: then `actor` sets se-flow
+        up, and the event's role says `bootstrap`."""
+        policy.may_manage_staff(by, before, new, active_admins)
+        payload = {
+            "staff_id": new.id,
+            "name": new.name,
+            "role": new.role.value,
+            "active": new.active,
+        }
+        role = by.role.value if by is not None else "bootstrap"
+        event = self._system_event(EventKind.STAFF, actor, role, now, payload)
+        return Change(case=None, expected_version=None, event=event, staff=new)
+
+    def erase_personal_data(
+        self,
+        participant_id: str,
+        found: Participant | None,
+        *,
+        by: Staff,
+        reason: str,
+        now: dt.datetime,
+    ) -> Change:
+        """Erase the personal data of `participant_id` (`found`: the participant as read, None
+        if there is none)."""
+        policy.may_erase(by)
+        if found is None:
+            raise NotFound(f"no participant {participant_id!r}")
+        payload = {"participant_id": participant_id}
+        event = self._system_event(
+            EventKind.ERASURE, by.id, by.role.value, now, payload, reason.strip()
+        )
+        return Change(
+            case=None, expected_version=None, event=event, erase_personal_data_of=participant_id
+        )
+
+    def adopt_workflow(
+        self, logged: str | None, *, by: Staff, reason: str, now: dt.datetime
+    ) -> Change:
+        """Move the log on from workflow hash `logged` (the last one written under) to this
+        engine's workflow."""
+        policy.may_adopt_workflow(by)
+        if logged is None or logged == self.workflow.hash:
+            raise InvalidInput("the database is already under this workflow")
+        payload = {"from": logged, "to": self.workflow.hash}
+        event = self._system_event(
+            EventKind.WORKFLOW, by.id, by.role.value, now, payload, reason.strip()
+        )
+        return Change(case=None, expected_version=None, event=event)
+
+    def record_export(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        by: Staff,
+        started_as: Role,
+        personal_data: bool,
+        now: dt.datetime,
+    ) -> Change:
+        """The audit event of an export written as `by` (read again now) who started it as
+        `started_as`; `payload` says what was written (files, hashes, chain head)."""
+        policy.may_export(by, personal_data)
+        if by.role is not started_as:
+            raise PermissionDenied(
+                f"{by.id}'s role changed during the export ({started_as.value} to "
+                f"{by.role.value}); export again",
+                by.id,
+            )
+        payload = {**payload, "personal_data": personal_data}
+        event = self._system_event(EventKind.EXPORT, by.id, started_as.value, now, payload)
+        return Change(case=None, expected_version=None, event=event)
+
+    # --- the policy, for reads and early checks, which draft no event ----------------------
+
+    @staticmethod
+    def may_read(by: Staff) -> None:
+        policy.may_read(by)
+
+    @staticmethod
+    def shows_personal_data(by: Staff) -> bool:
+        """Whether a read shows `by` personal details (else pseudonyms only: not a refusal)."""
+        return policy.permits(policy.may_see_personal_data, by)
+
+    @staticmethod
+    def may_export(by: Staff, personal_data: bool) -> None:
+        """Checked before an export writes anything, and again by `record_export`."""
+        policy.may_export(by, personal_data)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -405,17 +526,6 @@ class Engine:
         after = apply(self.workflow, case, event)
         assert after is not None
         return after
-
-    @staticmethod
-    def _may_write(actor: Staff, case_id: str | None) -> None:
-        if not actor.active:
-            raise PermissionDenied(f"{actor.id} is no longer active staff", actor.id)
-        if not actor.can_write:
-            where = f" case {case_id}" if case_id else ""
-            raise PermissionDenied(
-                f"{actor.id} is an auditor: auditors can read and verify, not change{where}",
-                actor.id,
-            )
 
     @staticmethod
     def _check_version(case: Case, expected: int | None) -> None:

@@ -77,16 +77,16 @@ from typing import Any, TextIO
 import attrs
 from attrs import field, frozen
 
-from ._access import acting
 from ._audit import FIELDS, GENESIS, Checkpoint, canonical, row_hash
+from ._engine import Engine
 from ._limits import date_fault
-from ._model import EVENT_FIELDS, Case, EventDraft, Role, Staff, Status
+from ._model import EVENT_FIELDS, Case, Status
+from ._policy import acting
 from ._workflow import Workflow
 from .errors import (
     CaseNotFound,
     ExportMismatch,
     InvalidExportRequest,
-    PermissionDenied,
     SEFlowError,
     StaffNotFound,
     StoreError,
@@ -452,18 +452,6 @@ def _tables(tables: Iterable[str] | str) -> tuple[str, ...]:
     if not names:
         raise InvalidExportRequest(f"no tables asked for; tables: {', '.join(TABLES)}")
     return tuple(dict.fromkeys(names))
-
-
-def _may_export(by: Staff, personal: bool) -> None:
-    # Beside `_access`'s rules, for the policy module that will hold them all.
-    if not by.active:
-        raise PermissionDenied(f"{by.id} is no longer active staff", by.id)
-    if personal and by.role is not Role.ADMIN:
-        raise PermissionDenied(
-            f"only an admin may export personal data; {by.id} is a "
-            f"{by.role.value.replace('_', ' ')} (exports are pseudonymised without it)",
-            by.id,
-        )
 
 
 def _target(out_dir: Path, force: bool, database: Path | None) -> None:
@@ -1041,8 +1029,9 @@ def write_export(
         raise InvalidExportRequest(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
     names = _tables(tables)
     started = time.time_ns()
+    engine = Engine(workflow)
     by = acting(store.read(), actor)
-    _may_export(by, include_personal_data)
+    engine.may_export(by, include_personal_data)
     sel = _select(
         store,
         workflow,
@@ -1107,37 +1096,24 @@ def write_export(
         _write_manifest(tmp, manifest)
 
         def decide(tx: Tx) -> Change:
-            now_by = tx.staff(actor)
-            _may_export(now_by, include_personal_data)
-            if now_by.role is not by.role:
-                raise PermissionDenied(
-                    f"{actor}'s role changed during the export ({by.role.value} to "
-                    f"{now_by.role.value}); export again",
-                    actor,
-                )
             payload = {
                 "export_id": export_id,
                 "folder": str(out_dir),
                 "tables": list(names),
                 "format": fmt,
                 "filters": dict(sel.asked),
-                "personal_data": include_personal_data,
                 "rows": manifest.rows,
                 "files": {name: f["sha256"] for name, f in files.items()},
                 "chain_head": {"seq": head[0], "hash": head[1]},
                 "manifest_sha256": manifest_digest(manifest.to_json()),
             }
-            event = EventDraft(
-                case_id=None,
-                kind="export",
-                actor=actor,
-                role=by.role.value,
-                effective_at=now,
-                recorded_at=now,
-                workflow_hash=workflow.hash,
-                payload=payload,
+            return engine.record_export(
+                payload,
+                by=acting(tx, actor),
+                started_as=by.role,
+                personal_data=include_personal_data,
+                now=now,
             )
-            return Change(case=None, expected_version=None, event=event)
 
         # The files go into place first and the audit event is committed after, so the log
         # never names an export that is not there; if the commit fails, the export is taken

@@ -1,5 +1,6 @@
 """The bounds on what a user may give se-flow: how long a text, how early or late a date, how
-many days or rows. One place, so the library, the CLI and the docs agree; no I/O here.
+many days or rows, what a staff id and name look like. One place, so the library, the CLI and
+the docs agree; no I/O here.
 
 Text is bounded because every view and export of a case reads it whole (a 50 MB note made
 `show` never finish); dates are bounded because nothing in supported employment happened
@@ -9,6 +10,8 @@ before 1900, and date arithmetic near year 1 or 9999 overflows.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from typing import Any, TypeVar
 
 from .errors import InvalidInput
@@ -19,9 +22,13 @@ __all__ = [
     "MAX_DAYS",
     "MAX_LIMIT",
     "MAX_TEXT",
+    "NAME_MAX",
+    "STAFF_ID",
     "check_date",
     "check_days",
     "check_limit",
+    "check_staff_id",
+    "check_staff_name",
     "check_text",
     "date_fault",
     "text_fault",
@@ -106,3 +113,41 @@ def check_limit(value: int | None, what: str) -> int | None:
     if not 1 <= value <= MAX_LIMIT:
         raise InvalidInput(f"{what} {value} is out of range: from 1 to {MAX_LIMIT:,}")
     return value
+
+
+# A login-like token. Ids land unescaped in events.csv cells (exports stay byte-exact), so
+# the first character may not be one a spreadsheet reads as a formula (=, +, -, @) nor tab or
+# CR; `@` is allowed inside, for email-like logins.
+STAFF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+NAME_MAX = 200
+# Control characters, lone surrogates and the line/paragraph separators: each breaks a
+# terminal line, a CSV row or the database's UTF-8.
+_BAD_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _shown(text: str) -> str:
+    # Named in the message, but never a megabyte of it.
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
+def check_staff_id(staff_id: str, what: str = "staff id") -> str:
+    """`staff_id` if it is a valid staff id, else `InvalidInput` naming it. `fullmatch`, not
+    `$`: `$` would let a trailing newline through."""
+    if not isinstance(staff_id, str) or STAFF_ID.fullmatch(staff_id) is None:
+        raise InvalidInput(
+            f"{what} {_shown(str(staff_id))} is not a valid staff id: use 1 to 64 letters, "
+            "digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+    return staff_id
+
+
+def check_staff_name(name: str) -> str:
+    """The name with surrounding spaces removed, or `InvalidInput`."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("a staff member needs a name")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"staff name {_shown(name)} is too long (at most {NAME_MAX} characters)")
+    if any(unicodedata.category(ch) in _BAD_IN_NAMES for ch in name):
+        raise InvalidInput(f"staff name {_shown(name)} holds control characters")
+    return name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "Staff",
     "Status",
     "Verification",
+    "soft_only",
 ]
 
 
@@ -76,16 +77,7 @@ class Staff:
     name: str
     role: Role = field(converter=Role)
     active: bool = True
-
-    @property
-    def can_write(self) -> bool:
-        return self.role is not Role.AUDITOR
-
-    @property
-    def can_override(self) -> bool:
-        """Soft guards yield to a team leader's judgement only (an admin runs the system,
-        not cases)."""
-        return self.role is Role.TEAM_LEADER
+    """What each role may do is `_policy`'s, not the staff member's own."""
 
 
 @frozen
@@ -195,6 +187,13 @@ class GuardResult:
         )
 
 
+def soft_only(results: Iterable[GuardResult]) -> bool:
+    """Blocked, and only by soft guards: what a team leader may override with a reason. THE
+    one test of it, for the engine's override, `GuardsFailed`, `Check` and the CLI's hints."""
+    failed = [r for r in results if not r.passed]
+    return bool(failed) and all(r.soft for r in failed)
+
+
 @frozen
 class Override:
     by: str
@@ -222,9 +221,8 @@ class Check:
 
     @property
     def overridable(self) -> bool:
-        """Blocked by soft guards only, so a team leader may override."""
-        failed = self.failed
-        return bool(failed) and all(r.soft for r in failed)
+        """Blocked by soft guards only, so a team leader may override (`soft_only`)."""
+        return soft_only(self.results)
 
 
 @frozen

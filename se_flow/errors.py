@@ -38,6 +38,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+# The one "blocked only by soft guards" test (`_model` imports nothing of se-flow's).
+from ._model import soft_only
+
 if TYPE_CHECKING:
     from ._model import GuardResult
 
@@ -249,11 +252,11 @@ class GuardsFailed(TransitionRefused):
         self.results = tuple(results)
         failed = [r for r in self.results if not r.passed]
         self.failed = tuple(failed)
-        self.soft_only = all(r.soft for r in failed)
+        self.soft_only = soft_only(self.results)
         detail = "; ".join(f"{r.label}: {r.reason}" for r in failed)
         hint = (
             " (soft guards only: a team leader may override with a reason)"
-            if (self.soft_only)
+            if self.soft_only
             else ""
         )
         super().__init__(f"case {case_id}: {trigger} refused: {detail}{hint}", case_id, trigger)
