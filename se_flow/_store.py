@@ -147,6 +147,7 @@ class Store(abc.ABC):
         before: dt.datetime | None = None,
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
+        by_case: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
         """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
         read any size in constant memory): tuples in `_audit.FIELDS` order or, with `as_json`,
@@ -155,7 +156,11 @@ class Store(abc.ABC):
         `case_id` keeps one case's events; `cases` keeps the events of the cases it picks (by
         coach, state, status, participant; an empty filter picks every case, so events of no
         case are left out). `since` (inclusive) and `before` (exclusive) bound `effective_at`;
-        `kinds` keeps only those event kinds."""
+        `kinds` keeps only those event kinds.
+
+        `by_case` orders the rows by case, in the order `cases` yields the cases (case number),
+        then by seq, and leaves out events of no case: one scan for what is worked out case by
+        case (the stage histories), however many cases there are."""
 
     @abc.abstractmethod
     def read_snapshot(self) -> contextlib.AbstractContextManager[None]:
