@@ -21,6 +21,15 @@ are medians of the timed section only (not interpreter start-up or imports):
   file, fsync, the manifest, and the export's own durable audit event.
 
 Targets: throughput at least 0.7 of the loop's; peak memory under 100 MB.
+
+The stage histories (one row per spell, worked out from each case's stage events) are measured
+the same way on a caseload of real cases (`_population`: 100,000 cases, quick 10,000):
+
+* **csv.writer loop, stage events** (baseline): one `SELECT` of the cases' stage events joined
+  with their cases, in case then seq order, each row written as it comes.
+* **se-flow stage_histories, CSV**: `flow.export(out, tables=["stage_histories"])`.
+
+Target: at least 0.8 of that loop's throughput.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from typing import Any
 
 import se_flow
 
+from . import _population as pop
 from ._common import (
     Row,
     bench_args,
@@ -55,12 +65,23 @@ from ._common import (
 
 MODULE = "benchmarks.bench_export"
 FULL_EVENTS, QUICK_EVENTS, TINY_EVENTS = 1_000_000, 100_000, 2_000
-RATIO_TARGET, PEAK_TARGET_MB = 0.7, 100.0
+FULL_CASES, QUICK_CASES, TINY_CASES = 100_000, 10_000, 300
+RATIO_TARGET, SPELL_TARGET, PEAK_TARGET_MB = 0.7, 0.8, 100.0
 CONTENDERS = {
     "loop": "csv.writer loop",
     "csv": "se-flow export, CSV",
     "jsonl": "se-flow export, JSON Lines",
 }
+SPELL_CONTENDERS = {
+    "spell_loop": "csv.writer loop, stage events",
+    "spells": "se-flow stage_histories, CSV",
+}
+_STAGE_EVENTS = (
+    "SELECT e.case_id, c.participant_id, c.episode, e.seq, e.kind, e.trigger, e.to_state, "
+    "e.to_phase, e.effective_at, e.actor FROM events e JOIN cases c ON c.id = e.case_id "
+    "WHERE e.kind IN ('referral', 'reopen', 'transition', 'phase', 'pause', 'resume') "
+    "ORDER BY c.num, e.seq"
+)
 COLUMNS = (
     "seq, case_id, kind, trigger, from_state, to_state, from_phase, to_phase, actor, role, "
     "effective_at, recorded_at, reason, guards, override, workflow_hash, payload, prev_hash, hash"
@@ -196,7 +217,32 @@ def _count(path: Path) -> int:
 # --- one measurement, in a child process ---------------------------------------------------
 
 
+def spell_child(mode: str, db: Path, out: Path, cases: int) -> list[Row]:
+    if mode == "spell_loop":
+        conn = sqlite3.connect(db)
+        start = time.perf_counter()
+        with (out / "stage_events.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            cur = conn.execute(_STAGE_EVENTS)
+            writer.writerow([d[0] for d in cur.description])
+            for row in cur:
+                writer.writerow(row)
+        seconds = time.perf_counter() - start
+        conn.close()
+    else:
+        with se_flow.open(db, actor=pop.LEAD, clock=clock) as flow:
+            start = time.perf_counter()
+            flow.export(out / "export", tables=["stage_histories"])
+            seconds = time.perf_counter() - start
+    return [
+        Row("export stage_histories", size_label(cases), SPELL_CONTENDERS[mode], seconds, "s",
+            peak_mb=peak_rss_mb())
+    ]  # fmt: skip
+
+
 def child(mode: str, db: Path, out: Path, expected: int) -> list[Row]:
+    if mode in SPELL_CONTENDERS:
+        return spell_child(mode, db, out, expected)
     if mode == "loop":
         conn = sqlite3.connect(db)
         start = time.perf_counter()
@@ -244,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser = bench_args("Export throughput and peak memory vs a csv.writer loop.", argv)
     parser.add_argument("--events", type=int, help="events in the log (default 1M, quick 100k)")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each contender")
-    parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
+    parser.add_argument("--cases", type=int, help="cases for stage_histories (default 100k)")
+    parser.add_argument("--child", choices=[*CONTENDERS, *SPELL_CONTENDERS], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--expected", type=int, help=argparse.SUPPRESS)
@@ -278,6 +325,15 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                 samples[mode].append(measure(mode, db, folder, expected))
         if not args.data_dir:
             db.unlink(missing_ok=True)
+        cases = args.cases or (TINY_CASES if tiny() else QUICK_CASES if args.quick else FULL_CASES)
+        spells_db = pop.population(folder, cases, pristine=False)
+        measure("spell_loop", spells_db, folder, cases)  # warm the page cache
+        spell_samples: dict[str, list[Row]] = {mode: [] for mode in SPELL_CONTENDERS}
+        for rnd in range(rounds):
+            order = list(SPELL_CONTENDERS)[:: 1 if rnd % 2 == 0 else -1]
+            for mode in order:
+                log(f"export: round {rnd + 1}/{rounds}, {SPELL_CONTENDERS[mode]}")
+                spell_samples[mode].append(measure(mode, spells_db, folder, cases))
 
     loop = median([r.median for r in samples["loop"]])
     for mode in modes:
@@ -308,7 +364,28 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                 extra={"rows_per_s": round(expected / secs), "events": expected},
             )
         )
-    print_table(rows, f"Export of {n:,} audit events, each run in its own process")
+    spell_loop = median([r.median for r in spell_samples["spell_loop"]])
+    for mode, label in SPELL_CONTENDERS.items():
+        secs = median([r.median for r in spell_samples[mode]])
+        exporting = mode != "spell_loop"
+        ratio = spell_loop / secs
+        rows.append(
+            Row(
+                "export stage_histories",
+                f"{size_label(cases)} cases",
+                label,
+                secs,
+                "s",
+                ratio=ratio if exporting else None,
+                vs="se-flow/loop" if exporting else "",
+                target=f"≥ {SPELL_TARGET}" if exporting else "",
+                met=ratio >= SPELL_TARGET if exporting else None,
+                peak_mb=max(r.peak_mb or 0.0 for r in spell_samples[mode]),
+                n=len(spell_samples[mode]),
+                note=f"{cases / secs:,.0f} cases/s",
+            )
+        )
+    print_table(rows, f"Export of {n:,} audit events and {cases:,} cases' stage histories")
     return rows
 
 

@@ -62,17 +62,23 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from ._export import ExportVerification, Manifest, verify_export
+    from ._export import Manifest
+    from ._verify_export import ExportVerification, verify_export
 
-_LAZY = {"ExportVerification", "Manifest", "verify_export"}
+# Name -> the module that holds it.
+_LAZY = {
+    "ExportVerification": "_verify_export",
+    "Manifest": "_export",
+    "verify_export": "_verify_export",
+}
 
 
 def __getattr__(name: str) -> Any:
     # The export machinery loads on first use, keeping `import se_flow` (and CLI start) lean.
     if name in _LAZY:
-        from . import _export
+        import importlib
 
-        return getattr(_export, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'se_flow' has no attribute {name!r}")
 
 

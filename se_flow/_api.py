@@ -14,7 +14,8 @@ import attrs
 
 if TYPE_CHECKING:
     # Exports are imported on first use: most commands never need them.
-    from ._export import ExportVerification, Manifest, Progress
+    from ._export import Manifest, Progress
+    from ._verify_export import ExportVerification
 
 from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import Engine, context
@@ -819,7 +820,7 @@ class SEFlow:
         """`se_flow.verify_export` plus the manifest against this log: same database, chain
         head still there, and the export's own audit event holding the same file hashes and the
         SHA-256 of this very manifest (any field rewritten is caught)."""
-        from ._export import verify_against_log
+        from ._verify_export import verify_against_log
 
         self._reader(actor)
         return verify_against_log(self.store, path)

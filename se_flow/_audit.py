@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENESIS",
+    "ChainWalk",
     "Checkpoint",
     "canonical",
     "check_workflow",
@@ -137,44 +138,67 @@ def event_from_row(row: Mapping[str, Any]) -> Event:
     return Event(**{f.name: _decode(f, row[f.name]) for f in EVENT_FIELDS})
 
 
+class ChainWalk:
+    """The chain walk, one stored row at a time: `feed` each row in seq order until it names a
+    problem; `result()` is then the verdict. `verify_chain`, `verify_log` and the export
+    verifier all walk with it, so each names the same first event that does not fit."""
+
+    def __init__(self, *, start_seq: int = 1, start_hash: str = GENESIS) -> None:
+        self.expected_seq, self.prev = start_seq, start_hash
+        self.count = 0
+        self.bad_seq: int | None = None
+        self.problem: str | None = None
+        self.altered = False
+        """The bad row's links fit but its content does not match its hash."""
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """The (seq, hash) of the last row that fitted."""
+        return self.expected_seq - 1, self.prev
+
+    def feed(self, row: Mapping[str, Any]) -> str | None:
+        """Check the next row; the problem in words if it does not fit (the walk then stops:
+        later rows are not looked at)."""
+        if self.problem is not None:
+            return self.problem
+        seq = row["seq"]
+        if seq != self.expected_seq:
+            why = (
+                f"event {self.expected_seq} is missing (next found is {seq})"
+                if seq > self.expected_seq
+                else f"event {seq} is out of order (expected {self.expected_seq})"
+            )
+        elif row["prev_hash"] != self.prev:
+            why = (
+                "its prev_hash does not match the event before it "
+                "(an event was inserted, removed or moved)"
+            )
+        elif row_hash(row) != row["hash"]:
+            why = "its content does not match its hash (the event was altered)"
+            self.altered = True
+        else:
+            self.count += 1
+            self.expected_seq, self.prev = seq + 1, row["hash"]
+            return None
+        self.bad_seq, self.problem = seq, why
+        return why
+
+    def result(self) -> Verification:
+        seq, digest = self.head
+        if self.problem is None:
+            return Verification(True, self.count, seq, digest)
+        return Verification(False, self.count, seq, digest, self.bad_seq, self.problem)
+
+
 def verify_chain(
     rows: Iterable[Mapping[str, Any]], *, start_seq: int = 1, start_hash: str = GENESIS
 ) -> Verification:
     """Walk stored rows in seq order; report the first that does not fit, and why."""
-    expected_seq, prev = start_seq, start_hash
-    count = 0
+    walk = ChainWalk(start_seq=start_seq, start_hash=start_hash)
     for row in rows:
-        seq = row["seq"]
-        if seq != expected_seq:
-            why = (
-                f"event {expected_seq} is missing (next found is {seq})"
-                if seq > expected_seq
-                else f"event {seq} is out of order (expected {expected_seq})"
-            )
-            return Verification(False, count, expected_seq - 1, prev, seq, why)
-        if row["prev_hash"] != prev:
-            return Verification(
-                False,
-                count,
-                seq - 1,
-                prev,
-                seq,
-                "its prev_hash does not match the event before it "
-                "(an event was inserted, removed or moved)",
-            )
-        actual = row_hash(row)
-        if actual != row["hash"]:
-            return Verification(
-                False,
-                count,
-                seq - 1,
-                prev,
-                seq,
-                "its content does not match its hash (the event was altered)",
-            )
-        count += 1
-        expected_seq, prev = seq + 1, row["hash"]
-    return Verification(True, count, expected_seq - 1, prev)
+        if walk.feed(row) is not None:
+            break
+    return walk.result()
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -276,28 +300,25 @@ def verify_log(
         records = RecordCheck(store.record_rows())
 
         unreadable: list[tuple[int, str]] = []
-
-        def rows() -> Iterator[Mapping[str, Any]]:
-            for row in store.event_rows():
-                yield row
-                # Resumed only once the chain walk has accepted the row: what is read of it
-                # below is proved by its hash.
-                if checkpoint is not None and row["seq"] == checkpoint.seq:
-                    seen.append(row["hash"])
-                try:
-                    if row["kind"] == EventKind.STAFF:
-                        staff_events.append(event_from_row(row))
-                    else:
-                        want = record_from_row(row)
-                        if want is not None:
-                            records.feed(want)
-                except (KeyError, TypeError, ValueError) as exc:
-                    # Only a forger who re-chained the log can write an event se-flow did not.
-                    unreadable.append((row["seq"], f"event {row['seq']} cannot be read: {exc}"))
-
-        result = verify_chain(rows())
-        if not result.ok:
-            return result
+        walk = ChainWalk()
+        for row in store.event_rows():
+            if walk.feed(row) is not None:
+                return walk.result()
+            # Read only once the walk has accepted the row: what is read of it is proved by
+            # its hash.
+            if checkpoint is not None and row["seq"] == checkpoint.seq:
+                seen.append(row["hash"])
+            try:
+                if row["kind"] == EventKind.STAFF:
+                    staff_events.append(event_from_row(row))
+                else:
+                    want = record_from_row(row)
+                    if want is not None:
+                        records.feed(want)
+            except (KeyError, TypeError, ValueError) as exc:
+                # Only a forger who re-chained the log can write an event se-flow did not.
+                unreadable.append((row["seq"], f"event {row['seq']} cannot be read: {exc}"))
+        result = walk.result()
         if unreadable:
             seq, why = unreadable[0]
             return attrs.evolve(result, ok=False, bad_seq=seq, problem=why)

@@ -21,7 +21,8 @@ from . import Case, Check, Event, Status, Verification, Workflow
 
 if TYPE_CHECKING:
     from ._audit import Checkpoint
-    from ._export import ExportVerification, Manifest
+    from ._export import Manifest
+    from ._verify_export import ExportVerification
 
 __all__ = [
     "ASKED_WHEN_RUN",

@@ -1,10 +1,11 @@
-"""Exports for auditors, and checkpoints that prove the audit log was only appended to.
+"""Exports for auditors: the request, the tables read from the store, the three writers (CSV,
+JSON Lines, one JSON bundle), the manifest, and putting the folder in place.
 
 An export is a folder: one file per table (`stage_histories`, `events`, `clients`; or one JSON
 bundle, `export.json`, holding them all) and `manifest.json` beside them, naming what was asked,
 the row counts, the workflow-definition hash, the chain head at export time, the store id and the
 SHA-256 of every file. The folder and its files are readable by their owner only (700 / 600,
-whatever the umask).
+whatever the umask). Checking an export again is `_verify_export`'s.
 
 Every export is itself an audit event (kind `export`) carrying the same file hashes and the
 SHA-256 of the manifest: of its canonical JSON (`_audit.canonical`) without `audit_event`, the
@@ -26,18 +27,18 @@ Work folders are locked (`flock`) while in use; a later export to the same targe
 a killed one left behind: plain folders of this user, named `.NAME.tmp-XXXXXXXX` or `.old-`,
 older than that export, holding only files an export writes, and no longer locked.
 
-Tables:
+Tables (the rows are projections of the log: `_projections`, which states the rules):
 
-- **stage_histories**: one row per *spell*, a stretch of time a case spent in one stage, phase
-  and status, computed from the audit events (referral, reopen, transition, phase, pause,
-  resume). A phase change ends a spell and starts one in the same stage with the new phase; a
-  pause ends the active spell and starts a `paused` spell in the same stage, and resume ends that
-  and starts a new `active` one; a closing trigger ends the last spell (the final state has no
-  spell); reopening is a new case (episode) whose first spell starts with trigger `reopen`.
-  `days` counts calendar days (UTC) from `entered` to `left`, or to the export date for a spell
-  still open (`left` empty). `seq_in` / `seq_out` name the events that began and ended it.
+- **stage_histories**: one row per *spell* (`_projections.spells`), a stretch of time a case
+  spent in one stage, phase and status, worked out from its stage events (referral, reopen,
+  transition, phase, pause, resume), read for all the selected cases in one scan. `days` runs
+  to the export date for a spell still open (`left` empty).
 - **events**: the audit events, every column exactly as stored, so the chain can be re-verified
   from the file. In CSV an empty cell is NULL (the log never stores empty text).
+- **clients** (the SEQF client list, `_projections.client_row`): open cases now, with the
+  current job (the last job offer before the last job start) for those in in-work support. With
+  `include_personal_data` (admins only) it adds name, contact and date of birth; health notes
+  are never exported.
 
 CSV and spreadsheets: in `stage_histories.csv` and `clients.csv` a text cell that starts with
 `=`, `+`, `-`, `@`, a tab or a carriage return (names, contacts, actor ids, employers) gets a
@@ -45,9 +46,6 @@ leading `'`, so a spreadsheet shows it rather than running it as a formula (OWAS
 written as numbers and se-flow makes no negative ones, so a leading `'` always marks escaping.
 `events.csv` is left exactly as stored (or it could not be re-verified); the manifest of a CSV
 export carries `csv_safety`, saying to import the files as text.
-- **clients** (the SEQF client list): open cases now, with the current job (the last job offer
-  before the last job start) for those in in-work support. With `include_personal_data` (admins
-  only) it adds name, contact and date of birth; health notes are never exported.
 
 Filters: `case_id`, `coach`, `stage` and `status` pick cases as they are now (as the caseload
 view does) and every table keeps only those cases (events of no case, such as staff changes,
@@ -57,12 +55,12 @@ day): events that happened in the range, spells that overlap it, clients referre
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import hashlib
 import itertools
 import json
+import operator
 import os
 import re
 import secrets
@@ -77,15 +75,24 @@ from typing import Any, TextIO
 import attrs
 from attrs import field, frozen
 
-from ._audit import FIELDS, GENESIS, Checkpoint, canonical, row_hash
+from ._audit import FIELDS, canonical
 from ._engine import Engine
 from ._limits import date_fault
-from ._model import EVENT_FIELDS, Case, Status
+from ._model import Case, Status
 from ._policy import acting
+from ._projections import (
+    CLIENT_COLUMNS,
+    SPELL_COLUMNS,
+    SPELL_KINDS,
+    StageEvent,
+    client_row,
+    current_job,
+    plain,
+    spells,
+)
 from ._workflow import Workflow
 from .errors import (
     CaseNotFound,
-    ExportMismatch,
     InvalidExportRequest,
     SEFlowError,
     StaffNotFound,
@@ -100,13 +107,13 @@ except ImportError:  # no fcntl on Windows: no locks, so a sweep may not tell a 
 
 
 __all__ = [
+    "CLIENT_COLUMNS",
     "FORMATS",
+    "PERSONAL_COLUMNS",
+    "SPELL_COLUMNS",
     "TABLES",
-    "Checkpoint",
-    "ExportVerification",
     "Manifest",
-    "verify_against_log",
-    "verify_export",
+    "manifest_digest",
     "write_export",
 ]
 
@@ -119,48 +126,8 @@ MANIFEST_VERSION = 2
 # Version 1 had no csv_safety and its audit event no manifest hash; it reads the same.
 _READS = (1, 2)
 
-SPELL_COLUMNS = (
-    "case_id",
-    "participant",
-    "episode",
-    "spell",
-    "stage",
-    "phase",
-    "status",
-    "entered",
-    "left",
-    "days",
-    "trigger_in",
-    "trigger_out",
-    "actor",
-    "seq_in",
-    "seq_out",
-)
-CLIENT_COLUMNS = (
-    "participant",
-    "case_id",
-    "episode",
-    "coach",
-    "referral_date",
-    "stage",
-    "phase",
-    "status",
-    "stage_entered",
-    "days_in_programme",
-    "days_in_stage",
-    "review_due",
-    "employer",
-    "job_role",
-    "job_start_date",
-    "hours_per_week",
-    "hourly_pay",
-)
 PERSONAL_COLUMNS = ("name", "contact", "date_of_birth")
 
-# Events that move a case between stages, phases or statuses: all a stage history needs.
-_SPELL_KINDS = ("referral", "reopen", "transition", "phase", "pause", "resume")
-# Event columns that may be NULL; CSV writes NULL as an empty cell.
-_NULLABLE = tuple(f.name for f in EVENT_FIELDS if f.nullable)
 _CHUNK = 5000
 # What a spreadsheet takes as the start of a formula (OWASP's list for CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -171,11 +138,6 @@ CSV_SAFETY = (
     "events.csv is not escaped: it holds the audit events exactly as stored, so its chain can be "
     "re-verified; a cell there may start with = and is never to be opened by double-clicking."
 )
-# The largest CSV cell the verifier reads. The csv module's default (131,072 characters) is
-# less than an event row's payload holding one long note, so a genuine export failed its own
-# check. 64 MiB is far above any text se-flow accepts, even JSON-escaped (at most 6 characters
-# for one), yet bounds what a crafted file can make the verifier hold in memory.
-_CSV_CELL_MAX = 64 * 1024 * 1024
 # Exports are readable by their owner only (folder and files), whatever the umask.
 _DIR_MODE, _FILE_MODE = 0o700, 0o600
 
@@ -298,29 +260,6 @@ class Manifest:
             csv_safety=str(data["csv_safety"]) if data.get("csv_safety") is not None else None,
             sha256=manifest_digest(data),
         )
-
-
-@frozen
-class ExportVerification:
-    """An export checked against its manifest (and, from `SEFlow.verify_export`, against the
-    audit log): `ok`, or every problem found, in words."""
-
-    path: Path
-    ok: bool
-    problems: tuple[str, ...]
-    rows: Mapping[str, int] = field(factory=dict)
-    """Rows counted in each table's file."""
-    manifest: Manifest | None = None
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def raise_if_failed(self) -> None:
-        """Raise `ExportMismatch` (exit 9) naming the problems, if there are any."""
-        if not self.ok:
-            raise ExportMismatch(
-                f"export {self.path} does not match its manifest: " + "; ".join(self.problems)
-            )
 
 
 # --- the request ---------------------------------------------------------------------------
@@ -506,7 +445,7 @@ def _not_an_earlier_export(folder: Path) -> str | None:
     for name, listed in manifest.files.items():
         if name not in present:
             return f"{name}, listed in its {MANIFEST}, is missing"
-        if _sha256(folder / name) != listed["sha256"]:
+        if file_sha256(folder / name) != listed["sha256"]:
             return f"{name} does not match the SHA-256 its {MANIFEST} lists"
     return None
 
@@ -522,7 +461,8 @@ def _database(store: Store) -> Path | None:
 # --- tables --------------------------------------------------------------------------------
 
 
-_I = {name: i for i, name in enumerate(FIELDS)}
+_CASE_ID = FIELDS.index("case_id")
+_STAGE_EVENT = operator.itemgetter(*(FIELDS.index(name) for name in StageEvent._fields))
 
 
 def _cases(store: Store, sel: _Selection) -> Iterator[Case]:
@@ -534,87 +474,35 @@ def _cases(store: Store, sel: _Selection) -> Iterator[Case]:
     yield from store.cases(sel.case_filter())
 
 
-def _day(text: str) -> dt.date:
-    return dt.datetime.fromisoformat(text).astimezone(dt.UTC).date()
-
-
-@attrs.define
-class _Spell:
-    """A spell being built; `left` is None while it is still open."""
-
-    number: int
-    stage: str
-    phase: str | None
-    status: str
-    entered: str
-    trigger_in: str | None
-    actor: str
-    seq_in: int
-    left: str | None = None
-    trigger_out: str | None = None
-    seq_out: int | None = None
-
-    def row(self, case: Case, today: dt.date) -> tuple[Any, ...]:
-        end = _day(self.left) if self.left else today
-        return (
-            case.id,
-            case.participant_id,
-            case.episode,
-            self.number,
-            self.stage,
-            self.phase,
-            self.status,
-            self.entered,
-            self.left,
-            (end - _day(self.entered)).days,
-            self.trigger_in,
-            self.trigger_out,
-            self.actor,
-            self.seq_in,
-            self.seq_out,
-        )
-
-
-def _spells(store: Store, case: Case, final: str) -> Iterator[_Spell]:
-    """The case's spells, from its audit events (see the module doc for the rules)."""
-    spell: _Spell | None = None
-    for row in store.event_table(case_id=case.id, kinds=_SPELL_KINDS):
-        kind, trigger, at = row[_I["kind"]], row[_I["trigger"]], row[_I["effective_at"]]
-        seq, stage, phase = row[_I["seq"]], row[_I["to_state"]], row[_I["to_phase"]]
-        if spell is None or kind == "resume":
-            status = "active"
-        elif kind == "pause":
-            status = "paused"
-        elif kind == "transition" and stage != spell.stage:
-            status = "active"
-        else:
-            status = spell.status
-        number = 1
-        if spell is not None:
-            if (stage, phase, status) == (spell.stage, spell.phase, spell.status):
-                continue
-            spell.left, spell.trigger_out, spell.seq_out = at, trigger, seq
-            yield spell
-            number = spell.number + 1
-            spell = None
-        if stage is not None and stage != final:
-            spell = _Spell(number, stage, phase, status, at, trigger, row[_I["actor"]], seq)
-    if spell is not None:
-        yield spell
-
-
 def _spell_rows(
     store: Store, workflow: Workflow, sel: _Selection, today: dt.date
 ) -> Iterator[tuple[Any, ...]]:
+    # Two scans in the same case order, whatever the number of cases: the cases, and their
+    # stage events grouped by case, merged as they come (a case has a group unless it has no
+    # stage events at all).
+    events = store.event_table(
+        case_id=sel.case_id,
+        cases=sel.case_filter() if sel.picks_cases else None,
+        kinds=SPELL_KINDS,
+        by_case=True,
+    )
+    groups = itertools.groupby(events, key=operator.itemgetter(_CASE_ID))
+    pending = next(groups, None)
+    final = workflow.final
     for case in _cases(store, sel):
-        for spell in _spells(store, case, workflow.final):
-            entered = dt.datetime.fromisoformat(spell.entered)
-            left = dt.datetime.fromisoformat(spell.left) if spell.left else None
-            if sel.before is not None and entered >= sel.before:
+        if pending is None or pending[0] != case.id:
+            continue
+        for spell in spells(map(StageEvent._make, map(_STAGE_EVENT, pending[1])), final):
+            if sel.before is not None and dt.datetime.fromisoformat(spell.entered) >= sel.before:
                 continue
-            if sel.since is not None and left is not None and left < sel.since:
+            if (
+                sel.since is not None
+                and spell.left is not None
+                and dt.datetime.fromisoformat(spell.left) < sel.since
+            ):
                 continue
             yield spell.row(case, today)
+        pending = next(groups, None)
 
 
 def _client_rows(
@@ -626,54 +514,18 @@ def _client_rows(
         if not sel.in_range(case.opened_at):
             continue
         job: Mapping[str, Any] = {}
-        # The job now: the last offer before the last job start (the default workflow's names;
-        # a workflow without them simply has no job details).
         if case.state == "in_work_support":
             snap = store.read().snapshot(case.id)
-            started = snap.marks.get("start_job")
-            offers = [
-                r
-                for r in snap.records
-                if r.kind == "job_offer" and started is not None and r.seq < started
-            ]
-            if offers:
-                job = offers[-1].fields
-        row: list[Any] = [
-            case.participant_id,
-            case.id,
-            case.episode,
-            case.coach,
-            case.opened_at.date().isoformat(),
-            case.state,
-            case.phase,
-            case.status.value,
-            case.stage_entered_at.date().isoformat(),
-            (today - case.opened_at.astimezone(dt.UTC).date()).days,
-            (today - case.stage_entered_at.astimezone(dt.UTC).date()).days,
-            case.review_due.isoformat() if case.review_due else None,
-            job.get("employer"),
-            job.get("role"),
-            _plain(job.get("start_date")),
-            _plain(job.get("hours_per_week")),
-            _plain(job.get("hourly_pay")),
-        ]
+            job = current_job(snap.records, snap.marks)
+        row = client_row(case, job, today)
         if personal:
             details = store.personal_details(case.participant_id)
             row += [
                 details.name if details else None,
                 details.contact if details else None,
-                _plain(details.date_of_birth) if details else None,
+                plain(details.date_of_birth) if details else None,
             ]
         yield tuple(row)
-
-
-def _plain(value: Any) -> Any:
-    """Dates as ISO text, decimals as exact text: the same in CSV and JSON."""
-    if value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
 
 
 @frozen
@@ -734,13 +586,15 @@ def _json_lines(table: _Table, chunk: list[tuple[Any, ...]]) -> list[str]:
     return [json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) for row in chunk]
 
 
-def _defused(cell: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula, with a `'` put before it (OWASP's
-    advice against CSV injection). Numbers are never touched: se-flow writes them as ints, and
-    never a negative one, so a leading `'` always marks text that was escaped."""
-    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
-        return "'" + cell
-    return cell
+def _defused(row: tuple[Any, ...]) -> list[Any]:
+    """The row with each text cell a spreadsheet would run as a formula given a `'` before it
+    (OWASP's advice against CSV injection). Numbers are never touched: se-flow writes them as
+    ints, and never a negative one, so a leading `'` always marks text that was escaped."""
+    # One comprehension per row, not a call per cell: this runs for every cell written.
+    return [
+        "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) else cell
+        for cell in row
+    ]
 
 
 def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
@@ -752,7 +606,7 @@ def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
         return _pump(table, writer.writerows, progress)
 
     def write(chunk: list[tuple[Any, ...]]) -> None:
-        writer.writerows(tuple(_defused(cell) for cell in row) for row in chunk)
+        writer.writerows(map(_defused, chunk))
 
     return _pump(table, write, progress)
 
@@ -765,8 +619,8 @@ def _write_jsonl(f: TextIO, table: _Table, progress: Progress | None) -> int:
     return _pump(table, write, progress)
 
 
-_BUNDLE_HEAD = '{"format": "se-flow export bundle", "tables": {'
-_BUNDLE_TABLE = re.compile(r'^"([a-z_]+)": \[$')
+BUNDLE_HEAD = '{"format": "se-flow export bundle", "tables": {'
+BUNDLE_TABLE = re.compile(r'^"([a-z_]+)": \[$')
 
 
 def _write_bundle_table(f: TextIO, table: _Table, first: bool, progress: Progress | None) -> int:
@@ -784,7 +638,7 @@ def _write_bundle_table(f: TextIO, table: _Table, first: bool, progress: Progres
     return done
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -793,7 +647,7 @@ def _sha256(path: Path) -> str:
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 def _create(path: Path) -> TextIO:
@@ -824,7 +678,7 @@ def _write_tables(
     files: dict[str, dict[str, Any]] = {}
     if fmt == "json":
         with _create(folder / BUNDLE) as f:
-            f.write(_BUNDLE_HEAD)
+            f.write(BUNDLE_HEAD)
             for i, name in enumerate(names):
                 table = opener(name)
                 rows = _write_bundle_table(f, table, i == 0, progress)
@@ -1149,309 +1003,3 @@ def write_export(
             "and still verifies against the log"
         ) from exc
     return manifest
-
-
-# --- verifying an export -------------------------------------------------------------------
-
-
-class _TableCheck:
-    """Counts one table's rows in a file; for events, re-checks each row's hash and, in an
-    unfiltered export, the chain from genesis to the manifest's chain head."""
-
-    def __init__(self, file: str, table: str, manifest: Manifest) -> None:
-        self.file = file
-        self.table = table
-        self.manifest = manifest
-        self.columns = tuple(manifest.tables[table]["columns"])
-        self.events = table == "events"
-        self.chain = self.events and manifest.unfiltered
-        self.rows = 0
-        self.problem: str | None = None
-        self.expected_seq, self.prev, self.last_seq = 1, GENESIS, 0
-
-    def header(self, names: Sequence[str]) -> None:
-        if tuple(names) != self.columns:
-            self.problem = f"{self.file}: its columns are not those the manifest lists"
-
-    def feed(self, row: Sequence[str] | Mapping[str, Any]) -> None:
-        self.rows += 1
-        if self.problem is not None:
-            return
-        if isinstance(row, Mapping):
-            if tuple(row) != self.columns:
-                self.problem = f"{self.file}: {self.table} row {self.rows} has other fields"
-                return
-            values: Mapping[str, Any] = row
-        else:
-            if len(row) != len(self.columns):
-                self.problem = f"{self.file}: row {self.rows} has {len(row)} cells, not "
-                self.problem += f"{len(self.columns)}"
-                return
-            values = dict(zip(self.columns, row, strict=True))
-        if self.events:
-            self._event(values, csv_text=not isinstance(row, Mapping))
-
-    def _event(self, values: Mapping[str, Any], csv_text: bool) -> None:
-        row = dict(values)
-        if csv_text:
-            for name in _NULLABLE:
-                if row[name] == "":
-                    row[name] = None
-            try:
-                row["seq"] = int(row["seq"])
-            except ValueError:
-                self.problem = f"{self.file}: event row {self.rows} has no sequence number"
-                return
-        seq = row["seq"]
-        if row_hash(row) != row["hash"]:
-            self.problem = (
-                f"{self.file}: event {seq} does not match its own hash "
-                "(it was altered after the export)"
-            )
-        elif self.chain and (seq != self.expected_seq or row["prev_hash"] != self.prev):
-            self.problem = (
-                f"{self.file}: event {seq} does not follow the one before it "
-                f"(expected event {self.expected_seq}; events were removed, added or reordered)"
-            )
-        elif not self.chain and (
-            not isinstance(seq, int) or seq <= self.last_seq or seq > self.manifest.chain_head[0]
-        ):
-            self.problem = f"{self.file}: event {seq} is out of order or past the chain head"
-        self.expected_seq, self.prev, self.last_seq = seq + 1, row["hash"], seq
-
-    def finish(self) -> list[str]:
-        problems = [self.problem] if self.problem else []
-        expected = self.manifest.tables[self.table]["rows"]
-        if self.rows != expected:
-            problems.append(
-                f"{self.file} holds {self.rows} {self.table} rows; the manifest says {expected}"
-            )
-        if (
-            self.chain
-            and not problems
-            and (self.expected_seq - 1, self.prev) != tuple(self.manifest.chain_head)
-        ):
-            problems.append(
-                f"{self.file}: the events end at event {self.expected_seq - 1}, not at the "
-                f"manifest's chain head (event {self.manifest.chain_head[0]})"
-            )
-        return problems
-
-
-def _bundle_rows(f: TextIO) -> Iterator[tuple[str, Any]]:
-    """(table, row) from a bundle laid out as `_write_bundle_table` writes it."""
-    if f.readline().rstrip("\n") != _BUNDLE_HEAD:
-        raise ValueError("its first line is not an se-flow bundle's")
-    table: str | None = None
-    ended = False
-    for number, raw in enumerate(f, start=2):
-        line = raw.rstrip("\n")
-        if ended:
-            raise ValueError(f"line {number}: text after the end of the bundle")
-        if table is None:
-            match = _BUNDLE_TABLE.match(line)
-            if match:
-                table = match.group(1)
-            elif line == "}}":
-                ended = True
-            else:
-                raise ValueError(f"line {number}: expected a table name")
-        elif line in ("]", "],"):
-            table = None
-        else:
-            yield table, json.loads(line[:-1] if line.endswith(",") else line)
-    if not ended:
-        raise ValueError("the bundle is cut short")
-
-
-@contextlib.contextmanager
-def _csv_cells_up_to(limit: int) -> Iterator[None]:
-    """Let the csv module read cells up to `limit` characters, for this check only (the limit
-    is process-wide: it is put back after)."""
-    before = csv.field_size_limit()
-    csv.field_size_limit(max(before, limit))
-    try:
-        yield
-    finally:
-        csv.field_size_limit(before)
-
-
-def _check_file(root: Path, name: str, manifest: Manifest) -> tuple[dict[str, int], list[str]]:
-    checks = {
-        table: _TableCheck(name, table, manifest)
-        for table, info in manifest.tables.items()
-        if info["file"] == name
-    }
-    if not checks:
-        return {}, []
-    with (root / name).open(encoding="utf-8", newline="") as f:
-        if manifest.fmt == "json":
-            for table, row in _bundle_rows(f):
-                if table not in checks:
-                    raise ValueError(f"it holds a table the manifest does not list: {table}")
-                checks[table].feed(row)
-        else:
-            ((table, check),) = checks.items()
-            if manifest.fmt == "csv":
-                with _csv_cells_up_to(_CSV_CELL_MAX):
-                    reader = csv.reader(f)
-                    check.header(next(reader, []))
-                    for cells in reader:
-                        check.feed(cells)
-            else:
-                for line in f:
-                    check.feed(json.loads(line))
-    problems: list[str] = []
-    for check in checks.values():
-        problems += check.finish()
-    return {t: c.rows for t, c in checks.items()}, problems
-
-
-def verify_export(path: str | Path) -> ExportVerification:
-    """Check an export folder against its manifest: every file present and unchanged (SHA-256),
-    no file added, each table's row count, and every event row against its own hash (in an
-    unfiltered export, the whole chain up to the manifest's chain head). Never raises for a
-    mismatch: the result lists every problem (`raise_if_failed` turns it into `ExportMismatch`).
-    A rewritten manifest is caught only against the log: `SEFlow.verify_export`."""
-    root = Path(path)
-
-    def failed(problem: str) -> ExportVerification:
-        return ExportVerification(path=root, ok=False, problems=(problem,))
-
-    if not root.is_dir():
-        return failed(f"no export folder at {root}")
-    try:
-        text = (root / MANIFEST).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return failed(f"{MANIFEST} is missing (not an export, or its manifest was removed)")
-    except (OSError, UnicodeDecodeError) as exc:
-        return failed(f"{MANIFEST} cannot be read: {exc}")
-    try:
-        manifest = Manifest.from_json(json.loads(text), root)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return failed(f"{MANIFEST} is unreadable: {exc}")
-    problems: list[str] = []
-    present = {p.name for p in root.iterdir()} - {MANIFEST}
-    for name in sorted(present - set(manifest.files)):
-        problems.append(f"{name} is not in the manifest (a file was added)")
-    rows: dict[str, int] = {}
-    for name, entry in manifest.files.items():
-        if not (root / name).is_file():
-            problems.append(f"{name} is missing (the manifest lists it)")
-            continue
-        actual = _sha256(root / name)
-        if actual != entry["sha256"]:
-            problems.append(
-                f"{name} has changed since the export (SHA-256 {actual}, "
-                f"the manifest says {entry['sha256']})"
-            )
-        try:
-            counted, trouble = _check_file(root, name, manifest)
-        except (OSError, ValueError, csv.Error) as exc:
-            problems.append(f"{name} cannot be read as {manifest.fmt}: {exc}")
-            continue
-        rows.update(counted)
-        problems += trouble
-    return ExportVerification(
-        path=root, ok=not problems, problems=tuple(problems), rows=rows, manifest=manifest
-    )
-
-
-def _event_row(store: Store, seq: int) -> Mapping[str, Any] | None:
-    rows = iter(store.event_rows(after_seq=seq - 1))
-    try:
-        row = next(rows, None)
-    finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
-    return row if row is not None and row["seq"] == seq else None
-
-
-def _export_event(store: Store, after_seq: int, export_id: str) -> Mapping[str, Any] | None:
-    """The export's audit event found by its id, for a manifest that does not name it (its
-    export was cut short between committing the event and naming it)."""
-    rows = iter(store.event_rows(after_seq=after_seq))
-    try:
-        for row in rows:
-            if (
-                row["kind"] == "export"
-                and export_id in (row["payload"] or "")
-                and json.loads(row["payload"]).get("export_id") == export_id
-            ):
-                return row
-        return None
-    finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
-
-
-def verify_against_log(store: Store, path: str | Path) -> ExportVerification:
-    """`verify_export`, then the manifest against the log it claims to come from: the same
-    store, its chain head still in the log, and its own audit event recording these very file
-    hashes and the SHA-256 of this very manifest (so files and manifest rewritten together,
-    or any one field of the manifest, are still caught)."""
-    result = verify_export(path)
-    manifest = result.manifest
-    if manifest is None:
-        return result
-    problems = list(result.problems)
-    own = store.store_id()
-    if manifest.store_id != own:
-        problems.append(
-            f"the export was taken from database {manifest.store_id}, not this one ({own})"
-        )
-        return attrs.evolve(result, ok=False, problems=tuple(problems))
-    seq, digest = manifest.chain_head
-    head = _event_row(store, seq) if seq else None
-    if seq and head is None:
-        problems.append(f"the log no longer holds event {seq}, the export's chain head")
-    elif head is not None and head["hash"] != digest:
-        problems.append(
-            f"event {seq} in the log is not the export's chain head (hashes differ): "
-            "the log or the manifest was rewritten"
-        )
-    if manifest.audit_event is not None:
-        event = _event_row(store, manifest.audit_event[0])
-        named = event is not None and event["hash"] == manifest.audit_event[1]
-    else:
-        event = _export_event(store, seq, manifest.export_id)
-        named = event is not None
-    logged = json.loads(event["payload"]) if event is not None else {}
-    if event is None:
-        problems.append("the log holds no audit event for this export")
-    elif (
-        not named
-        or event["kind"] != "export"
-        or row_hash(event) != event["hash"]
-        or logged.get("export_id") != manifest.export_id
-    ):
-        problems.append(f"event {event['seq']} in the log is not this export's audit event")
-    else:
-        mine = {
-            "export_id": manifest.export_id,
-            "files": {name: f["sha256"] for name, f in manifest.files.items()},
-            "rows": manifest.rows,
-            "tables": list(manifest.tables),
-            "format": manifest.fmt,
-            "filters": dict(manifest.filters),
-            "personal_data": manifest.include_personal_data,
-            "chain_head": {"seq": seq, "hash": digest},
-        }
-        differ = [k for k, v in mine.items() if logged.get(k) != v]
-        if differ:
-            problems.append(
-                f"the manifest's {', '.join(differ)} differ from what the log recorded for this "
-                f"export (event {event['seq']}): the export was altered after it was made"
-            )
-        # Exports before manifest version 2 logged no manifest hash: their other fields are
-        # then unchecked. Whether to check is the log's to say, never the manifest's.
-        recorded = logged.get("manifest_sha256")
-        if recorded is not None and recorded != manifest.sha256:
-            problems.append(
-                f"{MANIFEST} is not the manifest the log recorded for this export (event "
-                f"{event['seq']} holds another SHA-256 of it): a field of it was rewritten "
-                "after the export"
-            )
-    return attrs.evolve(result, ok=not problems, problems=tuple(problems))

@@ -287,9 +287,15 @@ class MemoryStore(Store):
         before: dt.datetime | None = None,
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
+        by_case: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
         with self._lock:
             rows = list(self._rows)
+            if by_case:
+                rows = sorted(
+                    (r for r in rows if r["case_id"] in self._cases),
+                    key=lambda r: (_num(r["case_id"]), r["seq"]),
+                )
             picked = (
                 {
                     c.id

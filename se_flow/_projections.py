@@ -4,7 +4,24 @@ The engine drafts an event and asks `apply` what the case becomes, so the case a
 writes and the case `verify` replays come from one function: they cannot drift apart. Records
 ride in their event's payload (`payload["record"]`) and staff changes in `staff` events, so the
 records and staff tables, which guards and permissions read, are rebuilt and compared the same
-way. An auditor's `verify` names the first row that differs from what the log says. No I/O.
+way. An auditor's `verify` names the first row that differs from what the log says.
+
+The export's tables are projections too, worked out here from what the caller read:
+
+- **stage spells** (`spells`): a spell is a stretch of time a case spent in one stage, phase
+  and status, from the case's referral, reopen, transition, phase, pause and resume events. A
+  phase change ends a spell and starts one in the same stage with the new phase; a pause ends
+  the active spell and starts a `paused` spell in the same stage, and resume ends that and
+  starts a new `active` one; a closing trigger ends the last spell (the final state has no
+  spell); reopening is a new case (episode) whose first spell starts with trigger `reopen`.
+  An event that changes none of stage, phase and status (a transition that stays put) neither
+  ends nor starts one. `days` counts calendar days (UTC) from `entered` to `left`, or to the
+  given day for a spell still open (`left` None). `seq_in` / `seq_out` name the events that
+  began and ended it.
+- **client rows** (`client_row`): the SEQF client list row of a case on a day, with the
+  current job (`current_job`: the last job offer before the last job start).
+
+No I/O.
 """
 
 from __future__ import annotations
@@ -13,25 +30,34 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
-from ._model import Case, EventKind, Role, Staff, Status
+from ._model import Case, EventKind, Record, Role, Staff, Status
 from ._workflow import Workflow
 from .ports import RecordRow
 
 __all__ = [
+    "CLIENT_COLUMNS",
     "RECORD_EVENT_KINDS",
+    "SPELL_COLUMNS",
+    "SPELL_KINDS",
     "EventLike",
     "RecordCheck",
     "RecordRow",
+    "Spell",
+    "StageEvent",
     "apply",
     "case_mismatch",
+    "client_row",
+    "current_job",
+    "plain",
     "record_from_row",
     "replay_cases",
     "replay_staff",
     "review_due",
+    "spells",
     "staff_mismatch",
 ]
 
@@ -285,3 +311,182 @@ class RecordCheck:
 
 def _unlogged(row: RecordRow) -> str:
     return f"record {row.seq} (case {row.case_id}) is in the records table but no event recorded it"
+
+
+# --- stage spells (the export's stage_histories) -------------------------------------------
+
+# Events that move a case between stages, phases or statuses: all a stage history needs.
+SPELL_KINDS = ("referral", "reopen", "transition", "phase", "pause", "resume")
+SPELL_COLUMNS = (
+    "case_id",
+    "participant",
+    "episode",
+    "spell",
+    "stage",
+    "phase",
+    "status",
+    "entered",
+    "left",
+    "days",
+    "trigger_in",
+    "trigger_out",
+    "actor",
+    "seq_in",
+    "seq_out",
+)
+
+
+def _day(text: str) -> dt.date:
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC).date()
+
+
+class StageEvent(NamedTuple):
+    """What a spell reads of one stored event (`effective_at` as the stored ISO text)."""
+
+    seq: int
+    kind: str
+    trigger: str | None
+    to_state: str | None
+    to_phase: str | None
+    effective_at: str
+    actor: str
+
+
+# Spells and their source events are tuples, not attrs classes: an export makes one per event
+# of every case, and a tuple is made several times faster.
+class Spell(NamedTuple):
+    """One spell of a case (see the module doc). Times are the events' `effective_at` as
+    stored (ISO text); `left`, `trigger_out` and `seq_out` are None while it is still open."""
+
+    number: int
+    stage: str
+    phase: str | None
+    status: str
+    entered: str
+    trigger_in: str | None
+    actor: str
+    seq_in: int
+    left: str | None = None
+    trigger_out: str | None = None
+    seq_out: int | None = None
+
+    def days(self, today: dt.date) -> int:
+        """Calendar days (UTC) from entering to leaving, or to `today` while open."""
+        end = _day(self.left) if self.left else today
+        return (end - _day(self.entered)).days
+
+    def row(self, case: Case, today: dt.date) -> tuple[Any, ...]:
+        """The stage_histories row, in `SPELL_COLUMNS` order."""
+        return (
+            case.id,
+            case.participant_id,
+            case.episode,
+            self.number,
+            self.stage,
+            self.phase,
+            self.status,
+            self.entered,
+            self.left,
+            self.days(today),
+            self.trigger_in,
+            self.trigger_out,
+            self.actor,
+            self.seq_in,
+            self.seq_out,
+        )
+
+
+def spells(events: Iterable[StageEvent], final: str) -> Iterator[Spell]:
+    """The spells of one case from its events in seq order (events of kinds other than
+    `SPELL_KINDS` are passed over), `final` being the workflow's final state."""
+    spell: Spell | None = None
+    for seq, kind, trigger, stage, phase, at, actor in events:
+        if kind not in SPELL_KINDS:
+            continue
+        if spell is None or kind == "resume":
+            status = "active"
+        elif kind == "pause":
+            status = "paused"
+        elif kind == "transition" and stage != spell.stage:
+            status = "active"
+        else:
+            status = spell.status
+        number = 1
+        if spell is not None:
+            if (stage, phase, status) == (spell.stage, spell.phase, spell.status):
+                continue
+            yield Spell(*spell[:8], at, trigger, seq)
+            number = spell.number + 1
+            spell = None
+        if stage is not None and stage != final:
+            spell = Spell(number, stage, phase, status, at, trigger, actor, seq)
+    if spell is not None:
+        yield spell
+
+
+# --- the client list (the export's clients) ------------------------------------------------
+
+CLIENT_COLUMNS = (
+    "participant",
+    "case_id",
+    "episode",
+    "coach",
+    "referral_date",
+    "stage",
+    "phase",
+    "status",
+    "stage_entered",
+    "days_in_programme",
+    "days_in_stage",
+    "review_due",
+    "employer",
+    "job_role",
+    "job_start_date",
+    "hours_per_week",
+    "hourly_pay",
+)
+
+
+def current_job(records: Iterable[Record], marks: Mapping[str, int]) -> Mapping[str, Any]:
+    """The fields of the job a case in work has now, from its records and trigger marks (as a
+    store's snapshot reads them); empty when there is none."""
+    # The job now: the last offer before the last job start (the default workflow's names;
+    # a workflow without them simply has no job details).
+    started = marks.get("start_job")
+    offers = [
+        r for r in records if r.kind == "job_offer" and started is not None and r.seq < started
+    ]
+    return offers[-1].fields if offers else {}
+
+
+def client_row(case: Case, job: Mapping[str, Any], today: dt.date) -> list[Any]:
+    """The client list row of `case` on `today`, in `CLIENT_COLUMNS` order; `job` is its
+    `current_job` (empty for a case not in work)."""
+    return [
+        case.participant_id,
+        case.id,
+        case.episode,
+        case.coach,
+        case.opened_at.date().isoformat(),
+        case.state,
+        case.phase,
+        case.status.value,
+        case.stage_entered_at.date().isoformat(),
+        (today - case.opened_at.astimezone(dt.UTC).date()).days,
+        (today - case.stage_entered_at.astimezone(dt.UTC).date()).days,
+        case.review_due.isoformat() if case.review_due else None,
+        job.get("employer"),
+        job.get("role"),
+        plain(job.get("start_date")),
+        plain(job.get("hours_per_week")),
+        plain(job.get("hourly_pay")),
+    ]
+
+
+def plain(value: Any) -> Any:
+    """Dates as ISO text, decimals as exact text: the same in CSV and JSON."""
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)

@@ -20,13 +20,22 @@ here: SQLite (file and ":memory:"), the in-memory store and PostgreSQL all pass 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
 import se_flow
 from se_flow._audit import GENESIS, verify_chain
 from se_flow._engine import Engine, context
-from se_flow._model import EventDraft, EventKind, Participant, PersonalDetails, Staff, Status
+from se_flow._model import (
+    EVENT_COLUMNS,
+    EventDraft,
+    EventKind,
+    Participant,
+    PersonalDetails,
+    Staff,
+    Status,
+)
 from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["COACH", "NOW", "WORKFLOW", "StoreContract"]
@@ -204,6 +213,31 @@ class StoreContract:
         assert verify_chain(
             staffed.event_rows(after_seq=2), start_seq=3, start_hash=rows[1]["hash"]
         ).ok
+
+    def test_event_table_by_case_orders_by_case_number_then_seq(self, staffed: Store) -> None:
+        # Eleven cases, engaged in reverse, so seq order, text order (C-10 before C-2) and
+        # case-number order all differ.
+        cases = [_refer(staffed, f"P-{n}") for n in range(11)]
+        for case in reversed(cases):
+            _engage(staffed, case.id)
+        rows = list(staffed.event_table(by_case=True))
+        seq, case_id, kind = (
+            EVENT_COLUMNS.index("seq"),
+            EVENT_COLUMNS.index("case_id"),
+            EVENT_COLUMNS.index("kind"),
+        )
+        assert [(r[case_id], r[kind]) for r in rows] == [
+            (c.id, k) for c in cases for k in ("referral", "transition")
+        ]
+        assert all(a[seq] < b[seq] for a, b in itertools.pairwise(rows) if a[case_id] == b[case_id])
+        # The staff event (of no case) is left out; filters apply as without by_case.
+        assert len(rows) == len(list(staffed.event_table())) - 1
+        picked = staffed.event_table(
+            cases=CaseFilter(coach="sam"), kinds=("transition",), by_case=True
+        )
+        assert [r[case_id] for r in picked] == [c.id for c in cases]
+        one = staffed.event_table(case_id=cases[10].id, by_case=True)
+        assert [r[kind] for r in one] == ["referral", "transition"]
 
     def test_snapshot_holds_current_records_and_marks(self, staffed: Store) -> None:
         case = _engage(staffed, _refer(staffed).id)

@@ -253,6 +253,7 @@ class LogReads(Protocol):
         before: dt.datetime | None = None,
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
+        by_case: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
         """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
         read any size in constant memory): tuples in `EVENT_COLUMNS` order or, with `as_json`,
@@ -261,7 +262,11 @@ class LogReads(Protocol):
         `case_id` keeps one case's events; `cases` keeps the events of the cases it picks (by
         coach, state, status, participant; an empty filter picks every case, so events of no
         case are left out). `since` (inclusive) and `before` (exclusive) bound `effective_at`;
-        `kinds` keeps only those event kinds."""
+        `kinds` keeps only those event kinds.
+
+        `by_case` orders the rows by case, in the order `cases` yields the cases (case number),
+        then by seq, and leaves out events of no case: one scan for what is worked out case by
+        case (the stage histories), however many cases there are."""
         ...
 
     def read_snapshot(self) -> contextlib.AbstractContextManager[None]:

@@ -22,6 +22,7 @@ from conftest import START
 import se_flow
 from se_flow import PersonalDetails, SEFlow
 from se_flow._audit import FIELDS, verify_chain
+from se_flow._sqlite import SQLiteStore
 
 D = dt.date
 
@@ -1000,3 +1001,30 @@ def test_a_folder_changed_while_being_replaced_is_kept_not_deleted(
     (kept,) = tmp_path.glob(".out.kept-*")
     assert (kept / "late-notes.txt").read_text() == "mine"
     assert flow.verify_export(out).ok
+
+
+def _caseload_of(n: int, path: Path) -> SEFlow:
+    flow = se_flow.open(path, clock=lambda: START, actor="ada")
+    flow.add_staff("ada", "Ada Admin", "admin")
+    flow.add_staff("sam", "Sam Coach", "coach")
+    for i in range(n):
+        case = flow.refer(PersonalDetails(name=f"P {i}"), source="GP", coach="sam", actor="sam")
+        flow.advance(case.id, "engage", actor="sam")
+        if i % 2:
+            flow.pause(case.id, reason="away", review_date=D(2026, 7, 1), actor="sam")
+    return flow
+
+
+def test_stage_histories_are_read_in_a_bounded_number_of_queries(tmp_path: Path) -> None:
+    reads: dict[int, list[str]] = {}
+    for n in (1, 50):
+        with _caseload_of(n, tmp_path / f"{n}.db") as flow:
+            assert isinstance(flow.store, SQLiteStore)
+            statements: list[str] = []
+            flow.store.conn.set_trace_callback(statements.append)
+            manifest = flow.export(tmp_path / f"out-{n}", tables=["stage_histories"])
+            assert manifest.rows["stage_histories"] == n * 2 + n // 2
+            # The reads inside the export's one read snapshot.
+            start, end = statements.index("BEGIN"), statements.index("ROLLBACK")
+            reads[n] = statements[start + 1 : end]
+    assert len(reads[50]) == len(reads[1]) <= 5, reads[50]

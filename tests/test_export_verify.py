@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Steps
+from helpers import drop_triggers
 
 import se_flow
 from se_flow import SEFlow
@@ -275,3 +277,33 @@ def test_a_manifest_version_this_se_flow_does_not_know_is_reported(
     assert "manifest_version 3 is not one this se-flow reads" in problems(
         se_flow.verify_export(out)
     )
+
+
+# The same forgery, made in the database before an unfiltered export of it.
+TAMPERS = {
+    "edited": ["UPDATE events SET actor = 'lee' WHERE seq = 8"],
+    "removed": ["DELETE FROM events WHERE seq = 9"],
+    "swapped": [
+        "UPDATE events SET seq = CASE seq WHEN 8 THEN -9 ELSE -8 END WHERE seq IN (8, 9)",
+        "UPDATE events SET seq = -seq WHERE seq < 0",
+    ],
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+def test_the_export_verifier_and_verify_name_the_same_first_bad_event(
+    flow: SEFlow, caseload: None, tmp_path: Path, fmt: str, tamper: str
+) -> None:
+    drop_triggers(flow.store.conn)
+    for sql in TAMPERS[tamper]:
+        flow.store.conn.execute(sql)
+    logged = flow.verify()
+    assert not logged.ok and logged.bad_seq is not None and logged.problem
+    out = export(flow, tmp_path, fmt, tables=["events"])
+    found = problems(se_flow.verify_export(out))
+    named = re.search(rf"{EVENTS[fmt]}: event (\d+) (does not match|does not follow)", found)
+    assert named is not None, found
+    # One walk: the same event, and the same kind of fault (altered, or out of its place).
+    assert int(named.group(1)) == logged.bad_seq
+    assert ("altered" in found) is ("altered" in logged.problem)
