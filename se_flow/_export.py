@@ -639,18 +639,12 @@ def _client_rows(
         if not sel.in_range(case.opened_at):
             continue
         job: Mapping[str, Any] = {}
-        # The job now: the last offer before the last job start (the default workflow's names;
-        # a workflow without them simply has no job details).
-        if case.state == "in_work_support":
+        # The job now, as `[workflow.names.job]` finds it; a workflow without one has no job
+        # details.
+        rule = workflow.names.job
+        if rule is not None and case.state == rule.stage:
             snap = store.read().snapshot(case.id)
-            started = snap.marks.get("start_job")
-            offers = [
-                r
-                for r in snap.records
-                if r.kind == "job_offer" and started is not None and r.seq < started
-            ]
-            if offers:
-                job = offers[-1].fields
+            job = rule.current(snap.records, snap.marks)
         row: list[Any] = [
             case.participant_id,
             case.id,
@@ -667,8 +661,8 @@ def _client_rows(
             job.get("employer"),
             job.get("role"),
             _plain(job.get("start_date")),
-            _plain(job.get("hours_per_week")),
-            _plain(job.get("hourly_pay")),
+            _plain(job.get("hours")),
+            _plain(job.get("pay")),
         ]
         if personal:
             details = store.personal_details(case.participant_id)
