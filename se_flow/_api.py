@@ -509,7 +509,7 @@ class SEFlow:
     ) -> Case:
         return self.advance(
             case_id,
-            "pause",
+            self.workflow.trigger_for("pause"),
             actor=actor,
             reason=reason,
             review_date=review_date,
@@ -528,7 +528,7 @@ class SEFlow:
     ) -> Case:
         return self.advance(
             case_id,
-            "resume",
+            self.workflow.trigger_for("resume"),
             actor=actor,
             reason=reason,
             effective_at=effective_at,
@@ -547,7 +547,7 @@ class SEFlow:
         """The participant withdraws: needs only a date and a reason, never an approval."""
         return self.advance(
             case_id,
-            "withdraw",
+            self.workflow.trigger_for("withdraw"),
             actor=actor,
             reason=reason,
             effective_at=effective_at,
@@ -568,7 +568,7 @@ class SEFlow:
         For withdrawal, disengagement or completion use their own triggers."""
         return self.advance(
             case_id,
-            "close",
+            self.workflow.trigger_for("close"),
             actor=actor,
             outcome=reason,
             reason=note or reason,

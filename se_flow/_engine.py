@@ -302,7 +302,7 @@ class Engine:
         policy.may_write(actor, case_id)
         self._check_effective(effective_at, now)
         wf = self.workflow
-        record_kind = wf.reopen.record if previous else self._referral_kind()
+        record_kind = wf.reopen.record if previous else wf.referral_kind
         fields = self.parse_record(record_kind, referral, case_id)
         if previous is not None:
             if previous.status is not Status.CLOSED:
@@ -516,10 +516,6 @@ class Engine:
         if record.supersedes is not None:
             payload["record"]["supersedes"] = record.supersedes
         return payload
-
-    def _referral_kind(self) -> str:
-        # The kind the first transition's guards ask for; "referral" in the default workflow.
-        return self.workflow.reopen.record
 
     def _after(self, case: Case, event: EventDraft) -> Case:
         # The case a command writes is what replaying its event gives: one function for both.

@@ -86,7 +86,6 @@ from ._projections import (
     SPELL_KINDS,
     StageEvent,
     client_row,
-    current_job,
     plain,
     spells,
 )
@@ -514,9 +513,12 @@ def _client_rows(
         if not sel.in_range(case.opened_at):
             continue
         job: Mapping[str, Any] = {}
-        if case.state == "in_work_support":
+        # The job now, as `[workflow.names.job]` finds it; a workflow without one has no job
+        # details.
+        rule = workflow.names.job
+        if rule is not None and case.state == rule.stage:
             snap = store.read().snapshot(case.id)
-            job = current_job(snap.records, snap.marks)
+            job = rule.current(snap.records, snap.marks)
         row = client_row(case, job, today)
         if personal:
             details = store.personal_details(case.participant_id)

@@ -8,6 +8,7 @@ reason. Stage folders compose their own rules from these; nothing here knows sta
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -83,8 +84,11 @@ class GuardDef:
                 problems.append(f"missing parameter {p!r}")
         for p in params:
             if p not in allowed:
+                # A typo of one of the guard entry's own keys lands here too (`sfot = true`).
+                near = difflib.get_close_matches(p, [*allowed, "guard", "soft", "title"], n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
                 problems.append(
-                    f"unknown parameter {p!r} (takes: {', '.join(sorted(allowed)) or 'none'})"
+                    f"unknown parameter {p!r} (takes: {', '.join(sorted(allowed)) or 'none'}{hint})"
                 )
         for p in self.kind_params:
             kind = params.get(p)

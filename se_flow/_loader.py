@@ -70,8 +70,8 @@ def load_workflow(path: str | Path | None = None) -> Workflow:
         # Check what could be read too, so one run reports every fault, not just the first file.
         raise WorkflowInvalid(source, [*faults, *invalid.faults]) from None
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
-        # Data of the wrong shape (a string where a table belongs, say) that the named checks
-        # could not get past: still a fault report, never a traceback.
+        # `_schema` names every misfit it knows; this is the net for one it does not (a value
+        # that fits its type and still trips a named check): a fault report, never a traceback.
         shape = Fault("stage_data_well_formed", f"a value has the wrong type or shape: {exc!r}")
         raise WorkflowInvalid(source, [*faults, shape]) from None
     if faults:

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 import attrs
 
-from ._model import Case, EventKind, Record, Role, Staff, Status
+from ._model import Case, EventKind, Role, Staff, Status
 from ._workflow import Workflow
 from .ports import RecordRow
 
@@ -51,7 +51,6 @@ __all__ = [
     "apply",
     "case_mismatch",
     "client_row",
-    "current_job",
     "plain",
     "record_from_row",
     "replay_cases",
@@ -447,21 +446,10 @@ CLIENT_COLUMNS = (
 )
 
 
-def current_job(records: Iterable[Record], marks: Mapping[str, int]) -> Mapping[str, Any]:
-    """The fields of the job a case in work has now, from its records and trigger marks (as a
-    store's snapshot reads them); empty when there is none."""
-    # The job now: the last offer before the last job start (the default workflow's names;
-    # a workflow without them simply has no job details).
-    started = marks.get("start_job")
-    offers = [
-        r for r in records if r.kind == "job_offer" and started is not None and r.seq < started
-    ]
-    return offers[-1].fields if offers else {}
-
-
 def client_row(case: Case, job: Mapping[str, Any], today: dt.date) -> list[Any]:
-    """The client list row of `case` on `today`, in `CLIENT_COLUMNS` order; `job` is its
-    `current_job` (empty for a case not in work)."""
+    """The client list row of `case` on `today`, in `CLIENT_COLUMNS` order; `job` is the job
+    it is in now, by `JobRule.DETAILS` name (`Workflow.names.job.current`; empty for a case not
+    in work)."""
     return [
         case.participant_id,
         case.id,
@@ -478,8 +466,8 @@ def client_row(case: Case, job: Mapping[str, Any], today: dt.date) -> list[Any]:
         job.get("employer"),
         job.get("role"),
         plain(job.get("start_date")),
-        plain(job.get("hours_per_week")),
-        plain(job.get("hourly_pay")),
+        plain(job.get("hours")),
+        plain(job.get("pay")),
     ]
 
 

@@ -1,7 +1,8 @@
 """A workflow definition: stages, triggers, guards and record kinds, validated as a whole.
 
-Built from plain data (what `_loader` reads from a stage folder) by `build()`, which runs every
-named check and reports every fault at once. No I/O here.
+Built from plain data (what `_loader` reads from a stage folder) by `build()`, which gives each
+file its shape (`_schema`: unknown keys, missing keys, wrong types), runs every named check and
+reports every fault at once. No I/O here.
 """
 
 from __future__ import annotations
@@ -11,19 +12,23 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 from attrs import frozen
 from transitions import Machine
 
 from ._limits import date_fault, text_fault
-from .errors import Fault, WorkflowInvalid
+from ._model import Record
+from ._schema import NamesTable, ReopenTable, StageFile, TransitionTable, WorkflowTable, structure
+from .errors import Fault, UnknownTrigger, WorkflowInvalid
 
 __all__ = [
     "FIELD_TYPES",
     "FieldSpec",
     "GuardSpec",
+    "JobRule",
+    "Names",
     "RecordKind",
     "ReopenSpec",
     "StageSpec",
@@ -332,6 +337,8 @@ class TransitionSpec:
     outcome: str | None = None
     while_paused: bool = False
     source_file: str = ""
+    # Where in its file: `transitions[2]`, for faults about its guards.
+    key: str = ""
 
 
 @frozen
@@ -362,6 +369,45 @@ class ReopenSpec:
     record: str
 
 
+@frozen
+class JobRule:
+    """Where a client list finds the job a case is in (`[workflow.names.job]`): while the case
+    is in `stage`, the last `record` recorded before the case last fired `started_by`.
+    `fields` maps each detail of `DETAILS` the workflow names to the field holding it."""
+
+    DETAILS: ClassVar[tuple[str, ...]] = ("employer", "role", "start_date", "hours", "pay")
+
+    stage: str
+    started_by: str
+    record: str
+    fields: Mapping[str, str] = attrs.field(factory=dict)
+
+    def current(self, records: Sequence[Record], marks: Mapping[str, int]) -> dict[str, Any]:
+        """The job's details by `DETAILS` name (absent: none known) from a case's records and
+        trigger marks, as a store's snapshot gives them."""
+        started = marks.get(self.started_by)
+        if started is None:
+            return {}
+        offers = [r for r in records if r.kind == self.record and r.seq < started]
+        if not offers:
+            return {}
+        values = offers[-1].fields
+        return {detail: values.get(name) for detail, name in self.fields.items()}
+
+
+@frozen
+class Names:
+    """The names code uses, from `[workflow.names]`: the trigger each convenience call fires
+    (None: the workflow offers no such call), the referral's record kind, the job rule."""
+
+    pause: str | None = None
+    resume: str | None = None
+    withdraw: str | None = None
+    close: str | None = None
+    referral: str | None = None
+    job: JobRule | None = None
+
+
 GuardCatalog = Mapping[str, Any]
 
 
@@ -383,6 +429,11 @@ class Workflow:
     hash: str
     machine: Any
     source: str = ""
+    names: Names = Names()
+    # trigger -> source state -> its transitions, in the order the stage data gives them.
+    index: Mapping[str, Mapping[str, tuple[TransitionSpec, ...]]] = attrs.field(
+        factory=dict, repr=False
+    )
 
     @property
     def triggers(self) -> tuple[str, ...]:
@@ -399,15 +450,25 @@ class Workflow:
         )
 
     def transition(self, trigger: str, state: str, phase: str | None) -> TransitionSpec | None:
-        """The transition `trigger` takes from `state` (and `phase`), via the machine."""
-        event = self.machine.events.get(trigger)
-        if event is None:
-            return None
-        for candidate in event.transitions.get(state, ()):
-            spec: TransitionSpec = candidate.__dict__["_se_spec"]
+        """The transition `trigger` takes from `state` (and `phase`)."""
+        for spec in self.index.get(trigger, {}).get(state, ()):
             if spec.from_phase is None or spec.from_phase == phase:
                 return spec
         return None
+
+    def trigger_for(self, call: str) -> str:
+        """The trigger the convenience call `call` (pause, resume, withdraw, close) fires;
+        `UnknownTrigger` when `[workflow.names]` names none."""
+        trigger: str | None = getattr(self.names, call)
+        if trigger is None:
+            raise UnknownTrigger(call, self.triggers)
+        return trigger
+
+    @property
+    def referral_kind(self) -> str:
+        """The record kind a referral writes: `[workflow.names] referral`, else the reopen
+        record (what it was before the names table)."""
+        return self.names.referral or self.reopen.record
 
     def available(self, state: str, phase: str | None) -> list[TransitionSpec]:
         out = []
@@ -426,7 +487,10 @@ class Workflow:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (for `workflow show --json`)."""
-        return _canonical_source(self)
+        # The names are not hashed (`_canonical_source`): they say which trigger a convenience
+        # call fires and where an export looks, never what an event means or how it replays,
+        # so renaming one leaves every stored event's workflow hash valid.
+        return {**_canonical_source(self), "names": attrs.asdict(self.names)}
 
 
 def _canonical_source(wf: Workflow) -> dict[str, Any]:
@@ -498,28 +562,12 @@ class _Faults:
         self.items.append(Fault(check, message))
 
 
-def _as_tuple(value: Any, what: str, faults: _Faults) -> tuple[str, ...]:
-    """A name or a list of names; anything else is a fault (a number in close_reasons made
-    `next` raise TypeError long after the folder was accepted)."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, list | tuple):
-        faults.add("names_are_text", f"{what} must be a name or a list of names, got {value!r}")
-        return ()
-    bad = [v for v in value if not isinstance(v, str) or not v]
-    if bad:
-        faults.add("names_are_text", f"{what} holds {bad[0]!r}, not a name")
-    return tuple(v for v in value if isinstance(v, str) and v)
-
-
 def _parse_records(
-    parts: Sequence[tuple[str, Mapping[str, Any]]], faults: _Faults
+    parts: Sequence[tuple[str, StageFile]], faults: _Faults
 ) -> dict[str, RecordKind]:
     records: dict[str, RecordKind] = {}
     for source, part in parts:
-        for name, raw in (part.get("records") or {}).items():
+        for name, raw in part.records.items():
             if name in records:
                 faults.add(
                     "record_kinds_unique",
@@ -527,41 +575,37 @@ def _parse_records(
                 )
                 continue
             fields = []
-            for fname, fraw in (raw.get("fields") or {}).items():
-                ftype = fraw.get("type")
-                if ftype not in FIELD_TYPES:
+            for fname, fraw in raw.fields.items():
+                if fraw.type not in FIELD_TYPES:
                     faults.add(
                         "field_types_known",
-                        f"{source}: field {name}.{fname} has unknown type {ftype!r} "
+                        f"{source}: field {name}.{fname} has unknown type {fraw.type!r} "
                         f"(known: {', '.join(FIELD_TYPES)})",
                     )
                     continue
-                options = _as_tuple(
-                    fraw.get("options"), f"{source}: {name}.{fname} options", faults
-                )
-                if ftype == "choice" and not options:
+                if fraw.type == "choice" and not fraw.options:
                     faults.add(
                         "field_types_known", f"{source}: choice field {name}.{fname} has no options"
                     )
                 fields.append(
                     FieldSpec(
                         name=fname,
-                        type=ftype,
-                        required=bool(fraw.get("required", True)),
-                        title=str(fraw.get("title", "")),
-                        options=options,
+                        type=fraw.type,
+                        required=fraw.required,
+                        title=fraw.title,
+                        options=fraw.options,
                     )
                 )
             # A kind whose fields were all refused above is already reported; not twice.
-            if not raw.get("fields"):
+            if not raw.fields:
                 faults.add(
                     "record_kinds_have_fields", f"{source}: record kind {name!r} declares no fields"
                 )
             records[name] = RecordKind(
                 name=name,
-                title=str(raw.get("title", name)),
+                title=name if raw.title is None else raw.title,
                 fields=tuple(fields),
-                contact=bool(raw.get("contact", False)),
+                contact=raw.contact,
                 source=source,
             )
     return records
@@ -574,16 +618,34 @@ def build(
     source: str = "<data>",
 ) -> Workflow:
     """Build a workflow from `(file name, parsed data)` parts; raise `WorkflowInvalid` listing
-    every fault the named checks find."""
+    every fault the shape of the data (`_schema`) and the named checks find.
+
+    A file with only unknown keys still feeds the named checks, so its typos are listed beside
+    every other fault. A file whose values have the wrong type is left out, and the named
+    checks wait until it is fixed: they would only report its stages and kinds as missing."""
+    shaped: list[tuple[str, StageFile]] = []
+    shape_faults: list[Fault] = []
+    misshapen = False
+    for src, data in parts:
+        part, found = structure(src, data)
+        shape_faults += found
+        if part is None:
+            misshapen = True
+        else:
+            shaped.append((src, part))
+    if misshapen:
+        raise WorkflowInvalid(source, shape_faults)
     faults = _Faults()
-    header: Mapping[str, Any] = {}
+    faults.items += shape_faults
+
+    header = WorkflowTable()
     states: dict[str, StageSpec] = {}
     transitions: list[TransitionSpec] = []
     close_reasons: tuple[str, ...] = ()
-    reopen_raw: Mapping[str, Any] | None = None
+    reopen_raw: ReopenTable | None = None
     wages: list[WageRate] = []
 
-    headers = [(src, p) for src, p in parts if "workflow" in p]
+    headers = [(src, p.workflow) for src, p in shaped if p.workflow is not None]
     if len(headers) != 1:
         faults.add(
             "one_initial_state",
@@ -592,23 +654,23 @@ def build(
         )
     if headers:
         # Go on checking against the first, so one duplicate does not hide every other fault.
-        header = headers[0][1]["workflow"]
+        header = headers[0][1]
 
-    for src, part in parts:
-        for sid, raw in (part.get("states") or {}).items():
+    for src, part in shaped:
+        for sid, state in part.states.items():
             states[sid] = StageSpec(
                 id=sid,
-                title=str(raw.get("title", sid)),
+                title=sid if state.title is None else state.title,
                 order=0,
-                review_days=raw.get("review_days"),
+                review_days=state.review_days,
                 source_file=src,
             )
-        stage = part.get("stage")
+        stage = part.stage
         if stage is not None:
-            sid = stage.get("id")
-            if not sid:
+            if not stage.id:
                 faults.add("stages_named", f"{src}: [stage] has no id")
                 continue
+            sid = stage.id
             if sid in states:
                 faults.add(
                     "stages_unique",
@@ -616,33 +678,28 @@ def build(
                 )
             states[sid] = StageSpec(
                 id=sid,
-                title=str(stage.get("title", sid)),
-                order=int(stage.get("order", 0)) or len(states) + 1,
-                review_days=stage.get("review_days"),
-                phases=_as_tuple(stage.get("phases"), f"{src}: {sid} phases", faults),
-                phase_review_days=dict(stage.get("phase_review_days") or {}),
+                title=sid if stage.title is None else stage.title,
+                order=stage.order or len(states) + 1,
+                review_days=stage.review_days,
+                phases=stage.phases,
+                phase_review_days=dict(stage.phase_review_days),
                 source_file=src,
             )
-        for raw in part.get("transitions") or []:
-            transitions.append(_parse_transition(src, raw, faults))
-        if "close_reasons" in part:
-            close_reasons = _as_tuple(part["close_reasons"], f"{src}: close_reasons", faults)
-        if "reopen" in part:
-            reopen_raw = part["reopen"]
-        for raw in part.get("minimum_wage") or []:
-            try:
-                wages.append(
-                    WageRate(
-                        effective_from=_to_date(raw.get("effective_from")),
-                        hourly=_to_decimal(raw.get("hourly")),
-                    )
-                )
-            except ValueError as exc:
-                faults.add("minimum_wage_valid", f"{src}: minimum wage entry {raw!r}: {exc}")
+        for i, raw in enumerate(part.transitions):
+            transitions.append(_parse_transition(src, f"transitions[{i}]", raw, faults))
+        if part.close_reasons is not None:
+            close_reasons = part.close_reasons
+        if part.reopen is not None:
+            reopen_raw = part.reopen
+        for wage in part.minimum_wage:
+            wages.append(WageRate(effective_from=wage.effective_from, hourly=wage.hourly))
+            problem = date_fault(wage.effective_from)
+            if problem is not None:
+                faults.add("minimum_wage_valid", f"{src}: minimum wage entry: {problem}")
 
-    records = _parse_records(parts, faults)
-    initial = str(header.get("initial", ""))
-    final = str(header.get("final", ""))
+    records = _parse_records(shaped, faults)
+    initial = header.initial
+    final = header.final
 
     # Expand "*" (every non-final state) now, so the checks see the real graph.
     concrete = [s for s in states if s != final]
@@ -666,15 +723,14 @@ def build(
     if reopen_raw is None:
         faults.add("reopen_defined", "no [reopen] table: closed cases could never be reopened")
     else:
-        reopen = ReopenSpec(
-            dest=str(reopen_raw.get("dest", "")), record=str(reopen_raw.get("record", ""))
-        )
+        reopen = ReopenSpec(dest=reopen_raw.dest, record=reopen_raw.record)
         if reopen.dest not in states or reopen.dest == final:
             faults.add("reopen_defined", f"[reopen] dest {reopen.dest!r} is not an active state")
         if reopen.record not in records:
             faults.add(
                 "record_kinds_exist", f"[reopen] record {reopen.record!r} is not a record kind"
             )
+    names = _names(headers[0][0] if headers else "", header, states, transitions, records, faults)
 
     if faults.items:
         raise WorkflowInvalid(source, faults.items)
@@ -686,16 +742,16 @@ def build(
         auto_transitions=False,
         send_event=False,
     )
+    index: dict[str, dict[str, list[TransitionSpec]]] = {}
     for t in transitions:
         for src_state in t.sources:
             machine.add_transition(t.trigger, src_state, t.dest if t.dest else src_state)
-            # Tag the machine's transition with our spec, so lookups go through the machine.
-            machine.events[t.trigger].transitions[src_state][-1].__dict__["_se_spec"] = t
+            index.setdefault(t.trigger, {}).setdefault(src_state, []).append(t)
 
     wf = Workflow(
-        name=str(header.get("name", "workflow")),
-        title=str(header.get("title", header.get("name", ""))),
-        version=str(header.get("version", "1")),
+        name=header.name,
+        title=header.name if header.title is None else header.title,
+        version=header.version,
         initial=initial,
         final=final,
         states=states,
@@ -707,6 +763,11 @@ def build(
         hash="",
         machine=machine,
         source=source,
+        names=names,
+        index={
+            trigger: {state: tuple(specs) for state, specs in by_state.items()}
+            for trigger, by_state in index.items()
+        },
     )
     digest = hashlib.sha256(
         json.dumps(_canonical_source(wf), sort_keys=True, separators=(",", ":")).encode()
@@ -715,51 +776,89 @@ def build(
     return wf
 
 
-_TRANSITION_KEYS = {
-    "trigger",
-    "title",
-    "source",
-    "dest",
-    "effect",
-    "guards",
-    "from_phase",
-    "to_phase",
-    "outcome",
-    "while_paused",
-}
-
-
-def _parse_transition(src: str, raw: Mapping[str, Any], faults: _Faults) -> TransitionSpec:
-    trigger = str(raw.get("trigger", ""))
+def _parse_transition(src: str, key: str, raw: TransitionTable, faults: _Faults) -> TransitionSpec:
+    trigger = raw.trigger
     if not trigger:
         faults.add("triggers_named", f"{src}: a [[transitions]] entry has no trigger")
-    for key in raw:
-        if key not in _TRANSITION_KEYS:
-            faults.add("transition_keys_known", f"{src}: {trigger}: unknown key {key!r}")
-    guards = []
-    for g in raw.get("guards") or []:
-        params = {k: v for k, v in g.items() if k not in ("guard", "soft", "title")}
-        guards.append(
-            GuardSpec(
-                guard=str(g.get("guard", "")),
-                soft=bool(g.get("soft", False)),
-                title=str(g.get("title", "")),
-                params=params,
-            )
-        )
-    effect = str(raw.get("effect", "phase" if raw.get("to_phase") else "move"))
+    guards = [
+        GuardSpec(guard=g.guard, soft=g.soft, title=g.title, params=dict(g.params))
+        for g in raw.guards
+    ]
     return TransitionSpec(
         trigger=trigger,
-        sources=_as_tuple(raw.get("source"), f"{src}: {trigger} source", faults),
-        dest=raw.get("dest"),
-        title=str(raw.get("title", trigger)),
-        effect=effect,
+        sources=raw.source,
+        dest=raw.dest,
+        title=trigger if raw.title is None else raw.title,
+        effect=raw.effect or ("phase" if raw.to_phase else "move"),
         guards=tuple(guards),
-        from_phase=raw.get("from_phase"),
-        to_phase=raw.get("to_phase"),
-        outcome=raw.get("outcome"),
-        while_paused=bool(raw.get("while_paused", False)),
+        from_phase=raw.from_phase,
+        to_phase=raw.to_phase,
+        outcome=raw.outcome,
+        while_paused=raw.while_paused,
         source_file=src,
+        key=key,
+    )
+
+
+def _names(
+    src: str,
+    header: WorkflowTable,
+    states: Mapping[str, StageSpec],
+    transitions: Sequence[TransitionSpec],
+    records: Mapping[str, RecordKind],
+    faults: _Faults,
+) -> Names:
+    """The `[workflow.names]` table, each name checked against what the workflow declares."""
+    raw = header.names or NamesTable()
+    where = f"{src}: [workflow.names]"
+    effects = {t.trigger: t.effect for t in transitions}
+    for call in ("pause", "resume", "withdraw", "close"):
+        trigger = getattr(raw, call)
+        if trigger is not None and trigger not in effects:
+            faults.add("names_exist", f"{where} {call} = {trigger!r} is not a trigger")
+    for call in ("pause", "resume"):
+        trigger = getattr(raw, call)
+        if trigger in effects and effects[trigger] != call:
+            faults.add(
+                "names_exist",
+                f"{where} {call} = {trigger!r} has effect {effects[trigger]!r}, not {call!r}",
+            )
+    if raw.referral is not None and raw.referral not in records:
+        faults.add("names_exist", f"{where} referral = {raw.referral!r} is not a record kind")
+    job: JobRule | None = None
+    if raw.job is not None:
+        rule = raw.job
+        if rule.stage not in states:
+            faults.add("names_exist", f"{where} job.stage = {rule.stage!r} is not a stage")
+        if rule.started_by not in effects:
+            faults.add(
+                "names_exist", f"{where} job.started_by = {rule.started_by!r} is not a trigger"
+            )
+        kind = records.get(rule.record)
+        if kind is None:
+            faults.add("names_exist", f"{where} job.record = {rule.record!r} is not a record kind")
+        fields = {
+            detail: name
+            for detail in JobRule.DETAILS
+            if (name := getattr(rule, detail)) is not None
+        }
+        for detail, name in fields.items():
+            if kind is not None and kind.field(name) is None:
+                faults.add(
+                    "names_exist",
+                    f"{where} job.{detail} = {name!r} is not a field of {rule.record} "
+                    f"(fields: {', '.join(f.name for f in kind.fields)})",
+                )
+        job = JobRule(
+            stage=rule.stage, started_by=rule.started_by, record=rule.record, fields=fields
+        )
+    return Names(
+        pause=raw.pause,
+        resume=raw.resume,
+        withdraw=raw.withdraw,
+        close=raw.close,
+        referral=raw.referral,
+        job=job,
     )
 
 
@@ -828,8 +927,10 @@ def _check_transitions(
             for ph in (t.from_phase, t.to_phase):
                 if ph and ph not in phases:
                     faults.add("phases_exist", f"{where}: phase {ph!r} is not a phase of {t.dest}")
-        for g in t.guards:
-            _check_guard(where, g, records, close_reasons, catalog, faults)
+        for i, g in enumerate(t.guards):
+            _check_guard(
+                f"{where}: {t.key}.guards[{i}]", g, records, close_reasons, catalog, faults
+            )
 
 
 def _check_guard(
@@ -859,7 +960,7 @@ def _check_graph(
     states: Mapping[str, StageSpec],
     initial: str,
     final: str,
-    reopen_raw: Mapping[str, Any] | None,
+    reopen_raw: ReopenTable | None,
     faults: _Faults,
 ) -> None:
     edges: dict[str, set[str]] = {s: set() for s in states}
@@ -869,8 +970,8 @@ def _check_graph(
                 edges[s].add(t.dest)
     # Reopen is an edge into the graph too: a new episode starts there.
     roots = {initial}
-    if reopen_raw and reopen_raw.get("dest") in states:
-        roots.add(str(reopen_raw["dest"]))
+    if reopen_raw is not None and reopen_raw.dest in states:
+        roots.add(reopen_raw.dest)
     reached = _reach(roots & set(states), edges)
     for s in states:
         if s not in reached:

@@ -206,6 +206,7 @@ def test_a_service_can_use_its_own_stages(stages: Path, tmp_path: Path, clock: C
     )
     edit(stages, "exits.toml", 'dest = "customer_engagement"', 'dest = "welcome"')
     edit(stages, "exits.toml", 'trigger = "close"', 'trigger = "shut"')
+    edit(stages, "workflow.toml", 'close = "close"', 'close = "shut"')
 
     wf = se_flow.load_workflow(stages)
     assert wf.stages[0].id == "welcome"
