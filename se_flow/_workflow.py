@@ -457,11 +457,12 @@ class Workflow:
         return None
 
     def trigger_for(self, call: str) -> str:
-        """The trigger the convenience call `call` (pause, resume, withdraw, close) fires;
-        `UnknownTrigger` when `[workflow.names]` names none."""
-        trigger: str | None = getattr(self.names, call)
-        if trigger is None:
-            raise UnknownTrigger(call, self.triggers)
+        """The trigger the convenience call `call` (pause, resume, withdraw, close) fires:
+        as `[workflow.names]` names it, else the trigger of the call's own name (what every
+        stage folder meant before the names table); `UnknownTrigger` when there is none."""
+        trigger: str = getattr(self.names, call) or call
+        if trigger not in self.triggers:
+            raise UnknownTrigger(trigger, self.triggers)
         return trigger
 
     @property

@@ -294,11 +294,18 @@ def test_the_pause_call_fires_the_trigger_the_stage_data_names(
 START_DAY = dt.date(2026, 6, 1)
 
 
-def test_a_call_the_stage_data_names_no_trigger_for_is_refused(
+def test_a_call_falls_back_to_its_own_name_and_else_is_refused(
     stages: Path, tmp_path: Path, clock: Clock
 ) -> None:
+    """A stage folder from before the names table keeps working: `withdraw()` fires the
+    trigger called withdraw. Only when there is none is the call refused."""
     edit(stages, "workflow.toml", 'withdraw = "withdraw"\n', "")
     with se_flow.open(tmp_path / "own.db", stages=stages, clock=clock, actor="sam") as flow:
+        flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
+        case = flow.refer("Alex Doe", source="GP")
+        assert flow.withdraw(case.id, reason="moved on").status is Status.CLOSED
+    edit(stages, "exits.toml", 'trigger = "withdraw"', 'trigger = "leave"')
+    with se_flow.open(tmp_path / "two.db", stages=stages, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
         case = flow.refer("Alex Doe", source="GP")
         with pytest.raises(se_flow.UnknownTrigger) as refused:
@@ -306,7 +313,7 @@ def test_a_call_the_stage_data_names_no_trigger_for_is_refused(
         assert refused.value.trigger == "withdraw"
         assert flow.case(case.id).status is Status.ACTIVE
         # The trigger itself is still there to fire by name.
-        assert flow.advance(case.id, "withdraw", reason="moved on").status is Status.CLOSED
+        assert flow.advance(case.id, "leave", reason="moved on").status is Status.CLOSED
 
 
 def test_the_client_list_reads_job_details_from_the_fields_the_stage_data_names(
