@@ -19,8 +19,18 @@ from attrs import frozen
 from ._engine import Change, Needs, Snapshot
 from ._model import Case, Event, Participant, PersonalDetails, Record, Staff, Status
 from ._projections import RecordRow
+from ._standards import CaseHistory, happenings
+from ._workflow import Workflow
 
-__all__ = ["CaseFilter", "Store", "Tx"]
+__all__ = ["CaseFilter", "Store", "Tx", "pause_triggers"]
+
+
+def pause_triggers(workflow: Workflow) -> tuple[frozenset[str], frozenset[str]]:
+    """The triggers that pause a case, and those that resume one, in this workflow."""
+    return (
+        frozenset(t.trigger for t in workflow.transitions if t.effect == "pause"),
+        frozenset(t.trigger for t in workflow.transitions if t.effect == "resume"),
+    )
 
 
 class Tx(abc.ABC):
@@ -134,6 +144,24 @@ class Store(abc.ABC):
     def exposure(self) -> str | None:
         """Why others than its owner can read the store's personal data, or None."""
         return None
+
+    def case_histories(
+        self, workflow: Workflow, *, coach: str | None = None
+    ) -> Iterator[CaseHistory]:
+        """Every open case's history as service standards read it (`_standards`), `coach`'s
+        cases only if given. A store may read less (only what `_standards.needs` names, plus
+        pauses and resumes): the results must be the same."""
+        pause, resume = pause_triggers(workflow)
+        for case in self.cases(CaseFilter(coach=coach)):
+            if not case.is_open:
+                continue
+            yield CaseHistory(
+                case_id=case.id,
+                coach=case.coach,
+                happenings=happenings(self.events(case_id=case.id), workflow.records),
+                pause_triggers=pause,
+                resume_triggers=resume,
+            )
 
     # --- exports (issue 4) ---------------------------------------------------------------
 
