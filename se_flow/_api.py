@@ -42,6 +42,7 @@ from ._model import (
 )
 from ._policy import acting
 from ._sqlite import SQLiteStore
+from ._standards import DueList, Verdicts
 from ._workflow import Workflow
 from .errors import InvalidInput, StaffNotFound
 from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
@@ -710,6 +711,52 @@ class SEFlow:
             check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
         return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit)))
+
+    def due_items(
+        self,
+        *,
+        coach: str | None = None,
+        within_days: int = 0,
+        overdue: bool = False,
+        as_of: dt.date | None = None,
+        limit: int | None = None,
+        actor: str | None = None,
+    ) -> DueList:
+        """Everything due on open cases, in one list sorted by date (most overdue first):
+        reviews (as `due` finds them) and every service standard and follow-along occurrence
+        the stage data defines, computed from the log and `as_of` (default: today) at call
+        time. `within_days` adds what falls due that many days ahead; `overdue` keeps only
+        what is past its date. Each item says what satisfies it and the command that does.
+        `warnings` names calendar years needed but not listed. `due` stays reviews only."""
+        from ._due import due_list
+
+        self._reader(actor)
+        check_days(within_days, "within_days")
+        check_limit(limit, "limit")
+        if as_of is not None:
+            check_date(as_of, "as_of")
+        return due_list(
+            self.store,
+            self.workflow,
+            today=as_of or self.now().date(),
+            coach=coach,
+            within_days=within_days,
+            overdue_only=overdue,
+            limit=limit,
+        )
+
+    def standards(
+        self, case_id: str, *, as_of: dt.date | None = None, actor: str | None = None
+    ) -> Verdicts:
+        """Every service standard on one case as of `as_of` (default today): met (on which
+        date, in how many days), due, overdue, missed or paused. Reading writes nothing."""
+        from ._due import case_standards
+
+        self._reader(actor)
+        if as_of is not None:
+            check_date(as_of, "as_of")
+        case = self.store.case(case_id)
+        return case_standards(self.store, self.workflow, case, as_of or self.now().date())
 
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None

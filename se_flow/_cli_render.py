@@ -39,6 +39,7 @@ from ._cli_text import (
     words,
 )
 from ._model import soft_only
+from ._standards import DueItem, StandardResult
 
 __all__ = [
     "Grid",
@@ -48,8 +49,10 @@ __all__ = [
     "print_caseload",
     "print_check",
     "print_due",
+    "print_due_items",
     "print_next",
     "print_staff",
+    "print_standards",
     "print_timeline",
     "print_workflow",
 ]
@@ -165,6 +168,101 @@ def print_due(
     grid.print(out)
     overdue = sum(1 for c in cases if is_overdue(c, today))
     out.print(f"{len(cases)} due, {overdue} overdue")
+
+
+def _flag(due_on: dt.date, today: dt.date) -> tuple[str, str | None]:
+    days = (due_on - today).days
+    if days < 0:
+        return f"overdue {-days}d", "bold red"
+    if days == 0:
+        return "due today", "yellow"
+    return f"in {days}d", None
+
+
+def _folded(text: str, indent: int, width: int) -> list[str]:
+    """`text` folded at spaces into lines of at most `width` after `indent` spaces; a word
+    longer than a line (an id, a command) is kept whole, never cut."""
+    import textwrap
+
+    room = max(20, width - indent)
+    lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False) or [""]
+    return [" " * indent + line for line in lines]
+
+
+def print_due_items(
+    out: Console, items: Sequence[DueItem], today: dt.date, heading: str, *, width: int = 80
+) -> None:
+    """One due list: a line per item (date, status, case, coach) with what it is and the
+    command that does it folded beneath, every line within `width` columns."""
+    if heading:
+        out.print(_t(heading, "bold"), soft_wrap=True)
+    if not items:
+        out.print("nothing due")
+        return
+    grid = Grid(["Due", "", "Case", "Coach"])
+    # The grid keeps ids whole; the title and command go on lines of their own beneath.
+    lines: list[tuple[str, list[str]]] = []
+    for item in items:
+        flag, style = _flag(item.due_on, today)
+        what = item.title if item.occurrence == 1 else f"{item.title} #{item.occurrence}"
+        grid.add(item.due_on.isoformat(), (flag, style), item.case_id, item.coach or "-")
+        more = _folded(shown(what, one_line=True), 4, width)
+        for command in item.commands:
+            more.extend(_folded("do: " + shown(command, one_line=True), 4, width))
+        lines.append((item.case_id, more))
+    rendered = _grid_lines(out, grid)
+    body = [rendered[0]]
+    for row, (_, more) in zip(rendered[1:], lines, strict=True):
+        body.append(row)
+        body.extend(more)
+    out.file.write("\n".join(body) + "\n")
+    out.file.flush()
+    overdue = sum(1 for i in items if i.overdue or i.due_on < today)
+    out.print(f"{len(items)} due, {overdue} overdue")
+
+
+def _grid_lines(out: Console, grid: Grid) -> list[str]:
+    import io
+
+    buffer = io.StringIO()
+    saved = out.file
+    out.file = buffer
+    try:
+        grid.print(out)
+    finally:
+        out.file = saved
+    return buffer.getvalue().rstrip("\n").split("\n")
+
+
+def print_standards(
+    out: Console, results: Sequence[StandardResult], today: dt.date, warnings: Sequence[str]
+) -> None:
+    """A case's service standards: met (on which date, in how many days), due, missed."""
+    if not results:
+        return
+    table = Table(box=box.SIMPLE_HEAD, title="Service standards", title_justify="left")
+    table.add_column("Standard", overflow="fold")
+    table.add_column("From")
+    table.add_column("Due")
+    table.add_column("Status", overflow="fold")
+    styles = {"met": "green", "missed": "bold red", "overdue": "bold red", "due": "yellow"}
+    for r in results:
+        title = r.title if r.occurrence == 1 else f"{r.title} #{r.occurrence}"
+        if r.status in ("met", "missed") and r.met_on is not None:
+            status = f"{r.status}: {r.met_on.isoformat()}, {r.took} {r.unit}"
+        elif r.status in ("due", "overdue") and r.due_on is not None:
+            status = _flag(r.due_on, today)[0]
+        else:
+            status = r.status
+        table.add_row(
+            _t(title),
+            r.anchor_on.isoformat(),
+            r.due_on.isoformat() if r.due_on else "-",
+            Text(status, style=styles.get(r.status, "")),
+        )
+    out.print(table)
+    for warning in warnings:
+        out.print(_t(f"note: {warning}", "dim"))
 
 
 def print_staff(out: Console, staff: Sequence[Staff]) -> None:

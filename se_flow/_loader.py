@@ -13,7 +13,13 @@ from ._guards import GUARDS
 from ._workflow import Workflow, build
 from .errors import Fault, WorkflowInvalid
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "default_stages_dir", "load_workflow"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "calendars_dir",
+    "default_stages_dir",
+    "load_workflow",
+]
 
 # A stage file is a page or two of TOML; the default's largest is under 8 KiB.
 MAX_FILE_BYTES = 1024 * 1024
@@ -25,6 +31,24 @@ MAX_DEPTH = 16
 def default_stages_dir() -> Path:
     """The default workflow shipped with se-flow (the `stages/` folder of the source tree)."""
     return Path(str(resources.files("se_flow.stages")))
+
+
+def calendars_dir() -> Path:
+    """The working-day calendars shipped with se-flow, one `<region>.toml` each."""
+    return Path(str(resources.files("se_flow"))) / "calendars"
+
+
+def _calendars(parts: list[tuple[str, dict[str, Any]]], faults: list[Fault]) -> dict[str, Any]:
+    """The shipped calendar files, by region, when a `[calendar]` table asks for one."""
+    if not any("calendar" in p for _, p in parts):
+        return {}
+    found: dict[str, Any] = {}
+    for file in sorted(calendars_dir().glob("*.toml")):
+        try:
+            found[file.stem] = (file.name, tomllib.loads(_read(file).decode("utf-8-sig")))
+        except (_Unreadable, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            faults.append(Fault("files_readable", f"calendar {file.name}: {exc}"))
+    return found
 
 
 def load_workflow(path: str | Path | None = None) -> Workflow:
@@ -65,7 +89,8 @@ def load_workflow(path: str | Path | None = None) -> Workflow:
             continue
         parts.append((file.name, parsed))
     try:
-        workflow = build(parts, catalog=GUARDS, source=source)
+        calendars = _calendars(parts, faults)
+        workflow = build(parts, catalog=GUARDS, source=source, calendars=calendars)
     except WorkflowInvalid as invalid:
         # Check what could be read too, so one run reports every fault, not just the first file.
         raise WorkflowInvalid(source, [*faults, *invalid.faults]) from None

@@ -169,6 +169,10 @@ class StageFile:
     close_reasons: Names | None = None
     reopen: ReopenTable | None = None
     minimum_wage: list[WageTable] = field(factory=list)
+    # Service standards and the working-day calendar have named checks of their own
+    # (`_standards`, `_workflow._calendar`), which read them as given.
+    standards: list[dict[str, Any]] = field(factory=list)
+    calendar: dict[str, Any] | None = None
 
 
 # The check an unknown key in each table fails, so a script can tell them apart.

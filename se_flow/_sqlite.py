@@ -35,6 +35,7 @@ from ._model import (
     Staff,
     Status,
 )
+from ._standards import CaseHistory, Happening, needs, pause_triggers
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -816,6 +817,80 @@ class SQLiteStore(Store):
         with _translated(self.path):
             for row in self.conn.execute(sql, params):
                 yield _case_from_row(row)
+
+    def case_histories(
+        self, workflow: Workflow, *, coach: str | None = None
+    ) -> Iterator[CaseHistory]:
+        # Three queries over open cases, each reading only what the standards name: the
+        # records of the kinds they read (fields only where a condition reads them) and the
+        # events of the triggers they read, pauses and resumes. Far less than whole events.
+        record_kinds, field_kinds, triggers = needs(workflow.standards)
+        pause, resume = pause_triggers(workflow)
+        all_triggers = sorted(triggers | pause | resume)
+        where, params = "c.status != 'closed'", []
+        if coach is not None:
+            where += " AND c.coach = ?"
+            params.append(coach)
+        by_case: dict[str, list[Happening]] = {}
+        days: dict[str, dt.date] = {}
+
+        def day(text: str) -> dt.date:
+            found = days.get(text[:10])
+            if found is None:
+                found = days[text[:10]] = dt.date.fromisoformat(text[:10])
+            return found
+
+        with _translated(self.path), self.read_snapshot():
+            cases = self.conn.execute(
+                f"SELECT c.id, c.coach FROM cases c WHERE {where} ORDER BY c.num", params
+            ).fetchall()
+            if record_kinds:
+                kinds = sorted(record_kinds)
+                marks = ", ".join("?" for _ in kinds)
+                with_fields = sorted(field_kinds) or [""]
+                fmarks = ", ".join("?" for _ in with_fields)
+                superseded: set[int] = set()
+                sql = (
+                    "SELECT r.case_id, r.seq, r.kind, r.effective_at, r.supersedes, "
+                    f"CASE WHEN r.kind IN ({fmarks}) THEN r.fields END "
+                    f"FROM records r JOIN cases c ON c.id = r.case_id "
+                    f"WHERE {where} AND r.kind IN ({marks})"
+                )
+                for cid, seq, kind, eff, sup, fields in self.conn.execute(
+                    sql, [*with_fields, *params, *kinds]
+                ):
+                    if sup is not None:
+                        superseded.add(sup)
+                    values = None
+                    if fields is not None:
+                        spec = workflow.records.get(kind)
+                        raw = json.loads(fields)
+                        values = spec.from_json(raw) if spec else raw
+                    by_case.setdefault(cid, []).append(
+                        Happening(day(eff), seq, "record", None, kind, values)
+                    )
+                if superseded:
+                    for cid, found in by_case.items():
+                        by_case[cid] = [h for h in found if h.seq not in superseded]
+            if all_triggers:
+                marks = ", ".join("?" for _ in all_triggers)
+                sql = (
+                    "SELECT e.case_id, e.seq, e.kind, e.trigger, e.effective_at "
+                    "FROM cases c JOIN events e ON e.case_id = c.id "
+                    f"WHERE {where} AND e.trigger IN ({marks})"
+                )
+                for cid, seq, kind, trigger, eff in self.conn.execute(
+                    sql, [*params, *all_triggers]
+                ):
+                    by_case.setdefault(cid, []).append(Happening(day(eff), seq, kind, trigger))
+        for cid, case_coach in cases:
+            yield CaseHistory(
+                case_id=cid,
+                coach=case_coach,
+                happenings=tuple(by_case.get(cid, ())),
+                pause_triggers=pause,
+                resume_triggers=resume,
+            )
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
         sql = (

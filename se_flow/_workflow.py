@@ -18,9 +18,11 @@ import attrs
 from attrs import frozen
 from transitions import Machine
 
+from ._calendar import Calendar, parse_calendar
 from ._limits import date_fault, text_fault
 from ._model import Record
 from ._schema import NamesTable, ReopenTable, StageFile, TransitionTable, WorkflowTable, structure
+from ._standards import StandardSpec, parse_standards
 from .errors import Fault, UnknownTrigger, WorkflowInvalid
 
 __all__ = [
@@ -434,6 +436,10 @@ class Workflow:
     index: Mapping[str, Mapping[str, tuple[TransitionSpec, ...]]] = attrs.field(
         factory=dict, repr=False
     )
+    standards: tuple[StandardSpec, ...] = ()
+    """Service standards and follow-along schedules (`_standards`), in stage-data order."""
+    calendar: Calendar | None = None
+    """The working-day calendar (`[calendar]` region plus the folder's closure days)."""
 
     @property
     def triggers(self) -> tuple[str, ...]:
@@ -549,6 +555,19 @@ def _canonical_source(wf: Workflow) -> dict[str, Any]:
         ],
         "close_reasons": list(wf.close_reasons),
         "reopen": {"dest": wf.reopen.dest, "record": wf.reopen.record},
+        # Only when set: a stage folder without standards keeps the hash it always had.
+        **({"standards": [s.describe() for s in wf.standards]} if wf.standards else {}),
+        **(
+            {
+                "calendar": {
+                    "id": wf.calendar.id,
+                    "years": sorted(wf.calendar.years),
+                    "closed": [d.isoformat() for d in wf.calendar.closed],
+                }
+            }
+            if wf.calendar is not None
+            else {}
+        ),
     }
 
 
@@ -617,9 +636,11 @@ def build(
     *,
     catalog: GuardCatalog,
     source: str = "<data>",
+    calendars: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
 ) -> Workflow:
     """Build a workflow from `(file name, parsed data)` parts; raise `WorkflowInvalid` listing
-    every fault the shape of the data (`_schema`) and the named checks find.
+    every fault the shape of the data (`_schema`) and the named checks find. `calendars` holds
+    the calendar files a `[calendar]` table may name, by region id: (file name, parsed data).
 
     A file with only unknown keys still feeds the named checks, so its typos are listed beside
     every other fault. A file whose values have the wrong type is left out, and the named
@@ -733,6 +754,15 @@ def build(
             )
     names = _names(headers[0][0] if headers else "", header, states, transitions, records, faults)
 
+    calendar = _calendar(parts, calendars or {}, faults)
+    standards, problems = parse_standards(
+        parts,
+        records=records,
+        triggers={t.trigger for t in transitions},
+        has_calendar=calendar is not None,
+    )
+    faults.items.extend(problems)
+
     if faults.items:
         raise WorkflowInvalid(source, faults.items)
 
@@ -769,12 +799,53 @@ def build(
             trigger: {state: tuple(specs) for state, specs in by_state.items()}
             for trigger, by_state in index.items()
         },
+        standards=standards,
+        calendar=calendar,
     )
     digest = hashlib.sha256(
         json.dumps(_canonical_source(wf), sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
     object.__setattr__(wf, "hash", digest)
     return wf
+
+
+_CALENDAR_KEYS = {"region", "closures"}
+
+
+def _calendar(
+    parts: Sequence[tuple[str, Mapping[str, Any]]],
+    calendars: Mapping[str, tuple[str, Mapping[str, Any]]],
+    faults: _Faults,
+) -> Calendar | None:
+    """The `[calendar]` table's region (a shipped calendar file) plus its closure days."""
+    tables = [(src, p["calendar"]) for src, p in parts if "calendar" in p]
+    if not tables:
+        return None
+    if len(tables) > 1:
+        faults.add(
+            "calendar_known",
+            f"[calendar] is set in {', '.join(src for src, _ in tables)}: set it once",
+        )
+    src, table = tables[0]
+    if not isinstance(table, Mapping):
+        faults.add("calendar_known", f"{src}: calendar must be a table")
+        return None
+    for key in table:
+        if key not in _CALENDAR_KEYS:
+            faults.add("calendar_known", f"{src}: [calendar] unknown key {key!r}")
+    region = table.get("region")
+    found = calendars.get(str(region)) if isinstance(region, str) else None
+    if found is None:
+        faults.add(
+            "calendar_known",
+            f"{src}: [calendar] region {region!r} is not a calendar se-flow has "
+            f"(known: {', '.join(sorted(calendars)) or 'none'})",
+        )
+        return None
+    file_name, data = found
+    calendar, problems = parse_calendar(file_name, data, table.get("closures"), src)
+    faults.items.extend(problems)
+    return calendar
 
 
 def _parse_transition(src: str, key: str, raw: TransitionTable, faults: _Faults) -> TransitionSpec:

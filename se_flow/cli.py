@@ -573,6 +573,11 @@ def cases(
     print_caseload(_console(), wf, found, today)
 
 
+def _year_note(years: tuple[int, ...]) -> tuple[str, ...]:
+    listed = ", ".join(map(str, years))
+    return (f"the calendar lists no bank holidays for {listed}: weekdays counted as working",)
+
+
 @app.command()
 def show(
     ctx: typer.Context,
@@ -590,6 +595,7 @@ def show(
         records = flow.records(case_id, include_superseded=corrected)
         events = flow.history(case_id)
         today = flow.now().date()
+        standards = flow.standards(case_id, as_of=today)
         wf = flow.workflow
     if json:
         from ._cli_text import case_json
@@ -599,13 +605,17 @@ def show(
                 "case": case_json(wf, case, today),
                 "participant": participant,
                 "records": records,
+                "standards": [r.to_json() for r in standards.results],
                 "history": events,
             }
         )
         return
-    from ._cli_render import print_case
+    from ._cli_render import print_case, print_standards
 
-    print_case(_console(), wf, case, participant, records, events, today)
+    out = _console()
+    print_case(out, wf, case, participant, records, events, today)
+    warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
+    print_standards(out, standards.results, today, warnings)
 
 
 @app.command()
@@ -892,11 +902,14 @@ def due(
         bool, typer.Option("--all", help="Every coach's cases, even if you are a coach.")
     ] = False,
     within: Annotated[
-        int, typer.Option("--within", min=0, help="Also list reviews due within this many days.")
+        int,
+        typer.Option("--within", min=0, help="Also list what falls due within this many days."),
     ] = 7,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only what is past its date.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """Reviews due and overdue across a caseload (yours by default)."""
+    """Everything due and overdue across a caseload (yours by default): reviews, service
+    standards and follow-along visits, by date, each with the command that does it."""
     check_days(within, "--within")
     s = _settings(ctx)
     with _open(ctx) as flow:
@@ -905,19 +918,19 @@ def due(
             me = flow.staff_member(s.actor)
             if me.role is se_flow.Role.COACH:
                 coach = me.id
-        found = flow.due(coach=coach, within_days=within)
+        found = flow.due_items(coach=coach, within_days=within, overdue=overdue)
         today = flow.now().date()
-        wf = flow.workflow
+    for warning in found.warnings:
+        _say(f"warning: {warning}", err=True)
     if json:
-        from ._cli_text import case_json
-
-        _echo_json([case_json(wf, c, today) for c in found])
+        _echo_json([item.to_json() for item in found.items])
         return
-    from ._cli_render import print_due
+    from ._cli_render import print_due_items
 
     who = f"for {coach}" if coach else "for everyone"
     by = today + dt.timedelta(days=within)
-    print_due(_console(), wf, found, today, f"Reviews due {who} by {by}")
+    heading = f"Overdue {who}" if overdue else f"Due {who} by {by}"
+    print_due_items(_console(), found.items, today, heading)
 
 
 # --- exports for auditors ---------------------------------------------------------------------

@@ -87,8 +87,10 @@ def test_views_show_attacks_as_text_and_send_no_escapes(
         assert "\\x1b]8;;https://evil.example/\\x07click" in result.stdout
         assert "\\x9b31m" in result.stdout
         assert "\\u202eesrever" in result.stdout
-    if command[0] in ("cases", "due"):
+    if command[0] == "cases":
         assert f"{EVIL_COACH}  " in result.stdout  # the row is drawn
+    if command[0] == "due":
+        assert f"  {EVIL_COACH}\n" in result.stdout  # the row is drawn, coach last
 
 
 def test_json_carries_the_text_exactly_with_c1_and_bidi_escaped(evil: tuple[CLI, str]) -> None:

@@ -1,0 +1,139 @@
+"""What is due: reviews and service standards in one list, read from the store at call time.
+
+The glue between the store and the pure evaluator (`_standards.evaluate`): nothing here keeps
+a timer or writes anything; a host wanting reminders calls `SEFlow.due_items` on its own
+schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from ._model import Case, Status
+from ._standards import (
+    REVIEW,
+    CaseHistory,
+    DueItem,
+    DueList,
+    StandardResult,
+    Verdicts,
+    evaluate,
+    happenings,
+    merge,
+    pause_triggers,
+)
+from ._workflow import Workflow
+from .ports import CaseFilter, Store
+
+__all__ = ["case_histories", "case_standards", "due_list", "review_item"]
+
+
+def case_histories(
+    store: Store, wf: Workflow, *, coach: str | None = None
+) -> Iterator[CaseHistory]:
+    """Every open case's history as service standards read it, `coach`'s cases only if given.
+
+    A store may answer this itself, reading less (only what `_standards.needs` names, plus
+    pauses and resumes: the SQLite store does, with three queries); any other store is read
+    case by case through its ports. The results must be the same."""
+    own = getattr(store, "case_histories", None)
+    if own is not None:
+        found: Iterator[CaseHistory] = own(wf, coach=coach)
+        return found
+    return _histories(store, wf, coach)
+
+
+def _histories(store: Store, wf: Workflow, coach: str | None) -> Iterator[CaseHistory]:
+    pause, resume = pause_triggers(wf)
+    for case in store.cases(CaseFilter(coach=coach, open_only=True)):
+        yield CaseHistory(
+            case_id=case.id,
+            coach=case.coach,
+            happenings=happenings(store.events(case_id=case.id), wf.records),
+            pause_triggers=pause,
+            resume_triggers=resume,
+        )
+
+
+def review_item(wf: Workflow, case: Case, today: dt.date) -> DueItem:
+    """A case's next review as a due item."""
+    assert case.review_due is not None
+    if case.status is Status.PAUSED:
+        return DueItem(
+            case_id=case.id,
+            coach=case.coach,
+            what=REVIEW,
+            name="pause_review",
+            title="Review the pause",
+            due_on=case.review_due,
+            overdue=case.review_due < today,
+            does_it=("trigger resume, or a new pause with a later review date",),
+            commands=(f"se-flow resume {case.id}",),
+        )
+    contact = sorted(k.name for k in wf.records.values() if k.contact)
+    command = f"se-flow record {case.id} review" if "review" in wf.records else ""
+    return DueItem(
+        case_id=case.id,
+        coach=case.coach,
+        what=REVIEW,
+        name=REVIEW,
+        title="Review or contact",
+        due_on=case.review_due,
+        overdue=case.review_due < today,
+        does_it=(f"a contact record ({', '.join(contact)})",),
+        commands=(command,) if command else (),
+    )
+
+
+def due_list(
+    store: Store,
+    wf: Workflow,
+    *,
+    today: dt.date,
+    coach: str | None,
+    within_days: int,
+    overdue_only: bool,
+    limit: int | None,
+) -> DueList:
+    last_day = (
+        today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
+    )
+    reviews = [
+        review_item(wf, c, today) for c in store.cases(CaseFilter(coach=coach, due_by=last_day))
+    ]
+    verdicts = (
+        evaluate(
+            case_histories(store, wf, coach=coach),
+            wf.standards,
+            wf.calendar,
+            today,
+            open_only=True,
+        )
+        if wf.standards
+        else Verdicts(())
+    )
+    found = merge(reviews, verdicts, last_day)
+    if limit is not None:
+        return DueList(found.items[:limit], found.warnings)
+    return found
+
+
+def case_standards(store: Store, wf: Workflow, case: Case, today: dt.date) -> Verdicts:
+    """Every standard's instances on one case, open or closed."""
+    if not wf.standards:
+        return Verdicts(())
+    pause, resume = pause_triggers(wf)
+    history = CaseHistory(
+        case_id=case.id,
+        coach=case.coach,
+        happenings=happenings(store.events(case_id=case.id), wf.records),
+        closed_on=case.closed_at.date() if case.closed_at else None,
+        pause_triggers=pause,
+        resume_triggers=resume,
+    )
+    return evaluate([history], wf.standards, wf.calendar, today)
+
+
+def results_json(results: tuple[StandardResult, ...]) -> list[dict[str, object]]:
+    return [r.to_json() for r in results]

@@ -1,0 +1,795 @@
+"""Service standards and follow-along schedules: specs from stage data, and what is due.
+
+A standard names an **anchor** (a record kind or a trigger: the referral, `start_job`), what
+**meets** it (a record kind, optionally with a field's value, or a trigger) and either a
+deadline (`within` N calendar or working days) or a repeating **schedule** (every 7 days 4
+times, then every 30 days 11 times, until a trigger such as `end_job`). Each anchor on a case
+starts one instance of the standard.
+
+Everything is computed at read time from a case's history and the day: `evaluate(history,
+standards, today)` is pure, runs no timers and writes nothing. The rules, said once:
+
+* "Within N working days of X" is by the Nth working day after X's effective date (X's own
+  day is not counted). A calendar-day deadline counts every day the same way.
+* A one-shot standard is met by the first matching event on or after its anchor's day: `met`
+  if on or before the deadline, else `missed` (met late: `met_on` and the days it took are
+  still given). Not met yet: `due`, or `overdue` once the deadline has passed. A case that
+  closes before the deadline owes nothing more; one that closes after it has `missed` it.
+* A schedule's occurrence i falls due on the day its cumulative offset reaches; it is met by
+  a matching event in its window, from the day after the previous occurrence's due day (the
+  anchor's own day for the first) to its own due day. A window that has passed unmet is
+  `missed` (a visit cannot be made last week); only the current window is `due`. The schedule
+  ends at the first `until` trigger after its anchor, at the next anchor or when the case
+  closes: a window cut short unmet is owed no more.
+* **Pausing stops the clocks.** Days from the pause's date up to (not including) the resume
+  date are not counted, so every deadline still running moves on by the paused (working or
+  calendar) days, counted again from the resume date. While a case is paused, a deadline not
+  yet reached has no date (`paused`). Days taken (`took`) count the same way.
+* Only effective dates matter, never the order events were entered in; what is dated after
+  the day asked about has not happened yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import attrs
+from attrs import frozen
+
+from ._calendar import ALL_DAYS, Calendar, DayCount
+from .errors import Fault
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
+
+__all__ = [
+    "DUE",
+    "MAX_DEADLINE_DAYS",
+    "MET",
+    "MISSED",
+    "OVERDUE",
+    "PAUSED",
+    "CaseHistory",
+    "DueItem",
+    "DueList",
+    "Happening",
+    "ScheduleStep",
+    "Signal",
+    "StandardResult",
+    "StandardSpec",
+    "Verdicts",
+    "evaluate",
+    "happenings",
+    "merge",
+    "needs",
+    "parse_standards",
+    "pause_triggers",
+]
+
+MET, MISSED, DUE, OVERDUE, PAUSED = "met", "missed", "due", "overdue", "paused"
+# A deadline or schedule step beyond ten years is a typo (and overflows date arithmetic).
+MAX_DEADLINE_DAYS = 3660
+# A schedule of more occurrences than this is no follow-along plan (weekly for 20 years).
+MAX_OCCURRENCES = 1000
+
+_DAY = dt.timedelta(days=1)
+
+
+@frozen
+class Signal:
+    """Something that happens on a case: a record of `record` kind (with `field` equal to
+    `equals`, when a field is named) or the firing of `trigger`."""
+
+    record: str | None = None
+    trigger: str | None = None
+    field: str | None = None
+    equals: Any = None
+
+    def matches(self, h: Happening) -> bool:
+        if self.trigger is not None:
+            return h.trigger == self.trigger
+        if h.record != self.record:
+            return False
+        if self.field is None:
+            return True
+        return h.fields is not None and h.fields.get(self.field) == self.equals
+
+    def words(self) -> str:
+        if self.trigger is not None:
+            return f"trigger {self.trigger}"
+        if self.field is not None:
+            return f"record {self.record} with {self.field} = {self.equals!r}"
+        return f"record {self.record}"
+
+
+@frozen
+class ScheduleStep:
+    every: int
+    times: int | None = None
+
+
+@frozen
+class StandardSpec:
+    """One service standard from the stage data."""
+
+    id: str
+    title: str
+    anchor: Signal
+    met_by: tuple[Signal, ...]
+    within: int | None = None
+    working_days: bool = False
+    schedule: tuple[ScheduleStep, ...] = ()
+    until: tuple[str, ...] = ()
+    source_file: str = ""
+
+    @property
+    def unit(self) -> str:
+        return "working days" if self.working_days else "days"
+
+    def offsets(self) -> Iterable[int]:
+        """The counted days from the anchor to each occurrence's due day."""
+        if self.within is not None:
+            yield self.within
+            return
+        total = 0
+        for step in self.schedule:
+            n = 0
+            while step.times is None or n < step.times:
+                total += step.every
+                n += 1
+                yield total
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "anchor": _signal_json(self.anchor),
+            "met_by": [_signal_json(s) for s in self.met_by],
+            "within": self.within,
+            "days": "working" if self.working_days else "calendar",
+            "schedule": [{"every": s.every, "times": s.times} for s in self.schedule],
+            "until": list(self.until),
+        }
+
+
+def _signal_json(s: Signal) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("record", "trigger", "field"):
+        if getattr(s, key) is not None:
+            out[key] = getattr(s, key)
+    if s.field is not None:
+        out["equals"] = s.equals if isinstance(s.equals, str | int | bool) else str(s.equals)
+    return out
+
+
+class Happening(NamedTuple):
+    """What the evaluator reads of one case event: its effective day, its trigger (for
+    transitions, phase changes, pauses and resumes) or the kind and fields of its record.
+    (A named tuple: a caseload's due list makes hundreds of thousands.)"""
+
+    on: dt.date
+    seq: int
+    kind: str
+    trigger: str | None = None
+    record: str | None = None
+    fields: Mapping[str, Any] | None = None
+
+
+@frozen
+class CaseHistory:
+    case_id: str
+    coach: str | None
+    happenings: tuple[Happening, ...]
+    closed_on: dt.date | None = None
+    pause_triggers: frozenset[str] = frozenset({"pause"})
+    resume_triggers: frozenset[str] = frozenset({"resume"})
+
+
+@frozen
+class StandardResult:
+    """One instance (or schedule occurrence) of a standard on a case, as of a day.
+
+    `status`: met, missed, due, overdue or paused. `due_on` is None while paused. `took` is
+    how many counted days (working days for a working-day standard) after the anchor it was
+    met in, paused days not counted."""
+
+    case_id: str
+    coach: str | None
+    standard: str
+    title: str
+    anchor_on: dt.date
+    due_on: dt.date | None
+    status: str
+    occurrence: int = 1
+    met_on: dt.date | None = None
+    took: int | None = None
+    unit: str = "days"
+    met_by: tuple[Signal, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        """Still to be done: due or overdue."""
+        return self.status in (DUE, OVERDUE)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "coach": self.coach,
+            "standard": self.standard,
+            "title": self.title,
+            "occurrence": self.occurrence,
+            "anchor_on": self.anchor_on.isoformat(),
+            "due_on": self.due_on.isoformat() if self.due_on else None,
+            "status": self.status,
+            "met_on": self.met_on.isoformat() if self.met_on else None,
+            "took": self.took,
+            "unit": self.unit,
+            "met_by": [s.words() for s in self.met_by],
+        }
+
+
+@frozen
+class Verdicts:
+    """Every standard's results on the cases asked about, and the calendar years that were
+    needed but not listed (their weekdays were counted as working days)."""
+
+    results: tuple[StandardResult, ...]
+    uncovered_years: tuple[int, ...] = ()
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+Pause = tuple[dt.date, dt.date | None]
+
+
+def _pauses(history: CaseHistory) -> list[Pause]:
+    """Pause spells as [pause day, resume day), from the pause and resume events in log order
+    (the engine allows a resume only while paused, so the log order pairs them)."""
+    spells: list[Pause] = []
+    start: dt.date | None = None
+    for h in sorted(history.happenings, key=lambda h: h.seq):
+        if h.trigger in history.pause_triggers and start is None:
+            start = h.on
+        elif h.trigger in history.resume_triggers and start is not None:
+            if h.on > start:
+                spells.append((start, h.on))
+            start = None
+    if start is not None:
+        spells.append((start, None))
+    return sorted(spells, key=lambda p: p[0])
+
+
+def _deadline(count: DayCount, anchor: dt.date, n: int, pauses: Sequence[Pause]) -> dt.date | None:
+    """The nth counted day after `anchor`, paused days skipped; None if a pause still open
+    stops the clock first."""
+    cur, remaining = anchor, n
+    for start, end in pauses:
+        if end is not None and end <= cur + _DAY:
+            continue
+        first_paused = max(start, cur + _DAY)
+        candidate = count.add(cur, remaining)
+        if candidate < first_paused:
+            return candidate
+        remaining -= count.between(cur, first_paused - _DAY)
+        if end is None:
+            return None
+        cur = end - _DAY
+    return count.add(cur, remaining)
+
+
+def _counted(count: DayCount, anchor: dt.date, day: dt.date, pauses: Sequence[Pause]) -> int:
+    """Counted days after `anchor` up to and including `day`, paused days not counted."""
+    total = count.between(anchor, day)
+    for start, end in pauses:
+        lo = max(start, anchor + _DAY)
+        hi = min(end - _DAY if end is not None else day, day)
+        if hi >= lo:
+            total -= count.between(lo - _DAY, hi)
+    return total
+
+
+def evaluate(
+    histories: Iterable[CaseHistory],
+    standards: Sequence[StandardSpec],
+    calendar: Calendar | None,
+    today: dt.date,
+    *,
+    open_only: bool = False,
+) -> Verdicts:
+    """Every standard's instances on each case in `histories`, as of `today`; with
+    `open_only`, only those still to be done (due or overdue), as a due list needs."""
+    results: list[StandardResult] = []
+    years: set[int] = set()
+    for history in histories:
+        if any(h.on > today for h in history.happenings):
+            # As of `today`: what is dated later has not happened yet.
+            kept = tuple(h for h in history.happenings if h.on <= today)
+            history = attrs.evolve(history, happenings=kept)
+        pauses = _pauses(history) if history.pause_triggers or history.resume_triggers else []
+        index: dict[tuple[str, str], list[dt.date]] = {}
+        for h in history.happenings:
+            if h.trigger is not None:
+                index.setdefault(("t", h.trigger), []).append(h.on)
+            if h.record is not None:
+                index.setdefault(("r", h.record), []).append(h.on)
+        for spec in standards:
+            count: DayCount = calendar if spec.working_days and calendar is not None else ALL_DAYS
+            before = len(results)
+            _one(history, index, spec, count, pauses, today, results, open_only)
+            if count is not ALL_DAYS:
+                for r in results[before:]:
+                    last = r.due_on or today
+                    years.update(range(r.anchor_on.year, max(last, r.met_on or last).year + 1))
+    uncovered = calendar.uncovered(years) if calendar is not None else ()
+    return Verdicts(tuple(results), uncovered)
+
+
+def _days_of(
+    signals: Sequence[Signal],
+    index: Mapping[tuple[str, str], list[dt.date]],
+    history: CaseHistory,
+) -> list[dt.date]:
+    days: set[dt.date] = set()
+    for s in signals:
+        if s.field is not None:
+            days.update(h.on for h in history.happenings if s.matches(h))
+        elif s.trigger is not None:
+            days.update(index.get(("t", s.trigger), ()))
+        elif s.record is not None:
+            days.update(index.get(("r", s.record), ()))
+    return sorted(days)
+
+
+def _one(
+    history: CaseHistory,
+    index: Mapping[tuple[str, str], list[dt.date]],
+    spec: StandardSpec,
+    count: DayCount,
+    pauses: Sequence[Pause],
+    today: dt.date,
+    out: list[StandardResult],
+    open_only: bool,
+) -> None:
+    anchors = _days_of((spec.anchor,), index, history)
+    if not anchors:
+        return
+    met_days = _days_of(spec.met_by, index, history)
+    until_days = _days_of([Signal(trigger=t) for t in spec.until], index, history)
+    closed = history.closed_on
+
+    def result(anchor: dt.date, due: dt.date | None, status: str, **kw: Any) -> None:
+        if open_only and status not in (DUE, OVERDUE):
+            return
+        out.append(_result(anchor, due, status, **kw))
+
+    def _result(anchor: dt.date, due: dt.date | None, status: str, **kw: Any) -> StandardResult:
+        return StandardResult(
+            case_id=history.case_id,
+            coach=history.coach,
+            standard=spec.id,
+            title=spec.title,
+            anchor_on=anchor,
+            due_on=due,
+            status=status,
+            unit=spec.unit,
+            met_by=spec.met_by,
+            **kw,
+        )
+
+    for k, anchor in enumerate(anchors):
+        if spec.within is not None:
+            due = _deadline(count, anchor, spec.within, pauses)
+            met = next((d for d in met_days if d >= anchor), None)
+            if met is not None and met <= today:
+                if open_only:
+                    continue
+                took = _counted(count, anchor, met, pauses)
+                status = MET if due is not None and met <= due else MISSED
+                result(anchor, due, status, met_on=met, took=took)
+            elif due is None:
+                if closed is None:
+                    result(anchor, None, PAUSED)
+            elif closed is not None:
+                if closed > due:
+                    result(anchor, due, MISSED)
+            else:
+                result(anchor, due, DUE if today <= due else OVERDUE)
+            continue
+        # A schedule: ends at an `until` trigger after the anchor, the next anchor, or closure.
+        ends = [d for d in until_days if d > anchor][:1]
+        if k + 1 < len(anchors):
+            ends.append(anchors[k + 1])
+        if closed is not None:
+            ends.append(closed)
+        end = min(ends) if ends else None
+        window_start = anchor
+        for i, offset in enumerate(spec.offsets(), start=1):
+            if i > MAX_OCCURRENCES or window_start > today:
+                break
+            if end is not None and window_start >= end:
+                break
+            due = _deadline(count, anchor, offset, pauses)
+            if due is None:
+                result(anchor, None, PAUSED, occurrence=i)
+                break
+            met = next((d for d in met_days if window_start <= d <= min(due, today)), None)
+            if met is not None:
+                took = 0 if open_only else _counted(count, anchor, met, pauses)
+                result(anchor, due, MET, occurrence=i, met_on=met, took=took)
+            elif end is not None and end <= due:
+                pass  # cut short by the end of the schedule: owed no more
+            elif due < today:
+                result(anchor, due, MISSED, occurrence=i)
+            else:
+                result(anchor, due, DUE, occurrence=i)
+            window_start = due + _DAY
+
+
+# --- parsing from stage data -----------------------------------------------------------------
+
+_STANDARD_KEYS = {"id", "title", "anchor", "met_by", "within", "days", "schedule", "until"}
+_SIGNAL_KEYS = {"record", "trigger", "field", "equals"}
+
+
+def _whole(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def parse_standards(
+    parts: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    records: Mapping[str, Any],
+    triggers: Iterable[str],
+    has_calendar: bool,
+) -> tuple[tuple[StandardSpec, ...], list[Fault]]:
+    """Every `[[standards]]` entry of the stage data, and every fault the named checks find:
+    standards_unique, standard_keys_known, standard_signals_known, standard_deadlines_valid,
+    standard_schedules_end, calendar_known."""
+    faults: list[Fault] = []
+    known_triggers = set(triggers)
+    specs: list[StandardSpec] = []
+    seen: dict[str, str] = {}
+
+    def add(check: str, message: str) -> None:
+        faults.append(Fault(check, message))
+
+    def signal(raw: Any, where: str) -> Signal | None:
+        if not isinstance(raw, Mapping):
+            add("standard_signals_known", f"{where} must be a table such as {{ record = ... }}")
+            return None
+        for key in raw:
+            if key not in _SIGNAL_KEYS:
+                add("standard_keys_known", f"{where}: unknown key {key!r}")
+        record, trigger = raw.get("record"), raw.get("trigger")
+        if (record is None) == (trigger is None):
+            add("standard_signals_known", f"{where} names exactly one of record or trigger")
+            return None
+        if trigger is not None:
+            if str(trigger) not in known_triggers:
+                add("standard_signals_known", f"{where}: unknown trigger {trigger!r}")
+            if "field" in raw:
+                add("standard_signals_known", f"{where}: a trigger has no fields")
+            return Signal(trigger=str(trigger))
+        kind = records.get(str(record))
+        if kind is None:
+            add("standard_signals_known", f"{where}: unknown record kind {record!r}")
+            return Signal(record=str(record))
+        field_name = raw.get("field")
+        if field_name is None:
+            if "equals" in raw:
+                add("standard_signals_known", f"{where}: equals needs a field")
+            return Signal(record=str(record))
+        fspec = kind.field(str(field_name))
+        if fspec is None:
+            add(
+                "standard_signals_known",
+                f"{where}: {field_name!r} is not a field of {record} "
+                f"(fields: {', '.join(f.name for f in kind.fields)})",
+            )
+            return None
+        if "equals" not in raw:
+            add("standard_signals_known", f"{where}: field {field_name} needs equals = ...")
+            return None
+        try:
+            value = fspec.parse(raw["equals"])
+        except ValueError as exc:
+            add("standard_signals_known", f"{where}: equals for {record}.{field_name}: {exc}")
+            return None
+        return Signal(record=str(record), field=str(field_name), equals=value)
+
+    for src, part in parts:
+        entries = part.get("standards")
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            add("standard_keys_known", f"{src}: standards must be [[standards]] tables")
+            continue
+        for raw in entries:
+            if not isinstance(raw, Mapping):
+                add("standard_keys_known", f"{src}: a [[standards]] entry is not a table")
+                continue
+            sid = str(raw.get("id", ""))
+            where = f"{src}: standard {sid or '(no id)'}"
+            if not sid:
+                add("standards_unique", f"{src}: a [[standards]] entry has no id")
+            elif sid in seen:
+                add("standards_unique", f"{where} is also declared in {seen[sid]}")
+            else:
+                seen[sid] = src
+            for key in raw:
+                if key not in _STANDARD_KEYS:
+                    add("standard_keys_known", f"{where}: unknown key {key!r}")
+            anchor = signal(raw.get("anchor"), f"{where} anchor")
+            met_raw = raw.get("met_by")
+            met_list = met_raw if isinstance(met_raw, list) else [met_raw]
+            met_by = [signal(m, f"{where} met_by") for m in met_list]
+            days = raw.get("days", "calendar")
+            if days not in ("calendar", "working"):
+                add(
+                    "standard_deadlines_valid",
+                    f'{where}: days must be "calendar" or "working", got {days!r}',
+                )
+            if days == "working" and not has_calendar:
+                add("calendar_known", f"{where} counts working days but no [calendar] is set")
+            within, schedule_raw = raw.get("within"), raw.get("schedule")
+            steps: list[ScheduleStep] = []
+            if (within is None) == (schedule_raw is None):
+                add(
+                    "standard_deadlines_valid",
+                    f"{where} needs exactly one of within (a deadline) or schedule",
+                )
+            elif within is not None and not _whole(within, 1, MAX_DEADLINE_DAYS):
+                add(
+                    "standard_deadlines_valid",
+                    f"{where}: within must be a whole number of days from 1 to "
+                    f"{MAX_DEADLINE_DAYS:,}, got {within!r}",
+                )
+            elif schedule_raw is not None:
+                steps = _schedule(schedule_raw, where, raw.get("until"), add)
+            until_raw = raw.get("until", [])
+            until = until_raw if isinstance(until_raw, list) else [until_raw]
+            for t in until:
+                if str(t) not in known_triggers:
+                    add("standard_signals_known", f"{where} until: unknown trigger {t!r}")
+            if anchor is None or any(m is None for m in met_by) or not met_by:
+                continue
+            specs.append(
+                StandardSpec(
+                    id=sid,
+                    title=str(raw.get("title", sid)),
+                    anchor=anchor,
+                    met_by=tuple(m for m in met_by if m is not None),
+                    within=within if _whole(within, 1, MAX_DEADLINE_DAYS) else None,
+                    working_days=days == "working",
+                    schedule=tuple(steps),
+                    until=tuple(str(t) for t in until),
+                    source_file=src,
+                )
+            )
+    return tuple(specs), faults
+
+
+def _schedule(raw: Any, where: str, until: Any, add: Any) -> list[ScheduleStep]:
+    if not isinstance(raw, list) or not raw:
+        add("standard_deadlines_valid", f"{where}: schedule must list steps like {{ every = 7 }}")
+        return []
+    steps: list[ScheduleStep] = []
+    for n, step in enumerate(raw, start=1):
+        if not isinstance(step, Mapping):
+            add("standard_deadlines_valid", f"{where}: schedule step {n} is not a table")
+            continue
+        every, times = step.get("every"), step.get("times")
+        for key in step:
+            if key not in ("every", "times"):
+                add("standard_keys_known", f"{where}: schedule step {n}: unknown key {key!r}")
+        if not _whole(every, 1, MAX_DEADLINE_DAYS):
+            add(
+                "standard_deadlines_valid",
+                f"{where}: schedule step {n}: every must be a whole number of days from 1 to "
+                f"{MAX_DEADLINE_DAYS:,}, got {every!r}",
+            )
+            continue
+        if times is not None and not _whole(times, 1, MAX_OCCURRENCES):
+            add(
+                "standard_deadlines_valid",
+                f"{where}: schedule step {n}: times must be from 1 to {MAX_OCCURRENCES:,}, "
+                f"got {times!r}",
+            )
+            continue
+        if times is None and n < len(raw):
+            add(
+                "standard_schedules_end",
+                f"{where}: schedule step {n} repeats for ever, so the steps after it never come",
+            )
+        assert isinstance(every, int)
+        steps.append(ScheduleStep(every=every, times=times))
+    if steps and steps[-1].times is None and not until:
+        add(
+            "standard_schedules_end",
+            f"{where}: the schedule never ends: give its last step times = N, or until = "
+            f"[triggers that end it]",
+        )
+    return steps
+
+
+# --- from the log to histories ---------------------------------------------------------------
+
+
+class _EventLike(Protocol):
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def trigger(self) -> str | None: ...
+    @property
+    def effective_at(self) -> dt.datetime: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+
+class _KindLike(Protocol):
+    def from_json(self, values: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+def needs(
+    standards: Sequence[StandardSpec],
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """What evaluating `standards` reads of a case: record kinds, record kinds whose fields
+    a condition reads, and triggers (pauses and resumes are read besides)."""
+    records: set[str] = set()
+    with_fields: set[str] = set()
+    triggers: set[str] = set()
+    for spec in standards:
+        for s in (spec.anchor, *spec.met_by):
+            if s.trigger is not None:
+                triggers.add(s.trigger)
+            elif s.record is not None:
+                records.add(s.record)
+                if s.field is not None:
+                    with_fields.add(s.record)
+        triggers.update(spec.until)
+    return frozenset(records), frozenset(with_fields), frozenset(triggers)
+
+
+def happenings(
+    events: Iterable[_EventLike], records: Mapping[str, _KindLike]
+) -> tuple[Happening, ...]:
+    """A case's events as the evaluator reads them: a record that a later one corrected
+    (superseded) is left out; record fields are typed by their kind."""
+    out: list[Happening] = []
+    superseded: set[int] = set()
+    for e in events:
+        record = e.payload.get("record") if e.payload else None
+        kind_name: str | None = None
+        fields: Mapping[str, Any] | None = None
+        if isinstance(record, Mapping):
+            kind_name = str(record.get("kind"))
+            if record.get("supersedes") is not None:
+                superseded.add(int(record["supersedes"]))
+            raw = record.get("fields") or {}
+            spec = records.get(kind_name)
+            fields = spec.from_json(raw) if spec is not None else dict(raw)
+        out.append(
+            Happening(
+                on=e.effective_at.date(),
+                seq=e.seq,
+                kind=str(e.kind),
+                trigger=e.trigger,
+                record=kind_name,
+                fields=fields,
+            )
+        )
+    return tuple(h for h in out if h.seq not in superseded)
+
+
+# --- one due list ------------------------------------------------------------------------------
+
+
+REVIEW = "review"
+STANDARD = "standard"
+
+
+@frozen
+class DueItem:
+    """One thing due on a case: a review (`what` = review) or a standard's deadline or
+    schedule occurrence (`what` = standard, `name` its id). `does_it` says what satisfies it,
+    `commands` the se-flow commands that do it."""
+
+    case_id: str
+    coach: str | None
+    what: str
+    name: str
+    title: str
+    due_on: dt.date
+    overdue: bool
+    does_it: tuple[str, ...]
+    commands: tuple[str, ...]
+    occurrence: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "coach": self.coach,
+            "what": self.what,
+            "name": self.name,
+            "title": self.title,
+            "occurrence": self.occurrence,
+            "due_on": self.due_on.isoformat(),
+            "overdue": self.overdue,
+            "does_it": list(self.does_it),
+            "commands": list(self.commands),
+        }
+
+
+@frozen
+class DueList:
+    """Everything due on the cases asked about, soonest (most overdue) first, and a warning
+    for calendar years needed but not listed (their weekdays counted as working days)."""
+
+    items: tuple[DueItem, ...]
+    warnings: tuple[str, ...] = ()
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def command_for(case_id: str, signal: Signal) -> str:
+    if signal.trigger is not None:
+        return f"se-flow advance {case_id} {signal.trigger}"
+    if signal.field is not None:
+        value = signal.equals
+        shown = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        return f"se-flow record {case_id} {signal.record} {signal.field}={shown}"
+    return f"se-flow record {case_id} {signal.record}"
+
+
+def standard_item(r: StandardResult) -> DueItem:
+    assert r.due_on is not None
+    return DueItem(
+        case_id=r.case_id,
+        coach=r.coach,
+        what=STANDARD,
+        name=r.standard,
+        title=r.title,
+        due_on=r.due_on,
+        overdue=r.status == OVERDUE,
+        does_it=tuple(s.words() for s in r.met_by),
+        commands=tuple(command_for(r.case_id, s) for s in r.met_by),
+        occurrence=r.occurrence,
+    )
+
+
+def merge(reviews: Iterable[DueItem], verdicts: Verdicts, last_day: dt.date) -> DueList:
+    """Reviews and the open standards due by `last_day`, in one list sorted by due date (then
+    case and title), and the calendar warning, said once."""
+    items = list(reviews)
+    items.extend(
+        standard_item(r)
+        for r in verdicts.results
+        if r.open and r.due_on is not None and r.due_on <= last_day
+    )
+    items.sort(key=lambda i: (i.due_on, i.case_id, i.what != REVIEW, i.title))
+    warnings: tuple[str, ...] = ()
+    if verdicts.uncovered_years:
+        years = ", ".join(map(str, verdicts.uncovered_years))
+        warnings = (
+            f"the calendar lists no bank holidays for {years}: every weekday in "
+            f"{'that year' if len(verdicts.uncovered_years) == 1 else 'those years'} counts "
+            "as a working day",
+        )
+    return DueList(tuple(items), warnings)
+
+
+def pause_triggers(workflow: Workflow) -> tuple[frozenset[str], frozenset[str]]:
+    """The triggers that pause a case, and those that resume one, in this workflow."""
+    return (
+        frozenset(t.trigger for t in workflow.transitions if t.effect == "pause"),
+        frozenset(t.trigger for t in workflow.transitions if t.effect == "resume"),
+    )

@@ -1,0 +1,361 @@
+"""Service standards and follow-along schedules: what is due, met and missed, in working days,
+computed from the log and a fixed clock (issue 12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import FORWARD, Clock, Steps
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import se_flow
+from se_flow import Fault
+from se_flow._standards import (
+    CaseHistory,
+    Happening,
+    StandardResult,
+    evaluate,
+)
+from se_flow.cli import app
+
+D = dt.date
+# Friday 22 May 2026; Monday 25 May is the Spring bank holiday (England and Wales).
+FRIDAY = D(2026, 5, 22)
+
+
+def at(day: D) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)
+
+
+def by_id(results: tuple[StandardResult, ...], standard: str) -> list[StandardResult]:
+    return [r for r in results if r.standard == standard]
+
+
+def one(flow: se_flow.SEFlow, case_id: str, standard: str, on: D) -> StandardResult:
+    found = by_id(flow.standards(case_id, as_of=on).results, standard)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.fixture
+def referred(flow: se_flow.SEFlow, clock: Clock) -> str:
+    clock.now = at(FRIDAY)
+    return flow.refer("Alex Doe", source="GP", effective_at=FRIDAY).id
+
+
+# --- working days ----------------------------------------------------------------------------
+
+
+def test_working_days_skip_the_weekend_and_the_bank_holiday() -> None:
+    cal = se_flow.load_workflow().calendar
+    assert cal is not None and cal.id == "england-and-wales"
+    assert not cal.is_working_day(D(2026, 5, 25))
+    # The Friday itself is not counted: Tuesday 26 is the first working day after it.
+    assert cal.add(FRIDAY, 1) == D(2026, 5, 26)
+    assert cal.add(FRIDAY, 2) == D(2026, 5, 27)
+    assert cal.add(FRIDAY, 15) == D(2026, 6, 15)
+    assert cal.between(FRIDAY, D(2026, 5, 27)) == 2
+    # Christmas 2026: Friday 25, Boxing Day's substitute Monday 28.
+    assert cal.add(D(2026, 12, 24), 1) == D(2026, 12, 29)
+
+
+def test_referral_on_a_friday_before_a_bank_holiday(flow: se_flow.SEFlow, referred: str) -> None:
+    ack = one(flow, referred, "ipes_acknowledge_referral", FRIDAY)
+    assert (ack.status, ack.anchor_on, ack.due_on) == ("due", FRIDAY, D(2026, 5, 27))
+    meeting = one(flow, referred, "ipes_first_meeting", FRIDAY)
+    assert meeting.due_on == D(2026, 6, 15) and meeting.unit == "working days"
+    assert one(flow, referred, "ipes_acknowledge_referral", D(2026, 5, 28)).status == "overdue"
+
+
+@pytest.mark.parametrize(
+    ("day", "status", "took"), [(D(2026, 6, 15), "met", 15), (D(2026, 6, 16), "missed", 16)]
+)
+def test_first_meeting_on_the_last_allowed_day_and_one_day_later(
+    flow: se_flow.SEFlow, clock: Clock, referred: str, day: D, status: str, took: int
+) -> None:
+    clock.now = at(day)
+    flow.advance(referred, "engage", effective_at=FRIDAY)
+    flow.record(referred, "first_meeting", {"location": "library"}, effective_at=day)
+    meeting = one(flow, referred, "ipes_first_meeting", day)
+    assert (meeting.status, meeting.met_on, meeting.took) == (status, day, took)
+    # Met late or not, it stays on the case's record.
+    assert one(flow, referred, "ipes_first_meeting", D(2027, 1, 4)).status == status
+    items = flow.due_items(as_of=day, within_days=30)
+    assert not [i for i in items if i.name == "ipes_first_meeting"]
+
+
+def test_overdue_standard_is_in_the_one_due_list(flow: se_flow.SEFlow, referred: str) -> None:
+    found = flow.due_items(as_of=D(2026, 6, 16))
+    meeting = [i for i in found if i.name == "ipes_first_meeting"]
+    assert len(meeting) == 1 and meeting[0].overdue and meeting[0].due_on == D(2026, 6, 15)
+    assert meeting[0].commands == (f"se-flow record {referred} first_meeting",)
+    assert [i.due_on for i in found] == sorted(i.due_on for i in found)
+    assert {i.what for i in found} == {"review", "standard"}
+    # --overdue keeps only what is past its date; reading wrote nothing.
+    assert all(
+        i.due_on < D(2026, 6, 16) for i in flow.due_items(as_of=D(2026, 6, 16), overdue=True)
+    )
+    assert flow.case(referred).version == 1
+
+
+# --- pauses ---------------------------------------------------------------------------------
+
+
+def test_a_pause_across_a_deadline_moves_it_by_the_paused_working_days(
+    flow: se_flow.SEFlow, clock: Clock, referred: str
+) -> None:
+    flow.advance(referred, "engage", effective_at=FRIDAY)
+    # Paused Wednesday 10 June, resumed Wednesday 17 June: 5 working days stopped (10, 11,
+    # 12, 15, 16), counted again from the 17th.
+    clock.now = at(D(2026, 6, 10))
+    flow.pause(
+        referred, reason="in hospital", review_date=D(2026, 6, 17), effective_at=D(2026, 6, 10)
+    )
+    paused = one(flow, referred, "ipes_first_meeting", D(2026, 6, 12))
+    assert (paused.status, paused.due_on) == ("paused", None)
+    assert not [i for i in flow.due_items(as_of=D(2026, 6, 16)) if i.name == "ipes_first_meeting"]
+    clock.now = at(D(2026, 6, 17))
+    flow.resume(referred, effective_at=D(2026, 6, 17))
+    # 11 working days ran before the pause (26 May - 9 June); 4 more from the 17th.
+    resumed = one(flow, referred, "ipes_first_meeting", D(2026, 6, 17))
+    assert (resumed.status, resumed.due_on) == ("due", D(2026, 6, 22))
+    clock.now = at(D(2026, 6, 22))
+    flow.record(referred, "first_meeting", {"location": "library"}, effective_at=D(2026, 6, 22))
+    met = one(flow, referred, "ipes_first_meeting", D(2026, 6, 22))
+    assert (met.status, met.took) == ("met", 15)
+
+
+# --- follow-along ----------------------------------------------------------------------------
+
+
+def test_weekly_then_monthly_follow_along_with_one_visit_missed(
+    flow: se_flow.SEFlow, clock: Clock, steps: Steps
+) -> None:
+    case = steps.to("job_matching")
+    start = D(2026, 6, 1)
+    steps.record(case.id, FORWARD["job_matching"][1] + FORWARD["job_matching"][2])
+    flow.advance(case.id, "start_job", effective_at=start)
+    for day in (D(2026, 6, 5), D(2026, 6, 12), D(2026, 6, 26), D(2026, 7, 20)):
+        clock.now = at(day)
+        flow.record(case.id, "review", {"summary": "visit at work"}, effective_at=day)
+    found = by_id(flow.standards(case.id, as_of=D(2026, 8, 10)).results, "ips_follow_along")
+    seen = [(r.occurrence, r.due_on, r.status, r.met_on) for r in found]
+    assert seen == [
+        (1, D(2026, 6, 8), "met", D(2026, 6, 5)),
+        (2, D(2026, 6, 15), "met", D(2026, 6, 12)),
+        (3, D(2026, 6, 22), "missed", None),  # the week of 16-22 June had no visit
+        (4, D(2026, 6, 29), "met", D(2026, 6, 26)),
+        (5, D(2026, 7, 29), "met", D(2026, 7, 20)),
+        (6, D(2026, 8, 28), "due", None),
+    ]
+    due = [i for i in flow.due_items(as_of=D(2026, 8, 10), within_days=30) if i.case_id == case.id]
+    assert [(i.name, i.occurrence) for i in due if i.what == "standard"] == [
+        ("ips_follow_along", 6)
+    ]
+
+
+def test_a_job_end_ends_the_schedule(flow: se_flow.SEFlow, clock: Clock, steps: Steps) -> None:
+    case = steps.to("in_work_support")
+    start = case.stage_entered_at.date()
+    clock.advance(days=3)
+    flow.record(case.id, "job_end", {"reason": "contract ended"})
+    flow.advance(case.id, "end_job")
+    later = start + dt.timedelta(days=60)
+    found = by_id(flow.standards(case.id, as_of=later).results, "ips_follow_along")
+    # The first week was cut short by the end of the job, unmet: owed no more.
+    assert found == []
+
+
+# --- order never matters -------------------------------------------------------------------
+
+KINDS = ("first_meeting", "action_plan", "employer_contact", "review")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(st.sampled_from(KINDS), st.integers(min_value=0, max_value=120)), max_size=12
+    ),
+    today=st.integers(min_value=0, max_value=200),
+    data=st.data(),
+)
+def test_due_items_depend_on_effective_dates_not_entry_order(
+    records: list[tuple[str, int]], today: int, data: st.DataObject
+) -> None:
+    wf = se_flow.load_workflow()
+    base = D(2026, 3, 2)
+    fixed = [
+        Happening(base, 1, "referral", record="referral"),
+        Happening(base + dt.timedelta(days=1), 2, "transition", trigger="engage"),
+        Happening(base + dt.timedelta(days=40), 3, "transition", trigger="start_job"),
+    ]
+    order = data.draw(st.permutations(range(len(records))))
+
+    def history(indices: list[int]) -> CaseHistory:
+        entered = [
+            Happening(
+                base + dt.timedelta(days=records[i][1]), 10 + n, "record", record=records[i][0]
+            )
+            for n, i in enumerate(indices)
+        ]
+        return CaseHistory("C-1", "sam", tuple(fixed + entered))
+
+    day = base + dt.timedelta(days=today)
+    first = evaluate([history(list(range(len(records))))], wf.standards, wf.calendar, day)
+    again = evaluate([history(list(order))], wf.standards, wf.calendar, day)
+    assert first == again
+
+
+# --- calendar years ---------------------------------------------------------------------------
+
+
+def test_a_year_the_calendar_lacks_is_said_once(flow: se_flow.SEFlow, clock: Clock) -> None:
+    day = D(2028, 3, 1)
+    clock.now = at(day)
+    for name in ("Alex Doe", "Bea Doe"):
+        flow.refer(name, source="GP", effective_at=day)
+    found = flow.due_items(as_of=day, within_days=30)
+    assert len(found.warnings) == 1 and "2028" in found.warnings[0]
+    assert "2028" not in " ".join(flow.due_items(as_of=D(2026, 6, 1)).warnings)
+
+
+def test_closure_days_of_the_service_are_not_working_days(tmp_path: Path) -> None:
+    folder = tmp_path / "stages"
+    shutil.copytree(se_flow.default_stages_dir(), folder, ignore=shutil.ignore_patterns("*.py*"))
+    path = folder / "workflow.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("closures = []", 'closures = [{ date = 2026-05-26, name = "Away day" }]'),
+        encoding="utf-8",
+    )
+    cal = se_flow.load_workflow(folder).calendar
+    assert cal is not None and cal.add(FRIDAY, 1) == D(2026, 5, 27)
+    assert cal.closed[D(2026, 5, 26)] == "Away day"
+
+
+# --- bad stage data ---------------------------------------------------------------------------
+
+BAD = """
+[[standards]]
+id = "unknown_kind"
+anchor = { record = "no_such_kind" }
+met_by = { trigger = "no_such_trigger" }
+within = 2
+
+[[standards]]
+id = "unknown_field"
+anchor = { record = "referral" }
+met_by = { record = "consent", field = "no_such_field", equals = true }
+within = 0
+
+[[standards]]
+id = "negative"
+anchor = { record = "referral" }
+met_by = { record = "first_meeting" }
+within = -3
+days = "working"
+
+[[standards]]
+id = "for_ever"
+anchor = { trigger = "start_job" }
+met_by = { record = "review" }
+schedule = [{ every = 7 }]
+"""
+
+
+def test_bad_standards_and_calendar_are_named_faults_all_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "stages"
+    shutil.copytree(se_flow.default_stages_dir(), folder, ignore=shutil.ignore_patterns("*.py*"))
+    (folder / "90_bad.toml").write_text(BAD, encoding="utf-8")
+    path = folder / "workflow.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace(
+            "closures = []",
+            'closures = ["2026-13-01", { date = 2026-12-24 }, { date = 2026-12-24 }]',
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(se_flow.WorkflowInvalid) as invalid:
+        se_flow.load_workflow(folder)
+    faults: tuple[Fault, ...] = invalid.value.faults
+
+    def has(check: str, *words: str) -> bool:
+        return any(f.check == check and all(w in f.message for w in words) for f in faults)
+
+    assert has("standard_signals_known", "unknown_kind", "no_such_kind")
+    assert has("standard_signals_known", "unknown_kind", "no_such_trigger")
+    assert has("standard_signals_known", "unknown_field", "no_such_field")
+    assert has("standard_deadlines_valid", "unknown_field", "got 0")
+    assert has("standard_deadlines_valid", "negative", "got -3")
+    assert has("standard_schedules_end", "for_ever", "never ends")
+    assert has("calendar_dates_valid", "2026-13-01")
+    assert has("calendar_dates_valid", "2026-12-24", "twice")
+
+
+def test_an_unknown_calendar_region_is_a_fault(tmp_path: Path) -> None:
+    folder = tmp_path / "stages"
+    shutil.copytree(se_flow.default_stages_dir(), folder, ignore=shutil.ignore_patterns("*.py*"))
+    path = folder / "workflow.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"england-and-wales"', '"wales-only"'), encoding="utf-8")
+    with pytest.raises(se_flow.WorkflowInvalid) as invalid:
+        se_flow.load_workflow(folder)
+    assert any(
+        f.check == "calendar_known" and "wales-only" in f.message and "scotland" in f.message
+        for f in invalid.value.faults
+    )
+
+
+def test_the_shipped_calendars_load_and_differ() -> None:
+    import tomllib
+
+    from se_flow._calendar import parse_calendar
+    from se_flow._loader import calendars_dir
+
+    found = {}
+    for name in ("england-and-wales", "scotland", "northern-ireland"):
+        data = tomllib.loads((calendars_dir() / f"{name}.toml").read_text(encoding="utf-8"))
+        cal, faults = parse_calendar(name, data, None, "")
+        assert faults == [] and cal is not None and cal.years == {2024, 2025, 2026, 2027}
+        found[name] = cal
+    assert D(2026, 11, 30) in found["scotland"].closed  # St Andrew's Day
+    assert D(2026, 4, 6) not in found["scotland"].closed  # no Easter Monday
+    assert D(2026, 7, 13) in found["northern-ireland"].closed  # the Boyne, substitute day
+    assert D(2026, 7, 13) not in found["england-and-wales"].closed
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_due_and_show_list_standards_within_80_columns(tmp_path: Path) -> None:
+    # The CLI reads the system clock: a referral 60 days ago has missed its first meeting.
+    db = tmp_path / "c.db"
+    referral = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=60)
+    with se_flow.open(db, actor="ada") as f:
+        f.add_staff("ada", "Ada Admin", "admin")
+        f.add_staff("sam", "Sam Coach", "coach")
+        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=referral, actor="sam").id
+    runner = CliRunner()
+    env = {"COLUMNS": "80"}
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, ["--db", str(db), "--as", "sam", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    out = run("due", "--overdue")
+    assert f"se-flow record {case} first_meeting" in out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    items = json.loads(run("due", "--json", "--within", "0"))
+    assert {i["name"] for i in items} >= {"ipes_first_meeting", "ipes_acknowledge_referral"}
+    shown = run("show", case)
+    assert "Service standards" in shown and "First meeting" in shown
+    standards = json.loads(run("show", case, "--json"))["standards"]
+    assert {s["standard"]: s["status"] for s in standards}["ipes_first_meeting"] == "overdue"
