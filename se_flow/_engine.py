@@ -344,7 +344,8 @@ class Engine:
         self._may_write(actor, case_id)
         self._check_effective(effective_at, now)
         wf = self.workflow
-        record_kind = wf.reopen.record if previous else self._referral_kind()
+        # One kind for a first referral and a reopened episode: the workflow's [reopen] record.
+        record_kind = wf.reopen.record
         fields = self.parse_record(record_kind, referral, case_id)
         if previous is not None:
             if previous.status is not Status.CLOSED:
@@ -437,10 +438,6 @@ class Engine:
         if record.supersedes is not None:
             payload["record"]["supersedes"] = record.supersedes
         return payload
-
-    def _referral_kind(self) -> str:
-        # The kind the first transition's guards ask for; "referral" in the default workflow.
-        return self.workflow.reopen.record
 
     def _after(self, case: Case, event: EventDraft) -> Case:
         # The case a command writes is what replaying its event gives: one function for both.
