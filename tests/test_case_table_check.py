@@ -4,8 +4,7 @@ closed or removed behind the log's back is named, even though the chain itself i
 from __future__ import annotations
 
 import pytest
-from conftest import Steps
-from helpers import drop_triggers
+from helpers import Steps, drop_triggers
 
 from se_flow import SEFlow
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import typer.main
+from helpers import LEAST_EVIDENCE
 from typer.testing import CliRunner, Result
 
 import se_flow
@@ -93,49 +94,9 @@ STAFF = [
     ("ava", "Ava Auditor", "auditor"),
 ]
 
-# The least evidence that moves a case out of each place (and the trigger that does it).
-EVIDENCE: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "referred": ("engage", []),
-    "customer_engagement": (
-        "start_profiling",
-        [
-            ("consent", {"participation": True, "data_processing": True}),
-            ("first_meeting", {"location": "library"}),
-            ("informed_choice", {"decision": "join"}),
-            ("action_plan", {"summary": "explore retail roles"}),
-        ],
-    ),
-    "vocational_profiling": (
-        "start_job_search",
-        [
-            ("vocational_profile", {"job_goals": "retail assistant"}),
-            ("disclosure_preference", {"level": "none"}),
-            ("benefits_advice", {"offered": True}),
-        ],
-    ),
-    "employer_engagement": (
-        "propose_match",
-        [
-            ("employer_contact", {"employer": "Corner Shop"}),
-            ("job_analysis", {"employer": "Corner Shop", "role": "shop assistant"}),
-            ("participant_agreement", {"employer": "Corner Shop", "agrees": True}),
-        ],
-    ),
-    "job_matching": (
-        "start_job",
-        [
-            (
-                "job_offer",
-                {
-                    "employer": "Corner Shop",
-                    "start_date": (TODAY - dt.timedelta(days=1)).isoformat(),
-                    "hours_per_week": "16",
-                    "hourly_pay": "13.50",
-                },
-            ),
-            ("support_plan", {"summary": "weekly visits"}),
-        ],
-    ),
+# On top of the least evidence: the CLI runs on the real clock, so the job starts yesterday.
+EXTRA: dict[str, dict[str, Any]] = {
+    "job_offer": {"start_date": (TODAY - dt.timedelta(days=1)).isoformat(), "hourly_pay": "13.50"}
 }
 
 
@@ -171,10 +132,10 @@ def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
     with se_flow.open(db, actor=by) as flow:
         here = flow.case(case_id).state
         while here != to:
-            trigger, evidence = EVIDENCE[here]
-            for kind, fields in evidence:
-                flow.record(case_id, kind, fields, actor=by)
-            here = flow.advance(case_id, trigger, actor=by).state
+            forward = LEAST_EVIDENCE[here]
+            for kind, fields in forward.records:
+                flow.record(case_id, kind, {**fields, **EXTRA.get(kind, {})}, actor=by)
+            here = flow.advance(case_id, forward.trigger, actor=by).state
 
 
 @pytest.fixture
@@ -618,7 +579,7 @@ def test_check_with_what_the_user_would_type(run: CLI, case: str) -> None:
 
 def test_check_soft_only_says_a_team_leader_may_override(run: CLI, db: Path, case: str) -> None:
     with run.flow() as flow:
-        for kind, fields in EVIDENCE["customer_engagement"][1][:3]:
+        for kind, fields in LEAST_EVIDENCE["customer_engagement"].hard:
             flow.record(case, kind, fields, actor="sam")
     out = ok(run("check", case, "start_profiling"))
     assert "soft guard(s): a team leader may override" in out
@@ -656,7 +617,7 @@ def test_advance_moves_a_case(run: CLI, db: Path) -> None:
     case = refer(db, days=5)
     with run.flow() as flow:
         flow.advance(case, "engage", actor="sam", effective_at=days_ago(4))
-        for kind, fields in EVIDENCE["customer_engagement"][1]:
+        for kind, fields in LEAST_EVIDENCE["customer_engagement"].records:
             flow.record(case, kind, fields, actor="sam", effective_at=days_ago(3))
     out = ok(run("advance", case, "start_profiling", "--on", "yesterday"))
     assert "C-1: start_profiling: Customer Engagement → Vocational Profiling" in out
@@ -685,7 +646,7 @@ def test_a_refused_move_lists_every_failed_guard(run: CLI, db: Path, case: str) 
 
 def test_overrides(run: CLI, case: str) -> None:
     with run.flow() as flow:
-        for kind, fields in EVIDENCE["customer_engagement"][1][:3]:
+        for kind, fields in LEAST_EVIDENCE["customer_engagement"].hard:
             flow.record(case, kind, fields, actor="sam")
     err = refused(run("advance", case, "start_profiling"), 6, "soft guards only")
     assert "Action plan agreed (soft)" in err

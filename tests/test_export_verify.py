@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Steps
+from helpers import Steps
 
 import se_flow
 from se_flow import SEFlow

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import START, Steps
+from helpers import START, Steps
 
 import se_flow
 from se_flow import Check, GuardResult, Record, Role, SEFlow, Staff

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FORWARD, Clock, Steps
-from helpers import drop_triggers
+from helpers import LEAST_EVIDENCE, Clock, Steps, drop_triggers
 
 import se_flow
 from se_flow import SEFlow
@@ -31,7 +30,7 @@ def _tampered(flow: SEFlow, sql: str, *params: Any) -> se_flow.Verification:
 
 def _job_offer(steps: Steps, pay: str) -> tuple[se_flow.Case, se_flow.Record]:
     case = steps.to("job_matching")
-    offer = {**FORWARD["job_matching"][1][0][1], "hourly_pay": pay}
+    offer = {**LEAST_EVIDENCE["job_matching"].hard[0][1], "hourly_pay": pay}
     record = steps.flow.record(case.id, "job_offer", offer)
     return case, record
 
