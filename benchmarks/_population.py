@@ -24,7 +24,7 @@ from typing import Any
 import se_flow
 from se_flow._audit import FIELDS, GENESIS, canonical, row_hash
 from se_flow._evidence import LEAST_EVIDENCE
-from se_flow._sqlite import THROUGH_THE_LOG
+from se_flow._sqlite import THROUGH_THE_LOG, SQLiteStore
 
 from ._common import T0, log, remove_db
 
@@ -144,7 +144,8 @@ def build_template() -> Template:
         flow.add_staff(COACH, COACH_NAME, "coach", actor=LEAD)
         case = refer_template(flow, COACH, "@@NAME@@")
         walk_template(flow, case.id, COACH)
-        conn: sqlite3.Connection = flow.store.conn  # type: ignore[attr-defined]
+        assert isinstance(flow.store, SQLiteStore)
+        conn = flow.store.conn
         conn.row_factory = sqlite3.Row
         events = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY seq")]
         records = {r["seq"]: tuple(r) for r in conn.execute("SELECT * FROM records ORDER BY seq")}
@@ -275,8 +276,8 @@ def generate(
         for k in range(ncoach):
             cid, cname = coach_id(k), f"Coach {k}"
             batch.staff.append((cid, cname, "coach", 1))
-            values = {"eff": t0, "rec": t0, "coach": cid, "coach_name": cname}
-            batch.events.append(_seal(coach_ev, chain, values))
+            staff_values = {"eff": t0, "rec": t0, "coach": cid, "coach_name": cname}
+            batch.events.append(_seal(coach_ev, chain, staff_values))
         for row in batch.events:
             _check(row)
     case_t = template.case

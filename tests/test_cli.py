@@ -8,6 +8,7 @@ the real one (the CLI has no other), so dates are relative to today.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import re
 import sqlite3
@@ -275,7 +276,7 @@ def test_database_and_actor_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_actor_defaults_to_the_os_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.getpass, "getuser", lambda: "osuser")
+    monkeypatch.setattr(getpass, "getuser", lambda: "osuser")
     run = CLI(tmp_path / "new.db")
     assert "osuser" in ok(run("init", actor=None))
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import hypothesis.strategies as st
-from helpers import LEAST_EVIDENCE, drop_triggers, where
+from helpers import LEAST_EVIDENCE, drop_triggers, sqlite_conn, where
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -264,7 +264,7 @@ def test_any_tampering_is_caught_at_the_event_touched(
 ) -> None:
     flow = se_flow.open(":memory:", clock=lambda: START, actor="sam")
     _build_log(flow, cases)
-    conn = flow.store.conn
+    conn = sqlite_conn(flow)
     last = flow.store.head()[0]
     assert flow.verify().ok
     drop_triggers(conn)

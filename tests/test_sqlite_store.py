@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,17 @@ from se_flow._store import Store
 
 class TestSQLiteFileStore(StoreContract):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Store:
+    def store(self, tmp_path: Path) -> Iterator[Store]:
         s = SQLiteStore(tmp_path / "contract.db", WORKFLOW)
-        yield s  # type: ignore[misc]
+        yield s
         s.close()
 
 
 class TestSQLiteMemoryStore(StoreContract):
     @pytest.fixture
-    def store(self) -> Store:
+    def store(self) -> Iterator[Store]:
         s = SQLiteStore(":memory:", WORKFLOW)
-        yield s  # type: ignore[misc]
+        yield s
         s.close()
 
 
