@@ -186,9 +186,10 @@ class StoreContract:
         due = list(staffed.cases(CaseFilter(due_by=NOW.date() + dt.timedelta(days=30))))
         assert {c.id for c in due} == {a.id, b.id}
 
-    def test_batch_commits_once_and_a_refused_command_undoes_only_itself(
+    def test_batch_keeps_its_commands_and_a_refused_command_undoes_only_itself(
         self, staffed: Store
     ) -> None:
+        # That it commits once is observed per store (test_sqlite_store counts the COMMITs).
         with staffed.batch():
             first = _refer(staffed, "P-1")
             with pytest.raises(se_flow.TriggerNotAvailable):

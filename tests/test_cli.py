@@ -8,14 +8,17 @@ the real one (the CLI has no other), so dates are relative to today.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import getpass
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import typer.main
 from helpers import LEAST_EVIDENCE
@@ -975,3 +978,52 @@ def test_demo_into_a_file_covers_every_stage(tmp_path: Path) -> None:
 
 def test_version(run: CLI) -> None:
     assert ok(run("version")).strip() == se_flow.__version__
+
+
+# --- --json is the API's own values -------------------------------------------------------------
+
+
+def _api_json(value: Any) -> Any:
+    """An API value serialised here, independently of the CLI: what `--json` must show."""
+
+    def plain(_inst: Any, _field: Any, v: Any) -> Any:
+        if isinstance(v, enum.Enum):
+            return v.value
+        if isinstance(v, dt.date):  # datetimes too
+            return v.isoformat()
+        if isinstance(v, Decimal):
+            return str(v)
+        if isinstance(v, Mapping):
+            return dict(v)
+        return v
+
+    return json.loads(json.dumps(attrs.asdict(value, value_serializer=plain)))
+
+
+def _same(listed: list[dict[str, Any]], api: list[Any]) -> None:
+    """Each item the CLI listed holds the API's item, value for value, in the API's order
+    (the CLI may add derived keys such as `stage` or `overdue`)."""
+    expected = [_api_json(v) for v in api]
+    assert expected, "nothing to compare"
+    assert len(listed) == len(expected)
+    pairs = zip(listed, expected, strict=True)
+    assert [{k: item.get(k) for k in want} for item, want in pairs] == expected
+
+
+def test_json_output_is_the_apis_own_values(run: CLI, db: Path) -> None:
+    a = refer(db, "Alex", days=5)
+    b = refer(db, "Bea", coach="kim", days=3)
+    walk(db, b, "job_matching", by="kim")
+    with se_flow.open(db, create=False, actor="kim") as flow:
+        flow.withdraw(a, reason="moving away", actor="sam")
+        cases = flow.cases()  # every status
+        shown = flow.case(b)
+        history = flow.history(b)
+        checks = flow.available(b)
+        records = flow.records(b)
+    _same(run.json("cases", "--status", "all", actor="kim"), cases)
+    _same(run.json("history", b, actor="kim"), history)
+    _same(run.json("next", b, actor="kim"), checks)
+    listed = run.json("show", b, actor="kim")
+    assert {k: listed["case"][k] for k in _api_json(shown)} == _api_json(shown)
+    _same(listed["records"], records)
