@@ -23,12 +23,13 @@ from typing import Any
 
 import se_flow
 from se_flow._audit import FIELDS, GENESIS, canonical, row_hash
-from se_flow._sqlite import THROUGH_THE_LOG
+from se_flow._evidence import LEAST_EVIDENCE
+from se_flow._sqlite import THROUGH_THE_LOG, SQLiteStore
 
 from ._common import T0, log, remove_db
 
 # Bump when the template or the replication changes: cached populations are rebuilt.
-VERSION = "3"
+VERSION = "4"
 CASELOAD = 30
 SPREAD_DAYS = 28
 
@@ -77,42 +78,29 @@ def _day(n: int) -> dt.datetime:
     return T0 - dt.timedelta(days=n)
 
 
+# On top of the least evidence: the sizes a real service's records have.
+_EXTRA: dict[str, dict[str, Any]] = {
+    "consent": {"employer_contact": True},
+    "action_plan": {"summary": "Explore retail and admin roles; visit two employers"},
+    "vocational_profile": {
+        "job_goals": "retail assistant; stock control",
+        "skills": "customer service; tills",
+    },
+    "disclosure_preference": {"level": "partial"},
+}
+
+
 def walk_template(flow: se_flow.SEFlow, case_id: str, actor: str, start: int = 30) -> None:
     """The template's history after the referral: to employer engagement, `start` days ago."""
     s = start
     flow.advance(case_id, "engage", actor=actor, effective_at=_day(s - 1))
-    flow.record(
-        case_id,
-        "consent",
-        participation=True,
-        data_processing=True,
-        employer_contact=True,
-        actor=actor,
-        effective_at=_day(s - 4),
-    )
-    flow.record(case_id, "first_meeting", location="library", actor=actor, effective_at=_day(s - 4))
-    flow.record(case_id, "informed_choice", decision="join", actor=actor, effective_at=_day(s - 4))
-    flow.record(
-        case_id,
-        "action_plan",
-        summary="Explore retail and admin roles; visit two employers",
-        actor=actor,
-        effective_at=_day(s - 5),
-    )
-    flow.advance(case_id, "start_profiling", actor=actor, effective_at=_day(s - 5))
-    flow.record(
-        case_id,
-        "vocational_profile",
-        job_goals="retail assistant; stock control",
-        skills="customer service; tills",
-        actor=actor,
-        effective_at=_day(s - 20),
-    )
-    flow.record(
-        case_id, "disclosure_preference", level="partial", actor=actor, effective_at=_day(s - 20)
-    )
-    flow.record(case_id, "benefits_advice", offered=True, actor=actor, effective_at=_day(s - 21))
-    flow.advance(case_id, "start_job_search", actor=actor, effective_at=_day(s - 29))
+    # (place, recorded this many days after the start, moved on this many days after it)
+    for place, recorded, moved in (("customer_engagement", 4, 5), ("vocational_profiling", 20, 29)):
+        forward = LEAST_EVIDENCE[place]
+        for kind, fields in forward.records:
+            fields = {**fields, **_EXTRA.get(kind, {})}
+            flow.record(case_id, kind, fields, actor=actor, effective_at=_day(s - recorded))
+        flow.advance(case_id, forward.trigger, actor=actor, effective_at=_day(s - moved))
 
 
 def refer_template(flow: se_flow.SEFlow, actor: str, name: str, start: int = 30) -> se_flow.Case:
@@ -156,7 +144,8 @@ def build_template() -> Template:
         flow.add_staff(COACH, COACH_NAME, "coach", actor=LEAD)
         case = refer_template(flow, COACH, "@@NAME@@")
         walk_template(flow, case.id, COACH)
-        conn: sqlite3.Connection = flow.store.conn  # type: ignore[attr-defined]
+        assert isinstance(flow.store, SQLiteStore)
+        conn = flow.store.conn
         conn.row_factory = sqlite3.Row
         events = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY seq")]
         records = {r["seq"]: tuple(r) for r in conn.execute("SELECT * FROM records ORDER BY seq")}
@@ -287,8 +276,8 @@ def generate(
         for k in range(ncoach):
             cid, cname = coach_id(k), f"Coach {k}"
             batch.staff.append((cid, cname, "coach", 1))
-            values = {"eff": t0, "rec": t0, "coach": cid, "coach_name": cname}
-            batch.events.append(_seal(coach_ev, chain, values))
+            staff_values = {"eff": t0, "rec": t0, "coach": cid, "coach_name": cname}
+            batch.events.append(_seal(coach_ev, chain, staff_values))
         for row in batch.events:
             _check(row)
     case_t = template.case

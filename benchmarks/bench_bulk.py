@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import se_flow
 from se_flow._sqlite import THROUGH_THE_LOG
@@ -55,6 +56,11 @@ def _sizes(quick: bool) -> tuple[int, int, int]:
     if quick:
         return 4000, 500, 1000
     return 100_000, 1000, 10_000
+
+
+class Loader(Protocol):
+    def load(self, first: int, count: int) -> None: ...
+    def close(self) -> None: ...
 
 
 class SEFlowLoader:
@@ -139,7 +145,10 @@ def _verify(path: Path) -> se_flow.Verification:
 def child(folder: Path, quick: bool) -> list[Row]:
     n, chunk, _ = _sizes(quick)
     se_path, raw_path = folder / "bulk-se-flow.db", folder / "bulk-raw.db"
-    loaders = {"se-flow": SEFlowLoader(se_path, n), "raw": RawLoader(raw_path, n, chunk)}
+    loaders: dict[str, Loader] = {
+        "se-flow": SEFlowLoader(se_path, n),
+        "raw": RawLoader(raw_path, n, chunk),
+    }
     samples: dict[str, list[float]] = {name: [] for name in loaders}
     for k, first in enumerate(range(1, n + 1, chunk)):
         order = ["se-flow", "raw"] if k % 2 == 0 else ["raw", "se-flow"]

@@ -38,9 +38,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import se_flow
+from se_flow._evidence import LEAST_EVIDENCE, ORDER
 
 from ._common import (
     T0,
@@ -83,50 +83,8 @@ if __name__ == "__main__":
     app()
 '''
 
-# The least evidence that moves a case out of each place, and the trigger that does it.
-EVIDENCE: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
-    ("engage", []),
-    (
-        "start_profiling",
-        [
-            ("consent", {"participation": True, "data_processing": True}),
-            ("first_meeting", {"location": "library"}),
-            ("informed_choice", {"decision": "join"}),
-            ("action_plan", {"summary": "explore retail roles"}),
-        ],
-    ),
-    (
-        "start_job_search",
-        [
-            ("vocational_profile", {"job_goals": "retail assistant"}),
-            ("disclosure_preference", {"level": "none"}),
-            ("benefits_advice", {"offered": True}),
-        ],
-    ),
-    (
-        "propose_match",
-        [
-            ("employer_contact", {"employer": "Corner Shop"}),
-            ("job_analysis", {"employer": "Corner Shop", "role": "shop assistant"}),
-            ("participant_agreement", {"employer": "Corner Shop", "agrees": True}),
-        ],
-    ),
-    (
-        "start_job",
-        [
-            (
-                "job_offer",
-                {
-                    "employer": "Corner Shop",
-                    "start_date": "2026-05-25",
-                    "hours_per_week": "16",
-                    "hourly_pay": "12.80",
-                },
-            ),
-            ("support_plan", {"summary": "weekly visits at first"}),
-        ],
-    ),
-]
+# The places a case is moved forward out of: referred to stage 5's first phase.
+PLACES = ORDER[: ORDER.index("in_work_support")]
 
 
 def build(path: Path, n: int) -> None:
@@ -142,11 +100,12 @@ def build(path: Path, n: int) -> None:
             start = T0 - dt.timedelta(days=60 + i % 28)
             case = flow.refer(f"Participant {i}", source="GP", coach=coach, actor=coach,
                               effective_at=start)  # fmt: skip
-            for step, (trigger, evidence) in enumerate(EVIDENCE[: i % (len(EVIDENCE) + 1)]):
+            for step, place in enumerate(PLACES[: i % (len(PLACES) + 1)]):
                 at = start + dt.timedelta(days=5 * (step + 1))
-                for kind, fields in evidence:
+                forward = LEAST_EVIDENCE[place]
+                for kind, fields in forward.records:
                     flow.record(case.id, kind, fields, actor=coach, effective_at=at)
-                flow.advance(case.id, trigger, actor=coach, effective_at=at)
+                flow.advance(case.id, forward.trigger, actor=coach, effective_at=at)
 
 
 def _env(bytecode: bool) -> dict[str, str]:

@@ -218,6 +218,10 @@ class RawContender:
 class NaiveCase:
     """The model a developer attaches to a per-case Machine: conditions are its methods."""
 
+    # Set by the Machine it is attached to.
+    state: str
+    trigger: Callable[..., bool]
+
     def __init__(self, db: Any, row: dict[str, Any]) -> None:
         self.db = db
         self.row = row
@@ -287,7 +291,7 @@ class NaiveContender:
         event["prev_hash"] = last[1]
         body = json.dumps(event, sort_keys=True, separators=(",", ":"))
         event["hash"] = hashlib.sha256(body.encode()).hexdigest()
-        self.db["events"].insert(event)
+        self.db.table("events").insert(event)
         return int(event["seq"])
 
     def _event(
@@ -320,7 +324,7 @@ class NaiveContender:
         db, case_id, coach = self.db, f"C-{num}", pop.coach_of(num, self.n)
         reason = REASON if trigger == "revise_goals" else None
         with db.atomic():
-            row = db["cases"].get(case_id)
+            row = db.table("cases").get(case_id)
             model = NaiveCase(db, row)
             Machine(
                 model=model,
@@ -352,7 +356,7 @@ class NaiveContender:
                     guards=json.dumps(guards),
                 )
             )
-            db["cases"].update(
+            db.table("cases").update(
                 case_id,
                 {
                     "state": model.state,
@@ -377,14 +381,14 @@ class NaiveContender:
         if not isinstance(fields["summary"], str) or not fields["summary"].strip():
             raise ValueError("summary is required")
         with db.atomic():
-            row = db["cases"].get(case_id)
+            row = db.table("cases").get(case_id)
             if row["status"] == "closed":
                 raise RuntimeError(f"naive: {case_id} is closed")
             now = clock()
             days = self.review_days[row["state"]]
             payload = {"record": {"kind": "review", "fields": fields}}
             seq = self._append(self._event(row, coach, now, payload=json.dumps(payload)))
-            db["cases"].update(
+            db.table("cases").update(
                 case_id,
                 {
                     "version": row["version"] + 1,
@@ -392,7 +396,7 @@ class NaiveContender:
                     "review_due": (now.date() + dt.timedelta(days=days or 0)).isoformat(),
                 },
             )
-            db["records"].insert(
+            db.table("records").insert(
                 {
                     "seq": seq,
                     "case_id": case_id,
@@ -632,7 +636,7 @@ def profile(path: Path, n: int, sync: str, count: int) -> None:
 
 def _scaling(rows: list[Row]) -> list[Row]:
     """Cost per transition at the largest size over the smallest, for se-flow and raw."""
-    out = []
+    out: list[Row] = []
     sizes = sorted({r.size for r in rows if r.size.endswith(" cases")}, key=size_key)
     if len(sizes) < 2:
         return out

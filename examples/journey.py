@@ -9,6 +9,7 @@ import datetime as dt
 import sys
 
 import se_flow
+from se_flow._evidence import LEAST_EVIDENCE
 
 TODAY = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -16,6 +17,19 @@ TODAY = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 def day(n: int) -> dt.datetime:
     """n days before TODAY: the story is back-dated, as coaches often record after the fact."""
     return TODAY - dt.timedelta(days=n)
+
+
+def evidence(
+    flow: se_flow.SEFlow, case_id: str, place: str, on: dt.datetime, *, soft: bool = True
+) -> None:
+    """Record what the guards out of `place` ask for (with `soft=False`, only the hard ones).
+
+    The values come from the least-evidence table se-flow's own tests, demo and benchmarks
+    share; an app records what its coaches enter, e.g.
+    `flow.record(case_id, "informed_choice", decision="join", actor="sam")`."""
+    forward = LEAST_EVIDENCE[place]
+    for kind, fields in forward.records if soft else forward.hard:
+        flow.record(case_id, kind, fields, actor="sam", effective_at=on)
 
 
 def main() -> int:
@@ -39,74 +53,13 @@ def main() -> int:
             for result in refused.failed:
                 print(f"  missing: {result.label}: {result.reason}")
 
-        flow.record(
-            case.id,
-            "consent",
-            participation=True,
-            data_processing=True,
-            employer_contact=True,
-            actor="sam",
-            effective_at=day(55),
-        )
-        flow.record(case.id, "first_meeting", location="library", actor="sam", effective_at=day(55))
-        flow.record(case.id, "informed_choice", decision="join", actor="sam", effective_at=day(55))
-        flow.record(
-            case.id,
-            "action_plan",
-            summary="Explore retail and admin roles",
-            actor="sam",
-            effective_at=day(54),
-        )
+        evidence(flow, case.id, "customer_engagement", day(55))
         flow.advance(case.id, "start_profiling", actor="sam", effective_at=day(54))
-
-        flow.record(
-            case.id,
-            "vocational_profile",
-            job_goals="retail assistant; stock control",
-            actor="sam",
-            effective_at=day(40),
-        )
-        flow.record(
-            case.id, "disclosure_preference", level="partial", actor="sam", effective_at=day(40)
-        )
-        flow.record(case.id, "benefits_advice", offered=True, actor="sam", effective_at=day(39))
+        evidence(flow, case.id, "vocational_profiling", day(40))
         flow.advance(case.id, "start_job_search", actor="sam", effective_at=day(38))
-
-        flow.record(
-            case.id,
-            "employer_contact",
-            employer="Corner Shop Ltd",
-            actor="sam",
-            effective_at=day(30),
-        )
-        flow.record(
-            case.id,
-            "job_analysis",
-            employer="Corner Shop Ltd",
-            role="Shop assistant",
-            actor="sam",
-            effective_at=day(28),
-        )
-        flow.record(
-            case.id,
-            "participant_agreement",
-            employer="Corner Shop Ltd",
-            agrees=True,
-            actor="sam",
-            effective_at=day(27),
-        )
+        evidence(flow, case.id, "employer_engagement", day(30))
         flow.advance(case.id, "propose_match", actor="sam", effective_at=day(27))
-
-        flow.record(
-            case.id,
-            "job_offer",
-            employer="Corner Shop Ltd",
-            start_date="2026-05-25",
-            hours_per_week="16",
-            hourly_pay="12.80",
-            actor="sam",
-            effective_at=day(10),
-        )
+        evidence(flow, case.id, "job_matching", day(10), soft=False)
         # No in-work support plan yet: a soft guard, which a team leader may override.
         case = flow.advance(
             case.id,

@@ -59,6 +59,8 @@ from .errors import (
     WorkflowMismatch,
 )
 
+# The one place the version is written: pyproject.toml reads it from here, so the installed
+# metadata and `se_flow.__version__` agree (a literal: no importlib.metadata at start-up).
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ import se_flow
 
 from ._cli_render import print_caseload, print_due, print_timeline
 from ._cli_text import FAIL
+from ._evidence import LEAST_EVIDENCE, ORDER
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,16 +31,22 @@ STAFF = [
     ("ava", "Ava Lindqvist", "auditor"),
 ]
 
-# The forward trigger out of each place (stage 5 counts by phase), in order.
-FORWARD = {
-    "referred": "engage",
-    "customer_engagement": "start_profiling",
-    "vocational_profiling": "start_job_search",
-    "employer_engagement": "propose_match",
-    "job_matching": "start_job",
-    "in_work_support": "begin_career_development",
+# How many days before a forward move the coach made each record: the story's rhythm.
+_DAYS_BEFORE = {
+    "consent": 2,
+    "first_meeting": 2,
+    "informed_choice": 2,
+    "action_plan": 1,
+    "vocational_profile": 3,
+    "disclosure_preference": 2,
+    "benefits_advice": 1,
+    "employer_contact": 4,
+    "job_analysis": 2,
+    "job_offer": 3,
+    "support_plan": 1,
+    "fading_plan": 2,
+    "natural_support": 1,
 }
-ORDER = [*FORWARD, "career_development"]
 
 
 class Story:
@@ -70,65 +77,34 @@ class _Demo:
         return self.flow.advance(case, trigger, actor=by, effective_at=self.ago(days), **kw)
 
     def evidence(self, case: str, place: str, days: float, by: str, job: dict[str, str]) -> None:
-        """What the coach records before the forward move out of `place`."""
-        rec = self.rec
-        if place == "customer_engagement":
-            rec(
-                case,
-                "consent",
-                days + 2,
-                by,
-                participation=True,
-                data_processing=True,
-                employer_contact=True,
-            )
-            rec(case, "first_meeting", days + 2, by, location="Library, Market Street")
-            rec(case, "informed_choice", days + 2, by, decision="join")
-            rec(case, "action_plan", days + 1, by, summary=job["plan"])
-        elif place == "vocational_profiling":
-            rec(
-                case,
-                "vocational_profile",
-                days + 3,
-                by,
-                job_goals=job["goals"],
-                skills=job["skills"],
-            )
-            rec(case, "disclosure_preference", days + 2, by, level=job["disclosure"])
-            rec(case, "benefits_advice", days + 1, by, offered=True, adviser="Welfare rights team")
-        elif place == "employer_engagement":
-            rec(
-                case,
-                "employer_contact",
-                days + 4,
-                by,
-                employer=job["employer"],
-                contact_name=job["contact"],
-            )
-            rec(case, "job_analysis", days + 2, by, employer=job["employer"], role=job["role"])
-            rec(case, "participant_agreement", days, by, employer=job["employer"], agrees=True)
-        elif place == "job_matching":
-            rec(
-                case,
-                "job_offer",
-                days + 3,
-                by,
-                employer=job["employer"],
-                role=job["role"],
-                start_date=self.day(days),
-                hours_per_week=job["hours"],
-                hourly_pay=job["pay"],
-            )
-            rec(case, "support_plan", days + 1, by, summary="Weekly visits, then fortnightly")
-        elif place == "in_work_support":
-            rec(
-                case,
-                "fading_plan",
-                days + 2,
-                by,
-                steps=f"{self.day(days - 14)} fortnightly visits; {self.day(days - 45)} phone only",
-            )
-            rec(case, "natural_support", days + 1, by, name="Pat, shift supervisor")
+        """What the coach records before the forward move out of `place`: every record the
+        least evidence names, with the job's own details on top."""
+        extra: dict[str, dict[str, Any]] = {
+            "consent": {"employer_contact": True},
+            "first_meeting": {"location": "Library, Market Street"},
+            "action_plan": {"summary": job["plan"]},
+            "vocational_profile": {"job_goals": job["goals"], "skills": job["skills"]},
+            "disclosure_preference": {"level": job["disclosure"]},
+            "benefits_advice": {"adviser": "Welfare rights team"},
+            "employer_contact": {"employer": job["employer"], "contact_name": job["contact"]},
+            "job_analysis": {"employer": job["employer"], "role": job["role"]},
+            "participant_agreement": {"employer": job["employer"]},
+            "job_offer": {
+                "employer": job["employer"],
+                "role": job["role"],
+                "start_date": self.day(days),
+                "hours_per_week": job["hours"],
+                "hourly_pay": job["pay"],
+            },
+            "support_plan": {"summary": "Weekly visits, then fortnightly"},
+            "fading_plan": {
+                "steps": f"{self.day(days - 14)} fortnightly visits; "
+                f"{self.day(days - 45)} phone only"
+            },
+        }
+        for kind, fields in LEAST_EVIDENCE[place].records:
+            before = days + _DAYS_BEFORE.get(kind, 0)
+            self.rec(case, kind, before, by, **{**fields, **extra.get(kind, {})})
 
     def walk(
         self, case: str, to: str, start: float, step: float, by: str, job: dict[str, str]
@@ -140,7 +116,7 @@ class _Demo:
         while place != to:
             days -= step
             self.evidence(case, place, days, by, job)
-            self.move(case, FORWARD[place], days, by)
+            self.move(case, LEAST_EVIDENCE[place].trigger, days, by)
             place = ORDER[ORDER.index(place) + 1]
         return days
 

@@ -60,7 +60,6 @@ class GuardDef:
     optional: tuple[str, ...] = ()
     kind_params: tuple[str, ...] = ()
     field_params: tuple[str, ...] = ()
-    doc: str = ""
     default_kinds: tuple[str, ...] = ()
     reads_contacts: bool = False
 
@@ -327,7 +326,6 @@ def _def(fn: GuardFn, required: Sequence[str], optional: Sequence[str] = (), **k
         fn=fn,
         required=tuple(required),
         optional=tuple(optional),
-        doc=(fn.__doc__ or "").strip(),
         **kw,
     )
 

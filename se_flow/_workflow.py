@@ -489,9 +489,6 @@ class Workflow:
         in_force = [r for r in self.minimum_wage if r.effective_from <= day]
         return max(in_force, key=lambda r: r.effective_from) if in_force else None
 
-    def record_kind(self, name: str) -> RecordKind | None:
-        return self.records.get(name)
-
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (for `workflow show --json`)."""
         # The names are not hashed (`_canonical_source`): they say which trigger a convenience

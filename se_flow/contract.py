@@ -282,9 +282,10 @@ class StoreContract:
         assert [c.id for c in picked] == kept[:2]
         assert [c.id for c in staffed.cases(CaseFilter(status=Status.CLOSED))] == [closed.id]
 
-    def test_batch_commits_once_and_a_refused_command_undoes_only_itself(
+    def test_batch_keeps_its_commands_and_a_refused_command_undoes_only_itself(
         self, staffed: Store
     ) -> None:
+        # That it commits once is observed per store (test_sqlite_store counts the COMMITs).
         with staffed.batch():
             first = _refer(staffed, "P-1")
             with pytest.raises(se_flow.TriggerNotAvailable):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import START, Clock, Steps
+from helpers import START, Clock, Steps
 
 import se_flow
 from se_flow import Case, SEFlow

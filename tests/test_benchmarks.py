@@ -14,9 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_quick_runner_runs_every_benchmark_and_prints_ratios(tmp_path: Path) -> None:
     saved = tmp_path / "rows.json"
     env = {**os.environ, "SE_FLOW_BENCH_DATA": str(tmp_path / "data")}

@@ -4,8 +4,7 @@ closed or removed behind the log's back is named, even though the chain itself i
 from __future__ import annotations
 
 import pytest
-from conftest import Steps
-from helpers import drop_triggers
+from helpers import Steps, drop_triggers, sqlite_conn
 
 from se_flow import SEFlow
 
@@ -25,8 +24,8 @@ def test_a_case_changed_behind_the_logs_back_is_named(
 ) -> None:
     case = steps.to("employer_engagement")
     assert flow.verify().ok
-    drop_triggers(flow.store.conn)
-    flow.store.conn.execute(sql, (case.id,))
+    drop_triggers(sqlite_conn(flow))
+    sqlite_conn(flow).execute(sql, (case.id,))
     result = flow.verify()
     assert not result.ok
     assert case.id in (result.problem or "")
@@ -35,8 +34,8 @@ def test_a_case_changed_behind_the_logs_back_is_named(
 
 def test_a_case_with_no_events_is_caught(flow: SEFlow, steps: Steps) -> None:
     case = steps.refer()
-    drop_triggers(flow.store.conn)
-    flow.store.conn.execute(
+    drop_triggers(sqlite_conn(flow))
+    sqlite_conn(flow).execute(
         "INSERT INTO cases SELECT 'C-99', 99, participant_id, state, phase, status, version, "
         "opened_at, stage_entered_at, coach, episode, previous_case_id, last_contact_at, "
         "review_due, outcome, closed_at FROM cases WHERE id = ?",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import START, Steps
+from helpers import START, Steps
 
 import se_flow
 from se_flow import Checkpoint, SEFlow

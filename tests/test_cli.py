@@ -8,15 +8,20 @@ the real one (the CLI has no other), so dates are relative to today.
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import getpass
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import typer.main
+from helpers import LEAST_EVIDENCE
 from typer.testing import CliRunner, Result
 
 import se_flow
@@ -93,49 +98,9 @@ STAFF = [
     ("ava", "Ava Auditor", "auditor"),
 ]
 
-# The least evidence that moves a case out of each place (and the trigger that does it).
-EVIDENCE: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "referred": ("engage", []),
-    "customer_engagement": (
-        "start_profiling",
-        [
-            ("consent", {"participation": True, "data_processing": True}),
-            ("first_meeting", {"location": "library"}),
-            ("informed_choice", {"decision": "join"}),
-            ("action_plan", {"summary": "explore retail roles"}),
-        ],
-    ),
-    "vocational_profiling": (
-        "start_job_search",
-        [
-            ("vocational_profile", {"job_goals": "retail assistant"}),
-            ("disclosure_preference", {"level": "none"}),
-            ("benefits_advice", {"offered": True}),
-        ],
-    ),
-    "employer_engagement": (
-        "propose_match",
-        [
-            ("employer_contact", {"employer": "Corner Shop"}),
-            ("job_analysis", {"employer": "Corner Shop", "role": "shop assistant"}),
-            ("participant_agreement", {"employer": "Corner Shop", "agrees": True}),
-        ],
-    ),
-    "job_matching": (
-        "start_job",
-        [
-            (
-                "job_offer",
-                {
-                    "employer": "Corner Shop",
-                    "start_date": (TODAY - dt.timedelta(days=1)).isoformat(),
-                    "hours_per_week": "16",
-                    "hourly_pay": "13.50",
-                },
-            ),
-            ("support_plan", {"summary": "weekly visits"}),
-        ],
-    ),
+# On top of the least evidence: the CLI runs on the real clock, so the job starts yesterday.
+EXTRA: dict[str, dict[str, Any]] = {
+    "job_offer": {"start_date": (TODAY - dt.timedelta(days=1)).isoformat(), "hourly_pay": "13.50"}
 }
 
 
@@ -171,10 +136,10 @@ def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
     with se_flow.open(db, actor=by) as flow:
         here = flow.case(case_id).state
         while here != to:
-            trigger, evidence = EVIDENCE[here]
-            for kind, fields in evidence:
-                flow.record(case_id, kind, fields, actor=by)
-            here = flow.advance(case_id, trigger, actor=by).state
+            forward = LEAST_EVIDENCE[here]
+            for kind, fields in forward.records:
+                flow.record(case_id, kind, {**fields, **EXTRA.get(kind, {})}, actor=by)
+            here = flow.advance(case_id, forward.trigger, actor=by).state
 
 
 @pytest.fixture
@@ -314,7 +279,7 @@ def test_database_and_actor_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_actor_defaults_to_the_os_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.getpass, "getuser", lambda: "osuser")
+    monkeypatch.setattr(getpass, "getuser", lambda: "osuser")
     run = CLI(tmp_path / "new.db")
     assert "osuser" in ok(run("init", actor=None))
 
@@ -618,7 +583,7 @@ def test_check_with_what_the_user_would_type(run: CLI, case: str) -> None:
 
 def test_check_soft_only_says_a_team_leader_may_override(run: CLI, db: Path, case: str) -> None:
     with run.flow() as flow:
-        for kind, fields in EVIDENCE["customer_engagement"][1][:3]:
+        for kind, fields in LEAST_EVIDENCE["customer_engagement"].hard:
             flow.record(case, kind, fields, actor="sam")
     out = ok(run("check", case, "start_profiling"))
     assert "soft guard(s): a team leader may override" in out
@@ -656,7 +621,7 @@ def test_advance_moves_a_case(run: CLI, db: Path) -> None:
     case = refer(db, days=5)
     with run.flow() as flow:
         flow.advance(case, "engage", actor="sam", effective_at=days_ago(4))
-        for kind, fields in EVIDENCE["customer_engagement"][1]:
+        for kind, fields in LEAST_EVIDENCE["customer_engagement"].records:
             flow.record(case, kind, fields, actor="sam", effective_at=days_ago(3))
     out = ok(run("advance", case, "start_profiling", "--on", "yesterday"))
     assert "C-1: start_profiling: Customer Engagement → Vocational Profiling" in out
@@ -685,7 +650,7 @@ def test_a_refused_move_lists_every_failed_guard(run: CLI, db: Path, case: str) 
 
 def test_overrides(run: CLI, case: str) -> None:
     with run.flow() as flow:
-        for kind, fields in EVIDENCE["customer_engagement"][1][:3]:
+        for kind, fields in LEAST_EVIDENCE["customer_engagement"].hard:
             flow.record(case, kind, fields, actor="sam")
     err = refused(run("advance", case, "start_profiling"), 6, "soft guards only")
     assert "Action plan agreed (soft)" in err
@@ -1018,3 +983,52 @@ def test_demo_into_a_file_covers_every_stage(tmp_path: Path) -> None:
 
 def test_version(run: CLI) -> None:
     assert ok(run("version")).strip() == se_flow.__version__
+
+
+# --- --json is the API's own values -------------------------------------------------------------
+
+
+def _api_json(value: Any) -> Any:
+    """An API value serialised here, independently of the CLI: what `--json` must show."""
+
+    def plain(_inst: Any, _field: Any, v: Any) -> Any:
+        if isinstance(v, enum.Enum):
+            return v.value
+        if isinstance(v, dt.date):  # datetimes too
+            return v.isoformat()
+        if isinstance(v, Decimal):
+            return str(v)
+        if isinstance(v, Mapping):
+            return dict(v)
+        return v
+
+    return json.loads(json.dumps(attrs.asdict(value, value_serializer=plain)))
+
+
+def _same(listed: list[dict[str, Any]], api: list[Any]) -> None:
+    """Each item the CLI listed holds the API's item, value for value, in the API's order
+    (the CLI may add derived keys such as `stage` or `overdue`)."""
+    expected = [_api_json(v) for v in api]
+    assert expected, "nothing to compare"
+    assert len(listed) == len(expected)
+    pairs = zip(listed, expected, strict=True)
+    assert [{k: item.get(k) for k in want} for item, want in pairs] == expected
+
+
+def test_json_output_is_the_apis_own_values(run: CLI, db: Path) -> None:
+    a = refer(db, "Alex", days=5)
+    b = refer(db, "Bea", coach="kim", days=3)
+    walk(db, b, "job_matching", by="kim")
+    with se_flow.open(db, create=False, actor="kim") as flow:
+        flow.withdraw(a, reason="moving away", actor="sam")
+        cases = flow.cases()  # every status
+        shown = flow.case(b)
+        history = flow.history(b)
+        checks = flow.available(b)
+        records = flow.records(b)
+    _same(run.json("cases", "--status", "all", actor="kim"), cases)
+    _same(run.json("history", b, actor="kim"), history)
+    _same(run.json("next", b, actor="kim"), checks)
+    listed = run.json("show", b, actor="kim")
+    assert {k: listed["case"][k] for k in _api_json(shown)} == _api_json(shown)
+    _same(listed["records"], records)

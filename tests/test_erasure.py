@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Steps
+from helpers import Steps
 
 import se_flow
 from se_flow import SEFlow

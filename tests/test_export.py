@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import START
+from helpers import START
 
 import se_flow
 from se_flow import PersonalDetails, SEFlow

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Steps
-from helpers import drop_triggers
+from helpers import Steps, drop_triggers, sqlite_conn
 
 import se_flow
 from se_flow import SEFlow
@@ -295,9 +294,10 @@ TAMPERS = {
 def test_the_export_verifier_and_verify_name_the_same_first_bad_event(
     flow: SEFlow, caseload: None, tmp_path: Path, fmt: str, tamper: str
 ) -> None:
-    drop_triggers(flow.store.conn)
+    conn = sqlite_conn(flow)
+    drop_triggers(conn)
     for sql in TAMPERS[tamper]:
-        flow.store.conn.execute(sql)
+        conn.execute(sql)
     logged = flow.verify()
     assert not logged.ok and logged.bad_seq is not None and logged.problem
     out = export(flow, tmp_path, fmt, tables=["events"])

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import START, Steps
+from helpers import START, Steps
 
 import se_flow
 from se_flow import Check, GuardResult, Record, Role, SEFlow, Staff
@@ -294,7 +294,8 @@ def test_the_wage_table_comes_from_the_stage_data() -> None:
     rates = {r.effective_from.isoformat(): r.hourly for r in WORKFLOW.minimum_wage}
     assert rates["2025-04-01"] == Decimal("12.21")
     assert rates["2026-04-01"] == Decimal("12.71")
-    assert WORKFLOW.minimum_wage_on(dt.date(2026, 3, 31)).hourly == Decimal("12.21")
+    rate = WORKFLOW.minimum_wage_on(dt.date(2026, 3, 31))
+    assert rate is not None and rate.hourly == Decimal("12.21")
 
 
 def test_disclosure_consent(flow: SEFlow, steps: Steps) -> None:

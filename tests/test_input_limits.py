@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import START, Steps
+from helpers import START, Steps
 from test_bad_input import nothing_written
 from test_cli import CLI, STAFF, refer, refused, walk
 from test_cli_subprocess import SCRIPT

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
-from conftest import ORDER, START, Clock, Steps
+from helpers import ORDER, START, Clock, Steps
 
 import se_flow
 from se_flow import GuardResult, Override, SEFlow, Status

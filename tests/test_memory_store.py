@@ -4,7 +4,7 @@ workflow through the public API."""
 from __future__ import annotations
 
 import pytest
-from conftest import Clock, Steps
+from helpers import Clock, Steps
 
 import se_flow
 from se_flow._memory import MemoryStore

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import START, Steps
+from helpers import START, Steps
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FORWARD, Clock, Steps
-from helpers import drop_triggers
+from helpers import LEAST_EVIDENCE, Clock, Steps, drop_triggers, sqlite_conn
 
 import se_flow
 from se_flow import SEFlow
@@ -21,8 +20,8 @@ from se_flow import SEFlow
 
 def _tampered(flow: SEFlow, sql: str, *params: Any) -> se_flow.Verification:
     assert flow.verify().ok
-    drop_triggers(flow.store.conn)
-    flow.store.conn.execute(sql, params)
+    drop_triggers(sqlite_conn(flow))
+    sqlite_conn(flow).execute(sql, params)
     result = flow.verify()
     assert not result.ok
     assert result.problem
@@ -31,7 +30,7 @@ def _tampered(flow: SEFlow, sql: str, *params: Any) -> se_flow.Verification:
 
 def _job_offer(steps: Steps, pay: str) -> tuple[se_flow.Case, se_flow.Record]:
     case = steps.to("job_matching")
-    offer = {**FORWARD["job_matching"][1][0][1], "hourly_pay": pay}
+    offer = {**LEAST_EVIDENCE["job_matching"].hard[0][1], "hourly_pay": pay}
     record = steps.flow.record(case.id, "job_offer", offer)
     return case, record
 
@@ -44,8 +43,8 @@ def test_a_forged_pay_that_would_pass_the_wage_guard_is_caught(flow: SEFlow, ste
     steps.soft(case.id, "job_matching")
     refused = flow.check(case.id, "start_job")
     assert "minimum_wage" in {r.guard.split(":")[0] for r in refused.failed}
-    drop_triggers(flow.store.conn)
-    flow.store.conn.execute(
+    drop_triggers(sqlite_conn(flow))
+    sqlite_conn(flow).execute(
         "UPDATE records SET fields = json_set(fields, '$.hourly_pay', '15.00') WHERE seq = ?",
         (offer.seq,),
     )
@@ -130,8 +129,8 @@ def test_a_deactivated_coach_reactivated_behind_the_logs_back_is_named(flow: SEF
 def test_a_staff_member_deleted_or_added_is_named(flow: SEFlow) -> None:
     result = _tampered(flow, "DELETE FROM staff WHERE id = 'ava'")
     assert result.problem == "staff member ava is in the log but missing from the staff table"
-    flow.store.conn.execute("INSERT INTO staff VALUES ('ava', 'Ava Auditor', 'auditor', 1)")
-    flow.store.conn.execute("INSERT INTO staff VALUES ('eve', 'Eve', 'admin', 1)")
+    sqlite_conn(flow).execute("INSERT INTO staff VALUES ('ava', 'Ava Auditor', 'auditor', 1)")
+    sqlite_conn(flow).execute("INSERT INTO staff VALUES ('eve', 'Eve', 'admin', 1)")
     assert flow.verify().problem == "staff member eve is in the staff table but no event added them"
 
 
@@ -194,7 +193,7 @@ def test_tables_change_only_with_their_event(
     steps.to("customer_engagement")
     steps.refer("Someone Else")  # the log's last event is about C-2, not C-1
     with pytest.raises(sqlite3.IntegrityError, match=words):
-        flow.store.conn.execute(sql)
+        sqlite_conn(flow).execute(sql)
     assert flow.verify().ok
 
 

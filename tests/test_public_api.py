@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
+
+import pytest
+
 import se_flow
 
-EXPECTED = {
-    "GENESIS",
+# Exactly the public names, sorted: a name added, renamed or gone fails here, on purpose.
+EXPECTED = [
     "AuditError",
     "Case",
     "CaseClosed",
@@ -14,17 +19,21 @@ EXPECTED = {
     "CasePaused",
     "ChainBroken",
     "Check",
+    "Checkpoint",
     "Event",
     "ExportMismatch",
+    "ExportVerification",
     "Fault",
     "FutureEffectiveDate",
+    "GENESIS",
     "GuardResult",
     "GuardsFailed",
     "InvalidExportRequest",
     "InvalidInput",
     "InvalidRecord",
-    "NotFound",
+    "Manifest",
     "MemoryStore",
+    "NotFound",
     "Override",
     "Participant",
     "PermissionDenied",
@@ -52,21 +61,32 @@ EXPECTED = {
     "default_stages_dir",
     "load_workflow",
     "open",
-}
-
-# Names added by later issues (exports and checkpoints) are pinned here once they land.
-OPTIONAL = {"Checkpoint", "ExportVerification", "Manifest", "verify_export"}
+    "verify_export",
+]
 
 
 def test_public_names_are_pinned() -> None:
-    names = set(se_flow.__all__)
-    assert names >= EXPECTED, f"missing from __all__: {EXPECTED - names}"
-    assert names - EXPECTED <= OPTIONAL, f"unpinned public names: {names - EXPECTED - OPTIONAL}"
+    assert sorted(se_flow.__all__) == EXPECTED
+    assert len(set(se_flow.__all__)) == len(se_flow.__all__), "a name listed twice"
 
 
-def test_every_public_name_resolves() -> None:
-    for name in se_flow.__all__:
-        assert hasattr(se_flow, name), name
+@pytest.mark.parametrize("name", EXPECTED)
+def test_every_public_name_is_on_the_module(name: str) -> None:
+    # Over the pinned list, not __all__: a name gone from both still fails here, and a lazy
+    # name whose import breaks fails with its own error.
+    assert getattr(se_flow, name) is not None
+
+
+def test_a_star_import_gives_every_public_name() -> None:
+    space: dict[str, object] = {}
+    exec("from se_flow import *", space)
+    assert sorted(k for k in space if k != "__builtins__") == EXPECTED
+
+
+def test_the_installed_version_is_the_package_version() -> None:
+    # The metadata pip installed and the module's own literal: one source, checked.
+    assert importlib.metadata.version("se-flow") == se_flow.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+", se_flow.__version__)
 
 
 def test_every_error_is_an_seflow_error_with_an_exit_code() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Clock, Steps
+from helpers import Clock, Steps
 
 import se_flow
 from se_flow import Case, SEFlow

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from helpers import sqlite_conn
 
 import se_flow
 from se_flow._sqlite import SQLiteStore
-from se_flow.contract import COACH, WORKFLOW, StoreContract, _add_staff, _refer
-from se_flow.ports import Store
+from se_flow.contract import COACH, WORKFLOW, StoreContract, _add_staff, _engage, _refer
+from se_flow.ports import CaseFilter, Store
 
 
 class TestSQLiteFileStore(StoreContract):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Store:
+    def store(self, tmp_path: Path) -> Iterator[Store]:
         s = SQLiteStore(tmp_path / "contract.db", WORKFLOW)
-        yield s  # type: ignore[misc]
+        yield s
         s.close()
 
 
 class TestSQLiteMemoryStore(StoreContract):
     @pytest.fixture
-    def store(self) -> Store:
+    def store(self) -> Iterator[Store]:
         s = SQLiteStore(":memory:", WORKFLOW)
-        yield s  # type: ignore[misc]
+        yield s
         s.close()
 
 
@@ -137,9 +140,97 @@ def test_an_older_database_is_migrated_on_open(tmp_path: Path) -> None:
     again.close()
 
 
+def _handles_on(path: Path) -> list[str]:
+    """What this process holds open on the database file or its WAL and shared-memory files,
+    as the kernel sees it (Linux /proc), not as a Python object claims."""
+    names = {os.path.realpath(f"{path}{end}") for end in ("", "-wal", "-shm", "-journal")}
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the fd listdir itself used, closed since
+            continue
+        if target in names:
+            found.append(target)
+    return found
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="Linux /proc")
+
+
+@needs_proc
+def test_an_open_flow_holds_the_file_and_disconnect_lets_it_go(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    flow = se_flow.open(path, actor="sam")
+    flow.add_staff("sam", "Sam", "coach", actor="setup")
+    assert _handles_on(path)  # the observation sees a handle when there is one
+    conn = sqlite_conn(flow)
+    flow.disconnect()
+    assert _handles_on(path) == []
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        conn.execute("SELECT 1")
+
+
+@needs_proc
 def test_a_bad_durability_setting_is_refused_and_leaves_no_open_handle(tmp_path: Path) -> None:
-    with pytest.raises(se_flow.InvalidInput, match="synchronous must be"):
-        se_flow.open(tmp_path / "s.db", synchronous="SOMETIMES")
+    path = tmp_path / "s.db"
+    # The raised error (kept by pytest.raises) holds the frames that made the connection: only
+    # an explicit close, not garbage collection, can have let the file go.
+    with pytest.raises(se_flow.InvalidInput, match="synchronous must be") as refused:
+        se_flow.open(path, synchronous="SOMETIMES")
+    assert _handles_on(path) == []
+    assert refused.value is not None
+    assert not path.exists()
+
+
+@needs_proc
+def test_a_database_refused_after_it_was_opened_leaves_no_open_handle(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE invoices (id INTEGER)")
+    other.close()
+    with pytest.raises(se_flow.StoreUnavailable, match="another application") as refused:
+        se_flow.open(path)
+    assert _handles_on(path) == []
+    assert refused.value is not None
+
+
+def _commits_during(store: SQLiteStore, work: Callable[[], object]) -> list[str]:
+    """The transaction statements SQLite ran during `work`, as its trace callback saw them."""
+    seen: list[str] = []
+    store.conn.set_trace_callback(seen.append)
+    try:
+        work()
+    finally:
+        store.conn.set_trace_callback(None)
+    # Savepoints (a command undoing only itself) are inside the transaction: not counted.
+    said = [s.strip().upper() for s in seen]
+    return [s for s in said if s.split()[0] in ("BEGIN", "COMMIT", "END") or s == "ROLLBACK"]
+
+
+def test_a_batch_commits_once(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "b.db", WORKFLOW)
+    _add_staff(store, COACH)
+
+    def three_writes_and_a_refusal() -> None:
+        with store.batch():
+            first = _refer(store, "P-1")
+            with pytest.raises(se_flow.TriggerNotAvailable):
+                _engage(store, _engage(store, first.id).id)
+            _refer(store, "P-2")
+
+    statements = _commits_during(store, three_writes_and_a_refusal)
+    assert statements == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert [c.participant_id for c in store.cases(CaseFilter())] == ["P-1", "P-2"]
+    store.close()
+
+
+def test_without_a_batch_each_write_commits_on_its_own(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db", WORKFLOW)
+    _add_staff(store, COACH)
+    statements = _commits_during(store, lambda: [_refer(store, "P-1"), _refer(store, "P-2")])
+    assert statements == ["BEGIN IMMEDIATE", "COMMIT"] * 2
+    store.close()
 
 
 def test_a_clock_without_a_time_zone_is_refused(tmp_path: Path) -> None:

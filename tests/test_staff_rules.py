@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Clock
+from helpers import Clock
 
 import se_flow
 from se_flow import SEFlow

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FORWARD, Clock, Steps
+from helpers import LEAST_EVIDENCE, Clock, Steps
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -139,7 +139,7 @@ def test_weekly_then_monthly_follow_along_with_one_visit_missed(
 ) -> None:
     case = steps.to("job_matching")
     start = D(2026, 6, 1)
-    steps.record(case.id, FORWARD["job_matching"][1] + FORWARD["job_matching"][2])
+    steps.record(case.id, LEAST_EVIDENCE["job_matching"][1] + LEAST_EVIDENCE["job_matching"][2])
     flow.advance(case.id, "start_job", effective_at=start)
     for day in (D(2026, 6, 5), D(2026, 6, 12), D(2026, 6, 26), D(2026, 7, 20)):
         clock.now = at(day)

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Steps
+from helpers import Steps
 from test_cli import CLI, ok, refused
 
 import se_flow

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import FORWARD, START, Clock
+from helpers import LEAST_EVIDENCE, START, Clock
 
 import se_flow
 from se_flow import Fault, Status
@@ -225,7 +225,7 @@ def test_a_service_can_use_its_own_stages(stages: Path, tmp_path: Path, clock: C
         case = flow.advance(case.id, "engage")
         assert case.state == "welcome"
         assert case.review_due == START.date() + dt.timedelta(days=14)
-        for kind, values in FORWARD["customer_engagement"][1]:
+        for kind, values in LEAST_EVIDENCE["customer_engagement"].hard:
             flow.record(case.id, kind, values)
         case = flow.advance(case.id, "start_profiling")  # no action plan needed here
         assert case.state == "vocational_profiling"
