@@ -80,7 +80,7 @@ def open(
     file (as does a file or folder this process cannot write): writes then raise
     `StoreUnavailable`. Raises `WorkflowInvalid`, `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
-    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+    if isinstance(path, str) and is_database_url(path):
         return SEFlow(
             _postgres_store(path, wf, busy_timeout, create, read_only), wf, actor=actor, clock=clock
         )
@@ -93,6 +93,12 @@ def open(
         read_only=read_only,
     )
     return SEFlow(store, wf, actor=actor, clock=clock)
+
+
+def is_database_url(target: str) -> bool:
+    """Whether a database target (`--db`, `SE_FLOW_DB`) names a PostgreSQL database, not a
+    file."""
+    return target.startswith(("postgresql://", "postgres://"))
 
 
 def _postgres_store(

@@ -54,7 +54,7 @@ from .errors import (
     StoreUnavailable,
 )
 
-__all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical", "is_url"]
+__all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
 
 _SQL_TYPES = {
     Column.INT: "BIGINT",
@@ -62,11 +62,6 @@ _SQL_TYPES = {
     Column.TIME: 'TEXT COLLATE "C"',
     Column.JSON: "TEXT",
 }
-
-
-def is_url(target: str) -> bool:
-    """Whether a `--db` value names a PostgreSQL database rather than a file."""
-    return target.startswith(("postgresql://", "postgres://"))
 
 
 def _column_ddl(f: EventField) -> str:
@@ -442,9 +437,11 @@ class PostgresStore(Store):
             f"SET LOCAL lock_timeout = {self._lock_ms}"
         )
         try:
-            conninfo.conninfo_to_dict(url)
+            port = str(conninfo.conninfo_to_dict(url).get("port") or "0")
         except psycopg.ProgrammingError as exc:
             raise InvalidInput(f"not a usable PostgreSQL URL: {_diag(exc)}") from None
+        if not all(p.isdigit() for p in port.split(",")):
+            raise InvalidInput(f"not a usable PostgreSQL URL: the port {port!r} is not a number")
         with self._translated():
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
                 self._set_up(conn, create)
