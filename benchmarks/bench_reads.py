@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import se_flow
-from se_flow._sqlite import _CASE_COLS
+from se_flow._rows import CASE_COLS as _CASE_COLS
 
 from . import _population as pop
 from ._common import (

@@ -44,7 +44,7 @@ from ._policy import acting
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
 from ._workflow import Workflow
-from .errors import InvalidInput, StaffNotFound
+from .errors import InvalidInput, StaffNotFound, StoreUnavailable
 from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["SEFlow", "open"]
@@ -68,7 +68,9 @@ def open(
     create: bool = True,
     read_only: bool = False,
 ) -> SEFlow:
-    """Open (creating if need be) an se-flow database.
+    """Open (creating if need be) an se-flow database: an SQLite file (or ":memory:"), or a
+    PostgreSQL database named by a `postgresql://` URL (the `postgres` extra; `synchronous`
+    does not apply: commits there are always durable).
 
     `stages` is a stage folder to use instead of the default workflow (or pass a loaded
     `workflow`). `actor` is the staff id used when a call names none. `clock` returns the
@@ -78,6 +80,10 @@ def open(
     file (as does a file or folder this process cannot write): writes then raise
     `StoreUnavailable`. Raises `WorkflowInvalid`, `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
+    if isinstance(path, str) and is_database_url(path):
+        return SEFlow(
+            _postgres_store(path, wf, busy_timeout, create, read_only), wf, actor=actor, clock=clock
+        )
     store = SQLiteStore(
         path,
         wf,
@@ -87,6 +93,27 @@ def open(
         read_only=read_only,
     )
     return SEFlow(store, wf, actor=actor, clock=clock)
+
+
+def is_database_url(target: str) -> bool:
+    """Whether a database target (`--db`, `SE_FLOW_DB`) names a PostgreSQL database, not a
+    file."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def _postgres_store(
+    url: str, workflow: Workflow, busy_timeout: float, create: bool, read_only: bool
+) -> Store:
+    try:
+        from ._postgres import PostgresStore
+    except ImportError as exc:
+        raise StoreUnavailable(
+            f"a PostgreSQL database needs se-flow's postgres extra "
+            f"(pip install 'se-flow[postgres]'): {exc}"
+        ) from None
+    return PostgresStore(
+        url, workflow, busy_timeout=busy_timeout, create=create, read_only=read_only
+    )
 
 
 def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:

@@ -33,8 +33,11 @@ from ._model import (
     Record,
     Role,
     Staff,
-    Status,
 )
+from ._rows import CASE_COLS as _CASE_COLS
+from ._rows import case_from_row as _case_from_row
+from ._rows import case_params as _case_params
+from ._rows import ts as _ts
 from ._standards import CaseHistory, Happening, needs, pause_triggers
 from ._workflow import Workflow
 from .errors import (
@@ -177,58 +180,6 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0002_read_indexes", _SCHEMA_V2),
     ("0003_tables_through_the_log", _SCHEMA_V3),
 ]
-
-_CASE_COLS = (
-    "id, participant_id, state, phase, status, version, opened_at, stage_entered_at, coach, "
-    "episode, previous_case_id, last_contact_at, review_due, outcome, closed_at"
-)
-
-
-def _ts(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _dt(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
-
-
-def _case_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Case:
-    return Case(
-        id=row[0],
-        participant_id=row[1],
-        state=row[2],
-        phase=row[3],
-        status=Status(row[4]),
-        version=row[5],
-        opened_at=dt.datetime.fromisoformat(row[6]),
-        stage_entered_at=dt.datetime.fromisoformat(row[7]),
-        coach=row[8],
-        episode=row[9],
-        previous_case_id=row[10],
-        last_contact_at=_dt(row[11]),
-        review_due=dt.date.fromisoformat(row[12]) if row[12] else None,
-        outcome=row[13],
-        closed_at=_dt(row[14]),
-    )
-
-
-def _case_params(case: Case) -> tuple[Any, ...]:
-    return (
-        case.state,
-        case.phase,
-        case.status.value,
-        case.version,
-        _ts(case.opened_at),
-        _ts(case.stage_entered_at),
-        case.coach,
-        case.episode,
-        case.previous_case_id,
-        _ts(case.last_contact_at),
-        case.review_due.isoformat() if case.review_due else None,
-        case.outcome,
-        _ts(case.closed_at),
-    )
-
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
 # (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").

@@ -25,6 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 import se_flow
+from se_flow._api import is_database_url
 from se_flow._limits import check_date, check_days, check_limit
 
 if TYPE_CHECKING:
@@ -275,7 +276,8 @@ def _root(
         typer.Option(
             "--db",
             envvar=DB_ENV,
-            help="The database file. Default: se-flow.db in your per-user data folder "
+            help="The database file, or a postgresql://user@host/db URL (the postgres extra). "
+            "Default: se-flow.db in your per-user data folder "
             f"({default_db_path().parent}).",
             show_default=False,
         ),
@@ -426,7 +428,7 @@ def init(
     if s.db is None:
         # The per-user folder holds personal data: private to its owner.
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    existed = path == ":memory:" or Path(path).exists()
+    existed = path == ":memory:" or is_database_url(path) or Path(path).exists()
     try:
         with _open(ctx, write=True, create=True) as flow:
             if flow.has_staff():
@@ -1257,7 +1259,7 @@ def audit_verify_export(
     own audit event holds the same file hashes."""
     db = _settings(ctx).db_path
     against: str | None = None
-    if db != ":memory:" and Path(db).exists():
+    if db != ":memory:" and (is_database_url(db) or Path(db).exists()):
         against = db
         with _open(ctx) as flow:
             result = flow.verify_export(folder)

@@ -1,0 +1,1038 @@
+"""The PostgreSQL store: the same tables, chain and contract as SQLite, for many writers.
+
+One global chain kept gapless by a one-row `chain_head`: the final statement of every write
+updates it (`seq + 1`, and the hash computed by the server over the same canonical JSON bytes
+the core hashes: Python sends the canonical text cut around `seq` and `prev_hash`) and inserts
+the event from it, sent in one pipeline with the rest of the change and COMMIT, so the head's
+row lock covers only server work and the commit (see `/work/shared/postgres.md` for what was
+measured). READ COMMITTED, `synchronous_commit = on`; a write reads its case `FOR UPDATE`, so a
+second command on the same case waits and decides on fresh state. The returned hash is checked
+against the core's `seal` on every append. psycopg errors are translated into `StoreError`s here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import conninfo, pq
+
+from ._audit import FIELDS, GENESIS, canonical, check_workflow, event_from_row, event_to_row, seal
+from ._engine import Change, Needs, Snapshot, current
+from ._model import (
+    EVENT_COLUMNS,
+    EVENT_FIELDS,
+    Case,
+    Column,
+    Event,
+    EventField,
+    Participant,
+    PersonalDetails,
+    Record,
+    Role,
+    Staff,
+)
+from ._projections import RecordRow
+from ._rows import CASE_COLS as _CASE_COLS
+from ._rows import case_from_row as _case_from_row
+from ._rows import case_params as _case_params
+from ._rows import ts as _ts
+from ._workflow import Workflow
+from .errors import (
+    CaseConflict,
+    CaseNotFound,
+    InvalidInput,
+    SEFlowError,
+    StaffNotFound,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+)
+from .ports import CaseFilter, Store, Tx
+
+__all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
+
+_SQL_TYPES = {
+    Column.INT: "BIGINT",
+    Column.TEXT: 'TEXT COLLATE "C"',
+    Column.TIME: 'TEXT COLLATE "C"',
+    Column.JSON: "TEXT",
+}
+
+
+def _column_ddl(f: EventField) -> str:
+    if f.name == "seq":
+        return "seq BIGINT PRIMARY KEY"
+    ddl = f"{f.name} {_SQL_TYPES[f.column]}" + ("" if f.nullable else " NOT NULL")
+    # A second link to the same event is a fork: refused by the database itself.
+    return ddl + (" UNIQUE" if f.name == "prev_hash" else "")
+
+
+# The events table and its append from the one field list (`_model.EVENT_FIELDS`), as SQLite's.
+_EVENTS_DDL = "CREATE TABLE events (\n    " + ",\n    ".join(map(_column_ddl, EVENT_FIELDS)) + "\n)"
+_EVENT_COLS = ", ".join(EVENT_COLUMNS)
+_SEALED = ("seq", "prev_hash", "hash")
+_FROM_HEAD = ", ".join(
+    f"head.{c}" if c in _SEALED else f"%({c})s::{_SQL_TYPES[f.column].split()[0]}"
+    for c, f in zip(EVENT_COLUMNS, EVENT_FIELDS, strict=True)
+)
+# The final statement of a write: the head moves on, the server hashes the canonical text with
+# the new seq and the old hash put in, the event is inserted from it. Every SET expression reads
+# the row as it was, so `prev_hash = hash` is the old hash.
+_APPEND = f"""
+WITH head AS (
+    UPDATE chain_head SET
+        seq = seq + 1,
+        prev_hash = hash,
+        hash = encode(sha256(convert_to(
+            %(cut_a)s::text || '"' || hash || '"' || %(cut_b)s::text || (seq + 1)::text
+            || %(cut_c)s::text, 'UTF8')), 'hex'),
+        workflow_hash = se_flow_check_workflow(workflow_hash, %(workflow_hash)s::text,
+                                               %(kind)s::text)
+    RETURNING seq, prev_hash, hash
+)
+INSERT INTO events ({_EVENT_COLS}) SELECT {_FROM_HEAD} FROM head
+RETURNING seq, prev_hash, hash
+"""
+
+_RAISE = """CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '{words}'; END $$"""
+
+# The staff and case tables are projections of the log that permissions and guards read: a row
+# may change only in the transaction that appends the event saying so (the event is inserted
+# first, and the chain head is locked, so it is the log's last).
+_THROUGH_THE_LOG = """CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM events WHERE seq = (SELECT MAX(seq) FROM events) AND {cond}) THEN
+        RAISE EXCEPTION '{words}';
+    END IF;
+    RETURN NEW;
+END $$"""
+
+_SCHEMA_V1 = [
+    """CREATE TABLE meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL)""",
+    "INSERT INTO meta (key, value) VALUES ('store_id', replace(gen_random_uuid()::text, '-', ''))",
+    """CREATE TABLE staff (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT COLLATE "C" NOT NULL
+            CHECK (role IN ('coach', 'team_leader', 'auditor', 'admin')),
+        active BOOLEAN NOT NULL DEFAULT true
+    )""",
+    """CREATE TABLE participants (
+        id TEXT COLLATE "C" PRIMARY KEY, created_at TEXT COLLATE "C" NOT NULL
+    )""",
+    # Personal data apart from the log, keyed by the pseudonym: erasable without touching it.
+    """CREATE TABLE personal_data (
+        participant_id TEXT COLLATE "C" PRIMARY KEY REFERENCES participants(id),
+        name TEXT NOT NULL,
+        contact TEXT,
+        date_of_birth TEXT COLLATE "C",
+        health_notes TEXT
+    )""",
+    """CREATE TABLE cases (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        num BIGINT NOT NULL UNIQUE,
+        participant_id TEXT COLLATE "C" NOT NULL REFERENCES participants(id),
+        state TEXT COLLATE "C" NOT NULL,
+        phase TEXT COLLATE "C",
+        status TEXT COLLATE "C" NOT NULL,
+        version BIGINT NOT NULL,
+        opened_at TEXT COLLATE "C" NOT NULL,
+        stage_entered_at TEXT COLLATE "C" NOT NULL,
+        coach TEXT COLLATE "C",
+        episode BIGINT NOT NULL,
+        previous_case_id TEXT COLLATE "C",
+        last_contact_at TEXT COLLATE "C",
+        review_due TEXT COLLATE "C",
+        outcome TEXT COLLATE "C",
+        closed_at TEXT COLLATE "C"
+    )""",
+    "CREATE INDEX cases_coach ON cases (coach, status, review_due)",
+    "CREATE INDEX cases_due ON cases (status, review_due)",
+    "CREATE INDEX cases_state ON cases (state, status)",
+    "CREATE INDEX cases_participant ON cases (participant_id)",
+    "CREATE INDEX cases_open_due ON cases (review_due, num) WHERE status <> 'closed'",
+    _EVENTS_DDL,
+    "CREATE INDEX events_case ON events (case_id, seq)",
+    "CREATE INDEX events_case_trigger ON events (case_id, trigger, seq)",
+    """CREATE TABLE records (
+        seq BIGINT PRIMARY KEY REFERENCES events(seq),
+        case_id TEXT COLLATE "C" NOT NULL,
+        kind TEXT COLLATE "C" NOT NULL,
+        fields TEXT NOT NULL,
+        effective_at TEXT COLLATE "C" NOT NULL,
+        recorded_at TEXT COLLATE "C" NOT NULL,
+        actor TEXT COLLATE "C" NOT NULL,
+        supersedes BIGINT REFERENCES records(seq)
+    )""",
+    "CREATE INDEX records_case ON records (case_id, seq)",
+    # The chain's head, one row: the lock every append takes in its final statement.
+    """CREATE TABLE chain_head (
+        one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+        seq BIGINT NOT NULL,
+        prev_hash TEXT COLLATE "C",
+        hash TEXT COLLATE "C" NOT NULL,
+        workflow_hash TEXT COLLATE "C"
+    )""",
+    f"INSERT INTO chain_head (seq, hash) VALUES (0, '{GENESIS}')",
+    """CREATE FUNCTION se_flow_check_workflow(logged text, loaded text, kind text)
+       RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN
+        IF logged IS NOT NULL AND logged <> loaded AND kind <> 'workflow' THEN
+            RAISE EXCEPTION 'workflow mismatch' USING ERRCODE = 'SF001', DETAIL = logged;
+        END IF;
+        RETURN loaded;
+    END $$""",
+    _RAISE.format(
+        name="se_flow_events_append_only",
+        words="the audit log is append-only: events cannot be changed or deleted",
+    ),
+    _RAISE.format(
+        name="se_flow_records_append_only",
+        words="records are never edited or deleted: record a correction instead",
+    ),
+    _RAISE.format(
+        name="se_flow_staff_never_deleted",
+        words="staff are never deleted: deactivate them instead",
+    ),
+    _RAISE.format(
+        name="se_flow_cases_never_deleted",
+        words="cases are never deleted: close them instead",
+    ),
+    _THROUGH_THE_LOG.format(
+        name="se_flow_staff_through_the_log",
+        cond="kind = 'staff' AND payload::jsonb ->> 'staff_id' = NEW.id",
+        words="staff change only through se-flow: no staff event for it",
+    ),
+    _THROUGH_THE_LOG.format(
+        name="se_flow_cases_through_the_log",
+        cond="case_id = NEW.id",
+        words="cases change only through se-flow: no event for it",
+    ),
+    "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_events_append_only()",
+    "CREATE TRIGGER events_never_truncated BEFORE TRUNCATE ON events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION se_flow_events_append_only()",
+    "CREATE TRIGGER records_append_only BEFORE UPDATE OR DELETE ON records "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_records_append_only()",
+    "CREATE TRIGGER records_never_truncated BEFORE TRUNCATE ON records "
+    "FOR EACH STATEMENT EXECUTE FUNCTION se_flow_records_append_only()",
+    "CREATE TRIGGER staff_through_the_log BEFORE INSERT OR UPDATE ON staff "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_staff_through_the_log()",
+    "CREATE TRIGGER staff_never_deleted BEFORE DELETE ON staff "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_staff_never_deleted()",
+    "CREATE TRIGGER cases_through_the_log BEFORE INSERT OR UPDATE ON cases "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_cases_through_the_log()",
+    "CREATE TRIGGER cases_never_deleted BEFORE DELETE ON cases "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_cases_never_deleted()",
+]
+
+MIGRATIONS: list[tuple[str, list[str]]] = [("0001_initial", _SCHEMA_V1)]
+"""Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
+
+_SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS se_flow_schema (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)"""
+
+# Advisory lock keys (two int4): one for migrations, one for handing out case numbers.
+_MIGRATION_LOCK = (0x5EF10, 1)
+_CASE_NUM_LOCK = (0x5EF10, 2)
+
+_PAGE = 2000
+"""Rows per keyset page when streaming the log: seq is gapless and committed in order."""
+
+
+def cut_canonical(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The canonical JSON text `row_hash` hashes, cut around the values of `prev_hash` and
+    `seq`: `a + json(prev_hash) + b + str(seq) + c` is that text, for any seq and prev_hash."""
+    keys = sorted(k for k in FIELDS if k != "hash")
+    parts: list[list[str]] = [[], [], []]
+    at = 0
+    for k in keys:
+        if k == "prev_hash":
+            parts[at].append(canonical(k) + ":")
+            at = 1
+        elif k == "seq":
+            parts[at].append(canonical(k) + ":")
+            at = 2
+        else:
+            parts[at].append(canonical(k) + ":" + canonical(row[k]))
+    # Items are joined by ","; a cut falls after a "key:" and before the next ",".
+    a = "{" + ",".join(parts[0])
+    b = "," + ",".join(parts[1])
+    c = ("," + ",".join(parts[2]) if parts[2] else "") + "}"
+    return a, b, c
+
+
+def _display(url: str) -> str:
+    """The URL without its password, to name the database in messages."""
+    try:
+        info = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the PostgreSQL database"
+    host = info.get("host") or "localhost"
+    port = f":{info['port']}" if info.get("port") else ""
+    user = f"{info['user']}@" if info.get("user") else ""
+    return f"postgresql://{user}{host}{port}/{info.get('dbname') or ''}"
+
+
+def _diag(exc: psycopg.Error) -> str:
+    primary = exc.diag.message_primary if exc.diag is not None else None
+    if primary:
+        return primary
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _translate(name: str, exc: BaseException) -> SEFlowError:
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return StoreBusy(f"database {name} is busy: no connection came free in time; try again")
+    if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+        return InvalidInput("a value given holds a NUL character, which cannot be stored")
+    if not isinstance(exc, psycopg.Error):
+        return StoreError(f"database {name}: {exc}")
+    text = _diag(exc)
+    if isinstance(
+        exc,
+        psycopg.errors.LockNotAvailable
+        | psycopg.errors.DeadlockDetected
+        | psycopg.errors.SerializationFailure
+        | psycopg.errors.QueryCanceled,
+    ):
+        return StoreBusy(
+            f"database {name} is busy: another writer held it past the timeout ({text}); try again"
+        )
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return StoreError(f"database {name}: the database role may not do this ({text})")
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return StoreError(
+            f"cannot write database {name}: the disk is full ({text}); "
+            "nothing of the refused change was written"
+        )
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StoreUnavailable(f"cannot use database {name}: {text}")
+    return StoreError(f"database {name}: {text}")
+
+
+class _Local(threading.local):
+    """The connection a thread's write, batch or read snapshot holds."""
+
+    def __init__(self) -> None:
+        self.conn: psycopg.Connection[Any] | None = None
+        self.depth = 0
+        self.failed: str | None = None
+        self.snapshot = False
+
+
+class _PgTx(Tx):
+    """Reads for a command. `locking` (inside a write) reads the case `FOR UPDATE`, the active
+    admins `FOR UPDATE` and hands out case numbers under a lock, so concurrent writers decide
+    on fresh state."""
+
+    def __init__(self, store: PostgresStore, locking: bool) -> None:
+        self._store = store
+        self._locking = locking
+        self.versions: dict[str, int] = {}
+        """Versions of the cases this transaction holds locked, as read."""
+
+    def _all(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        return self._store._all(sql, params)
+
+    def staff(self, staff_id: str) -> Staff:
+        rows = self._all("SELECT id, name, role, active FROM staff WHERE id = %s", (staff_id,))
+        if not rows:
+            raise StaffNotFound(staff_id)
+        r = rows[0]
+        return Staff(id=r[0], name=r[1], role=Role(r[2]), active=bool(r[3]))
+
+    def has_staff(self) -> bool:
+        return bool(self._all("SELECT 1 FROM staff LIMIT 1"))
+
+    def count_active_admins(self) -> int:
+        # Locked: of two concurrent demotions, the second waits and counts without the first's.
+        lock = " FOR UPDATE" if self._locking else ""
+        rows = self._all(
+            f"SELECT id FROM staff WHERE role = %s AND active{lock}", (Role.ADMIN.value,)
+        )
+        return len(rows)
+
+    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+        lock = " FOR UPDATE" if self._locking else ""
+        rows = self._all(f"SELECT {_CASE_COLS} FROM cases WHERE id = %s{lock}", (case_id,))
+        if not rows:
+            raise CaseNotFound(case_id)
+        case = _case_from_row(rows[0])
+        if self._locking:
+            self.versions[case.id] = case.version
+        need = needs(case) if needs is not None else Needs()
+        kinds = need.kinds
+        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        marks: dict[str, int] = {}
+        if need.triggers is None:
+            marks = dict(
+                self._all(
+                    "SELECT trigger, MAX(seq) FROM events WHERE case_id = %s "
+                    "AND trigger IS NOT NULL GROUP BY trigger",
+                    (case_id,),
+                )
+            )
+        elif need.triggers:
+            marks = dict(
+                self._all(
+                    "SELECT trigger, MAX(seq) FROM events WHERE case_id = %s "
+                    "AND trigger = ANY(%s) GROUP BY trigger",
+                    (case_id, sorted(need.triggers)),
+                )
+            )
+        return Snapshot(case=case, records=tuple(records), marks=marks)
+
+    def new_case_id(self) -> str:
+        if self._locking:
+            # Held to the commit: the next referral reads MAX after this one committed, so
+            # numbers stay dense (a sequence would burn one on every rollback).
+            self._all("SELECT pg_advisory_xact_lock(%s, %s)", _CASE_NUM_LOCK)
+        ((num,),) = self._all("SELECT COALESCE(MAX(num), 0) + 1 FROM cases")
+        return f"C-{num}"
+
+    def participant(self, participant_id: str) -> Participant | None:
+        rows = self._all("SELECT id, created_at FROM participants WHERE id = %s", (participant_id,))
+        if not rows:
+            return None
+        return Participant(id=rows[0][0], created_at=dt.datetime.fromisoformat(rows[0][1]))
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL database named by `url` (`postgresql://user@host/db`).
+
+    `create` lets a database without tables become an se-flow database (migrating it under an
+    advisory lock); a database holding other tables is never adopted. `read_only` changes
+    nothing (no migration) and refuses writes. `busy_timeout` bounds waiting for a lock or a
+    pooled connection; `pool_size` is the most connections this process opens."""
+
+    def __init__(
+        self,
+        url: str,
+        workflow: Workflow,
+        *,
+        busy_timeout: float = 10.0,
+        create: bool = True,
+        read_only: bool = False,
+        pool_size: int = 4,
+    ) -> None:
+        self.url = url
+        self.name = _display(url)
+        self.workflow = workflow
+        self.read_only = read_only
+        self._local = _Local()
+        self._lock_ms = max(1, int(busy_timeout * 1000))
+        self._begin = (
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; "
+            f"SET LOCAL lock_timeout = {self._lock_ms}"
+        )
+        try:
+            port = str(conninfo.conninfo_to_dict(url).get("port") or "0")
+        except psycopg.ProgrammingError as exc:
+            raise InvalidInput(f"not a usable PostgreSQL URL: {_diag(exc)}") from None
+        if not all(p.isdigit() for p in port.split(",")):
+            raise InvalidInput(f"not a usable PostgreSQL URL: the port {port!r} is not a number")
+        with self._translated():
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+                self._set_up(conn, create)
+            self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+                psycopg_pool.ConnectionPool(
+                    url,
+                    min_size=1,
+                    max_size=max(1, pool_size),
+                    kwargs={"autocommit": True},
+                    timeout=busy_timeout,
+                    check=psycopg_pool.ConnectionPool.check_connection,
+                    open=True,
+                )
+            )
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def _set_up(self, conn: psycopg.Connection[Any], create: bool) -> None:
+        encoding = conn.execute("SHOW server_encoding").fetchone()
+        if encoding is None or encoding[0] != "UTF8":
+            raise StoreUnavailable(
+                f"{self.name} is not a UTF8 database ({encoding[0] if encoding else '?'}): the "
+                "audit hash covers UTF-8 bytes; create it with ENCODING 'UTF8'"
+            )
+        version = self._version(conn)
+        latest = len(MIGRATIONS)
+        if version > latest:
+            raise StoreUnavailable(
+                f"{self.name} has schema version {version}, newer than this se-flow knows "
+                f"({latest}); upgrade se-flow"
+            )
+        if version == latest:
+            return
+        if version == 0:
+            tables = self._tables(conn)
+            if tables:
+                shown = ", ".join(tables[:8]) + (", ..." if len(tables) > 8 else "")
+                raise StoreUnavailable(
+                    f"{self.name} is not an se-flow database: it holds tables of another "
+                    f"application ({shown}); nothing was changed"
+                )
+            if not create or self.read_only:
+                raise StoreUnavailable(f"no se-flow database at {self.name}; run `se-flow init`")
+        elif self.read_only:
+            raise StoreUnavailable(
+                f"{self.name} is from an older se-flow and must be upgraded before it can be "
+                "read; open it once for writing (any write command upgrades it)"
+            )
+        self._migrate(conn)
+
+    def _version(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute("SELECT to_regclass('se_flow_schema') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return 0
+        found = conn.execute("SELECT COALESCE(MAX(version), 0) FROM se_flow_schema").fetchone()
+        return int(found[0]) if found else 0
+
+    def _tables(self, conn: psycopg.Connection[Any]) -> list[str]:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name <> 'se_flow_schema' "
+            "ORDER BY table_name"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        # Session lock: a second process starting now waits here, then finds nothing to do.
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", _MIGRATION_LOCK)
+        try:
+            with conn.transaction():
+                conn.execute(_SCHEMA_TABLE)
+                version = self._version(conn)
+                if version == 0 and self._tables(conn):
+                    raise StoreUnavailable(f"{self.name}: tables appeared while migrating")
+                for number, (name, statements) in enumerate(MIGRATIONS, start=1):
+                    if number <= version:
+                        continue
+                    for sql in statements:
+                        conn.execute(sql.encode())
+                    conn.execute(
+                        "INSERT INTO se_flow_schema (version, name) VALUES (%s, %s)",
+                        (number, name),
+                    )
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", _MIGRATION_LOCK)
+
+    # --- connections -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except SEFlowError:
+            raise
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(
+                f"a value given cannot be stored as UTF-8 (it holds a lone surrogate): {exc.reason}"
+            ) from exc
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise _translate(self.name, exc) from exc
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        held = self._local.conn
+        if held is not None:
+            yield held
+            return
+        with self._pool.connection() as conn:
+            yield conn
+
+    def _all(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        with self._translated(), self._conn() as conn:
+            return conn.execute(sql.encode(), params).fetchall()
+
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise StoreUnavailable(
+                f"the database {self.name} was opened for reading only; nothing was written"
+            )
+
+    @staticmethod
+    def _rollback(conn: psycopg.Connection[Any]) -> None:
+        # A failing ROLLBACK (a lost connection) must not hide the error that caused it.
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        self._refuse_if_read_only()
+        loc = self._local
+        with self._translated():
+            if loc.depth:
+                return self._batch_write(decide)
+            with self._pool.connection() as conn:
+                loc.conn = conn
+                try:
+                    conn.execute(self._begin)
+                    tx = _PgTx(self, locking=True)
+                    change = decide(tx)
+                    event = self._apply(conn, tx, change, "COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                finally:
+                    loc.conn = None
+        return change.case, event
+
+    def _batch_write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        conn = self._local.conn
+        assert conn is not None
+        self._check_batch(conn)
+        # Each command its own savepoint: a refused one undoes only itself.
+        conn.execute("SAVEPOINT se_flow_command")
+        try:
+            tx = _PgTx(self, locking=True)
+            change = decide(tx)
+            event = self._apply(conn, tx, change, "RELEASE SAVEPOINT se_flow_command")
+        except BaseException as exc:
+            if conn.closed or conn.info.transaction_status not in (
+                pq.TransactionStatus.INTRANS,
+                pq.TransactionStatus.INERROR,
+            ):
+                self._abandon(conn, exc)
+                raise
+            try:
+                conn.execute("ROLLBACK TO SAVEPOINT se_flow_command")
+                conn.execute("RELEASE SAVEPOINT se_flow_command")
+            except psycopg.Error as undo:
+                self._abandon(conn, undo)
+                raise exc from None
+            raise
+        return change.case, event
+
+    def _abandon(self, conn: psycopg.Connection[Any], cause: BaseException) -> None:
+        self._local.failed = (
+            _translate(self.name, cause).message if isinstance(cause, psycopg.Error) else str(cause)
+        )
+        self._rollback(conn)
+
+    def _check_batch(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse every command of a batch whose transaction was lost, naming why."""
+        loc = self._local
+        if loc.failed is None and (
+            conn.closed or conn.info.transaction_status != pq.TransactionStatus.INTRANS
+        ):
+            loc.failed = "its transaction ended unexpectedly"
+        if loc.failed is not None:
+            raise StoreError(
+                f"database {self.name}: the batch was abandoned after an earlier command "
+                f"failed ({loc.failed}); nothing of the batch was written"
+            )
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        loc = self._local
+        if loc.depth:
+            loc.depth += 1
+            try:
+                yield
+            finally:
+                loc.depth -= 1
+            return
+        self._refuse_if_read_only()
+        with self._translated():
+            conn = self._pool.getconn()
+            try:
+                conn.execute(self._begin)
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        loc.conn, loc.depth, loc.failed = conn, 1, None
+        try:
+            yield
+            with self._translated():
+                self._check_batch(conn)
+                conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        finally:
+            loc.conn, loc.depth, loc.failed = None, 0, None
+            self._pool.putconn(conn)
+
+    def _apply(
+        self, conn: psycopg.Connection[Any], tx: _PgTx, change: Change, finish: str
+    ) -> Event:
+        """Append `change`: the checks that need a lock first, then one pipeline (the append,
+        the tables, `finish`) in one round trip."""
+        draft = change.event
+        case = change.case
+        if case is not None and change.expected_version is not None:
+            actual = tx.versions.get(case.id)
+            if actual is None:
+                rows = conn.execute(
+                    "SELECT version FROM cases WHERE id = %s FOR UPDATE", (case.id,)
+                ).fetchall()
+                actual = int(rows[0][0]) if rows else -1
+            if actual != change.expected_version:
+                raise CaseConflict(case.id, change.expected_version, actual)
+        row = event_to_row(draft, 0, GENESIS)
+        cut_a, cut_b, cut_c = cut_canonical(row)
+        params = {**row, "cut_a": cut_a, "cut_b": cut_b, "cut_c": cut_c}
+        try:
+            with conn.pipeline():
+                head = conn.execute(_APPEND.encode(), params)
+                self._write_tables(conn, change)
+                moved = None
+                if case is not None and change.expected_version is not None:
+                    moved = conn.execute(
+                        b"UPDATE cases SET state = %s, phase = %s, status = %s, version = %s, "
+                        b"opened_at = %s, stage_entered_at = %s, coach = %s, episode = %s, "
+                        b"previous_case_id = %s, last_contact_at = %s, review_due = %s, "
+                        b"outcome = %s, closed_at = %s WHERE id = %s AND version = %s",
+                        (*_case_params(case), case.id, change.expected_version),
+                    )
+                if change.record is not None and case is not None:
+                    r = change.record
+                    spec = self.workflow.records[r.kind]
+                    conn.execute(
+                        b"INSERT INTO records (seq, case_id, kind, fields, effective_at, "
+                        b"recorded_at, actor, supersedes) "
+                        b"SELECT seq, %s, %s, %s, %s, %s, %s, %s FROM chain_head",
+                        (
+                            case.id,
+                            r.kind,
+                            json.dumps(spec.to_json(r.fields), sort_keys=True),
+                            row["effective_at"],
+                            row["recorded_at"],
+                            row["actor"],
+                            r.supersedes,
+                        ),
+                    )
+                conn.execute(finish.encode())
+        except psycopg.Error as exc:
+            if exc.sqlstate == "SF001":
+                check_workflow(exc.diag.message_detail, draft)
+            raise
+        appended = head.fetchone()
+        assert appended is not None
+        seq, prev, server_hash = appended
+        if moved is not None and moved.rowcount != 1:
+            # Cannot happen: the case row is locked and its version was checked above.
+            raise StoreError(f"database {self.name}: case {case and case.id} moved while locked")
+        event, _ = seal(draft, seq, prev)
+        if event.hash != server_hash:
+            raise StoreError(
+                f"database {self.name}: event {seq} was hashed by the server as "
+                f"{server_hash[:12]}, not {event.hash[:12]} as se-flow seals it; the audit chain "
+                "will not verify: stop writing and report this"
+            )
+        return event
+
+    def _write_tables(self, conn: psycopg.Connection[Any], change: Change) -> None:
+        """The projections a change writes besides the event (after it: see the triggers)."""
+        if change.staff is not None:
+            s = change.staff
+            conn.execute(
+                b"INSERT INTO staff (id, name, role, active) VALUES (%s, %s, %s, %s) "
+                b"ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, role = EXCLUDED.role, "
+                b"active = EXCLUDED.active",
+                (s.id, s.name, s.role.value, s.active),
+            )
+        if change.participant is not None:
+            p = change.participant
+            conn.execute(
+                b"INSERT INTO participants (id, created_at) VALUES (%s, %s)",
+                (p.id, _ts(p.created_at)),
+            )
+            if p.details is not None:
+                d = p.details
+                conn.execute(
+                    b"INSERT INTO personal_data (participant_id, name, contact, date_of_birth, "
+                    b"health_notes) VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        p.id,
+                        d.name,
+                        d.contact,
+                        d.date_of_birth.isoformat() if d.date_of_birth else None,
+                        d.health_notes,
+                    ),
+                )
+        if change.erase_personal_data_of is not None:
+            conn.execute(
+                b"DELETE FROM personal_data WHERE participant_id = %s",
+                (change.erase_personal_data_of,),
+            )
+        case = change.case
+        if case is not None and change.expected_version is None:
+            conn.execute(
+                f"INSERT INTO cases ({_CASE_COLS}, num) VALUES ({', '.join(['%s'] * 16)})".encode(),
+                (case.id, case.participant_id, *_case_params(case), int(case.id.split("-", 1)[1])),
+            )
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def read(self) -> Tx:
+        return _PgTx(self, locking=False)
+
+    def case(self, case_id: str) -> Case:
+        rows = self._all(f"SELECT {_CASE_COLS} FROM cases WHERE id = %s", (case_id,))
+        if not rows:
+            raise CaseNotFound(case_id)
+        return _case_from_row(rows[0])
+
+    def cases(self, where: CaseFilter) -> Iterator[Case]:
+        clauses, params = [], []
+        for column, value in (
+            ("coach", where.coach),
+            ("state", where.state),
+            ("status", where.status.value if where.status else None),
+            ("participant_id", where.participant_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if where.open_only:
+            clauses.append("status <> 'closed'")
+        if where.due_by is not None:
+            clauses.append("status <> 'closed' AND review_due <= %s")
+            params.append(where.due_by.isoformat())
+        sql = f"SELECT {_CASE_COLS} FROM cases"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY review_due, num" if where.due_by else " ORDER BY num"
+        if where.limit is not None:
+            sql += f" LIMIT {int(where.limit)}"
+        for row in self._all(sql, params):
+            yield _case_from_row(row)
+
+    def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
+        sql = (
+            "SELECT seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes "
+            "FROM records WHERE case_id = %s"
+        )
+        params: list[Any] = [case_id]
+        if kinds is not None:
+            sql += " AND kind = ANY(%s)"
+            params.append(sorted(kinds))
+        out = []
+        for seq, cid, kind, fields, eff, rec, actor, sup in self._all(
+            sql + " ORDER BY seq", params
+        ):
+            spec = self.workflow.records.get(kind)
+            values = json.loads(fields)
+            out.append(
+                Record(
+                    seq=seq,
+                    case_id=cid,
+                    kind=kind,
+                    fields=spec.from_json(values) if spec else values,
+                    effective_at=dt.datetime.fromisoformat(eff),
+                    recorded_at=dt.datetime.fromisoformat(rec),
+                    actor=actor,
+                    supersedes=sup,
+                )
+            )
+        return out
+
+    def records(self, case_id: str) -> list[Record]:
+        self.case(case_id)
+        return self._records(case_id)
+
+    def record_rows(self) -> Iterator[RecordRow]:
+        sql = (
+            "SELECT seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes "
+            f"FROM records WHERE seq > %s ORDER BY seq LIMIT {_PAGE}"
+        )
+        last = 0
+        while True:
+            rows = self._all(sql, (last,))
+            for seq, cid, kind, fields, eff, rec, actor, sup in rows:
+                yield RecordRow(seq, cid, kind, json.loads(fields), eff, rec, actor, sup)
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1][0]
+
+    def _event_rows(
+        self, clauses: list[str], params: list[Any], cols: str = _EVENT_COLS
+    ) -> Iterator[tuple[Any, ...]]:
+        """Event rows matching `clauses`, in seq order, a keyset page at a time."""
+        where = " AND ".join(clauses) if clauses else "TRUE"
+        sql = (
+            f"SELECT seq, {cols} FROM events WHERE {where} AND seq > %s ORDER BY seq LIMIT {_PAGE}"
+        )
+        last = 0
+        while True:
+            rows = self._all(sql, [*params, last])
+            for r in rows:
+                yield r[1:]
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1][0]
+
+    def _event_rows_by_case(
+        self, clauses: list[str], params: list[Any]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Event rows of cases matching `clauses`, by case number then seq (events of no case
+        left out), a keyset page at a time."""
+        where = " AND ".join(clauses) if clauses else "TRUE"
+        sql = (
+            f"SELECT c.num, events.seq, {_EVENT_COLS} FROM events "
+            f"JOIN cases c ON c.id = events.case_id WHERE {where} "
+            f"AND (c.num, events.seq) > (%s, %s) ORDER BY c.num, events.seq LIMIT {_PAGE}"
+        )
+        last: tuple[int, int] = (0, 0)
+        while True:
+            rows = self._all(sql, [*params, *last])
+            for r in rows:
+                yield r[2:]
+            if len(rows) < _PAGE:
+                return
+            last = (rows[-1][0], rows[-1][1])
+
+    def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
+        clauses: list[str] = ["seq > %s"]
+        params: list[Any] = [after_seq]
+        if case_id is not None:
+            clauses.append("case_id = %s")
+            params.append(case_id)
+        for row in self._event_rows(clauses, params):
+            yield event_from_row(dict(zip(EVENT_COLUMNS, row, strict=True)))
+
+    def events_by_case(self) -> Iterator[Event]:
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM events WHERE case_id IS NOT NULL AND "
+            f"(case_id, seq) > (%s, %s) ORDER BY case_id, seq LIMIT {_PAGE}"
+        )
+        last: tuple[str, int] = ("", 0)
+        while True:
+            rows = self._all(sql, list(last))
+            for r in rows:
+                yield event_from_row(dict(zip(EVENT_COLUMNS, r, strict=True)))
+            if len(rows) < _PAGE:
+                return
+            last = (rows[-1][1], rows[-1][0])
+
+    def count_cases(self) -> int:
+        ((count,),) = self._all("SELECT COUNT(*) FROM cases")
+        return int(count)
+
+    def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:
+        for row in self._event_rows(["seq > %s"], [after_seq]):
+            yield dict(zip(EVENT_COLUMNS, row, strict=True))
+
+    def head(self) -> tuple[int, str]:
+        rows = self._all("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+
+    def head_workflow_hash(self) -> str | None:
+        rows = self._all("SELECT workflow_hash FROM events ORDER BY seq DESC LIMIT 1")
+        return str(rows[0][0]) if rows else None
+
+    def list_staff(self) -> list[Staff]:
+        rows = self._all("SELECT id, name, role, active FROM staff ORDER BY id")
+        return [Staff(id=r[0], name=r[1], role=Role(r[2]), active=bool(r[3])) for r in rows]
+
+    def personal_details(self, participant_id: str) -> PersonalDetails | None:
+        rows = self._all(
+            "SELECT name, contact, date_of_birth, health_notes FROM personal_data "
+            "WHERE participant_id = %s",
+            (participant_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return PersonalDetails(
+            name=r[0],
+            contact=r[1],
+            date_of_birth=dt.date.fromisoformat(r[2]) if r[2] else None,
+            health_notes=r[3],
+        )
+
+    def store_id(self) -> str:
+        ((value,),) = self._all("SELECT value FROM meta WHERE key = 'store_id'")
+        return str(value)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # --- exports -----------------------------------------------------------------------------
+
+    def event_table(
+        self,
+        *,
+        case_id: str | None = None,
+        cases: CaseFilter | None = None,
+        since: dt.datetime | None = None,
+        before: dt.datetime | None = None,
+        kinds: tuple[str, ...] | None = None,
+        as_json: bool = False,
+        by_case: bool = False,
+    ) -> Iterator[tuple[Any, ...]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if case_id is not None:
+            clauses.append("case_id = %s")
+            params.append(case_id)
+        if cases is not None:
+            picks, pick_params = [], []
+            for column, value in (
+                ("coach", cases.coach),
+                ("state", cases.state),
+                ("status", cases.status.value if cases.status else None),
+                ("participant_id", cases.participant_id),
+            ):
+                if value is not None:
+                    picks.append(f"{column} = %s")
+                    pick_params.append(value)
+            where = (" WHERE " + " AND ".join(picks)) if picks else ""
+            clauses.append(f"case_id IN (SELECT id FROM cases{where})")
+            params.extend(pick_params)
+        # effective_at is kept as UTC ISO text (COLLATE "C"), whose order is time order.
+        if since is not None:
+            clauses.append("effective_at >= %s")
+            params.append(since.astimezone(dt.UTC).isoformat())
+        if before is not None:
+            clauses.append("effective_at < %s")
+            params.append(before.astimezone(dt.UTC).isoformat())
+        if kinds is not None:
+            clauses.append("kind = ANY(%s)")
+            params.append(list(kinds))
+        rows = self._event_rows_by_case if by_case else self._event_rows
+        for row in rows(clauses, params):
+            if as_json:
+                ordered = dict(zip(FIELDS, row, strict=True))
+                yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
+            else:
+                yield row
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        loc = self._local
+        if loc.conn is not None:
+            yield
+            return
+        with self._translated():
+            conn = self._pool.getconn()
+            try:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        loc.conn = conn
+        try:
+            yield
+        finally:
+            loc.conn = None
+            self._rollback(conn)
+            self._pool.putconn(conn)
