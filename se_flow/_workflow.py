@@ -22,6 +22,7 @@ from .errors import Fault, WorkflowInvalid
 
 __all__ = [
     "FIELD_TYPES",
+    "WAGE_BANDS",
     "FieldSpec",
     "GuardSpec",
     "RecordKind",
@@ -350,10 +351,24 @@ class StageSpec:
         return self.review_days
 
 
+WAGE_BANDS = ("21_over", "18_20", "under_18", "apprentice")
+"""The minimum-wage age bands (and the apprentice rate) a wage table may hold."""
+
+ADULT_BAND = "21_over"
+
+BAND_WORDS = {
+    "21_over": "21 and over",
+    "18_20": "18 to 20",
+    "under_18": "under 18",
+    "apprentice": "apprentices",
+}
+
+
 @frozen
 class WageRate:
     effective_from: dt.date
     hourly: Decimal
+    band: str = ADULT_BAND
 
 
 @frozen
@@ -417,8 +432,10 @@ class Workflow:
                 out.append(spec)
         return out
 
-    def minimum_wage_on(self, day: dt.date) -> WageRate | None:
-        in_force = [r for r in self.minimum_wage if r.effective_from <= day]
+    def minimum_wage_on(self, day: dt.date, band: str | None = None) -> WageRate | None:
+        """The rate for `band` (default: 21 and over) in force on `day`, if any."""
+        wanted = band or ADULT_BAND
+        in_force = [r for r in self.minimum_wage if r.effective_from <= day and r.band == wanted]
         return max(in_force, key=lambda r: r.effective_from) if in_force else None
 
     def record_kind(self, name: str) -> RecordKind | None:
@@ -479,7 +496,11 @@ def _canonical_source(wf: Workflow) -> dict[str, Any]:
             for k in wf.records.values()
         },
         "minimum_wage": [
-            {"effective_from": r.effective_from.isoformat(), "hourly": str(r.hourly)}
+            {
+                "effective_from": r.effective_from.isoformat(),
+                "hourly": str(r.hourly),
+                "band": r.band,
+            }
             for r in wf.minimum_wage
         ],
         "close_reasons": list(wf.close_reasons),
@@ -630,11 +651,20 @@ def build(
         if "reopen" in part:
             reopen_raw = part["reopen"]
         for raw in part.get("minimum_wage") or []:
+            band = raw.get("band", ADULT_BAND)
+            if band not in WAGE_BANDS:
+                faults.add(
+                    "minimum_wage_valid",
+                    f"{src}: minimum wage entry {raw!r}: unknown band {band!r} "
+                    f"(bands: {', '.join(WAGE_BANDS)})",
+                )
+                continue
             try:
                 wages.append(
                     WageRate(
                         effective_from=_to_date(raw.get("effective_from")),
                         hourly=_to_decimal(raw.get("hourly")),
+                        band=band,
                     )
                 )
             except ValueError as exc:
@@ -658,9 +688,11 @@ def build(
     _check_reviews(states, final, faults)
     if not wages:
         faults.add("minimum_wage_valid", "no [[minimum_wage]] table: pay cannot be checked")
-    dates = [w.effective_from for w in wages]
+    dates = [(w.effective_from, w.band) for w in wages]
     if len(set(dates)) != len(dates):
-        faults.add("minimum_wage_valid", "two minimum wage rates share an effective date")
+        faults.add(
+            "minimum_wage_valid", "two minimum wage rates of one band share an effective date"
+        )
 
     reopen = ReopenSpec(dest="", record="")
     if reopen_raw is None:
@@ -701,7 +733,7 @@ def build(
         states=states,
         transitions=tuple(transitions),
         records=records,
-        minimum_wage=tuple(sorted(wages, key=lambda w: w.effective_from)),
+        minimum_wage=tuple(sorted(wages, key=lambda w: (w.effective_from, w.band))),
         close_reasons=close_reasons,
         reopen=reopen,
         hash="",
