@@ -28,6 +28,7 @@ from ._model import (
     Status,
     Verification,
 )
+from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
 from ._sqlite import SQLiteStore
 from ._workflow import Workflow
 from .errors import (
@@ -46,6 +47,7 @@ from .errors import (
     InvalidRecord,
     NotFound,
     PermissionDenied,
+    ProgrammeInvalid,
     SEFlowError,
     StaffNotFound,
     StoreBusy,
@@ -53,6 +55,7 @@ from .errors import (
     StoreUnavailable,
     TransitionRefused,
     TriggerNotAvailable,
+    UnknownProgramme,
     UnknownRecordKind,
     UnknownTrigger,
     WorkflowInvalid,
@@ -107,11 +110,17 @@ __all__ = [
     "InvalidRecord",
     "Manifest",
     "MemoryStore",
+    "Milestone",
+    "MilestoneState",
+    "Needed",
     "NotFound",
+    "Outcomes",
     "Override",
     "Participant",
     "PermissionDenied",
     "PersonalDetails",
+    "Programme",
+    "ProgrammeInvalid",
     "Record",
     "Role",
     "SEFlow",
@@ -125,6 +134,7 @@ __all__ = [
     "StoreUnavailable",
     "TransitionRefused",
     "TriggerNotAvailable",
+    "UnknownProgramme",
     "UnknownRecordKind",
     "UnknownTrigger",
     "Verification",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._verify_export import ExportVerification
 
 from ._audit import Checkpoint, take_checkpoint, verify_log
-from ._engine import Engine, context
+from ._engine import JOBS, Engine, context
 from ._limits import (
     check_date,
     check_days,
@@ -27,11 +27,12 @@ from ._limits import (
     check_staff_name,
     check_text,
 )
-from ._loader import load_workflow
+from ._loader import load_programmes, load_workflow
 from ._model import (
     Case,
     Check,
     Event,
+    EventKind,
     Participant,
     PersonalDetails,
     Record,
@@ -40,11 +41,13 @@ from ._model import (
     Status,
     Verification,
 )
+from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
 from ._policy import acting
+from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
 from ._workflow import Workflow
-from .errors import InvalidInput, StaffNotFound, StoreUnavailable
+from .errors import InvalidInput, StaffNotFound, StoreUnavailable, UnknownProgramme
 from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["SEFlow", "open"]
@@ -67,6 +70,7 @@ def open(
     busy_timeout: float = 10.0,
     create: bool = True,
     read_only: bool = False,
+    programmes: str | Path | None = None,
 ) -> SEFlow:
     """Open (creating if need be) an se-flow database: an SQLite file (or ":memory:"), or a
     PostgreSQL database named by a `postgresql://` URL (the `postgres` extra; `synchronous`
@@ -78,7 +82,9 @@ def open(
     new database; even with `create` only a missing or empty file becomes one, never a file
     holding anything else. `read_only` opens for reading only and changes nothing about the
     file (as does a file or folder this process cannot write): writes then raise
-    `StoreUnavailable`. Raises `WorkflowInvalid`, `StoreUnavailable`."""
+    `StoreUnavailable`. `programmes` is a folder of funder definitions to use instead of the
+    shipped ones (read when outcomes are first asked for). Raises `WorkflowInvalid`,
+    `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
     if isinstance(path, str) and is_database_url(path):
         return SEFlow(
@@ -92,7 +98,7 @@ def open(
         create=create,
         read_only=read_only,
     )
-    return SEFlow(store, wf, actor=actor, clock=clock)
+    return SEFlow(store, wf, actor=actor, clock=clock, programmes=programmes)
 
 
 def is_database_url(target: str) -> bool:
@@ -137,6 +143,19 @@ def _mismatch_words(logged: str | None, loaded: str) -> str | None:
     )
 
 
+def _record_needs(kind: str, supersedes: int | None) -> Needs:
+    """What recording `kind` reads of the case: the record it corrects, and for jobs and
+    work the case's jobs and work (`_spells.record_problems`)."""
+    if supersedes is not None:
+        return Needs()
+    return JOBS if kind in OUTCOME_RECORD_KINDS else NOTHING
+
+
+def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
+    parts = version.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (version,)
+
+
 def _caseworker(tx: Tx, staff_id: str) -> Staff:
     """The staff member a case is assigned to: an active coach or team leader."""
     staff = tx.staff(staff_id)
@@ -156,8 +175,11 @@ class SEFlow:
         *,
         actor: str | None = None,
         clock: Clock | None = None,
+        programmes: str | Path | None = None,
     ) -> None:
         self.store = store
+        self._programmes_dir = programmes
+        self._programmes: tuple[Programme, ...] | None = None
         self.workflow = workflow
         self.engine = Engine(workflow)
         self.default_actor = actor
@@ -413,7 +435,7 @@ class SEFlow:
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
             change = self.engine.add_record(
-                tx.snapshot(case_id, lambda _case: NOTHING if supersedes is None else Needs()),
+                tx.snapshot(case_id, lambda _case: _record_needs(kind, supersedes)),
                 kind,
                 values,
                 actor=by,
@@ -667,6 +689,72 @@ class SEFlow:
 
         self.store.write(decide)
         self._logged_workflow = self.workflow.hash
+
+    # --- outcomes ------------------------------------------------------------------------
+
+    def programmes(self) -> tuple[Programme, ...]:
+        """The funder definitions this flow evaluates against (the shipped ones unless
+        opened with `programmes=`), loaded once."""
+        if self._programmes is None:
+            self._programmes = load_programmes(self._programmes_dir)
+        return self._programmes
+
+    def programme(self, ref: str) -> Programme:
+        """The definition `ref` names: `id` (its latest version) or `id@version`."""
+        check_text(ref, "programme")
+        pid, _, version = ref.partition("@")
+        found = [p for p in self.programmes() if p.id == pid and version in ("", p.version)]
+        if not found:
+            raise UnknownProgramme(ref, [p.ref for p in self.programmes()])
+        return max(found, key=lambda p: _version_key(p.version))
+
+    def outcomes(
+        self, case_id: str, *, on: dt.date | None = None, actor: str | None = None
+    ) -> Outcomes:
+        """The milestones of the case's programme (named by its referral record's `programme`
+        field) as its evidence stands on `on` (default: today), with its employment spells.
+        See `se_flow._outcomes` for what each test counts."""
+        self._reader(actor)
+        check_text(case_id, "case id")
+        if on is not None:
+            check_date(on, "on")
+        day = on or self.now().date()
+        case = self.store.case(case_id)
+        records = self.store.records(case_id)
+        starts = [
+            e.seq
+            for e in self.store.events(case_id=case_id)
+            if e.kind == EventKind.TRANSITION and e.trigger == START_TRIGGER
+        ]
+        employment = build_employment(records, starts)
+        current, _ = current_records(records)
+        referral = next((r for r in current if r.kind == "referral"), None)
+        ref = referral.get("programme") if referral is not None else None
+        if not ref:
+            return Outcomes(
+                case_id=case_id,
+                on=day,
+                programme=None,
+                spells=employment.spells,
+                milestones=(),
+                note=f"case {case_id} is on no programme: its referral names none",
+            )
+        programme = self.programme(str(ref))
+        facts = CaseFacts(
+            employment=employment,
+            programme_start=case.opened_at.date(),
+            wages=self.workflow.minimum_wage,
+            records=tuple(current),
+            contact_kinds=frozenset(k.name for k in self.workflow.records.values() if k.contact),
+            in_work_at_referral=referral.get("in_work_at_referral") if referral else None,
+        )
+        return Outcomes(
+            case_id=case_id,
+            on=day,
+            programme=programme,
+            spells=employment.spells,
+            milestones=evaluate(programme, facts, day),
+        )
 
     # --- reads ---------------------------------------------------------------------------
 

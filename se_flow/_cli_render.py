@@ -39,6 +39,7 @@ from ._cli_text import (
     words,
 )
 from ._model import soft_only
+from ._outcomes import Outcomes, Programme
 from ._standards import DueItem, StandardResult
 
 __all__ = [
@@ -544,3 +545,82 @@ def export_progress(out: Console) -> Iterator[Callable[[str, int], None]]:
 
     with bars:
         yield update
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+_STATE_STYLE = {
+    "achieved": "green",
+    "provisional": "yellow",
+    "not_yet": "",
+    "excluded": "dim",
+}
+
+
+def print_outcomes(out: Console, outcomes: Outcomes) -> None:
+    """A case's spells and milestones: each achieved (date, band), provisional (estimated
+    from contracted hours), not yet (what is still needed, and when at the current hours),
+    or excluded (why)."""
+    p = outcomes.programme
+    if p is None:
+        out.print(_t(f"{outcomes.case_id}: {outcomes.note}"))
+    else:
+        out.print(_t(f"{outcomes.case_id} on {p.title} ({p.ref}, {p.status}), as of {outcomes.on}"))
+    if outcomes.spells:
+        jobs = Table(box=None, pad_edge=False, title="Jobs", title_justify="left")
+        for name in ("job", "employer", "from", "to", "hours", "kind"):
+            jobs.add_column(name)
+        for s in outcomes.spells:
+            last = s.terms[-1]
+            jobs.add_row(
+                _t(s.job),
+                _t(s.employer),
+                _t(s.start.isoformat()),
+                _t(s.end.isoformat() if s.end else "open"),
+                _t(f"{last.hours_per_week}/wk"),
+                _t(s.kind.replace("_", " ")),
+            )
+        out.print(jobs)
+    if p is None:
+        return
+    table = Table(box=None, pad_edge=False, title="Milestones", title_justify="left")
+    for name in ("milestone", "state", "on", "band", "detail"):
+        table.add_column(name, overflow="fold")
+    for m in outcomes.milestones:
+        style = _STATE_STYLE.get(m.state.value, "")
+        when = m.achieved_on or m.projected_on
+        table.add_row(
+            _t(m.id + (f" ({', '.join(m.jobs)})" if m.jobs else "")),
+            _t(m.state.value.replace("_", " "), style),
+            _t(when.isoformat() if when else "-"),
+            _t(m.band or "-"),
+            _t(m.reason),
+        )
+    out.print(table)
+
+
+def print_programmes(out: Console, programmes: Sequence[Programme]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for name in ("programme", "status", "milestones", "title"):
+        table.add_column(name, overflow="fold")
+    for p in programmes:
+        table.add_row(
+            _t(p.ref), _t(p.status), _t(", ".join(m.id for m in p.milestones)), _t(p.title)
+        )
+    out.print(table)
+
+
+def print_programme(out: Console, p: Programme) -> None:
+    out.print(_t(f"{p.ref}: {p.title} ({p.status})"))
+    out.print(_t(f"source: {p.source}"))
+    if p.notes:
+        out.print(_t(p.notes))
+    for m in p.milestones:
+        params = ", ".join(f"{k} = {v}" for k, v in m.params.items())
+        out.print(_t(f"- {m.id}: {m.title} [{m.test}: {params}; once per {m.once_per}]"))
+        for b in m.bands:
+            out.print(_t(f"    band {b.id}: {b.words()}"))
+        if m.exclusive_with:
+            out.print(_t(f"    exclusive with {', '.join(m.exclusive_with)}"))
+        if m.notes:
+            out.print(_t(f"    {m.notes}"))

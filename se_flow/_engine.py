@@ -30,6 +30,7 @@ from ._model import (
     soft_only,
 )
 from ._projections import apply
+from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, record_problems
 from ._workflow import TransitionSpec, Workflow
 from .errors import (
     CaseClosed,
@@ -47,8 +48,11 @@ from .errors import (
 )
 from .ports import NOTHING, Change, Needs, RecordDraft, Snapshot
 
-__all__ = ["NOTHING", "Change", "Engine", "Needs", "RecordDraft", "Snapshot"]
+__all__ = ["JOBS", "NOTHING", "Change", "Engine", "Needs", "RecordDraft", "Snapshot"]
 
+
+JOBS = Needs(kinds=OUTCOME_RECORD_KINDS, triggers=frozenset({START_TRIGGER}))
+"""What a record of jobs or work reads: the case's jobs and work, to check it fits them."""
 
 # The kind of event each transition effect writes.
 _EFFECT_KINDS = {
@@ -267,6 +271,16 @@ class Engine:
                     {"supersedes": f"record {supersedes} is a {old.kind}, not a {kind}"},
                     case.id,
                 )
+        problems = record_problems(
+            kind,
+            fields,
+            snap.records,
+            last_start=snap.marks.get(START_TRIGGER),
+            supersedes=supersedes,
+            seq=max((r.seq for r in snap.records), default=0) + 1,
+        )
+        if problems:
+            raise InvalidRecord(kind, problems, case.id)
         record = RecordDraft(kind=kind, fields=fields, supersedes=supersedes)
         event = EventDraft(
             case_id=case.id,

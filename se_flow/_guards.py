@@ -15,7 +15,7 @@ from typing import Any
 from attrs import frozen
 
 from ._model import Case, Record, Role, Staff
-from ._workflow import RecordKind, Workflow
+from ._workflow import BAND_WORDS, RecordKind, Workflow
 
 __all__ = ["GUARDS", "GuardContext", "GuardDef"]
 
@@ -216,20 +216,29 @@ def minimum_wage(
     date_field: str,
     pay_field: str,
     since: Sequence[str] = (),
+    band_field: str | None = None,
+    job_kind_field: str | None = None,
 ) -> Result:
+    """Pay at least the minimum wage in force on the date, for the age band the record keeps
+    in `band_field` (the adult rate when it keeps none); an apprenticeship (`job_kind_field`)
+    at the apprentice rate."""
     found = ctx.latest(kind, since)
     if found is None:
         return False, f"no {_title(ctx, kind)} recorded to check pay against"
     day, pay = found.get(date_field), found.get(pay_field)
-    rate = ctx.workflow.minimum_wage_on(day)
+    band = found.get(band_field) if band_field else None
+    if job_kind_field and found.get(job_kind_field) == "apprenticeship":
+        band = "apprentice"
+    rate = ctx.workflow.minimum_wage_on(day, band)
+    which = f" for {BAND_WORDS.get(band, band)}" if band else ""
     if rate is None:
-        return False, f"no minimum wage rate in force on {day}: add one to the stage data"
+        return False, f"no minimum wage rate{which} in force on {day}: add one to the stage data"
     if pay < rate.hourly:
         return False, (
-            f"pay {pay}/hour is below the minimum wage of {rate.hourly} in force on {day} "
+            f"pay {pay}/hour is below the minimum wage{which} of {rate.hourly} in force on {day} "
             f"(since {rate.effective_from})"
         )
-    return True, f"pay {pay}/hour meets the minimum wage of {rate.hourly} in force on {day}"
+    return True, f"pay {pay}/hour meets the minimum wage{which} of {rate.hourly} in force on {day}"
 
 
 def disclosure_consent(
@@ -366,9 +375,9 @@ GUARDS: Mapping[str, GuardDef] = {
         _def(
             minimum_wage,
             ["kind", "date_field", "pay_field"],
-            ["since"],
+            ["since", "band_field", "job_kind_field"],
             kind_params=("kind",),
-            field_params=("date_field", "pay_field"),
+            field_params=("date_field", "pay_field", "band_field", "job_kind_field"),
         ),
         _def(
             disclosure_consent,

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from ._guards import GUARDS
+from ._outcomes import Programme, parse_programme
 from ._workflow import Workflow, build
-from .errors import Fault, WorkflowInvalid
+from .errors import Fault, ProgrammeInvalid, WorkflowInvalid
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
     "calendars_dir",
+    "default_programmes_dir",
     "default_stages_dir",
+    "load_programmes",
     "load_workflow",
 ]
 
@@ -49,6 +52,54 @@ def _calendars(parts: list[tuple[str, dict[str, Any]]], faults: list[Fault]) -> 
         except (_Unreadable, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             faults.append(Fault("files_readable", f"calendar {file.name}: {exc}"))
     return found
+
+
+def default_programmes_dir() -> Path:
+    """The funder definitions shipped with se-flow (`se_flow/programmes`)."""
+    return Path(str(resources.files("se_flow.programmes")))
+
+
+def load_programmes(path: str | Path | None = None) -> tuple[Programme, ...]:
+    """Load and validate every `*.toml` funder definition in `path` (default: the shipped
+    ones), sorted by id and version. Raises `ProgrammeInvalid` listing every fault of every
+    file, each naming its file and key; two files of one id and version are a fault."""
+    folder = Path(path) if path is not None else default_programmes_dir()
+    source = str(folder)
+    if not folder.is_dir():
+        raise ProgrammeInvalid(source, [Fault("folder_exists", f"{folder} is not a folder")])
+    files = sorted(folder.glob("*.toml"))
+    if not files:
+        raise ProgrammeInvalid(source, [Fault("folder_exists", f"{folder} holds no .toml files")])
+    faults: list[Fault] = []
+    found: dict[tuple[str, str], Programme] = {}
+    for file in files:
+        try:
+            parsed = tomllib.loads(_read(file).decode("utf-8-sig"))
+            if _depth(parsed) > MAX_DEPTH:
+                raise _Unreadable("files_readable", f"nested more than {MAX_DEPTH} deep")
+            programme = parse_programme(file.name, parsed)
+        except _Unreadable as exc:
+            faults.append(Fault(exc.check, f"{file.name}: {exc}"))
+            continue
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+            faults.append(Fault("files_readable", f"{file.name}: {exc}"))
+            continue
+        except ProgrammeInvalid as invalid:
+            faults.extend(invalid.faults)
+            continue
+        key = (programme.id, programme.version)
+        if key in found:
+            faults.append(
+                Fault(
+                    "programmes_unique",
+                    f"{file.name}: programme {programme.ref} is also defined in {found[key].file}",
+                )
+            )
+            continue
+        found[key] = programme
+    if faults:
+        raise ProgrammeInvalid(source, faults)
+    return tuple(found[k] for k in sorted(found))
 
 
 def load_workflow(path: str | Path | None = None) -> Workflow:

@@ -111,6 +111,8 @@ class StageTable:
 class WageTable:
     effective_from: dt.date
     hourly: Decimal
+    band: str | None = None
+    """The age band the rate is for (`_workflow.WAGE_BANDS`); none: adults."""
 
 
 @define

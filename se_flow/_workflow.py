@@ -27,6 +27,7 @@ from .errors import Fault, UnknownTrigger, WorkflowInvalid
 
 __all__ = [
     "FIELD_TYPES",
+    "WAGE_BANDS",
     "FieldSpec",
     "GuardSpec",
     "JobRule",
@@ -359,10 +360,24 @@ class StageSpec:
         return self.review_days
 
 
+WAGE_BANDS = ("21_over", "18_20", "under_18", "apprentice")
+"""The minimum-wage age bands (and the apprentice rate) a wage table may hold."""
+
+ADULT_BAND = "21_over"
+
+BAND_WORDS = {
+    "21_over": "21 and over",
+    "18_20": "18 to 20",
+    "under_18": "under 18",
+    "apprentice": "apprentices",
+}
+
+
 @frozen
 class WageRate:
     effective_from: dt.date
     hourly: Decimal
+    band: str = ADULT_BAND
 
 
 @frozen
@@ -485,8 +500,10 @@ class Workflow:
                 out.append(spec)
         return out
 
-    def minimum_wage_on(self, day: dt.date) -> WageRate | None:
-        in_force = [r for r in self.minimum_wage if r.effective_from <= day]
+    def minimum_wage_on(self, day: dt.date, band: str | None = None) -> WageRate | None:
+        """The rate for `band` (default: 21 and over) in force on `day`, if any."""
+        wanted = band or ADULT_BAND
+        in_force = [r for r in self.minimum_wage if r.effective_from <= day and r.band == wanted]
         return max(in_force, key=lambda r: r.effective_from) if in_force else None
 
     def describe(self) -> dict[str, Any]:
@@ -547,7 +564,11 @@ def _canonical_source(wf: Workflow) -> dict[str, Any]:
             for k in wf.records.values()
         },
         "minimum_wage": [
-            {"effective_from": r.effective_from.isoformat(), "hourly": str(r.hourly)}
+            {
+                "effective_from": r.effective_from.isoformat(),
+                "hourly": str(r.hourly),
+                "band": r.band,
+            }
             for r in wf.minimum_wage
         ],
         "close_reasons": list(wf.close_reasons),
@@ -711,7 +732,17 @@ def build(
         if part.reopen is not None:
             reopen_raw = part.reopen
         for wage in part.minimum_wage:
-            wages.append(WageRate(effective_from=wage.effective_from, hourly=wage.hourly))
+            band = wage.band or ADULT_BAND
+            if band not in WAGE_BANDS:
+                faults.add(
+                    "minimum_wage_valid",
+                    f"{src}: minimum wage entry from {wage.effective_from}: unknown band "
+                    f"{band!r} (bands: {', '.join(WAGE_BANDS)})",
+                )
+                continue
+            wages.append(
+                WageRate(effective_from=wage.effective_from, hourly=wage.hourly, band=band)
+            )
             problem = date_fault(wage.effective_from)
             if problem is not None:
                 faults.add("minimum_wage_valid", f"{src}: minimum wage entry: {problem}")
@@ -734,9 +765,11 @@ def build(
     _check_reviews(states, final, faults)
     if not wages:
         faults.add("minimum_wage_valid", "no [[minimum_wage]] table: pay cannot be checked")
-    dates = [w.effective_from for w in wages]
+    dates = [(w.effective_from, w.band) for w in wages]
     if len(set(dates)) != len(dates):
-        faults.add("minimum_wage_valid", "two minimum wage rates share an effective date")
+        faults.add(
+            "minimum_wage_valid", "two minimum wage rates of one band share an effective date"
+        )
 
     reopen = ReopenSpec(dest="", record="")
     if reopen_raw is None:
@@ -785,7 +818,7 @@ def build(
         states=states,
         transitions=tuple(transitions),
         records=records,
-        minimum_wage=tuple(sorted(wages, key=lambda w: w.effective_from)),
+        minimum_wage=tuple(sorted(wages, key=lambda w: (w.effective_from, w.band))),
         close_reasons=close_reasons,
         reopen=reopen,
         hash="",

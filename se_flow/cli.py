@@ -229,7 +229,12 @@ audit_app = typer.Typer(
 )
 app.add_typer(staff_app, name="staff")
 app.add_typer(workflow_app, name="workflow")
+programme_app = typer.Typer(
+    help="Funder definitions (programmes): the milestones outcomes are counted by.",
+    no_args_is_help=True,
+)
 app.add_typer(audit_app, name="audit")
+app.add_typer(programme_app, name="programme")
 
 
 class Settings:
@@ -1278,6 +1283,109 @@ def audit_verify_export(
 
 
 # --- the demo ---------------------------------------------------------------------------------
+
+
+@app.command()
+def outcomes(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    on: Annotated[
+        str | None,
+        typer.Option("--on", help="Evaluate as of this date (YYYY-MM-DD). Default: today."),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The case's milestones under its programme: achieved (date, band), provisional, or not
+    yet with what is still needed and when at the current hours; and its jobs."""
+    day = _parse_day(on, "--on") if on is not None else None
+    with _open(ctx) as flow:
+        found = flow.outcomes(case_id, on=day)
+    if json:
+        p = found.programme
+        _echo_json(
+            {
+                "case_id": found.case_id,
+                "on": found.on,
+                "programme": None
+                if p is None
+                else {"id": p.id, "version": p.version, "status": p.status, "title": p.title},
+                "note": found.note,
+                "spells": found.spells,
+                "milestones": found.milestones,
+            }
+        )
+        return
+    from ._cli_render import print_outcomes
+
+    print_outcomes(_console(), found)
+
+
+def _parse_day(text: str, what: str) -> dt.date:
+    try:
+        day = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        _fail(f"{what}: expected a date as YYYY-MM-DD, got {text[:40]!r}")
+    return check_date(day, what)
+
+
+def _programmes(folder: Path | None) -> tuple[Any, ...]:
+    from ._loader import load_programmes
+
+    return load_programmes(folder)
+
+
+@programme_app.command("list")
+def programme_list(json: JsonOption = False) -> None:
+    """The shipped funder definitions: id@version, status and milestones."""
+    found = _programmes(None)
+    if json:
+        _echo_json(
+            [
+                {
+                    "id": p.id,
+                    "version": p.version,
+                    "status": p.status,
+                    "title": p.title,
+                    "milestones": [m.id for m in p.milestones],
+                }
+                for p in found
+            ]
+        )
+        return
+    from ._cli_render import print_programmes
+
+    print_programmes(_console(), found)
+
+
+@programme_app.command("show")
+def programme_show(
+    ref: Annotated[str, typer.Argument(metavar="PROGRAMME", help="An id, or id@version.")],
+    json: JsonOption = False,
+) -> None:
+    """One funder definition: its source, status and each milestone's test and parameters."""
+    pid, _, version = ref.partition("@")
+    matches = [p for p in _programmes(None) if p.id == pid and version in ("", p.version)]
+    if not matches:
+        raise se_flow.UnknownProgramme(ref, [p.ref for p in _programmes(None)])
+    found = matches[-1]
+    if json:
+        _echo_json(found)
+        return
+    from ._cli_render import print_programme
+
+    print_programme(_console(), found)
+
+
+@programme_app.command("validate")
+def programme_validate(
+    folder: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", help="A folder of funder definition files (*.toml)."),
+    ],
+) -> None:
+    """Check a folder of funder definitions with every named check (exit 3 if any fault)."""
+    found = _programmes(folder)
+    _say(f"ok: {folder}: {len(found)} programme(s): {', '.join(p.ref for p in found)}")
 
 
 @app.command()

@@ -3,11 +3,13 @@
 ```
 SEFlowError                               exit 1
 ├── WorkflowInvalid(ValueError)           exit 3   stage data with faults (all of them listed)
+│   └── ProgrammeInvalid                           a funder definition file with faults
 ├── NotFound(LookupError)                 exit 4
 │   ├── CaseNotFound
 │   ├── StaffNotFound
 │   ├── UnknownTrigger
-│   └── UnknownRecordKind
+│   ├── UnknownRecordKind
+│   └── UnknownProgramme                  no funder definition of that id (and version)
 ├── InvalidInput(ValueError)              exit 5
 │   ├── InvalidRecord                     a record field missing, unknown or of the wrong type
 │   ├── FutureEffectiveDate               effective_at later than now
@@ -60,6 +62,7 @@ __all__ = [
     "InvalidRecord",
     "NotFound",
     "PermissionDenied",
+    "ProgrammeInvalid",
     "SEFlowError",
     "StaffNotFound",
     "StoreBusy",
@@ -67,6 +70,7 @@ __all__ = [
     "StoreUnavailable",
     "TransitionRefused",
     "TriggerNotAvailable",
+    "UnknownProgramme",
     "UnknownRecordKind",
     "UnknownTrigger",
     "WorkflowInvalid",
@@ -124,6 +128,15 @@ class WorkflowInvalid(SEFlowError, ValueError):
         super().__init__(f"workflow {source} has {len(self.faults)} fault(s): {lines}")
 
 
+class ProgrammeInvalid(WorkflowInvalid):
+    """A funder definition failed one or more named checks; each fault names file and key."""
+
+    def __init__(self, source: str, faults: Sequence[Fault]) -> None:
+        super().__init__(source, faults)
+        lines = "; ".join(str(f) for f in self.faults)
+        self.args = (f"programme {source} has {len(self.faults)} fault(s): {lines}",)
+
+
 # --- not found -----------------------------------------------------------------------------
 
 
@@ -157,6 +170,13 @@ class UnknownRecordKind(NotFound):
         self.kind = kind
         self.known = tuple(known)
         super().__init__(f"unknown record kind {kind!r}; known: {', '.join(self.known)}")
+
+
+class UnknownProgramme(NotFound):
+    def __init__(self, programme: str, known: Sequence[str]) -> None:
+        self.programme = programme
+        self.known = tuple(known)
+        super().__init__(f"unknown programme {programme!r}; known: {', '.join(self.known)}")
 
 
 # --- invalid input -------------------------------------------------------------------------

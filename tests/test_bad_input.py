@@ -191,7 +191,8 @@ def test_every_field_at_fault_is_named(flow: SEFlow, case: Case) -> None:
         )
     assert bad.value.problems == {
         "salary": "not a field of job_offer "
-        "(fields: employer, hourly_pay, hours_per_week, role, start_date)",
+        "(fields: age_band, employer, hourly_pay, hours_per_week, job, kind, permanent, role, "
+        "start_date)",
         "start_date": "expected a date as YYYY-MM-DD, got 'next tuesday'",
         "hours_per_week": "expected a number such as 12.50, got 'lots'",
         "hourly_pay": "required",

@@ -291,11 +291,65 @@ def test_minimum_wage_in_force_on_the_start_date(
 
 
 def test_the_wage_table_comes_from_the_stage_data() -> None:
-    rates = {r.effective_from.isoformat(): r.hourly for r in WORKFLOW.minimum_wage}
-    assert rates["2025-04-01"] == Decimal("12.21")
-    assert rates["2026-04-01"] == Decimal("12.71")
+    rates = {(r.effective_from.isoformat(), r.band): r.hourly for r in WORKFLOW.minimum_wage}
+    assert rates["2025-04-01", "21_over"] == Decimal("12.21")
+    assert rates["2026-04-01", "21_over"] == Decimal("12.71")
+    assert rates["2026-04-01", "18_20"] == Decimal("10.85")
+    assert rates["2026-04-01", "apprentice"] == Decimal("8.00")
     rate = WORKFLOW.minimum_wage_on(dt.date(2026, 3, 31))
     assert rate is not None and rate.hourly == Decimal("12.21")
+
+
+@pytest.mark.parametrize(
+    ("band", "kind", "pay", "passed", "reason"),
+    [
+        (
+            "18_20",
+            None,
+            "10.00",
+            True,
+            "pay 10.00/hour meets the minimum wage for 18 to 20 of 10.00 in force on 2025-06-02",
+        ),
+        (
+            "18_20",
+            None,
+            "9.99",
+            False,
+            "pay 9.99/hour is below the minimum wage for 18 to 20 of 10.00 in force on "
+            "2025-06-02 (since 2025-04-01)",
+        ),
+        (
+            "21_over",
+            "apprenticeship",
+            "7.55",
+            True,
+            "pay 7.55/hour meets the minimum wage for apprentices of 7.55 in force on 2025-06-02",
+        ),
+        (
+            "21_over",
+            None,
+            "10.00",
+            False,
+            "pay 10.00/hour is below the minimum wage for 21 and over of 12.21 in force on "
+            "2025-06-02 (since 2025-04-01)",
+        ),
+    ],
+)
+def test_minimum_wage_for_the_age_band_kept_with_the_job(
+    flow: SEFlow, steps: Steps, band: str, kind: str | None, pay: str, passed: bool, reason: str
+) -> None:
+    case = steps.to("job_matching")
+    offer: dict[str, str] = {
+        "employer": "Corner Shop",
+        "start_date": "2025-06-02",
+        "hours_per_week": "16",
+        "hourly_pay": pay,
+        "age_band": band,
+    }
+    if kind is not None:
+        offer["kind"] = kind
+    flow.record(case.id, "job_offer", offer)
+    assert result(flow.check(case.id, "start_job"), "minimum_wage:job_offer") == (passed, reason)
 
 
 def test_disclosure_consent(flow: SEFlow, steps: Steps) -> None:

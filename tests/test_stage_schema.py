@@ -18,8 +18,9 @@ from se_flow import Status
 
 # Every event stores it: a change makes every existing database a workflow mismatch, so it
 # changes only on purpose (with a CHANGELOG line saying `se-flow workflow adopt` is needed).
-# 0.1 was 1c890c1e...; this round's service standards and calendar made it this.
-DEFAULT_HASH = "3d7785eec6d215c6094ef9d96aff9e251b243362bce4a17d8ae6ca96667d68e0"
+# 0.1 was 1c890c1e...; this round's service standards and calendar, and the outcome record
+# kinds and the wage table's age bands, made it this.
+DEFAULT_HASH = "74de260bc1f5717163f3251123c1a06b342b7eb532f36f1ae6a2da842a016412"
 
 
 @pytest.fixture
@@ -271,7 +272,8 @@ def test_job_details_must_be_fields_of_the_job_record(stages: Path) -> None:
         (
             "names_exist",
             "workflow.toml: [workflow.names] job.hours = 'hours' is not a field of job_offer "
-            "(fields: employer, role, start_date, hours_per_week, hourly_pay)",
+            "(fields: employer, role, start_date, hours_per_week, hourly_pay, job, kind, permanent, "
+            "age_band)",
         )
     ]
 

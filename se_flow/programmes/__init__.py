@@ -1,0 +1,1 @@
+"""The funder definitions se-flow ships, one TOML file each (read by `load_programmes`)."""
