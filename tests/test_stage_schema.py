@@ -272,8 +272,8 @@ def test_job_details_must_be_fields_of_the_job_record(stages: Path) -> None:
         (
             "names_exist",
             "workflow.toml: [workflow.names] job.hours = 'hours' is not a field of job_offer "
-            "(fields: employer, role, start_date, hours_per_week, hourly_pay, job, kind, permanent, "
-            "age_band)",
+            "(fields: employer, role, start_date, hours_per_week, hourly_pay, job, kind, "
+            "permanent, age_band)",
         )
     ]
 
