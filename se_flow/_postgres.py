@@ -42,6 +42,7 @@ from ._model import (
 from ._projections import RecordRow
 from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import case_from_row as _case_from_row
+from ._rows import case_order, case_where, event_where
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
 from ._workflow import Workflow
@@ -792,28 +793,11 @@ class PostgresStore(Store):
         return _case_from_row(rows[0])
 
     def cases(self, where: CaseFilter) -> Iterator[Case]:
-        clauses, params = [], []
-        for column, value in (
-            ("coach", where.coach),
-            ("state", where.state),
-            ("status", where.status.value if where.status else None),
-            ("participant_id", where.participant_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        if where.open_only:
-            clauses.append("status <> 'closed'")
-        if where.due_by is not None:
-            clauses.append("status <> 'closed' AND review_due <= %s")
-            params.append(where.due_by.isoformat())
+        clauses, params = case_where(where, "%s")
         sql = f"SELECT {_CASE_COLS} FROM cases"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY review_due, num" if where.due_by else " ORDER BY num"
-        if where.limit is not None:
-            sql += f" LIMIT {int(where.limit)}"
-        for row in self._all(sql, params):
+        for row in self._all(sql + case_order(where), params):
             yield _case_from_row(row)
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
@@ -979,35 +963,9 @@ class PostgresStore(Store):
         as_json: bool = False,
         by_case: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if case_id is not None:
-            clauses.append("case_id = %s")
-            params.append(case_id)
-        if cases is not None:
-            picks, pick_params = [], []
-            for column, value in (
-                ("coach", cases.coach),
-                ("state", cases.state),
-                ("status", cases.status.value if cases.status else None),
-                ("participant_id", cases.participant_id),
-            ):
-                if value is not None:
-                    picks.append(f"{column} = %s")
-                    pick_params.append(value)
-            where = (" WHERE " + " AND ".join(picks)) if picks else ""
-            clauses.append(f"case_id IN (SELECT id FROM cases{where})")
-            params.extend(pick_params)
-        # effective_at is kept as UTC ISO text (COLLATE "C"), whose order is time order.
-        if since is not None:
-            clauses.append("effective_at >= %s")
-            params.append(since.astimezone(dt.UTC).isoformat())
-        if before is not None:
-            clauses.append("effective_at < %s")
-            params.append(before.astimezone(dt.UTC).isoformat())
-        if kinds is not None:
-            clauses.append("kind = ANY(%s)")
-            params.append(list(kinds))
+        clauses, params = event_where(
+            "%s", case_id=case_id, cases=cases, since=since, before=before, kinds=kinds
+        )
         rows = self._event_rows_by_case if by_case else self._event_rows
         for row in rows(clauses, params):
             if as_json:

@@ -1,4 +1,4 @@
-"""How a case is kept in a table row: one encoding for every store (SQLite, PostgreSQL).
+"""How a case is kept in a table row, and filters become SQL: one for both SQL stores.
 
 Times are ISO 8601 text in UTC (text order is time order), dates ISO text, the status its
 value; `CASE_COLS` is the column order `case_from_row` reads and `case_params` writes after the
@@ -12,8 +12,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._model import Case, Status
+from .ports import CaseFilter
 
-__all__ = ["CASE_COLS", "case_from_row", "case_params", "dt_or_none", "ts"]
+__all__ = [
+    "CASE_COLS",
+    "case_from_row",
+    "case_order",
+    "case_params",
+    "case_where",
+    "dt_or_none",
+    "event_where",
+    "ts",
+]
 
 CASE_COLS = (
     "id, participant_id, state, phase, status, version, opened_at, stage_entered_at, coach, "
@@ -65,3 +75,79 @@ def case_params(case: Case) -> tuple[Any, ...]:
         case.outcome,
         ts(case.closed_at),
     )
+
+
+# --- filters as SQL: one WHERE for both SQL stores --------------------------------------------
+# `mark` is the driver's placeholder: "?" for sqlite3, "%s" for psycopg.
+
+
+def case_where(where: CaseFilter, mark: str) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses (joined with AND by the caller) and parameters picking `where`'s
+    cases from the `cases` table; its order and limit are the caller's."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("coach", where.coach),
+        ("state", where.state),
+        ("status", where.status.value if where.status else None),
+        ("participant_id", where.participant_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    if where.open_only:
+        clauses.append("status <> 'closed'")
+    if where.due_by is not None:
+        clauses.append(f"status <> 'closed' AND review_due <= {mark}")
+        params.append(where.due_by.isoformat())
+    return clauses, params
+
+
+def case_order(where: CaseFilter) -> str:
+    """ORDER BY and LIMIT for `where`: by review date then number when it asks what is due,
+    else by number."""
+    sql = " ORDER BY review_due, num" if where.due_by else " ORDER BY num"
+    if where.limit is not None:
+        sql += f" LIMIT {int(where.limit)}"
+    return sql
+
+
+def event_where(
+    mark: str,
+    *,
+    case_id: str | None,
+    cases: CaseFilter | None,
+    since: dt.datetime | None,
+    before: dt.datetime | None,
+    kinds: tuple[str, ...] | None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and parameters of `LogReads.event_table`'s filters, over `events`."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if case_id is not None:
+        clauses.append(f"events.case_id = {mark}")
+        params.append(case_id)
+    if cases is not None:
+        picks, pick_params = case_where(
+            CaseFilter(
+                coach=cases.coach,
+                state=cases.state,
+                status=cases.status,
+                participant_id=cases.participant_id,
+            ),
+            mark,
+        )
+        inner = (" WHERE " + " AND ".join(picks)) if picks else ""
+        clauses.append(f"events.case_id IN (SELECT id FROM cases{inner})")
+        params.extend(pick_params)
+    # effective_at is kept as UTC ISO text, whose order is time order.
+    if since is not None:
+        clauses.append(f"events.effective_at >= {mark}")
+        params.append(since.astimezone(dt.UTC).isoformat())
+    if before is not None:
+        clauses.append(f"events.effective_at < {mark}")
+        params.append(before.astimezone(dt.UTC).isoformat())
+    if kinds is not None:
+        clauses.append(f"events.kind IN ({', '.join(mark for _ in kinds)})")
+        params.extend(kinds)
+    return clauses, params

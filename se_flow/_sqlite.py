@@ -36,6 +36,7 @@ from ._model import (
 )
 from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import case_from_row as _case_from_row
+from ._rows import case_order, case_where, event_where
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
 from ._standards import CaseHistory, Happening, needs, pause_triggers
@@ -741,32 +742,12 @@ class SQLiteStore(Store):
         return _case_from_row(row)
 
     def cases(self, where: CaseFilter) -> Iterator[Case]:
-        clauses, params = [], []
-        if where.coach is not None:
-            clauses.append("coach = ?")
-            params.append(where.coach)
-        if where.state is not None:
-            clauses.append("state = ?")
-            params.append(where.state)
-        if where.status is not None:
-            clauses.append("status = ?")
-            params.append(where.status.value)
-        if where.open_only:
-            clauses.append("status != 'closed'")
-        if where.participant_id is not None:
-            clauses.append("participant_id = ?")
-            params.append(where.participant_id)
-        if where.due_by is not None:
-            clauses.append("status != 'closed' AND review_due <= ?")
-            params.append(where.due_by.isoformat())
+        clauses, params = case_where(where, "?")
         sql = f"SELECT {_CASE_COLS} FROM cases"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY review_due, num" if where.due_by else " ORDER BY num"
-        if where.limit is not None:
-            sql += f" LIMIT {int(where.limit)}"
         with _translated(self.path):
-            for row in self.conn.execute(sql, params):
+            for row in self.conn.execute(sql + case_order(where), params):
                 yield _case_from_row(row)
 
     def case_histories(
@@ -980,35 +961,9 @@ class SQLiteStore(Store):
             # SQLite builds the JSON text ~2x faster than json.dumps per row; TEXT columns
             # (guards, payload...) stay strings, exactly as stored.
             cols = "json_object(" + ", ".join(f"'{c}', events.{c}" for c in EVENT_COLUMNS) + ")"
-        clauses: list[str] = []
-        params: list[Any] = []
-        if case_id is not None:
-            clauses.append("events.case_id = ?")
-            params.append(case_id)
-        if cases is not None:
-            picks, pick_params = [], []
-            for column, value in (
-                ("coach", cases.coach),
-                ("state", cases.state),
-                ("status", cases.status.value if cases.status else None),
-                ("participant_id", cases.participant_id),
-            ):
-                if value is not None:
-                    picks.append(f"{column} = ?")
-                    pick_params.append(value)
-            where = (" WHERE " + " AND ".join(picks)) if picks else ""
-            clauses.append(f"events.case_id IN (SELECT id FROM cases{where})")
-            params.extend(pick_params)
-        # effective_at is stored as UTC ISO text, whose order is time order.
-        if since is not None:
-            clauses.append("events.effective_at >= ?")
-            params.append(since.astimezone(dt.UTC).isoformat())
-        if before is not None:
-            clauses.append("events.effective_at < ?")
-            params.append(before.astimezone(dt.UTC).isoformat())
-        if kinds is not None:
-            clauses.append(f"events.kind IN ({', '.join('?' for _ in kinds)})")
-            params.extend(kinds)
+        clauses, params = event_where(
+            "?", case_id=case_id, cases=cases, since=since, before=before, kinds=kinds
+        )
         sql = f"SELECT {cols} FROM events"
         if by_case:
             # Cases in number order, each one's events through the events_case index: no sort.
