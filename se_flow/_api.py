@@ -33,6 +33,7 @@ from ._model import (
     Check,
     Event,
     EventKind,
+    GuardResult,
     Participant,
     PersonalDetails,
     Record,
@@ -47,7 +48,14 @@ from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, curr
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
 from ._workflow import Workflow
-from .errors import InvalidInput, StaffNotFound, StoreUnavailable, UnknownProgramme
+from .errors import (
+    InvalidInput,
+    StaffNotFound,
+    StoreUnavailable,
+    UnknownProgramme,
+    WorkflowMismatch,
+    quoted,
+)
 from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["SEFlow", "open"]
@@ -132,6 +140,13 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
             raise InvalidInput(f"effective_at {value.isoformat()} has no time zone")
         return value.astimezone(dt.UTC)
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
+
+
+def _target(coach: str | None) -> None:
+    """A staff id named as the target of a command or filter (a coach), checked before it
+    reaches a lookup or a message: a pasted megabyte is refused as an id, not quoted whole."""
+    if coach is not None:
+        check_staff_id(coach, "coach")
 
 
 def _mismatch_words(logged: str | None, loaded: str) -> str | None:
@@ -331,7 +346,7 @@ class SEFlow:
         check_text(details.health_notes, "health notes")
         if details.date_of_birth is not None:
             check_date(details.date_of_birth, "date of birth")
-        check_text(coach, "coach")
+        _target(coach)
         if not details.name or not details.name.strip():
             raise InvalidInput("a participant needs a name")
         fields = dict(referral or {})
@@ -375,7 +390,7 @@ class SEFlow:
         """Start a new episode (a new case) for the participant of closed case `case_id`."""
         who = self._actor_id(actor)
         check_text(case_id, "case id")
-        check_text(coach, "coach")
+        _target(coach)
         fields = dict(referral or {})
         if source is not None:
             fields["source"] = source
@@ -504,7 +519,7 @@ class SEFlow:
         snap = tx.snapshot(case_id, lambda case: self.engine.needs(case, trigger))
         now = self.now()
         ctx = self._ctx_args(snap, by, now, effective_at, reason, review_date, outcome)
-        return self.engine.check(snap, ctx, trigger)
+        return self._as_written(self.engine.check(snap, ctx, trigger))
 
     def available(self, case_id: str, *, actor: str | None = None) -> list[Check]:
         """Every trigger open from the case's stage now, each with its guards' results."""
@@ -512,7 +527,23 @@ class SEFlow:
         snap = self.store.read().snapshot(case_id)
         now = self.now()
         ctx = self._ctx_args(snap, by, now, None, None, None, None)
-        return self.engine.available(snap, ctx)
+        return [self._as_written(c) for c in self.engine.available(snap, ctx)]
+
+    def _as_written(self, check: Check) -> Check:
+        """`check` as a write would meet it: under a workflow other than the log's every write
+        is refused (`WorkflowMismatch`), so a dry run fails a guard saying so rather than
+        reporting ready."""
+        logged = self._logged_workflow
+        if logged is None or logged == self.workflow.hash:
+            return check
+        refusal = WorkflowMismatch(logged=logged, loaded=self.workflow.hash)
+        blocked = GuardResult(
+            guard="workflow_matches",
+            passed=False,
+            reason=refusal.message,
+            title="workflow matches the database",
+        )
+        return attrs.evolve(check, results=(*check.results, blocked))
 
     def advance(
         self,
@@ -630,7 +661,7 @@ class SEFlow:
         self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
     ) -> Case:
         who = self._actor_id(actor)
-        check_text(coach, "coach")
+        check_staff_id(coach, "coach")
         check_text(reason, "reason")
         now = self.now()
 
@@ -781,6 +812,7 @@ class SEFlow:
         cases whose review date has passed; `limit` keeps the first so many (all in the
         store's query, so a first page costs the same at any caseload size)."""
         self._reader(actor)
+        _target(coach)
         check_limit(limit, "limit")
         if stage is not None and stage not in self.workflow.states:
             raise InvalidInput(
@@ -820,7 +852,8 @@ class SEFlow:
         """Open cases whose review is due on or before `as_of` + `within_days`, soonest (most
         overdue) first; `limit` keeps the first so many."""
         self._reader(actor)
-        check_days(within_days, "within_days")
+        _target(coach)
+        check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
         if as_of is not None:
             check_date(as_of, "as_of")
@@ -846,7 +879,8 @@ class SEFlow:
         from ._due import due_list
 
         self._reader(actor)
-        check_days(within_days, "within_days")
+        _target(coach)
+        check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
         if as_of is not None:
             check_date(as_of, "as_of")
@@ -891,7 +925,7 @@ class SEFlow:
         if found is None:
             from .errors import NotFound
 
-            raise NotFound(f"no participant {participant_id!r}")
+            raise NotFound(f"no participant {quoted(participant_id)}")
         if not self.engine.shows_personal_data(viewer):
             return found
         details = self.store.personal_details(participant_id)
@@ -959,6 +993,7 @@ class SEFlow:
         commit fails)."""
         from ._export import write_export
 
+        _target(coach)
         return write_export(
             self.store,
             self.workflow,

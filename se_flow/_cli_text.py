@@ -87,16 +87,20 @@ def safe(text: str, *, one_line: bool = False) -> str:
     return (_UNSAFE_LINE if one_line else _UNSAFE).sub(_escaped, text)
 
 
-def clip(text: str, limit: int = SHOWN_VALUE) -> str:
-    """At most `limit` characters of `text`, saying how many more there are."""
+def clip(text: str, limit: int = SHOWN_VALUE, *, view: bool = True) -> str:
+    """At most `limit` characters of `text`, saying how many more there are; a `view` (what
+    has a --json twin) also says where to see them all, which a message line has not."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}… (+{len(text) - limit:,} characters: --json shows them all)"
+    where = ": --json shows them all" if view else ""
+    return f"{text[:limit]}… (+{len(text) - limit:,} characters{where})"
 
 
-def shown(value: object, *, one_line: bool = False, limit: int = SHOWN_TEXT) -> str:
+def shown(
+    value: object, *, one_line: bool = False, limit: int = SHOWN_TEXT, view: bool = True
+) -> str:
     """A value from data as a terminal shows it: as text, clipped, made safe."""
-    return safe(clip("" if value is None else str(value), limit), one_line=one_line)
+    return safe(clip("" if value is None else str(value), limit, view=view), one_line=one_line)
 
 
 # Guards about what the user types with the command, not about evidence on the case: `next`

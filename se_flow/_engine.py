@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _policy as policy
 from ._guards import GUARDS, GuardContext
+from ._limits import day_of
 from ._model import (
     Case,
     Check,
@@ -45,6 +46,7 @@ from .errors import (
     TriggerNotAvailable,
     UnknownRecordKind,
     UnknownTrigger,
+    quoted,
 )
 from .ports import NOTHING, Change, Needs, RecordDraft, Snapshot
 
@@ -176,8 +178,8 @@ class Engine:
         if ctx.effective_at.date() < case.stage_entered_at.date():
             # A stage cannot be left before it was entered: stage spells would run backwards.
             raise InvalidInput(
-                f"case {case.id}: {trigger} cannot take effect at {ctx.effective_at.isoformat()}, "
-                f"before the case entered {case.state} ({case.stage_entered_at.isoformat()})"
+                f"case {case.id}: {trigger} cannot take effect on {day_of(ctx.effective_at)}, "
+                f"before the case entered {case.state} ({day_of(case.stage_entered_at)})"
             )
         results = self._evaluate(spec, ctx)
         failed = [r for r in results if not r.passed]
@@ -249,9 +251,8 @@ class Engine:
         if effective_at.date() < case.opened_at.date():
             # Evidence about a case that did not exist yet would reorder its history.
             raise InvalidInput(
-                f"case {case.id}: a {kind} record cannot take effect at "
-                f"{effective_at.isoformat()}, before the case was opened "
-                f"({case.opened_at.isoformat()})"
+                f"case {case.id}: a {kind} record cannot take effect on "
+                f"{day_of(effective_at)}, before the case was opened ({day_of(case.opened_at)})"
             )
         fields = self.parse_record(kind, values, case.id)
         if supersedes is not None:
@@ -327,9 +328,9 @@ class Engine:
             if previous.closed_at is not None and effective_at.date() < previous.closed_at.date():
                 # Two episodes of one participant must not overlap.
                 raise InvalidInput(
-                    f"case {previous.id}: a new episode cannot start at "
-                    f"{effective_at.isoformat()}, before the case was closed "
-                    f"({previous.closed_at.isoformat()})"
+                    f"case {previous.id}: a new episode cannot start on "
+                    f"{day_of(effective_at)}, before the case was closed "
+                    f"({day_of(previous.closed_at)})"
                 )
             state, kind = wf.reopen.dest, EventKind.REOPEN
         else:
@@ -448,7 +449,7 @@ class Engine:
         if there is none)."""
         policy.may_erase(by)
         if found is None:
-            raise NotFound(f"no participant {participant_id!r}")
+            raise NotFound(f"no participant {quoted(participant_id)}")
         payload = {"participant_id": participant_id}
         event = self._system_event(
             EventKind.ERASURE, by.id, by.role.value, now, payload, reason.strip()

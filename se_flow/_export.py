@@ -215,7 +215,7 @@ class Manifest:
     def from_json(cls, data: Any, path: Path) -> Manifest:
         """Raises `ValueError` (or `KeyError`, `TypeError`) saying what does not fit."""
         if not isinstance(data, dict) or data.get("format") != MARK:
-            raise ValueError(f"not an se-flow export manifest (no format: {MARK!r})")
+            raise ValueError(f"its format is not {MARK!r}")
         version = data.get("manifest_version")
         if version not in _READS:
             raise ValueError(
@@ -431,7 +431,7 @@ def _not_an_earlier_export(folder: Path) -> str | None:
     except FileNotFoundError:
         return f"no {MANIFEST}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return f"its {MANIFEST} is not an export manifest: {exc}"
+        return f"{MANIFEST}: {exc}"
     present = set()
     for entry in folder.iterdir():
         if entry.name == MANIFEST:

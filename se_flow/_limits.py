@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Any, TypeVar
 
-from .errors import InvalidInput
+from .errors import InvalidInput, quoted
 
 __all__ = [
     "EARLIEST_DATE",
@@ -31,6 +31,7 @@ __all__ = [
     "check_staff_name",
     "check_text",
     "date_fault",
+    "day_of",
     "text_fault",
 ]
 
@@ -66,10 +67,10 @@ def check_text(value: Any, what: str) -> Any:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be text, got {type(value).__name__}")
+        raise InvalidInput(f"{what} must be text, got {type(value).__name__}", field=what)
     problem = text_fault(value)
     if problem is not None:
-        raise InvalidInput(f"{what} {problem}")
+        raise InvalidInput(f"{what} {problem}", field=what)
     return value
 
 
@@ -88,18 +89,30 @@ def check_date(value: D, what: str) -> D:
     """`value` if its date is inside the accepted range; else `InvalidInput` naming `what`."""
     problem = date_fault(value)
     if problem is not None:
-        raise InvalidInput(f"{what} {problem}")
+        raise InvalidInput(f"{what} {problem}", field=what)
     return value
 
 
-def check_days(value: int, what: str) -> int:
-    """A count of days, added to a date, that stays inside the accepted dates."""
+def day_of(at: dt.datetime) -> str:
+    """The day of an instant (UTC, YYYY-MM-DD) as a refusal shows it: the back-dating floors
+    compare days, and a coach thinks in days, not in microseconds."""
+    return at.astimezone(dt.UTC).date().isoformat()
+
+
+def check_days(value: int, what: str, *, ahead_only: bool = False) -> int:
+    """A count of days, added to a date, that stays inside the accepted dates; with
+    `ahead_only` it may not be negative (a look ahead of -5 days means nothing)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{what} must be a whole number of days, got {value!r}")
-    if not -MAX_DAYS <= value <= MAX_DAYS:
         raise InvalidInput(
-            f"{what} {value} is too many days: at most {MAX_DAYS:,} either way "
-            f"(dates run from {EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})"
+            f"{what} must be a whole number of days, got {quoted(value)}", field=what
+        )
+    low = 0 if ahead_only else -MAX_DAYS
+    if not low <= value <= MAX_DAYS:
+        span = f"from 0 to {MAX_DAYS:,}" if ahead_only else f"at most {MAX_DAYS:,} either way"
+        raise InvalidInput(
+            f"{what} {value} is out of range: {span} days "
+            f"(dates run from {EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})",
+            field=what,
         )
     return value
 
@@ -109,9 +122,9 @@ def check_limit(value: int | None, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{what} must be a whole number, got {value!r}")
+        raise InvalidInput(f"{what} must be a whole number, got {quoted(value)}", field=what)
     if not 1 <= value <= MAX_LIMIT:
-        raise InvalidInput(f"{what} {value} is out of range: from 1 to {MAX_LIMIT:,}")
+        raise InvalidInput(f"{what} {value} is out of range: from 1 to {MAX_LIMIT:,}", field=what)
     return value
 
 
@@ -125,18 +138,14 @@ NAME_MAX = 200
 _BAD_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
-def _shown(text: str) -> str:
-    # Named in the message, but never a megabyte of it.
-    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
-
-
 def check_staff_id(staff_id: str, what: str = "staff id") -> str:
     """`staff_id` if it is a valid staff id, else `InvalidInput` naming it. `fullmatch`, not
     `$`: `$` would let a trailing newline through."""
     if not isinstance(staff_id, str) or STAFF_ID.fullmatch(staff_id) is None:
         raise InvalidInput(
-            f"{what} {_shown(str(staff_id))} is not a valid staff id: use 1 to 64 letters, "
-            "digits, '.', '_', '@' or '-', starting with a letter or digit"
+            f"{what} {quoted(staff_id)} is not a valid staff id: use 1 to 64 letters, "
+            "digits, '.', '_', '@' or '-', starting with a letter or digit",
+            field=what,
         )
     return staff_id
 
@@ -147,7 +156,7 @@ def check_staff_name(name: str) -> str:
     if not name:
         raise InvalidInput("a staff member needs a name")
     if len(name) > NAME_MAX:
-        raise InvalidInput(f"staff name {_shown(name)} is too long (at most {NAME_MAX} characters)")
+        raise InvalidInput(f"staff name {quoted(name)} is too long (at most {NAME_MAX} characters)")
     if any(unicodedata.category(ch) in _BAD_IN_NAMES for ch in name):
-        raise InvalidInput(f"staff name {_shown(name)} holds control characters")
+        raise InvalidInput(f"staff name {quoted(name)} holds control characters")
     return name

@@ -29,6 +29,8 @@ MAX_FILE_BYTES = 1024 * 1024
 # Arrays and tables nested deeper than this are no workflow, and deep enough ones overflow
 # the stack of tomllib or of the checks that walk them.
 MAX_DEPTH = 16
+# One message for both ways of finding it: our depth count, or tomllib's own recursion limit.
+TOO_DEEP = f"arrays or tables nested more than {MAX_DEPTH} deep"
 
 
 def default_stages_dir() -> Path:
@@ -76,12 +78,15 @@ def load_programmes(path: str | Path | None = None) -> tuple[Programme, ...]:
         try:
             parsed = tomllib.loads(_read(file).decode("utf-8-sig"))
             if _depth(parsed) > MAX_DEPTH:
-                raise _Unreadable("files_readable", f"nested more than {MAX_DEPTH} deep")
+                raise _Unreadable("files_readable", TOO_DEEP)
             programme = parse_programme(file.name, parsed)
         except _Unreadable as exc:
             faults.append(Fault(exc.check, f"{file.name}: {exc}"))
             continue
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        except RecursionError:
+            faults.append(Fault("files_readable", f"{file.name}: {TOO_DEEP}"))
+            continue
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             faults.append(Fault("files_readable", f"{file.name}: {exc}"))
             continue
         except ProgrammeInvalid as invalid:
@@ -128,15 +133,10 @@ def load_workflow(path: str | Path | None = None) -> Workflow:
             faults.append(Fault("files_readable", f"{file.name}: {exc}"))
             continue
         except RecursionError:
-            faults.append(Fault("stage_data_well_formed", f"{file.name}: nested too deeply"))
+            faults.append(Fault("stage_data_well_formed", f"{file.name}: {TOO_DEEP}"))
             continue
         if _depth(parsed) > MAX_DEPTH:
-            faults.append(
-                Fault(
-                    "stage_data_well_formed",
-                    f"{file.name}: arrays or tables nested more than {MAX_DEPTH} deep",
-                )
-            )
+            faults.append(Fault("stage_data_well_formed", f"{file.name}: {TOO_DEEP}"))
             continue
         parts.append((file.name, parsed))
     try:

@@ -26,7 +26,7 @@ from typer.core import TyperGroup
 
 import se_flow
 from se_flow._api import is_database_url
-from se_flow._limits import check_date, check_days, check_limit
+from se_flow._limits import check_date
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,15 +56,57 @@ def _os_user() -> str | None:
 
 def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True) -> None:
     """Print text for a person: whatever came from data in it is made safe for a terminal
-    (`_cli_text.safe`), and kept to one line unless it is a block of lines by design."""
+    (`_cli_text.safe`), and kept to one line unless it is a block of lines by design. A line
+    is a message, not a view: clipped, it does not promise that --json shows the rest."""
     from ._cli_text import SHOWN_TEXT, clip, safe
 
-    typer.echo(
-        safe(clip(text, SHOWN_TEXT) if one_line else text, one_line=one_line), err=err, nl=nl
-    )
+    if one_line:
+        text = clip(text, SHOWN_TEXT, view=False)
+    typer.echo(safe(text, one_line=one_line), err=err, nl=nl)
 
 
-def _say_error(exc: se_flow.SEFlowError) -> None:
+# The API names a parameter where the command has an option: `limit` is `--limit`. Used only
+# where the command that failed has that option (assign's coach is an argument, not --coach).
+_OPTION_FOR = {
+    "limit": "--limit",
+    "within_days": "--within",
+    "coach": "--coach",
+    "review date": "--review",
+    "close reason": "--close-reason",
+    "date of birth": "--dob",
+    "contact": "--contact",
+}
+# Where `_open` leaves the failing command's option names for the error handler.
+_OPTIONS_KEY = "se_flow.options"
+_SAY_WHO = "say who you are with --as ID or SE_FLOW_ACTOR=ID"
+
+
+def _words(exc: se_flow.SEFlowError, ctx: Any) -> str:
+    """The message of `exc` in the command's terms: its option names for the API's
+    parameters, and, when the actor was only the login name, that it was and what to do."""
+    message = exc.message
+    s = ctx.find_object(Settings)
+    from_login = s is not None and s.actor_from_login
+    if isinstance(exc, se_flow.InvalidInput) and exc.field is not None:
+        field = exc.field
+        if field == "actor" and from_login:
+            name, hint = "your login name", f"; {_SAY_WHO}"
+        else:
+            name, hint = _OPTION_FOR.get(field, field), ""
+            if name not in ctx.meta.get(_OPTIONS_KEY, ()):
+                name = field
+        if message.startswith(field):
+            message = name + message[len(field) :]
+        message += hint
+    elif isinstance(exc, se_flow.PermissionDenied) and from_login and exc.actor == s.actor:
+        who = f"{exc.actor} "
+        if message.startswith(who):
+            message = f"{exc.actor} (your login name) {message[len(who) :]}"
+        message += f"; {_SAY_WHO}"
+    return message
+
+
+def _say_error(exc: se_flow.SEFlowError, message: str) -> None:
     if isinstance(exc, se_flow.GuardsFailed):
         hint = " (soft guards only: a team leader may --override with a reason)"
         _say(
@@ -84,7 +126,7 @@ def _say_error(exc: se_flow.SEFlowError) -> None:
         for fault in exc.faults:
             _say(f"  {fault}", err=True)
     else:
-        _say(f"error: {exc.message}", err=True)
+        _say(f"error: {message}", err=True)
 
 
 class _ExportProblems(se_flow.ExportMismatch):
@@ -112,7 +154,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except se_flow.SEFlowError as exc:
-            _say_error(exc)
+            _say_error(exc, _words(exc, ctx))
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
             raise
@@ -140,10 +182,11 @@ class _Group(TyperGroup):
 class _PlainValue:
     """Typer (0.2x) coerces every non-bool value through a pydantic TypeAdapter, and importing
     pydantic costs ~90 ms at every start. Our parameters are plain text, whole numbers, paths,
-    flags and lists of text, which need no pydantic: this does what Typer's adapter would."""
+    flags and lists of text, which need no pydantic: this does what Typer's adapter would.
+    Ranges are not checked here: the API refuses what is out of range, naming the option."""
 
-    def __init__(self, kind: type, many: bool, low: int | None, high: int | None) -> None:
-        self.kind, self.many, self.low, self.high = kind, many, low, high
+    def __init__(self, kind: type, many: bool) -> None:
+        self.kind, self.many = kind, many
 
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         if value is None:
@@ -158,10 +201,6 @@ class _PlainValue:
                 number = value if isinstance(value, int) else int(str(value).strip())
             except ValueError:
                 raise typer.BadParameter(f"{value!r} is not a whole number", ctx, param) from None
-            if self.low is not None and number < self.low:
-                raise typer.BadParameter(f"{number} is below the minimum {self.low}", ctx, param)
-            if self.high is not None and number > self.high:
-                raise typer.BadParameter(f"{number} is above the maximum {self.high}", ctx, param)
             return number
         if self.kind is bool and not isinstance(value, bool):
             text = str(value).strip().lower()
@@ -190,12 +229,13 @@ def _plain_params(command: Any, ctx: Any) -> None:
             continue
         if getattr(info, "exists", False) or getattr(info, "resolve_path", False):
             continue
+        if getattr(info, "min", None) is not None or getattr(info, "max", None) is not None:
+            continue  # Typer's own range check (none of ours has one: the API checks)
         annotation = desc.annotation
         many = annotation == list[str]
         kind = str if many else annotation
         if kind in (str, int, bool, Path):
-            low, high = getattr(info, "min", None), getattr(info, "max", None)
-            param._runtime_param = _PlainValue(kind, many, low, high)
+            param._runtime_param = _PlainValue(kind, many)
     for sub in getattr(command, "commands", {}).values():
         _plain_params(sub, ctx)
 
@@ -243,6 +283,8 @@ class Settings:
     def __init__(self, db: str | None, actor: str | None, stages: Path | None) -> None:
         self.db = db or None
         self.actor = actor or _os_user()
+        # Nobody said who they are: the login name stands in, and a refusal says so.
+        self.actor_from_login = not actor and self.actor is not None
         self.stages = stages
 
     @property
@@ -257,19 +299,22 @@ def _settings(ctx: typer.Context) -> Settings:
 
 @contextmanager
 def _open(
-    ctx: typer.Context, *, write: bool = False, create: bool = False
+    ctx: typer.Context, *, write: bool = False, create: bool = False, mismatch: bool = True
 ) -> Iterator[se_flow.SEFlow]:
     """Commands that only read open the database read-only: reading never changes the file,
-    and a read-only copy (an auditor's) can be read and verified."""
+    and a read-only copy (an auditor's) can be read and verified. `mismatch`: warn of a
+    workflow other than the log's (not where the command's own output says it)."""
     s = _settings(ctx)
+    # For the error handler: the options this command has, to name them in its refusals.
+    ctx.meta[_OPTIONS_KEY] = frozenset(o for p in ctx.command.params for o in p.opts)
     with se_flow.open(
         s.db_path, stages=s.stages, actor=s.actor, create=create, read_only=not write
     ) as flow:
         if flow.exposure:
-            typer.echo(f"warning: {flow.exposure}", err=True)
-        if flow.workflow_mismatch and not write:
+            _say(f"warning: {flow.exposure}", err=True)
+        if flow.workflow_mismatch and mismatch and not write:
             # A write under it is refused in its own words.
-            typer.echo(f"warning: {flow.workflow_mismatch}", err=True)
+            _say(f"warning: {flow.workflow_mismatch}", err=True)
         yield flow
 
 
@@ -560,12 +605,11 @@ def cases(
     ] = False,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, help="Show at most this many cases.", show_default=False),
+        typer.Option("--limit", help="Show at most this many cases.", show_default=False),
     ] = None,
     json: JsonOption = False,
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
-    check_limit(limit, "--limit")
     with _open(ctx) as flow:
         found = flow.cases(coach=coach, stage=stage, status=status, overdue=overdue, limit=limit)
         today = flow.now().date()
@@ -910,14 +954,13 @@ def due(
     ] = False,
     within: Annotated[
         int,
-        typer.Option("--within", min=0, help="Also list what falls due within this many days."),
+        typer.Option("--within", help="Also list what falls due within this many days."),
     ] = 7,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only what is past its date.")] = False,
     json: JsonOption = False,
 ) -> None:
     """Everything due and overdue across a caseload (yours by default): reviews, service
     standards and follow-along visits, by date, each with the command that does it."""
-    check_days(within, "--within")
     s = _settings(ctx)
     with _open(ctx) as flow:
         if coach is None and not everyone and s.actor is not None:
@@ -1187,7 +1230,8 @@ def audit_verify(
 ) -> None:
     """Walk the whole hash chain: ok (exit 0), or the first event that does not fit (exit 9)."""
     kept = _read_checkpoint(checkpoint) if checkpoint is not None else None
-    with _open(ctx) as flow:
+    # The result says a workflow mismatch itself ("but ..."): once is enough.
+    with _open(ctx, mismatch=False) as flow:
         result = flow.verify(kept)
     if json:
         _echo_json(result)
@@ -1262,9 +1306,12 @@ def audit_verify_export(
     Every file's SHA-256, the row counts and each event's own hash; when the database is here
     (--db, SE_FLOW_DB or the default path exists), also that the export came from it and its
     own audit event holds the same file hashes."""
-    db = _settings(ctx).db_path
+    s = _settings(ctx)
+    db = s.db_path
     against: str | None = None
-    if db != ":memory:" and (is_database_url(db) or Path(db).exists()):
+    # A database named (--db, SE_FLOW_DB) is opened, so a typo in its name is an error, not a
+    # quiet check of the manifest alone; only the default database may be absent.
+    if db != ":memory:" and (s.db is not None or Path(db).exists()):
         against = db
         with _open(ctx) as flow:
             result = flow.verify_export(folder)

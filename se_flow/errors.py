@@ -75,7 +75,22 @@ __all__ = [
     "UnknownTrigger",
     "WorkflowInvalid",
     "WorkflowMismatch",
+    "quoted",
 ]
+
+# How much of a value a message quotes: an id or name typed wrong is shown whole, a pasted
+# megabyte is not (the message is one terminal line, and a log line for an embedding app).
+QUOTED = 60
+
+
+def quoted(value: object, limit: int = QUOTED) -> str:
+    """`value` as a message quotes it (its repr), cut to at most `limit` characters with "…"."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]  # never repr a megabyte only to cut it
+        text = repr(value)
+        return text[: limit - 1] + "…"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SEFlowError(Exception):
@@ -147,14 +162,17 @@ class NotFound(SEFlowError, LookupError):
 class CaseNotFound(NotFound):
     def __init__(self, case_id: str) -> None:
         self.case_id = case_id
-        super().__init__(f"no case {case_id!r}")
+        super().__init__(f"no case {quoted(case_id)}")
 
 
 class StaffNotFound(NotFound):
     def __init__(self, staff_id: str) -> None:
         self.staff_id = staff_id
+        shown = quoted(staff_id)
+        # The id itself in the hint only where it could be typed as shown.
+        as_typed = staff_id if shown == repr(staff_id) and staff_id.isprintable() else "ID"
         super().__init__(
-            f"no staff member {staff_id!r}: add them first (se-flow staff add {staff_id} ...)"
+            f"no staff member {shown}: add them first (se-flow staff add {as_typed} ...)"
         )
 
 
@@ -162,28 +180,35 @@ class UnknownTrigger(NotFound):
     def __init__(self, trigger: str, known: Sequence[str]) -> None:
         self.trigger = trigger
         self.known = tuple(known)
-        super().__init__(f"unknown trigger {trigger!r}; known: {', '.join(self.known)}")
+        super().__init__(f"unknown trigger {quoted(trigger)}; known: {', '.join(self.known)}")
 
 
 class UnknownRecordKind(NotFound):
     def __init__(self, kind: str, known: Sequence[str]) -> None:
         self.kind = kind
         self.known = tuple(known)
-        super().__init__(f"unknown record kind {kind!r}; known: {', '.join(self.known)}")
+        super().__init__(f"unknown record kind {quoted(kind)}; known: {', '.join(self.known)}")
 
 
 class UnknownProgramme(NotFound):
     def __init__(self, programme: str, known: Sequence[str]) -> None:
         self.programme = programme
         self.known = tuple(known)
-        super().__init__(f"unknown programme {programme!r}; known: {', '.join(self.known)}")
+        super().__init__(f"unknown programme {quoted(programme)}; known: {', '.join(self.known)}")
 
 
 # --- invalid input -------------------------------------------------------------------------
 
 
 class InvalidInput(SEFlowError, ValueError):
+    """`field`, when set, is the parameter the message starts by naming (`limit`,
+    `within_days`, `coach`): a front end may name its own option for it instead."""
+
     exit_code = 5
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InvalidRecord(InvalidInput):

@@ -220,8 +220,8 @@ def test_usage_errors_exit_2(run: CLI) -> None:
     assert run("advance").exit_code == 2  # missing CASE and TRIGGER
     result = run("cases", "--limit", "zero")
     assert result.exit_code == 2 and "not a whole number" in result.output
-    result = run("cases", "--limit", "0")
-    assert result.exit_code == 2 and "below the minimum 1" in result.output
+    # A whole number out of range is the API's refusal (exit 5), not a usage error.
+    refused(run("cases", "--limit", "0"), 5, "--limit 0 is out of range")
 
 
 # --- init, staff ----------------------------------------------------------------------------------

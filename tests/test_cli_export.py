@@ -470,7 +470,7 @@ def test_verify_export_ok_then_an_edited_file_exits_9_naming_it(
 
 
 def test_verify_export_without_a_database_checks_the_manifest_only(
-    run: CLI, tmp_path: Path
+    run: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "review"
     ok(run("export", str(out)))
@@ -482,10 +482,12 @@ def test_verify_export_without_a_database_checks_the_manifest_only(
     data["files"]["clients.csv"]["bytes"] = clients.stat().st_size
     (out / "manifest.json").write_text(json.dumps(data))
 
-    alone = CLI(tmp_path / "not-here.db")
-    said = ok(alone("audit", "verify-export", str(out)))
+    # No database named, and none at the default path (a named one missing is exit 10).
+    monkeypatch.setattr(cli, "default_db_path", lambda: tmp_path / "not-here.db")
+    alone = CLI(tmp_path / "unused.db").raw
+    said = ok(alone("--as", "ava", "audit", "verify-export", str(out)))
     assert "checked against its manifest only" in said
-    assert json.loads(ok(alone("audit", "verify-export", str(out), "--json")))[
+    assert json.loads(ok(alone("--as", "ava", "audit", "verify-export", str(out), "--json")))[
         "checked_against_log"
     ] is None  # fmt: skip
     refused(run("audit", "verify-export", str(out)), 9, "does not match")

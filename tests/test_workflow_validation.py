@@ -266,7 +266,7 @@ def test_arrays_nested_thousands_deep_are_a_fault(stages: Path) -> None:
     (stages / "06_deep.toml").write_text("x = " + "[" * 2000 + "]" * 2000 + "\n", encoding="utf-8")
     (stages / "07_deepish.toml").write_text("x = " + "[" * 200 + "]" * 200 + "\n", encoding="utf-8")
     faults = faults_of(stages)
-    assert has(faults, "stage_data_well_formed", "06_deep.toml", "nested too deeply")
+    assert has(faults, "stage_data_well_formed", "06_deep.toml", "more than 16 deep")
     assert has(faults, "stage_data_well_formed", "07_deepish.toml", "more than 16 deep")
 
 
