@@ -32,6 +32,7 @@ __all__ = [
     "check_text",
     "date_fault",
     "text_fault",
+    "unstorable",
 ]
 
 D = TypeVar("D", bound=dt.date)
@@ -128,6 +129,18 @@ _BAD_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 def _shown(text: str) -> str:
     # Named in the message, but never a megabyte of it.
     return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
+def unstorable(exc: UnicodeEncodeError) -> InvalidInput:
+    """The refusal of a text that reached a store without passing `check_text` (the API names
+    the field for every text it takes; a store does not know the field, so this names the
+    value itself, shortened, and where in it the fault lies)."""
+    value = exc.object
+    shown = f" {_shown(value)}" if isinstance(value, str) else ""
+    return InvalidInput(
+        f"a value given{shown} cannot be stored as UTF-8: it holds a lone surrogate "
+        f"(at character {exc.start + 1})"
+    )
 
 
 def check_staff_id(staff_id: str, what: str = "staff id") -> str:

@@ -26,6 +26,7 @@ from psycopg import conninfo, pq
 
 from ._audit import FIELDS, GENESIS, canonical, check_workflow, event_from_row, event_to_row, seal
 from ._engine import Change, Needs, Snapshot, current
+from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
@@ -540,9 +541,7 @@ class PostgresStore(Store):
         except SEFlowError:
             raise
         except UnicodeEncodeError as exc:
-            raise InvalidInput(
-                f"a value given cannot be stored as UTF-8 (it holds a lone surrogate): {exc.reason}"
-            ) from exc
+            raise unstorable(exc) from exc
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise _translate(self.name, exc) from exc
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
+from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
@@ -207,9 +208,7 @@ def _translated(path: str) -> Iterator[None]:
     except UnicodeEncodeError as exc:
         # The API names the field for the texts a user writes; this catches any other (an id
         # from invalid UTF-8 on a command line) before SQLite sees it.
-        raise InvalidInput(
-            f"a value given cannot be stored as UTF-8 (it holds a lone surrogate): {exc.reason}"
-        ) from exc
+        raise unstorable(exc) from exc
     except sqlite3.DatabaseError as exc:
         raise _translate(path, exc) from exc
 
