@@ -393,6 +393,8 @@ class SEFlow:
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
+            if coach is not None:
+                _caseworker(tx, coach)
             previous = tx.snapshot(case_id, lambda _case: NOTHING).case
             newer = [
                 c

@@ -418,3 +418,18 @@ def test_cases_go_only_to_coaches_and_team_leaders(flow: SEFlow, steps: Steps, c
         flow.assign(case.id, coach)
     assert flow.case(case.id) == case
     assert len(flow.cases()) == 1
+
+
+def test_reopen_checks_an_explicit_coach_as_refer_does(flow: SEFlow, steps: Steps) -> None:
+    closed = steps.refer()
+    flow.withdraw(closed.id, reason="moving away")
+    flow.add_staff("kim", "Kim Coach", "coach", active=False, actor="ada")
+    with nothing_written(flow), pytest.raises(se_flow.StaffNotFound) as unknown:
+        flow.reopen(closed.id, source="GP", coach="zed")
+    assert unknown.value.staff_id == "zed" and unknown.value.exit_code == 4
+    for coach, why in (("ava", "an auditor"), ("ada", "an admin"), ("kim", "no longer active")):
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+            flow.reopen(closed.id, source="GP", coach=coach)
+        assert refused.value.message == f"{coach} cannot hold cases: they are {why}"
+        assert refused.value.exit_code == 5
+    assert flow.reopen(closed.id, source="GP", coach="lee").coach == "lee"
