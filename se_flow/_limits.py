@@ -1,5 +1,6 @@
 """The bounds on what a user may give se-flow: how long a text, how early or late a date, how
-many days or rows, what a staff id and name look like. One place, so the library, the CLI and
+large or precise a number (hours, pay), how many days or rows, what a staff id and name look
+like. One place, so the library, the CLI and
 the docs agree; no I/O here.
 
 Text is bounded because every view and export of a case reads it whole (a 50 MB note made
@@ -12,11 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from .errors import InvalidInput
 
 __all__ = [
+    "DECIMAL_PLACES",
+    "DECIMAL_WHOLE_DIGITS",
     "EARLIEST_DATE",
     "LATEST_DATE",
     "MAX_DAYS",
@@ -31,6 +35,7 @@ __all__ = [
     "check_staff_name",
     "check_text",
     "date_fault",
+    "decimal_fault",
     "text_fault",
     "unstorable",
 ]
@@ -72,6 +77,32 @@ def check_text(value: Any, what: str) -> Any:
     if problem is not None:
         raise InvalidInput(f"{what} {problem}")
     return value
+
+
+# Hours and money: room for any real pay or hours (and a funder's totals), small enough that
+# arithmetic on them stays exact and quick. Decimal("1e999999999") is a valid number whose
+# every later sum, comparison with a wage table or rounding is slow or raises.
+DECIMAL_WHOLE_DIGITS = 12
+DECIMAL_PLACES = 4
+
+
+def decimal_fault(value: Decimal) -> str | None:
+    """What is wrong with a finite number a user gave (None: nothing): more than
+    DECIMAL_WHOLE_DIGITS before the point or DECIMAL_PLACES after it (trailing zeros do not
+    count, so 12.500000 is 12.5)."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        return "is not a finite number"
+    kept = len(digits)
+    while kept and digits[kept - 1] == 0:
+        kept -= 1
+    # The exponent of the last significant digit (0 for zero).
+    low = exponent + len(digits) - kept if kept else 0
+    if kept + low > DECIMAL_WHOLE_DIGITS:
+        return f"is too large: at most {DECIMAL_WHOLE_DIGITS} digits before the point"
+    if -low > DECIMAL_PLACES:
+        return f"has too many decimal places: at most {DECIMAL_PLACES}"
+    return None
 
 
 def date_fault(day: dt.date) -> str | None:
