@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 import se_flow
 from se_flow._api import is_database_url
 from se_flow._limits import check_date, check_days, check_limit
+from se_flow._urls import shown_database
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -437,7 +438,9 @@ def init(
     try:
         with _open(ctx, write=True, create=True) as flow:
             if flow.has_staff():
-                _fail(f"{path} is already set up; add people with `se-flow staff add`")
+                _fail(
+                    f"{shown_database(path)} is already set up; add people with `se-flow staff add`"
+                )
             if s.actor is None:
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
             member = flow.add_staff(s.actor, name or s.actor, role)
@@ -447,7 +450,7 @@ def init(
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
         raise
-    _say(f"created {path}")
+    _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
 
 
@@ -1265,7 +1268,7 @@ def audit_verify_export(
     db = _settings(ctx).db_path
     against: str | None = None
     if db != ":memory:" and (is_database_url(db) or Path(db).exists()):
-        against = db
+        against = shown_database(db)
         with _open(ctx) as flow:
             result = flow.verify_export(folder)
     else:
