@@ -290,6 +290,28 @@ def test_bad_export_requests_exit_5_naming_what_is_wrong(
     assert event_count(db) == before
 
 
+@pytest.mark.parametrize("points_at", ["folder", "nowhere"])
+def test_a_symbolic_link_is_refused_saying_it_is_one(
+    run: CLI, db: Path, tmp_path: Path, points_at: str
+) -> None:
+    real = tmp_path / "real"
+    if points_at == "folder":
+        real.mkdir()
+    link = tmp_path / "review"
+    link.symlink_to(real)
+    before = event_count(db)
+    refused(
+        run("export", str(link), "--force"),
+        5,
+        f"cannot export to {link}: it is a symbolic link (to {real})",
+    )
+    assert link.is_symlink() and event_count(db) == before
+    assert not real.exists() or list(real.iterdir()) == []
+    assert leftovers(tmp_path) == []
+    (tmp_path / "plain").write_text("x")
+    refused(run("export", str(tmp_path / "plain")), 5, "it exists and is not a folder")
+
+
 def test_a_missing_parent_folder_is_refused(run: CLI, tmp_path: Path) -> None:
     refused(run("export", str(tmp_path / "no" / "such")), 5, "does not exist")
 

@@ -18,7 +18,7 @@ from test_cli_subprocess import SCRIPT
 
 import se_flow
 from se_flow import SEFlow
-from se_flow._limits import EARLIEST_DATE, LATEST_DATE, MAX_TEXT
+from se_flow._limits import EARLIEST_DATE, LATEST_DATE, MAX_TEXT, check_days, check_limit
 
 TOO_LONG = "x" * (MAX_TEXT + 1)
 LONGEST = "x" * MAX_TEXT
@@ -273,3 +273,22 @@ def test_invalid_utf8_in_a_real_argv(db: Path) -> None:
     assert "UTF-8" in err
     assert "unexpected" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.5, "7", None, 7.0])
+def test_counts_must_be_whole_numbers_not_bools(bad: object) -> None:
+    with pytest.raises(se_flow.InvalidInput, match="within_days must be a whole number"):
+        check_days(bad, "within_days")  # type: ignore[arg-type]
+    if bad is None:
+        assert check_limit(None, "limit") is None  # no limit
+        return
+    with pytest.raises(se_flow.InvalidInput, match="limit must be a whole number"):
+        check_limit(bad, "limit")  # type: ignore[arg-type]
+
+
+def test_the_api_refuses_a_bool_count(flow: SEFlow, steps: Steps) -> None:
+    steps.refer()
+    with pytest.raises(se_flow.InvalidInput, match="within_days must be a whole number"):
+        flow.due(within_days=True)
+    with pytest.raises(se_flow.InvalidInput, match="limit must be a whole number"):
+        flow.cases(limit=True)
