@@ -471,6 +471,7 @@ class SQLiteStore(Store):
             wal = Path(f"{path}-wal")
             shm = Path(f"{path}-shm")
             if wal.exists() and wal.stat().st_size and not shm.exists():
+                # Immutable would show the database without the -wal's changes.
                 raise StoreUnavailable(
                     f"cannot read {self.path}: its -wal file holds changes that cannot be read "
                     f"in this read-only folder without its -shm file; {_TAKE_A_COPY}"
