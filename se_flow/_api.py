@@ -171,6 +171,15 @@ def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
     return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (version,)
 
 
+def _case_id(case_id: Any, what: str = "case id") -> str:
+    """`case_id` if it is text a store can look up (bounded, valid UTF-8); else `InvalidInput`
+    naming it, before it reaches a query (where a lone surrogate could name no field)."""
+    if case_id is None:
+        raise InvalidInput(f"no {what} given")
+    checked: str = check_text(case_id, what)
+    return checked
+
+
 def _caseworker(tx: Tx, staff_id: str) -> Staff:
     """The staff member a case is assigned to: an active coach or team leader."""
     staff = tx.staff(staff_id)
@@ -389,7 +398,7 @@ class SEFlow:
     ) -> Case:
         """Start a new episode (a new case) for the participant of closed case `case_id`."""
         who = self._actor_id(actor)
-        check_text(case_id, "case id")
+        _case_id(case_id)
         _target(coach)
         fields = dict(referral or {})
         if source is not None:
@@ -399,6 +408,8 @@ class SEFlow:
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
+            if coach is not None:
+                _caseworker(tx, coach)
             previous = tx.snapshot(case_id, lambda _case: NOTHING).case
             newer = [
                 c
@@ -443,6 +454,7 @@ class SEFlow:
         bool, list) or text as a coach types it. `supersedes` names the record (its seq) this
         one corrects; both are kept. Raises `InvalidRecord` naming every field at fault."""
         who = self._actor_id(actor)
+        _case_id(case_id)
         values = {**(fields or {}), **more}
         now = self.now()
         at = _at(effective_at, now)
@@ -515,6 +527,7 @@ class SEFlow:
     ) -> Check:
         """A dry run of `trigger`: every guard's result, nothing written."""
         by = self._reader(actor)
+        _case_id(case_id)
         tx = self.store.read()
         snap = tx.snapshot(case_id, lambda case: self.engine.needs(case, trigger))
         now = self.now()
@@ -524,6 +537,7 @@ class SEFlow:
     def available(self, case_id: str, *, actor: str | None = None) -> list[Check]:
         """Every trigger open from the case's stage now, each with its guards' results."""
         by = self._reader(actor)
+        _case_id(case_id)
         snap = self.store.read().snapshot(case_id)
         now = self.now()
         ctx = self._ctx_args(snap, by, now, None, None, None, None)
@@ -563,6 +577,7 @@ class SEFlow:
         team leader past soft guards. `expected_version` turns a concurrent change into
         `CaseConflict` instead of acting on a case that moved."""
         who = self._actor_id(actor)
+        _case_id(case_id)
         check_text(override, "override reason")
         now = self.now()
 
@@ -661,6 +676,7 @@ class SEFlow:
         self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
     ) -> Case:
         who = self._actor_id(actor)
+        _case_id(case_id)
         check_staff_id(coach, "coach")
         check_text(reason, "reason")
         now = self.now()
@@ -686,6 +702,7 @@ class SEFlow:
         """Erase a participant's personal data (UK GDPR Art. 17), admin only. The log never
         held it, so the chain stays whole; the erasure itself is an audit event."""
         who = self._actor_id(actor)
+        _case_id(participant_id, "participant id")
         check_text(reason, "reason")
         if not reason or not reason.strip():
             raise InvalidInput("an erasure needs a reason (the request and its legal basis)")
@@ -708,6 +725,7 @@ class SEFlow:
         already written keep their values; where the new workflow types a field otherwise
         they read back as stored."""
         who = self._actor_id(actor)
+        check_text(reason, "reason")
         if not reason or not reason.strip():
             raise InvalidInput("adopting a workflow needs a reason")
         now = self.now()
@@ -746,7 +764,7 @@ class SEFlow:
         field) as its evidence stands on `on` (default: today), with its employment spells.
         See `se_flow._outcomes` for what each test counts."""
         self._reader(actor)
-        check_text(case_id, "case id")
+        _case_id(case_id)
         if on is not None:
             check_date(on, "on")
         day = on or self.now().date()
@@ -794,6 +812,7 @@ class SEFlow:
 
     def case(self, case_id: str, *, actor: str | None = None) -> Case:
         self._reader(actor)
+        _case_id(case_id)
         return self.store.case(case_id)
 
     def cases(
@@ -813,6 +832,7 @@ class SEFlow:
         store's query, so a first page costs the same at any caseload size)."""
         self._reader(actor)
         _target(coach)
+        check_text(participant_id, "participant id")
         check_limit(limit, "limit")
         if stage is not None and stage not in self.workflow.states:
             raise InvalidInput(
@@ -902,6 +922,7 @@ class SEFlow:
         from ._due import case_standards
 
         self._reader(actor)
+        _case_id(case_id)
         if as_of is not None:
             check_date(as_of, "as_of")
         case = self.store.case(case_id)
@@ -911,6 +932,7 @@ class SEFlow:
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
     ) -> list[Record]:
         self._reader(actor)
+        _case_id(case_id)
         records = self.store.records(case_id)
         if include_superseded:
             return records
@@ -921,6 +943,7 @@ class SEFlow:
         """The participant, with personal details only for active coaches, team leaders and
         admins (never auditors)."""
         viewer = self._reader(actor)
+        _case_id(participant_id, "participant id")
         found = self.store.read().participant(participant_id)
         if found is None:
             from .errors import NotFound
@@ -933,6 +956,7 @@ class SEFlow:
 
     def history(self, case_id: str, *, actor: str | None = None) -> list[Event]:
         self._reader(actor)
+        _case_id(case_id)
         self.store.case(case_id)
         return list(self.store.events(case_id=case_id))
 
@@ -993,6 +1017,7 @@ class SEFlow:
         commit fails)."""
         from ._export import write_export
 
+        check_text(case_id, "case id")
         _target(coach)
         return write_export(
             self.store,

@@ -27,6 +27,11 @@ Work folders are locked (`flock`) while in use; a later export to the same targe
 a killed one left behind: plain folders of this user, named `.NAME.tmp-XXXXXXXX` or `.old-`,
 older than that export, holding only files an export writes, and no longer locked.
 
+`.NAME.kept-XXXXXXXX` is different: an earlier export that `force` replaced but that changed
+between being checked and being moved aside (a file added or edited by someone meanwhile). It
+is no longer exactly an export, so it may hold work of someone else's: se-flow never deletes it
+and no sweep touches it; whoever made the change looks at it and removes it by hand.
+
 Tables (the rows are projections of the log: `_projections`, which states the rules):
 
 - **stage_histories**: one row per *spell* (`_projections.spells`), a stretch of time a case
@@ -397,8 +402,14 @@ def _target(out_dir: Path, force: bool, database: Path | None) -> None:
     parent = out_dir.parent
     if not parent.is_dir():
         raise InvalidExportRequest(f"cannot export to {out_dir}: folder {parent} does not exist")
-    if out_dir.exists() or out_dir.is_symlink():
-        if not out_dir.is_dir() or out_dir.is_symlink():
+    if out_dir.is_symlink():
+        # The folder is renamed into place: a link would be replaced, not written through.
+        raise InvalidExportRequest(
+            f"cannot export to {out_dir}: it is a symbolic link (to {os.readlink(out_dir)}); "
+            "name the folder itself"
+        )
+    if out_dir.exists():
+        if not out_dir.is_dir():
             raise InvalidExportRequest(f"cannot export to {out_dir}: it exists and is not a folder")
         if next(out_dir.iterdir(), None) is None:
             return

@@ -1,5 +1,6 @@
 """The bounds on what a user may give se-flow: how long a text, how early or late a date, how
-many days or rows, what a staff id and name look like. One place, so the library, the CLI and
+large or precise a number (hours, pay), how many days or rows, what a staff id and name look
+like. One place, so the library, the CLI and
 the docs agree; no I/O here.
 
 Text is bounded because every view and export of a case reads it whole (a 50 MB note made
@@ -12,11 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from .errors import InvalidInput, quoted
 
 __all__ = [
+    "DECIMAL_PLACES",
+    "DECIMAL_WHOLE_DIGITS",
     "EARLIEST_DATE",
     "LATEST_DATE",
     "MAX_DAYS",
@@ -32,7 +36,9 @@ __all__ = [
     "check_text",
     "date_fault",
     "day_of",
+    "decimal_fault",
     "text_fault",
+    "unstorable",
 ]
 
 D = TypeVar("D", bound=dt.date)
@@ -72,6 +78,32 @@ def check_text(value: Any, what: str) -> Any:
     if problem is not None:
         raise InvalidInput(f"{what} {problem}", field=what)
     return value
+
+
+# Hours and money: room for any real pay or hours (and a funder's totals), small enough that
+# arithmetic on them stays exact and quick. Decimal("1e999999999") is a valid number whose
+# every later sum, comparison with a wage table or rounding is slow or raises.
+DECIMAL_WHOLE_DIGITS = 12
+DECIMAL_PLACES = 4
+
+
+def decimal_fault(value: Decimal) -> str | None:
+    """What is wrong with a finite number a user gave (None: nothing): more than
+    DECIMAL_WHOLE_DIGITS before the point or DECIMAL_PLACES after it (trailing zeros do not
+    count, so 12.500000 is 12.5)."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        return "is not a finite number"
+    kept = len(digits)
+    while kept and digits[kept - 1] == 0:
+        kept -= 1
+    # The exponent of the last significant digit (0 for zero).
+    low = exponent + len(digits) - kept if kept else 0
+    if kept + low > DECIMAL_WHOLE_DIGITS:
+        return f"is too large: at most {DECIMAL_WHOLE_DIGITS} digits before the point"
+    if -low > DECIMAL_PLACES:
+        return f"has too many decimal places: at most {DECIMAL_PLACES}"
+    return None
 
 
 def date_fault(day: dt.date) -> str | None:
@@ -136,6 +168,23 @@ NAME_MAX = 200
 # Control characters, lone surrogates and the line/paragraph separators: each breaks a
 # terminal line, a CSV row or the database's UTF-8.
 _BAD_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _shown(text: str) -> str:
+    # Named in the message, but never a megabyte of it.
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
+def unstorable(exc: UnicodeEncodeError) -> InvalidInput:
+    """The refusal of a text that reached a store without passing `check_text` (the API names
+    the field for every text it takes; a store does not know the field, so this names the
+    value itself, shortened, and where in it the fault lies)."""
+    value = exc.object
+    shown = f" {_shown(value)}" if isinstance(value, str) else ""
+    return InvalidInput(
+        f"a value given{shown} cannot be stored as UTF-8: it holds a lone surrogate "
+        f"(at character {exc.start + 1})"
+    )
 
 
 def check_staff_id(staff_id: str, what: str = "staff id") -> str:

@@ -26,6 +26,7 @@ from psycopg import conninfo, pq
 
 from ._audit import FIELDS, GENESIS, canonical, check_workflow, event_from_row, event_to_row, seal
 from ._engine import Change, Needs, Snapshot, current
+from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
@@ -45,6 +46,7 @@ from ._rows import case_from_row as _case_from_row
 from ._rows import case_order, case_where, event_where
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
+from ._urls import shown_database, without_password
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -275,18 +277,6 @@ def cut_canonical(row: Mapping[str, Any]) -> tuple[str, str, str]:
     return a, b, c
 
 
-def _display(url: str) -> str:
-    """The URL without its password, to name the database in messages."""
-    try:
-        info = conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "the PostgreSQL database"
-    host = info.get("host") or "localhost"
-    port = f":{info['port']}" if info.get("port") else ""
-    user = f"{info['user']}@" if info.get("user") else ""
-    return f"postgresql://{user}{host}{port}/{info.get('dbname') or ''}"
-
-
 def _diag(exc: psycopg.Error) -> str:
     primary = exc.diag.message_primary if exc.diag is not None else None
     if primary:
@@ -295,14 +285,16 @@ def _diag(exc: psycopg.Error) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _translate(name: str, exc: BaseException) -> SEFlowError:
+def _translate(name: str, exc: BaseException, url: str) -> SEFlowError:
+    """`exc` in the store's words, naming the database as `name`; nothing of the driver's
+    text may show the password of `url` (libpq quotes a URL it cannot parse)."""
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return StoreBusy(f"database {name} is busy: no connection came free in time; try again")
     if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
         return InvalidInput("a value given holds a NUL character, which cannot be stored")
     if not isinstance(exc, psycopg.Error):
-        return StoreError(f"database {name}: {exc}")
-    text = _diag(exc)
+        return StoreError(f"database {name}: {without_password(str(exc), url)}")
+    text = without_password(_diag(exc), url)
     if isinstance(
         exc,
         psycopg.errors.LockNotAvailable
@@ -431,7 +423,7 @@ class PostgresStore(Store):
         pool_size: int = 4,
     ) -> None:
         self.url = url
-        self.name = _display(url)
+        self.name = shown_database(url)
         self.workflow = workflow
         self.read_only = read_only
         self._local = _Local()
@@ -443,7 +435,9 @@ class PostgresStore(Store):
         try:
             port = str(conninfo.conninfo_to_dict(url).get("port") or "0")
         except psycopg.ProgrammingError as exc:
-            raise InvalidInput(f"not a usable PostgreSQL URL: {_diag(exc)}") from None
+            raise InvalidInput(
+                f"not a usable PostgreSQL URL: {without_password(_diag(exc), url)}"
+            ) from None
         if not all(p.isdigit() for p in port.split(",")):
             raise InvalidInput(f"not a usable PostgreSQL URL: the port {port!r} is not a number")
         with self._translated():
@@ -541,11 +535,9 @@ class PostgresStore(Store):
         except SEFlowError:
             raise
         except UnicodeEncodeError as exc:
-            raise InvalidInput(
-                f"a value given cannot be stored as UTF-8 (it holds a lone surrogate): {exc.reason}"
-            ) from exc
+            raise unstorable(exc) from exc
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise _translate(self.name, exc) from exc
+            raise _translate(self.name, exc, self.url) from exc
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
@@ -623,7 +615,9 @@ class PostgresStore(Store):
 
     def _abandon(self, conn: psycopg.Connection[Any], cause: BaseException) -> None:
         self._local.failed = (
-            _translate(self.name, cause).message if isinstance(cause, psycopg.Error) else str(cause)
+            _translate(self.name, cause, self.url).message
+            if isinstance(cause, psycopg.Error)
+            else str(cause)
         )
         self._rollback(conn)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
+from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
@@ -208,9 +209,7 @@ def _translated(path: str) -> Iterator[None]:
     except UnicodeEncodeError as exc:
         # The API names the field for the texts a user writes; this catches any other (an id
         # from invalid UTF-8 on a command line) before SQLite sees it.
-        raise InvalidInput(
-            f"a value given cannot be stored as UTF-8 (it holds a lone surrogate): {exc.reason}"
-        ) from exc
+        raise unstorable(exc) from exc
     except sqlite3.DatabaseError as exc:
         raise _translate(path, exc) from exc
 
@@ -319,6 +318,25 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
+_TAKE_A_COPY = (
+    'take a copy where you may write (`sqlite3 live.db ".backup copy.db"`, or ask whoever '
+    "writes it) and run se-flow on the copy"
+)
+
+
+def _frozen(path: Path) -> bool:
+    """Whether nobody can change the database file: it is on a read-only file system, or
+    neither it nor its folder has any write permission (owner, group or others; a writer's
+    -wal needs the folder, a checkpoint the file). Only then is an immutable open right."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return True
+        modes = (path.stat().st_mode, path.resolve().parent.stat().st_mode)
+    except (OSError, AttributeError):  # no statvfs on Windows: assume it may change
+        return False
+    return not any(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) for mode in modes)
+
+
 def _create_private(path: Path) -> None:
     """Make the new database file readable by its owner only, before anything is in it
     (sqlite would make it 0644 under the usual umask; its -wal and -shm copy its mode)."""
@@ -345,7 +363,9 @@ class SQLiteStore(Store):
     """`create` lets a missing or empty file become a new se-flow database; a file holding
     anything else (another application's tables, not SQLite at all) is never adopted.
     `read_only` (or a file or folder this process cannot write) opens it for reading only:
-    nothing about the file changes, and writes are refused."""
+    nothing about the file changes, and writes are refused. Opened `immutable` (no -shm) only
+    when nobody can change the file (`_frozen`); a file someone may still write, in a folder
+    where no -shm can be made, is refused with the advice to read a copy."""
 
     def __init__(
         self,
@@ -446,19 +466,25 @@ class SQLiteStore(Store):
             return fresh, str(path), False
         query = "mode=ro"
         if not folder_writable:
-            # Where no -wal/-shm can be made, SQLite can read a WAL database only as
-            # immutable; that is safe as nobody can write it here either (a writer needs
-            # the -wal). A -wal with changes but no -shm could not be read: refuse it rather
-            # than show the database without them.
+            # A WAL database is read through its -shm; where none can be made here, SQLite can
+            # read it only as immutable, which is right only for a file nobody can change
+            # (on a file still being written it gives wrong answers or SQLITE_CORRUPT).
             wal = Path(f"{path}-wal")
             shm = Path(f"{path}-shm")
             if wal.exists() and wal.stat().st_size and not shm.exists():
+                # Immutable would show the database without the -wal's changes.
                 raise StoreUnavailable(
                     f"cannot read {self.path}: its -wal file holds changes that cannot be read "
-                    "in this read-only folder without its -shm file; copy the database with "
-                    "`sqlite3 ... .backup` instead"
+                    f"in this read-only folder without its -shm file; {_TAKE_A_COPY}"
                 )
             if not shm.exists():
+                if not _frozen(path):
+                    raise StoreUnavailable(
+                        f"cannot read {self.path} safely here: it may still be changing (it "
+                        "or its folder has write permission for someone), and reading a "
+                        "changing database needs a -shm file beside it, which this folder does "
+                        f"not let se-flow make; {_TAKE_A_COPY}"
+                    )
                 query += "&immutable=1"
         return fresh, f"{path.resolve().as_uri()}?{query}", True
 

@@ -19,7 +19,7 @@ from attrs import frozen
 from transitions import Machine
 
 from ._calendar import Calendar, parse_calendar
-from ._limits import date_fault, text_fault
+from ._limits import DECIMAL_PLACES, date_fault, decimal_fault, text_fault
 from ._model import Record
 from ._schema import NamesTable, ReopenTable, StageFile, TransitionTable, WorkflowTable, structure
 from ._standards import StandardSpec, parse_standards
@@ -107,6 +107,23 @@ def _to_decimal(value: Any) -> Decimal:
         raise ValueError(f"expected a finite number, got {_shown(value)}")
     if result < 0:
         raise ValueError(f"must not be negative, got {_shown(value)}")
+    return _bounded(result, value)
+
+
+_PLACES = Decimal(1).scaleb(-DECIMAL_PLACES)
+
+
+def _bounded(result: Decimal, value: Any) -> Decimal:
+    """`result` inside `_limits`' bounds, written without an exponent."""
+    problem = decimal_fault(result)
+    if problem is not None:
+        raise ValueError(f"{problem}, got {_shown(value)}")
+    exponent = result.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite, checked by the caller
+    if exponent > 0:
+        return result.quantize(Decimal(1))
+    if exponent < -DECIMAL_PLACES:
+        return result.quantize(_PLACES)
     return result
 
 

@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 import se_flow
 from se_flow._api import is_database_url
 from se_flow._limits import check_date
+from se_flow._urls import shown_database
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -482,7 +483,9 @@ def init(
     try:
         with _open(ctx, write=True, create=True) as flow:
             if flow.has_staff():
-                _fail(f"{path} is already set up; add people with `se-flow staff add`")
+                _fail(
+                    f"{shown_database(path)} is already set up; add people with `se-flow staff add`"
+                )
             if s.actor is None:
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
             member = flow.add_staff(s.actor, name or s.actor, role)
@@ -492,7 +495,7 @@ def init(
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
         raise
-    _say(f"created {path}")
+    _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
 
 
@@ -1311,8 +1314,8 @@ def audit_verify_export(
     against: str | None = None
     # A database named (--db, SE_FLOW_DB) is opened, so a typo in its name is an error, not a
     # quiet check of the manifest alone; only the default database may be absent.
-    if db != ":memory:" and (s.db is not None or Path(db).exists()):
-        against = db
+    if db != ":memory:" and (s.db is not None or is_database_url(db) or Path(db).exists()):
+        against = shown_database(db)
         with _open(ctx) as flow:
             result = flow.verify_export(folder)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +244,38 @@ def test_wrong_values_are_refused_naming_the_field(
     assert f"{field}: {problem}" in str(bad.value)
 
 
+OFFER = {"employer": "Mill", "start_date": "2026-07-01", "hours_per_week": "16",
+         "hourly_pay": "12.80"}  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["hourly_pay", "hours_per_week"])
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("1e999999999", "is too large: at most 12 digits before the point, got '1e999999999'"),
+        ("1000000000000", "is too large: at most 12 digits before the point, got '1000000000000'"),
+        ("1e-999999999", "has too many decimal places: at most 4, got '1e-999999999'"),
+        ("12.80001", "has too many decimal places: at most 4, got '12.80001'"),
+    ],
+)
+def test_a_huge_or_over_precise_number_is_refused_naming_the_field(
+    flow: SEFlow, case: Case, field: str, given: str, problem: str
+) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidRecord) as bad:
+        flow.record(case.id, "job_offer", {**OFFER, field: given})
+    assert bad.value.problems == {field: problem}
+    assert bad.value.exit_code == 5
+
+
+def test_numbers_inside_the_bounds_keep_their_value(flow: SEFlow, case: Case) -> None:
+    made = flow.record(
+        case.id, "job_offer", {**OFFER, "hours_per_week": "1E+1", "hourly_pay": "999999999999.5000"}
+    )
+    assert str(made.fields["hours_per_week"]) == "10"  # written out, not as an exponent
+    assert made.fields["hourly_pay"] == Decimal("999999999999.5")
+    assert flow.records(case.id)[-1].fields == made.fields
+
+
 def test_a_bad_referral_opens_no_case(flow: SEFlow, case: Case) -> None:
     with nothing_written(flow), pytest.raises(se_flow.InvalidRecord) as bad:
         flow.refer("New Person", referral={"colour": "red"})
@@ -418,3 +451,18 @@ def test_cases_go_only_to_coaches_and_team_leaders(flow: SEFlow, steps: Steps, c
         flow.assign(case.id, coach)
     assert flow.case(case.id) == case
     assert len(flow.cases()) == 1
+
+
+def test_reopen_checks_an_explicit_coach_as_refer_does(flow: SEFlow, steps: Steps) -> None:
+    closed = steps.refer()
+    flow.withdraw(closed.id, reason="moving away")
+    flow.add_staff("kim", "Kim Coach", "coach", active=False, actor="ada")
+    with nothing_written(flow), pytest.raises(se_flow.StaffNotFound) as unknown:
+        flow.reopen(closed.id, source="GP", coach="zed")
+    assert unknown.value.staff_id == "zed" and unknown.value.exit_code == 4
+    for coach, why in (("ava", "an auditor"), ("ada", "an admin"), ("kim", "no longer active")):
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+            flow.reopen(closed.id, source="GP", coach=coach)
+        assert refused.value.message == f"{coach} cannot hold cases: they are {why}"
+        assert refused.value.exit_code == 5
+    assert flow.reopen(closed.id, source="GP", coach="lee").coach == "lee"

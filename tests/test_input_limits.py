@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from test_cli_subprocess import SCRIPT
 
 import se_flow
 from se_flow import SEFlow
-from se_flow._limits import EARLIEST_DATE, LATEST_DATE, MAX_TEXT
+from se_flow._limits import EARLIEST_DATE, LATEST_DATE, MAX_TEXT, check_days, check_limit
 
 TOO_LONG = "x" * (MAX_TEXT + 1)
 LONGEST = "x" * MAX_TEXT
@@ -90,6 +91,67 @@ def test_an_id_that_is_not_utf8_is_invalid_input_not_a_broken_database(
     steps.refer()
     with pytest.raises(se_flow.InvalidInput, match="UTF-8"):
         flow.case("C-\ud800")
+
+
+def test_a_workflow_adoption_reason_is_bounded(flow: SEFlow) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refusal:
+        flow.adopt_workflow(reason=TOO_LONG, actor="ada")
+    assert "reason" in refusal.value.message and f"{MAX_TEXT:,}" in refusal.value.message
+    assert len(refusal.value.message) < 300
+
+
+CASE_IDS: dict[str, Callable[[SEFlow, str], object]] = {
+    "case": lambda f, bad: f.case(bad),
+    "history": lambda f, bad: f.history(bad),
+    "records": lambda f, bad: f.records(bad),
+    "standards": lambda f, bad: f.standards(bad),
+    "outcomes": lambda f, bad: f.outcomes(bad),
+    "check": lambda f, bad: f.check(bad, "engage"),
+    "available": lambda f, bad: f.available(bad),
+    "advance": lambda f, bad: f.advance(bad, "engage"),
+    "pause": lambda f, bad: f.pause(bad, reason="ill", review_date=dt.date(2026, 7, 1)),
+    "record": lambda f, bad: f.record(bad, "note", text="hi"),
+    "assign": lambda f, bad: f.assign(bad, "kim"),
+    "reopen": lambda f, bad: f.reopen(bad, source="GP"),
+    "export": lambda f, bad: f.export(Path(os.devnull).parent / "never-made", case_id=bad),
+}
+
+
+@pytest.mark.parametrize("call", list(CASE_IDS))
+@pytest.mark.parametrize("bad", [TOO_LONG, LONE_SURROGATE], ids=["too_long", "lone_surrogate"])
+def test_a_case_id_is_checked_where_it_enters_naming_it(
+    flow: SEFlow, steps: Steps, call: str, bad: str
+) -> None:
+    steps.refer()
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refusal:
+        CASE_IDS[call](flow, bad)
+    assert "case id" in refusal.value.message
+    assert len(refusal.value.message) < 300
+
+
+@pytest.mark.parametrize("bad", [TOO_LONG, LONE_SURROGATE], ids=["too_long", "lone_surrogate"])
+def test_a_participant_id_is_checked_naming_it(flow: SEFlow, steps: Steps, bad: str) -> None:
+    steps.refer()
+    for call in (
+        lambda: flow.participant(bad),
+        lambda: flow.erase_personal_data(bad, reason="asked", actor="ada"),
+        lambda: flow.cases(participant_id=bad),
+    ):
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="participant id"):
+            call()
+
+
+def test_the_stores_last_resort_names_the_value_it_could_not_store(
+    flow: SEFlow, steps: Steps
+) -> None:
+    # Behind the API's checks, a store still refuses a lone surrogate in its own words, and
+    # names the value (escaped, shortened) as it cannot know the field.
+    steps.refer()
+    with pytest.raises(se_flow.InvalidInput) as refusal:
+        flow.store.case("C-\ud800" + "x" * 100)
+    message = refusal.value.message
+    assert "'C-\\ud800xxx" in message and "UTF-8" in message and "character 3" in message
+    assert len(message) < 300
 
 
 # --- dates ---------------------------------------------------------------------------------
@@ -211,3 +273,22 @@ def test_invalid_utf8_in_a_real_argv(db: Path) -> None:
     assert "UTF-8" in err
     assert "unexpected" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.5, "7", None, 7.0])
+def test_counts_must_be_whole_numbers_not_bools(bad: object) -> None:
+    with pytest.raises(se_flow.InvalidInput, match="within_days must be a whole number"):
+        check_days(bad, "within_days")  # type: ignore[arg-type]
+    if bad is None:
+        assert check_limit(None, "limit") is None  # no limit
+        return
+    with pytest.raises(se_flow.InvalidInput, match="limit must be a whole number"):
+        check_limit(bad, "limit")  # type: ignore[arg-type]
+
+
+def test_the_api_refuses_a_bool_count(flow: SEFlow, steps: Steps) -> None:
+    steps.refer()
+    with pytest.raises(se_flow.InvalidInput, match="within_days must be a whole number"):
+        flow.due(within_days=True)
+    with pytest.raises(se_flow.InvalidInput, match="limit must be a whole number"):
+        flow.cases(limit=True)

@@ -6,10 +6,12 @@ server hashes is the core's canonical text for any seq and prev_hash."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from helpers import Steps
@@ -69,7 +71,43 @@ def test_a_server_that_refuses_is_unavailable_and_no_password_is_shown() -> None
     with pytest.raises(se_flow.StoreUnavailable) as refused:
         se_flow.open("postgresql://ada:secret@127.0.0.1:1/se_flow")
     assert "secret" not in str(refused.value)
-    assert "postgresql://ada@127.0.0.1:1/se_flow" in str(refused.value)
+    assert "postgresql://ada:***@127.0.0.1:1/se_flow" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("postgresql://ada:s3cretpass@127.0.0.1:1/se_flow", 10),  # nobody there
+        ("postgresql://ada:s3cretpass@[::1/se_flow", 5),  # libpq quotes the URL it cannot parse
+        ("postgresql://ada@127.0.0.1:1/se_flow?password=s3cretpass", 10),
+    ],
+)
+def test_the_cli_never_prints_a_password_from_the_url(url: str, code: int) -> None:
+    pytest.importorskip("psycopg")
+    for args in (("init",), ("cases",), ("audit", "verify")):
+        result = _cli(url, *args)
+        assert result.exit_code == code, result.output
+        assert result.stderr.startswith("error: ") and "***" in result.stderr, result.output
+        assert "s3cretpass" not in result.output
+
+
+def test_init_and_verify_export_show_a_url_without_its_password(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # The test server trusts local connections: the password is given, and ignored.
+    parts = urlsplit(pg_url)
+    user, _, host = parts.netloc.rpartition("@")
+    url = urlunsplit(parts._replace(netloc=f"{user or 'postgres'}:s3cretpass@{host}"))
+    said = [_cli(url, "init", "--name", "Ada Admin"), _cli(url, "export", str(tmp_path / "out"))]
+    said.append(_cli(url, "audit", "verify-export", str(tmp_path / "out")))
+    said.append(_cli(url, "audit", "verify-export", str(tmp_path / "out"), "--json"))
+    for result in said:
+        assert result.exit_code == 0, result.output
+        assert "s3cretpass" not in result.output
+    masked = url.replace(":s3cretpass@", ":***@")
+    assert said[0].stdout.startswith(f"created {masked}\n")
+    assert f"and the audit log of {masked}:" in said[2].stdout
+    assert json.loads(said[3].stdout)["checked_against_log"] == masked
 
 
 def test_a_database_that_is_not_utf8_is_refused(pg_server: str) -> None:

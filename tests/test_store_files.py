@@ -10,6 +10,7 @@ import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_cli import CLI, ok, refused
@@ -267,3 +268,109 @@ def test_a_path_under_home_is_the_file_that_is_made_and_opened(
     assert not (tmp_path / "~").exists()
     with se_flow.open("~/home.db", read_only=True, actor="ada") as flow:
         assert [s.id for s in flow.staff()] == ["ada"]
+
+
+# --- a database someone else may still be writing ------------------------------------------
+
+
+def _group_writable(path: Path) -> bool:
+    return bool(path.stat().st_mode & stat.S_IWGRP)
+
+
+@pytest.fixture
+def as_group_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team leader in the database's group: writability from the group bits only, so a
+    folder its owner (the coach) may write is one this reader may not, root or not."""
+    monkeypatch.setattr(sqlite_store, "_writable", _group_writable)
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Iterator[Path]:
+    """A coach's database (640) in the coach's folder (750): the group reads, the owner writes."""
+    folder = tmp_path / "caseload"
+    folder.mkdir()
+    path = folder / "live.db"
+    _make(path)
+    path.chmod(0o640)
+    folder.chmod(0o750)
+    try:
+        yield path
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_database_its_owner_may_still_write_is_never_read_as_immutable(
+    shared: Path, as_group_member: None
+) -> None:
+    # No -shm, none can be made, and the owner may open it and write at any moment: an
+    # immutable open would answer from a file changing under it, so it is refused.
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["live.db"]
+    before = _digest(shared)
+    with pytest.raises(se_flow.StoreUnavailable) as refusal:
+        se_flow.open(shared, actor="sam")
+    message = refusal.value.message
+    assert str(shared) in message and "may still be changing" in message
+    assert '.backup copy.db"' in message and "on the copy" in message
+    refused(CLI(shared)("cases"), 10, "may still be changing", ".backup")
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["live.db"]
+    assert _digest(shared) == before
+
+
+def test_a_database_being_written_is_read_live_beside_its_writer(
+    shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with se_flow.open(shared, actor="sam") as writer:  # the owner
+        writer.refer("Billie", source="GP")  # the -wal and -shm are there while it is open
+        monkeypatch.setattr(sqlite_store, "_writable", _group_writable)
+        with se_flow.open(shared, actor="sam") as reader:  # the team leader
+            assert len(reader.cases()) == 2
+            writer.refer("Casey", source="GP")
+            assert len(reader.cases()) == 3  # immutable would still say 2
+            assert reader.verify().ok
+            with pytest.raises(se_flow.StoreUnavailable, match="not writable"):
+                reader.refer("Dana", source="GP")
+
+
+def test_a_database_on_a_read_only_file_system_is_read_as_immutable(
+    shared: Path, as_group_member: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.statvfs
+
+    class ReadOnlyMount:
+        f_flag = os.ST_RDONLY
+
+    def statvfs(path: Any) -> Any:
+        return ReadOnlyMount() if Path(path) == shared else real(path)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    with se_flow.open(shared, actor="sam") as flow:
+        assert [c.id for c in flow.cases()] == ["C-1"] and flow.verify().ok
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["live.db"]
+
+
+def test_a_wal_without_its_shm_in_a_read_only_folder_is_refused(
+    tmp_path: Path, as_if_not_root: None
+) -> None:
+    live = tmp_path / "live.db"
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    copy = folder / "live.db"
+    _make(live)
+    with se_flow.open(live, actor="sam") as writer:
+        writer.refer("Billie", source="GP")
+        # A copy taken file by file while the writer had changes not yet checkpointed.
+        assert Path(f"{live}-wal").stat().st_size
+        shutil.copyfile(live, copy)
+        shutil.copyfile(f"{live}-wal", f"{copy}-wal")
+    copy.chmod(0o444)
+    Path(f"{copy}-wal").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(se_flow.StoreUnavailable) as refusal:
+            se_flow.open(copy, actor="sam")
+        message = refusal.value.message
+        assert "-wal file holds changes" in message and "without its -shm" in message
+        assert ".backup" in message
+        assert sorted(p.name for p in folder.iterdir()) == ["live.db", "live.db-wal"]
+    finally:
+        folder.chmod(0o755)

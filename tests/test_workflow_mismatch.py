@@ -122,3 +122,21 @@ def test_writes_under_another_workflow_are_refused_until_adopted(tmp_path: Path)
     # The database has moved on: the old workflow is now the one refused.
     with se_flow.open(path, actor="sam") as flow, pytest.raises(se_flow.WorkflowMismatch):
         flow.refer("Casey", source="GP")
+
+
+def test_adopting_needs_a_reason_and_a_workflow_that_differs(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    _offered(path, None, "2026-05-25")
+    as_int = _retyped(tmp_path, "int")
+    with se_flow.open(path, stages=as_int, actor="ada") as flow:
+        events = len(flow.events())
+        for reason in ("", "   "):
+            with pytest.raises(se_flow.InvalidInput, match="adopting a workflow needs a reason"):
+                flow.adopt_workflow(reason=reason)
+        assert len(flow.events()) == events
+    with se_flow.open(path, actor="ada") as flow:  # the workflow it was written under
+        with pytest.raises(se_flow.InvalidInput, match="already under this workflow") as same:
+            flow.adopt_workflow(reason="no change")
+        assert same.value.exit_code == 5
+        assert len(flow.events()) == events
+    refused(CLI(path)("workflow", "adopt", "--reason", "again", actor="ada"), 5, "already under")
