@@ -29,6 +29,7 @@ from ._model import (
     Verification,
 )
 from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
+from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
 from ._workflow import Workflow
 from .errors import (
@@ -48,6 +49,7 @@ from .errors import (
     NotFound,
     PermissionDenied,
     ProgrammeInvalid,
+    SealKeyUnusable,
     SEFlowError,
     StaffNotFound,
     StoreBusy,
@@ -126,6 +128,7 @@ __all__ = [
     "SEFlow",
     "SEFlowError",
     "SQLiteStore",
+    "SealKeyUnusable",
     "Staff",
     "StaffNotFound",
     "Status",
@@ -138,6 +141,7 @@ __all__ = [
     "UnknownRecordKind",
     "UnknownTrigger",
     "Verification",
+    "VerificationKey",
     "Workflow",
     "WorkflowInvalid",
     "WorkflowMismatch",

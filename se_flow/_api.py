@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import JOBS, Engine, context
+from ._keyfile import SealKeyFile
 from ._limits import (
     check_date,
     check_days,
@@ -44,6 +45,7 @@ from ._model import (
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
 from ._policy import acting
+from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
@@ -79,6 +81,7 @@ def open(
     create: bool = True,
     read_only: bool = False,
     programmes: str | Path | None = None,
+    seal_key: str | Path | None = None,
 ) -> SEFlow:
     """Open (creating if need be) an se-flow database: an SQLite file (or ":memory:"), or a
     PostgreSQL database named by a `postgresql://` URL (the `postgres` extra; `synchronous`
@@ -91,10 +94,13 @@ def open(
     holding anything else. `read_only` opens for reading only and changes nothing about the
     file (as does a file or folder this process cannot write): writes then raise
     `StoreUnavailable`. `programmes` is a folder of funder definitions to use instead of the
-    shipped ones (read when outcomes are first asked for). Raises `WorkflowInvalid`,
-    `StoreUnavailable`."""
+    shipped ones (read when outcomes are first asked for). `seal_key` is the sealing key file
+    (default: `<database>.sealkey` beside it; SQLite only): read only when a write must seal,
+    so a reader needs none. Raises `WorkflowInvalid`, `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
     if isinstance(path, str) and is_database_url(path):
+        if seal_key is not None:
+            raise InvalidInput("sealing (seal_key) is for SQLite databases only, so far")
         return SEFlow(
             _postgres_store(path, wf, busy_timeout, create, read_only), wf, actor=actor, clock=clock
         )
@@ -105,8 +111,24 @@ def open(
         busy_timeout=busy_timeout,
         create=create,
         read_only=read_only,
+        seal_keys=_seal_keys(path, seal_key),
     )
     return SEFlow(store, wf, actor=actor, clock=clock, programmes=programmes)
+
+
+def seal_key_path(path: str | Path, seal_key: str | Path | None = None) -> Path | None:
+    """The sealing key file of the database at `path`: `seal_key`, else `<path>.sealkey`
+    beside it (None for a database in memory, which has no folder)."""
+    if seal_key is not None:
+        return Path(seal_key).expanduser()
+    if str(path) == ":memory:":
+        return None
+    return Path(f"{Path(path).expanduser()}.sealkey")
+
+
+def _seal_keys(path: str | Path, seal_key: str | Path | None) -> SealKeyFile | None:
+    found = seal_key_path(path, seal_key)
+    return SealKeyFile(found) if found is not None else None
 
 
 def is_database_url(target: str) -> bool:
@@ -965,19 +987,44 @@ class SEFlow:
         return list(self.store.events(after_seq=after_seq))
 
     def verify(
-        self, checkpoint: Checkpoint | None = None, *, actor: str | None = None
+        self,
+        checkpoint: Checkpoint | None = None,
+        *,
+        key: VerificationKey | str | None = None,
+        actor: str | None = None,
     ) -> Verification:
         """Walk the whole audit chain and check every table reads trust (cases, records,
         staff) against its replay from the log: ok, or the first thing that does not fit and
         why. Given a `checkpoint` (from `checkpoint()`), also prove the log was only appended
         to since: its event is still there, unchanged, and it came from this very database.
-        A loaded workflow other than the log's is said in `workflow_mismatch`."""
+        Given the verification `key` (from `start_sealing`, or its text), also check every
+        event's forward-secure seal: an event altered and re-chained, inserted, removed or
+        moved is named with its epoch (`bad_epoch`); `seals` says what was proved, or what
+        could not be without a key. A loaded workflow other than the log's is said in
+        `workflow_mismatch`. Raises `InvalidInput` for key text that is not a key."""
+        if isinstance(key, str):
+            key = VerificationKey.parse(key)
         self._reader(actor)
-        result = verify_log(self.store, self.workflow, checkpoint)
+        result = verify_log(self.store, self.workflow, checkpoint, key)
         words = _mismatch_words(self.store.head_workflow_hash(), self.workflow.hash)
         if words is not None:
             result = attrs.evolve(result, workflow_mismatch=words)
         return result
+
+    def start_sealing(
+        self, *, epoch_seconds: int = DAY, actor: str | None = None
+    ) -> VerificationKey:
+        """Seal every event from the next on with a forward-secure key (`se_flow._seal`): a
+        new seed is made, its first epoch key written to the key file (mode 600, never over
+        one), and the verification key returned, to be given to the auditor: se-flow keeps it
+        nowhere. Epochs are `epoch_seconds` long (a UTC day by default). Before anyone is on
+        the staff list (at set-up) anyone may; after, an active admin. Raises
+        `PermissionDenied`, `InvalidInput` (already sealing, a bad epoch, a store that cannot
+        seal), `SealKeyUnusable` (the key file exists or cannot be written)."""
+        tx = self.store.read()
+        by = acting(tx, self._actor_id(actor)) if tx.has_staff() else None
+        self.engine.may_start_sealing(by)
+        return self.store.start_sealing(self.now(), epoch_seconds)
 
     # --- exports and checkpoints (issue 4) ---
 

@@ -45,6 +45,7 @@ from ._projections import (
     replay_staff,
     staff_mismatch,
 )
+from ._seal import SealCheck, VerificationKey
 from .errors import CaseNotFound, InvalidInput, WorkflowMismatch
 
 if TYPE_CHECKING:
@@ -271,9 +272,16 @@ def take_checkpoint(store: Store, now: dt.datetime) -> Checkpoint:
 
 
 def verify_log(
-    store: Store, workflow: Workflow, checkpoint: Checkpoint | None = None
+    store: Store,
+    workflow: Workflow,
+    checkpoint: Checkpoint | None = None,
+    key: VerificationKey | None = None,
 ) -> Verification:
     """Walk the whole chain, then check the case, records and staff tables against the log.
+
+    Given the verification `key` (`_seal`), also check every event's forward-secure seal as
+    the walk goes: the first event whose seal fails is named with its epoch (`bad_epoch`),
+    before any later problem. Without it, `seals` says what could not be proved.
 
     Given a `checkpoint`, also prove the log was only appended to since: its event is still
     there, unchanged, and it came from this very database (a truncated log, one rewritten and
@@ -301,9 +309,22 @@ def verify_log(
 
         unreadable: list[tuple[int, str]] = []
         walk = ChainWalk()
+        sealing = store.sealing()
+        seals = (
+            SealCheck(key, store.seal_rows(), store_id=store.store_id(), stored=sealing)
+            if key is not None
+            else None
+        )
+        unsealed = (
+            None
+            if sealing is None
+            else f"{sealing.describe()}; " + ("seals not checked: no verification key given")
+        )
         for row in store.event_rows():
             if walk.feed(row) is not None:
-                return walk.result()
+                return attrs.evolve(walk.result(), seals=unsealed if seals is None else None)
+            if seals is not None and seals.feed(row["seq"], row["hash"], row["recorded_at"]):
+                return _seal_problem(walk.result(), seals)
             # Read only once the walk has accepted the row: what is read of it is proved by
             # its hash.
             if checkpoint is not None and row["seq"] == checkpoint.seq:
@@ -319,6 +340,12 @@ def verify_log(
                 # Only a forger who re-chained the log can write an event se-flow did not.
                 unreadable.append((row["seq"], f"event {row['seq']} cannot be read: {exc}"))
         result = walk.result()
+        if seals is not None:
+            if seals.finish(result.head_seq) is not None:
+                return _seal_problem(result, seals)
+            result = attrs.evolve(result, seals=seals.summary())
+        else:
+            result = attrs.evolve(result, seals=unsealed)
         if unreadable:
             seq, why = unreadable[0]
             return attrs.evolve(result, ok=False, bad_seq=seq, problem=why)
@@ -337,6 +364,17 @@ def verify_log(
         if problem is not None:
             return attrs.evolve(result, ok=False, bad_seq=problem_seq, problem=problem)
         return result
+
+
+def _seal_problem(result: Verification, seals: SealCheck) -> Verification:
+    return attrs.evolve(
+        result,
+        ok=False,
+        bad_seq=seals.bad_seq,
+        bad_epoch=seals.bad_epoch,
+        problem=seals.problem,
+        seals=f"seals checked with the verification key: {seals.checked} verified before it failed",
+    )
 
 
 def _checkpoint_problem(

@@ -22,6 +22,7 @@ from . import Case, Check, Event, Status, Verification, Workflow
 if TYPE_CHECKING:
     from ._audit import Checkpoint
     from ._export import Manifest
+    from ._seal import VerificationKey
     from ._verify_export import ExportVerification
 
 __all__ = [
@@ -373,6 +374,21 @@ def checkpoint_kept(kept: Checkpoint, path: Path) -> str:
             "keep it where the database's users cannot change it; later, "
             f"`se-flow audit verify --checkpoint {path}` proves the log has only been "
             "appended to since",
+        ]
+    )
+
+
+def sealing_started(key: VerificationKey, key_file: Path) -> str:
+    """What `init` says once sealing is on: the verification key, shown this once only."""
+    return "\n".join(
+        [
+            f"events are sealed with a key that evolves every {key.epoch_seconds} s "
+            f"(the old one erased); the current key is in {key_file} (mode 600)",
+            "VERIFICATION KEY: give it to your auditor or commissioner now; it is shown only",
+            "this once and se-flow keeps no copy (`se-flow audit verify --key KEY` checks the "
+            "seals):",
+            f"  {key.text}",
+            f"  to read out: {key.spoken}",
         ]
     )
 

@@ -501,6 +501,10 @@ class Engine:
         policy.may_read(by)
 
     @staticmethod
+    def may_start_sealing(by: Staff | None) -> None:
+        policy.may_start_sealing(by)
+
+    @staticmethod
     def shows_personal_data(by: Staff) -> bool:
         """Whether a read shows `by` personal details (else pseudonyms only: not a refusal)."""
         return policy.permits(policy.may_see_personal_data, by)

@@ -317,6 +317,11 @@ class Verification:
     workflow_mismatch: str | None = None
     """Set when the workflow verified with is not the one the log was last written under: the
     chain may be whole, but stages and records are read under other definitions."""
+    seals: str | None = None
+    """What was (or could not be) proved of the forward-secure seals, in words; None for a
+    database that does not seal."""
+    bad_epoch: int | None = None
+    """The sealing epoch of the first event whose seal failed (with `bad_seq`)."""
 
     def __bool__(self) -> bool:
         return self.ok

@@ -167,3 +167,13 @@ def may_adopt_workflow(by: Staff) -> None:
     _active(by)
     if by.role is not Role.ADMIN:
         raise PermissionDenied(f"only an admin may adopt a workflow; {by.id} is not", by.id)
+
+
+def may_start_sealing(by: Staff | None) -> None:
+    """Turning on forward-secure sealing: whoever sets se-flow up (`by` None: nobody is on the
+    staff list yet), else an active admin."""
+    if by is None:
+        return
+    _active(by)
+    if by.role is not Role.ADMIN:
+        raise PermissionDenied(f"only an admin may turn on sealing; {by.id} is not", by.id)

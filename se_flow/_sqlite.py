@@ -40,19 +40,28 @@ from ._rows import case_from_row as _case_from_row
 from ._rows import case_order, case_where, event_where
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
+from ._seal import (
+    Sealing,
+    SealRow,
+    VerificationKey,
+    check_epoch_seconds,
+    epoch_of,
+    seal_mac,
+)
 from ._standards import CaseHistory, Happening, needs, pause_triggers
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
     CaseNotFound,
     InvalidInput,
+    SealKeyUnusable,
     SEFlowError,
     StaffNotFound,
     StoreBusy,
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, Change, Needs, RecordRow, Snapshot, Store, Tx
+from .ports import CaseFilter, Change, Needs, RecordRow, SealKeys, Snapshot, Store, Tx
 
 __all__ = ["THROUGH_THE_LOG", "SQLiteStore"]
 
@@ -177,10 +186,34 @@ THROUGH_THE_LOG = {
 }
 _SCHEMA_V3 = [f"CREATE TRIGGER {name} {body}" for name, body in THROUGH_THE_LOG.items()]
 
+# Forward-secure seals (`_seal`), apart from the hashed rows. A seal is written only with the
+# event it seals (the log's last), never changed or removed; the database's sealing settings,
+# once there, never change (sealing cannot be turned off behind the auditor's back).
+_SCHEMA_V5 = [
+    """CREATE TABLE seals (
+        seq INTEGER PRIMARY KEY REFERENCES events(seq),
+        epoch INTEGER NOT NULL,
+        mac TEXT NOT NULL
+    )""",
+    """CREATE TRIGGER seals_with_their_event BEFORE INSERT ON seals
+       WHEN NEW.seq IS NOT (SELECT MAX(seq) FROM events)
+       BEGIN SELECT RAISE(ABORT, 'a seal is written only with its event'); END""",
+    """CREATE TRIGGER seals_append_only_update BEFORE UPDATE ON seals
+       BEGIN SELECT RAISE(ABORT, 'seals cannot be changed'); END""",
+    """CREATE TRIGGER seals_append_only_delete BEFORE DELETE ON seals
+       BEGIN SELECT RAISE(ABORT, 'seals cannot be deleted'); END""",
+    """CREATE TRIGGER sealing_kept_update BEFORE UPDATE ON meta WHEN OLD.key = 'sealing'
+       BEGIN SELECT RAISE(ABORT, 'sealing settings cannot be changed'); END""",
+    """CREATE TRIGGER sealing_kept_delete BEFORE DELETE ON meta WHEN OLD.key = 'sealing'
+       BEGIN SELECT RAISE(ABORT, 'sealing cannot be turned off'); END""",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
     ("0003_tables_through_the_log", _SCHEMA_V3),
+    # 0004 is left to the write-path work landing at the same time.
+    ("0005_seals", _SCHEMA_V5),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -311,7 +344,8 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 
 # Migrations that only add what reads do not need (indexes): a read-only open of a database
 # still without them reads it as it is, since it may not migrate it.
-_READ_COMPATIBLE = frozenset({"0002_read_indexes"})
+# A database from before seals reads as one that never sealed.
+_READ_COMPATIBLE = frozenset({"0002_read_indexes", "0005_seals"})
 
 
 def _writable(path: Path) -> bool:
@@ -376,6 +410,7 @@ class SQLiteStore(Store):
         busy_timeout: float = 10.0,
         create: bool = True,
         read_only: bool = False,
+        seal_keys: SealKeys | None = None,
     ) -> None:
         self.path = str(path)
         self.workflow = workflow
@@ -389,6 +424,9 @@ class SQLiteStore(Store):
                 f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
             )
         memory = self.path == ":memory:"
+        self.seal_keys = seal_keys
+        self._sealing: Sealing | None = None
+        self._store_id: str | None = None
         fresh, target, is_uri = memory, self.path, False
         if not memory:
             fresh, target, is_uri = self._prepare(Path(self.path).expanduser(), create)
@@ -682,6 +720,14 @@ class SQLiteStore(Store):
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
         conn.execute(_INSERT_EVENT, event_row)
+        sealing = self._sealing_now()
+        if sealing is not None:
+            epoch = epoch_of(event.recorded_at, sealing.epoch_seconds)
+            key = self._keys().key_for(self._own_id(), epoch, sealing.epoch_seconds)
+            conn.execute(
+                "INSERT INTO seals (seq, epoch, mac) VALUES (?, ?, ?)",
+                (seq, epoch, seal_mac(key, event.hash, seq, epoch)),
+            )
         if change.staff is not None:
             s = change.staff
             conn.execute(
@@ -752,6 +798,84 @@ class SQLiteStore(Store):
                 ),
             )
         return event
+
+    # --- sealing (`_seal`, `_keyfile`) ----------------------------------------------------
+
+    def _sealing_now(self) -> Sealing | None:
+        """Inside a write: sqlite3's errors pass untranslated, as `_batch_write` needs them.
+        Once on, sealing stays on (a trigger keeps the setting), so it is read until found."""
+        if self._sealing is None:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'sealing'").fetchone()
+            self._sealing = Sealing.from_json(json.loads(row[0])) if row else None
+        return self._sealing
+
+    def _own_id(self) -> str:
+        if self._store_id is None:
+            (found,) = self.conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            self._store_id = str(found)
+        return self._store_id
+
+    def _keys(self) -> SealKeys:
+        if self.seal_keys is None:
+            raise SealKeyUnusable(
+                "(none given)", "this database seals its events, but no key file was given"
+            )
+        return self.seal_keys
+
+    def sealing(self) -> Sealing | None:
+        with _translated(self.path):
+            try:
+                row = self.conn.execute("SELECT value FROM meta WHERE key = 'sealing'").fetchone()
+            except sqlite3.OperationalError as exc:
+                # A database from before seals (read-only: not migrated) never sealed.
+                if "no such table" in str(exc):
+                    return None
+                raise
+        return Sealing.from_json(json.loads(row[0])) if row else None
+
+    def seal_rows(self) -> Iterator[SealRow]:
+        with _translated(self.path):
+            try:
+                cur = self.conn.execute("SELECT seq, epoch, mac FROM seals ORDER BY seq")
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return
+                raise
+            for seq, epoch, mac in cur:
+                yield SealRow(seq, epoch, mac)
+
+    def start_sealing(self, now: dt.datetime, epoch_seconds: int) -> VerificationKey:
+        """Begin sealing with the next event: a new seed, the key file written (never over
+        one), the settings kept. Returns the verification key, which is kept nowhere."""
+        self._refuse_if_read_only()
+        check_epoch_seconds(epoch_seconds)
+        keys = self._keys()
+        conn = self.conn
+        with _translated(self.path):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self.sealing() is not None:
+                    raise InvalidInput(f"{self.path} already seals its events")
+                (head,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+                seed = keys.new_seed()
+                key = VerificationKey(seed, head + 1, epoch_of(now, epoch_seconds), epoch_seconds)
+                store_id = self.store_id()
+                state = Sealing.begin(key, store_id)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('sealing', ?)",
+                    (json.dumps(state.to_json()),),
+                )
+                keys.create(store_id, seed, key.start_epoch, epoch_seconds)
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    keys.discard()
+                    raise
+            except BaseException:
+                self._rollback()
+                raise
+        self._sealing = state
+        return key
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 import se_flow
-from se_flow._api import is_database_url
+from se_flow._api import is_database_url, seal_key_path
 from se_flow._limits import check_date
 from se_flow._urls import shown_database
 
@@ -37,6 +37,7 @@ __all__ = ["app", "default_db_path", "main"]
 APP_NAME = "se-flow"
 DB_ENV = "SE_FLOW_DB"
 ACTOR_ENV = "SE_FLOW_ACTOR"
+SEAL_KEY_ENV = "SE_FLOW_SEAL_KEY"
 DEBUG_ENV = "SE_FLOW_DEBUG"
 
 
@@ -281,12 +282,19 @@ app.add_typer(programme_app, name="programme")
 class Settings:
     """The global options, as given (None: not given)."""
 
-    def __init__(self, db: str | None, actor: str | None, stages: Path | None) -> None:
+    def __init__(
+        self,
+        db: str | None,
+        actor: str | None,
+        stages: Path | None,
+        seal_key: Path | None = None,
+    ) -> None:
         self.db = db or None
         self.actor = actor or _os_user()
         # Nobody said who they are: the login name stands in, and a refusal says so.
         self.actor_from_login = not actor and self.actor is not None
         self.stages = stages
+        self.seal_key = seal_key
 
     @property
     def db_path(self) -> str:
@@ -309,7 +317,12 @@ def _open(
     # For the error handler: the options this command has, to name them in its refusals.
     ctx.meta[_OPTIONS_KEY] = frozenset(o for p in ctx.command.params for o in p.opts)
     with se_flow.open(
-        s.db_path, stages=s.stages, actor=s.actor, create=create, read_only=not write
+        s.db_path,
+        stages=s.stages,
+        actor=s.actor,
+        create=create,
+        read_only=not write,
+        seal_key=s.seal_key,
     ) as flow:
         if flow.exposure:
             _say(f"warning: {flow.exposure}", err=True)
@@ -350,8 +363,18 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    seal_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--seal-key",
+            envvar=SEAL_KEY_ENV,
+            metavar="FILE",
+            help="The sealing key file (mode 600). Default: the database's path + .sealkey.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = Settings(db, actor, stages)
+    ctx.obj = Settings(db, actor, stages, seal_key)
 
 
 # --- shared parsing -----------------------------------------------------------------------------
@@ -472,14 +495,35 @@ def init(
         str,
         typer.Option("--role", help="Your role: admin, team_leader, coach or auditor."),
     ] = "admin",
+    no_seal: Annotated[
+        bool,
+        typer.Option(
+            "--no-seal",
+            help="Do not seal events with a forward-secure key (PostgreSQL never does, so far).",
+        ),
+    ] = False,
+    seal_epoch: Annotated[
+        int,
+        typer.Option(
+            "--seal-epoch-seconds",
+            metavar="SECONDS",
+            help="How often the sealing key evolves (the old one erased). Default: a UTC day.",
+        ),
+    ] = 86_400,
 ) -> None:
-    """Create the database and add you (--as) as its first staff member."""
+    """Create the database and add you (--as) as its first staff member.
+
+    A database file also gets forward-secure sealing: a key file beside it, and a
+    verification key printed once, for the auditor to keep (see `audit verify --key`)."""
     s = _settings(ctx)
     path = s.db_path
     if s.db is None:
         # The per-user folder holds personal data: private to its owner.
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     existed = path == ":memory:" or is_database_url(path) or Path(path).exists()
+    seal = not no_seal and path != ":memory:" and not is_database_url(path)
+    key_path = seal_key_path(path, s.seal_key)
+    key: se_flow.VerificationKey | None = None
     try:
         with _open(ctx, write=True, create=True) as flow:
             if flow.has_staff():
@@ -488,15 +532,25 @@ def init(
                 )
             if s.actor is None:
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
+            if seal:
+                key = flow.start_sealing(epoch_seconds=seal_epoch)
             member = flow.add_staff(s.actor, name or s.actor, role)
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
+            if key is not None and key_path is not None:
+                key_path.unlink(missing_ok=True)
         raise
     _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
+    if key is not None and key_path is not None:
+        from ._cli_text import sealing_started
+
+        _say(sealing_started(key, key_path), one_line=False)
+    elif is_database_url(path) and not no_seal:
+        _say("events are not sealed: sealing is for SQLite databases only, so far")
 
 
 @staff_app.command("add")
@@ -1229,13 +1283,24 @@ def audit_verify(
             show_default=False,
         ),
     ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="VERIFICATION_KEY",
+            help="The verification key `se-flow init` printed: also check every event's "
+            "forward-secure seal (an event altered and re-chained, inserted, removed or "
+            "moved fails, naming its epoch).",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Walk the whole hash chain: ok (exit 0), or the first event that does not fit (exit 9)."""
     kept = _read_checkpoint(checkpoint) if checkpoint is not None else None
     # The result says a workflow mismatch itself ("but ..."): once is enough.
     with _open(ctx, mismatch=False) as flow:
-        result = flow.verify(kept)
+        result = flow.verify(kept, key=key)
     if json:
         _echo_json(result)
     if not result.ok:
@@ -1244,6 +1309,8 @@ def audit_verify(
         _say(f"audit chain ok: {result.events} events, head {result.head_seq} {result.head_hash}")
         if result.workflow_mismatch:
             _say(f"but {result.workflow_mismatch}")
+        if result.seals:
+            _say(result.seals)
         if kept is not None:
             from ._cli_text import checkpoint_words
 

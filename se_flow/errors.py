@@ -28,6 +28,8 @@ SEFlowError                               exit 1
 │   └── ExportMismatch                    an export does not match its manifest
 └── StoreError(OSError)                   exit 10
     ├── StoreUnavailable                  cannot open, not a database, or corrupt
+    │   └── SealKeyUnusable               the sealing key file is missing, exposed, another
+    │                                     database's, or ahead of the clock: no write
     └── StoreBusy                         another writer held the lock past the busy timeout
 ```
 
@@ -64,6 +66,7 @@ __all__ = [
     "PermissionDenied",
     "ProgrammeInvalid",
     "SEFlowError",
+    "SealKeyUnusable",
     "StaffNotFound",
     "StoreBusy",
     "StoreError",
@@ -364,3 +367,13 @@ class StoreUnavailable(StoreError):
 
 class StoreBusy(StoreError):
     pass
+
+
+class SealKeyUnusable(StoreUnavailable):
+    """The database seals its events, and its sealing key file cannot be used for this write
+    (missing, readable by others, another database's, unreadable, or at a later epoch than the
+    event's): nothing was written. Reading and verifying need no key file."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        super().__init__(f"sealing key file {path}: {why}; nothing was written")

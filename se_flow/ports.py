@@ -41,6 +41,8 @@ from ._model import (
     Staff,
     Status,
 )
+from ._seal import Sealing, SealRow, VerificationKey
+from .errors import InvalidInput
 
 __all__ = [
     "NOTHING",
@@ -51,6 +53,7 @@ __all__ = [
     "Needs",
     "RecordDraft",
     "RecordRow",
+    "SealKeys",
     "Snapshot",
     "Store",
     "Tx",
@@ -269,10 +272,39 @@ class LogReads(Protocol):
         case (the stage histories), however many cases there are."""
         ...
 
+    def sealing(self) -> Sealing | None:
+        """The store's sealing settings (`se_flow._seal`), or None if it does not seal."""
+        return None
+
+    def seal_rows(self) -> Iterator[SealRow]:
+        """Every seal kept, in seq order, streamed (for `verify` with a key)."""
+        return iter(())
+
     def read_snapshot(self) -> contextlib.AbstractContextManager[None]:
         """Hold one consistent view of the store for the reads inside, so a verify or an
         export sees one moment of the log while others keep writing. Nothing may be written
         inside. A no-op inside a write transaction or batch (which already is one view)."""
+        ...
+
+
+class SealKeys(Protocol):
+    """Where a sealing writer keeps the current epoch's key (the key file, `_keyfile`): the
+    store asks for it inside its write transaction. Raises `SealKeyUnusable`."""
+
+    def new_seed(self) -> bytes:
+        """A fresh random seed (the verification key's secret)."""
+        ...
+
+    def create(self, store_id: str, seed: bytes, epoch: int, epoch_seconds: int) -> None:
+        """Keep the first key (never over an existing one)."""
+        ...
+
+    def discard(self) -> None:
+        """Take back what `create` kept (its database change was not committed)."""
+        ...
+
+    def key_for(self, store_id: str, epoch: int, epoch_seconds: int) -> bytes:
+        """The key of `epoch`, the old one erased first if the epoch moved on."""
         ...
 
 
@@ -286,3 +318,9 @@ class Store(Writer, CaseReads, LogReads, Protocol):
     def exposure(self) -> str | None:
         """Why others than its owner can read the store's personal data, or None."""
         return None
+
+    def start_sealing(self, now: dt.datetime, epoch_seconds: int) -> VerificationKey:
+        """Seal every event from the next on (`se_flow._seal`), keeping the first key with the
+        store's `SealKeys`; returns the verification key, kept nowhere. Raises `InvalidInput`
+        (already sealing, or a store that cannot seal), `SealKeyUnusable`."""
+        raise InvalidInput(f"{type(self).__name__} cannot seal its events (SQLite only, so far)")
