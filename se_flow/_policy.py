@@ -21,7 +21,7 @@ from ._model import GuardResult, Role, Staff
 from .errors import PermissionDenied, StaffNotFound
 
 if TYPE_CHECKING:
-    from ._store import Tx
+    from .ports import Tx
 
 __all__ = [
     "acting",

@@ -22,8 +22,8 @@ from attrs import field, frozen
 from ._audit import ChainWalk, row_hash
 from ._export import BUNDLE_HEAD, BUNDLE_TABLE, MANIFEST, Manifest, file_sha256
 from ._model import EVENT_FIELDS
-from ._store import Store
 from .errors import ExportMismatch
+from .ports import Store
 
 __all__ = ["ExportVerification", "verify_against_log", "verify_export"]
 

@@ -28,7 +28,7 @@ def _layered() -> set[str]:
 
 
 def _modules() -> set[str]:
-    return {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"} - {"_store"}
+    return {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
 
 
 def test_every_module_has_a_layer() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from helpers import Clock, Steps
 from pg import pg_server, pg_url
-from store_contract import WORKFLOW, StoreContract
 
 import se_flow
-from se_flow._store import CaseFilter, Store
+from se_flow.contract import WORKFLOW, StoreContract
+from se_flow.ports import CaseFilter, Store
 
 __all__ = ["pg_server", "pg_url"]
 
