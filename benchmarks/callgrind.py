@@ -91,7 +91,8 @@ def _run(valgrind: str, contender: str, op: str, count: int, base: Path, out: Pa
         str(count),
         str(db),
     ]
-    env = {**os.environ, "PYTHONPATH": str(repo_root())}
+    # A fixed hash seed: dict and set order, and so the instructions, the same run to run.
+    env = {**os.environ, "PYTHONPATH": str(repo_root()), "PYTHONHASHSEED": "0"}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo_root(), env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"callgrind run {tag} failed:\n{proc.stderr[-2000:]}")
