@@ -3,6 +3,7 @@
     python -m benchmarks.run            # full sizes (1k / 100k / 1M cases: long; see README)
     python -m benchmarks.run --quick    # small sizes, under two minutes on 2 cores
     python -m benchmarks.run --only transitions,reads --data-dir /var/tmp/se-flow-bench
+    python -m benchmarks.run --callgrind   # adds CPU per command in instructions (valgrind)
 
 Each `benchmarks/bench_*.py` runs in its own process (so one benchmark's memory never shows
 in another's peak), through its `main(argv)`; the rows it returns are gathered here into one
@@ -42,6 +43,8 @@ from ._common import (
 
 # The order of the table; any other bench_*.py found runs after these.
 ORDER = ("transitions", "bulk", "reads", "export", "cli_start")
+# Not a bench_*.py: valgrind makes it slow, so it runs only when asked for (--callgrind).
+CALLGRIND = "callgrind"
 
 
 def available() -> list[str]:
@@ -62,7 +65,9 @@ def _as_row(item: Any) -> Row | None:
 
 def run_module_here(name: str, quick: bool) -> int:
     """Inside the child: call the module's main, hand its rows to the parent."""
-    module = importlib.import_module(f"benchmarks.bench_{name}")
+    module = importlib.import_module(
+        f"benchmarks.{name}" if name == CALLGRIND else f"benchmarks.bench_{name}"
+    )
     argv = ["--quick"] if quick else []
     captured = io.StringIO()
     try:
@@ -121,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(available())}")
     parser.add_argument("--data-dir", help="keep populations here and reuse them across runs")
     parser.add_argument("--save", help="also write the rows and the machine to this JSON file")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count instructions per command under valgrind (slow; skipped without valgrind); "
+        "with --only, after those benchmarks",
+    )
     parser.add_argument("--module", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = args.quick or args.tiny
@@ -134,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             parser.error(f"no benchmark {', '.join(unknown)}; there are: {', '.join(names)}")
         names = wanted
+    if args.callgrind:
+        # A mode of its own; with --only, after the benchmarks named.
+        names = [*(names if args.only else []), CALLGRIND]
     env = dict(os.environ)
     if args.tiny:
         env[TINY_ENV] = "1"

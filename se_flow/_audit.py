@@ -71,8 +71,13 @@ GENESIS = "0" * 64
 FIELDS = EVENT_COLUMNS
 
 
+# One encoder for every canonical text: `json.dumps` with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 # JSON fields: the value an event holds, to and from what the row keeps.
@@ -90,12 +95,26 @@ _SEALING = frozenset({"seq", "prev_hash", "hash"})
 _DRAFTED = tuple(f for f in EVENT_FIELDS if f.name not in _SEALING)
 
 
-def _encode(f: EventField, value: Any) -> Any:
+def _encoder(f: EventField) -> Callable[[Any], Any]:
     if f.column is Column.TIME:
-        return value.isoformat()
+        return _isoformat
     if f.column is Column.JSON:
-        return canonical(_TO_JSON[f.name](value))
+        to_json = _TO_JSON[f.name]
+        return lambda value: canonical(to_json(value))
+    return _same
+
+
+def _isoformat(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+def _same(value: Any) -> Any:
     return value
+
+
+# Sealing runs once per command: each field's encoder is looked up once, here.
+_DRAFT_ENCODERS = tuple((f.name, _encoder(f)) for f in _DRAFTED)
+_DRAFT_NAMES = tuple(a.name for a in attrs.fields(EventDraft))
 
 
 def _decode(f: EventField, value: Any) -> Any:
@@ -108,16 +127,38 @@ def _decode(f: EventField, value: Any) -> Any:
 
 def event_to_row(draft: EventDraft, seq: int, prev_hash: str) -> dict[str, Any]:
     """The stored row of an event (JSON fields as canonical text), `hash` filled in."""
-    row = {f.name: _encode(f, getattr(draft, f.name)) for f in _DRAFTED}
+    row = {name: encode(getattr(draft, name)) for name, encode in _DRAFT_ENCODERS}
     row["seq"] = seq
     row["prev_hash"] = prev_hash
     row["hash"] = row_hash(row)
     return row
 
 
+# `row_hash` writes canonical(body) itself: the keys are fixed and sorted, so each is encoded
+# once here, and a row's values (text, integers, None) are encoded one by one, without
+# building the body dict and sorting it again per event. `canonical_body` is the reference.
+_HASHED = tuple(sorted(k for k in FIELDS if k != "hash"))
+_HASH_KEYS = tuple((k, _encode_str(k) + ":") for k in _HASHED)
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return int.__repr__(value)
+    if isinstance(value, str):
+        return _encode_str(value)
+    return canonical(value)
+
+
+def canonical_body(row: Mapping[str, Any]) -> str:
+    """The text `row_hash` hashes: canonical JSON of every field of the row but `hash`."""
+    return canonical({k: row[k] for k in FIELDS if k != "hash"})
+
+
 def row_hash(row: Mapping[str, Any]) -> str:
-    body = {k: row[k] for k in FIELDS if k != "hash"}
-    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+    text = "{" + ",".join([key + _value_text(row[k]) for k, key in _HASH_KEYS]) + "}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def check_workflow(logged: str | None, draft: EventDraft) -> None:
@@ -131,7 +172,7 @@ def check_workflow(logged: str | None, draft: EventDraft) -> None:
 def seal(draft: EventDraft, seq: int, prev_hash: str) -> tuple[Event, dict[str, Any]]:
     """The event `draft` becomes at `seq` after `prev_hash`, and the row a store keeps."""
     row = event_to_row(draft, seq, prev_hash)
-    drafted = {a.name: getattr(draft, a.name) for a in attrs.fields(EventDraft)}
+    drafted = {name: getattr(draft, name) for name in _DRAFT_NAMES}
     return Event(**drafted, seq=seq, prev_hash=prev_hash, hash=row["hash"]), row
 
 

@@ -85,16 +85,38 @@ def review_due(wf: Workflow, case: Case, review_date: dt.date | None = None) -> 
     """When the case's next review falls due: its stage's cadence after the later of entering
     the stage and the last contact; a paused case keeps the review date its pause set; a closed
     case has none."""
-    if case.status is Status.CLOSED:
+    return _review_due(
+        wf,
+        case.status,
+        case.state,
+        case.phase,
+        case.stage_entered_at,
+        case.last_contact_at,
+        review_date if review_date is not None else case.review_due,
+    )
+
+
+def _review_due(
+    wf: Workflow,
+    status: Status,
+    state: str,
+    phase: str | None,
+    stage_entered_at: dt.datetime,
+    last_contact_at: dt.datetime | None,
+    paused_until: dt.date | None,
+) -> dt.date | None:
+    # `review_due` of a case given as its fields, so `apply` can work out the date of the case
+    # it is about to make and make it once.
+    if status is Status.CLOSED:
         return None
-    if case.status is Status.PAUSED:
-        return review_date if review_date is not None else case.review_due
-    days = wf.states[case.state].review_days_for(case.phase)
+    if status is Status.PAUSED:
+        return paused_until
+    days = wf.states[state].review_days_for(phase)
     if days is None:
         return None
-    base = case.stage_entered_at
-    if case.last_contact_at is not None and case.last_contact_at > base:
-        base = case.last_contact_at
+    base = stage_entered_at
+    if last_contact_at is not None and last_contact_at > base:
+        base = last_contact_at
     return base.date() + dt.timedelta(days=days)
 
 
@@ -114,7 +136,8 @@ def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
         return case
     if kind in (EventKind.REFERRAL, EventKind.REOPEN):
         assert event.to_state is not None
-        opened = Case(
+        contact = at if _is_contact(wf, payload) else None
+        return Case(
             id=event.case_id,
             participant_id=str(payload["participant_id"]),
             state=event.to_state,
@@ -126,9 +149,11 @@ def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
             coach=payload.get("coach"),
             episode=int(payload.get("episode", 1)),
             previous_case_id=payload.get("previous_case_id"),
-            last_contact_at=at if _is_contact(wf, payload) else None,
+            last_contact_at=contact,
+            review_due=_review_due(
+                wf, Status.ACTIVE, event.to_state, event.to_phase, at, contact, None
+            ),
         )
-        return attrs.evolve(opened, review_due=review_due(wf, opened))
     if case is None:
         raise ValueError(f"event {kind} of case {event.case_id} comes before the case's referral")
     changes: dict[str, Any] = {"version": case.version + 1}
@@ -162,8 +187,17 @@ def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
             changes.update(
                 state=dest, phase=event.to_phase, stage_entered_at=at, status=Status.ACTIVE
             )
-    after = attrs.evolve(case, **changes)
-    return attrs.evolve(after, review_due=review_due(wf, after, review_date))
+    # The review date of the case after the changes, worked out before it is made: one evolve.
+    changes["review_due"] = _review_due(
+        wf,
+        changes.get("status", case.status),
+        changes.get("state", case.state),
+        changes.get("phase", case.phase),
+        changes.get("stage_entered_at", case.stage_entered_at),
+        changes.get("last_contact_at", case.last_contact_at),
+        review_date if review_date is not None else case.review_due,
+    )
+    return attrs.evolve(case, **changes)
 
 
 def replay_cases(wf: Workflow, events: Iterable[EventLike]) -> dict[str, Case]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import operator
 import os
 import sqlite3
 import stat
@@ -186,6 +187,12 @@ THROUGH_THE_LOG = {
 }
 _SCHEMA_V3 = [f"CREATE TRIGGER {name} {body}" for name, body in THROUGH_THE_LOG.items()]
 
+_SCHEMA_V4 = [
+    # A command's guards read the records of a few kinds: a seek per kind, however long the
+    # case's history (records_case alone makes SQLite walk every record of the case).
+    "CREATE INDEX records_case_kind ON records (case_id, kind, seq)",
+]
+
 # Forward-secure seals (`_seal`), apart from the hashed rows. A seal is written only with the
 # event it seals (the log's last), never changed or removed; the database's sealing settings,
 # once there, never change (sealing cannot be turned off behind the auditor's back).
@@ -212,7 +219,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
     ("0003_tables_through_the_log", _SCHEMA_V3),
-    # 0004 is left to the write-path work landing at the same time.
+    ("0004_records_by_kind", _SCHEMA_V4),
     ("0005_seals", _SCHEMA_V5),
 ]
 
@@ -280,12 +287,7 @@ class _SQLiteTx(Tx):
         self._conn = store.conn
 
     def staff(self, staff_id: str) -> Staff:
-        row = self._conn.execute(
-            "SELECT id, name, role, active FROM staff WHERE id = ?", (staff_id,)
-        ).fetchone()
-        if row is None:
-            raise StaffNotFound(staff_id)
-        return Staff(id=row[0], name=row[1], role=Role(row[2]), active=bool(row[3]))
+        return self._store._staff(staff_id)
 
     def has_staff(self) -> bool:
         return self._conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
@@ -341,11 +343,12 @@ class _SQLiteTx(Tx):
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+_first = operator.itemgetter(0)
 
 # Migrations that only add what reads do not need (indexes): a read-only open of a database
 # still without them reads it as it is, since it may not migrate it.
-# A database from before seals reads as one that never sealed.
-_READ_COMPATIBLE = frozenset({"0002_read_indexes", "0005_seals"})
+# A database from before these reads as before: no read index, and one that never sealed.
+_READ_COMPATIBLE = frozenset({"0002_read_indexes", "0004_records_by_kind", "0005_seals"})
 
 
 def _writable(path: Path) -> bool:
@@ -414,6 +417,11 @@ class SQLiteStore(Store):
     ) -> None:
         self.path = str(path)
         self.workflow = workflow
+        # Staff rows as last read, valid while `_staff_key` is the database's state (see
+        # `_staff`); None: nothing cached.
+        self._staff_cache: dict[str, Staff] = {}
+        self._staff_key: tuple[int, int] | None = None
+        self._writing = False
         self._batch_depth = 0
         self._batch_failed: str | None = None
         self.read_only = read_only
@@ -609,6 +617,43 @@ class SQLiteStore(Store):
         db = Database(self.conn, execute_plugins=False)
         migrations.apply(db)
 
+    # --- the staff cache -------------------------------------------------------------------
+
+    def _state_key(self) -> tuple[int, int]:
+        """Changes whenever anything may have changed a row: `data_version` moves when another
+        connection commits, `total_changes` counts every row this connection changed (raw SQL
+        on it included, triggers included)."""
+        (version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        return int(version), self.conn.total_changes
+
+    def _staff(self, staff_id: str) -> Staff:
+        # Every command and read asks who is acting: a SELECT and a Staff each time, unless
+        # nothing has changed in the database since that member was last read. A member
+        # deactivated or demoted by anyone, through any connection, is read again.
+        conn = self.conn
+        key = self._state_key()
+        if key != self._staff_key:
+            self._staff_cache.clear()
+            self._staff_key = key
+        found = self._staff_cache.get(staff_id)
+        if found is not None:
+            return found
+        row = conn.execute(
+            "SELECT id, name, role, active FROM staff WHERE id = ?", (staff_id,)
+        ).fetchone()
+        if row is None:
+            raise StaffNotFound(staff_id)
+        found = Staff(id=row[0], name=row[1], role=Role(row[2]), active=bool(row[3]))
+        # Inside someone else's transaction on this connection a row may yet be rolled back
+        # without this store knowing: not kept. (Our own writes forget it on rollback.)
+        if self._writing or not conn.in_transaction:
+            self._staff_cache[staff_id] = found
+        return found
+
+    def _forget_staff(self) -> None:
+        self._staff_cache.clear()
+        self._staff_key = None
+
     # --- writes --------------------------------------------------------------------------
 
     def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
@@ -618,6 +663,7 @@ class SQLiteStore(Store):
             if self._batch_depth:
                 return self._batch_write(decide)
             conn.execute("BEGIN IMMEDIATE")
+            self._writing = True
             try:
                 change = decide(_SQLiteTx(self))
                 event = self._apply(change)
@@ -625,9 +671,13 @@ class SQLiteStore(Store):
             except BaseException:
                 self._rollback()
                 raise
+            finally:
+                self._writing = False
         return change.case, event
 
     def _rollback(self) -> None:
+        # Staff read in the transaction may be undone with it.
+        self._forget_staff()
         # After an error SQLite may already have rolled back (then ROLLBACK fails, harmlessly);
         # a failing ROLLBACK must not hide the error that caused it.
         if self.conn.in_transaction:
@@ -653,6 +703,7 @@ class SQLiteStore(Store):
                 self._abandon(exc)
                 raise
             try:
+                self._forget_staff()
                 conn.execute("ROLLBACK TO se_flow_command")
                 conn.execute("RELEASE se_flow_command")
             except sqlite3.Error as undo:
@@ -695,6 +746,7 @@ class SQLiteStore(Store):
             conn.execute("BEGIN IMMEDIATE")
         self._batch_depth = 1
         self._batch_failed = None
+        self._writing = True
         try:
             yield
             with _translated(self.path):
@@ -704,10 +756,24 @@ class SQLiteStore(Store):
             self._rollback()
             raise
         finally:
+            self._writing = False
             self._batch_depth = 0
             self._batch_failed = None
 
     def _apply(self, change: Change) -> Event:
+        conn = self.conn
+        changed_before = conn.total_changes
+        event = self._append(change)
+        if change.staff is not None:
+            self._forget_staff()
+        elif self._staff_key is not None and self._staff_key[1] == changed_before:
+            # Only this command's own rows changed since the staff cache was keyed, none of
+            # them staff: it stays valid. Its data_version part is kept as it was, so a commit
+            # by another connection since then is still seen.
+            self._staff_key = (self._staff_key[0], conn.total_changes)
+        return event
+
+    def _append(self, change: Change) -> Event:
         conn = self.conn
         row = conn.execute(
             "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
@@ -981,9 +1047,14 @@ class SQLiteStore(Store):
         )
         params: list[Any] = [case_id]
         if kinds is not None:
+            # One index seek per kind (records_case_kind), each in seq order; merged here, as
+            # an ORDER BY would make SQLite sort them in a temporary B-tree.
             sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
             params.extend(kinds)
-        rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
+            rows = self.conn.execute(sql, params).fetchall()
+            rows.sort(key=_first)
+        else:
+            rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
         out = []
         for seq, cid, kind, fields, eff, rec, actor, sup in rows:
             spec = self.workflow.records.get(kind)

@@ -672,9 +672,13 @@ def cases(
         today = flow.now().date()
         wf = flow.workflow
     if json:
-        from ._cli_text import case_json
+        from ._cli_text import caseload_lines, json_array
 
-        _echo_json([case_json(wf, c, today) for c in found])
+        # Compact, a case a line, written as it is made: a caseload can be 100,000 cases.
+        out = sys.stdout
+        for piece in json_array(caseload_lines(wf, found, today)):
+            out.write(piece)
+        out.flush()
         return
     from ._cli_render import print_caseload
 

@@ -1,0 +1,172 @@
+"""CPU per durable command in instructions (valgrind's callgrind): se-flow against raw sqlite3.
+
+    python -m benchmarks.callgrind                  # or: python -m benchmarks.run --callgrind
+    python -m benchmarks.callgrind --commands 400 --keep /tmp/cg   # keep the callgrind files
+
+Wall time on a shared machine moves with its load and with the fsync behind every durable
+commit; instruction counts do neither, so CPU claims are made in instructions. Each contender
+(`bench_transitions`' se-flow and raw, on the suite's 1k-case population, `synchronous=FULL`)
+runs under `valgrind --tool=callgrind` twice, doing the same start-up and warm-up and then
+`n` and `2n` commands; the difference of the two totals divided by `n` is the cost of one
+command, with start-up, imports and warm-up cancelled out. `advance` is the suite's pair
+(`revise_goals` then `start_job_search`, counted as two commands), `record` one `review`.
+
+It is slow (valgrind runs Python ~50x slower: about a minute per contender and operation),
+so it is not part of the default or quick run. Without valgrind it prints one line saying so
+and returns no rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import _population as pop
+from ._common import Row, log, print_table, repo_root, tiny
+
+MODULE = "benchmarks.callgrind"
+CONTENDERS = ("raw", "se-flow")
+OPS = ("advance", "record")
+POPULATION = 1000
+TARGET = 1.6
+
+
+def _child(contender: str, op: str, count: int, db: Path) -> None:
+    """What runs under valgrind: open, warm up, then `count` commands of `op`."""
+    from . import bench_transitions as bt
+
+    samples = bt._sample_rows() if contender == "raw" else {}
+    c = bt._make(contender, db, POPULATION, "FULL", samples)
+    k = bt.CONTENDERS.index(contender)
+    rng = random.Random(f"callgrind-{contender}-{op}")
+
+    def one() -> None:
+        num = bt._pick(rng, POPULATION, k)
+        if op == "advance":
+            c.advance(num, "revise_goals")
+            c.advance(num, "start_job_search")
+        else:
+            c.record(num)
+
+    for _ in range(3):  # warm up: prepared statements, first-use imports, page cache
+        one()
+    for _ in range(count):
+        one()
+    c.close()
+
+
+def _instructions(out_file: Path) -> int:
+    text = out_file.read_text(errors="replace")
+    found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.MULTILINE)
+    if not found:
+        raise RuntimeError(f"no instruction total in {out_file}")
+    return int(found.group(1))
+
+
+def _run(valgrind: str, contender: str, op: str, count: int, base: Path, out: Path) -> int:
+    """Instructions of one whole child run under callgrind, on a fresh copy of the population."""
+    tag = f"{contender}-{op}-{count}"
+    db = out / f"{tag}.db"
+    shutil.copyfile(base, db)
+    cg_file = out / f"callgrind.{tag}.out"
+    cmd = [
+        valgrind,
+        "--tool=callgrind",
+        f"--callgrind-out-file={cg_file}",
+        sys.executable,
+        "-m",
+        MODULE,
+        "--child",
+        contender,
+        op,
+        str(count),
+        str(db),
+    ]
+    # A fixed hash seed: dict and set order, and so the instructions, the same run to run.
+    env = {**os.environ, "PYTHONPATH": str(repo_root()), "PYTHONHASHSEED": "0"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo_root(), env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"callgrind run {tag} failed:\n{proc.stderr[-2000:]}")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return _instructions(cg_file)
+
+
+def measure(count: int, keep: Path | None) -> list[Row]:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("callgrind: valgrind not found (apt-get install valgrind); skipped, no rows")
+        return []
+    out = keep or Path(tempfile.mkdtemp(prefix="se-flow-callgrind-"))
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        base = pop.population(out, POPULATION)
+        jobs = [(c, op, n) for c in CONTENDERS for op in OPS for n in (count, 2 * count)]
+        log(f"callgrind: {len(jobs)} runs under valgrind, two at a time ...")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            totals = dict(
+                zip(
+                    jobs,
+                    pool.map(lambda j: _run(valgrind, j[0], j[1], j[2], base, out), jobs),
+                    strict=True,
+                )
+            )
+    finally:
+        if keep is None:
+            shutil.rmtree(out, ignore_errors=True)
+    rows: list[Row] = []
+    for op in OPS:
+        per_command = 2 if op == "advance" else 1
+        cost = {
+            c: (totals[(c, op, 2 * count)] - totals[(c, op, count)]) / (count * per_command)
+            for c in CONTENDERS
+        }
+        for c in CONTENDERS:
+            row = Row(
+                f"callgrind/{op}",
+                f"{POPULATION // 1000}k cases",
+                c,
+                cost[c] / 1000,
+                "k instr/op",
+                n=count * per_command,
+                extra={"instructions_per_op": round(cost[c])},
+            )
+            if c == "se-flow":
+                ratio = cost[c] / cost["raw"]
+                row.ratio, row.vs = ratio, "se-flow÷raw instr"
+                row.target, row.met = f"≤ {TARGET}", ratio <= TARGET
+            rows.append(row)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--commands", type=int, default=None, help="n: commands per run (runs do n and 2n)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer commands per run (40)")
+    parser.add_argument("--keep", help="keep the population and callgrind files in this folder")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        contender, op, count, db = args.child
+        _child(contender, op, int(count), Path(db))
+        return []
+    count = args.commands or (5 if tiny() else 40 if args.quick else 100)
+    rows = measure(count, Path(args.keep) if args.keep else None)
+    if rows:
+        print_table(rows, "CPU per durable command, in instructions (callgrind, sync=FULL)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

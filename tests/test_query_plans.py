@@ -1,0 +1,135 @@
+"""No per-case command walks a case's whole history to do its work.
+
+A case in work support for two years has hundreds of records; a command that reads them all
+(or sorts them) costs more every week. Every SQL statement the per-case commands issue (as
+SQLite traces them, bound values expanded) is explained with `EXPLAIN QUERY PLAN` on a case
+with many records, and no plan may scan the records or events tables, sort their rows in a
+temporary B-tree, or filter records by kind (or events by trigger) after reading them all
+through an index that does not know the kind.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from helpers import LEAST_EVIDENCE, Steps, sqlite_conn
+
+import se_flow
+
+REVIEWS = 150
+SUMMARY = "Weekly review: two applications sent"
+
+# The chain head (`... FROM events ORDER BY seq DESC LIMIT 1`, no WHERE) is read by walking
+# the rowid backwards one step: SQLite calls that a SCAN, but it reads one row.
+_HEAD = re.compile(r"FROM events ORDER BY seq DESC LIMIT 1$")
+_LOG_TABLES = re.compile(r"\b(records|events)\b")
+
+
+@contextmanager
+def traced(conn: sqlite3.Connection) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def keep(sql: str) -> None:
+        text = " ".join(sql.split())
+        # Trigger programs are traced as comments; their statements are not ours to explain.
+        if not text.startswith("--"):
+            seen.append(text)
+
+    conn.set_trace_callback(keep)
+    try:
+        yield seen
+    finally:
+        conn.set_trace_callback(None)
+
+
+def problems(conn: sqlite3.Connection, statements: list[str]) -> list[str]:
+    """Each statement on the log's tables whose plan walks more than the case needs."""
+    found = []
+    for sql in dict.fromkeys(statements):
+        if not _LOG_TABLES.search(sql) or sql.split()[0].upper() not in {"SELECT", "UPDATE"}:
+            continue
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        for step in plan:
+            if re.match(r"SCAN (records|events)\b", step) and not _HEAD.search(sql):
+                found.append(f"{sql}\n    scans: {step}")
+            if "USE TEMP B-TREE" in step:
+                found.append(f"{sql}\n    sorts: {step}")
+        if re.search(r"FROM records\b.*\bkind (IN|=)", sql) and not any(
+            re.search(r"records USING .*\bkind=", step) for step in plan
+        ):
+            found.append(f"{sql}\n    reads every record of the case to pick kinds: {plan}")
+        if re.search(r"FROM events\b.*\btrigger (IN|=)", sql) and not any(
+            re.search(r"events USING .*\btrigger[=>]", step) for step in plan
+        ):
+            found.append(f"{sql}\n    reads every event of the case to pick triggers: {plan}")
+    return found
+
+
+@pytest.fixture
+def long_case(flow: se_flow.SEFlow, steps: Steps) -> se_flow.Case:
+    case = steps.to("vocational_profiling")
+    # What start_job_search's guards read, and a long history of reviews they do not.
+    steps.record(case.id, LEAST_EVIDENCE["vocational_profiling"].records)
+    with flow.batch():
+        for _ in range(REVIEWS):
+            flow.record(case.id, "review", summary=SUMMARY)
+    # Another case around it, so a scan of the whole table would not be the case's alone.
+    steps.to("vocational_profiling")
+    return flow.case(case.id)
+
+
+def _show(flow: se_flow.SEFlow, case_id: str) -> None:
+    """The reads behind `se-flow show` (cli.show)."""
+    case = flow.case(case_id)
+    flow.participant(case.participant_id)
+    flow.records(case_id)
+    flow.history(case_id)
+    flow.standards(case_id)
+
+
+COMMANDS: dict[str, Callable[[se_flow.SEFlow, str], object]] = {
+    "advance": lambda f, c: f.advance(c, "start_job_search"),
+    "advance twice": lambda f, c: (
+        f.advance(c, "start_job_search"),
+        f.advance(c, "revise_goals", reason="Wants warehouse work too"),
+    ),
+    "record": lambda f, c: f.record(c, "review", summary=SUMMARY),
+    "check": lambda f, c: f.check(c, "start_job_search"),
+    "next": lambda f, c: f.available(c),
+    "show": _show,
+    "history": lambda f, c: f.history(c),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_per_case_command_reads_only_what_it_needs_of_a_long_history(
+    flow: se_flow.SEFlow, long_case: se_flow.Case, command: str
+) -> None:
+    conn = sqlite_conn(flow)
+    with traced(conn) as statements:
+        COMMANDS[command](flow, long_case.id)
+    assert any(_LOG_TABLES.search(s) for s in statements), statements
+    assert problems(conn, statements) == []
+
+
+def test_the_check_catches_a_read_that_walks_the_case(
+    flow: se_flow.SEFlow, long_case: se_flow.Case
+) -> None:
+    # A connection of its own: a cached EXPLAIN statement is not re-planned after DROP INDEX.
+    conn = sqlite3.connect(sqlite_conn(flow).execute("PRAGMA database_list").fetchone()[2])
+    try:
+        walk = f"SELECT seq FROM records WHERE case_id = '{long_case.id}' AND kind IN ('review')"
+        assert problems(conn, [walk]) == []
+        # Without the (case_id, kind, seq) index, picking kinds reads every record of the case.
+        conn.execute("DROP INDEX records_case_kind")
+        assert len(problems(conn, [walk + " "])) == 1
+        sort = f"SELECT seq FROM records WHERE case_id = '{long_case.id}' ORDER BY effective_at"
+        assert len(problems(conn, [sort])) == 1
+        scan = "SELECT seq FROM events WHERE reason = 'x'"
+        assert len(problems(conn, [scan])) == 1
+    finally:
+        conn.close()

@@ -1,0 +1,51 @@
+"""An event's hash is SHA-256 over the canonical JSON of its row: the bytes never change.
+
+`row_hash` writes that text itself (the keys are fixed) rather than encoding a dict per event;
+these pin it to the canonical encoding (`_audit.canonical_body`) for any row values, and to a
+hash computed before it was written that way, so every existing log still verifies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import hypothesis.strategies as st
+from hypothesis import given
+
+from se_flow._audit import FIELDS, canonical_body, event_to_row, row_hash
+from se_flow._model import EventDraft, GuardResult, Override
+
+# Text that JSON must escape or keep as is: quotes, backslashes, controls, non-ASCII, U+2028.
+texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+values = st.none() | texts | st.integers(min_value=-(2**70), max_value=2**70)
+
+
+@given(st.fixed_dictionaries({k: values for k in FIELDS}))
+def test_the_hash_is_sha256_of_the_canonical_row(row: dict[str, Any]) -> None:
+    expected = hashlib.sha256(canonical_body(row).encode("utf-8")).hexdigest()
+    assert row_hash(row) == expected
+
+
+def test_an_event_hashes_as_it_did_before_the_hash_was_written_by_hand() -> None:
+    draft = EventDraft(
+        case_id="C-7",
+        kind="transition",
+        actor="sam",
+        role="coach",
+        effective_at=dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC),
+        recorded_at=dt.datetime(2026, 6, 1, 9, 0, 30, tzinfo=dt.UTC),
+        workflow_hash="ab" * 32,
+        trigger="start_job_search",
+        from_state="vocational_profiling",
+        to_state="employer_engagement",
+        reason='Said "yes" — café\n\ttab \u2028 \x01',
+        guards=(
+            GuardResult(guard="g", passed=False, reason='a "quoted" ünïcode', soft=True, title="T"),
+        ),
+        override=Override(by="lee", reason="ok"),
+        payload={"z": 1, "a": [None, True, 1.5, "é"]},
+    )
+    row = event_to_row(draft, 12345678901234, "f" * 64)
+    # Computed by se-flow 0.1 (c850958), which hashed json.dumps of the row as a dict.
+    assert row["hash"] == "d52401cd0d215d09ba998d0de53b16778682ddd281b50a1c03d290307b41b9e5"
