@@ -42,8 +42,8 @@ from ._model import (
 )
 from ._projections import RecordRow
 from ._rows import CASE_COLS as _CASE_COLS
+from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
 from ._rows import case_from_row as _case_from_row
-from ._rows import case_order, case_where, event_where
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
 from ._urls import shown_database, without_password
@@ -795,33 +795,13 @@ class PostgresStore(Store):
             yield _case_from_row(row)
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
-        sql = (
-            "SELECT seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes "
-            "FROM records WHERE case_id = %s"
-        )
+        sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = %s"
         params: list[Any] = [case_id]
         if kinds is not None:
             sql += " AND kind = ANY(%s)"
             params.append(sorted(kinds))
-        out = []
-        for seq, cid, kind, fields, eff, rec, actor, sup in self._all(
-            sql + " ORDER BY seq", params
-        ):
-            spec = self.workflow.records.get(kind)
-            values = json.loads(fields)
-            out.append(
-                Record(
-                    seq=seq,
-                    case_id=cid,
-                    kind=kind,
-                    fields=spec.from_json(values) if spec else values,
-                    effective_at=dt.datetime.fromisoformat(eff),
-                    recorded_at=dt.datetime.fromisoformat(rec),
-                    actor=actor,
-                    supersedes=sup,
-                )
-            )
-        return out
+        rows = self._all(sql + " ORDER BY seq", params)
+        return [record_from_row(row, self.workflow) for row in rows]
 
     def records(self, case_id: str) -> list[Record]:
         self.case(case_id)

@@ -8,20 +8,26 @@ id and participant. No I/O.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._model import Case, Status
+from ._model import Case, Record, Status
 from .ports import CaseFilter
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
 
 __all__ = [
     "CASE_COLS",
+    "RECORD_COLS",
     "case_from_row",
     "case_order",
     "case_params",
     "case_where",
     "dt_or_none",
     "event_where",
+    "record_from_row",
     "ts",
 ]
 
@@ -151,3 +157,24 @@ def event_where(
         clauses.append(f"events.kind IN ({', '.join(mark for _ in kinds)})")
         params.extend(kinds)
     return clauses, params
+
+
+RECORD_COLS = "seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes"
+
+
+def record_from_row(row: Sequence[Any], workflow: Workflow) -> Record:
+    """A records-table row (in `RECORD_COLS` order) as a typed `Record`: its fields decoded by
+    the workflow's record kind (kept as stored when the kind is unknown to it)."""
+    seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes = row
+    spec = workflow.records.get(kind)
+    values = json.loads(fields)
+    return Record(
+        seq=seq,
+        case_id=case_id,
+        kind=kind,
+        fields=spec.from_json(values) if spec else values,
+        effective_at=dt.datetime.fromisoformat(effective_at),
+        recorded_at=dt.datetime.fromisoformat(recorded_at),
+        actor=actor,
+        supersedes=supersedes,
+    )

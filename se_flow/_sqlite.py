@@ -37,8 +37,8 @@ from ._model import (
     Staff,
 )
 from ._rows import CASE_COLS as _CASE_COLS
+from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
 from ._rows import case_from_row as _case_from_row
-from ._rows import case_order, case_where, event_where
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
 from ._seal import (
@@ -1041,10 +1041,7 @@ class SQLiteStore(Store):
             )
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
-        sql = (
-            "SELECT seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes "
-            "FROM records WHERE case_id = ?"
-        )
+        sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = ?"
         params: list[Any] = [case_id]
         if kinds is not None:
             # One index seek per kind (records_case_kind), each in seq order; merged here, as
@@ -1055,23 +1052,7 @@ class SQLiteStore(Store):
             rows.sort(key=_first)
         else:
             rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
-        out = []
-        for seq, cid, kind, fields, eff, rec, actor, sup in rows:
-            spec = self.workflow.records.get(kind)
-            values = json.loads(fields)
-            out.append(
-                Record(
-                    seq=seq,
-                    case_id=cid,
-                    kind=kind,
-                    fields=spec.from_json(values) if spec else values,
-                    effective_at=dt.datetime.fromisoformat(eff),
-                    recorded_at=dt.datetime.fromisoformat(rec),
-                    actor=actor,
-                    supersedes=sup,
-                )
-            )
-        return out
+        return [record_from_row(row, self.workflow) for row in rows]
 
     def records(self, case_id: str) -> list[Record]:
         with _translated(self.path):
