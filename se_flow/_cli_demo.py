@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import se_flow
 
-from ._cli_render import print_caseload, print_due, print_timeline
+from ._cli_render import print_caseload, print_due_items, print_timeline
 from ._cli_text import FAIL
 from ._evidence import LEAST_EVIDENCE, ORDER
 
@@ -329,8 +329,8 @@ def _show(flow: se_flow.SEFlow, story: Story, path: str, out: Console) -> None:
     section(f"Timeline of {case_id} ({story.names[case_id]}): a job ended, then a new match")
     print_timeline(out, wf, flow.history(case_id))
 
-    section(f"Reviews due by {today + dt.timedelta(days=7)} (within a week)")
-    print_due(out, wf, flow.due(within_days=7), today, "")
+    section(f"What is due by {today + dt.timedelta(days=7)}: reviews and service standards")
+    print_due_items(out, flow.due_items(within_days=7).items, today, "")
 
     section("Audit trail")
     result = flow.verify()

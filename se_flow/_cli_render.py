@@ -31,7 +31,6 @@ from ._cli_text import (
     describe,
     everywhere,
     fmt_fields,
-    is_overdue,
     review_words,
     shown,
     stage_label,
@@ -49,7 +48,6 @@ __all__ = [
     "print_case",
     "print_caseload",
     "print_check",
-    "print_due",
     "print_due_items",
     "print_next",
     "print_staff",
@@ -80,8 +78,11 @@ class Grid:
     """Aligned columns written straight to the console's file, styled with ANSI codes only
     when the console shows colour. Rows are lists of text or (text, style) cells."""
 
-    def __init__(self, headers: Sequence[str]) -> None:
+    def __init__(self, headers: Sequence[str], *, shrink: int | None = None) -> None:
+        """`shrink` is the column (a label, never an id) cut short with "…" when the lines
+        would be wider than the terminal."""
         self.headers = list(headers)
+        self.shrink = shrink
         self.rows: list[list[tuple[str, str | None]]] = []
 
     def add(self, *cells: Cell) -> None:
@@ -106,8 +107,20 @@ class Grid:
             for i, (text, _) in enumerate(row):
                 widths[i] = max(widths[i], cell_len(text))
         last = len(self.headers) - 1
+        if self.shrink is not None:
+            over = sum(widths) + 2 * last - out.width
+            if over > 0:
+                widths[self.shrink] = max(
+                    cell_len(self.headers[self.shrink]), widths[self.shrink] - over
+                )
+
+        def fit(text: str, i: int) -> str:
+            if i != self.shrink or cell_len(text) <= widths[i]:
+                return text
+            return text[: max(widths[i] - 1, 0)] + "…"
 
         def pad(text: str, i: int) -> str:
+            text = fit(text, i)
             return text if i == last else text + " " * (widths[i] - cell_len(text))
 
         lines = [paint("  ".join(pad(h, i) for i, h in enumerate(self.headers)).rstrip(), "bold")]
@@ -129,7 +142,7 @@ def print_caseload(
     if not cases:
         out.print("no cases match")
         return
-    grid = Grid(["Case", "Participant", "Stage", "Days", "Coach", "Review due", ""])
+    grid = Grid(["Case", "Participant", "Stage", "Days", "Coach", "Review due", ""], shrink=2)
     overdue = 0
     for c in cases:
         flag, style = review_words(c, today)
@@ -145,30 +158,6 @@ def print_caseload(
         )
     grid.print(out)
     out.print(f"{len(cases)} case(s), {overdue} overdue for review")
-
-
-def print_due(
-    out: Console, wf: Workflow, cases: Sequence[Case], today: dt.date, heading: str
-) -> None:
-    if heading:
-        out.print(_t(heading, "bold"), soft_wrap=True)
-    if not cases:
-        out.print("nothing due")
-        return
-    grid = Grid(["Case", "Participant", "Stage", "Coach", "Review due", ""])
-    for c in cases:
-        flag, style = review_words(c, today)
-        grid.add(
-            c.id,
-            c.participant_id,
-            stage_label(wf, c),
-            c.coach or "-",
-            c.review_due.isoformat() if c.review_due else "",
-            (flag, style),
-        )
-    grid.print(out)
-    overdue = sum(1 for c in cases if is_overdue(c, today))
-    out.print(f"{len(cases)} due, {overdue} overdue")
 
 
 def _flag(due_on: dt.date, today: dt.date) -> tuple[str, str | None]:

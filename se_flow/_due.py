@@ -16,7 +16,6 @@ from ._standards import (
     CaseHistory,
     DueItem,
     DueList,
-    StandardResult,
     Verdicts,
     evaluate,
     happenings,
@@ -133,7 +132,3 @@ def case_standards(store: Store, wf: Workflow, case: Case, today: dt.date) -> Ve
         resume_triggers=resume,
     )
     return evaluate([history], wf.standards, wf.calendar, today)
-
-
-def results_json(results: tuple[StandardResult, ...]) -> list[dict[str, object]]:
-    return [r.to_json() for r in results]

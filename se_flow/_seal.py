@@ -165,9 +165,6 @@ class VerificationKey:
             raise InvalidInput(f"verification key: {exc.message}") from None
         return cls(bytes.fromhex(found.group(1)), start_seq, start_epoch, seconds)
 
-    def key_of(self, epoch: int) -> bytes:
-        return evolve(first_key(self.seed), epoch - self.start_epoch)
-
     def check_value(self, store_id: str) -> str:
         return _check_value(self.seed, store_id)
 

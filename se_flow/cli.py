@@ -1020,8 +1020,10 @@ def due(
     overdue: Annotated[bool, typer.Option("--overdue", help="Only what is past its date.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """Everything due and overdue across a caseload (yours by default): reviews, service
-    standards and follow-along visits, by date, each with the command that does it."""
+    """Everything due and overdue on a caseload (yours by default).
+
+    Reviews, service standards and follow-along visits, by date, each with the command that
+    does it."""
     s = _settings(ctx)
     with _open(ctx) as flow:
         if coach is None and not everyone and s.actor is not None:
@@ -1412,13 +1414,18 @@ def outcomes(
     case_id: CaseArg,
     on: Annotated[
         str | None,
-        typer.Option("--on", help="Evaluate as of this date (YYYY-MM-DD). Default: today."),
+        typer.Option(
+            "--on",
+            help="Evaluate as of this date (YYYY-MM-DD, today or yesterday). Default: today.",
+        ),
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """The case's milestones under its programme: achieved (date, band), provisional, or not
-    yet with what is still needed and when at the current hours; and its jobs."""
-    day = _parse_day(on, "--on") if on is not None else None
+    """The case's milestones under its programme, and its jobs.
+
+    Each milestone achieved (date, band), provisional, or not yet with what is still needed
+    and when at the current hours."""
+    day = _day(on, "--on") if on is not None else None
     with _open(ctx) as flow:
         found = flow.outcomes(case_id, on=day)
     if json:
@@ -1439,14 +1446,6 @@ def outcomes(
     from ._cli_render import print_outcomes
 
     print_outcomes(_console(), found)
-
-
-def _parse_day(text: str, what: str) -> dt.date:
-    try:
-        day = dt.date.fromisoformat(text.strip())
-    except ValueError:
-        _fail(f"{what}: expected a date as YYYY-MM-DD, got {text[:40]!r}")
-    return check_date(day, what)
 
 
 def _programmes(folder: Path | None) -> tuple[Any, ...]:

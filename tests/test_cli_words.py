@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_cli import CLI, STAFF, ok, refer, refused, walk
 from test_workflow_mismatch import _offered, _retyped
+from typer.testing import CliRunner
 
 import se_flow
 import se_flow.cli as cli
@@ -268,3 +269,23 @@ def test_both_loaders_say_too_deep_in_one_way(tmp_path: Path) -> None:
         f"deep.toml: {TOO_DEEP}",
         f"deepish.toml: {TOO_DEEP}",
     ]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_caseload_fits_the_terminal_and_never_cuts_an_id(db: Path, columns: int) -> None:
+    """A long stage label (paused, in the longest stage) is cut short with an ellipsis at 80
+    columns; case and participant ids never are, and a wider terminal shows it whole."""
+    with se_flow.open(db, actor="sam") as flow:
+        case = flow.refer("Alex Doe", source="GP", actor="sam")
+        flow.advance(case.id, "engage")
+        flow.pause(case.id, reason="in hospital", review_date=dt.date.today() + dt.timedelta(30))
+        pid = case.participant_id
+    result = CliRunner().invoke(
+        cli.app, ["--db", str(db), "--as", "sam", "cases"], env={"COLUMNS": str(columns)}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= columns for line in lines), lines
+    (row,) = [line for line in lines if line.startswith(case.id + " ")]
+    assert pid in row
+    assert ("(paused)" in row) is (columns == 120)
