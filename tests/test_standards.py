@@ -359,3 +359,36 @@ def test_cli_due_and_show_list_standards_within_80_columns(tmp_path: Path) -> No
     assert "Service standards" in shown and "First meeting" in shown
     standards = json.loads(run("show", case, "--json"))["standards"]
     assert {s["standard"]: s["status"] for s in standards}["ipes_first_meeting"] == "overdue"
+
+
+def test_every_store_gives_the_same_due_list(tmp_path: Path) -> None:
+    """The SQLite store answers the due list's case histories with its own three queries; any
+    other store is read case by case through the ports. The results must be the same."""
+    from se_flow import MemoryStore
+
+    workflow = se_flow.load_workflow()
+    clocks = [Clock(), Clock()]
+    flows = [
+        se_flow.open(tmp_path / "due.db", clock=clocks[0], actor="sam"),
+        se_flow.SEFlow(MemoryStore(workflow), workflow, clock=clocks[1], actor="sam"),
+    ]
+    try:
+        for flow, clock in zip(flows, clocks, strict=True):
+            flow.add_staff("sam", "Sam Coach", "coach")
+            steps = Steps(flow)
+            met = steps.to("customer_engagement")
+            steps.hard(met.id, "customer_engagement")
+            paused = steps.to("customer_engagement")
+            clock.advance(days=3)
+            review = clock.now.date() + dt.timedelta(days=20)
+            flow.pause(paused.id, reason="in hospital", review_date=review)
+            in_work = steps.to("in_work_support")
+            flow.record(in_work.id, "review", {"summary": "first week"})
+            clock.advance(days=40)
+            flow.withdraw(steps.to("vocational_profiling").id, reason="moved on")
+        sqlite_items, memory_items = (f.due_items(within_days=60).items for f in flows)
+        assert {i.what for i in sqlite_items} >= {"review", "standard"}, sqlite_items
+        assert sqlite_items == memory_items
+    finally:
+        for flow in flows:
+            flow.disconnect()
