@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import se_flow
@@ -15,11 +16,13 @@ from se_flow._sqlite import SQLiteStore
 __all__ = [
     "LEAST_EVIDENCE",
     "ORDER",
+    "STAFF",
     "START",
     "Clock",
     "Steps",
     "drop_triggers",
     "sqlite_conn",
+    "staffed_db",
     "where",
 ]
 
@@ -73,6 +76,25 @@ class Steps:
             self.record(case.id, forward.records)
             case = self.flow.advance(case.id, forward.trigger)
         return case
+
+
+# The team every CLI test database starts with, after its admin ada.
+STAFF = [
+    ("lee", "Lee Leader", "team_leader"),
+    ("sam", "Sam Coach", "coach"),
+    ("kim", "Kim Coach", "coach"),
+    ("ava", "Ava Auditor", "auditor"),
+]
+
+
+def staffed_db(path: Path) -> Path:
+    """A new database at `path` with admin ada and `STAFF`: team leader lee, coaches sam and
+    kim, auditor ava."""
+    with se_flow.open(path) as flow:
+        flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
+        for staff_id, name, role in STAFF:
+            flow.add_staff(staff_id, name, role, actor="ada")
+    return path
 
 
 def sqlite_conn(flow: se_flow.SEFlow) -> sqlite3.Connection:

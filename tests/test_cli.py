@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import pytest
 import typer.main
-from helpers import LEAST_EVIDENCE
+from helpers import LEAST_EVIDENCE, staffed_db
 from typer.testing import CliRunner, Result
 
 import se_flow
@@ -91,12 +91,6 @@ def event_count(db: Path) -> int:
 
 # --- fixtures -------------------------------------------------------------------------------------
 
-STAFF = [
-    ("lee", "Lee Leader", "team_leader"),
-    ("sam", "Sam Coach", "coach"),
-    ("kim", "Kim Coach", "coach"),
-    ("ava", "Ava Auditor", "auditor"),
-]
 
 # On top of the least evidence: the CLI runs on the real clock, so the job starts yesterday.
 EXTRA: dict[str, dict[str, Any]] = {
@@ -107,12 +101,7 @@ EXTRA: dict[str, dict[str, Any]] = {
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     """A database with admin ada, team leader lee, coaches sam and kim, auditor ava."""
-    path = tmp_path / "caseload.db"
-    with se_flow.open(path) as flow:
-        flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
-        for staff_id, name, role in STAFF:
-            flow.add_staff(staff_id, name, role, actor="ada")
-    return path
+    return staffed_db(tmp_path / "caseload.db")
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 import typer.main
-from helpers import LEAST_EVIDENCE, drop_triggers
+from helpers import LEAST_EVIDENCE, drop_triggers, staffed_db
 from rich.console import Console
-from test_cli import CLI, EXTRA, STAFF, event_count, ok, refer, refused, walk
+from test_cli import CLI, EXTRA, event_count, ok, refer, refused, walk
 
 import se_flow
 import se_flow.cli as cli
@@ -46,11 +46,7 @@ PERSONAL = ["Alex Doe", "Bea Hollis", "07700 900123"]
 def db(tmp_path: Path) -> Path:
     """Admin ada, team leader lee, coaches sam and kim, auditor ava; C-1 (Alex Doe, sam's) in
     in-work support with a job, C-2 (Bea Hollis, kim's) at customer engagement."""
-    path = tmp_path / "caseload.db"
-    with se_flow.open(path) as flow:
-        flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
-        for staff_id, name, role in STAFF:
-            flow.add_staff(staff_id, name, role, actor="ada")
+    path = staffed_db(tmp_path / "caseload.db")
     alex = refer(path, "Alex Doe", days=30)
     walk(path, alex, "in_work_support")
     bea = refer(path, "Bea Hollis", coach="kim", days=10)

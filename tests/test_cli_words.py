@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import CLI, STAFF, ok, refer, refused, walk
+from helpers import staffed_db
+from test_cli import CLI, ok, refer, refused, walk
 from test_workflow_mismatch import _offered, _retyped
 from typer.testing import CliRunner
 
@@ -24,12 +25,7 @@ HUGE = "x" * 100_000
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     """As in test_cli: admin ada, team leader lee, coaches sam and kim, auditor ava."""
-    path = tmp_path / "caseload.db"
-    with se_flow.open(path) as flow:
-        flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
-        for staff_id, name, role in STAFF:
-            flow.add_staff(staff_id, name, role, actor="ada")
-    return path
+    return staffed_db(tmp_path / "caseload.db")
 
 
 @pytest.fixture

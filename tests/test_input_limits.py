@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import START, Steps
+from helpers import START, Steps, staffed_db
 from test_bad_input import nothing_written
-from test_cli import CLI, STAFF, refer, refused, walk
+from test_cli import CLI, refer, refused, walk
 from test_cli_subprocess import SCRIPT
 
 import se_flow
@@ -210,12 +210,7 @@ def test_counts_of_days_and_rows_are_bounded(flow: SEFlow, steps: Steps) -> None
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     """As in test_cli: admin ada, team leader lee, coaches sam and kim, auditor ava."""
-    path = tmp_path / "caseload.db"
-    with se_flow.open(path) as flow:
-        flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
-        for staff_id, name, role in STAFF:
-            flow.add_staff(staff_id, name, role, actor="ada")
-    return path
+    return staffed_db(tmp_path / "caseload.db")
 
 
 @pytest.fixture

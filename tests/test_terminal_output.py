@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import CLI, STAFF, walk
+from helpers import staffed_db
+from test_cli import CLI, walk
 
 import se_flow
 from se_flow._cli_text import safe
@@ -44,11 +45,8 @@ def test_safe_escapes_every_control_but_newline_and_tab() -> None:
 @pytest.fixture
 def evil(tmp_path: Path) -> tuple[CLI, str]:
     """A case whose name, contact, coach, reasons and notes all carry terminal attacks."""
-    db = tmp_path / "caseload.db"
+    db = staffed_db(tmp_path / "caseload.db")
     with se_flow.open(db) as flow:
-        flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
-        for staff_id, name, role in STAFF:
-            flow.add_staff(staff_id, name, role, actor="ada")
         flow.add_staff(EVIL_COACH, "Kevin", "coach", actor="ada")
         case = flow.refer(
             se_flow.PersonalDetails(name=EVIL_NAME, contact=MARKUP_CONTACT),
