@@ -16,11 +16,13 @@ from ._standards import (
     CaseHistory,
     DueItem,
     DueList,
+    Required,
     Verdicts,
     evaluate,
     happenings,
     merge,
     pause_triggers,
+    record_command,
 )
 from ._workflow import Workflow
 from .ports import CaseFilter, Store
@@ -55,6 +57,13 @@ def _histories(store: Store, wf: Workflow, coach: str | None) -> Iterator[CaseHi
         )
 
 
+def required_fields(wf: Workflow) -> Required:
+    """Each record kind's required fields and types, for the commands a due item prints."""
+    return {
+        k.name: tuple((f.name, f.type) for f in k.fields if f.required) for k in wf.records.values()
+    }
+
+
 def review_item(wf: Workflow, case: Case, today: dt.date) -> DueItem:
     """A case's next review as a due item."""
     assert case.review_due is not None
@@ -71,7 +80,9 @@ def review_item(wf: Workflow, case: Case, today: dt.date) -> DueItem:
             commands=(f"se-flow resume {case.id}",),
         )
     contact = sorted(k.name for k in wf.records.values() if k.contact)
-    command = f"se-flow record {case.id} review" if "review" in wf.records else ""
+    command = (
+        record_command(case.id, "review", required_fields(wf)) if "review" in wf.records else ""
+    )
     return DueItem(
         case_id=case.id,
         coach=case.coach,
@@ -112,7 +123,7 @@ def due_list(
         if wf.standards
         else Verdicts(())
     )
-    found = merge(reviews, verdicts, last_day)
+    found = merge(reviews, verdicts, last_day, required_fields(wf))
     if limit is not None:
         return DueList(found.items[:limit], found.warnings)
     return found

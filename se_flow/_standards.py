@@ -740,17 +740,35 @@ class DueList:
         return len(self.items)
 
 
-def command_for(case_id: str, signal: Signal) -> str:
+Required = Mapping[str, tuple[tuple[str, str], ...]]
+"""Per record kind, its required fields and their types: what a printed command must ask for."""
+
+
+def record_command(
+    case_id: str, kind: str, required: Required, given: Mapping[str, str] | None = None
+) -> str:
+    """`se-flow record` for `kind`, with the values `given` and a `NAME=TYPE` placeholder for
+    each other required field, so the printed command says everything it needs."""
+    given = given or {}
+    parts = [f"{name}={value}" for name, value in given.items()]
+    parts += [
+        f"{name}={kind_.upper()}" for name, kind_ in required.get(kind, ()) if name not in given
+    ]
+    return " ".join([f"se-flow record {case_id} {kind}", *parts])
+
+
+def command_for(case_id: str, signal: Signal, required: Required) -> str:
     if signal.trigger is not None:
         return f"se-flow advance {case_id} {signal.trigger}"
+    assert signal.record is not None
+    given: dict[str, str] = {}
     if signal.field is not None:
         value = signal.equals
-        shown = ("yes" if value else "no") if isinstance(value, bool) else str(value)
-        return f"se-flow record {case_id} {signal.record} {signal.field}={shown}"
-    return f"se-flow record {case_id} {signal.record}"
+        given[signal.field] = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+    return record_command(case_id, signal.record, required, given)
 
 
-def standard_item(r: StandardResult) -> DueItem:
+def standard_item(r: StandardResult, required: Required) -> DueItem:
     assert r.due_on is not None
     return DueItem(
         case_id=r.case_id,
@@ -761,17 +779,19 @@ def standard_item(r: StandardResult) -> DueItem:
         due_on=r.due_on,
         overdue=r.status == OVERDUE,
         does_it=tuple(s.words() for s in r.met_by),
-        commands=tuple(command_for(r.case_id, s) for s in r.met_by),
+        commands=tuple(command_for(r.case_id, s, required) for s in r.met_by),
         occurrence=r.occurrence,
     )
 
 
-def merge(reviews: Iterable[DueItem], verdicts: Verdicts, last_day: dt.date) -> DueList:
+def merge(
+    reviews: Iterable[DueItem], verdicts: Verdicts, last_day: dt.date, required: Required
+) -> DueList:
     """Reviews and the open standards due by `last_day`, in one list sorted by due date (then
     case and title), and the calendar warning, said once."""
     items = list(reviews)
     items.extend(
-        standard_item(r)
+        standard_item(r, required)
         for r in verdicts.results
         if r.open and r.due_on is not None and r.due_on <= last_day
     )

@@ -392,3 +392,27 @@ def test_every_store_gives_the_same_due_list(tmp_path: Path) -> None:
     finally:
         for flow in flows:
             flow.disconnect()
+
+
+def test_a_due_item_prints_every_field_its_command_needs(tmp_path: Path) -> None:
+    """`se-flow record C-1 review` alone is refused (its summary is required): the printed
+    command names each required field, and with the placeholders filled in it is accepted."""
+    db = tmp_path / "p.db"
+    with se_flow.open(db, actor="ada") as f:
+        f.add_staff("ada", "Ada Admin", "admin")
+        f.add_staff("sam", "Sam Coach", "coach")
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
+        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=old, actor="sam").id
+        items = f.due_items(within_days=60, actor="sam").items
+    commands = {c for i in items if i.case_id == case for c in i.commands}
+    records = sorted(c for c in commands if c.startswith("se-flow record"))
+    assert f"se-flow record {case} review summary=TEXT" in records
+    filled = {"TEXT": "done", "DATE": "today", "BOOL": "yes", "INT": "1", "DECIMAL": "1"}
+    for command in records:
+        words = command.split()[2:]
+        args = [
+            w.split("=")[0] + "=" + filled.get(w.split("=")[1], w.split("=")[1]) if "=" in w else w
+            for w in words
+        ]
+        result = CliRunner().invoke(app, ["--db", str(db), "--as", "sam", "record", *args])
+        assert result.exit_code == 0, (command, result.output)
