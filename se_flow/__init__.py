@@ -10,7 +10,7 @@ Everything public is named in `__all__`; the modules starting with `_` are priva
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import SEFlow, open
+from ._api import Copied, SEFlow, copy_store, open
 from ._audit import GENESIS, Checkpoint
 from ._loader import default_stages_dir, load_workflow
 from ._memory import MemoryStore
@@ -39,6 +39,8 @@ from .errors import (
     CaseNotFound,
     CasePaused,
     ChainBroken,
+    CommandIdReused,
+    CommandRepeated,
     ExportMismatch,
     Fault,
     FutureEffectiveDate,
@@ -54,6 +56,7 @@ from .errors import (
     StaffNotFound,
     StoreBusy,
     StoreError,
+    StoreNotEmpty,
     StoreUnavailable,
     TransitionRefused,
     TriggerNotAvailable,
@@ -100,6 +103,9 @@ __all__ = [
     "ChainBroken",
     "Check",
     "Checkpoint",
+    "CommandIdReused",
+    "CommandRepeated",
+    "Copied",
     "Event",
     "ExportMismatch",
     "ExportVerification",
@@ -134,6 +140,7 @@ __all__ = [
     "Status",
     "StoreBusy",
     "StoreError",
+    "StoreNotEmpty",
     "StoreUnavailable",
     "TransitionRefused",
     "TriggerNotAvailable",
@@ -146,6 +153,7 @@ __all__ = [
     "WorkflowInvalid",
     "WorkflowMismatch",
     "__version__",
+    "copy_store",
     "default_stages_dir",
     "load_workflow",
     "open",

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
+import enum
+import hashlib
+import itertools
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +26,7 @@ from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import JOBS, Engine, context
 from ._keyfile import SealKeyFile
 from ._limits import (
+    check_command_id,
     check_date,
     check_days,
     check_limit,
@@ -45,22 +51,27 @@ from ._model import (
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
 from ._policy import acting
+from ._projections import replay_cases
 from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
+from ._urls import shown_database
 from ._workflow import Workflow
 from .errors import (
+    ChainBroken,
+    CommandIdReused,
     InvalidInput,
+    SEFlowError,
     StaffNotFound,
     StoreUnavailable,
     UnknownProgramme,
     WorkflowMismatch,
     quoted,
 )
-from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
+from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, StoreCopy, Tx
 
-__all__ = ["SEFlow", "open"]
+__all__ = ["Copied", "SEFlow", "copy_store", "open"]
 
 Clock = Callable[[], dt.datetime]
 
@@ -114,6 +125,92 @@ def open(
         seal_keys=_seal_keys(path, seal_key),
     )
     return SEFlow(store, wf, actor=actor, clock=clock, programmes=programmes)
+
+
+@attrs.frozen
+class Copied:
+    """What `copy_store` did: how many events it copied, between which databases (as shown,
+    without a password), and the destination's own verification, made before it committed."""
+
+    source: str
+    destination: str
+    events: int
+    verification: Verification
+
+
+def copy_store(
+    source: str | Path,
+    destination: str | Path,
+    *,
+    stages: str | Path | None = None,
+    workflow: Workflow | None = None,
+    busy_timeout: float = 10.0,
+) -> Copied:
+    """Copy a whole se-flow database into a new or empty one: SQLite file to PostgreSQL URL,
+    the reverse (an auditor takes a provider's log home as one file), or file to file. The
+    events go as they are, never re-sealed (same hashes, same seqs, the source's store id, so
+    its checkpoints prove the copy), with the case, record, staff, participant and personal-
+    data tables, and the seals and sealing settings (SQLite only; not the sealing key file).
+
+    One transaction at the destination: the chain and every table are verified there
+    (`verify`) before it commits; on any failure nothing is kept (a file this call made is
+    removed). The source is read in one snapshot, so writers there may go on. Raises
+    `StoreNotEmpty` (the destination holds events or staff), `InvalidInput` (a URL that does
+    not parse, the same database twice, seals where they cannot be kept), `ChainBroken` (the
+    copy does not verify), `StoreUnavailable` (a database missing, refusing the connection)."""
+    wf = workflow or load_workflow(stages)
+    src_name, dst_name = shown_database(str(source)), shown_database(str(destination))
+    file = None if is_database_url(str(destination)) else Path(destination).expanduser()
+    same = file is not None and not is_database_url(str(source))
+    if same and file is not None and Path(source).expanduser().resolve() == file.resolve():
+        raise InvalidInput(f"{src_name} is both source and destination: nothing was copied")
+    made = file is not None and not file.exists()
+    try:
+        with (
+            open(
+                source, workflow=wf, read_only=True, create=False, busy_timeout=busy_timeout
+            ) as src,
+            open(destination, workflow=wf, busy_timeout=busy_timeout) as dst,
+            src.store.read_snapshot(),
+            dst.store.batch(),
+        ):
+            written = dst.store.restore(_copy_of(src.store))
+            result = verify_log(dst.store, wf)
+            if not result.ok:
+                raise ChainBroken(
+                    result.bad_seq,
+                    f"{result.problem} (at the destination {dst_name}; nothing was copied)",
+                )
+    except BaseException:
+        if made and file is not None:
+            for leftover in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
+    return Copied(src_name, dst_name, written, result)
+
+
+def _copy_of(store: Store) -> StoreCopy:
+    """All of `store`, for another store's `restore`: the long parts streamed."""
+    cases = {c.id: c for c in store.cases(CaseFilter())}
+    tx = store.read()
+    participants: dict[str, Participant] = {}
+    for case in cases.values():
+        pid = case.participant_id
+        if pid not in participants:
+            found = tx.participant(pid)
+            if found is not None:
+                details = store.personal_details(pid)
+                participants[pid] = attrs.evolve(found, details=details)
+    return StoreCopy(
+        store_id=store.store_id(),
+        events=store.event_rows(),
+        records=store.record_rows(),
+        cases=cases,
+        participants=participants,
+        staff=tuple(store.list_staff()),
+        sealing=store.sealing(),
+        seals=store.seal_rows(),
+    )
 
 
 def seal_key_path(path: str | Path, seal_key: str | Path | None = None) -> Path | None:
@@ -211,6 +308,51 @@ def _caseworker(tx: Tx, staff_id: str) -> Staff:
     return staff
 
 
+def _plain(value: Any) -> Any:
+    """A command argument as JSON can hold it, for its fingerprint."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if attrs.has(type(value)):
+        return attrs.asdict(value, recurse=False)
+    return repr(value)
+
+
+@attrs.frozen
+class _Command:
+    """A write's command id and the fingerprint of the command as asked (`command_hash`)."""
+
+    id: str
+    hash: str
+
+
+def _command(command_id: str | None, what: str, **args: Any) -> _Command | None:
+    """The command a write names by `command_id`: its name and arguments as asked (never
+    personal data: the log holds none, not even hashed), fingerprinted."""
+    if command_id is None:
+        return None
+    check_command_id(command_id)
+    text = json.dumps(
+        [what, args], sort_keys=True, default=_plain, separators=(",", ":"), ensure_ascii=False
+    )
+    return _Command(command_id, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+class _Logged(Exception):
+    """Inside a write: the command id is already in the log (`event`); nothing is written."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(event.seq)
+        self.event = event
+
+
 class SEFlow:
     """A workflow and its store. Every write is one transaction, attributed to an actor."""
 
@@ -295,6 +437,54 @@ class SEFlow:
         self.engine.may_read(by)
         return by
 
+    def _write(
+        self, decide: Callable[[Tx], Change], command: _Command | None
+    ) -> tuple[Case | None, Event, bool]:
+        """`store.write(decide)`, once per command id: the case and event it made, and
+        whether they are those of an earlier write under the same id (nothing written now).
+        A retry after an ambiguous commit (a lost connection, a timeout) with the same id
+        appends nothing twice, however it races the first attempt; the same id for a
+        different command raises `CommandIdReused`."""
+        if command is None:
+            case, event = self.store.write(decide)
+            return case, event, False
+
+        def once(tx: Tx) -> Change:
+            logged = tx.command(command.id)
+            if logged is not None:
+                raise _Logged(logged)
+            change = decide(tx)
+            draft = attrs.evolve(change.event, command_id=command.id, command_hash=command.hash)
+            return attrs.evolve(change, event=draft)
+
+        try:
+            case, event = self.store.write(once)
+            return case, event, False
+        except _Logged as found:
+            logged = found.event
+        except SEFlowError:
+            # Refused (`CommandRepeated`, or a guard that saw what the first attempt did) while
+            # the first attempt committed: that attempt is the answer.
+            try:
+                again = self.store.read().command(command.id)
+            except SEFlowError:
+                again = None
+            if again is None:
+                raise
+            logged = again
+        if logged.command_hash != command.hash:
+            raise CommandIdReused(command.id, logged.seq)
+        return self._case_after(logged), logged, True
+
+    def _case_after(self, event: Event) -> Case | None:
+        """The case as `event` left it (None for an event of no case)."""
+        if event.case_id is None:
+            return None
+        upto = itertools.takewhile(
+            lambda e: e.seq <= event.seq, self.store.events(case_id=event.case_id)
+        )
+        return replay_cases(self.workflow, upto).get(event.case_id)
+
     # --- staff ---------------------------------------------------------------------------
 
     def add_staff(
@@ -305,6 +495,7 @@ class SEFlow:
         *,
         actor: str | None = None,
         active: bool = True,
+        command_id: str | None = None,
     ) -> Staff:
         """Add (or update) a staff member. The very first may be added by anyone; after that
         a team leader or admin adds staff; only an admin grants admin or auditor, or changes
@@ -320,6 +511,15 @@ class SEFlow:
                 f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
             ) from None
         now = self.now()
+        command = _command(
+            command_id,
+            "add_staff",
+            id=staff_id,
+            name=full_name,
+            role=new.role,
+            active=active,
+            actor=who,
+        )
 
         def decide(tx: Tx) -> Change:
             if not tx.has_staff():
@@ -340,7 +540,7 @@ class SEFlow:
                 now=now,
             )
 
-        self.store.write(decide)
+        self._write(decide, command)
         return new
 
     def has_staff(self) -> bool:
@@ -367,9 +567,16 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
+        command_id: str | None = None,
     ) -> Case:
         """Refer a new participant: their personal details go to the personal-data table, the
-        log knows them only by a pseudonymous id. Returns the new case (state `referred`)."""
+        log knows them only by a pseudonymous id. Returns the new case (state `referred`).
+
+        Every write takes `command_id`: a retry under the same id (after a lost connection
+        or a timeout left unknown whether the first attempt committed) appends nothing and
+        returns what the first attempt made; the same id for another command (other
+        arguments, actor or write) raises `CommandIdReused`. The personal details are no part
+        of what is compared: the log holds no personal data, not even hashed."""
         who = self._actor_id(actor)
         details = PersonalDetails(name=person) if isinstance(person, str) else person
         check_text(details.name, "name")
@@ -385,6 +592,9 @@ class SEFlow:
             fields["source"] = source
         now = self.now()
         at = _at(effective_at, now)
+        command = _command(
+            command_id, "refer", fields=fields, coach=coach, actor=who, effective_at=effective_at
+        )
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
@@ -404,7 +614,7 @@ class SEFlow:
                 coach=coach or (who if by.role is Role.COACH else None),
             )
 
-        case, _ = self.store.write(decide)
+        case, _, _ = self._write(decide, command)
         assert case is not None
         return case
 
@@ -417,6 +627,7 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
+        command_id: str | None = None,
     ) -> Case:
         """Start a new episode (a new case) for the participant of closed case `case_id`."""
         who = self._actor_id(actor)
@@ -427,6 +638,15 @@ class SEFlow:
             fields["source"] = source
         now = self.now()
         at = _at(effective_at, now)
+        command = _command(
+            command_id,
+            "reopen",
+            case_id=case_id,
+            fields=fields,
+            coach=coach,
+            actor=who,
+            effective_at=effective_at,
+        )
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
@@ -456,7 +676,7 @@ class SEFlow:
                 new_participant=False,
             )
 
-        case, _ = self.store.write(decide)
+        case, _, _ = self._write(decide, command)
         assert case is not None
         return case
 
@@ -470,6 +690,7 @@ class SEFlow:
         effective_at: dt.datetime | dt.date | None = None,
         supersedes: int | None = None,
         expected_version: int | None = None,
+        command_id: str | None = None,
         **more: Any,
     ) -> Record:
         """Record evidence of `kind` on a case. Field values may be typed (date, Decimal,
@@ -480,6 +701,17 @@ class SEFlow:
         values = {**(fields or {}), **more}
         now = self.now()
         at = _at(effective_at, now)
+        command = _command(
+            command_id,
+            "record",
+            case_id=case_id,
+            kind=kind,
+            fields=values,
+            actor=who,
+            effective_at=effective_at,
+            supersedes=supersedes,
+            expected_version=expected_version,
+        )
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
@@ -497,7 +729,10 @@ class SEFlow:
             return change
 
         made: list[Change] = []
-        _, event = self.store.write(decide)
+        _, event, replayed = self._write(decide, command)
+        if replayed:
+            (first,) = [r for r in self.store.records(case_id) if r.seq == event.seq]
+            return first
         draft = made[-1].record
         assert draft is not None
         return Record(
@@ -593,6 +828,7 @@ class SEFlow:
         review_date: dt.date | None = None,
         outcome: str | None = None,
         expected_version: int | None = None,
+        command_id: str | None = None,
     ) -> Case:
         """Fire `trigger` on a case. Guards are checked inside the write transaction; a
         refusal raises `GuardsFailed` carrying every result. `override` (a reason) lets a
@@ -602,6 +838,19 @@ class SEFlow:
         _case_id(case_id)
         check_text(override, "override reason")
         now = self.now()
+        command = _command(
+            command_id,
+            "advance",
+            case_id=case_id,
+            trigger=trigger,
+            actor=who,
+            reason=reason,
+            override=override,
+            effective_at=effective_at,
+            review_date=review_date,
+            outcome=outcome,
+            expected_version=expected_version,
+        )
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
@@ -611,7 +860,7 @@ class SEFlow:
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
 
-        case, _ = self.store.write(decide)
+        case, _, _ = self._write(decide, command)
         assert case is not None
         return case
 
@@ -624,6 +873,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
+        command_id: str | None = None,
     ) -> Case:
         return self.advance(
             case_id,
@@ -633,6 +883,7 @@ class SEFlow:
             review_date=review_date,
             effective_at=effective_at,
             expected_version=expected_version,
+            command_id=command_id,
         )
 
     def resume(
@@ -643,6 +894,7 @@ class SEFlow:
         reason: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
+        command_id: str | None = None,
     ) -> Case:
         return self.advance(
             case_id,
@@ -651,6 +903,7 @@ class SEFlow:
             reason=reason,
             effective_at=effective_at,
             expected_version=expected_version,
+            command_id=command_id,
         )
 
     def withdraw(
@@ -661,6 +914,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
+        command_id: str | None = None,
     ) -> Case:
         """The participant withdraws: needs only a date and a reason, never an approval."""
         return self.advance(
@@ -670,6 +924,7 @@ class SEFlow:
             reason=reason,
             effective_at=effective_at,
             expected_version=expected_version,
+            command_id=command_id,
         )
 
     def close(
@@ -681,6 +936,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
+        command_id: str | None = None,
     ) -> Case:
         """Close for one of the workflow's `close_reasons` (`ineligible` needs a team leader).
         For withdrawal, disengagement or completion use their own triggers."""
@@ -692,16 +948,26 @@ class SEFlow:
             reason=note or reason,
             effective_at=effective_at,
             expected_version=expected_version,
+            command_id=command_id,
         )
 
     def assign(
-        self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
+        self,
+        case_id: str,
+        coach: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        command_id: str | None = None,
     ) -> Case:
         who = self._actor_id(actor)
         _case_id(case_id)
         check_staff_id(coach, "coach")
         check_text(reason, "reason")
         now = self.now()
+        command = _command(
+            command_id, "assign", case_id=case_id, coach=coach, actor=who, reason=reason
+        )
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
@@ -714,12 +980,17 @@ class SEFlow:
                 reason=reason,
             )
 
-        case, _ = self.store.write(decide)
+        case, _, _ = self._write(decide, command)
         assert case is not None
         return case
 
     def erase_personal_data(
-        self, participant_id: str, *, reason: str, actor: str | None = None
+        self,
+        participant_id: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        command_id: str | None = None,
     ) -> None:
         """Erase a participant's personal data (UK GDPR Art. 17), admin only. The log never
         held it, so the chain stays whole; the erasure itself is an audit event."""
@@ -729,6 +1000,13 @@ class SEFlow:
         if not reason or not reason.strip():
             raise InvalidInput("an erasure needs a reason (the request and its legal basis)")
         now = self.now()
+        command = _command(
+            command_id,
+            "erase_personal_data",
+            participant_id=participant_id,
+            reason=reason,
+            actor=who,
+        )
 
         def decide(tx: Tx) -> Change:
             return self.engine.erase_personal_data(
@@ -739,9 +1017,11 @@ class SEFlow:
                 now=now,
             )
 
-        self.store.write(decide)
+        self._write(decide, command)
 
-    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> None:
+    def adopt_workflow(
+        self, *, reason: str, actor: str | None = None, command_id: str | None = None
+    ) -> None:
         """Move the database on to the loaded workflow, admin only: an audit event records
         from which workflow to which and why; later writes are under the new one. Records
         already written keep their values; where the new workflow types a field otherwise
@@ -751,6 +1031,9 @@ class SEFlow:
         if not reason or not reason.strip():
             raise InvalidInput("adopting a workflow needs a reason")
         now = self.now()
+        command = _command(
+            command_id, "adopt_workflow", workflow=self.workflow.hash, reason=reason, actor=who
+        )
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
@@ -758,7 +1041,7 @@ class SEFlow:
                 self.store.head_workflow_hash(), by=by, reason=reason, now=now
             )
 
-        self.store.write(decide)
+        self._write(decide, command)
         self._logged_workflow = self.workflow.hash
 
     # --- outcomes ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from attrs import field, frozen
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
+    OPTIONAL_FIELDS,
     Case,
     Column,
     Event,
@@ -139,6 +140,8 @@ def event_to_row(draft: EventDraft, seq: int, prev_hash: str) -> dict[str, Any]:
 # building the body dict and sorting it again per event. `canonical_body` is the reference.
 _HASHED = tuple(sorted(k for k in FIELDS if k != "hash"))
 _HASH_KEYS = tuple((k, _encode_str(k) + ":") for k in _HASHED)
+# Most rows hold no optional field: their keys, fixed.
+_HASH_KEYS_BASE = tuple((k, key) for k, key in _HASH_KEYS if k not in OPTIONAL_FIELDS)
 
 
 def _value_text(value: Any) -> str:
@@ -151,13 +154,25 @@ def _value_text(value: Any) -> str:
     return canonical(value)
 
 
+def hashed_fields(row: Mapping[str, Any]) -> list[str]:
+    """The fields of `row` its hash covers, sorted: all but `hash`, and an optional field
+    (`_model.OPTIONAL_FIELDS`) only when it holds a value (an older row has none)."""
+    return [k for k in _HASHED if k not in OPTIONAL_FIELDS or row.get(k) is not None]
+
+
 def canonical_body(row: Mapping[str, Any]) -> str:
-    """The text `row_hash` hashes: canonical JSON of every field of the row but `hash`."""
-    return canonical({k: row[k] for k in FIELDS if k != "hash"})
+    """The text `row_hash` hashes: canonical JSON of every field of the row but `hash` (and
+    optional fields while None)."""
+    return canonical({k: row[k] for k in hashed_fields(row)})
 
 
 def row_hash(row: Mapping[str, Any]) -> str:
-    text = "{" + ",".join([key + _value_text(row[k]) for k, key in _HASH_KEYS]) + "}"
+    keys = _HASH_KEYS_BASE
+    if any(row.get(k) is not None for k in OPTIONAL_FIELDS):
+        keys = tuple(
+            (k, key) for k, key in _HASH_KEYS if row.get(k) is not None or k not in OPTIONAL_FIELDS
+        )
+    text = "{" + ",".join([key + _value_text(row[k]) for k, key in keys]) + "}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -177,7 +192,13 @@ def seal(draft: EventDraft, seq: int, prev_hash: str) -> tuple[Event, dict[str, 
 
 
 def event_from_row(row: Mapping[str, Any]) -> Event:
-    return Event(**{f.name: _decode(f, row[f.name]) for f in EVENT_FIELDS})
+    # An older row (an export from before a field was added) has no optional fields.
+    return Event(
+        **{
+            f.name: _decode(f, row[f.name] if not f.optional else row.get(f.name))
+            for f in EVENT_FIELDS
+        }
+    )
 
 
 class ChainWalk:
@@ -349,6 +370,7 @@ def verify_log(
         records = RecordCheck(store.record_rows())
 
         unreadable: list[tuple[int, str]] = []
+        commands: dict[str, int] = {}
         walk = ChainWalk()
         sealing = store.sealing()
         seals = (
@@ -370,6 +392,18 @@ def verify_log(
             # its hash.
             if checkpoint is not None and row["seq"] == checkpoint.seq:
                 seen.append(row["hash"])
+            command_id = row.get("command_id")
+            if command_id is not None:
+                # The stores' unique index on command ids is a projection of the log too.
+                first = commands.setdefault(command_id, row["seq"])
+                if first != row["seq"]:
+                    unreadable.append(
+                        (
+                            row["seq"],
+                            f"event {row['seq']} repeats command id {command_id!r} of event "
+                            f"{first}: one command was appended twice",
+                        )
+                    )
             try:
                 if row["kind"] == EventKind.STAFF:
                     staff_events.append(event_from_row(row))

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from .errors import InvalidInput, quoted
 
 __all__ = [
+    "COMMAND_ID",
     "DECIMAL_PLACES",
     "DECIMAL_WHOLE_DIGITS",
     "EARLIEST_DATE",
@@ -28,6 +29,7 @@ __all__ = [
     "MAX_TEXT",
     "NAME_MAX",
     "STAFF_ID",
+    "check_command_id",
     "check_date",
     "check_days",
     "check_limit",
@@ -209,3 +211,19 @@ def check_staff_name(name: str) -> str:
     if any(unicodedata.category(ch) in _BAD_IN_NAMES for ch in name):
         raise InvalidInput(f"staff name {quoted(name)} holds control characters")
     return name
+
+
+# A caller's id for one command (a UUID, or `<client>:<n>`): a token like a staff id, long
+# enough for a UUID with a prefix, with ':' and '/' inside for namespaced ids.
+COMMAND_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
+
+
+def check_command_id(command_id: Any) -> str:
+    """`command_id` if it is a valid command id, else `InvalidInput` naming it."""
+    if not isinstance(command_id, str) or COMMAND_ID.fullmatch(command_id) is None:
+        raise InvalidInput(
+            f"command id {quoted(command_id)} is not valid: use 1 to 128 letters, digits, "
+            "'.', '_', ':', '@', '/' or '-', starting with a letter or digit",
+            field="command id",
+        )
+    return command_id

@@ -19,12 +19,13 @@ from typing import Any
 
 import attrs
 
-from ._audit import FIELDS, GENESIS, check_workflow, seal
+from ._audit import FIELDS, GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
 from ._model import Case, Event, Participant, PersonalDetails, Record, Role, Staff, Status
+from ._rows import refuse_if_not_empty, restore_order
 from ._workflow import Workflow
-from .errors import CaseConflict, CaseNotFound, StaffNotFound
-from .ports import CaseFilter, Change, Needs, RecordRow, Snapshot, Store, Tx
+from .errors import CaseConflict, CaseNotFound, CommandRepeated, InvalidInput, StaffNotFound
+from .ports import CaseFilter, Change, Needs, RecordRow, Snapshot, Store, StoreCopy, Tx
 
 __all__ = ["MemoryStore"]
 
@@ -71,6 +72,9 @@ class _MemoryTx(Tx):
     def participant(self, participant_id: str) -> Participant | None:
         return self._s._participants.get(participant_id)
 
+    def command(self, command_id: str) -> Event | None:
+        return self._s._commands.get(command_id)
+
 
 class MemoryStore(Store):
     """A store in memory. `workflow` decodes record fields for `record_rows`, as SQLite's
@@ -89,6 +93,7 @@ class MemoryStore(Store):
         self._records: dict[str, list[Record]] = {}
         self._record_seqs: list[int] = []
         self._marks: dict[str, dict[str, int]] = {}
+        self._commands: dict[str, Event] = {}
         self._undo: list[Undo] | None = None
 
     # --- writes ------------------------------------------------------------------------
@@ -127,6 +132,9 @@ class MemoryStore(Store):
             if actual != change.expected_version:
                 raise CaseConflict(case.id, change.expected_version, actual)
         check_workflow(self.head_workflow_hash(), change.event)
+        command_id = change.event.command_id
+        if command_id is not None and command_id in self._commands:
+            raise CommandRepeated(command_id)
         seq, prev = self.head()
         event, row = seal(change.event, seq + 1, prev)
         seq += 1
@@ -148,6 +156,8 @@ class MemoryStore(Store):
         self._events.append(event)
         self._did(self._rows.pop)
         self._did(self._events.pop)
+        if command_id is not None:
+            self._put(self._commands, command_id, event)
         if change.staff is not None:
             self._put(self._staff, change.staff.id, change.staff)
         if change.participant is not None:
@@ -180,6 +190,83 @@ class MemoryStore(Store):
         if key in table:
             old = table.pop(key)
             self._did(lambda: table.__setitem__(key, old))
+
+    def restore(self, copy: StoreCopy) -> int:
+        with self._lock:
+            refuse_if_not_empty("the memory store", len(self._events), bool(self._staff))
+            if copy.sealing is not None:
+                raise InvalidInput(
+                    "the memory store cannot keep seals: copy a sealing database into SQLite"
+                )
+            # Checked whole before anything changes: nothing half-restored.
+            events: list[Event] = []
+            rows: list[dict[str, Any]] = []
+            records: list[Record] = []
+            cases: dict[str, Case] = {}
+            staff: dict[str, Staff] = {}
+            participants: dict[str, Participant] = {}
+            personal: dict[str, PersonalDetails] = {}
+            for table, row in restore_order(copy):
+                if table == "event":
+                    kept = {c: row.get(c) for c in FIELDS}
+                    rows.append(kept)
+                    events.append(event_from_row(kept))
+                elif table == "participant":
+                    participants[row.id] = attrs.evolve(row, details=None)
+                    if row.details is not None:
+                        personal[row.id] = row.details
+                elif table == "case":
+                    cases[row.id] = row
+                elif table == "staff":
+                    staff[row.id] = row
+                elif table == "record":
+                    spec = self.workflow.records.get(row.kind)
+                    records.append(
+                        Record(
+                            seq=row.seq,
+                            case_id=row.case_id,
+                            kind=row.kind,
+                            fields=spec.from_json(row.fields) if spec else dict(row.fields),
+                            effective_at=dt.datetime.fromisoformat(row.effective_at),
+                            recorded_at=dt.datetime.fromisoformat(row.recorded_at),
+                            actor=row.actor,
+                            supersedes=row.supersedes,
+                        )
+                    )
+            self._id, old_id = copy.store_id, self._id
+            self._rows.extend(rows)
+            self._events.extend(events)
+            self._staff.update(staff)
+            self._participants.update(participants)
+            self._personal.update(personal)
+            self._cases.update(cases)
+            for event in events:
+                if event.case_id is not None and event.trigger is not None:
+                    self._marks.setdefault(event.case_id, {})[event.trigger] = event.seq
+                if event.command_id is not None:
+                    self._commands[event.command_id] = event
+            for record in records:
+                self._records.setdefault(record.case_id, []).append(record)
+                self._record_seqs.append(record.seq)
+            self._did(lambda: self._clear(old_id))
+            return len(events)
+
+    def _clear(self, store_id: str) -> None:
+        """Back to empty (a restore undone with its batch): it was empty before."""
+        self._id = store_id
+        for table in (
+            self._staff,
+            self._participants,
+            self._personal,
+            self._cases,
+            self._records,
+            self._marks,
+            self._commands,
+        ):
+            table.clear()
+        self._rows.clear()
+        self._events.clear()
+        self._record_seqs.clear()
 
     # --- reads -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from attrs import field, frozen
 __all__ = [
     "EVENT_COLUMNS",
     "EVENT_FIELDS",
+    "OPTIONAL_FIELDS",
     "Case",
     "Check",
     "Column",
@@ -245,6 +246,12 @@ class EventDraft:
     guards: tuple[GuardResult, ...] = ()
     override: Override | None = None
     payload: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    command_id: str | None = None
+    """The caller's id for the command (`SEFlow` writes' `command_id`): a retry after an
+    ambiguous commit finds it in the log and appends nothing twice."""
+    command_hash: str | None = None
+    """SHA-256 of the command as asked (`_commands.command_hash`): a retry under the same id
+    must be the same command."""
 
 
 @frozen
@@ -272,6 +279,9 @@ class EventField:
     name: str
     column: Column
     nullable: bool = False
+    optional: bool = False
+    """Added after logs were written: an older row has no such field, so the canonical JSON
+    (and the hash) leaves it out while it is None, and every old log verifies byte for byte."""
 
 
 _I, _T, _TIME, _J = Column.INT, Column.TEXT, Column.TIME, Column.JSON
@@ -296,12 +306,16 @@ EVENT_FIELDS: tuple[EventField, ...] = (
     EventField("payload", _J),
     EventField("prev_hash", _T),
     EventField("hash", _T),
+    EventField("command_id", _T, nullable=True, optional=True),
+    EventField("command_hash", _T, nullable=True, optional=True),
 )
 """THE list of an event's fields, in the order a stored row and an export keep them: the
 store's table, its INSERT and SELECT, the hash and the export's columns all come from here.
 The hash covers every field but `hash` itself."""
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS)
+OPTIONAL_FIELDS: frozenset[str] = frozenset(f.name for f in EVENT_FIELDS if f.optional)
+"""The fields left out of an event's canonical JSON while they are None."""
 
 
 @frozen

@@ -24,7 +24,16 @@ import psycopg
 import psycopg_pool
 from psycopg import conninfo, pq
 
-from ._audit import FIELDS, GENESIS, canonical, check_workflow, event_from_row, event_to_row, seal
+from ._audit import (
+    FIELDS,
+    GENESIS,
+    canonical,
+    check_workflow,
+    event_from_row,
+    event_to_row,
+    hashed_fields,
+    seal,
+)
 from ._engine import Change, Needs, Snapshot, current
 from ._limits import unstorable
 from ._model import (
@@ -42,7 +51,15 @@ from ._model import (
 )
 from ._projections import RecordRow
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_where,
+    record_from_row,
+    refuse_if_not_empty,
+    restore_order,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -51,6 +68,7 @@ from ._workflow import Workflow
 from .errors import (
     CaseConflict,
     CaseNotFound,
+    CommandRepeated,
     InvalidInput,
     SEFlowError,
     StaffNotFound,
@@ -58,7 +76,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, Store, Tx
+from .ports import CaseFilter, Store, StoreCopy, Tx
 
 __all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
 
@@ -79,8 +97,15 @@ def _column_ddl(f: EventField) -> str:
 
 
 # The events table and its append from the one field list (`_model.EVENT_FIELDS`), as SQLite's.
-_EVENTS_DDL = "CREATE TABLE events (\n    " + ",\n    ".join(map(_column_ddl, EVENT_FIELDS)) + "\n)"
+# Fields added later (optional ones) came with their own migration: the first one is frozen.
+_COMMAND_FIELDS = ("command_id", "command_hash")
+_EVENTS_DDL = (
+    "CREATE TABLE events (\n    "
+    + ",\n    ".join(_column_ddl(f) for f in EVENT_FIELDS if f.name not in _COMMAND_FIELDS)
+    + "\n)"
+)
 _EVENT_COLS = ", ".join(EVENT_COLUMNS)
+_EVENT_VALUES = ", ".join(f"%({c})s" for c in EVENT_COLUMNS)
 _SEALED = ("seq", "prev_hash", "hash")
 _FROM_HEAD = ", ".join(
     f"head.{c}" if c in _SEALED else f"%({c})s::{_SQL_TYPES[f.column].split()[0]}"
@@ -238,7 +263,20 @@ _SCHEMA_V1 = [
     "FOR EACH ROW EXECUTE FUNCTION se_flow_cases_never_deleted()",
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = [("0001_initial", _SCHEMA_V1)]
+# Command ids (a retry appends nothing twice): in the log, and unique there.
+_SCHEMA_V2 = [
+    *(
+        f"ALTER TABLE events ADD COLUMN {_column_ddl(f)}"
+        for f in EVENT_FIELDS
+        if f.name in _COMMAND_FIELDS
+    ),
+    "CREATE UNIQUE INDEX events_command ON events (command_id) WHERE command_id IS NOT NULL",
+]
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("0001_initial", _SCHEMA_V1),
+    ("0002_command_ids", _SCHEMA_V2),
+]
 """Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
 
 _SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS se_flow_schema (
@@ -258,7 +296,7 @@ _PAGE = 2000
 def cut_canonical(row: Mapping[str, Any]) -> tuple[str, str, str]:
     """The canonical JSON text `row_hash` hashes, cut around the values of `prev_hash` and
     `seq`: `a + json(prev_hash) + b + str(seq) + c` is that text, for any seq and prev_hash."""
-    keys = sorted(k for k in FIELDS if k != "hash")
+    keys = hashed_fields(row)
     parts: list[list[str]] = [[], [], []]
     at = 0
     for k in keys:
@@ -325,6 +363,9 @@ class _Local(threading.local):
         self.depth = 0
         self.failed: str | None = None
         self.snapshot = False
+        self.pipeline_failed = False
+        """A pipeline of this connection was aborted: psycopg may then believe statements
+        prepared that never were ("prepared statement ... does not exist" next time)."""
 
 
 class _PgTx(Tx):
@@ -402,6 +443,12 @@ class _PgTx(Tx):
         if not rows:
             return None
         return Participant(id=rows[0][0], created_at=dt.datetime.fromisoformat(rows[0][1]))
+
+    def command(self, command_id: str) -> Event | None:
+        rows = self._all(f"SELECT {_EVENT_COLS} FROM events WHERE command_id = %s", (command_id,))
+        if not rows:
+            return None
+        return event_from_row(dict(zip(EVENT_COLUMNS, rows[0], strict=True)))
 
 
 class PostgresStore(Store):
@@ -558,12 +605,26 @@ class PostgresStore(Store):
                 f"the database {self.name} was opened for reading only; nothing was written"
             )
 
-    @staticmethod
-    def _rollback(conn: psycopg.Connection[Any]) -> None:
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
         # A failing ROLLBACK (a lost connection) must not hide the error that caused it.
         if conn.info.transaction_status != pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 conn.execute("ROLLBACK")
+        self._forget_prepared(conn)
+
+    def _forget_prepared(self, conn: psycopg.Connection[Any]) -> None:
+        """After an aborted pipeline psycopg may believe statements prepared that the server
+        skipped ("prepared statement ... does not exist" on a later command): a connection
+        of its own is closed, for the pool to replace; a batch's drops every prepared
+        statement (psycopg forgets its own record of them when it sees DEALLOCATE ALL)."""
+        if not self._local.pipeline_failed:
+            return
+        self._local.pipeline_failed = False
+        if self._local.depth:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("DEALLOCATE ALL")
+        else:
+            conn.close()
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -607,6 +668,7 @@ class PostgresStore(Store):
             try:
                 conn.execute("ROLLBACK TO SAVEPOINT se_flow_command")
                 conn.execute("RELEASE SAVEPOINT se_flow_command")
+                self._forget_prepared(conn)
             except psycopg.Error as undo:
                 self._abandon(conn, undo)
                 raise exc from None
@@ -716,8 +778,17 @@ class PostgresStore(Store):
                     )
                 conn.execute(finish.encode())
         except psycopg.Error as exc:
+            self._local.pipeline_failed = True
             if exc.sqlstate == "SF001":
                 check_workflow(exc.diag.message_detail, draft)
+            if (
+                isinstance(exc, psycopg.errors.UniqueViolation)
+                and exc.diag.constraint_name == "events_command"
+                and draft.command_id is not None
+            ):
+                # A retry raced its first attempt, which committed first: the index waited
+                # for it, then refused this one.
+                raise CommandRepeated(draft.command_id) from None
             raise
         appended = head.fetchone()
         assert appended is not None
@@ -774,6 +845,105 @@ class PostgresStore(Store):
                 f"INSERT INTO cases ({_CASE_COLS}, num) VALUES ({', '.join(['%s'] * 16)})".encode(),
                 (case.id, case.participant_id, *_case_params(case), int(case.id.split("-", 1)[1])),
             )
+
+    # --- a whole store copied in (`store copy`) ---------------------------------------------
+
+    def restore(self, copy: StoreCopy) -> int:
+        self._refuse_if_read_only()
+        loc = self._local
+        with self._translated():
+            if loc.depth:
+                assert loc.conn is not None
+                return self._restore(loc.conn, copy)
+            with self._pool.connection() as conn:
+                loc.conn = conn
+                try:
+                    conn.execute(self._begin)
+                    written = self._restore(conn, copy)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                finally:
+                    loc.conn = None
+        return written
+
+    def _restore(self, conn: psycopg.Connection[Any], copy: StoreCopy) -> int:
+        if copy.sealing is not None:
+            raise InvalidInput(
+                f"{self.name} cannot keep seals (PostgreSQL does not seal, so far): the copy "
+                "would lose what they prove; nothing was copied"
+            )
+        # Under the head's lock, as an append: nobody writes while the log is poured in.
+        head = conn.execute("SELECT seq FROM chain_head FOR UPDATE").fetchone()
+        has_staff = conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
+        refuse_if_not_empty(self.name, int(head[0]) if head else 0, has_staff)
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'store_id'", (copy.store_id,))
+        written, last = 0, None
+        insert_event = f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_EVENT_VALUES})".encode()
+        try:
+            with conn.pipeline() as pipeline:
+                for table, row in restore_order(copy):
+                    if table == "event":
+                        conn.execute(insert_event, {c: row.get(c) for c in EVENT_COLUMNS})
+                        written, last = written + 1, row
+                        if written % _PAGE == 0:
+                            pipeline.sync()
+                    elif table == "participant":
+                        conn.execute(
+                            b"INSERT INTO participants (id, created_at) VALUES (%s, %s)",
+                            (row.id, _ts(row.created_at)),
+                        )
+                        if row.details is not None:
+                            d = row.details
+                            born = d.date_of_birth.isoformat() if d.date_of_birth else None
+                            conn.execute(
+                                b"INSERT INTO personal_data (participant_id, name, contact, "
+                                b"date_of_birth, health_notes) VALUES (%s, %s, %s, %s, %s)",
+                                (row.id, d.name, d.contact, born, d.health_notes),
+                            )
+                    elif table == "case":
+                        conn.execute(
+                            f"INSERT INTO cases ({_CASE_COLS}, num) "
+                            f"VALUES ({', '.join(['%s'] * 16)})".encode(),
+                            (
+                                row.id,
+                                row.participant_id,
+                                *_case_params(row),
+                                int(row.id.split("-", 1)[1]),
+                            ),
+                        )
+                    elif table == "staff":
+                        conn.execute(
+                            b"INSERT INTO staff (id, name, role, active) VALUES (%s, %s, %s, %s)",
+                            (row.id, row.name, row.role.value, row.active),
+                        )
+                    elif table == "record":
+                        conn.execute(
+                            b"INSERT INTO records (seq, case_id, kind, fields, effective_at, "
+                            b"recorded_at, actor, supersedes) "
+                            b"VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                            (
+                                row.seq,
+                                row.case_id,
+                                row.kind,
+                                json.dumps(row.fields, sort_keys=True),
+                                row.effective_at,
+                                row.recorded_at,
+                                row.actor,
+                                row.supersedes,
+                            ),
+                        )
+                if last is not None:
+                    conn.execute(
+                        b"UPDATE chain_head SET seq = %s, prev_hash = %s, hash = %s, "
+                        b"workflow_hash = %s",
+                        (last["seq"], last["prev_hash"], last["hash"], last["workflow_hash"]),
+                    )
+        except psycopg.Error:
+            self._local.pipeline_failed = True
+            raise
+        return written
 
     # --- reads -------------------------------------------------------------------------------
 

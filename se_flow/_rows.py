@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._model import Case, Record, Status
-from .ports import CaseFilter
+from ._model import Case, EventKind, Record, Status
+from .errors import StoreNotEmpty
+from .ports import CaseFilter, StoreCopy
 
 if TYPE_CHECKING:
     from ._workflow import Workflow
@@ -28,6 +29,8 @@ __all__ = [
     "dt_or_none",
     "event_where",
     "record_from_row",
+    "refuse_if_not_empty",
+    "restore_order",
     "ts",
 ]
 
@@ -178,3 +181,47 @@ def record_from_row(row: Sequence[Any], workflow: Workflow) -> Record:
         actor=actor,
         supersedes=supersedes,
     )
+
+
+def refuse_if_not_empty(name: str, head_seq: int, has_staff: bool) -> None:
+    """A copy goes only into an empty store: never merged into another log."""
+    if head_seq or has_staff:
+        raise StoreNotEmpty(
+            f"{name} is not empty (it holds {head_seq} events"
+            + (" and staff" if has_staff else "")
+            + "): a copy goes only into an empty database; nothing was copied"
+        )
+
+
+def restore_order(copy: StoreCopy) -> Iterator[tuple[str, Any]]:
+    """The rows of `copy` in the order a store with the log's guards accepts them, as
+    (table, row): participants (and their personal data) first; each event, then its seal,
+    then the case or staff row it first speaks of (a case or staff row may change only while
+    the log's last event is about it); the records last (each refers to its event). The case
+    and staff rows are their final values: the log, re-verified after, explains them."""
+    for participant in copy.participants.values():
+        yield "participant", participant
+    seals = iter(copy.seals)
+    seal = next(seals, None)
+    cases = dict(copy.cases)
+    staff = {s.id: s for s in copy.staff}
+    for row in copy.events:
+        yield "event", row
+        while seal is not None and seal.seq <= row["seq"]:
+            if seal.seq == row["seq"]:
+                yield "seal", seal
+            seal = next(seals, None)
+        case = cases.pop(row["case_id"], None) if row["case_id"] is not None else None
+        if case is not None:
+            yield "case", case
+        if row["kind"] == EventKind.STAFF:
+            member = staff.pop(json.loads(row["payload"]).get("staff_id"), None)
+            if member is not None:
+                yield "staff", member
+    # Rows no event explains: offered last, where the store's guards refuse them.
+    for case in cases.values():
+        yield "case", case
+    for member in staff.values():
+        yield "staff", member
+    for record in copy.records:
+        yield "record", record

@@ -37,7 +37,15 @@ from ._model import (
     Staff,
 )
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_where,
+    record_from_row,
+    refuse_if_not_empty,
+    restore_order,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -54,6 +62,7 @@ from ._workflow import Workflow
 from .errors import (
     CaseConflict,
     CaseNotFound,
+    CommandRepeated,
     InvalidInput,
     SealKeyUnusable,
     SEFlowError,
@@ -62,7 +71,17 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, Change, Needs, RecordRow, SealKeys, Snapshot, Store, Tx
+from .ports import (
+    CaseFilter,
+    Change,
+    Needs,
+    RecordRow,
+    SealKeys,
+    Snapshot,
+    Store,
+    StoreCopy,
+    Tx,
+)
 
 __all__ = ["THROUGH_THE_LOG", "SQLiteStore"]
 
@@ -79,7 +98,13 @@ def _column_ddl(f: EventField) -> str:
 
 # The events table, its INSERT and its SELECT, from the one field list (`_model.EVENT_FIELDS`).
 # A new field needs a migration that adds its column: test_sqlite_store pins this table.
-_EVENTS_DDL = "CREATE TABLE events (\n    " + ",\n    ".join(map(_column_ddl, EVENT_FIELDS)) + "\n)"
+# Fields added later came with their own migration (0006): the first table is frozen.
+_COMMAND_FIELDS = ("command_id", "command_hash")
+_EVENTS_DDL = (
+    "CREATE TABLE events (\n    "
+    + ",\n    ".join(_column_ddl(f) for f in EVENT_FIELDS if f.name not in _COMMAND_FIELDS)
+    + "\n)"
+)
 _EVENT_COLS = ", ".join(EVENT_COLUMNS)
 _INSERT_EVENT = (
     f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
@@ -215,12 +240,24 @@ _SCHEMA_V5 = [
        BEGIN SELECT RAISE(ABORT, 'sealing cannot be turned off'); END""",
 ]
 
+# Command ids (a retry appends nothing twice): in the log, and unique there. ALTER TABLE ADD
+# COLUMN changes no row, so the append-only triggers let it through.
+_SCHEMA_V6 = [
+    *(
+        f"ALTER TABLE events ADD COLUMN {_column_ddl(f)}"
+        for f in EVENT_FIELDS
+        if f.name in _COMMAND_FIELDS
+    ),
+    "CREATE UNIQUE INDEX events_command ON events (command_id) WHERE command_id IS NOT NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
     ("0003_tables_through_the_log", _SCHEMA_V3),
     ("0004_records_by_kind", _SCHEMA_V4),
     ("0005_seals", _SCHEMA_V5),
+    ("0006_command_ids", _SCHEMA_V6),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -340,6 +377,14 @@ class _SQLiteTx(Tx):
         if row is None:
             return None
         return Participant(id=row[0], created_at=dt.datetime.fromisoformat(row[1]))
+
+    def command(self, command_id: str) -> Event | None:
+        with _translated(self._store.path):
+            rows = self._store.event_rows_sql(
+                f"SELECT {_EVENT_COLS} FROM events WHERE command_id = ?", [command_id]
+            )
+            found = next(iter(rows), None)
+        return event_from_row(found) if found is not None else None
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -782,6 +827,12 @@ class SQLiteStore(Store):
         # Checked here, inside the write transaction, so no writer under another workflow can
         # slip in between the check and the write.
         check_workflow(row[2] if row else None, change.event)
+        command_id = change.event.command_id
+        if (
+            command_id is not None
+            and conn.execute("SELECT 1 FROM events WHERE command_id = ?", (command_id,)).fetchone()
+        ):
+            raise CommandRepeated(command_id)
         event, event_row = seal(change.event, seq, prev)
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
@@ -864,6 +915,94 @@ class SQLiteStore(Store):
                 ),
             )
         return event
+
+    # --- a whole store copied in (`store copy`) ---------------------------------------------
+
+    def restore(self, copy: StoreCopy) -> int:
+        self._refuse_if_read_only()
+        conn = self.conn
+        with _translated(self.path):
+            if self._batch_depth:
+                return self._restore(copy)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                written = self._restore(copy)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        return written
+
+    def _restore(self, copy: StoreCopy) -> int:
+        conn = self.conn
+        (head,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        has_staff = conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
+        refuse_if_not_empty(self.path, head, has_staff)
+        # The same log: a checkpoint (and the seals' check) of the source proves the copy.
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'store_id'", (copy.store_id,))
+        if copy.sealing is not None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('sealing', ?)",
+                (json.dumps(copy.sealing.to_json()),),
+            )
+        written = 0
+        for table, row in restore_order(copy):
+            if table == "event":
+                conn.execute(_INSERT_EVENT, {c: row.get(c) for c in EVENT_COLUMNS})
+                written += 1
+            elif table == "seal":
+                conn.execute(
+                    "INSERT INTO seals (seq, epoch, mac) VALUES (?, ?, ?)",
+                    (row.seq, row.epoch, row.mac),
+                )
+            elif table == "participant":
+                conn.execute(
+                    "INSERT INTO participants (id, created_at) VALUES (?, ?)",
+                    (row.id, _ts(row.created_at)),
+                )
+                if row.details is not None:
+                    d = row.details
+                    conn.execute(
+                        "INSERT INTO personal_data (participant_id, name, contact, "
+                        "date_of_birth, health_notes) VALUES (?, ?, ?, ?, ?)",
+                        (
+                            row.id,
+                            d.name,
+                            d.contact,
+                            d.date_of_birth.isoformat() if d.date_of_birth else None,
+                            d.health_notes,
+                        ),
+                    )
+            elif table == "case":
+                conn.execute(
+                    f"INSERT INTO cases ({_CASE_COLS}, num) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row.id, row.participant_id, *_case_params(row), int(row.id.split("-", 1)[1])),
+                )
+            elif table == "staff":
+                conn.execute(
+                    "INSERT INTO staff (id, name, role, active) VALUES (?, ?, ?, ?)",
+                    (row.id, row.name, row.role.value, int(row.active)),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO records (seq, case_id, kind, fields, effective_at, "
+                    "recorded_at, actor, supersedes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        row.seq,
+                        row.case_id,
+                        row.kind,
+                        json.dumps(row.fields, sort_keys=True),
+                        row.effective_at,
+                        row.recorded_at,
+                        row.actor,
+                        row.supersedes,
+                    ),
+                )
+        self._forget_staff()
+        self._store_id = None
+        self._sealing = None
+        return written
 
     # --- sealing (`_seal`, `_keyfile`) ----------------------------------------------------
 

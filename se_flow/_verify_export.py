@@ -100,7 +100,8 @@ class _TableCheck:
         row = dict(values)
         if csv_text:
             for name in _NULLABLE:
-                if row[name] == "":
+                # An export from before an optional field was added has no cell for it.
+                if row.get(name, "") == "":
                     row[name] = None
             try:
                 row["seq"] = int(row["seq"])

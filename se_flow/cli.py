@@ -277,6 +277,11 @@ programme_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(programme_app, name="programme")
+store_app = typer.Typer(
+    help="The database as a whole: copy it to another (SQLite file or PostgreSQL).",
+    no_args_is_help=True,
+)
+app.add_typer(store_app, name="store")
 
 
 class Settings:
@@ -288,8 +293,10 @@ class Settings:
         actor: str | None,
         stages: Path | None,
         seal_key: Path | None = None,
+        command_id: str | None = None,
     ) -> None:
         self.db = db or None
+        self.command_id = command_id
         self.actor = actor or _os_user()
         # Nobody said who they are: the login name stands in, and a refusal says so.
         self.actor_from_login = not actor and self.actor is not None
@@ -304,6 +311,10 @@ class Settings:
 def _settings(ctx: typer.Context) -> Settings:
     found = ctx.find_object(Settings)
     return found if found is not None else Settings(None, None, None)
+
+
+def _command_id(ctx: typer.Context) -> str | None:
+    return _settings(ctx).command_id
 
 
 @contextmanager
@@ -373,8 +384,18 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    command_id: Annotated[
+        str | None,
+        typer.Option(
+            "--command-id",
+            metavar="ID",
+            help="Your id for this write (a UUID): run again with the same id after a timeout "
+            "or lost connection, and nothing is written twice.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = Settings(db, actor, stages, seal_key)
+    ctx.obj = Settings(db, actor, stages, seal_key, command_id)
 
 
 # --- shared parsing -----------------------------------------------------------------------------
@@ -534,7 +555,7 @@ def init(
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
             if seal:
                 key = flow.start_sealing(epoch_seconds=seal_epoch)
-            member = flow.add_staff(s.actor, name or s.actor, role)
+            member = flow.add_staff(s.actor, name or s.actor, role, command_id=_command_id(ctx))
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
@@ -570,7 +591,9 @@ def staff_add(
 ) -> None:
     """Add a staff member (or change one): needs a team leader or admin."""
     with _open(ctx, write=True) as flow:
-        member = flow.add_staff(staff_id, name, role, active=not inactive)
+        member = flow.add_staff(
+            staff_id, name, role, active=not inactive, command_id=_command_id(ctx)
+        )
     state = "" if member.active else ", inactive"
     _say(f"staff {member.id} ({member.name}): {member.role.value}{state}")
 
@@ -630,7 +653,12 @@ def refer(
     referral = {"notes": note} if note else None
     with _open(ctx, write=True) as flow:
         case = flow.refer(
-            details, source=source, referral=referral, coach=coach, effective_at=_when(on)
+            details,
+            source=source,
+            referral=referral,
+            coach=coach,
+            effective_at=_when(on),
+            command_id=_command_id(ctx),
         )
     _say(
         f"referred {name}: case {case.id}, participant {case.participant_id}, "
@@ -761,7 +789,14 @@ def record(
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
     with _open(ctx, write=True) as flow:
-        made = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
+        made = flow.record(
+            case_id,
+            kind,
+            fields,
+            supersedes=supersedes,
+            effective_at=_when(on),
+            command_id=_command_id(ctx),
+        )
         case = flow.case(case_id)
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
     _say(
@@ -865,7 +900,12 @@ def advance(
     """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
     with _open(ctx, write=True) as flow:
         case = flow.advance(
-            case_id, trigger, reason=reason, override=override, effective_at=_when(on)
+            case_id,
+            trigger,
+            reason=reason,
+            override=override,
+            effective_at=_when(on),
+            command_id=_command_id(ctx),
         )
         _done(flow, case)
 
@@ -886,7 +926,11 @@ def pause(
     """Pause support (no stage moves while paused) until a review date."""
     with _open(ctx, write=True) as flow:
         case = flow.pause(
-            case_id, reason=reason, review_date=_day(review, "--review"), effective_at=_when(on)
+            case_id,
+            reason=reason,
+            review_date=_day(review, "--review"),
+            effective_at=_when(on),
+            command_id=_command_id(ctx),
         )
         _done(flow, case)
 
@@ -897,7 +941,9 @@ def resume(
 ) -> None:
     """Resume a paused case."""
     with _open(ctx, write=True) as flow:
-        case = flow.resume(case_id, reason=reason, effective_at=_when(on))
+        case = flow.resume(
+            case_id, reason=reason, effective_at=_when(on), command_id=_command_id(ctx)
+        )
         _done(flow, case)
 
 
@@ -915,7 +961,9 @@ def withdraw(
 ) -> None:
     """The participant withdraws: needs only a reason, never an approval."""
     with _open(ctx, write=True) as flow:
-        case = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
+        case = flow.withdraw(
+            case_id, reason=reason, effective_at=_when(on), command_id=_command_id(ctx)
+        )
         _done(flow, case)
 
 
@@ -941,7 +989,9 @@ def close(
 ) -> None:
     """Close a case for another reason (withdrawals and completions have their own commands)."""
     with _open(ctx, write=True) as flow:
-        case = flow.close(case_id, reason, note=note, effective_at=_when(on))
+        case = flow.close(
+            case_id, reason, note=note, effective_at=_when(on), command_id=_command_id(ctx)
+        )
         _done(flow, case)
 
 
@@ -967,7 +1017,12 @@ def reopen(
     referral = {"notes": note} if note else None
     with _open(ctx, write=True) as flow:
         case = flow.reopen(
-            case_id, source=source, referral=referral, coach=coach, effective_at=_when(on)
+            case_id,
+            source=source,
+            referral=referral,
+            coach=coach,
+            effective_at=_when(on),
+            command_id=_command_id(ctx),
         )
         _done(flow, case)
 
@@ -981,7 +1036,7 @@ def assign(
 ) -> None:
     """Give a case to another coach."""
     with _open(ctx, write=True) as flow:
-        case = flow.assign(case_id, coach, reason=reason)
+        case = flow.assign(case_id, coach, reason=reason, command_id=_command_id(ctx))
         _done(flow, case)
 
 
@@ -1239,7 +1294,7 @@ def workflow_adopt(
 ) -> None:
     """Move the database on to this workflow (--stages), admin only; it is an audit event."""
     with _open(ctx, write=True) as flow:
-        flow.adopt_workflow(reason=reason)
+        flow.adopt_workflow(reason=reason, command_id=_command_id(ctx))
         digest = flow.workflow.hash
     typer.echo(f"the database is now under workflow {digest[:12]}")
 
@@ -1366,6 +1421,30 @@ def audit_checkpoint(
     from ._cli_text import checkpoint_kept
 
     _say(checkpoint_kept(kept, out), one_line=False)
+
+
+@store_app.command("copy")
+def store_copy(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(metavar="SRC", help="The database to copy: a file or a URL.")
+    ],
+    destination: Annotated[
+        str,
+        typer.Argument(metavar="DST", help="A new file, or an empty database (postgresql://...)."),
+    ],
+) -> None:
+    """Copy a whole database (log, cases, records, staff, personal data, seals) into a new
+    or empty one, SQLite file to postgresql://... or back, verified there before it commits.
+
+    Exit 5: DST is not empty, or a URL does not parse; 9: the copy does not verify; 10: a
+    database cannot be opened (missing, a server refusing). On failure nothing is kept."""
+    copied = se_flow.copy_store(source, destination, stages=_settings(ctx).stages)
+    result = copied.verification
+    _say(
+        f"copied {copied.events} events from {copied.source} to {copied.destination}; "
+        f"audit chain ok there: head {result.head_seq} {result.head_hash[:12]}"
+    )
 
 
 @audit_app.command("verify-export")

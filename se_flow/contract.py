@@ -22,10 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import attrs
 import pytest
 
 import se_flow
-from se_flow._audit import GENESIS, verify_chain
+from se_flow._audit import GENESIS, row_hash, verify_chain
 from se_flow._engine import Engine, context
 from se_flow._model import (
     EVENT_COLUMNS,
@@ -460,3 +461,108 @@ class StoreContract:
     def test_exposure_is_words_or_none(self, store: Store) -> None:
         said = store.exposure()
         assert said is None or (isinstance(said, str) and said)
+
+    # --- command ids: a retry appends nothing twice (issue 16) ---------------------------
+
+    def test_a_second_event_under_one_command_id_is_refused(self, staffed: Store) -> None:
+        draft = attrs.evolve(_plain_event("export"), command_id="cmd-1", command_hash="a" * 64)
+
+        def decide(tx: Tx) -> Change:
+            return Change(case=None, expected_version=None, event=draft)
+
+        assert staffed.read().command("cmd-1") is None
+        _, first = staffed.write(decide)
+        assert first.command_id == "cmd-1"
+        assert staffed.read().command("cmd-1") == first
+        head = staffed.head()
+        with pytest.raises(se_flow.CommandRepeated) as caught:
+            staffed.write(decide)
+        assert caught.value.command_id == "cmd-1"
+        assert staffed.head() == head
+        with staffed.batch(), pytest.raises(se_flow.CommandRepeated):
+            staffed.write(decide)
+        assert staffed.head() == head
+        assert verify_chain(staffed.event_rows()).ok
+        # An event under no command id hashes as events always did: no command fields in it.
+        plain = [r for r in staffed.event_rows() if r["command_id"] is None]
+        assert plain and all(
+            row_hash({k: v for k, v in r.items() if k not in ("command_id", "command_hash")})
+            == r["hash"]
+            for r in plain
+        )
+
+    def test_a_retried_command_returns_what_the_first_made(self, staffed: Store) -> None:
+        flow = se_flow.SEFlow(staffed, WORKFLOW, actor="sam", clock=lambda: NOW)
+        case = flow.refer("Alex", source="GP", command_id="r-1")
+        assert flow.refer("Alex", source="GP", command_id="r-1") == case
+        moved = flow.advance(case.id, "engage", command_id="a-1")
+        note = flow.record(case.id, "note", text="called", command_id="n-1")
+        head = staffed.head()
+        # The retry after an ambiguous commit: the case has moved on, yet nothing is appended
+        # and the answer is what the first attempt made.
+        assert flow.advance(case.id, "engage", command_id="a-1") == moved
+        assert flow.record(case.id, "note", text="called", command_id="n-1") == note
+        assert flow.refer("Alex", source="GP", command_id="r-1") == case
+        assert staffed.head() == head
+        assert staffed.count_cases() == 1
+        with pytest.raises(se_flow.CommandIdReused) as caught:
+            flow.record(case.id, "note", text="other words", command_id="n-1")
+        assert caught.value.seq == note.seq
+        with pytest.raises(se_flow.CommandIdReused):
+            flow.advance(case.id, "engage", command_id="n-1")
+        with pytest.raises(se_flow.InvalidInput, match="command id"):
+            flow.record(case.id, "note", text="x", command_id="=bad id")
+        assert staffed.head() == head
+        assert flow.verify().ok
+
+    # --- a whole store copied in (`store copy`, issue 16) ---------------------------------
+
+    def test_a_whole_store_restores_into_an_empty_one(self, store: Store) -> None:
+        from se_flow._api import _copy_of
+
+        source = se_flow.MemoryStore(WORKFLOW)
+        _add_staff(source, COACH)
+        case = _refer(source, details=PersonalDetails(name="Alex", contact="07700 900123"))
+        _engage(source, case.id)
+        first = _note(source, case.id, "called")
+        _note(source, case.id, "called back", supersedes=first)
+        other = _refer(source, pid="P-2", details=PersonalDetails(name="Bo"))
+        assert store.restore(_copy_of(source)) == len(list(source.event_rows()))
+        assert list(store.event_rows()) == list(source.event_rows())
+        assert store.head() == source.head()
+        assert store.store_id() == source.store_id()
+        assert store.case(case.id) == source.case(case.id)
+        assert store.case(other.id) == source.case(other.id)
+        assert store.records(case.id) == source.records(case.id)
+        assert store.list_staff() == source.list_staff()
+        assert store.personal_details("P-1") == PersonalDetails(name="Alex", contact="07700 900123")
+        assert store.read().participant("P-2") == source.read().participant("P-2")
+        assert se_flow.SEFlow(store, WORKFLOW, actor="sam").verify().ok
+        # The log goes on from where the source left it.
+        _note(store, case.id, "after the copy")
+        assert verify_chain(store.event_rows()).ok
+        assert store.read().new_case_id() == "C-3"
+
+    def test_a_restore_into_a_store_holding_anything_is_refused(self, staffed: Store) -> None:
+        from se_flow._api import _copy_of
+
+        source = se_flow.MemoryStore(WORKFLOW)
+        _add_staff(source, COACH)
+        head = staffed.head()
+        with pytest.raises(se_flow.StoreNotEmpty, match="not empty"):
+            staffed.restore(_copy_of(source))
+        assert staffed.head() == head
+        assert staffed.list_staff() == [COACH]
+
+    def test_a_restore_left_by_an_exception_keeps_nothing(self, store: Store) -> None:
+        from se_flow._api import _copy_of
+
+        source = se_flow.MemoryStore(WORKFLOW)
+        _add_staff(source, COACH)
+        _refer(source)
+        with pytest.raises(RuntimeError), store.batch():
+            store.restore(_copy_of(source))
+            raise RuntimeError("the copy did not verify")
+        assert store.head() == (0, GENESIS)
+        assert store.list_staff() == []
+        assert store.count_cases() == 0

@@ -14,7 +14,9 @@ SEFlowError                               exit 1
 │   ├── InvalidRecord                     a record field missing, unknown or of the wrong type
 │   ├── FutureEffectiveDate               effective_at later than now
 │   ├── InvalidExportRequest              an export asked for something that cannot be given
-│   └── WorkflowMismatch                  a write under another workflow than the log's
+│   ├── WorkflowMismatch                  a write under another workflow than the log's
+│   ├── CommandIdReused                   a command id already used for a different command
+│   └── StoreNotEmpty                     a `store copy` destination that holds data
 ├── TransitionRefused                     exit 6
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
@@ -23,6 +25,8 @@ SEFlowError                               exit 1
 ├── PermissionDenied(PermissionError)     exit 7   not (active) staff, or the role may not do this
 │                                                  (auditor writing, override by a coach, ...)
 ├── CaseConflict                          exit 8   lost race: the case changed since it was read
+├── CommandRepeated                       exit 8   a store refused an event whose command id is
+│                                                  already logged (the API answers with the first)
 ├── AuditError                            exit 9
 │   ├── ChainBroken                       verify found an event that does not fit
 │   └── ExportMismatch                    an export does not match its manifest
@@ -55,6 +59,8 @@ __all__ = [
     "CaseNotFound",
     "CasePaused",
     "ChainBroken",
+    "CommandIdReused",
+    "CommandRepeated",
     "ExportMismatch",
     "Fault",
     "FutureEffectiveDate",
@@ -70,6 +76,7 @@ __all__ = [
     "StaffNotFound",
     "StoreBusy",
     "StoreError",
+    "StoreNotEmpty",
     "StoreUnavailable",
     "TransitionRefused",
     "TriggerNotAvailable",
@@ -258,6 +265,23 @@ class WorkflowMismatch(InvalidInput):
 # --- refused transitions -------------------------------------------------------------------
 
 
+class CommandIdReused(InvalidInput):
+    """A write named a command id the log already holds for a different command: a retry
+    must repeat its command exactly; a new command needs a new id."""
+
+    def __init__(self, command_id: str, seq: int) -> None:
+        self.command_id = command_id
+        self.seq = seq
+        super().__init__(
+            f"command id {quoted(command_id)} was already used for another command (event "
+            f"{seq}); a retry repeats its command exactly, a new command needs a new id"
+        )
+
+
+class StoreNotEmpty(InvalidInput):
+    """`store copy` refuses a destination that already holds events or staff."""
+
+
 class TransitionRefused(SEFlowError):
     exit_code = 6
 
@@ -333,6 +357,17 @@ class CaseConflict(SEFlowError):
             f"(you had version {expected_version}, it is now {actual_version}); "
             "look at it again and retry"
         )
+
+
+class CommandRepeated(SEFlowError):
+    """A store's refusal to append an event whose command id is already in the log (a retry
+    racing its first attempt). `SEFlow` catches it and returns what the first attempt made."""
+
+    exit_code = 8
+
+    def __init__(self, command_id: str) -> None:
+        self.command_id = command_id
+        super().__init__(f"command id {quoted(command_id)} is already in the log; nothing written")
 
 
 # --- audit ---------------------------------------------------------------------------------

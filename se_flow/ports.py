@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -56,6 +56,7 @@ __all__ = [
     "SealKeys",
     "Snapshot",
     "Store",
+    "StoreCopy",
     "Tx",
     "Writer",
 ]
@@ -140,6 +141,25 @@ class RecordRow:
     supersedes: int | None
 
 
+@frozen
+class StoreCopy:
+    """A whole store as another keeps it, for `Writer.restore` (`se-flow store copy`): the log's
+    rows exactly as kept and every table beside it, streamed where they can be long.
+
+    `events` and `records` in seq order; `cases` and `participants` (with their personal
+    details, None once erased) by id; `seals` in seq order and `sealing` only from a store that
+    seals; `store_id` the source's, so checkpoints taken of the source prove the copy."""
+
+    store_id: str
+    events: Iterable[Mapping[str, Any]]
+    records: Iterable[RecordRow]
+    cases: Mapping[str, Case]
+    participants: Mapping[str, Participant]
+    staff: tuple[Staff, ...]
+    sealing: Sealing | None = None
+    seals: Iterable[SealRow] = ()
+
+
 # --- the ports -----------------------------------------------------------------------------------
 
 
@@ -170,6 +190,12 @@ class Tx(Protocol):
 
     def participant(self, participant_id: str) -> Participant | None: ...
 
+    def command(self, command_id: str) -> Event | None:
+        """The event logged under `command_id` (`EventDraft.command_id`), or None. A store
+        refuses to append a second event under one command id (`CommandRepeated`), however
+        the writers race."""
+        ...
+
 
 class Writer(Protocol):
     def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
@@ -177,8 +203,9 @@ class Writer(Protocol):
         the record, the participant, the staff change and the sealed event, or nothing.
 
         Raises whatever `decide` raises (nothing is written), `CaseConflict` if the case's
-        version moved, `WorkflowMismatch` for an event under another workflow than the log's
-        last, `StoreBusy` if the lock could not be had, `StoreError` if the database failed."""
+        version moved, `CommandRepeated` if the event's command id is already logged,
+        `WorkflowMismatch` for an event under another workflow than the log's last,
+        `StoreBusy` if the lock could not be had, `StoreError` if the database failed."""
         ...
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
@@ -189,6 +216,14 @@ class Writer(Protocol):
 
     def read(self) -> Tx:
         """A `Tx` for dry runs (check, available): the same reads, nothing written."""
+        ...
+
+    def restore(self, copy: StoreCopy) -> int:
+        """Put a whole copied store (its events already chained: written as they are, never
+        re-sealed) into this empty one, inside the current batch (or a transaction of its
+        own); returns the events written. Raises `StoreNotEmpty` (events or staff already
+        here), `InvalidInput` (seals where this store cannot keep them), and whatever the
+        database refuses (a table row the log does not explain)."""
         ...
 
 

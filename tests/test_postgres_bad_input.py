@@ -29,16 +29,21 @@ __all__ = ["pg_server", "pg_url"]
 
 def test_the_cut_reassembles_the_canonical_text() -> None:
     from se_flow._audit import event_to_row
-    from se_flow._model import EventDraft
+    from se_flow._model import EVENT_COLUMNS, OPTIONAL_FIELDS, EventDraft
     from se_flow._postgres import cut_canonical
+
+    keep = {f for f in EVENT_COLUMNS if f not in OPTIONAL_FIELDS}
 
     @given(
         seq=st.integers(min_value=1, max_value=2**62),
         prev=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
         reason=st.none() | st.text(),
         payload=st.dictionaries(st.text(max_size=5), st.text(max_size=5) | st.integers()),
+        command_id=st.none() | st.text(max_size=8),
     )
-    def check(seq: int, prev: str, reason: str | None, payload: dict[str, Any]) -> None:
+    def check(
+        seq: int, prev: str, reason: str | None, payload: dict[str, Any], command_id: str | None
+    ) -> None:
         now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
         draft = EventDraft(
             case_id="C-1",
@@ -50,10 +55,13 @@ def test_the_cut_reassembles_the_canonical_text() -> None:
             workflow_hash="w" * 64,
             reason=reason,
             payload=payload,
+            command_id=command_id,
+            command_hash=None if command_id is None else "c" * 64,
         )
         row = event_to_row(draft, seq, prev)
         a, b, c = cut_canonical(row)
-        body = {k: v for k, v in row.items() if k != "hash"}
+        # An optional field (a command id) is in the hashed text only when it holds a value.
+        body = {k: v for k, v in row.items() if k != "hash" and (v is not None or k in keep)}
         assert a + canonical(prev) + b + str(seq) + c == canonical(body)
         assert row_hash(row) == row["hash"]
 
