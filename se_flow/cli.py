@@ -276,6 +276,11 @@ programme_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
+settings_app = typer.Typer(
+    help="The database's own settings (each change an audit event): shared terminal.",
+    no_args_is_help=True,
+)
+app.add_typer(settings_app, name="settings")
 app.add_typer(programme_app, name="programme")
 
 
@@ -323,6 +328,8 @@ def _open(
         create=create,
         read_only=not write,
         seal_key=s.seal_key,
+        # Who is logged in: a staff member bound to a login is acted as only from it.
+        login=_os_user(),
     ) as flow:
         if flow.exposure:
             _say(f"warning: {flow.exposure}", err=True)
@@ -330,6 +337,8 @@ def _open(
             # A write under it is refused in its own words.
             _say(f"warning: {flow.workflow_mismatch}", err=True)
         yield flow
+        if flow.checkpoint_warning:
+            _say(f"warning: {flow.checkpoint_warning}", err=True)
 
 
 @app.callback()
@@ -367,6 +376,7 @@ def _root(
         Path | None,
         typer.Option(
             "--seal-key",
+            "--key-file",
             envvar=SEAL_KEY_ENV,
             metavar="FILE",
             help="The sealing key file (mode 600). Default: the database's path + .sealkey.",
@@ -534,7 +544,8 @@ def init(
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
             if seal:
                 key = flow.start_sealing(epoch_seconds=seal_epoch)
-            member = flow.add_staff(s.actor, name or s.actor, role)
+            # The first admin is bound to the login that set se-flow up.
+            member = flow.add_staff(s.actor, name or s.actor, role, login=_os_user())
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
@@ -545,6 +556,8 @@ def init(
         raise
     _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
+    if member.login is not None:
+        _say(f"{member.id} is bound to the login {member.login}: se-flow acts as them from it only")
     if key is not None and key_path is not None:
         from ._cli_text import sealing_started
 
@@ -575,6 +588,70 @@ def staff_add(
     _say(f"staff {member.id} ({member.name}): {member.role.value}{state}")
 
 
+@staff_app.command("edit")
+def staff_edit(
+    ctx: typer.Context,
+    staff_id: Annotated[str, typer.Argument(metavar="ID", help="Their staff id.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Their full name.", show_default=False)
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="coach, team_leader, auditor or admin.", show_default=False),
+    ] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Working on cases, or no longer.", show_default=False
+        ),
+    ] = None,
+    login: Annotated[
+        str | None,
+        typer.Option(
+            "--login",
+            help="Bind them to this OS login: se-flow then acts as them from it only.",
+            show_default=False,
+        ),
+    ] = None,
+    no_login: Annotated[
+        bool, typer.Option("--no-login", help="Remove their login binding.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Deactivate even if they still hold open cases."),
+    ] = False,
+) -> None:
+    """Change a staff member: name, role, active or not, the OS login they are bound to."""
+    with _open(ctx, write=True) as flow:
+        try:
+            member = flow.edit_staff(
+                staff_id,
+                name=name,
+                role=role,
+                active=active,
+                login=login,
+                unbind_login=no_login,
+                confirm=yes,
+            )
+        except se_flow.StaffHoldsCases as held:
+            if not sys.stdin.isatty() or not typer.confirm(
+                f"{held.message.split(':')[0]}: deactivate anyway?", default=False, err=True
+            ):
+                raise
+            member = flow.edit_staff(
+                staff_id,
+                name=name,
+                role=role,
+                active=active,
+                login=login,
+                unbind_login=no_login,
+                confirm=True,
+            )
+    state = "" if member.active else ", inactive"
+    bound = f", bound to login {member.login}" if member.login else ""
+    _say(f"staff {member.id} ({member.name}): {member.role.value}{state}{bound}")
+
+
 @staff_app.command("list")
 def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
     """List staff and their roles."""
@@ -586,6 +663,50 @@ def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
     from ._cli_render import print_staff
 
     print_staff(_console(), staff)
+
+
+def _settings_words(found: se_flow.DatabaseSettings) -> str:
+    every = f"every {found.checkpoint_every} events" if found.checkpoint_every else ""
+    export = "after every export" if found.checkpoint_on_export else ""
+    when = " and ".join(w for w in (every, export) if w) or "only when asked"
+    lines = [
+        "shared terminal: "
+        + (
+            "allowed (bound members may be acted as from any login)"
+            if found.shared_terminal
+            else "not allowed (bound members only from their own login)"
+        ),
+        f"checkpoint file: {found.checkpoint_file or 'none'}",
+    ]
+    if found.checkpoint_file:
+        lines.append(f"checkpoints appended: {when}")
+    return "\n".join(lines)
+
+
+@settings_app.command("show")
+def settings_show(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show the database's settings."""
+    with _open(ctx) as flow:
+        found = flow.settings()
+    if json:
+        _echo_json(found.to_json())
+        return
+    _say(_settings_words(found), one_line=False)
+
+
+@settings_app.command("shared-terminal")
+def settings_shared_terminal(
+    ctx: typer.Context,
+    allow: Annotated[
+        str, typer.Argument(metavar="on|off", help="on: allow a shared terminal; off: not.")
+    ],
+) -> None:
+    """Admin: allow (on) or forbid (off) acting as login-bound staff from another login."""
+    if allow not in ("on", "off"):
+        _fail(f"shared-terminal: expected on or off, got {allow!r}")
+    with _open(ctx, write=True) as flow:
+        found = flow.change_settings(shared_terminal=allow == "on")
+    _say(_settings_words(found).splitlines()[0])
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -1289,6 +1410,16 @@ def audit_verify(
             show_default=False,
         ),
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            metavar="FILE",
+            help="An external checkpoint file (`audit checkpoint --append`): every checkpoint "
+            "in it must hold, so a rollback to an older copy fails.",
+            show_default=False,
+        ),
+    ] = None,
     key: Annotated[
         str | None,
         typer.Option(
@@ -1306,7 +1437,7 @@ def audit_verify(
     kept = _read_checkpoint(checkpoint) if checkpoint is not None else None
     # The result says a workflow mismatch itself ("but ..."): once is enough.
     with _open(ctx, mismatch=False) as flow:
-        result = flow.verify(kept, key=key)
+        result = flow.verify(kept, key=key, checkpoints=checkpoints)
     if json:
         _echo_json(result)
     if not result.ok:
@@ -1317,6 +1448,8 @@ def audit_verify(
             _say(f"but {result.workflow_mismatch}")
         if result.seals:
             _say(result.seals)
+        if result.checkpoints:
+            _say(result.checkpoints)
         if kept is not None:
             from ._cli_text import checkpoint_words
 
@@ -1335,11 +1468,35 @@ def audit_checkpoint(
             show_default=False,
         ),
     ] = None,
+    append: Annotated[
+        Path | None,
+        typer.Option(
+            "--append",
+            metavar="FILE",
+            help="Append it to this external checkpoint file (append-only, checked first).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print the audit log's head (as JSON) for an auditor to keep.
 
     Later, `se-flow audit verify --checkpoint FILE` proves the log has only been appended to
     since."""
+    if append is not None:
+        if out is not None:
+            _fail("give --out or --append, not both")
+        with _open(ctx) as flow:
+            done = flow.append_checkpoint(append)
+        _say(
+            f"checkpoint of event {done.checkpoint.seq} appended to {done.path} (line {done.line})"
+        )
+        _say(
+            done.protection
+            or "warning: nothing but se-flow keeps this file append-only: make it so (`chattr +a` "
+            "as root, or a write-once share)",
+            err=done.protection is None,
+        )
+        return
     with _open(ctx) as flow:
         kept = flow.checkpoint()
     text = json.dumps(kept.to_json()) + "\n"
@@ -1366,6 +1523,46 @@ def audit_checkpoint(
     from ._cli_text import checkpoint_kept
 
     _say(checkpoint_kept(kept, out), one_line=False)
+
+
+@audit_app.command("auto-checkpoint")
+def audit_auto_checkpoint(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            help="The external, append-only checkpoint file (e.g. on another share).",
+            show_default=False,
+        ),
+    ] = None,
+    every: Annotated[
+        int | None,
+        typer.Option(
+            "--every",
+            metavar="N",
+            help="Append after every N events (0: not by count).",
+            show_default=False,
+        ),
+    ] = None,
+    on_export: Annotated[
+        bool | None,
+        typer.Option(
+            "--on-export/--not-on-export", help="Append after every export.", show_default=False
+        ),
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Stop automatic checkpoints.")] = False,
+) -> None:
+    """Admin: append checkpoints to an external file automatically (an audit event)."""
+    with _open(ctx, write=True) as flow:
+        found = flow.change_settings(
+            checkpoint_file=file,
+            checkpoint_every=every,
+            checkpoint_on_export=on_export,
+            no_checkpoint_file=off,
+        )
+    _say(_settings_words(found), one_line=False)
 
 
 @audit_app.command("verify-export")

@@ -33,6 +33,7 @@ from attrs import frozen
 
 from ._model import (
     Case,
+    DatabaseSettings,
     Event,
     EventDraft,
     Participant,
@@ -85,6 +86,9 @@ class Change:
     participant: Participant | None = None
     staff: Staff | None = None
     erase_personal_data_of: str | None = None
+    settings: DatabaseSettings | None = None
+    """The database's settings after a `setting` event (kept beside the log, replayed by
+    `verify`)."""
 
 
 @frozen
@@ -151,6 +155,10 @@ class Tx(Protocol):
         ...
 
     def has_staff(self) -> bool: ...
+
+    def settings(self) -> DatabaseSettings:
+        """The database's settings as the last `setting` event left them (defaults if none)."""
+        ...
 
     def count_active_admins(self) -> int:
         """How many staff are active admins, as this transaction sees it (the last one may
@@ -279,6 +287,10 @@ class LogReads(Protocol):
     def seal_rows(self) -> Iterator[SealRow]:
         """Every seal kept, in seq order, streamed (for `verify` with a key)."""
         return iter(())
+
+    def seal_of(self, seq: int) -> SealRow | None:
+        """The seal of the event at `seq`, if it has one (a checkpoint carries its head's)."""
+        return None
 
     def read_snapshot(self) -> contextlib.AbstractContextManager[None]:
         """Hold one consistent view of the store for the reads inside, so a verify or an

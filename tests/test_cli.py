@@ -221,7 +221,11 @@ def test_init_creates_the_database_with_the_actor_as_admin(tmp_path: Path) -> No
     out = ok(run("init", "--name", "Ada Admin", actor="ada"))
     assert "ada (Ada Admin) is its first staff member, as admin" in out
     staff = run.json("staff", "list", actor="ada")
-    assert staff == [{"id": "ada", "name": "Ada Admin", "role": "admin", "active": True}]
+    # The first admin is bound to the login that ran init.
+    login = getpass.getuser()
+    assert staff == [
+        {"id": "ada", "name": "Ada Admin", "role": "admin", "active": True, "login": login}
+    ]
 
 
 def test_init_with_a_role(tmp_path: Path) -> None:
