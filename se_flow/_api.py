@@ -1350,18 +1350,20 @@ class SEFlow:
         batch: the batch keeps it for its end)."""
         done = self.store.write(decide)
         if not self._batching:
-            self._auto_checkpoint(done[1].seq - 1)
+            seq = done[1].seq
+            self._auto_checkpoint(seq - 1, seq)
         return done
 
-    def _auto_checkpoint(self, before_seq: int) -> None:
+    def _auto_checkpoint(self, before_seq: int, seq: int | None = None) -> None:
         """After a write: append a checkpoint if the log crossed a multiple of the setting's
-        N since `before_seq`. The write is committed whatever happens here; a file that is
-        refused is said in `checkpoint_warning` rather than raised."""
+        N since `before_seq` (to `seq`, the head now). The write is committed whatever happens
+        here; a file that is refused is said in `checkpoint_warning` rather than raised."""
         settings = self.store.read().settings()
         every = settings.checkpoint_every
         if settings.checkpoint_file is None or not every:
             return
-        seq, _ = self.store.head()
+        if seq is None:
+            seq, _ = self.store.head()
         if seq // every > before_seq // every:
             self._append_quietly(settings.checkpoint_file)
 

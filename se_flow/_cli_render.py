@@ -257,10 +257,13 @@ def print_standards(
 
 def print_staff(out: Console, staff: Sequence[Staff]) -> None:
     table = Table(box=box.SIMPLE_HEAD)
-    for head in ("Id", "Name", "Role", "Active"):
+    for head in ("Id", "Name", "Role", "Active", "Login"):
         table.add_column(head)
     for s in staff:
-        table.add_row(_t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no")
+        login = _t(s.login) if s.login is not None else "-"
+        table.add_row(
+            _t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no", login
+        )
     out.print(table)
 
 

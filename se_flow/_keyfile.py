@@ -76,7 +76,8 @@ class SealKeyFile:
     def _load(self) -> None:
         where = str(self.path)
         try:
-            st = self.path.stat()
+            # os.stat on the text path: every sealed write does this, pathlib's wrapping not.
+            st = os.stat(where)
         except FileNotFoundError:
             raise SealKeyUnusable(
                 where,

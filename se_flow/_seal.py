@@ -91,10 +91,13 @@ def check_epoch_seconds(seconds: int) -> int:
 
 
 def epoch_of(at: dt.datetime, epoch_seconds: int) -> int:
-    """The epoch a moment falls in (whole epochs since 1970-01-01 UTC)."""
+    """The epoch a moment falls in (whole epochs since 1970-01-01 UTC). Whole seconds in
+    integers, not `timestamp()`'s float, which can round a moment just before a boundary onto
+    it."""
     if at.tzinfo is None:
         raise InvalidInput(f"{at.isoformat()} has no time zone")
-    return (at - _UNIX) // dt.timedelta(seconds=epoch_seconds)
+    since = at - _UNIX
+    return (since.days * DAY + since.seconds) // epoch_seconds
 
 
 def epoch_start(epoch: int, epoch_seconds: int) -> dt.datetime:
@@ -114,7 +117,9 @@ def evolve(key: bytes, steps: int = 1) -> bytes:
 
 
 def seal_mac(key: bytes, event_hash: str, seq: int, epoch: int) -> str:
-    return hmac.new(key, f"{event_hash}|{seq}|{epoch}".encode(), hashlib.sha256).hexdigest()
+    # hmac.digest: the one-shot C path, a few times faster than hmac.new(...).hexdigest()
+    # on every sealed write, and the same MAC.
+    return hmac.digest(key, f"{event_hash}|{seq}|{epoch}".encode(), "sha256").hex()
 
 
 def _check_value(seed: bytes, store_id: str) -> str:

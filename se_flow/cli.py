@@ -509,7 +509,7 @@ def init(
         bool,
         typer.Option(
             "--no-seal",
-            help="Do not seal events with a forward-secure key (PostgreSQL never does, so far).",
+            help="Do not seal events with a forward-secure key (PostgreSQL: only with --key-file).",
         ),
     ] = False,
     seal_epoch: Annotated[
@@ -531,7 +531,9 @@ def init(
         # The per-user folder holds personal data: private to its owner.
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     existed = path == ":memory:" or is_database_url(path) or Path(path).exists()
-    seal = not no_seal and path != ":memory:" and not is_database_url(path)
+    # On PostgreSQL there is no file to keep the key beside: it seals when given --key-file.
+    url = is_database_url(path)
+    seal = not no_seal and path != ":memory:" and (not url or s.seal_key is not None)
     key_path = seal_key_path(path, s.seal_key)
     key: se_flow.VerificationKey | None = None
     try:
@@ -562,8 +564,8 @@ def init(
         from ._cli_text import sealing_started
 
         _say(sealing_started(key, key_path), one_line=False)
-    elif is_database_url(path) and not no_seal:
-        _say("events are not sealed: sealing is for SQLite databases only, so far")
+    elif url and not no_seal:
+        _say("events are not sealed: give --key-file FILE to seal a PostgreSQL database")
 
 
 @staff_app.command("add")

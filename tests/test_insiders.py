@@ -10,16 +10,23 @@ import os
 import pwd
 import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 from helpers import Clock, Steps, staffed_db
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pg import pg_server, pg_url
 from test_cli import CLI, ok, refused
+from test_seal import forged_export
 
 import se_flow
 from se_flow import SEFlow
+
+__all__ = ["pg_server", "pg_url"]
 
 # Two logins this machine has (the CLI checks a login to bind against the OS's users).
 LOGINS = sorted(p.pw_name for p in pwd.getpwall() if p.pw_name.isalnum())[:2]
@@ -316,3 +323,112 @@ def test_the_cli_appends_and_verifies_checkpoint_files(run: CLI, tmp_path: Path)
     assert "3 checkpoints hold" in out
     log.write_text("not ours\n")
     refused(run("audit", "verify", "--checkpoints", str(log), actor="ava"), 5, "not an se-flow")
+
+
+# --- PostgreSQL: seals made on the app server, the database login of every event ---------
+
+
+def test_postgres_seals_with_the_key_file_and_records_each_events_database_login(
+    pg_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    import psycopg
+
+    from se_flow._postgres import PostgresStore
+
+    key_file = tmp_path / "pg.sealkey"
+    with se_flow.open(pg_url, clock=clock, actor="ada", seal_key=key_file) as flow:
+        key = flow.start_sealing()
+        flow.add_staff("ada", "Ada Admin", "admin")
+        flow.add_staff("sam", "Sam Coach", "coach")
+        clock.advance(days=1)
+        Steps(flow).refer()
+        assert flow.verify(key=key).ok
+        store = flow.store
+        assert isinstance(store, PostgresStore)
+        with psycopg.connect(pg_url) as conn:
+            ((me,),) = conn.execute("SELECT current_user").fetchall()
+            # A forger with INSERT on the log appends a correctly chained event.
+            seq, head = store.head()
+            forged = forged_export(flow, seq + 1, head, clock.now)
+            names = ", ".join(forged)
+            conn.execute(
+                f"INSERT INTO events ({names}) VALUES ({', '.join(['%s'] * len(forged))})",
+                list(forged.values()),
+            )
+        logins = list(store.db_logins())
+        assert [login for _, login in logins] == [me] * len(logins)
+        assert flow.verify().ok  # the chain alone cannot tell
+        result = flow.verify(key=key)
+        assert not result.ok and "no seal" in (result.problem or "")
+
+
+def test_init_seals_a_postgres_database_given_a_key_file(pg_url: str, tmp_path: Path) -> None:
+    run = CLI(tmp_path / "unused.db")
+    key_file = tmp_path / "pg.sealkey"
+    out = ok(run.raw("--db", pg_url, "--as", "ada", "--key-file", str(key_file), "init"))
+    assert "VERIFICATION KEY" in out and key_file.exists()
+    key = next(line.split()[-1] for line in out.splitlines() if "/1-" in line)
+    out = ok(run.raw("--db", pg_url, "--as", "ada", "audit", "verify", "--key", key))
+    assert "seals verified" in out
+
+
+# --- property: a rollback behind any kept checkpoint is caught, and only that ----------------
+
+Op = tuple[str, int]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[Op], int]:
+    ops = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("write"), st.integers(1, 4)),
+                st.tuples(st.just("checkpoint"), st.just(0)),
+                st.tuples(st.just("copy"), st.just(0)),
+            ),
+            min_size=1,
+            max_size=10,
+        )
+    )
+    return ops, draw(st.integers(0, 10))
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(histories())
+def test_a_rollback_is_caught_exactly_when_a_later_checkpoint_was_kept(
+    case: tuple[list[Op], int],
+) -> None:
+    ops, pick = case
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as folder:
+        db, log = Path(folder) / "p.db", Path(folder) / "cp.jsonl"
+        copies: list[tuple[Path, int]] = []
+        with se_flow.open(db, clock=clock, actor="ada", synchronous="OFF") as flow:
+            flow.add_staff("ada", "Ada Admin", "admin")
+            for i, (op, count) in enumerate(ops):
+                clock.advance(hours=1)
+                if op == "write":
+                    for j in range(count):
+                        flow.refer(f"Person {i}-{j}", source="GP")
+                elif op == "checkpoint":
+                    flow.append_checkpoint(log)
+                else:
+                    flow.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]
+                    copy = Path(folder) / f"copy-{i}.db"
+                    shutil.copy(db, copy)
+                    copies.append((copy, flow.store.head()[0]))
+            if not log.exists():
+                flow.append_checkpoint(log)
+        kept = [json.loads(line)["seq"] for line in log.read_text().splitlines()]
+        if copies:
+            copy, at = copies[pick % len(copies)]
+            shutil.copy(copy, db)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+        else:
+            at = max(kept)
+        with se_flow.open(db, actor="ada", create=False) as back:
+            result = back.verify(checkpoints=log)
+    assert result.ok == (max(kept) <= at), (kept, at, result.problem)
