@@ -261,9 +261,7 @@ def print_staff(out: Console, staff: Sequence[Staff]) -> None:
         table.add_column(head)
     for s in staff:
         login = _t(s.login) if s.login is not None else "-"
-        table.add_row(
-            _t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no", login
-        )
+        table.add_row(_t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no", login)
     out.print(table)
 
 
