@@ -53,6 +53,7 @@ from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
 from ._workflow import Workflow
 from .errors import (
+    CheckpointFileRefused,
     InvalidInput,
     StaffHoldsCases,
     StaffNotFound,
@@ -407,8 +408,10 @@ class SEFlow:
                 f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
             ) from None
         now = self.now()
+        written = [new]
 
         def decide(tx: Tx) -> Change:
+            written[0] = new
             if not tx.has_staff():
                 return self.engine.add_staff(
                     new, actor=who, by=None, before=None, active_admins=0, now=now
@@ -418,8 +421,11 @@ class SEFlow:
                 before: Staff | None = tx.staff(new.id)
             except StaffNotFound:
                 before = None
+            if before is not None and login is None:
+                # Changing someone keeps their login binding: only `edit_staff` removes it.
+                written[0] = attrs.evolve(new, login=before.login)
             return self.engine.add_staff(
-                new,
+                written[0],
                 actor=who,
                 by=by,
                 before=before,
@@ -428,7 +434,7 @@ class SEFlow:
             )
 
         self._write(decide)
-        return new
+        return written[0]
 
     def edit_staff(
         self,
@@ -521,6 +527,8 @@ class SEFlow:
             target = CheckpointFile(path)
             if target.path.exists() or target.path.is_symlink():
                 target.read(self.store.store_id())
+            elif not target.path.parent.is_dir():
+                raise CheckpointFileRefused(path, "its folder does not exist")
         now = self.now()
 
         def decide(tx: Tx) -> Change:
@@ -1212,7 +1220,10 @@ class SEFlow:
         Given the verification `key` (from `start_sealing`, or its text), also check every
         event's forward-secure seal: an event altered and re-chained, inserted, removed or
         moved is named with its epoch (`bad_epoch`); `seals` says what was proved, or what
-        could not be without a key. A loaded workflow other than the log's is said in
+        could not be without a key. Given `checkpoints` (an external checkpoint file, see
+        `append_checkpoint`), every checkpoint in it must hold, so a database rolled back to an
+        older copy fails; with the key, each checkpoint's own seal is checked too. Raises
+        `CheckpointFileRefused` for a checkpoint file that is not append-only or not ours. A loaded workflow other than the log's is said in
         `workflow_mismatch`. Raises `InvalidInput` for key text that is not a key."""
         if isinstance(key, str):
             key = VerificationKey.parse(key)

@@ -82,7 +82,7 @@ class SealKeyFile:
             raise SealKeyUnusable(
                 where,
                 "it is missing, and this database seals its events, so writes are refused "
-                "(reading and `audit verify` work without it); give its path with --seal-key "
+                "(reading and `audit verify` work without it); give its path with --key-file "
                 "or se_flow.open(..., seal_key=...)",
             ) from None
         except OSError as exc:

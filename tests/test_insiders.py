@@ -93,6 +93,12 @@ def test_a_bound_member_is_refused_from_another_login_saying_who_is_logged_in(
     assert len(run.flow().events(actor="ada")) == before
     # An unbound member is not affected.
     ok(run("cases", actor="kim"))
+    # staff add on an existing member changes them but keeps the binding (--no-login lifts it).
+    ok(run("staff", "add", "sam", "--name", "Sam C", "--role", "coach", actor="ada"))
+    (sam,) = [s for s in run.json("staff", "list", actor="ada") if s["id"] == "sam"]
+    assert (sam["name"], sam["login"]) == ("Sam C", bound)
+    ok(run("staff", "edit", "sam", "--no-login", actor="ada"))
+    ok(run("cases", actor="sam"))
 
 
 def test_a_login_no_os_user_has_is_refused_and_nothing_written(run: CLI) -> None:
