@@ -2,7 +2,7 @@
 
     import se_flow
     with se_flow.open("caseload.db", actor="sam") as flow:
-        case = flow.refer("Alex Doe", source="GP")
+        case = flow.refer("Alex Doe", source="GP").case
         flow.advance(case.id, "engage")
 
 Everything public is named in `__all__`; the modules starting with `_` are private.
@@ -18,6 +18,7 @@ from ._model import (
     Case,
     Check,
     DatabaseSettings,
+    Done,
     Event,
     GuardResult,
     Override,
@@ -105,6 +106,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointFileRefused",
     "DatabaseSettings",
+    "Done",
     "Event",
     "ExportMismatch",
     "ExportVerification",

@@ -34,6 +34,7 @@ from ._model import (
     Case,
     Check,
     DatabaseSettings,
+    Done,
     Event,
     EventKind,
     GuardResult,
@@ -325,7 +326,8 @@ class SEFlow:
 
             with flow.batch():
                 for row in rows:
-                    case = flow.refer(...); flow.record(case.id, ...); flow.advance(...)
+                    case = flow.refer(...).case
+                    flow.record(case.id, ...); flow.advance(case.id, ...)
 
         Every command is still validated and chained; one that is refused raises and undoes
         only itself (catch it to go on); the batch commits once at the end, or not at all if
@@ -379,6 +381,39 @@ class SEFlow:
         self.engine.may_read(by)
         return by
 
+    def _write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event, Record | None]:
+        """Commit what `decide` returns: the case as written, the sealed event and the record
+        it added, so no write reads anything back to say what it did."""
+        made: list[Change] = []
+
+        def deciding(tx: Tx) -> Change:
+            change = decide(tx)
+            # The store may run `decide` again (a busy database): the last run is the one kept.
+            made.append(change)
+            return change
+
+        case, event = self.store.write(deciding)
+        if not self._batching:
+            # An automatic checkpoint, if one is due (a batch keeps it for its end).
+            self._auto_checkpoint(event.seq - 1, event.seq)
+        draft = made[-1].record
+        record = draft.made(case.id, event) if draft is not None and case is not None else None
+        return case, event, record
+
+    def _case_done(self, decide: Callable[[Tx], Change]) -> Done[Case, None]:
+        case, event, _ = self._write(decide)
+        assert case is not None
+        return Done(case=case, event=event, record=None)
+
+    def _recorded(self, decide: Callable[[Tx], Change]) -> Done[Case, Record]:
+        case, event, record = self._write(decide)
+        assert case is not None and record is not None
+        return Done(case=case, event=event, record=record)
+
+    def _logged(self, decide: Callable[[Tx], Change]) -> Done[None, None]:
+        _, event, _ = self._write(decide)
+        return Done(case=None, event=event, record=None)
+
     # --- staff ---------------------------------------------------------------------------
 
     def add_staff(
@@ -394,7 +429,11 @@ class SEFlow:
         """Add (or update) a staff member. The very first may be added by anyone; after that
         a team leader or admin adds staff; only an admin grants admin or auditor, or changes
         an admin or auditor; the last active admin cannot be demoted or deactivated. `login`
-        binds them to an OS login (`edit_staff`); `init` binds the first admin to its own."""
+        binds them to an OS login (`edit_staff`); `init` binds the first admin to its own.
+
+        Returns the member as written (name trimmed), not a `Done` as other writes do: a
+        staff change touches no case and adds no record, and the member is what every caller
+        shows (its event is in the log, `events()`)."""
         who = self._actor_id(actor)
         # Not stripped: the id is exactly what they will give to --as.
         check_staff_id(staff_id)
@@ -586,9 +625,10 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
-    ) -> Case:
+    ) -> Done[Case, Record]:
         """Refer a new participant: their personal details go to the personal-data table, the
-        log knows them only by a pseudonymous id. Returns the new case (state `referred`)."""
+        log knows them only by a pseudonymous id. Returns the new case (state `referred`), its
+        referral event and record."""
         who = self._actor_id(actor)
         details = PersonalDetails(name=person) if isinstance(person, str) else person
         check_text(details.name, "name")
@@ -623,9 +663,7 @@ class SEFlow:
                 coach=coach or (who if by.role is Role.COACH else None),
             )
 
-        case, _ = self._write(decide)
-        assert case is not None
-        return case
+        return self._recorded(decide)
 
     def reopen(
         self,
@@ -636,8 +674,9 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
-    ) -> Case:
-        """Start a new episode (a new case) for the participant of closed case `case_id`."""
+    ) -> Done[Case, Record]:
+        """Start a new episode (a new case) for the participant of closed case `case_id`:
+        returns the new case, its event and its opening record."""
         who = self._actor_id(actor)
         _case_id(case_id)
         _target(coach)
@@ -675,9 +714,7 @@ class SEFlow:
                 new_participant=False,
             )
 
-        case, _ = self._write(decide)
-        assert case is not None
-        return case
+        return self._recorded(decide)
 
     def record(
         self,
@@ -690,10 +727,11 @@ class SEFlow:
         supersedes: int | None = None,
         expected_version: int | None = None,
         **more: Any,
-    ) -> Record:
+    ) -> Done[Case, Record]:
         """Record evidence of `kind` on a case. Field values may be typed (date, Decimal,
         bool, list) or text as a coach types it. `supersedes` names the record (its seq) this
-        one corrects; both are kept. Raises `InvalidRecord` naming every field at fault."""
+        one corrects; both are kept. Returns the record (`.record.seq` is its id), its event
+        and the case. Raises `InvalidRecord` naming every field at fault."""
         who = self._actor_id(actor)
         _case_id(case_id)
         values = {**(fields or {}), **more}
@@ -712,23 +750,9 @@ class SEFlow:
                 supersedes=supersedes,
                 expected_version=expected_version,
             )
-            made.append(change)
             return change
 
-        made: list[Change] = []
-        _, event = self._write(decide)
-        draft = made[-1].record
-        assert draft is not None
-        return Record(
-            seq=event.seq,
-            case_id=case_id,
-            kind=draft.kind,
-            fields=draft.fields,
-            effective_at=event.effective_at,
-            recorded_at=event.recorded_at,
-            actor=event.actor,
-            supersedes=draft.supersedes,
-        )
+        return self._recorded(decide)
 
     def _ctx_args(
         self,
@@ -812,7 +836,7 @@ class SEFlow:
         review_date: dt.date | None = None,
         outcome: str | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Fire `trigger` on a case. Guards are checked inside the write transaction; a
         refusal raises `GuardsFailed` carrying every result. `override` (a reason) lets a
         team leader past soft guards. `expected_version` turns a concurrent change into
@@ -830,9 +854,7 @@ class SEFlow:
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
 
-        case, _ = self._write(decide)
-        assert case is not None
-        return case
+        return self._case_done(decide)
 
     def pause(
         self,
@@ -843,7 +865,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         return self.advance(
             case_id,
             self.workflow.trigger_for("pause"),
@@ -862,7 +884,7 @@ class SEFlow:
         reason: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         return self.advance(
             case_id,
             self.workflow.trigger_for("resume"),
@@ -880,7 +902,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """The participant withdraws: needs only a date and a reason, never an approval."""
         return self.advance(
             case_id,
@@ -900,7 +922,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Close for one of the workflow's `close_reasons` (`ineligible` needs a team leader).
         For withdrawal, disengagement or completion use their own triggers."""
         return self.advance(
@@ -915,7 +937,7 @@ class SEFlow:
 
     def assign(
         self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
-    ) -> Case:
+    ) -> Done[Case, None]:
         who = self._actor_id(actor)
         _case_id(case_id)
         check_staff_id(coach, "coach")
@@ -933,13 +955,11 @@ class SEFlow:
                 reason=reason,
             )
 
-        case, _ = self._write(decide)
-        assert case is not None
-        return case
+        return self._case_done(decide)
 
     def erase_personal_data(
         self, participant_id: str, *, reason: str, actor: str | None = None
-    ) -> None:
+    ) -> Done[None, None]:
         """Erase a participant's personal data (UK GDPR Art. 17), admin only. The log never
         held it, so the chain stays whole; the erasure itself is an audit event."""
         who = self._actor_id(actor)
@@ -958,9 +978,9 @@ class SEFlow:
                 now=now,
             )
 
-        self._write(decide)
+        return self._logged(decide)
 
-    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> None:
+    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> Done[None, None]:
         """Move the database on to the loaded workflow, admin only: an audit event records
         from which workflow to which and why; later writes are under the new one. Records
         already written keep their values; where the new workflow types a field otherwise
@@ -977,8 +997,9 @@ class SEFlow:
                 self.store.head_workflow_hash(), by=by, reason=reason, now=now
             )
 
-        self._write(decide)
+        done = self._logged(decide)
         self._logged_workflow = self.workflow.hash
+        return done
 
     # --- outcomes ------------------------------------------------------------------------
 
@@ -1222,9 +1243,10 @@ class SEFlow:
         moved is named with its epoch (`bad_epoch`); `seals` says what was proved, or what
         could not be without a key. Given `checkpoints` (an external checkpoint file, see
         `append_checkpoint`), every checkpoint in it must hold, so a database rolled back to an
-        older copy fails; with the key, each checkpoint's own seal is checked too. Raises
-        `CheckpointFileRefused` for a checkpoint file that is not append-only or not ours. A loaded workflow other than the log's is said in
-        `workflow_mismatch`. Raises `InvalidInput` for key text that is not a key."""
+        older copy fails; with the key, each checkpoint's own seal is checked too. A loaded
+        workflow other than the log's is said in `workflow_mismatch`. Raises `InvalidInput` for
+        key text that is not a key, `CheckpointFileRefused` for a checkpoint file that is not
+        append-only or not ours."""
         if isinstance(key, str):
             key = VerificationKey.parse(key)
         self._reader(actor)
@@ -1355,15 +1377,6 @@ class SEFlow:
         kept = take_checkpoint(self.store, self.now())
         line = target.append(kept)
         return CheckpointAppended(kept, str(target.path), line, target.protection())
-
-    def _write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
-        """Every write: the store's, then an automatic checkpoint if one is due (outside a
-        batch: the batch keeps it for its end)."""
-        done = self.store.write(decide)
-        if not self._batching:
-            seq = done[1].seq
-            self._auto_checkpoint(seq - 1, seq)
-        return done
 
     def _auto_checkpoint(self, before_seq: int, seq: int | None = None) -> None:
         """After a write: append a checkpoint if the log crossed a multiple of the setting's

@@ -150,7 +150,7 @@ def test_init_binds_the_first_admin_to_the_login_that_ran_it(
 
 def test_deactivating_someone_with_open_cases_asks_first(db: Path, run: CLI) -> None:
     with se_flow.open(db, actor="sam") as flow:
-        case = flow.refer("Alex Doe", source="GP")
+        case = flow.refer("Alex Doe", source="GP").case
         with pytest.raises(se_flow.StaffHoldsCases) as held:
             flow.edit_staff("sam", active=False, actor="ada")
         assert held.value.case_ids == (case.id,)

@@ -22,6 +22,7 @@ EXPECTED = [
     "Checkpoint",
     "CheckpointFileRefused",
     "DatabaseSettings",
+    "Done",
     "Event",
     "ExportMismatch",
     "ExportVerification",
