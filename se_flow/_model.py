@@ -42,8 +42,8 @@ class Role(StrEnum):
 class EventKind(StrEnum):
     """What an audit event records. Case events: a referral or reopen opens a case; a
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
-    coach. Events of no case: staff changes, erasures of personal data, exports and a database
-    moved to another workflow."""
+    coach. Events of no case: staff changes, erasures of personal data, exports, reports and a
+    database moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -56,6 +56,7 @@ class EventKind(StrEnum):
     STAFF = "staff"
     ERASURE = "erasure"
     EXPORT = "export"
+    REPORT = "report"
     WORKFLOW = "workflow"
 
 
