@@ -29,17 +29,17 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import re
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from attrs import frozen
 
 from ._limits import EARLIEST_DATE, LATEST_DATE
-from ._model import Case, Event, EventKind, Record
+from ._model import EVENT_COLUMNS, Case, Event, EventKind, Record
 from ._outcomes import CaseFacts, Milestone, Programme, evaluate
 from ._spells import START_TRIGGER, Employment, Spell, build_employment, current_records
 from ._standards import MET, MISSED, OVERDUE, CaseHistory, StandardResult
@@ -410,7 +410,50 @@ class CaseView:
         return self.referred_on <= p.end and (self.closed_on is None or self.closed_on >= p.start)
 
 
-def _records(events: Sequence[Event], workflow: Workflow) -> list[Record]:
+class Entry(NamedTuple):
+    """What a report reads of one audit event (decoding only these columns of a stored row
+    keeps a report on a million events to the columns it needs)."""
+
+    seq: int
+    case_id: str | None
+    kind: str
+    trigger: str | None
+    to_state: str | None
+    actor: str
+    effective_at: dt.datetime
+    recorded_at: dt.datetime
+    payload: Mapping[str, Any]
+
+
+_AT = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+
+
+def _moment(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+
+
+def entry_from_row(row: Sequence[Any]) -> Entry:
+    """An `Entry` from a stored event row in `EVENT_COLUMNS` order (text or typed values)."""
+    payload = row[_AT["payload"]]
+    if isinstance(payload, str | bytes):
+        payload = json.loads(payload) if payload else {}
+    return Entry(
+        seq=row[_AT["seq"]],
+        case_id=row[_AT["case_id"]],
+        kind=row[_AT["kind"]],
+        trigger=row[_AT["trigger"]],
+        to_state=row[_AT["to_state"]],
+        actor=row[_AT["actor"]],
+        effective_at=_moment(row[_AT["effective_at"]]),
+        recorded_at=_moment(row[_AT["recorded_at"]]),
+        payload=payload or {},
+    )
+
+
+AnyEvent = Entry | Event
+
+
+def _records(events: Sequence[AnyEvent], workflow: Workflow) -> list[Record]:
     out = []
     for e in events:
         # A record event, or a referral or reopen, which carries its record too.
@@ -437,7 +480,7 @@ def _records(events: Sequence[Event], workflow: Workflow) -> list[Record]:
 
 def case_view(
     case: Case,
-    events: Sequence[Event],
+    events: Sequence[AnyEvent],
     workflow: Workflow,
     programme: Programme,
     on: dt.date,
@@ -547,6 +590,18 @@ def _pct(n: int, d: int) -> Decimal | None:
     return (Decimal(n * 100) / Decimal(d)).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
+def _mean(values: Sequence[int]) -> Decimal:
+    return Decimal(sum(values)) / len(values)
+
+
+def _median(values: Sequence[int]) -> Decimal:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return Decimal(ordered[mid])
+    return Decimal(ordered[mid - 1] + ordered[mid]) / 2
+
+
 def _round(value: float | Decimal, places: str = "0.1") -> Decimal:
     return Decimal(str(value)).quantize(Decimal(places), ROUND_HALF_UP)
 
@@ -628,10 +683,12 @@ def _started_by(v: CaseView, day: dt.date) -> bool:
     return first is not None and first.on <= day
 
 
-def _charts(views: Sequence[CaseView], workflow: Workflow, p: Period) -> dict[str, Any]:
+def _charts(
+    views: Sequence[CaseView], workflow: Workflow, p: Period, on: dt.date
+) -> dict[str, Any]:
     """The HTML report's charts: how many cases ever reached each stage (the funnel), job
     starts and sustained jobs by month (the twelve months to the period's end) and the active
-    caseload per coach at the period's end."""
+    caseload per coach at the period's end (or `on`, if earlier)."""
     reached: Counter[str] = Counter()
     for v in views:
         for stage in {s for _, s in v.stages}:
@@ -652,8 +709,9 @@ def _charts(views: Sequence[CaseView], workflow: Workflow, p: Period) -> dict[st
         if v.sustained_on is not None and v.sustained_on <= p.end:
             sustained[(v.sustained_on.year, v.sustained_on.month)] += 1
     load: Counter[str] = Counter()
+    last = min(p.end, on)
     for v in views:
-        if v.case.coach and _active_on(v, p.end):
+        if v.case.coach and _active_on(v, last):
             load[v.case.coach] += 1
     return {
         "funnel": funnel,
@@ -771,7 +829,7 @@ def ips_grow(
         period=p,
         on=on,
         kpis=tuple(kpis),
-        charts=_charts(views, workflow, p),
+        charts=_charts(views, workflow, p, on),
         notes=_notes(b),
     )
 
@@ -916,7 +974,7 @@ def coaches(
         period=p,
         on=on,
         kpis=tuple(kpis),
-        charts=_charts(views, workflow, p),
+        charts=_charts(views, workflow, p, on),
         notes=_notes(b),
     )
 
@@ -982,7 +1040,7 @@ def fidelity(
             with_contact,
             entered_ids,
             unit="days",
-            value=_round(statistics.fmean(waits.values())) if waits else None,
+            value=_round(_mean(list(waits.values()))) if waits else None,
         ),
         _kpi(
             b,
@@ -992,7 +1050,7 @@ def fidelity(
             with_contact,
             entered_ids,
             unit="days",
-            value=_round(statistics.median(waits.values())) if waits else None,
+            value=_round(_median(list(waits.values()))) if waits else None,
         ),
     ]
     # Job development frequency: employer contacts per coach per week.
@@ -1146,7 +1204,7 @@ def fidelity(
         period=p,
         on=on,
         kpis=tuple(kpis),
-        charts=_charts(views, workflow, p),
+        charts=_charts(views, workflow, p, on),
         notes=(
             f"Evidence as it stands on {on}.",
             "Evidence for the IPS-25 items the data can show, not a fidelity score: the scale "
@@ -1178,7 +1236,7 @@ def standards_met(
             for r in by_id.get(spec.id, [])
             if r.due_on is not None and r.due_on in p and r.status in (MET, MISSED, OVERDUE)
         ]
-        counted.sort(key=lambda r: (r.case_id, r.anchor_on, r.occurrence))
+        counted.sort(key=lambda r: (_case_number(r.case_id), r.anchor_on, r.occurrence))
 
         def item(r: StandardResult, scheduled: bool = bool(spec.schedule)) -> str:
             return f"{r.case_id}#{r.occurrence}" if scheduled else r.case_id
@@ -1201,7 +1259,7 @@ def standards_met(
         period=p,
         on=on,
         kpis=tuple(kpis),
-        charts=_charts(views, workflow, p),
+        charts=_charts(views, workflow, p, on),
         notes=(f"Evidence as it stands on {on}.",),
     )
 

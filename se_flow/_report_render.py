@@ -240,7 +240,8 @@ def to_html(report: Report) -> str:
             name="starts",
         ),
         hbars(
-            f"Active caseload per coach on {report.period.end} (limit {CASELOAD_LIMIT})",
+            f"Active caseload per coach on {min(report.period.end, report.on)} "
+            f"(limit {CASELOAD_LIMIT})",
             c.get("caseload", ()),
             limit=CASELOAD_LIMIT,
             name="caseload",

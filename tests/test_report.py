@@ -14,8 +14,10 @@ import pytest
 from helpers import Clock
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pg import pg_server, pg_url
 
 import se_flow
+from se_flow import MemoryStore
 from se_flow._evidence import LEAST_EVIDENCE
 from se_flow._loader import load_programmes, load_workflow
 from se_flow._model import Case, EventKind, Status
@@ -38,6 +40,8 @@ from se_flow._report import (
 )
 from se_flow._spells import Spell, Terms
 from se_flow.errors import InvalidInput, StaffNotFound
+
+__all__ = ["pg_server", "pg_url"]  # the PostgreSQL fixtures
 
 D = dt.date
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
@@ -100,19 +104,18 @@ def client(
 @pytest.fixture
 def flow() -> Iterator[se_flow.SEFlow]:
     with se_flow.open(":memory:", actor="sam", clock=Clock(NOW)) as f:
-        f.add_staff("ada", "Ada Admin", "admin", actor="ada")
-        for staff_id, name, role in (("sam", "Sam", "coach"), ("kim", "Kim", "coach")):
-            f.add_staff(staff_id, name, role, actor="ada")
-        f.add_staff("ava", "Ava Auditor", "auditor", actor="ada")
-        yield f
+        yield _staffed(f)
 
 
-@pytest.fixture
-def q3(flow: se_flow.SEFlow) -> se_flow.SEFlow:
-    """C-1 out of work, referred and into work in Q3; C-2 a retention client referred in Q3;
-    C-3 first job in Q2 and a second job in Q3, its 13 weeks ending 2026-08-02; C-4 first job
-    2026-07-03, its 13 weeks ending 2026-10-01 (one day after Q3); C-5 referred in Q3, no job,
-    closed 2026-09-15; C-6 first job 2026-07-02, its 13 weeks ending 2026-09-30."""
+def _staffed(f: se_flow.SEFlow) -> se_flow.SEFlow:
+    f.add_staff("ada", "Ada Admin", "admin", actor="ada")
+    for staff_id, name, role in (("sam", "Sam", "coach"), ("kim", "Kim", "coach")):
+        f.add_staff(staff_id, name, role, actor="ada")
+    f.add_staff("ava", "Ava Auditor", "auditor", actor="ada")
+    return f
+
+
+def _q3(flow: se_flow.SEFlow) -> se_flow.SEFlow:
     client(flow, D(2026, 7, 6), job=D(2026, 7, 20))
     client(flow, D(2026, 7, 8), in_work="retention", profile=False)
     client(flow, D(2026, 4, 1), job=D(2026, 5, 4), second_job=D(2026, 8, 3))
@@ -121,6 +124,15 @@ def q3(flow: se_flow.SEFlow) -> se_flow.SEFlow:
     flow.close(five, "moved_away", effective_at=D(2026, 9, 15))
     client(flow, D(2026, 4, 1), job=D(2026, 7, 2))
     return flow
+
+
+@pytest.fixture
+def q3(flow: se_flow.SEFlow) -> se_flow.SEFlow:
+    """C-1 out of work, referred and into work in Q3; C-2 a retention client referred in Q3;
+    C-3 first job in Q2 and a second job in Q3, its 13 weeks ending 2026-08-02; C-4 first job
+    2026-07-03, its 13 weeks ending 2026-10-01 (one day after Q3); C-5 referred in Q3, no job,
+    closed 2026-09-15; C-6 first job 2026-07-02, its 13 weeks ending 2026-09-30."""
+    return _q3(flow)
 
 
 def figures(report: Report) -> dict[str, tuple[list[str], list[str] | None]]:
@@ -151,6 +163,22 @@ def test_ips_grow_return_on_a_hand_built_caseload(q3: se_flow.SEFlow) -> None:
     )
     assert got["carried_over"] == (["C-3", "C-4", "C-6"], None)
     assert got["discharges"] == (["C-5"], None)
+
+
+@pytest.mark.parametrize("store", ["memory", "postgres"])
+def test_every_store_gives_the_same_reports(
+    q3: se_flow.SEFlow, store: str, request: pytest.FixtureRequest
+) -> None:
+    """The reports read the log through the ports: the reference store and PostgreSQL give
+    every figure SQLite gives, case for case."""
+    if store == "memory":
+        other = se_flow.SEFlow(MemoryStore(q3.workflow), q3.workflow, actor="sam", clock=Clock(NOW))
+    else:
+        other = se_flow.open(request.getfixturevalue("pg_url"), actor="sam", clock=Clock(NOW))
+    with other:
+        _q3(_staffed(other))
+        for name in ("ips-grow", "coaches", "fidelity", "standards"):
+            assert figures(other.report(name, quarter=Q3)) == figures(q3.report(name, quarter=Q3))
 
 
 def test_the_next_quarter_counts_the_client_whose_weeks_ended_after(q3: se_flow.SEFlow) -> None:
