@@ -2,7 +2,7 @@
 
     import se_flow
     with se_flow.open("caseload.db", actor="sam") as flow:
-        case = flow.refer("Alex Doe", source="GP")
+        case = flow.refer("Alex Doe", source="GP").case
         flow.advance(case.id, "engage")
 
 Everything public is named in `__all__`; the modules starting with `_` are private.
@@ -17,6 +17,7 @@ from ._memory import MemoryStore
 from ._model import (
     Case,
     Check,
+    Done,
     Event,
     GuardResult,
     Override,
@@ -102,6 +103,7 @@ __all__ = [
     "ChainBroken",
     "Check",
     "Checkpoint",
+    "Done",
     "Event",
     "ExportMismatch",
     "ExportVerification",

@@ -32,6 +32,7 @@ from ._loader import load_programmes, load_workflow
 from ._model import (
     Case,
     Check,
+    Done,
     Event,
     EventKind,
     GuardResult,
@@ -269,7 +270,8 @@ class SEFlow:
 
             with flow.batch():
                 for row in rows:
-                    case = flow.refer(...); flow.record(case.id, ...); flow.advance(...)
+                    case = flow.refer(...).case
+                    flow.record(case.id, ...); flow.advance(case.id, ...)
 
         Every command is still validated and chained; one that is refused raises and undoes
         only itself (catch it to go on); the batch commits once at the end, or not at all if
@@ -296,6 +298,36 @@ class SEFlow:
         self.engine.may_read(by)
         return by
 
+    def _write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event, Record | None]:
+        """Commit what `decide` returns: the case as written, the sealed event and the record
+        it added, so no write reads anything back to say what it did."""
+        made: list[Change] = []
+
+        def deciding(tx: Tx) -> Change:
+            change = decide(tx)
+            # The store may run `decide` again (a busy database): the last run is the one kept.
+            made.append(change)
+            return change
+
+        case, event = self.store.write(deciding)
+        draft = made[-1].record
+        record = draft.made(case.id, event) if draft is not None and case is not None else None
+        return case, event, record
+
+    def _case_done(self, decide: Callable[[Tx], Change]) -> Done[Case, None]:
+        case, event, _ = self._write(decide)
+        assert case is not None
+        return Done(case=case, event=event, record=None)
+
+    def _recorded(self, decide: Callable[[Tx], Change]) -> Done[Case, Record]:
+        case, event, record = self._write(decide)
+        assert case is not None and record is not None
+        return Done(case=case, event=event, record=record)
+
+    def _logged(self, decide: Callable[[Tx], Change]) -> Done[None, None]:
+        _, event, _ = self._write(decide)
+        return Done(case=None, event=event, record=None)
+
     # --- staff ---------------------------------------------------------------------------
 
     def add_staff(
@@ -309,7 +341,11 @@ class SEFlow:
     ) -> Staff:
         """Add (or update) a staff member. The very first may be added by anyone; after that
         a team leader or admin adds staff; only an admin grants admin or auditor, or changes
-        an admin or auditor; the last active admin cannot be demoted or deactivated."""
+        an admin or auditor; the last active admin cannot be demoted or deactivated.
+
+        Returns the member as written (name trimmed), not a `Done` as other writes do: a
+        staff change touches no case and adds no record, and the member is what every caller
+        shows (its event is in the log, `events()`)."""
         who = self._actor_id(actor)
         # Not stripped: the id is exactly what they will give to --as.
         check_staff_id(staff_id)
@@ -341,7 +377,7 @@ class SEFlow:
                 now=now,
             )
 
-        self.store.write(decide)
+        self._write(decide)
         return new
 
     def has_staff(self) -> bool:
@@ -368,9 +404,10 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
-    ) -> Case:
+    ) -> Done[Case, Record]:
         """Refer a new participant: their personal details go to the personal-data table, the
-        log knows them only by a pseudonymous id. Returns the new case (state `referred`)."""
+        log knows them only by a pseudonymous id. Returns the new case (state `referred`), its
+        referral event and record."""
         who = self._actor_id(actor)
         details = PersonalDetails(name=person) if isinstance(person, str) else person
         check_text(details.name, "name")
@@ -405,9 +442,7 @@ class SEFlow:
                 coach=coach or (who if by.role is Role.COACH else None),
             )
 
-        case, _ = self.store.write(decide)
-        assert case is not None
-        return case
+        return self._recorded(decide)
 
     def reopen(
         self,
@@ -418,8 +453,9 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
-    ) -> Case:
-        """Start a new episode (a new case) for the participant of closed case `case_id`."""
+    ) -> Done[Case, Record]:
+        """Start a new episode (a new case) for the participant of closed case `case_id`:
+        returns the new case, its event and its opening record."""
         who = self._actor_id(actor)
         _case_id(case_id)
         _target(coach)
@@ -457,9 +493,7 @@ class SEFlow:
                 new_participant=False,
             )
 
-        case, _ = self.store.write(decide)
-        assert case is not None
-        return case
+        return self._recorded(decide)
 
     def record(
         self,
@@ -472,10 +506,11 @@ class SEFlow:
         supersedes: int | None = None,
         expected_version: int | None = None,
         **more: Any,
-    ) -> Record:
+    ) -> Done[Case, Record]:
         """Record evidence of `kind` on a case. Field values may be typed (date, Decimal,
         bool, list) or text as a coach types it. `supersedes` names the record (its seq) this
-        one corrects; both are kept. Raises `InvalidRecord` naming every field at fault."""
+        one corrects; both are kept. Returns the record (`.record.seq` is its id), its event
+        and the case. Raises `InvalidRecord` naming every field at fault."""
         who = self._actor_id(actor)
         _case_id(case_id)
         values = {**(fields or {}), **more}
@@ -494,23 +529,9 @@ class SEFlow:
                 supersedes=supersedes,
                 expected_version=expected_version,
             )
-            made.append(change)
             return change
 
-        made: list[Change] = []
-        _, event = self.store.write(decide)
-        draft = made[-1].record
-        assert draft is not None
-        return Record(
-            seq=event.seq,
-            case_id=case_id,
-            kind=draft.kind,
-            fields=draft.fields,
-            effective_at=event.effective_at,
-            recorded_at=event.recorded_at,
-            actor=event.actor,
-            supersedes=draft.supersedes,
-        )
+        return self._recorded(decide)
 
     def _ctx_args(
         self,
@@ -594,7 +615,7 @@ class SEFlow:
         review_date: dt.date | None = None,
         outcome: str | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Fire `trigger` on a case. Guards are checked inside the write transaction; a
         refusal raises `GuardsFailed` carrying every result. `override` (a reason) lets a
         team leader past soft guards. `expected_version` turns a concurrent change into
@@ -612,9 +633,7 @@ class SEFlow:
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
 
-        case, _ = self.store.write(decide)
-        assert case is not None
-        return case
+        return self._case_done(decide)
 
     def pause(
         self,
@@ -625,7 +644,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         return self.advance(
             case_id,
             self.workflow.trigger_for("pause"),
@@ -644,7 +663,7 @@ class SEFlow:
         reason: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         return self.advance(
             case_id,
             self.workflow.trigger_for("resume"),
@@ -662,7 +681,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """The participant withdraws: needs only a date and a reason, never an approval."""
         return self.advance(
             case_id,
@@ -682,7 +701,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Close for one of the workflow's `close_reasons` (`ineligible` needs a team leader).
         For withdrawal, disengagement or completion use their own triggers."""
         return self.advance(
@@ -697,7 +716,7 @@ class SEFlow:
 
     def assign(
         self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
-    ) -> Case:
+    ) -> Done[Case, None]:
         who = self._actor_id(actor)
         _case_id(case_id)
         check_staff_id(coach, "coach")
@@ -715,13 +734,11 @@ class SEFlow:
                 reason=reason,
             )
 
-        case, _ = self.store.write(decide)
-        assert case is not None
-        return case
+        return self._case_done(decide)
 
     def erase_personal_data(
         self, participant_id: str, *, reason: str, actor: str | None = None
-    ) -> None:
+    ) -> Done[None, None]:
         """Erase a participant's personal data (UK GDPR Art. 17), admin only. The log never
         held it, so the chain stays whole; the erasure itself is an audit event."""
         who = self._actor_id(actor)
@@ -740,9 +757,9 @@ class SEFlow:
                 now=now,
             )
 
-        self.store.write(decide)
+        return self._logged(decide)
 
-    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> None:
+    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> Done[None, None]:
         """Move the database on to the loaded workflow, admin only: an audit event records
         from which workflow to which and why; later writes are under the new one. Records
         already written keep their values; where the new workflow types a field otherwise
@@ -759,8 +776,9 @@ class SEFlow:
                 self.store.head_workflow_hash(), by=by, reason=reason, now=now
             )
 
-        self.store.write(decide)
+        done = self._logged(decide)
         self._logged_workflow = self.workflow.hash
+        return done
 
     # --- outcomes ------------------------------------------------------------------------
 

@@ -132,17 +132,7 @@ class MemoryStore(Store):
         seq += 1
         record = None
         if change.record is not None and case is not None:
-            r = change.record
-            record = Record(
-                seq=seq,
-                case_id=case.id,
-                kind=r.kind,
-                fields=r.fields,
-                effective_at=event.effective_at,
-                recorded_at=event.recorded_at,
-                actor=event.actor,
-                supersedes=r.supersedes,
-            )
+            record = change.record.made(case.id, event)
 
         self._rows.append(row)
         self._events.append(event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from attrs import field, frozen
 
@@ -15,6 +15,7 @@ __all__ = [
     "Case",
     "Check",
     "Column",
+    "Done",
     "Event",
     "EventDraft",
     "EventField",
@@ -255,6 +256,30 @@ class Event(EventDraft):
     seq: int = field(kw_only=True)
     prev_hash: str = field(kw_only=True)
     hash: str = field(kw_only=True)
+
+
+# What a write's `Done` holds: exactly a case or None, a record or None, so a caller of
+# `refer` reads `done.case.id` with no check while `erase_personal_data` says there is none.
+CaseT = TypeVar("CaseT", bound=Case | None, covariant=True)
+RecordT = TypeVar("RecordT", bound=Record | None, covariant=True)
+
+
+@frozen
+class Done(Generic[CaseT, RecordT]):
+    """What one write made, for the caller to show without reading anything back: the case
+    as the write left it, the audit event it logged (its place in the chain, what it did, any
+    override) and the record it added.
+
+    Typed per command: `refer`, `reopen` and `record` return `Done[Case, Record]` (a new case
+    starts with its referral record); `advance`, `pause`, `resume`, `withdraw`, `close` and
+    `assign` return `Done[Case, None]`; `erase_personal_data` and `adopt_workflow`, which touch
+    no case, `Done[None, None]`. `add_staff` returns the `Staff` member instead: a staff change
+    has no case and no record, and the member as written (name trimmed) is what every caller
+    shows (its event is in the log: `events()`)."""
+
+    case: CaseT
+    event: Event
+    record: RecordT
 
 
 class Column(StrEnum):

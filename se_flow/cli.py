@@ -459,16 +459,19 @@ def _console() -> "Console":
     return console()
 
 
-def _done(flow: se_flow.SEFlow, case: se_flow.Case) -> None:
-    """What a write did to a case, from the event it left in the log."""
+def _done(
+    workflow: se_flow.Workflow, done: se_flow.Done[se_flow.Case, se_flow.Record | None]
+) -> None:
+    """What a write did to a case, from the event it returned (nothing read back: a case's
+    history grows without bound)."""
     from ._cli_text import describe, stage_label
 
-    event = flow.history(case.id)[-1]
-    _say(f"{case.id}: {describe(flow.workflow, event)}")
+    case, event = done.case, done.event
+    _say(f"{case.id}: {describe(workflow, event)}")
     if event.override is not None:
         passed_over = ", ".join(g.label for g in event.guards if not g.passed)
         _say(f"  override by {event.override.by} past {passed_over}: {event.override.reason}")
-    where = stage_label(flow.workflow, case)
+    where = stage_label(workflow, case)
     due = f"; next review due {case.review_due}" if case.review_due else ""
     _say(f"  now at {where}{due}")
 
@@ -640,7 +643,7 @@ def refer(
     with _open(ctx, write=True) as flow:
         case = flow.refer(
             details, source=source, referral=referral, coach=coach, effective_at=_when(on)
-        )
+        ).case
     _say(
         f"referred {name}: case {case.id}, participant {case.participant_id}, "
         f"coach {case.coach or 'none yet'}"
@@ -770,8 +773,8 @@ def record(
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
     with _open(ctx, write=True) as flow:
-        made = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
-        case = flow.case(case_id)
+        done = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
+    made, case = done.record, done.case
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
     _say(
         f"{case_id}: recorded {kind} as record {made.seq} "
@@ -873,10 +876,10 @@ def advance(
 ) -> None:
     """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
     with _open(ctx, write=True) as flow:
-        case = flow.advance(
+        done = flow.advance(
             case_id, trigger, reason=reason, override=override, effective_at=_when(on)
         )
-        _done(flow, case)
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -894,10 +897,10 @@ def pause(
 ) -> None:
     """Pause support (no stage moves while paused) until a review date."""
     with _open(ctx, write=True) as flow:
-        case = flow.pause(
+        done = flow.pause(
             case_id, reason=reason, review_date=_day(review, "--review"), effective_at=_when(on)
         )
-        _done(flow, case)
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -906,8 +909,8 @@ def resume(
 ) -> None:
     """Resume a paused case."""
     with _open(ctx, write=True) as flow:
-        case = flow.resume(case_id, reason=reason, effective_at=_when(on))
-        _done(flow, case)
+        done = flow.resume(case_id, reason=reason, effective_at=_when(on))
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -924,8 +927,8 @@ def withdraw(
 ) -> None:
     """The participant withdraws: needs only a reason, never an approval."""
     with _open(ctx, write=True) as flow:
-        case = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
-        _done(flow, case)
+        done = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -950,8 +953,8 @@ def close(
 ) -> None:
     """Close a case for another reason (withdrawals and completions have their own commands)."""
     with _open(ctx, write=True) as flow:
-        case = flow.close(case_id, reason, note=note, effective_at=_when(on))
-        _done(flow, case)
+        done = flow.close(case_id, reason, note=note, effective_at=_when(on))
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -975,10 +978,10 @@ def reopen(
     """Start a new episode (a new case) for the participant of a closed case."""
     referral = {"notes": note} if note else None
     with _open(ctx, write=True) as flow:
-        case = flow.reopen(
+        done = flow.reopen(
             case_id, source=source, referral=referral, coach=coach, effective_at=_when(on)
         )
-        _done(flow, case)
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -990,8 +993,8 @@ def assign(
 ) -> None:
     """Give a case to another coach."""
     with _open(ctx, write=True) as flow:
-        case = flow.assign(case_id, coach, reason=reason)
-        _done(flow, case)
+        done = flow.assign(case_id, coach, reason=reason)
+        _done(flow.workflow, done)
 
 
 @app.command()

@@ -72,6 +72,20 @@ class RecordDraft:
     fields: Mapping[str, Any]
     supersedes: int | None = None
 
+    def made(self, case_id: str, event: Event) -> Record:
+        """The record as committed with `event`: its seq is the event's, as are its times
+        and actor."""
+        return Record(
+            seq=event.seq,
+            case_id=case_id,
+            kind=self.kind,
+            fields=self.fields,
+            effective_at=event.effective_at,
+            recorded_at=event.recorded_at,
+            actor=event.actor,
+            supersedes=self.supersedes,
+        )
+
 
 @frozen
 class Change:

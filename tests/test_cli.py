@@ -117,7 +117,7 @@ def refer(db: Path, name: str = "Alex Doe", *, coach: str = "sam", days: int = 0
             coach=coach,
             actor=coach,
             effective_at=days_ago(days),
-        ).id
+        ).case.id
 
 
 def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
@@ -128,7 +128,7 @@ def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
             forward = LEAST_EVIDENCE[here]
             for kind, fields in forward.records:
                 flow.record(case_id, kind, {**fields, **EXTRA.get(kind, {})}, actor=by)
-            here = flow.advance(case_id, forward.trigger, actor=by).state
+            here = flow.advance(case_id, forward.trigger, actor=by).case.state
 
 
 @pytest.fixture

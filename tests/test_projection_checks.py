@@ -31,7 +31,7 @@ def _tampered(flow: SEFlow, sql: str, *params: Any) -> se_flow.Verification:
 def _job_offer(steps: Steps, pay: str) -> tuple[se_flow.Case, se_flow.Record]:
     case = steps.to("job_matching")
     offer = {**LEAST_EVIDENCE["job_matching"].hard[0][1], "hourly_pay": pay}
-    record = steps.flow.record(case.id, "job_offer", offer)
+    record = steps.flow.record(case.id, "job_offer", offer).record
     return case, record
 
 
@@ -95,7 +95,7 @@ def test_a_record_inserted_is_named(flow: SEFlow, steps: Steps) -> None:
 
 def test_a_record_slipped_between_two_others_is_named(flow: SEFlow, steps: Steps) -> None:
     case = steps.to("customer_engagement")
-    first = flow.record(case.id, "note", text="one")
+    first = flow.record(case.id, "note", text="one").record
     flow.record(case.id, "note", text="two")
     # The seq of an event that made no record (the engage transition), so the forged row sits
     # between real ones.
@@ -161,9 +161,9 @@ def test_every_column_of_the_case_table_is_checked(
 def test_a_reopened_case_replays_to_its_episode(flow: SEFlow, steps: Steps) -> None:
     case = steps.refer()
     flow.withdraw(case.id, reason="moving on")
-    again = flow.reopen(case.id, source="self")
+    again = flow.reopen(case.id, source="self").case
     flow.withdraw(again.id, reason="moving on again")
-    third = flow.reopen(again.id, source="self")
+    third = flow.reopen(again.id, source="self").case
     assert third.episode == 3
     assert flow.verify().ok
     result = _tampered(flow, "UPDATE cases SET episode = 2 WHERE id = ?", third.id)
@@ -216,7 +216,7 @@ def test_verify_while_a_coach_writes_sees_one_moment(tmp_path: Path, clock: Cloc
     path = tmp_path / "busy.db"
     with se_flow.open(path, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
-        ids = [flow.refer(f"Person {n}", source="GP").id for n in range(3)]
+        ids = [flow.refer(f"Person {n}", source="GP").case.id for n in range(3)]
     auditor = se_flow.open(path, clock=clock, actor="sam")
     coach = se_flow.open(path, clock=clock, actor="sam")
     events_by_case = auditor.store.events_by_case

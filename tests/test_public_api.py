@@ -20,6 +20,7 @@ EXPECTED = [
     "ChainBroken",
     "Check",
     "Checkpoint",
+    "Done",
     "Event",
     "ExportMismatch",
     "ExportVerification",
