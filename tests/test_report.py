@@ -67,7 +67,7 @@ def client(
         referral={"programme": "ips_grow", "in_work_at_referral": in_work},
         coach=coach,
         effective_at=referred,
-    )
+    ).case
     flow.advance(case.id, "engage", effective_at=referred)
     if not profile and job is None:
         return case.id
