@@ -77,6 +77,10 @@ _OPTION_FOR = {
     "close reason": "--close-reason",
     "date of birth": "--dob",
     "contact": "--contact",
+    "quarter": "--quarter",
+    "month": "--month",
+    "since": "--since",
+    "until": "--until",
 }
 # Where `_open` leaves the failing command's option names for the error handler.
 _OPTIONS_KEY = "se_flow.options"
@@ -282,6 +286,11 @@ settings_app = typer.Typer(
 )
 app.add_typer(settings_app, name="settings")
 app.add_typer(programme_app, name="programme")
+report_app = typer.Typer(
+    help="Returns and KPIs, each figure with its method and the cases behind it.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
 
 
 class Settings:
@@ -1708,6 +1717,253 @@ def programme_validate(
     """Check a folder of funder definitions with every named check (exit 3 if any fault)."""
     found = _programmes(folder)
     _say(f"ok: {folder}: {len(found)} programme(s): {', '.join(p.ref for p in found)}")
+
+
+# --- reports (issue 14) ---------------------------------------------------------------------
+
+QuarterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--quarter", metavar="YYYY-QN", help="A calendar quarter, e.g. 2026-Q3.", show_default=False
+    ),
+]
+MonthOption = Annotated[
+    str | None,
+    typer.Option("--month", metavar="YYYY-MM", help="A month, e.g. 2026-11.", show_default=False),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since", metavar="DATE", help="First day of the period (YYYY-MM-DD).", show_default=False
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="DATE",
+        help="Last day of the period (default: today).",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", metavar="FORMAT", help="table, json, csv or html.")
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        metavar="FILE",
+        help="Write the report to FILE (never over one without --force) instead of the terminal.",
+        show_default=False,
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")]
+ExplainOption = Annotated[
+    bool, typer.Option("--explain", help="Show how each figure was counted, under it.")
+]
+
+
+def _report(
+    ctx: typer.Context,
+    name: str,
+    *,
+    fmt: str,
+    out: Path | None,
+    force: bool,
+    explain: bool,
+    **kw: Any,
+) -> None:
+    with _open(ctx, write=True) as flow:
+        made = flow.report(name, fmt=fmt, out=out, force=force, **kw)
+    if out is not None:
+        _say(f"{made.title}: {len(made.kpis)} figures written to {out}")
+        return
+    if fmt == "table":
+        from ._cli_render import print_report
+
+        print_report(_console(), made, explain=explain)
+        return
+    from ._report_render import render
+
+    typer.echo(render(made, fmt), nl=False)
+
+
+@report_app.command("ips-grow")
+def report_ips_grow(
+    ctx: typer.Context,
+    quarter: QuarterOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """The IPS Grow quarterly return (default: this quarter)."""
+    _report(
+        ctx,
+        "ips-grow",
+        quarter=quarter,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("coaches")
+def report_coaches(
+    ctx: typer.Context,
+    month: MonthOption = None,
+    coach: Annotated[
+        str | None, typer.Option("--coach", help="One coach only.", show_default=False)
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """Per coach: peak active caseload against 20, IPS-25 caseload score, access, outcomes."""
+    _report(
+        ctx,
+        "coaches",
+        month=month,
+        coach=coach,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("fidelity")
+def report_fidelity(
+    ctx: typer.Context,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    quarter: QuarterOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """IPS fidelity evidence from the data (not a score: the scale also needs interviews)."""
+    _report(
+        ctx,
+        "fidelity",
+        since=since,
+        until=until,
+        quarter=quarter,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("standards")
+def report_standards(
+    ctx: typer.Context,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """Service standards met, % per standard (deadlines in the period; default this quarter)."""
+    _report(
+        ctx,
+        "standards",
+        quarter=quarter,
+        month=month,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("seqf")
+def report_seqf(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path,
+        typer.Argument(metavar="OUT_DIR", help="A new folder for the pack.", show_default=False),
+    ],
+    sample: Annotated[int, typer.Option("--sample", help="How many clients to sample.")] = 12,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="The sampler's seed (default: random; the pack records it).",
+            show_default=False,
+        ),
+    ] = None,
+    quarter: QuarterOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier SEQF pack in OUT_DIR.")
+    ] = False,
+) -> None:
+    """The SEQF pack: client list, KPI sheet with methods, HTML report and a seeded sample."""
+    with _open(ctx, write=True) as flow:
+        made = flow.report(
+            "seqf",
+            out=out_dir,
+            force=force,
+            sample=sample,
+            seed=seed,
+            quarter=quarter,
+            since=since,
+            until=until,
+            fmt="html",
+        )
+    _say(
+        f"{made.title}: {len(made.clients)} clients, {len(made.kpis)} figures, sample of "
+        f"{len(made.sample)} (seed {made.seed}) written to {out_dir}"
+    )
+
+
+@report_app.command("kpi")
+def report_kpi(
+    ctx: typer.Context,
+    kpi_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A figure's id, e.g. total_job_starts or job_outcomes:sam.",
+            show_default=False,
+        ),
+    ],
+    cases: Annotated[bool, typer.Option("--cases", help="List the cases behind it.")] = False,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    json: JsonOption = False,
+) -> None:
+    """One figure, how it was counted and (with --cases) the cases behind it."""
+    with _open(ctx, write=True) as flow:
+        found = flow.kpi(kpi_id, quarter=quarter, month=month, since=since, until=until)
+    if json:
+        _echo_json(found.to_json())
+        return
+    from ._cli_render import print_kpi
+
+    print_kpi(_console(), found, cases=cases)
 
 
 @app.command()
