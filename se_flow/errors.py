@@ -15,7 +15,7 @@ SEFlowError                               exit 1
 │   ├── FutureEffectiveDate               effective_at later than now
 │   ├── InvalidExportRequest              an export asked for something that cannot be given
 │   └── WorkflowMismatch                  a write under another workflow than the log's
-├── TransitionRefused                     exit 6
+├── TransitionRefused                     exit 6   (also `se-flow check` when a guard blocks)
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
 │   ├── CasePaused                        no stage move while paused
