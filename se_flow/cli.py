@@ -399,17 +399,19 @@ def _root(
 # --- shared parsing -----------------------------------------------------------------------------
 
 
+def _today() -> dt.date:
+    """The user's own day: `today` at their terminal is their local date."""
+    return dt.date.today()
+
+
 def _date(value: str | None, option: str) -> dt.date | None:
-    """A date as typed: YYYY-MM-DD, today or yesterday (days as the API counts them, in UTC)."""
+    """A date as typed: YYYY-MM-DD, today or yesterday (`_calendar.named_day`, local days)."""
     if value is None:
         return None
-    text = value.strip().lower()
-    if text in ("today", "yesterday"):
-        today = dt.datetime.now(dt.UTC).date()
-        return today if text == "today" else today - dt.timedelta(days=1)
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
+    from ._calendar import named_day
+
+    day = named_day(value, _today())
+    if day is None:
         _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
     return check_date(day, option)
 
@@ -445,7 +447,10 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
 
 
 def _pairs(pairs: list[str] | None) -> dict[str, str]:
+    """field=value pairs; `field=-` reads the value from standard input, `field=@FILE` from a
+    file (each at most `_limits.MAX_TEXT_BYTES`, UTF-8, one final newline dropped)."""
     fields: dict[str, str] = {}
+    stdin_used = ""
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         name = name.strip()
@@ -453,8 +458,52 @@ def _pairs(pairs: list[str] | None) -> dict[str, str]:
             _fail(f"{pair!r} is not field=value (for example participation=yes)")
         if name in fields:
             _fail(f"field {name!r} is given twice ({name}={fields[name]!r} and {pair!r})")
+        if value == "-":
+            if stdin_used:
+                _fail(f"fields {stdin_used!r} and {name!r} both read standard input (-)")
+            stdin_used = name
+            value = _read_value(name, None)
+        elif value.startswith("@") and len(value) > 1:
+            value = _read_value(name, Path(value[1:]))
         fields[name] = value
     return fields
+
+
+def _read_value(name: str, path: Path | None) -> str:
+    """A field's value from `path` (None: standard input), bounded before it is decoded."""
+    from ._limits import MAX_TEXT, MAX_TEXT_BYTES
+
+    where = "standard input" if path is None else f"file {path}"
+    try:
+        if path is None:
+            data = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
+        else:
+            with path.open("rb") as f:
+                data = f.read(MAX_TEXT_BYTES + 1)
+    except OSError as exc:
+        _fail(f"field {name!r}: cannot read {where}: {exc.strerror or exc}")
+    if len(data) > MAX_TEXT_BYTES:
+        _fail(f"field {name!r}: {where} is longer than the {MAX_TEXT:,} characters se-flow keeps")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"field {name!r}: {where} is not UTF-8 text")
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _named_days(wf: se_flow.Workflow, kind: str, fields: dict[str, str]) -> dict[str, str]:
+    """Date fields typed as `today` or `yesterday`, as the dates they name (the user's day)."""
+    from ._calendar import DAY_WORDS
+
+    spec = wf.records.get(kind)
+    if spec is None:
+        return fields
+    out = dict(fields)
+    for name, value in fields.items():
+        f = spec.field(name)
+        if f is not None and f.type == "date" and value.strip().lower() in DAY_WORDS:
+            out[name] = _day(value, name).isoformat()
+    return out
 
 
 def _echo_json(value: Any) -> None:
@@ -896,6 +945,7 @@ def record(
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
     with _open(ctx, write=True) as flow:
+        fields = _named_days(flow.workflow, kind, fields)
         done = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
     made, case = done.record, done.case
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
@@ -933,7 +983,10 @@ def check(
     on: OnOption = None,
     json: JsonOption = False,
 ) -> None:
-    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed."""
+    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed.
+
+    Exit 0 if the move would go through, 6 if a guard blocks it.
+    Example: se-flow check C-1 start_profiling"""
     with _open(ctx) as flow:
         result = flow.check(
             case_id,
@@ -948,10 +1001,13 @@ def check(
         from ._cli_text import check_json
 
         _echo_json(check_json(result))
-        return
-    from ._cli_render import print_check
+    else:
+        from ._cli_render import print_check
 
-    print_check(_console(), wf, result)
+        print_check(_console(), wf, result)
+    if not result.allowed:
+        # Blocked: the exit code of a refused move, so a script can test it.
+        raise typer.Exit(se_flow.TransitionRefused.exit_code)
 
 
 @app.command("next")
@@ -1334,9 +1390,36 @@ def _workflow(ctx: typer.Context, folder: Path | None = None) -> se_flow.Workflo
 
 
 @workflow_app.command("show")
-def workflow_show(ctx: typer.Context, json: JsonOption = False) -> None:
-    """The stages, triggers with their guards, and record kinds with their fields."""
+def workflow_show(
+    ctx: typer.Context,
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[KIND]",
+            help="A record kind: its fields, their types, which are required, allowed values "
+            "and an example command.",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The stages, triggers with their guards, and record kinds; or one record kind's fields.
+
+    Examples: se-flow workflow show; se-flow workflow show job_offer"""
     wf = _workflow(ctx)
+    if kind is not None:
+        spec = wf.records.get(kind)
+        if spec is None:
+            raise se_flow.UnknownRecordKind(kind, list(wf.records))
+        if json:
+            from ._cli_text import kind_json
+
+            _echo_json(kind_json(spec))
+            return
+        from ._cli_render import print_record_kind
+
+        print_record_kind(_console(), spec)
+        return
     if json:
         _echo_json({"hash": wf.hash, **wf.describe()})
         return
