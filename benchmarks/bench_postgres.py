@@ -167,7 +167,7 @@ def populate(path: Path, cases: int) -> int:
                 case = flow.refer(
                     se_flow.PersonalDetails(name=f"Person {n}", contact="07700 900123"),
                     source="GP",
-                )
+                ).case
                 flow.advance(case.id, "engage", reason="first contact")
                 for k in range(9):
                     flow.record(case.id, "note", text=f"note {k} on case {n}")

@@ -61,7 +61,7 @@ def test_another_actor_under_the_same_id_is_another_command(tmp_path: Path) -> N
 
 def test_verify_names_a_command_appended_twice(tmp_path: Path) -> None:
     with se_flow.open(staffed_db(tmp_path / "c.db"), actor="sam") as flow:
-        case = flow.refer("Alex", source="GP")
+        case = flow.refer("Alex", source="GP").case
         flow.record(case.id, "note", text="one", command_id="n-1")
         conn = sqlite_conn(flow)
         # A forger re-chaining the log, with the unique index dropped, appends it again.
@@ -124,13 +124,13 @@ def test_an_old_database_gains_command_ids_and_still_verifies(tmp_path: Path) ->
     db = tmp_path / "old.db"
     with se_flow.open(staffed_db(db), actor="sam") as flow:
         flow.refer("Alex", source="GP")
-    # As a database from before migration 0006 holds it: no command columns.
+    # As a database from before migration 0008 holds it: no command columns.
     conn = sqlite3.connect(db)
     drop_triggers(conn)
     conn.execute("DROP INDEX events_command")
     conn.execute("ALTER TABLE events DROP COLUMN command_hash")
     conn.execute("ALTER TABLE events DROP COLUMN command_id")
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0006_command_ids'")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0008_command_ids'")
     conn.commit()
     conn.close()
     with se_flow.open(db, actor="sam") as flow:

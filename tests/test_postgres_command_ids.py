@@ -23,11 +23,11 @@ def _racer(url: str, barrier: Any, results: Any) -> None:
         with se_flow.open(url, actor="sam", busy_timeout=60) as flow:
             for n in range(ROUNDS):
                 barrier.wait(timeout=60)
-                case = flow.refer(f"Person {n}", source="GP", command_id=f"refer-{n}")
+                case = flow.refer(f"Person {n}", source="GP", command_id=f"refer-{n}").case
                 answers.append((f"refer-{n}", case))
                 barrier.wait(timeout=60)
                 note = flow.record("C-1", "note", text=f"round {n}", command_id=f"note-{n}")
-                answers.append((f"note-{n}", note.seq))
+                answers.append((f"note-{n}", note.record.seq))
         results.put(("ok", answers))
     except Exception as exc:  # reported, so the test shows what went wrong
         results.put(("error", f"{type(exc).__name__}: {exc}"[-300:]))

@@ -30,11 +30,11 @@ def _caseload(path: Path) -> Path:
     with se_flow.open(staffed_db(path), actor="sam") as flow:
         alex = flow.refer(
             se_flow.PersonalDetails(name="Alex Doe", contact="07700 900123"), source="GP"
-        )
+        ).case
         flow.advance(alex.id, "engage", reason="first contact")
-        first = flow.record(alex.id, "note", text="called", command_id="n-1")
+        first = flow.record(alex.id, "note", text="called", command_id="n-1").record
         flow.record(alex.id, "note", text="called twice", supersedes=first.seq)
-        bo = flow.refer("Bo Smith", source="Jobcentre")
+        bo = flow.refer("Bo Smith", source="Jobcentre").case
         flow.erase_personal_data(bo.participant_id, reason="Art. 17 request", actor="ada")
         flow.add_staff("zoe", "Zoe", "coach", actor="ada")
     return path
