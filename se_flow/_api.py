@@ -192,13 +192,14 @@ def copy_store(
     the reverse (an auditor takes a provider's log home as one file), or file to file. The
     events go as they are, never re-sealed (same hashes, same seqs, the source's store id, so
     its checkpoints prove the copy), with the case, record, staff, participant and personal-
-    data tables, and the seals and sealing settings (SQLite only; not the sealing key file).
+    data tables, the database's settings, and the seals and sealing settings (never the
+    sealing key file).
 
     One transaction at the destination: the chain and every table are verified there
     (`verify`) before it commits; on any failure nothing is kept (a file this call made is
     removed). The source is read in one snapshot, so writers there may go on. Raises
     `StoreNotEmpty` (the destination holds events or staff), `InvalidInput` (a URL that does
-    not parse, the same database twice, seals where they cannot be kept), `ChainBroken` (the
+    not parse, the same database twice), `ChainBroken` (the
     copy does not verify), `StoreUnavailable` (a database missing, refusing the connection)."""
     wf = workflow or load_workflow(stages)
     src_name, dst_name = shown_database(str(source)), shown_database(str(destination))

@@ -146,3 +146,17 @@ def test_a_sealed_file_copies_with_its_seals(tmp_path: Path) -> None:
         checked = flow.verify(key=key)
         assert checked.ok, checked.problem
         assert checked.seals and "seal" in checked.seals
+
+
+def test_a_sealed_file_copies_to_postgresql_with_its_seals(tmp_path: Path, pg_url: str) -> None:
+    db = tmp_path / "sealed.db"
+    with se_flow.open(db, actor="ada") as flow:
+        key = flow.start_sealing()
+        flow.add_staff("ada", "Ada", "admin")
+        flow.add_staff("sam", "Sam", "coach")
+        flow.refer("Alex", source="GP", actor="sam")
+    assert _copy(db, pg_url).exit_code == 0
+    with se_flow.open(pg_url, actor="ada", read_only=True) as flow:
+        checked = flow.verify(key=key)
+        assert checked.ok, checked.problem
+        assert len(list(flow.store.seal_rows())) == 3
