@@ -182,9 +182,12 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--commands", type=int, help="commands per writer")
     parser.add_argument("--rounds", type=int, help="rounds per writer count")
+    parser.add_argument("--writers", help="writer counts, comma-separated (default 1,4,8,16)")
     args = parser.parse_args(argv)
     small = tiny()
     writers = (2,) if small else WRITERS
+    if args.writers:
+        writers = tuple(int(w) for w in args.writers.split(","))
     commands = args.commands or (5 if small else 60 if args.quick else 200)
     rounds = args.rounds or (1 if small or args.quick else 2)
     copy_cases = 20 if small else 300 if args.quick else 3000
