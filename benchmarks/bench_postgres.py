@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument("--writers", help="writer counts, comma-separated (default 1,4,8,16)")
     args = parser.parse_args(argv)
     small = tiny()
-    writers = (2,) if small else WRITERS
+    writers: tuple[int, ...] = (1,) if small else WRITERS
     if args.writers:
         writers = tuple(int(w) for w in args.writers.split(","))
     commands = args.commands or (5 if small else 60 if args.quick else 200)
