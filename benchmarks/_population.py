@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import se_flow
-from se_flow._audit import FIELDS, GENESIS, canonical, row_hash
+from se_flow._audit import FIELDS, GENESIS, canonical, hashed_fields, row_hash
 from se_flow._evidence import LEAST_EVIDENCE
 from se_flow._sqlite import THROUGH_THE_LOG, SQLiteStore
 
@@ -169,7 +169,8 @@ def build_template() -> Template:
     for ev in events:
         effective = dt.datetime.fromisoformat(ev["effective_at"])
         payload = ev["payload"].replace(pid, "@@PID@@")
-        body = {k: ev[k] for k in FIELDS if k != "hash"}
+        # What se-flow hashes: an optional field (a command id) only when it holds a value.
+        body = {k: ev[k] for k in hashed_fields(ev)}
         body.update(
             seq="@@SEQ@@",
             prev_hash="@@PREV@@",
@@ -226,6 +227,8 @@ def _seal(t: _EventTemplate, chain: Chain, values: dict[str, Any]) -> tuple[Any,
         t.payload % values,
         chain.prev,
         digest,
+        r.get("command_id"),
+        r.get("command_hash"),
     )
     chain.prev = digest
     return row
