@@ -31,6 +31,7 @@ from ._model import (
     Verification,
 )
 from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
+from ._report import KPI, Period, Report
 from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
 from ._workflow import Workflow
@@ -95,6 +96,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "GENESIS",
+    "KPI",
     "AuditError",
     "Case",
     "CaseClosed",
@@ -126,11 +128,13 @@ __all__ = [
     "Outcomes",
     "Override",
     "Participant",
+    "Period",
     "PermissionDenied",
     "PersonalDetails",
     "Programme",
     "ProgrammeInvalid",
     "Record",
+    "Report",
     "Role",
     "SEFlow",
     "SEFlowError",

@@ -49,6 +49,7 @@ from ._model import (
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
 from ._policy import acting
+from ._report import KPI, CaseView, Period, Report
 from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
@@ -1401,3 +1402,288 @@ class SEFlow:
             self.checkpoint_warning = None
         except InvalidInput as exc:
             self.checkpoint_warning = f"no automatic checkpoint was kept: {exc.message}"
+
+    # --- reports (issue 14) --------------------------------------------------------------
+
+    def report(
+        self,
+        name: str,
+        period: str | None = None,
+        *,
+        quarter: str | None = None,
+        month: str | None = None,
+        since: str | dt.date | None = None,
+        until: str | dt.date | None = None,
+        coach: str | None = None,
+        out: str | Path | None = None,
+        fmt: str = "json",
+        force: bool = False,
+        sample: int = 12,
+        seed: int | None = None,
+        actor: str | None = None,
+    ) -> Report:
+        """A report (`ips-grow`, `coaches`, `fidelity`, `standards` or `seqf`) for a period:
+        `period` (`2026-Q3`, `2026-11`, `2026-07-01..2026-09-30`), or `quarter`, `month`, or
+        `since`/`until` (days inclusive; `until` defaults to today); none: the quarter of
+        today. Every figure is a `KPI` with its method and the case ids behind it (see
+        `se_flow._report`). `coach` keeps one coach (`coaches`). With `out`, the report is
+        written there as `fmt` (json, csv or html), never over an existing file unless
+        `force`; `seqf` needs `out`, a new folder, and draws `sample` clients with `seed`
+        (random when None; the pack records it). Every report is an audit event (kind
+        `report`), committed after its file is in place; if the commit fails the file is taken
+        away again. Raises `InvalidInput` (a bad period or format, an existing output),
+        `StaffNotFound` (no such coach), `PermissionDenied`."""
+        from . import _report as rp
+        from ._report_out import PACK_MANIFEST, check_target, place_file, place_pack
+        from ._report_render import FORMATS, render, to_csv, to_html, to_json
+
+        by = self._reader(actor)
+        self.engine.may_export(by, False)
+        if name not in rp.REPORTS:
+            raise InvalidInput(
+                f"unknown report {quoted(name)}; reports: {', '.join(rp.REPORTS)}", field="name"
+            )
+        if fmt not in FORMATS:
+            raise InvalidInput(
+                f"unknown format {quoted(fmt)}; formats: {', '.join(FORMATS)}", field="format"
+            )
+        today = self.now().date()
+        span = _period(period, quarter, month, since, until, today)
+        on = min(span.end, today)
+        if coach is not None:
+            _target(coach)
+            self.store.read().staff(coach)
+        if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 10_000:
+            raise InvalidInput(f"--sample {sample!r} must be from 1 to 10000", field="sample")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InvalidInput(f"--seed {seed!r} must be a whole number, 0 or more", field="seed")
+        target = Path(out).expanduser().absolute() if out is not None else None
+        if name == "seqf" and target is None:
+            raise InvalidInput("an SEQF pack needs a folder to write to (OUT_DIR)", field="out")
+        if target is not None and name != "seqf" and fmt == "table":
+            raise InvalidInput(
+                "--format table is for the terminal; a file takes json, csv or html",
+                field="format",
+            )
+        if target is not None:
+            check_target(target, force=force, folder=name == "seqf")
+        programme = self.programme("ips_grow")
+        with self.store.read_snapshot():
+            cases = list(self.store.cases(CaseFilter()))
+            staff_ids = sorted(
+                s.id for s in self.store.list_staff() if s.active and s.role is Role.COACH
+            )
+            views = self._views(cases, programme, on, with_history=name == "standards")
+        if name == "ips-grow":
+            made = rp.ips_grow(views, span, on, programme, self.workflow)
+        elif name == "coaches":
+            who = [coach] if coach else sorted({*staff_ids, *(c.coach for c in cases if c.coach)})
+            made = rp.coaches(views, span, on, programme, self.workflow, who)
+        elif name == "fidelity":
+            made = rp.fidelity(views, span, on, programme, self.workflow)
+        elif name == "standards":
+            from ._standards import evaluate as standards_evaluate
+
+            verdicts = standards_evaluate(
+                [v.history for v in views if v.history is not None],
+                self.workflow.standards,
+                self.workflow.calendar,
+                on,
+            )
+            made = rp.standards_met(views, verdicts.results, span, on, self.workflow)
+        else:
+            grow = rp.ips_grow(views, span, on, programme, self.workflow)
+            fid = rp.fidelity(views, span, on, programme, self.workflow)
+            clients = rp.client_rows(views, self.workflow, on)
+            drawn = seed if seed is not None else secrets.randbelow(2**32)
+            made = rp.Report(
+                name="seqf",
+                title=f"SEQF evidence pack, {span.label}",
+                period=span,
+                on=on,
+                kpis=grow.kpis + fid.kpis,
+                charts=grow.charts,
+                notes=(
+                    *grow.notes,
+                    f"Sample of {sample} drawn with seed {drawn}: "
+                    "se_flow._report.sample(client case ids, n, seed) draws it again.",
+                ),
+                clients=tuple(clients),
+                sample=rp.sample([c["case_id"] for c in clients], sample, drawn),
+                seed=drawn,
+            )
+        placed = None
+        if target is not None and name == "seqf":
+            import csv
+            import io
+
+            def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+                buf = io.StringIO()
+                w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
+                w.writeheader()
+                w.writerows(rows)
+                return buf.getvalue()
+
+            columns = tuple(made.clients[0]) if made.clients else ("case_id",)
+            picked = set(made.sample)
+            pack = {
+                "clients.csv": table([dict(c) for c in made.clients], columns),
+                "sample.csv": table(
+                    [dict(c) for c in made.clients if c["case_id"] in picked], columns
+                ),
+                "kpis.csv": to_csv(made),
+                "report.html": to_html(made),
+                PACK_MANIFEST: to_json(made),
+            }
+            placed = place_pack(target, pack, force=force)
+        elif target is not None:
+            placed = place_file(target, render(made, fmt), force=force)
+        payload: dict[str, Any] = {
+            "report": name,
+            "period": span.to_json(),
+            "on": on.isoformat(),
+            "format": fmt,
+            "figures": {k.key: [k.numerator, k.denominator] for k in made.kpis},
+        }
+        if coach:
+            payload["coach"] = coach
+        if made.seed is not None:
+            payload["seed"] = made.seed
+            payload["sample"] = list(made.sample)
+        if target is not None and placed is not None:
+            payload["out"] = str(target)
+            payload["files"] = dict(placed.sha256)
+        now = self.now()
+        try:
+            self.store.write(
+                lambda tx: self.engine.record_report(payload, by=acting(tx, by.id), now=now)
+            )
+        except BaseException:
+            if placed is not None:
+                placed.undo()
+            raise
+        if placed is not None:
+            placed.keep()
+        return made
+
+    def kpi(
+        self,
+        key: str,
+        period: str | None = None,
+        *,
+        quarter: str | None = None,
+        month: str | None = None,
+        since: str | dt.date | None = None,
+        until: str | dt.date | None = None,
+        actor: str | None = None,
+    ) -> KPI:
+        """One figure (`total_job_starts`, or `job_outcomes:sam` for a coach's) of the report
+        that holds it, for a period as `report` takes it, with the cases behind it. Raises
+        `NotFound` for a figure no report has (or a coach's figure of a coach with no cases)."""
+        from ._report import FIGURES, report_for
+        from .errors import NotFound
+
+        check_text(key, "figure")
+        name = report_for(key, [s.id for s in self.workflow.standards])
+        coach = key.partition(":")[2] or None
+        if name is None:
+            known = [k for ids in FIGURES.values() for k in ids]
+            raise NotFound(
+                f"no figure {quoted(key)}; figures: {', '.join(known)} and the standards' ids"
+            )
+        made = self.report(
+            name,
+            period,
+            quarter=quarter,
+            month=month,
+            since=since,
+            until=until,
+            coach=coach if name == "coaches" else None,
+            actor=actor,
+        )
+        found = made.kpi(key)
+        if found is None:
+            raise NotFound(f"no figure {quoted(key)} in the {name} report for {made.period.label}")
+        return found
+
+    def _views(
+        self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
+    ) -> list[CaseView]:
+        """Every case as the reports read it, from one streamed pass over the log."""
+        from ._report import Entry, case_view, entry_from_row
+        from ._standards import CaseHistory, happenings, pause_triggers
+
+        by_id = {c.id: c for c in cases}
+        pause, resume = pause_triggers(self.workflow)
+        views: list[CaseView] = []
+
+        def done(case_id: str | None, events: list[Entry]) -> None:
+            case = by_id.get(case_id or "")
+            if case is None:
+                return
+            history = (
+                CaseHistory(
+                    case_id=case.id,
+                    coach=case.coach,
+                    happenings=happenings(events, self.workflow.records),
+                    closed_on=case.closed_at.date() if case.closed_at else None,
+                    pause_triggers=pause,
+                    resume_triggers=resume,
+                )
+                if with_history
+                else None
+            )
+            views.append(case_view(case, events, self.workflow, programme, on, history=history))
+
+        current: str | None = None
+        batch: list[Entry] = []
+        # One scan of the log in case order, decoding only the columns a report reads.
+        for row in self.store.event_table(cases=CaseFilter(), by_case=True):
+            e = entry_from_row(row)
+            if e.case_id != current:
+                if batch:
+                    done(current, batch)
+                current, batch = e.case_id, []
+            batch.append(e)
+        if batch:
+            done(current, batch)
+        views.sort(key=lambda v: _case_order(v.id))
+        return views
+
+
+def _case_order(case_id: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in case_id if ch.isdigit())
+    return (int(digits) if digits else 0, case_id)
+
+
+def _period(
+    period: str | None,
+    quarter: str | None,
+    month: str | None,
+    since: str | dt.date | None,
+    until: str | dt.date | None,
+    today: dt.date,
+) -> Period:
+    """One period from whichever way it was given (exactly one)."""
+    from ._report import month as parse_month
+    from ._report import parse_period, period_between
+    from ._report import quarter as parse_quarter
+
+    given = [
+        n for n, v in (("period", period), ("quarter", quarter), ("month", month)) if v is not None
+    ]
+    if since is not None or until is not None:
+        given.append("since/until")
+    if len(given) > 1:
+        raise InvalidInput(f"give one period, not {' and '.join(given)}", field="period")
+    if period is not None:
+        return parse_period(period)
+    if quarter is not None:
+        return parse_quarter(quarter)
+    if month is not None:
+        return parse_month(month)
+    if since is not None or until is not None:
+        if since is None:
+            raise InvalidInput("--until needs --since (the period's first day)", field="since")
+        return period_between(since, until if until is not None else today)
+    return parse_quarter(f"{today.year}-Q{(today.month - 1) // 3 + 1}")

@@ -509,6 +509,14 @@ class Engine:
         event = self._system_event(EventKind.EXPORT, by.id, started_as.value, now, payload)
         return Change(case=None, expected_version=None, event=event)
 
+    def record_report(self, payload: Mapping[str, Any], *, by: Staff, now: dt.datetime) -> Change:
+        """The audit event of a report run by `by` (read again now): which report, period and
+        format, its figures' totals and the SHA-256 of any file it wrote. A report is
+        pseudonymised, so whoever may take a pseudonymised export may run one."""
+        policy.may_export(by, False)
+        event = self._system_event(EventKind.REPORT, by.id, by.role.value, now, payload)
+        return Change(case=None, expected_version=None, event=event)
+
     # --- the policy, for reads and early checks, which draft no event ----------------------
 
     @staticmethod

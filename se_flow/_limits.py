@@ -27,6 +27,7 @@ __all__ = [
     "MAX_DAYS",
     "MAX_LIMIT",
     "MAX_TEXT",
+    "MAX_TEXT_BYTES",
     "NAME_MAX",
     "STAFF_ID",
     "check_date",
@@ -50,6 +51,9 @@ D = TypeVar("D", bound=dt.date)
 MAX_TEXT = 200_000
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2999, 12, 31)
+# The most bytes read for one value from a file or standard input (`field=@FILE`, `field=-`):
+# MAX_TEXT characters of UTF-8 take at most four bytes each; one more byte says "too long".
+MAX_TEXT_BYTES = 4 * MAX_TEXT
 # A count of days (`due(within_days=...)`) that keeps every date it reaches inside the range.
 MAX_DAYS = (LATEST_DATE - EARLIEST_DATE).days
 # SQLite's largest integer: a row limit above it cannot even be passed to the database.

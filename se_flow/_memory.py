@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from ._audit import FIELDS, GENESIS, check_workflow, seal
+from ._audit import GENESIS, check_workflow, seal
 from ._engine import current
 from ._model import (
     Case,
@@ -32,6 +32,7 @@ from ._model import (
     Staff,
     Status,
 )
+from ._rows import event_columns
 from ._seal import (
     SEED_BYTES,
     Sealing,
@@ -387,7 +388,9 @@ class MemoryStore(Store):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
+        names = event_columns(columns)
         with self._lock:
             rows = list(self._rows)
             if by_case:
@@ -419,10 +422,10 @@ class MemoryStore(Store):
             if kinds is not None and row["kind"] not in kinds:
                 continue
             if as_json:
-                ordered = {f: row[f] for f in FIELDS}
+                ordered = {f: row[f] for f in names}
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
-                yield tuple(row[f] for f in FIELDS)
+                yield tuple(row[f] for f in names)
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

@@ -44,8 +44,8 @@ class Role(StrEnum):
 class EventKind(StrEnum):
     """What an audit event records. Case events: a referral or reopen opens a case; a
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
-    coach. Events of no case: staff changes, erasures of personal data, exports and a database
-    moved to another workflow."""
+    coach. Events of no case: staff changes, erasures of personal data, exports, reports and a
+    database moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -58,6 +58,7 @@ class EventKind(StrEnum):
     STAFF = "staff"
     ERASURE = "erasure"
     EXPORT = "export"
+    REPORT = "report"
     WORKFLOW = "workflow"
     SETTING = "setting"
     """An admin changed a database setting (`DatabaseSettings`): its payload is all of them."""

@@ -26,6 +26,7 @@ from psycopg import conninfo, pq
 
 from ._audit import FIELDS, GENESIS, canonical, check_workflow, event_from_row, event_to_row, seal
 from ._engine import Change, Needs, Snapshot, current
+from ._histories import ReviewRow, histories, history_queries, review_query, review_rows
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
@@ -43,7 +44,14 @@ from ._model import (
 )
 from ._projections import RecordRow
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_columns,
+    event_where,
+    record_from_row,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -55,6 +63,7 @@ from ._seal import (
     check_epoch_seconds,
     seal_event,
 )
+from ._standards import CaseHistory
 from ._urls import shown_database, without_password
 from ._workflow import Workflow
 from .errors import (
@@ -275,9 +284,19 @@ _SCHEMA_V2 = [
     "FOR EACH ROW EXECUTE FUNCTION se_flow_db_login()",
 ]
 
+# The due list over a whole caseload (`_histories`): the records of the kinds the standards
+# name and the events of the triggers they name, by an index on kind or trigger that covers
+# what is read. Only events that fire a trigger are in the second.
+_SCHEMA_V3 = [
+    "CREATE INDEX records_kind ON records (kind, case_id, seq, effective_at, supersedes)",
+    "CREATE INDEX events_trigger ON events (trigger, case_id, seq, kind, effective_at) "
+    "WHERE trigger IS NOT NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_insiders", _SCHEMA_V2),
+    ("0003_due_reads", _SCHEMA_V3),
 ]
 """Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
 
@@ -946,6 +965,22 @@ class PostgresStore(Store):
         for row in self._all(sql + case_order(where), params):
             yield _case_from_row(row)
 
+    def case_histories(
+        self, workflow: Workflow, *, coach: str | None = None
+    ) -> Iterator[CaseHistory]:
+        q = history_queries(workflow, coach, "%s")
+        with self.read_snapshot():
+            found = histories(
+                workflow,
+                self._all(*q.cases),
+                self._all(*q.records) if q.records else (),
+                self._all(*q.events) if q.events else (),
+            )
+        return iter(found)
+
+    def due_reviews(self, coach: str | None, last_day: dt.date) -> Iterator[ReviewRow]:
+        return review_rows(self._all(*review_query(coach, last_day, "%s")))
+
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
         sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = %s"
         params: list[Any] = [case_id]
@@ -991,13 +1026,13 @@ class PostgresStore(Store):
             last = rows[-1][0]
 
     def _event_rows_by_case(
-        self, clauses: list[str], params: list[Any]
+        self, clauses: list[str], params: list[Any], cols: str = _EVENT_COLS
     ) -> Iterator[tuple[Any, ...]]:
         """Event rows of cases matching `clauses`, by case number then seq (events of no case
         left out), a keyset page at a time."""
         where = " AND ".join(clauses) if clauses else "TRUE"
         sql = (
-            f"SELECT c.num, events.seq, {_EVENT_COLS} FROM events "
+            f"SELECT c.num, events.seq, {cols} FROM events "
             f"JOIN cases c ON c.id = events.case_id WHERE {where} "
             f"AND (c.num, events.seq) > (%s, %s) ORDER BY c.num, events.seq LIMIT {_PAGE}"
         )
@@ -1088,14 +1123,17 @@ class PostgresStore(Store):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
+        names = event_columns(columns)
         clauses, params = event_where(
             "%s", case_id=case_id, cases=cases, since=since, before=before, kinds=kinds
         )
+        cols = ", ".join(f"events.{c}" for c in names)
         rows = self._event_rows_by_case if by_case else self._event_rows
-        for row in rows(clauses, params):
+        for row in rows(clauses, params, cols):
             if as_json:
-                ordered = dict(zip(FIELDS, row, strict=True))
+                ordered = dict(zip(names, row, strict=True))
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
                 yield row

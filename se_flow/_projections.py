@@ -382,6 +382,10 @@ SPELL_COLUMNS = (
 
 
 def _day(text: str) -> dt.date:
+    if text.endswith("+00:00"):
+        # As stored: UTC ISO text, whose first ten characters are its UTC day (an export
+        # reads two per spell).
+        return dt.date.fromisoformat(text[:10])
     return dt.datetime.fromisoformat(text).astimezone(dt.UTC).date()
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
+from ._histories import ReviewRow, histories, history_queries, review_query, review_rows
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
@@ -38,7 +39,14 @@ from ._model import (
     Staff,
 )
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_columns,
+    event_where,
+    record_from_row,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -50,7 +58,7 @@ from ._seal import (
     check_epoch_seconds,
     seal_event,
 )
-from ._standards import CaseHistory, Happening, needs, pause_triggers
+from ._standards import CaseHistory
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -216,6 +224,16 @@ _SCHEMA_V5 = [
        BEGIN SELECT RAISE(ABORT, 'sealing cannot be turned off'); END""",
 ]
 
+# The due list over a whole caseload reads the records of the kinds the standards name and the
+# events of the triggers they name (`_histories`): an index seek by kind or trigger, covering
+# what it reads, instead of a scan of every record and event. Only events that fire a trigger
+# are in the second, so a record's write does not pay for it.
+_SCHEMA_V6 = [
+    "CREATE INDEX records_kind ON records (kind, case_id, seq, effective_at, supersedes)",
+    "CREATE INDEX events_trigger ON events (trigger, case_id, seq, kind, effective_at) "
+    "WHERE trigger IS NOT NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
@@ -224,6 +242,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0005_seals", _SCHEMA_V5),
     # A staff member's OS login (`Staff.login`), bound with `staff edit --login`.
     ("0006_staff_logins", ["ALTER TABLE staff ADD COLUMN login TEXT"]),
+    ("0007_due_reads", _SCHEMA_V6),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -361,7 +380,13 @@ _first = operator.itemgetter(0)
 # A database from before these reads as before: no read index, and one that never sealed.
 # One from before staff logins reads as one where nobody is bound.
 _READ_COMPATIBLE = frozenset(
-    {"0002_read_indexes", "0004_records_by_kind", "0005_seals", "0006_staff_logins"}
+    {
+        "0002_read_indexes",
+        "0004_records_by_kind",
+        "0005_seals",
+        "0006_staff_logins",
+        "0007_due_reads",
+    }
 )
 
 
@@ -1007,76 +1032,21 @@ class SQLiteStore(Store):
     def case_histories(
         self, workflow: Workflow, *, coach: str | None = None
     ) -> Iterator[CaseHistory]:
-        # Three queries over open cases, each reading only what the standards name: the
-        # records of the kinds they read (fields only where a condition reads them) and the
-        # events of the triggers they read, pauses and resumes. Far less than whole events.
-        record_kinds, field_kinds, triggers = needs(workflow.standards)
-        pause, resume = pause_triggers(workflow)
-        all_triggers = sorted(triggers | pause | resume)
-        where, params = "c.status != 'closed'", []
-        if coach is not None:
-            where += " AND c.coach = ?"
-            params.append(coach)
-        by_case: dict[str, list[Happening]] = {}
-        days: dict[str, dt.date] = {}
-
-        def day(text: str) -> dt.date:
-            found = days.get(text[:10])
-            if found is None:
-                found = days[text[:10]] = dt.date.fromisoformat(text[:10])
-            return found
-
+        q = history_queries(workflow, coach, "?")
+        conn = self.conn
         with _translated(self.path), self.read_snapshot():
-            cases = self.conn.execute(
-                f"SELECT c.id, c.coach FROM cases c WHERE {where} ORDER BY c.num", params
-            ).fetchall()
-            if record_kinds:
-                kinds = sorted(record_kinds)
-                marks = ", ".join("?" for _ in kinds)
-                with_fields = sorted(field_kinds) or [""]
-                fmarks = ", ".join("?" for _ in with_fields)
-                superseded: set[int] = set()
-                sql = (
-                    "SELECT r.case_id, r.seq, r.kind, r.effective_at, r.supersedes, "
-                    f"CASE WHEN r.kind IN ({fmarks}) THEN r.fields END "
-                    f"FROM records r JOIN cases c ON c.id = r.case_id "
-                    f"WHERE {where} AND r.kind IN ({marks})"
-                )
-                for cid, seq, kind, eff, sup, fields in self.conn.execute(
-                    sql, [*with_fields, *params, *kinds]
-                ):
-                    if sup is not None:
-                        superseded.add(sup)
-                    values = None
-                    if fields is not None:
-                        spec = workflow.records.get(kind)
-                        raw = json.loads(fields)
-                        values = spec.from_json(raw) if spec else raw
-                    by_case.setdefault(cid, []).append(
-                        Happening(day(eff), seq, "record", None, kind, values)
-                    )
-                if superseded:
-                    for cid, found in by_case.items():
-                        by_case[cid] = [h for h in found if h.seq not in superseded]
-            if all_triggers:
-                marks = ", ".join("?" for _ in all_triggers)
-                sql = (
-                    "SELECT e.case_id, e.seq, e.kind, e.trigger, e.effective_at "
-                    "FROM cases c JOIN events e ON e.case_id = c.id "
-                    f"WHERE {where} AND e.trigger IN ({marks})"
-                )
-                for cid, seq, kind, trigger, eff in self.conn.execute(
-                    sql, [*params, *all_triggers]
-                ):
-                    by_case.setdefault(cid, []).append(Happening(day(eff), seq, kind, trigger))
-        for cid, case_coach in cases:
-            yield CaseHistory(
-                case_id=cid,
-                coach=case_coach,
-                happenings=tuple(by_case.get(cid, ())),
-                pause_triggers=pause,
-                resume_triggers=resume,
+            found = histories(
+                workflow,
+                conn.execute(*q.cases).fetchall(),
+                conn.execute(*q.records) if q.records else (),
+                conn.execute(*q.events) if q.events else (),
             )
+        return iter(found)
+
+    def due_reviews(self, coach: str | None, last_day: dt.date) -> Iterator[ReviewRow]:
+        with _translated(self.path):
+            rows = self.conn.execute(*review_query(coach, last_day, "?")).fetchall()
+        return review_rows(rows)
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
         sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = ?"
@@ -1193,12 +1163,14 @@ class SQLiteStore(Store):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
-        cols = ", ".join(f"events.{c}" for c in EVENT_COLUMNS)
+        names = event_columns(columns)
+        cols = ", ".join(f"events.{c}" for c in names)
         if as_json:
             # SQLite builds the JSON text ~2x faster than json.dumps per row; TEXT columns
             # (guards, payload...) stay strings, exactly as stored.
-            cols = "json_object(" + ", ".join(f"'{c}', events.{c}" for c in EVENT_COLUMNS) + ")"
+            cols = "json_object(" + ", ".join(f"'{c}', events.{c}" for c in names) + ")"
         clauses, params = event_where(
             "?", case_id=case_id, cases=cases, since=since, before=before, kinds=kinds
         )

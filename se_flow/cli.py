@@ -77,6 +77,10 @@ _OPTION_FOR = {
     "close reason": "--close-reason",
     "date of birth": "--dob",
     "contact": "--contact",
+    "quarter": "--quarter",
+    "month": "--month",
+    "since": "--since",
+    "until": "--until",
 }
 # Where `_open` leaves the failing command's option names for the error handler.
 _OPTIONS_KEY = "se_flow.options"
@@ -282,6 +286,11 @@ settings_app = typer.Typer(
 )
 app.add_typer(settings_app, name="settings")
 app.add_typer(programme_app, name="programme")
+report_app = typer.Typer(
+    help="Returns and KPIs, each figure with its method and the cases behind it.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
 
 
 class Settings:
@@ -390,17 +399,19 @@ def _root(
 # --- shared parsing -----------------------------------------------------------------------------
 
 
+def _today() -> dt.date:
+    """The user's own day: `today` at their terminal is their local date."""
+    return dt.date.today()
+
+
 def _date(value: str | None, option: str) -> dt.date | None:
-    """A date as typed: YYYY-MM-DD, today or yesterday (days as the API counts them, in UTC)."""
+    """A date as typed: YYYY-MM-DD, today or yesterday (`_calendar.named_day`, local days)."""
     if value is None:
         return None
-    text = value.strip().lower()
-    if text in ("today", "yesterday"):
-        today = dt.datetime.now(dt.UTC).date()
-        return today if text == "today" else today - dt.timedelta(days=1)
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
+    from ._calendar import named_day
+
+    day = named_day(value, _today())
+    if day is None:
         _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
     return check_date(day, option)
 
@@ -436,7 +447,10 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
 
 
 def _pairs(pairs: list[str] | None) -> dict[str, str]:
+    """field=value pairs; `field=-` reads the value from standard input, `field=@FILE` from a
+    file (each at most `_limits.MAX_TEXT_BYTES`, UTF-8, one final newline dropped)."""
     fields: dict[str, str] = {}
+    stdin_used = ""
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         name = name.strip()
@@ -444,8 +458,52 @@ def _pairs(pairs: list[str] | None) -> dict[str, str]:
             _fail(f"{pair!r} is not field=value (for example participation=yes)")
         if name in fields:
             _fail(f"field {name!r} is given twice ({name}={fields[name]!r} and {pair!r})")
+        if value == "-":
+            if stdin_used:
+                _fail(f"fields {stdin_used!r} and {name!r} both read standard input (-)")
+            stdin_used = name
+            value = _read_value(name, None)
+        elif value.startswith("@") and len(value) > 1:
+            value = _read_value(name, Path(value[1:]))
         fields[name] = value
     return fields
+
+
+def _read_value(name: str, path: Path | None) -> str:
+    """A field's value from `path` (None: standard input), bounded before it is decoded."""
+    from ._limits import MAX_TEXT, MAX_TEXT_BYTES
+
+    where = "standard input" if path is None else f"file {path}"
+    try:
+        if path is None:
+            data = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
+        else:
+            with path.open("rb") as f:
+                data = f.read(MAX_TEXT_BYTES + 1)
+    except OSError as exc:
+        _fail(f"field {name!r}: cannot read {where}: {exc.strerror or exc}")
+    if len(data) > MAX_TEXT_BYTES:
+        _fail(f"field {name!r}: {where} is longer than the {MAX_TEXT:,} characters se-flow keeps")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"field {name!r}: {where} is not UTF-8 text")
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _named_days(wf: se_flow.Workflow, kind: str, fields: dict[str, str]) -> dict[str, str]:
+    """Date fields typed as `today` or `yesterday`, as the dates they name (the user's day)."""
+    from ._calendar import DAY_WORDS
+
+    spec = wf.records.get(kind)
+    if spec is None:
+        return fields
+    out = dict(fields)
+    for name, value in fields.items():
+        f = spec.field(name)
+        if f is not None and f.type == "date" and value.strip().lower() in DAY_WORDS:
+            out[name] = _day(value, name).isoformat()
+    return out
 
 
 def _echo_json(value: Any) -> None:
@@ -887,6 +945,7 @@ def record(
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
     with _open(ctx, write=True) as flow:
+        fields = _named_days(flow.workflow, kind, fields)
         done = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
     made, case = done.record, done.case
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
@@ -924,7 +983,10 @@ def check(
     on: OnOption = None,
     json: JsonOption = False,
 ) -> None:
-    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed."""
+    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed.
+
+    Exit 0 if the move would go through, 6 if a guard blocks it.
+    Example: se-flow check C-1 start_profiling"""
     with _open(ctx) as flow:
         result = flow.check(
             case_id,
@@ -939,10 +1001,13 @@ def check(
         from ._cli_text import check_json
 
         _echo_json(check_json(result))
-        return
-    from ._cli_render import print_check
+    else:
+        from ._cli_render import print_check
 
-    print_check(_console(), wf, result)
+        print_check(_console(), wf, result)
+    if not result.allowed:
+        # Blocked: the exit code of a refused move, so a script can test it.
+        raise typer.Exit(se_flow.TransitionRefused.exit_code)
 
 
 @app.command("next")
@@ -1325,9 +1390,36 @@ def _workflow(ctx: typer.Context, folder: Path | None = None) -> se_flow.Workflo
 
 
 @workflow_app.command("show")
-def workflow_show(ctx: typer.Context, json: JsonOption = False) -> None:
-    """The stages, triggers with their guards, and record kinds with their fields."""
+def workflow_show(
+    ctx: typer.Context,
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[KIND]",
+            help="A record kind: its fields, their types, which are required, allowed values "
+            "and an example command.",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The stages, triggers with their guards, and record kinds; or one record kind's fields.
+
+    Examples: se-flow workflow show; se-flow workflow show job_offer"""
     wf = _workflow(ctx)
+    if kind is not None:
+        spec = wf.records.get(kind)
+        if spec is None:
+            raise se_flow.UnknownRecordKind(kind, list(wf.records))
+        if json:
+            from ._cli_text import kind_json
+
+            _echo_json(kind_json(spec))
+            return
+        from ._cli_render import print_record_kind
+
+        print_record_kind(_console(), spec)
+        return
     if json:
         _echo_json({"hash": wf.hash, **wf.describe()})
         return
@@ -1708,6 +1800,253 @@ def programme_validate(
     """Check a folder of funder definitions with every named check (exit 3 if any fault)."""
     found = _programmes(folder)
     _say(f"ok: {folder}: {len(found)} programme(s): {', '.join(p.ref for p in found)}")
+
+
+# --- reports (issue 14) ---------------------------------------------------------------------
+
+QuarterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--quarter", metavar="YYYY-QN", help="A calendar quarter, e.g. 2026-Q3.", show_default=False
+    ),
+]
+MonthOption = Annotated[
+    str | None,
+    typer.Option("--month", metavar="YYYY-MM", help="A month, e.g. 2026-11.", show_default=False),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since", metavar="DATE", help="First day of the period (YYYY-MM-DD).", show_default=False
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="DATE",
+        help="Last day of the period (default: today).",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", metavar="FORMAT", help="table, json, csv or html.")
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        metavar="FILE",
+        help="Write the report to FILE (never over one without --force) instead of the terminal.",
+        show_default=False,
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")]
+ExplainOption = Annotated[
+    bool, typer.Option("--explain", help="Show how each figure was counted, under it.")
+]
+
+
+def _report(
+    ctx: typer.Context,
+    name: str,
+    *,
+    fmt: str,
+    out: Path | None,
+    force: bool,
+    explain: bool,
+    **kw: Any,
+) -> None:
+    with _open(ctx, write=True) as flow:
+        made = flow.report(name, fmt=fmt, out=out, force=force, **kw)
+    if out is not None:
+        _say(f"{made.title}: {len(made.kpis)} figures written to {out}")
+        return
+    if fmt == "table":
+        from ._cli_render import print_report
+
+        print_report(_console(), made, explain=explain)
+        return
+    from ._report_render import render
+
+    typer.echo(render(made, fmt), nl=False)
+
+
+@report_app.command("ips-grow")
+def report_ips_grow(
+    ctx: typer.Context,
+    quarter: QuarterOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """The IPS Grow quarterly return (default: this quarter)."""
+    _report(
+        ctx,
+        "ips-grow",
+        quarter=quarter,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("coaches")
+def report_coaches(
+    ctx: typer.Context,
+    month: MonthOption = None,
+    coach: Annotated[
+        str | None, typer.Option("--coach", help="One coach only.", show_default=False)
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """Per coach: peak active caseload against 20, IPS-25 caseload score, access, outcomes."""
+    _report(
+        ctx,
+        "coaches",
+        month=month,
+        coach=coach,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("fidelity")
+def report_fidelity(
+    ctx: typer.Context,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    quarter: QuarterOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """IPS fidelity evidence from the data (not a score: the scale also needs interviews)."""
+    _report(
+        ctx,
+        "fidelity",
+        since=since,
+        until=until,
+        quarter=quarter,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("standards")
+def report_standards(
+    ctx: typer.Context,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """Service standards met, % per standard (deadlines in the period; default this quarter)."""
+    _report(
+        ctx,
+        "standards",
+        quarter=quarter,
+        month=month,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("seqf")
+def report_seqf(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path,
+        typer.Argument(metavar="OUT_DIR", help="A new folder for the pack.", show_default=False),
+    ],
+    sample: Annotated[int, typer.Option("--sample", help="How many clients to sample.")] = 12,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="The sampler's seed (default: random; the pack records it).",
+            show_default=False,
+        ),
+    ] = None,
+    quarter: QuarterOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier SEQF pack in OUT_DIR.")
+    ] = False,
+) -> None:
+    """The SEQF pack: client list, KPI sheet with methods, HTML report and a seeded sample."""
+    with _open(ctx, write=True) as flow:
+        made = flow.report(
+            "seqf",
+            out=out_dir,
+            force=force,
+            sample=sample,
+            seed=seed,
+            quarter=quarter,
+            since=since,
+            until=until,
+            fmt="html",
+        )
+    _say(
+        f"{made.title}: {len(made.clients)} clients, {len(made.kpis)} figures, sample of "
+        f"{len(made.sample)} (seed {made.seed}) written to {out_dir}"
+    )
+
+
+@report_app.command("kpi")
+def report_kpi(
+    ctx: typer.Context,
+    kpi_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A figure's id, e.g. total_job_starts or job_outcomes:sam.",
+            show_default=False,
+        ),
+    ],
+    cases: Annotated[bool, typer.Option("--cases", help="List the cases behind it.")] = False,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    json: JsonOption = False,
+) -> None:
+    """One figure, how it was counted and (with --cases) the cases behind it."""
+    with _open(ctx, write=True) as flow:
+        found = flow.kpi(kpi_id, quarter=quarter, month=month, since=since, until=until)
+    if json:
+        _echo_json(found.to_json())
+        return
+    from ._cli_render import print_kpi
+
+    print_kpi(_console(), found, cases=cases)
 
 
 @app.command()

@@ -18,7 +18,7 @@ SEFlowError                               exit 1
 │   ├── CheckpointFileRefused             a checkpoint file that is not append-only, or not
 │   │                                     ours (another database's, not checkpoints at all)
 │   └── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
-├── TransitionRefused                     exit 6
+├── TransitionRefused                     exit 6   (also `se-flow check` when a guard blocks)
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
 │   ├── CasePaused                        no stage move while paused

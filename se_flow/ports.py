@@ -279,6 +279,7 @@ class LogReads(Protocol):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
         read any size in constant memory): tuples in `EVENT_COLUMNS` order or, with `as_json`,
@@ -291,7 +292,9 @@ class LogReads(Protocol):
 
         `by_case` orders the rows by case, in the order `cases` yields the cases (case number),
         then by seq, and leaves out events of no case: one scan for what is worked out case by
-        case (the stage histories), however many cases there are."""
+        case (the stage histories), however many cases there are. `columns` (names from
+        `EVENT_COLUMNS`) gives only those, in that order: what reads a few of them (the stage
+        histories read 8 of 19) need not fetch the hashes, guards and payloads."""
         ...
 
     def sealing(self) -> Sealing | None:
