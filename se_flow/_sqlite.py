@@ -37,8 +37,8 @@ from ._model import (
     Role,
     Staff,
 )
-from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import (
+    AFTER_KEY,
     RECORD_COLS,
     case_order,
     case_where,
@@ -46,6 +46,7 @@ from ._rows import (
     event_where,
     record_from_row,
 )
+from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -233,6 +234,17 @@ _SCHEMA_V6 = [
     "WHERE trigger IS NOT NULL",
 ]
 
+_SCHEMA_V7 = [
+    # A first page of `cases --status` or `--stage` at any size: the cases of that status or
+    # stage in number order, read until the page is full (with (status, review_due) and
+    # (state, status) SQLite sorted all of them first: 1.2 s at 100k cases). Replaced, not
+    # added: every write updates each index on cases, and cases_open_due serves what is due.
+    "DROP INDEX cases_due",
+    "DROP INDEX cases_state",
+    "CREATE INDEX cases_status ON cases (status, num)",
+    "CREATE INDEX cases_state ON cases (state, num)",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
@@ -240,6 +252,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0004_records_by_kind", _SCHEMA_V4),
     ("0005_seals", _SCHEMA_V5),
     ("0006_due_reads", _SCHEMA_V6),
+    ("0007_cases_by_number", _SCHEMA_V7),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -977,7 +990,13 @@ class SQLiteStore(Store):
         return _case_from_row(row)
 
     def cases(self, where: CaseFilter) -> Iterator[Case]:
-        clauses, params = case_where(where, "?")
+        key = None
+        if where.after is not None:
+            with _translated(self.path):
+                key = self.conn.execute(AFTER_KEY.format(mark="?"), (where.after,)).fetchone()
+            if key is None:
+                return
+        clauses, params = case_where(where, "?", key)
         sql = f"SELECT {_CASE_COLS} FROM cases"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)

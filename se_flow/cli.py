@@ -71,6 +71,7 @@ def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True
 # where the command that failed has that option (assign's coach is an argument, not --coach).
 _OPTION_FOR = {
     "limit": "--limit",
+    "after": "--after",
     "within_days": "--within",
     "coach": "--coach",
     "review date": "--review",
@@ -664,11 +665,21 @@ def cases(
         int | None,
         typer.Option("--limit", help="Show at most this many cases.", show_default=False),
     ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Start after this case (the last of the page before).",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
     with _open(ctx) as flow:
-        found = flow.cases(coach=coach, stage=stage, status=status, overdue=overdue, limit=limit)
+        found = flow.cases(
+            coach=coach, stage=stage, status=status, overdue=overdue, limit=limit, after=after
+        )
         today = flow.now().date()
         wf = flow.workflow
     if json:
