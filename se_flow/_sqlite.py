@@ -29,6 +29,7 @@ from ._model import (
     EVENT_FIELDS,
     Case,
     Column,
+    DatabaseSettings,
     Event,
     EventField,
     Participant,
@@ -54,9 +55,9 @@ from ._seal import (
     Sealing,
     SealRow,
     VerificationKey,
+    begin_sealing,
     check_epoch_seconds,
-    epoch_of,
-    seal_mac,
+    seal_event,
 )
 from ._standards import CaseHistory
 from ._workflow import Workflow
@@ -251,8 +252,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0003_tables_through_the_log", _SCHEMA_V3),
     ("0004_records_by_kind", _SCHEMA_V4),
     ("0005_seals", _SCHEMA_V5),
-    ("0006_due_reads", _SCHEMA_V6),
-    ("0007_cases_by_number", _SCHEMA_V7),
+    # A staff member's OS login (`Staff.login`), bound with `staff edit --login`.
+    ("0006_staff_logins", ["ALTER TABLE staff ADD COLUMN login TEXT"]),
+    ("0007_due_reads", _SCHEMA_V6),
+    ("0008_cases_by_number", _SCHEMA_V7),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -313,6 +316,10 @@ def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
     return StoreError(f"database {path}: {text}")
 
 
+def _staff_from_row(row: tuple[Any, ...]) -> Staff:
+    return Staff(id=row[0], name=row[1], role=Role(row[2]), active=bool(row[3]), login=row[4])
+
+
 class _SQLiteTx(Tx):
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
@@ -323,6 +330,10 @@ class _SQLiteTx(Tx):
 
     def has_staff(self) -> bool:
         return self._conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
+
+    def settings(self) -> DatabaseSettings:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        return DatabaseSettings.from_json(json.loads(row[0])) if row else DatabaseSettings()
 
     def count_active_admins(self) -> int:
         (count,) = self._conn.execute(
@@ -380,7 +391,16 @@ _first = operator.itemgetter(0)
 # Migrations that only add what reads do not need (indexes): a read-only open of a database
 # still without them reads it as it is, since it may not migrate it.
 # A database from before these reads as before: no read index, and one that never sealed.
-_READ_COMPATIBLE = frozenset({"0002_read_indexes", "0004_records_by_kind", "0005_seals"})
+# One from before staff logins reads as one where nobody is bound.
+_READ_COMPATIBLE = frozenset(
+    {
+        "0002_read_indexes",
+        "0004_records_by_kind",
+        "0005_seals",
+        "0006_staff_logins",
+        "0007_due_reads",
+    }
+)
 
 
 def _writable(path: Path) -> bool:
@@ -487,6 +507,9 @@ class SQLiteStore(Store):
                     self._migrate(applied)
                 else:
                     self._check_readable(applied)
+                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(staff)")}
+                login = "login" if "login" in columns else "NULL"
+                self._staff_select = f"SELECT id, name, role, active, {login} FROM staff"
             except BaseException:
                 self.conn.close()
                 raise
@@ -670,12 +693,10 @@ class SQLiteStore(Store):
         found = self._staff_cache.get(staff_id)
         if found is not None:
             return found
-        row = conn.execute(
-            "SELECT id, name, role, active FROM staff WHERE id = ?", (staff_id,)
-        ).fetchone()
+        row = conn.execute(f"{self._staff_select} WHERE id = ?", (staff_id,)).fetchone()
         if row is None:
             raise StaffNotFound(staff_id)
-        found = Staff(id=row[0], name=row[1], role=Role(row[2]), active=bool(row[3]))
+        found = _staff_from_row(row)
         # Inside someone else's transaction on this connection a row may yet be rolled back
         # without this store knowing: not kept. (Our own writes forget it on rollback.)
         if self._writing or not conn.in_transaction:
@@ -820,19 +841,31 @@ class SQLiteStore(Store):
         conn.execute(_INSERT_EVENT, event_row)
         sealing = self._sealing_now()
         if sealing is not None:
-            epoch = epoch_of(event.recorded_at, sealing.epoch_seconds)
-            key = self._keys().key_for(self._own_id(), epoch, sealing.epoch_seconds)
+            keys, own = self._keys(), self._own_id()
+            found = seal_event(
+                sealing,
+                lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                seq,
+                event.hash,
+                event.recorded_at,
+            )
             conn.execute(
                 "INSERT INTO seals (seq, epoch, mac) VALUES (?, ?, ?)",
-                (seq, epoch, seal_mac(key, event.hash, seq, epoch)),
+                (found.seq, found.epoch, found.mac),
             )
         if change.staff is not None:
             s = change.staff
             conn.execute(
-                "INSERT INTO staff (id, name, role, active) VALUES (?, ?, ?, ?) "
+                "INSERT INTO staff (id, name, role, active, login) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, "
-                "active = excluded.active",
-                (s.id, s.name, s.role.value, int(s.active)),
+                "active = excluded.active, login = excluded.login",
+                (s.id, s.name, s.role.value, int(s.active), s.login),
+            )
+        if change.settings is not None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('settings', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (json.dumps(change.settings.to_json()),),
             )
         if change.participant is not None:
             p = change.participant
@@ -931,6 +964,18 @@ class SQLiteStore(Store):
                 raise
         return Sealing.from_json(json.loads(row[0])) if row else None
 
+    def seal_of(self, seq: int) -> SealRow | None:
+        with _translated(self.path):
+            try:
+                row = self.conn.execute(
+                    "SELECT seq, epoch, mac FROM seals WHERE seq = ?", (seq,)
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
+        return SealRow(*row) if row else None
+
     def seal_rows(self) -> Iterator[SealRow]:
         with _translated(self.path):
             try:
@@ -956,9 +1001,8 @@ class SQLiteStore(Store):
                     raise InvalidInput(f"{self.path} already seals its events")
                 (head,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
                 seed = keys.new_seed()
-                key = VerificationKey(seed, head + 1, epoch_of(now, epoch_seconds), epoch_seconds)
                 store_id = self.store_id()
-                state = Sealing.begin(key, store_id)
+                key, state = begin_sealing(seed, head, now, epoch_seconds, store_id)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('sealing', ?)",
                     (json.dumps(state.to_json()),),
@@ -1099,10 +1143,8 @@ class SQLiteStore(Store):
 
     def list_staff(self) -> list[Staff]:
         with _translated(self.path):
-            rows = self.conn.execute(
-                "SELECT id, name, role, active FROM staff ORDER BY id"
-            ).fetchall()
-        return [Staff(id=r[0], name=r[1], role=Role(r[2]), active=bool(r[3])) for r in rows]
+            rows = self.conn.execute(f"{self._staff_select} ORDER BY id").fetchall()
+        return [_staff_from_row(r) for r in rows]
 
     def personal_details(self, participant_id: str) -> PersonalDetails | None:
         with _translated(self.path):

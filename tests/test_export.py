@@ -72,7 +72,7 @@ class Caseload:
 
     def _alex(self) -> str:
         f = self.flow
-        a = f.refer(PEOPLE["alex"], source="GP", coach="sam", effective_at=D(2026, 1, 5)).id
+        a = f.refer(PEOPLE["alex"], source="GP", coach="sam", effective_at=D(2026, 1, 5)).case.id
         f.advance(a, "engage", effective_at=D(2026, 1, 6))
         self.rec(
             a,
@@ -137,15 +137,15 @@ class Caseload:
         f = self.flow
         b = f.refer(
             PEOPLE["bea"], source="Jobcentre", coach="kim", actor="kim", effective_at=D(2026, 2, 1)
-        ).id
+        ).case.id
         f.advance(b, "engage", actor="kim", effective_at=D(2026, 2, 2))
         f.withdraw(b, reason="started college", actor="kim", effective_at=D(2026, 2, 15))
-        again = f.reopen(b, source="self", actor="kim", effective_at=D(2026, 4, 1)).id
+        again = f.reopen(b, source="self", actor="kim", effective_at=D(2026, 4, 1)).case.id
         return b, again
 
     def _cal(self) -> str:
         f = self.flow
-        c = f.refer(PEOPLE["cal"], source="GP", coach="sam", effective_at=D(2026, 5, 20)).id
+        c = f.refer(PEOPLE["cal"], source="GP", coach="sam", effective_at=D(2026, 5, 20)).case.id
         f.advance(c, "engage", effective_at=D(2026, 5, 21))
         f.pause(c, reason="family matters", review_date=D(2026, 6, 15), effective_at=D(2026, 5, 25))
         return c
@@ -336,7 +336,7 @@ def test_events_are_the_log_exactly_and_the_chain_verifies_from_the_file(
 def test_events_keep_text_exactly_including_commas_quotes_newlines_and_accents(
     flow: SEFlow, tmp_path: Path
 ) -> None:
-    case = flow.refer("Zoë Ångström", source="GP")
+    case = flow.refer("Zoë Ångström", source="GP").case
     awkward = 'said "no, not yet"\nthen, later: café; 100% sure'
     flow.record(case.id, "note", text=awkward)
     for fmt in FORMATS:
@@ -1008,7 +1008,9 @@ def _caseload_of(n: int, path: Path) -> SEFlow:
     flow.add_staff("ada", "Ada Admin", "admin")
     flow.add_staff("sam", "Sam Coach", "coach")
     for i in range(n):
-        case = flow.refer(PersonalDetails(name=f"P {i}"), source="GP", coach="sam", actor="sam")
+        case = flow.refer(
+            PersonalDetails(name=f"P {i}"), source="GP", coach="sam", actor="sam"
+        ).case
         flow.advance(case.id, "engage", actor="sam")
         if i % 2:
             flow.pause(case.id, reason="away", review_date=D(2026, 7, 1), actor="sam")

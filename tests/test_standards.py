@@ -50,7 +50,7 @@ def one(flow: se_flow.SEFlow, case_id: str, standard: str, on: D) -> StandardRes
 @pytest.fixture
 def referred(flow: se_flow.SEFlow, clock: Clock) -> str:
     clock.now = at(FRIDAY)
-    return flow.refer("Alex Doe", source="GP", effective_at=FRIDAY).id
+    return flow.refer("Alex Doe", source="GP", effective_at=FRIDAY).case.id
 
 
 # --- working days ----------------------------------------------------------------------------
@@ -345,7 +345,9 @@ def test_cli_due_and_show_list_standards_within_80_columns(tmp_path: Path) -> No
     with se_flow.open(db, actor="ada") as f:
         f.add_staff("ada", "Ada Admin", "admin")
         f.add_staff("sam", "Sam Coach", "coach")
-        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=referral, actor="sam").id
+        case = f.refer(
+            "Alex Doe", source="GP", coach="sam", effective_at=referral, actor="sam"
+        ).case.id
     runner = CliRunner()
     env = {"COLUMNS": "80"}
 
@@ -438,7 +440,7 @@ def test_a_due_item_prints_every_field_its_command_needs(tmp_path: Path) -> None
         f.add_staff("ada", "Ada Admin", "admin")
         f.add_staff("sam", "Sam Coach", "coach")
         old = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
-        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=old, actor="sam").id
+        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=old, actor="sam").case.id
         items = f.due_items(within_days=60, actor="sam").items
     commands = {c for i in items if i.case_id == case for c in i.commands}
     records = sorted(c for c in commands if c.startswith("se-flow record"))
