@@ -1189,16 +1189,24 @@ def assign(
 
 @app.command()
 def history(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
-    """A case's timeline: every event, who, when, and why."""
+    """A case's timeline: every event, who, when, and why; then its service standards, met
+    (on which date, in how many days), missed, due or overdue."""
     with _open(ctx) as flow:
         events = flow.history(case_id)
         wf = flow.workflow
+        today = flow.now().date()
+        # Met late or missed stays part of the case's story (issue 12): shown with it.
+        standards = flow.standards(case_id, as_of=today) if not json else None
     if json:
         _echo_json(events)
         return
-    from ._cli_render import print_timeline
+    from ._cli_render import print_standards, print_timeline
 
-    print_timeline(_console(), wf, events, title=f"Timeline of {case_id}")
+    out = _console()
+    print_timeline(out, wf, events, title=f"Timeline of {case_id}")
+    if standards is not None:
+        warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
+        print_standards(out, standards.results, today, warnings)
 
 
 @app.command()
