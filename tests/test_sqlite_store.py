@@ -268,7 +268,7 @@ EVENTS_TABLE_V1 = [
     ("prev_hash", "TEXT", 1),
     ("hash", "TEXT", 1),
 ]
-# Added by migration 0008 (command ids), after logs were written: nullable, at the end.
+# Added by migration 0009 (command ids), after logs were written: nullable, at the end.
 EVENTS_TABLE = [*EVENTS_TABLE_V1, ("command_id", "TEXT", 0), ("command_hash", "TEXT", 0)]
 
 
