@@ -52,6 +52,8 @@ EXPECTED = [
     "SealKeyUnusable",
     "Staff",
     "StaffNotFound",
+    "TextAlreadyErased",
+    "TextNotFound",
     "Status",
     "StoreBusy",
     "StoreError",
