@@ -94,8 +94,8 @@ def _flow(path: Path, sync: str, cases: int, inline: bool) -> tuple[se_flow.SEFl
     with _inline() if inline else contextlib.nullcontext(), flow.batch():
         ids = []
         for _ in range(cases):
-            case = flow.refer("Alex", source="GP")
-            ids.append(flow.advance(case.id, "engage").id)
+            case = flow.refer("Alex", source="GP").case
+            ids.append(flow.advance(case.id, "engage").case.id)
     return flow, ids
 
 

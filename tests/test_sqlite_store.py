@@ -112,7 +112,7 @@ def test_personal_data_is_kept_apart_from_the_log(tmp_path: Path) -> None:
     details = se_flow.PersonalDetails(
         name="Alexandra Unique-Name", contact="alex@example.org", health_notes="epilepsy"
     )
-    case = flow.refer(details, source="GP")
+    case = flow.refer(details, source="GP").case
     log = "\n".join(str(row) for row in flow.store.event_rows())
     for secret in ("Alexandra", "alex@example.org", "epilepsy"):
         assert secret not in log
@@ -268,7 +268,7 @@ EVENTS_TABLE_V1 = [
     ("prev_hash", "TEXT", 1),
     ("hash", "TEXT", 1),
 ]
-# Added by migration 0006_texts (optional: out of the hash when NULL, as in every older row).
+# Added by migration 0008_texts (optional: out of the hash when NULL, as in every older row).
 EVENTS_TABLE = [*EVENTS_TABLE_V1, ("texts", "TEXT", 0)]
 
 
@@ -292,7 +292,7 @@ def test_a_sealed_event_is_its_stored_row(tmp_path: Path) -> None:
     """What a write returns is exactly what reading the row back gives."""
     with se_flow.open(tmp_path / "s.db", actor="sam") as flow:
         flow.add_staff("sam", "Sam", "coach")
-        case = flow.refer("Alex", source="GP")
+        case = flow.refer("Alex", source="GP").case
         flow.advance(case.id, "engage", reason="first contact")
         written = flow.store.write  # the next write's returned event, kept
         made: list[se_flow.Event] = []

@@ -21,7 +21,7 @@ NOTE = "lives with sister Jane Doe, 12 High St"
 
 def _noted(flow: SEFlow, steps: Steps) -> tuple[se_flow.Case, int]:
     case = steps.refer()
-    record = flow.record(case.id, "note", {"text": NOTE})
+    record = flow.record(case.id, "note", {"text": NOTE}).record
     return case, record.seq
 
 
@@ -45,7 +45,7 @@ def test_an_auditor_reads_withheld_until_an_admin_grants_the_texts(
     assert seen[-1].payload["record"]["fields"]["text"] == WITHHELD
     assert seen[-2].reason == WITHHELD
     assert flow.records(case.id, actor="ava")[-1]["text"] == WITHHELD
-    grant = flow.grant_texts("ava", reason="annual audit", actor="ada")
+    grant = flow.grant_texts("ava", reason="annual audit", actor="ada").event
     assert (grant.kind, grant.payload) == ("text_grant", {"staff_id": "ava", "granted": True})
     assert flow.history(case.id, actor="ava")[-2].reason == "met at the job centre with Jane"
     flow.grant_texts("ava", reason="audit over", granted=False, actor="ada")
@@ -78,7 +78,7 @@ def test_a_grant_is_for_auditors_and_not_given_twice(flow: SEFlow) -> None:
 
 def test_erase_then_verify_passes_and_says_erased(flow: SEFlow, steps: Steps) -> None:
     case, seq = _noted(flow, steps)
-    event = flow.erase_text(seq, "record.text", reason="request 2026-11-01", actor="ada")
+    event = flow.erase_text(seq, "record.text", reason="request 2026-11-01", actor="ada").event
     assert event.kind == "text_erasure" and event.payload == {"texts": [[seq, "record.text"]]}
     assert "Jane" not in json.dumps(dict(event.payload))
     assert flow.records(case.id)[-1]["text"] == ERASED
@@ -253,12 +253,12 @@ def test_random_histories_with_erasures_verify_and_tampering_is_caught(
 
     db = staffed_db(tmp_path_factory.mktemp("texts") / "t.db")
     with se_flow.open(db, actor="sam") as flow:
-        case = flow.refer("Alex", source="GP")
+        case = flow.refer("Alex", source="GP").case
         held: list[int] = []
         for action, words in actions:
             text = words.strip() or "x"
             if action == "note":
-                held.append(flow.record(case.id, "note", {"text": text}).seq)
+                held.append(flow.record(case.id, "note", {"text": text}).record.seq)
             elif action == "reason":
                 flow.assign(case.id, "kim" if case.coach == "sam" else "sam", reason=text)
                 case = flow.case(case.id)
@@ -304,8 +304,8 @@ def test_the_cli_erases_a_text_and_verify_says_erased(tmp_path: Path) -> None:
 
     db = staffed_db(tmp_path / "caseload.db")
     with se_flow.open(db, actor="sam") as flow:
-        case = flow.refer("Alex", source="GP")
-        seq = flow.record(case.id, "note", {"text": NOTE}).seq
+        case = flow.refer("Alex", source="GP").case
+        seq = flow.record(case.id, "note", {"text": NOTE}).record.seq
     run = CLI(db)
     refused(run("audit", "erase-text", str(seq), "record.text", "--reason", "x"), 7, "admin")
     refused(run("audit", "erase-text", "999", "reason", "--reason", "x", actor="ada"), 4)
