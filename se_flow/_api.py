@@ -54,6 +54,7 @@ from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
+from ._texts import withhold_event, withhold_record
 from ._workflow import Workflow
 from .errors import (
     CheckpointFileRefused,
@@ -383,6 +384,16 @@ class SEFlow:
         by = acting(self.store.read(), self._actor_id(actor))
         self.engine.may_read(by)
         return by
+
+    def _shows_text(self, by: Staff) -> bool:
+        granted = by.role is Role.AUDITOR and self.store.read().text_granted(by.id)
+        return self.engine.shows_text(by, granted)
+
+    def _events_for(self, by: Staff, events: list[Event]) -> list[Event]:
+        """`events` as `by` may read them: free texts `WITHHELD` unless they may see them."""
+        if self._shows_text(by):
+            return events
+        return [withhold_event(e) for e in events]
 
     def _write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event, Record | None]:
         """Commit what `decide` returns: the case as written, the sealed event and the record
@@ -979,6 +990,56 @@ class SEFlow:
                 by=acting(tx, who),
                 reason=reason,
                 now=now,
+                texts=tx.participant_texts(participant_id),
+            )
+
+        return self._logged(decide)
+
+    def erase_text(
+        self, seq: int, slot: str, *, reason: str, actor: str | None = None
+    ) -> Done[None, None]:
+        """Erase the free text of event `seq` in `slot` (`reason`, `override.reason` or
+        `record.FIELD`), admin only: its salt and text are cleared from the text table, and an
+        audit event names which text was erased (never what it said). The chain stays whole;
+        `verify` counts it as erased. Raises `TextNotFound` (no such event or text, or one
+        kept inline by an event from before texts were kept apart), `TextAlreadyErased`,
+        `PermissionDenied`; nothing is written then."""
+        who = self._actor_id(actor)
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise InvalidInput(
+                f"seq: expected an event number (1 or more), got {seq!r}", field="seq"
+            )
+        check_text(slot, "slot")
+        check_text(reason, "reason")
+        if not reason or not reason.strip():
+            raise InvalidInput("erasing a text needs a reason (the request and its basis)")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            return self.engine.erase_text(
+                seq, slot, tx.text_slots(seq), by=acting(tx, who), reason=reason, now=now
+            )
+
+        return self._logged(decide)
+
+    def grant_texts(
+        self, staff_id: str, *, reason: str, granted: bool = True, actor: str | None = None
+    ) -> Done[None, None]:
+        """Let auditor `staff_id` read and export free texts (`granted`), or take that back
+        (`granted=False`), admin only; the grant is an audit event. Raises `PermissionDenied`,
+        `StaffNotFound`, `InvalidInput` (not an auditor, already so)."""
+        who = self._actor_id(actor)
+        check_staff_id(staff_id, "staff id")
+        check_text(reason, "reason")
+        if not reason or not reason.strip():
+            raise InvalidInput("a grant of free texts needs a reason")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
+            target = tx.staff(staff_id)
+            return self.engine.grant_texts(
+                target, granted, tx.text_granted(staff_id), by=by, reason=reason, now=now
             )
 
         return self._logged(decide)
@@ -1205,9 +1266,11 @@ class SEFlow:
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
     ) -> list[Record]:
-        self._reader(actor)
+        by = self._reader(actor)
         _case_id(case_id)
         records = self.store.records(case_id)
+        if not self._shows_text(by):
+            records = [withhold_record(r, self.workflow) for r in records]
         if include_superseded:
             return records
         gone = {r.supersedes for r in records if r.supersedes is not None}
@@ -1229,14 +1292,14 @@ class SEFlow:
         return Participant(id=found.id, created_at=found.created_at, details=details)
 
     def history(self, case_id: str, *, actor: str | None = None) -> list[Event]:
-        self._reader(actor)
+        by = self._reader(actor)
         _case_id(case_id)
         self.store.case(case_id)
-        return list(self.store.events(case_id=case_id))
+        return self._events_for(by, list(self.store.events(case_id=case_id)))
 
     def events(self, after_seq: int = 0, *, actor: str | None = None) -> list[Event]:
-        self._reader(actor)
-        return list(self.store.events(after_seq=after_seq))
+        by = self._reader(actor)
+        return self._events_for(by, list(self.store.events(after_seq=after_seq)))
 
     def verify(
         self,
@@ -1299,6 +1362,7 @@ class SEFlow:
         tables: tuple[str, ...] | list[str] | str = (
             "stage_histories",
             "events",
+            "texts",
             "clients",
         ),
         fmt: str = "csv",

@@ -60,6 +60,10 @@ class EventKind(StrEnum):
     EXPORT = "export"
     REPORT = "report"
     WORKFLOW = "workflow"
+    TEXT_ERASURE = "text_erasure"
+    """An admin erased free texts (named by event and slot, never quoted; `_texts`)."""
+    TEXT_GRANT = "text_grant"
+    """An admin let an auditor see (and export) free texts, or took that back."""
     SETTING = "setting"
     """An admin changed a database setting (`DatabaseSettings`): its payload is all of them."""
 
@@ -242,7 +246,8 @@ def soft_only(results: Iterable[GuardResult]) -> bool:
 @frozen
 class Override:
     by: str
-    reason: str
+    reason: str = ""
+    """Empty in a stored row whose reason is kept apart with the other free texts."""
 
 
 @frozen
@@ -290,6 +295,9 @@ class EventDraft:
     guards: tuple[GuardResult, ...] = ()
     override: Override | None = None
     payload: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    texts: Mapping[str, str] = field(factory=dict, converter=_frozen_mapping)
+    """The salted hash of each free text the event holds, by slot (`_texts`): the texts
+    themselves are kept apart from the hashed row. Empty for events written before."""
 
 
 @frozen
@@ -341,6 +349,9 @@ class EventField:
     name: str
     column: Column
     nullable: bool = False
+    optional: bool = False
+    """Added after the first schema: left out of the hashed body when None, so the hashes of
+    events written before it came stay what they were."""
 
 
 _I, _T, _TIME, _J = Column.INT, Column.TEXT, Column.TIME, Column.JSON
@@ -365,10 +376,11 @@ EVENT_FIELDS: tuple[EventField, ...] = (
     EventField("payload", _J),
     EventField("prev_hash", _T),
     EventField("hash", _T),
+    EventField("texts", _J, nullable=True, optional=True),
 )
 """THE list of an event's fields, in the order a stored row and an export keep them: the
 store's table, its INSERT and SELECT, the hash and the export's columns all come from here.
-The hash covers every field but `hash` itself."""
+The hash covers every field but `hash` itself (and an `optional` one only when set)."""
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS)
 
@@ -391,6 +403,10 @@ class Verification:
     database that does not seal."""
     bad_epoch: int | None = None
     """The sealing epoch of the first event whose seal failed (with `bad_seq`)."""
+    texts: str | None = None
+    """What was proved of the free texts kept apart from the log (`_texts`), in words: how
+    many are present and unaltered, how many an admin erased."""
+    erased_texts: int = 0
     checkpoints: str | None = None
     """What the checkpoints given proved (the log only appended to since each), in words."""
 

@@ -60,6 +60,7 @@ from ._seal import (
     seal_event,
 )
 from ._standards import CaseHistory
+from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -72,7 +73,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, Change, Needs, RecordRow, SealKeys, Snapshot, Store, Tx
+from .ports import CaseFilter, Change, Needs, RecordRow, SealKeys, Snapshot, Store, TextRow, Tx
 
 __all__ = ["THROUGH_THE_LOG", "SQLiteStore"]
 
@@ -89,7 +90,12 @@ def _column_ddl(f: EventField) -> str:
 
 # The events table, its INSERT and its SELECT, from the one field list (`_model.EVENT_FIELDS`).
 # A new field needs a migration that adds its column: test_sqlite_store pins this table.
-_EVENTS_DDL = "CREATE TABLE events (\n    " + ",\n    ".join(map(_column_ddl, EVENT_FIELDS)) + "\n)"
+# Optional fields came later: each has its own migration adding its column.
+_EVENTS_DDL = (
+    "CREATE TABLE events (\n    "
+    + ",\n    ".join(_column_ddl(f) for f in EVENT_FIELDS if not f.optional)
+    + "\n)"
+)
 _EVENT_COLS = ", ".join(EVENT_COLUMNS)
 _INSERT_EVENT = (
     f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
@@ -246,6 +252,39 @@ _SCHEMA_V7 = [
     "CREATE INDEX cases_state ON cases (state, num)",
 ]
 
+# Free texts apart from the hashed rows (`_texts`). A text is written only with its event (the
+# log's last), never deleted; it is cleared (salt and text NULL: a tombstone) only by the
+# erasure event that names it, the log's last. secure_delete (set per connection) overwrites
+# what is cleared.
+_TEXT_ERASED_BY_LAST = (
+    "EXISTS (SELECT 1 FROM events e, json_each(e.payload, '$.texts') j "
+    "WHERE e.seq = (SELECT MAX(seq) FROM events) AND e.kind IN ('text_erasure', 'erasure') "
+    "AND json_extract(j.value, '$[0]') = OLD.seq AND json_extract(j.value, '$[1]') = OLD.slot)"
+)
+_TEXTS_WITH_THEIR_EVENT = (
+    "BEFORE INSERT ON texts WHEN NEW.seq IS NOT (SELECT MAX(seq) FROM events) "
+    "BEGIN SELECT RAISE(ABORT, 'a text is written only with its event'); END"
+)
+# A bulk loader lifts this one with the others (it came with 0009, after _SCHEMA_V3 was made).
+THROUGH_THE_LOG["texts_with_their_event"] = _TEXTS_WITH_THEIR_EVENT
+_SCHEMA_V9 = [
+    "ALTER TABLE events ADD COLUMN texts TEXT",
+    """CREATE TABLE texts (
+        seq INTEGER NOT NULL REFERENCES events(seq),
+        slot TEXT NOT NULL,
+        salt TEXT,
+        text TEXT,
+        PRIMARY KEY (seq, slot)
+    ) WITHOUT ROWID""",
+    f"CREATE TRIGGER texts_with_their_event {_TEXTS_WITH_THEIR_EVENT}",
+    f"""CREATE TRIGGER texts_only_erased BEFORE UPDATE ON texts
+       WHEN NEW.seq IS NOT OLD.seq OR NEW.slot IS NOT OLD.slot OR NEW.salt IS NOT NULL
+         OR NEW.text IS NOT NULL OR NOT {_TEXT_ERASED_BY_LAST}
+       BEGIN SELECT RAISE(ABORT, 'a text is only ever erased, by an erasure event'); END""",
+    """CREATE TRIGGER texts_never_deleted BEFORE DELETE ON texts
+       BEGIN SELECT RAISE(ABORT, 'texts are never deleted: an admin erases them'); END""",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
@@ -256,6 +295,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0006_staff_logins", ["ALTER TABLE staff ADD COLUMN login TEXT"]),
     ("0007_due_reads", _SCHEMA_V6),
     ("0008_cases_by_number", _SCHEMA_V7),
+    ("0009_texts", _SCHEMA_V9),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -384,6 +424,48 @@ class _SQLiteTx(Tx):
             return None
         return Participant(id=row[0], created_at=dt.datetime.fromisoformat(row[1]))
 
+    def text_slots(self, seq: int) -> Mapping[str, bool] | None:
+        conn = self._conn
+        if conn.execute("SELECT 1 FROM events WHERE seq = ?", (seq,)).fetchone() is None:
+            return None
+        rows = conn.execute("SELECT slot, text FROM texts WHERE seq = ?", (seq,)).fetchall()
+        return {slot: text is not None for slot, text in rows}
+
+    def participant_texts(self, participant_id: str) -> list[tuple[int, str]]:
+        rows = self._conn.execute(
+            "SELECT t.seq, t.slot FROM cases c JOIN events e ON e.case_id = c.id "
+            "JOIN texts t ON t.seq = e.seq WHERE c.participant_id = ? AND t.text IS NOT NULL "
+            "ORDER BY t.seq, t.slot",
+            (participant_id,),
+        ).fetchall()
+        return [(int(seq), str(slot)) for seq, slot in rows]
+
+    def text_granted(self, staff_id: str) -> bool:
+        row = self._conn.execute(
+            "SELECT json_extract(payload, '$.granted') FROM events WHERE kind = 'text_grant' "
+            "AND json_extract(payload, '$.staff_id') = ? ORDER BY seq DESC LIMIT 1",
+            (staff_id,),
+        ).fetchone()
+        return bool(row and row[0])
+
+
+def _new_salt() -> bytes:
+    return os.urandom(SALT_BYTES)
+
+
+def _texts_of(conn: sqlite3.Connection, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+    found: dict[int, dict[str, str | None]] = {}
+    wanted = sorted(set(seqs))
+    # In chunks: SQLite caps the parameters of one statement.
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for seq, slot, text in conn.execute(
+            f"SELECT seq, slot, text FROM texts WHERE seq IN ({marks})", chunk
+        ):
+            found.setdefault(seq, {})[slot] = text
+    return found
+
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _first = operator.itemgetter(0)
@@ -401,6 +483,7 @@ _READ_COMPATIBLE = frozenset(
         "0007_due_reads",
     }
 )
+# (0009_texts adds a column every read names: a database from before it is upgraded first.)
 
 
 def _writable(path: Path) -> bool:
@@ -632,6 +715,8 @@ class SQLiteStore(Store):
                 raise StoreUnavailable(f"{self.path}: could not switch to WAL journal ({mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # An erased text must not linger in a free page of the file.
+        conn.execute("PRAGMA secure_delete = ON")
 
     def exposure(self) -> str | None:
         return self._exposure
@@ -835,10 +920,22 @@ class SQLiteStore(Store):
         # Checked here, inside the write transaction, so no writer under another workflow can
         # slip in between the check and the write.
         check_workflow(row[2] if row else None, change.event)
-        event, event_row = seal(change.event, seq, prev)
+        shown = change.event
+        change, texts = split_change(change, self.workflow, _new_salt)
+        event, event_row = seal(change.event, seq, prev, shown)
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
         conn.execute(_INSERT_EVENT, event_row)
+        if texts:
+            conn.executemany(
+                "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
+                [(seq, t.slot, t.salt.hex(), t.text) for t in texts],
+            )
+        if change.erase_texts:
+            conn.executemany(
+                "UPDATE texts SET salt = NULL, text = NULL WHERE seq = ? AND slot = ?",
+                change.erase_texts,
+            )
         sealing = self._sealing_now()
         if sealing is not None:
             keys, own = self._keys(), self._own_id()
@@ -1079,7 +1176,11 @@ class SQLiteStore(Store):
             rows.sort(key=_first)
         else:
             rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
-        return [record_from_row(row, self.workflow) for row in rows]
+        records = [record_from_row(row, self.workflow) for row in rows]
+        if not records:
+            return records
+        texts = _texts_of(self.conn, [r.seq for r in records])
+        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in records]
 
     def records(self, case_id: str) -> list[Record]:
         with _translated(self.path):
@@ -1102,7 +1203,22 @@ class SQLiteStore(Store):
             params.append(case_id)
         sql += " ORDER BY seq"
         for row in self.event_rows_sql(sql, params):
-            yield event_from_row(row)
+            event = event_from_row(row)
+            if event.texts:
+                with _translated(self.path):
+                    event = fill_event(event, _texts_of(self.conn, [event.seq]).get(event.seq, {}))
+            yield event
+
+    def text_rows(self) -> Iterator[TextRow]:
+        with _translated(self.path):
+            for seq, slot, salt, text in self.conn.execute(
+                "SELECT seq, slot, salt, text FROM texts ORDER BY seq, slot"
+            ):
+                yield TextRow(seq, slot, salt, text)
+
+    def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+        with _translated(self.path):
+            return _texts_of(self.conn, seqs)
 
     def event_rows_sql(self, sql: str, params: list[Any]) -> Iterator[Mapping[str, Any]]:
         with _translated(self.path):

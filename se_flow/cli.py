@@ -1564,12 +1564,52 @@ def audit_verify(
             _say(f"but {result.workflow_mismatch}")
         if result.seals:
             _say(result.seals)
+        if result.texts:
+            _say(result.texts)
         if result.checkpoints:
             _say(result.checkpoints)
         if kept is not None:
             from ._cli_text import checkpoint_words
 
             _say(checkpoint_words(kept, result), one_line=False)
+
+
+@audit_app.command("erase-text")
+def audit_erase_text(
+    ctx: typer.Context,
+    seq: Annotated[int, typer.Argument(help="The event holding the text.", show_default=False)],
+    slot: Annotated[
+        str,
+        typer.Argument(
+            help="Which text: reason, override.reason or record.FIELD (as history shows).",
+            show_default=False,
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (the request and its basis).", show_default=False)
+    ],
+) -> None:
+    """Erase one free text (admin only); an audit event names it, the chain stays whole."""
+    with _open(ctx, write=True) as flow:
+        done = flow.erase_text(seq, slot, reason=reason)
+    _say(f"erased the text {slot} of event {seq} (audit event {done.event.seq})")
+
+
+@audit_app.command("grant-texts")
+def audit_grant_texts(
+    ctx: typer.Context,
+    staff_id: Annotated[
+        str,
+        typer.Argument(metavar="AUDITOR", help="The auditor's staff id.", show_default=False),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take the grant back instead.")] = False,
+) -> None:
+    """Let an auditor read and export free texts, or take that back (admin only; audited)."""
+    with _open(ctx, write=True) as flow:
+        done = flow.grant_texts(staff_id, reason=reason, granted=not revoke)
+    sees = "no longer sees" if revoke else "now sees"
+    _say(f"{staff_id} {sees} free texts (audit event {done.event.seq})")
 
 
 @audit_app.command("checkpoint")

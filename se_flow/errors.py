@@ -9,7 +9,8 @@ SEFlowError                               exit 1
 │   ├── StaffNotFound
 │   ├── UnknownTrigger
 │   ├── UnknownRecordKind
-│   └── UnknownProgramme                  no funder definition of that id (and version)
+│   ├── UnknownProgramme                  no funder definition of that id (and version)
+│   └── TextNotFound                      no free text kept apart at that event and slot
 ├── InvalidInput(ValueError)              exit 5
 │   ├── InvalidRecord                     a record field missing, unknown or of the wrong type
 │   ├── FutureEffectiveDate               effective_at later than now
@@ -17,7 +18,8 @@ SEFlowError                               exit 1
 │   ├── WorkflowMismatch                  a write under another workflow than the log's
 │   ├── CheckpointFileRefused             a checkpoint file that is not append-only, or not
 │   │                                     ours (another database's, not checkpoints at all)
-│   └── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
+│   ├── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
+│   └── TextAlreadyErased                 erasing a free text an admin already erased
 ├── TransitionRefused                     exit 6   (also `se-flow check` when a guard blocks)
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
@@ -76,6 +78,8 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "StoreUnavailable",
+    "TextAlreadyErased",
+    "TextNotFound",
     "TransitionRefused",
     "TriggerNotAvailable",
     "UnknownProgramme",
@@ -205,6 +209,15 @@ class UnknownProgramme(NotFound):
         super().__init__(f"unknown programme {quoted(programme)}; known: {', '.join(self.known)}")
 
 
+class TextNotFound(NotFound):
+    """No free text kept apart (`_texts`) at event `seq`, slot `slot`."""
+
+    def __init__(self, seq: int, slot: str, why: str) -> None:
+        self.seq = seq
+        self.slot = slot
+        super().__init__(f"event {seq}: no free text {quoted(slot)} to erase: {why}")
+
+
 # --- invalid input -------------------------------------------------------------------------
 
 
@@ -281,6 +294,13 @@ class WorkflowMismatch(InvalidInput):
             "database was made with, or have an admin adopt this workflow "
             "(`se-flow workflow adopt`, `SEFlow.adopt_workflow`)"
         )
+
+
+class TextAlreadyErased(InvalidInput):
+    def __init__(self, seq: int, slot: str) -> None:
+        self.seq = seq
+        self.slot = slot
+        super().__init__(f"event {seq}: its text {quoted(slot)} is already erased")
 
 
 # --- refused transitions -------------------------------------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -57,6 +57,7 @@ __all__ = [
     "SealKeys",
     "Snapshot",
     "Store",
+    "TextRow",
     "Tx",
     "Writer",
 ]
@@ -100,6 +101,8 @@ class Change:
     participant: Participant | None = None
     staff: Staff | None = None
     erase_personal_data_of: str | None = None
+    erase_texts: tuple[tuple[int, str], ...] = ()
+    """Free texts (seq, slot) to clear in the text table (`_texts`): the event names them."""
     settings: DatabaseSettings | None = None
     """The database's settings after a `setting` event (kept beside the log, replayed by
     `verify`)."""
@@ -195,6 +198,20 @@ class Tx(Protocol):
         ...
 
     def participant(self, participant_id: str) -> Participant | None: ...
+
+    def text_slots(self, seq: int) -> Mapping[str, bool] | None:
+        """The free texts kept apart for event `seq`, by slot: True present, False erased
+        (`_texts`); None when there is no event `seq`."""
+        ...
+
+    def participant_texts(self, participant_id: str) -> list[tuple[int, str]]:
+        """Every free text still present (seq, slot) in the events of the participant's
+        cases, in seq and slot order."""
+        ...
+
+    def text_granted(self, staff_id: str) -> bool:
+        """Whether the last `text_grant` event for `staff_id` granted them the texts."""
+        ...
 
 
 class Writer(Protocol):
@@ -301,6 +318,14 @@ class LogReads(Protocol):
         histories read 8 of 19) need not fetch the hashes, guards and payloads."""
         ...
 
+    def text_rows(self) -> Iterator[TextRow]:
+        """Every row of the text table as kept, in (seq, slot) order, streamed (`verify`)."""
+        ...
+
+    def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+        """The free texts of the events `seqs`, by seq and slot (None: erased)."""
+        ...
+
     def sealing(self) -> Sealing | None:
         """The store's sealing settings (`se_flow._seal`), or None if it does not seal."""
         return None
@@ -318,6 +343,16 @@ class LogReads(Protocol):
         export sees one moment of the log while others keep writing. Nothing may be written
         inside. A no-op inside a write transaction or batch (which already is one view)."""
         ...
+
+
+@frozen
+class TextRow:
+    """A text-table row as kept (`_texts`): `salt` (hex) and `text` None once erased."""
+
+    seq: int
+    slot: str
+    salt: str | None
+    text: str | None
 
 
 class SealKeys(Protocol):

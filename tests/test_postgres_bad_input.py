@@ -28,7 +28,7 @@ __all__ = ["pg_server", "pg_url"]
 
 
 def test_the_cut_reassembles_the_canonical_text() -> None:
-    from se_flow._audit import event_to_row
+    from se_flow._audit import canonical_body, event_to_row
     from se_flow._model import EventDraft
     from se_flow._postgres import cut_canonical
 
@@ -37,8 +37,11 @@ def test_the_cut_reassembles_the_canonical_text() -> None:
         prev=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
         reason=st.none() | st.text(),
         payload=st.dictionaries(st.text(max_size=5), st.text(max_size=5) | st.integers()),
+        texts=st.dictionaries(st.text(max_size=5), st.text(max_size=8)),
     )
-    def check(seq: int, prev: str, reason: str | None, payload: dict[str, Any]) -> None:
+    def check(
+        seq: int, prev: str, reason: str | None, payload: dict[str, Any], texts: dict[str, str]
+    ) -> None:
         now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
         draft = EventDraft(
             case_id="C-1",
@@ -50,11 +53,12 @@ def test_the_cut_reassembles_the_canonical_text() -> None:
             workflow_hash="w" * 64,
             reason=reason,
             payload=payload,
+            texts=texts,
         )
         row = event_to_row(draft, seq, prev)
         a, b, c = cut_canonical(row)
-        body = {k: v for k, v in row.items() if k != "hash"}
-        assert a + canonical(prev) + b + str(seq) + c == canonical(body)
+        # canonical_body: every field but the hash, an optional one only when set.
+        assert a + canonical(prev) + b + str(seq) + c == canonical_body(row)
         assert row_hash(row) == row["hash"]
 
     check()

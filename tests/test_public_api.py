@@ -63,6 +63,8 @@ EXPECTED = [
     "StoreBusy",
     "StoreError",
     "StoreUnavailable",
+    "TextAlreadyErased",
+    "TextNotFound",
     "TransitionRefused",
     "TriggerNotAvailable",
     "UnknownProgramme",

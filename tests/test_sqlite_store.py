@@ -268,6 +268,8 @@ EVENTS_TABLE_V1 = [
     ("prev_hash", "TEXT", 1),
     ("hash", "TEXT", 1),
 ]
+# Added by migration 0009_texts (optional: out of the hash when NULL, as in every older row).
+EVENTS_TABLE = [*EVENTS_TABLE_V1, ("texts", "TEXT", 0)]
 
 
 def test_the_events_table_is_made_from_the_one_field_list() -> None:
@@ -281,7 +283,7 @@ def test_the_events_table_is_made_from_the_one_field_list() -> None:
         ]
     finally:
         store.close()
-    assert table == EVENTS_TABLE_V1
+    assert table == EVENTS_TABLE
     assert tuple(name for name, _, _ in table) == EVENT_COLUMNS
     assert {a.name for a in attrs.fields(Event)} == set(EVENT_COLUMNS)
 
