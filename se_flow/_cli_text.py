@@ -47,6 +47,7 @@ __all__ = [
     "jsonable",
     "kind_example",
     "kind_json",
+    "last_seen",
     "mermaid",
     "money",
     "review_words",
@@ -146,6 +147,14 @@ def dumps(value: Any) -> str:
 
 def is_overdue(case: Case, today: dt.date) -> bool:
     return case.is_open and case.review_due is not None and case.review_due < today
+
+
+def last_seen(case: Case, today: dt.date) -> str:
+    """Days since the last contact with the participant, in short: `today`, `3d ago`, `-`."""
+    if case.last_contact_at is None:
+        return "-"
+    days = (today - case.last_contact_at.date()).days
+    return "today" if days <= 0 else f"{days}d ago"
 
 
 def days_in_stage(case: Case, today: dt.date) -> int:

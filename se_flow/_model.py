@@ -22,6 +22,7 @@ __all__ = [
     "GuardResult",
     "Override",
     "Participant",
+    "PersonFound",
     "PersonalDetails",
     "Record",
     "Role",
@@ -97,6 +98,20 @@ class Participant:
     id: str
     created_at: dt.datetime
     details: PersonalDetails | None = None
+
+
+@frozen
+class PersonFound:
+    """A participant a search found: their personal details and every case (episode) of
+    theirs, by case number."""
+
+    participant_id: str
+    details: PersonalDetails
+    cases: tuple[Case, ...] = ()
+
+    @property
+    def open_cases(self) -> tuple[Case, ...]:
+        return tuple(c for c in self.cases if c.is_open)
 
 
 @frozen
