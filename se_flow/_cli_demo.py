@@ -74,7 +74,7 @@ class _Demo:
         self.flow.record(case, kind, fields, actor=by, effective_at=self.ago(days))
 
     def move(self, case: str, trigger: str, days: float, by: str, **kw: Any) -> se_flow.Case:
-        return self.flow.advance(case, trigger, actor=by, effective_at=self.ago(days), **kw)
+        return self.flow.advance(case, trigger, actor=by, effective_at=self.ago(days), **kw).case
 
     def evidence(self, case: str, place: str, days: float, by: str, job: dict[str, str]) -> None:
         """What the coach records before the forward move out of `place`: every record the
@@ -129,7 +129,7 @@ class _Demo:
             coach=coach,
             actor=coach,
             effective_at=self.ago(days),
-        )
+        ).case
         story.names[case.id] = name
         return case.id
 
@@ -239,7 +239,7 @@ def build(flow: se_flow.SEFlow) -> Story:
         {"job_goals": "admin assistant"},
         actor="kim",
         effective_at=d.ago(3),
-    )
+    ).record
     flow.record(
         hana,
         "vocational_profile",

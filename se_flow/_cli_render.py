@@ -42,6 +42,7 @@ from ._cli_text import (
 )
 from ._model import soft_only
 from ._outcomes import Outcomes, Programme
+from ._report import KPI, Report
 from ._standards import DueItem, StandardResult
 from ._workflow import RecordKind
 
@@ -53,8 +54,10 @@ __all__ = [
     "print_caseload",
     "print_check",
     "print_due_items",
+    "print_kpi",
     "print_next",
     "print_record_kind",
+    "print_report",
     "print_staff",
     "print_standards",
     "print_timeline",
@@ -321,10 +324,11 @@ def print_standards(
 
 def print_staff(out: Console, staff: Sequence[Staff]) -> None:
     table = Table(box=box.SIMPLE_HEAD)
-    for head in ("Id", "Name", "Role", "Active"):
+    for head in ("Id", "Name", "Role", "Active", "Login"):
         table.add_column(head)
     for s in staff:
-        table.add_row(_t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no")
+        login = _t(s.login) if s.login is not None else "-"
+        table.add_row(_t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no", login)
     out.print(table)
 
 
@@ -726,3 +730,49 @@ def print_programme(out: Console, p: Programme) -> None:
             out.print(_t(f"    exclusive with {', '.join(m.exclusive_with)}"))
         if m.notes:
             out.print(_t(f"    {m.notes}"))
+
+
+# --- reports (issue 14) ------------------------------------------------------------------------
+
+
+def print_report(out: Console, report: Report, *, explain: bool = False) -> None:
+    """Each figure and its value in at most 80 columns; with `explain`, its method under it
+    (and what it counts: during the period or as at a day)."""
+    width = min(out.width, 80)
+    out.print(_t(report.title), style="bold")
+    for note in report.notes:
+        for line in _folded(note, 0, width):
+            out.print(_t(line))
+    table = Table(box=None, pad_edge=False, width=width, show_header=True)
+    table.add_column("figure", overflow="fold", ratio=3)
+    table.add_column("value", overflow="fold", justify="right", ratio=2)
+    for k in report.kpis:
+        value = k.shown() + (f" (target {k.target})" if k.target is not None else "")
+        table.add_row(_t(f"{k.title}  [{k.key}]"), _t(value))
+        if explain:
+            when = f"as at {k.as_at}" if k.basis == "as_at" else f"during {k.period.label}"
+            table.add_row(Text(shown(f"{k.method} ({when}; {k.definition})"), style="dim"), "")
+    out.print(table)
+    if report.sample:
+        out.print(_t(f"sample (seed {report.seed}): {' '.join(report.sample)}"))
+
+
+def print_kpi(out: Console, k: KPI, *, cases: bool = False) -> None:
+    """One figure, its method and, with `cases`, the case ids behind it."""
+    width = min(out.width, 80)
+    out.print(_t(f"{k.title} [{k.key}]"), style="bold")
+    out.print(_t(f"{k.shown()}" + (f" (target {k.target})" if k.target is not None else "")))
+    when = f"as at {k.as_at}" if k.basis == "as_at" else f"during {k.period.label}"
+    for line in _folded(f"{k.method} ({when}; {k.definition})", 0, width):
+        out.print(_t(line), style="dim")
+    if k.warning:
+        out.print(_t(f"warning: {k.warning}"))
+    if not cases:
+        return
+    lists = [("numerator", k.numerator_cases)]
+    if k.denominator is not None:
+        lists.append(("denominator", k.denominator_cases))
+    for name, ids in lists:
+        out.print(_t(f"{name} ({len(ids)}):"))
+        for line in _folded(" ".join(ids) or "-", 2, width):
+            out.print(_t(line))

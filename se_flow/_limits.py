@@ -23,6 +23,7 @@ __all__ = [
     "DECIMAL_WHOLE_DIGITS",
     "EARLIEST_DATE",
     "LATEST_DATE",
+    "LOGIN",
     "MAX_DAYS",
     "MAX_LIMIT",
     "MAX_TEXT",
@@ -32,6 +33,7 @@ __all__ = [
     "check_date",
     "check_days",
     "check_limit",
+    "check_login",
     "check_staff_id",
     "check_staff_name",
     "check_text",
@@ -201,6 +203,22 @@ def check_staff_id(staff_id: str, what: str = "staff id") -> str:
             field=what,
         )
     return staff_id
+
+
+# An OS login as Unix (`_apt`, `www-data`, `svc$`) and Windows domains (`OFFICE\\sam`) write
+# them: no spaces, no control characters, at most 256 (Windows' longest user name with domain).
+LOGIN = re.compile(r"[A-Za-z0-9._@$\\-]{1,256}")
+
+
+def check_login(login: str, what: str = "login") -> str:
+    """`login` if it can be an OS login name, else `InvalidInput` naming it."""
+    if not isinstance(login, str) or LOGIN.fullmatch(login) is None:
+        raise InvalidInput(
+            f"{what} {quoted(login)} is not an OS login name: use 1 to 256 letters, digits, "
+            "'.', '_', '@', '$', '-' or '\\'",
+            field=what,
+        )
+    return login
 
 
 def check_staff_name(name: str) -> str:

@@ -124,7 +124,7 @@ def refer(db: Path, name: str = "Alex Doe", *, coach: str = "sam", days: int = 0
             coach=coach,
             actor=coach,
             effective_at=days_ago(days),
-        ).id
+        ).case.id
 
 
 def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
@@ -135,7 +135,7 @@ def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
             forward = LEAST_EVIDENCE[here]
             for kind, fields in forward.records:
                 flow.record(case_id, kind, {**fields, **EXTRA.get(kind, {})}, actor=by)
-            here = flow.advance(case_id, forward.trigger, actor=by).state
+            here = flow.advance(case_id, forward.trigger, actor=by).case.state
 
 
 @pytest.fixture
@@ -228,7 +228,11 @@ def test_init_creates_the_database_with_the_actor_as_admin(tmp_path: Path) -> No
     out = ok(run("init", "--name", "Ada Admin", actor="ada"))
     assert "ada (Ada Admin) is its first staff member, as admin" in out
     staff = run.json("staff", "list", actor="ada")
-    assert staff == [{"id": "ada", "name": "Ada Admin", "role": "admin", "active": True}]
+    # The first admin is bound to the login that ran init.
+    login = getpass.getuser()
+    assert staff == [
+        {"id": "ada", "name": "Ada Admin", "role": "admin", "active": True, "login": login}
+    ]
 
 
 def test_init_with_a_role(tmp_path: Path) -> None:
@@ -572,7 +576,8 @@ def test_check_is_a_checklist_that_changes_nothing(run: CLI, db: Path, case: str
 
 def test_check_with_what_the_user_would_type(run: CLI, case: str) -> None:
     assert "✗ Reason given" in blocked(run("check", case, "withdraw"))
-    assert "ready: se-flow advance" in ok(run("check", case, "withdraw", "--reason", "moving"))
+    said = ok(run("check", case, "withdraw", "--reason", "moving"))
+    assert "ready: se-flow withdraw C-1 --reason moving" in said
     out = blocked(run("check", case, "close", "--close-reason", "ineligible"))
     assert "only a team leader may do this" in out
     past = (TODAY - dt.timedelta(days=2)).isoformat()

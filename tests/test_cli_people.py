@@ -33,7 +33,7 @@ def refer(db: Path, name: str, *, coach: str = "sam", days: int = 0, **details: 
             coach=coach,
             actor=coach,
             effective_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days),
-        ).id
+        ).case.id
 
 
 def test_names_show_beside_the_pseudonym_for_coaches_never_for_auditors(db: Path, run: CLI) -> None:

@@ -42,7 +42,7 @@ def test_writes_speak_json(run: CLI, case: str) -> None:
     assert made["record"]["kind"] == "consent" and made["record"]["seq"] == made["event"]["seq"]
     referred = run.json("refer", "Bea Lind", "--source", "GP")
     assert referred["case"]["state"] == "referred" and referred["event"]["kind"] == "referral"
-    assert referred["record"] is None
+    assert referred["record"]["kind"] == "referral"
     paused = run.json("pause", case, "--reason", "ill", "--review", "today")
     assert paused["case"]["status"] == "paused" and paused["event"]["kind"] == "pause"
     withdrawn = run.json("withdraw", referred["case"]["id"], "--reason", "moved", "--yes")
@@ -128,7 +128,7 @@ def test_every_printed_hint_works_as_printed(
     typed("check", "C-1", "close", "--close-reason", "moved_away")
     assert len(hints) >= 6, hints
     assert any(h.startswith("se-flow pause C-1 --reason") for h in hints), hints
-    ran = []
+    ran: list[list[str]] = []
     for hint in hints:
         argv = shlex.split(hint)[1:]
         if argv[0] in ("withdraw", "close") and any(r[0] in ("withdraw", "close") for r in ran):

@@ -229,7 +229,7 @@ def test_back_dating_floors_show_the_day(run: CLI, db: Path) -> None:
 
 
 def test_back_dating_a_new_episode_shows_the_day(flow: se_flow.SEFlow) -> None:
-    case = flow.refer("Alex", source="GP", effective_at=dt.date(2026, 1, 5), actor="sam")
+    case = flow.refer("Alex", source="GP", effective_at=dt.date(2026, 1, 5), actor="sam").case
     flow.withdraw(case.id, reason="moving", effective_at=dt.date(2026, 2, 1), actor="sam")
     with pytest.raises(se_flow.InvalidInput) as refusal:
         flow.reopen(case.id, source="GP", effective_at=dt.date(2026, 1, 20), actor="sam")
@@ -272,7 +272,7 @@ def test_the_caseload_fits_the_terminal_and_never_cuts_an_id(db: Path, columns: 
     """A long stage label (paused, in the longest stage) is cut short with an ellipsis at 80
     columns; case and participant ids never are, and a wider terminal shows it whole."""
     with se_flow.open(db, actor="sam") as flow:
-        case = flow.refer("Alex Doe", source="GP", actor="sam")
+        case = flow.refer("Alex Doe", source="GP", actor="sam").case
         flow.advance(case.id, "engage")
         flow.pause(case.id, reason="in hospital", review_date=dt.date.today() + dt.timedelta(30))
         pid = case.participant_id

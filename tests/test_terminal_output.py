@@ -54,7 +54,7 @@ def evil(tmp_path: Path) -> tuple[CLI, str]:
             referral={"notes": EVIL_NOTE},
             coach=EVIL_COACH,
             actor="sam",
-        )
+        ).case
     walk(db, case.id, "customer_engagement", by=EVIL_COACH)
     with se_flow.open(db) as flow:
         flow.record(case.id, "note", text=EVIL_NOTE, actor=EVIL_COACH)
@@ -85,10 +85,9 @@ def test_views_show_attacks_as_text_and_send_no_escapes(
         assert "\\x1b]8;;https://evil.example/\\x07click" in result.stdout
         assert "\\x9b31m" in result.stdout
         assert "\\u202eesrever" in result.stdout
-    if command[0] == "cases":
+    if command[0] in ("cases", "due"):
         assert f"{EVIL_COACH}  " in result.stdout  # the row is drawn
-    if command[0] == "due":
-        assert f"  {EVIL_COACH}\n" in result.stdout  # the row is drawn, coach last
+        assert "Evil\\x1b[2J\\x1b[31mName" in result.stdout  # the name, made safe
 
 
 def test_json_carries_the_text_exactly_with_c1_and_bidi_escaped(evil: tuple[CLI, str]) -> None:
@@ -118,7 +117,7 @@ def test_a_note_of_the_largest_size_renders_bounded(tmp_path: Path) -> None:
     note = "x" * (MAX_TEXT - 10) + " the end"
     with se_flow.open(db, actor="ada") as flow:
         flow.add_staff("ada", "Ada Admin", "admin")
-        case = flow.refer("Alex", source="GP")
+        case = flow.refer("Alex", source="GP").case
         flow.record(case.id, "note", text=note)
     run = CLI(db)
     for command in ("show", "history"):
