@@ -45,6 +45,7 @@ from ._model import (
     Role,
     Staff,
     Status,
+    TeamLine,
     Verification,
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
@@ -1231,6 +1232,59 @@ class SEFlow:
             check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
         return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit)))
+
+    def team(
+        self,
+        *,
+        within_days: int = 7,
+        quiet_days: int = 28,
+        stuck_days: int = 90,
+        actor: str | None = None,
+    ) -> list[TeamLine]:
+        """Per coach (every active coach, and anyone else holding open cases), by staff id:
+        open cases by stage, what is due within `within_days` and overdue (the due list),
+        reviews overdue, cases with no contact for more than `quiet_days` days, and cases in
+        one stage more than `stuck_days` days. Cases with no coach are under "-"."""
+        self._reader(actor)
+        for value, what in ((within_days, "within_days"), (quiet_days, "quiet_days")):
+            check_days(value, what, ahead_only=True)
+        check_days(stuck_days, "stuck_days", ahead_only=True)
+        today = self.now().date()
+        with self.store.read_snapshot():
+            staff = {s.id: s for s in self.store.list_staff()}
+            cases = list(self.store.cases(CaseFilter(open_only=True)))
+            due = self.due_items(within_days=within_days, actor=actor).items
+        coaches = {s.id for s in staff.values() if s.active and s.role is Role.COACH}
+        coaches |= {c.coach or "-" for c in cases}
+        lines = []
+        for coach in sorted(coaches):
+            mine = [c for c in cases if (c.coach or "-") == coach]
+            stages: dict[str, int] = {}
+            for c in mine:
+                stages[c.state] = stages.get(c.state, 0) + 1
+            items = [i for i in due if (i.coach or "-") == coach]
+            lines.append(
+                TeamLine(
+                    coach=coach,
+                    name=staff[coach].name if coach in staff else "",
+                    open=len(mine),
+                    by_stage=stages,
+                    due=len(items),
+                    overdue=sum(1 for i in items if i.overdue or i.due_on < today),
+                    reviews_overdue=sum(
+                        1 for c in mine if c.review_due is not None and c.review_due < today
+                    ),
+                    no_contact=sum(
+                        1
+                        for c in mine
+                        if (today - (c.last_contact_at or c.opened_at).date()).days > quiet_days
+                    ),
+                    stuck=sum(
+                        1 for c in mine if (today - c.stage_entered_at.date()).days > stuck_days
+                    ),
+                )
+            )
+        return lines
 
     def due_items(
         self,

@@ -33,6 +33,7 @@ from ._cli_text import (
     fmt_fields,
     kind_example,
     last_seen,
+    local_day,
     review_words,
     shown,
     stage_label,
@@ -40,7 +41,7 @@ from ._cli_text import (
     type_words,
     words,
 )
-from ._model import soft_only
+from ._model import TeamLine, soft_only
 from ._outcomes import Outcomes, Programme
 from ._report import KPI, Report
 from ._standards import DueItem, StandardResult
@@ -60,6 +61,7 @@ __all__ = [
     "print_report",
     "print_staff",
     "print_standards",
+    "print_team",
     "print_timeline",
     "print_workflow",
 ]
@@ -208,6 +210,50 @@ def print_caseload(
         grid.add(*cells)
     grid.print(out)
     out.print(f"{len(cases)} case(s), {overdue} overdue for review")
+
+
+def print_team(
+    out: Console, wf: Workflow, lines: Sequence[TeamLine], *, quiet_days: int, stuck_days: int
+) -> None:
+    """A line per coach; their open cases by stage number folded beneath."""
+    if not lines:
+        out.print("no coaches and no open cases")
+        return
+    grid = Grid(
+        ["Coach", "Name", "Open", "Due 7d", "Overdue", "Reviews late", "No contact", "Stuck"],
+        shrink=1,
+    )
+    for line in lines:
+        grid.add(
+            line.coach,
+            line.name or "-",
+            str(line.open),
+            str(line.due),
+            (str(line.overdue), "bold red" if line.overdue else None),
+            str(line.reviews_overdue),
+            str(line.no_contact),
+            str(line.stuck),
+        )
+    grid.print(out)
+    out.print(
+        _t(
+            f"no contact: none for over {quiet_days} days; stuck: over {stuck_days} days "
+            "in one stage; by stage:",
+            "dim",
+        ),
+        soft_wrap=False,
+    )
+    for line in lines:
+        if line.by_stage:
+            parts = ", ".join(
+                f"{state_title(wf, state)} {n}"
+                for state, n in sorted(
+                    line.by_stage.items(),
+                    key=lambda kv: wf.states[kv[0]].order if kv[0] in wf.states else 0,
+                )
+            )
+            for folded in _folded(f"{line.coach}: {parts}", 2, out.width):
+                out.print(_t(folded), soft_wrap=True)
 
 
 def _flag(due_on: dt.date, today: dt.date) -> tuple[str, str | None]:
@@ -410,7 +456,7 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
 
 def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title: str = "") -> None:
     """Every event of a case; an Entered column appears when something was back-dated."""
-    late = any(e.recorded_at.date() != e.effective_at.date() for e in events)
+    late = any(local_day(e.recorded_at) != local_day(e.effective_at) for e in events)
     table = Table(box=box.SIMPLE_HEAD, title=_t(title) if title else None, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Date", no_wrap=True)
@@ -429,10 +475,10 @@ def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title
                 + shown(f"override by {e.override.by} past {passed_over}: {e.override.reason}"),
                 style="yellow",
             )
-        day = e.effective_at.date()
+        day = local_day(e.effective_at)
         cells = [str(e.seq), day.isoformat()]
         if late:
-            entered = e.recorded_at.date()
+            entered = local_day(e.recorded_at)
             cells.append(entered.isoformat() if entered != day else "")
         table.add_row(*cells, _t(f"{e.actor} ({words(e.role).lower()})"), what)
     out.print(table)
@@ -462,7 +508,7 @@ def print_case(
             details.add_row("Date of birth", d.date_of_birth.isoformat())
     details.add_row("Stage", _t(f"{stage_label(wf, case)}, {days_in_stage(case, today)} day(s)"))
     details.add_row("Coach", _t(case.coach or "-"))
-    details.add_row("Opened", case.opened_at.date().isoformat())
+    details.add_row("Opened", local_day(case.opened_at).isoformat())
     if case.review_due:
         flag, style = review_words(case, today)
         details.add_row(
@@ -471,7 +517,7 @@ def print_case(
     if case.previous_case_id:
         details.add_row("Reopened from", _t(case.previous_case_id))
     if case.closed_at:
-        details.add_row("Closed", _t(f"{case.closed_at.date().isoformat()} ({case.outcome})"))
+        details.add_row("Closed", _t(f"{local_day(case.closed_at).isoformat()} ({case.outcome})"))
     details.add_row("Version", str(case.version))
     out.print(details)
 
@@ -493,7 +539,7 @@ def print_case(
         table.add_row(
             str(r.seq),
             _t(spec.title if spec else r.kind),
-            r.effective_at.date().isoformat(),
+            local_day(r.effective_at).isoformat(),
             text,
             _t(r.actor),
         )

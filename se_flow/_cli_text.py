@@ -48,6 +48,7 @@ __all__ = [
     "kind_example",
     "kind_json",
     "last_seen",
+    "local_day",
     "mermaid",
     "money",
     "review_words",
@@ -147,6 +148,11 @@ def dumps(value: Any) -> str:
 
 def is_overdue(case: Case, today: dt.date) -> bool:
     return case.is_open and case.review_due is not None and case.review_due < today
+
+
+def local_day(at: dt.datetime) -> dt.date:
+    """The day a stored (UTC) moment fell on in the user's own time zone."""
+    return at.astimezone().date()
 
 
 def last_seen(case: Case, today: dt.date) -> str:
@@ -277,7 +283,7 @@ def fmt_value(value: Any, spec: FieldSpec | None = None) -> str:
     if isinstance(value, list | tuple):
         return "; ".join(fmt_value(v) for v in value)
     if isinstance(value, dt.datetime):
-        return value.date().isoformat()
+        return local_day(value).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal) and spec is not None and spec.money:

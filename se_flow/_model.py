@@ -30,6 +30,7 @@ __all__ = [
     "Role",
     "Staff",
     "Status",
+    "TeamLine",
     "Verification",
     "soft_only",
 ]
@@ -143,6 +144,23 @@ class Participant:
     id: str
     created_at: dt.datetime
     details: PersonalDetails | None = None
+
+
+@frozen
+class TeamLine:
+    """One coach's caseload in numbers, for a team leader (`SEFlow.team`): open cases by
+    state id, what is due within the week and overdue, reviews overdue, cases with no
+    contact in `quiet_days` days, and cases in one stage more than `stuck_days` days."""
+
+    coach: str
+    name: str
+    open: int
+    by_stage: Mapping[str, int]
+    due: int
+    overdue: int
+    reviews_overdue: int
+    no_contact: int
+    stuck: int
 
 
 @frozen

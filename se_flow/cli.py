@@ -446,8 +446,12 @@ def _day(value: str, option: str) -> dt.date:
 
 
 def _when(value: str | None) -> dt.datetime | dt.date | None:
-    """--on: a date (that day), or a date and time (local time unless it names a zone)."""
-    return _moment(value, "--on")
+    """--on: a date (the start of that local day), or a date and time (local time unless it
+    names a zone); the API stores it in UTC."""
+    at = _moment(value, "--on")
+    if at is None or isinstance(at, dt.datetime):
+        return at
+    return dt.datetime.combine(at, dt.time()).astimezone()
 
 
 def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
@@ -1124,10 +1128,12 @@ def record(
         if _written(ctx, flow, done, json, record_number=True):
             return
     made, case = done.record, done.case
+    from ._cli_text import local_day
+
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
     _say(
         f"{case_id}: recorded {kind} as record {made.seq} "
-        f"(effective {made.effective_at.date().isoformat()}{corrects})"
+        f"(effective {local_day(made.effective_at).isoformat()}{corrects})"
     )
     if case.review_due:
         _say(f"  next review due {case.review_due}")
@@ -1490,6 +1496,35 @@ def due(
     by = today + dt.timedelta(days=within)
     heading = f"Overdue {who}" if overdue else f"Due {who} by {by}"
     print_due_items(_console(), found.items, today, heading, names=names)
+
+
+@app.command()
+def team(
+    ctx: typer.Context,
+    quiet_days: Annotated[
+        int,
+        typer.Option(
+            "--no-contact", metavar="DAYS", help="Count cases with no contact for longer."
+        ),
+    ] = 28,
+    stuck: Annotated[
+        int,
+        typer.Option("--stuck", metavar="DAYS", help="Count cases in one stage for longer."),
+    ] = 90,
+    json: JsonOption = False,
+) -> None:
+    """Per coach: open cases by stage, due this week, overdue, no recent contact, stuck.
+
+    Example: se-flow team --stuck 60; then se-flow cases --coach ID --stuck 60"""
+    with _open(ctx) as flow:
+        lines = flow.team(quiet_days=quiet_days, stuck_days=stuck)
+        wf = flow.workflow
+    if json:
+        _echo_json(lines)
+        return
+    from ._cli_render import print_team
+
+    print_team(_console(), wf, lines, quiet_days=quiet_days, stuck_days=stuck)
 
 
 # --- exports for auditors ---------------------------------------------------------------------

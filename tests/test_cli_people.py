@@ -111,3 +111,22 @@ def test_sort_and_stuck(db: Path, run: CLI) -> None:
     refused(run("cases", "--sort", "name"), 5, "unknown sort 'name'", "days")
     assert run("cases", "--stuck", "many").exit_code == 2
     refused(run("cases", "--stuck", "-1"), 5)
+
+
+def test_team_counts_each_coachs_caseload(db: Path, run: CLI) -> None:
+    refer(db, "Old", days=40)
+    refer(db, "Mid", days=20, coach="kim")
+    late = refer(db, "Late", days=5)  # a referral's review is due in 2 days: overdue
+    walk(db, late, "customer_engagement")
+    lines = {line["coach"]: line for line in run.json("team", "--stuck", "10", actor="lee")}
+    assert set(lines) == {"sam", "kim"}
+    sam, kim = lines["sam"], lines["kim"]
+    assert sam["open"] == 2 and kim["open"] == 1
+    assert sam["by_stage"] == {"referred": 1, "customer_engagement": 1}
+    assert sam["stuck"] == 1 and kim["stuck"] == 1
+    assert sam["no_contact"] == 1 and kim["no_contact"] == 0  # Old: 40 days, none since
+    assert sam["reviews_overdue"] >= 1 and sam["overdue"] >= 1
+    out = ok(run("team", actor="lee"))
+    assert "Sam Coach" in out and "Kim Coach" in out and "Customer Engagement 1" in out
+    assert run("team", "--stuck", "soon").exit_code == 2
+    refused(run("team", "--no-contact", "-1"), 5)
