@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -41,10 +41,12 @@ from ._model import (
     GuardResult,
     Participant,
     PersonalDetails,
+    PersonFound,
     Record,
     Role,
     Staff,
     Status,
+    TeamLine,
     Verification,
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
@@ -217,6 +219,52 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
             raise InvalidInput(f"effective_at {value.isoformat()} has no time zone")
         return value.astimezone(dt.UTC)
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
+
+
+def _number(case: Case) -> int:
+    """The case's number, for ties: C-12 after C-9."""
+    digits = case.id.rpartition("-")[2]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _by_days(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    return lambda c: (c.stage_entered_at, _number(c))
+
+
+def _by_due(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    return lambda c: (c.review_due is None, c.review_due or today, _number(c))
+
+
+def _by_seen(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    never = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return lambda c: (c.last_contact_at or never, _number(c))
+
+
+def _by_coach(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    return lambda c: (c.coach is None, c.coach or "", _number(c))
+
+
+def _by_stage(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    def order(c: Case) -> Any:
+        spec = wf.states.get(c.state)
+        return (c.state == wf.final, spec.order if spec else 0, c.phase or "", _number(c))
+
+    return order
+
+
+# `cases(sort=...)`: each a key for `list.sort` given the workflow and today.
+CASE_SORTS: Mapping[str, Callable[[Workflow, dt.date], Callable[[Case], Any]]] = {
+    "days": _by_days,
+    "due": _by_due,
+    "seen": _by_seen,
+    "coach": _by_coach,
+    "stage": _by_stage,
+}
+
+
+def _squash(text: str) -> str:
+    """A contact as compared: no spaces, dashes or brackets, any case."""
+    return "".join(ch for ch in text.casefold() if ch not in " -()")
 
 
 def _target(coach: str | None) -> None:
@@ -1150,6 +1198,8 @@ class SEFlow:
         participant_id: str | None = None,
         overdue: bool = False,
         limit: int | None = None,
+        stuck_days: int | None = None,
+        sort: str | None = None,
         after: str | None = None,
         actor: str | None = None,
     ) -> list[Case]:
@@ -1157,17 +1207,44 @@ class SEFlow:
         `open` (active or paused: a coach's caseload) or None / `all`; `overdue` keeps open
         cases whose review date has passed; `limit` keeps the first so many (all in the
         store's query, so a first page costs the same at any caseload size); `after` (the
-        last case id of the page before) starts the next page, as deep as it goes."""
+        last case id of the page before) starts the next page, as deep as it goes. `stage` is
+        a state id, a stage's number or its title (any case). `stuck_days` keeps open cases
+        in their stage more than that many days; `sort` orders by `days` (longest in stage
+        first), `due` (review date, soonest first), `seen` (longest since contact first),
+        `coach` or `stage` (then case number); with either, `limit` applies after them."""
         self._reader(actor)
         _target(coach)
         check_text(participant_id, "participant id")
         check_limit(limit, "limit")
         if after is not None:
             _case_id(after, "after")
-        if stage is not None and stage not in self.workflow.states:
+        if stuck_days is not None:
+            check_days(stuck_days, "stuck_days", ahead_only=True)
+        if sort is not None and sort not in CASE_SORTS:
             raise InvalidInput(
-                f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
+                f"unknown sort {quoted(sort)}; sort by: {', '.join(CASE_SORTS)}", field="sort"
             )
+        stage = self.stage_id(stage)
+        if sort is not None or stuck_days is not None:
+            found = self.cases(
+                coach=coach,
+                stage=stage,
+                status=status,
+                participant_id=participant_id,
+                overdue=overdue,
+                after=after,
+                actor=actor,
+            )
+            today = self.now().date()
+            if stuck_days is not None:
+                found = [
+                    c
+                    for c in found
+                    if c.is_open and (today - c.stage_entered_at.date()).days > stuck_days
+                ]
+            if sort is not None:
+                found.sort(key=CASE_SORTS[sort](self.workflow, today))
+            return found[:limit] if limit is not None else found
         open_only = status == "open"
         try:
             wanted = Status(status) if status not in (None, "open", "all") else None
@@ -1190,6 +1267,20 @@ class SEFlow:
                 )
             )
         )
+
+    def stage_id(self, stage: str | None) -> str | None:
+        """The state `stage` names: its id, its number (`3`) or its title (any case, e.g.
+        `job matching`). Raises `InvalidInput` listing the stages."""
+        if stage is None or stage in self.workflow.states:
+            return stage
+        wanted = " ".join(str(stage).split()).casefold()
+        for spec in self.workflow.states.values():
+            if wanted in (str(spec.order) if spec.order else "", spec.title.casefold()):
+                return spec.id
+        known = ", ".join(
+            f"{s.order} {s.title}" if s.order else s.id for s in self.workflow.states.values()
+        )
+        raise InvalidInput(f"unknown stage {quoted(str(stage))}; stages: {known}", field="stage")
 
     def due(
         self,
@@ -1214,6 +1305,59 @@ class SEFlow:
             check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
         return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit, after=after)))
+
+    def team(
+        self,
+        *,
+        within_days: int = 7,
+        quiet_days: int = 28,
+        stuck_days: int = 90,
+        actor: str | None = None,
+    ) -> list[TeamLine]:
+        """Per coach (every active coach, and anyone else holding open cases), by staff id:
+        open cases by stage, what is due within `within_days` and overdue (the due list),
+        reviews overdue, cases with no contact for more than `quiet_days` days, and cases in
+        one stage more than `stuck_days` days. Cases with no coach are under "-"."""
+        self._reader(actor)
+        for value, what in ((within_days, "within_days"), (quiet_days, "quiet_days")):
+            check_days(value, what, ahead_only=True)
+        check_days(stuck_days, "stuck_days", ahead_only=True)
+        today = self.now().date()
+        with self.store.read_snapshot():
+            staff = {s.id: s for s in self.store.list_staff()}
+            cases = list(self.store.cases(CaseFilter(open_only=True)))
+            due = self.due_items(within_days=within_days, actor=actor).items
+        coaches = {s.id for s in staff.values() if s.active and s.role is Role.COACH}
+        coaches |= {c.coach or "-" for c in cases}
+        lines = []
+        for coach in sorted(coaches):
+            mine = [c for c in cases if (c.coach or "-") == coach]
+            stages: dict[str, int] = {}
+            for c in mine:
+                stages[c.state] = stages.get(c.state, 0) + 1
+            items = [i for i in due if (i.coach or "-") == coach]
+            lines.append(
+                TeamLine(
+                    coach=coach,
+                    name=staff[coach].name if coach in staff else "",
+                    open=len(mine),
+                    by_stage=stages,
+                    due=len(items),
+                    overdue=sum(1 for i in items if i.overdue or i.due_on < today),
+                    reviews_overdue=sum(
+                        1 for c in mine if c.review_due is not None and c.review_due < today
+                    ),
+                    no_contact=sum(
+                        1
+                        for c in mine
+                        if (today - (c.last_contact_at or c.opened_at).date()).days > quiet_days
+                    ),
+                    stuck=sum(
+                        1 for c in mine if (today - c.stage_entered_at.date()).days > stuck_days
+                    ),
+                )
+            )
+        return lines
 
     def due_items(
         self,
@@ -1290,6 +1434,79 @@ class SEFlow:
             return found
         details = self.store.personal_details(participant_id)
         return Participant(id=found.id, created_at=found.created_at, details=details)
+
+    def names(self, participant_ids: Iterable[str], *, actor: str | None = None) -> dict[str, str]:
+        """The names of these participants, by id, for those who may see personal data
+        (coaches, team leaders, admins); empty for an auditor, who sees pseudonyms only."""
+        viewer = self._reader(actor)
+        if not self.engine.shows_personal_data(viewer):
+            return {}
+        return self.store.names_of(list(participant_ids))
+
+    def case_names(self, case_ids: Iterable[str], *, actor: str | None = None) -> dict[str, str]:
+        """The participant's name of each of these cases, by case id, for those who may see
+        personal data (`names`); empty for an auditor."""
+        viewer = self._reader(actor)
+        if not self.engine.shows_personal_data(viewer):
+            return {}
+        wanted = list(dict.fromkeys(case_ids))
+        with self.store.read_snapshot():
+            of = {cid: self.store.case(_case_id(cid)).participant_id for cid in wanted}
+            names = self.store.names_of(list(of.values()))
+        return {cid: names[pid] for cid, pid in of.items() if pid in names}
+
+    def find(self, text: str, *, actor: str | None = None) -> list[PersonFound]:
+        """Participants whose name or contact holds `text` (any case; spaces ignored in a
+        contact), each with every case of theirs, by name. Coaches and team leaders only."""
+        viewer = self._reader(actor)
+        self.engine.may_find_people(viewer)
+        check_text(text, "search text")
+        needle = " ".join(text.split()).casefold()
+        if not needle:
+            raise InvalidInput("search text is empty: give part of a name or contact")
+        squashed = _squash(needle)
+        hits = [
+            (pid, d)
+            for pid, d in self.store.people()
+            if needle in " ".join(d.name.split()).casefold()
+            or (d.contact is not None and squashed in _squash(d.contact))
+        ]
+        return self._found(sorted(hits, key=lambda hit: (hit[1].name.casefold(), hit[0])))
+
+    def duplicates(
+        self, details: PersonalDetails | str, *, actor: str | None = None
+    ) -> list[PersonFound]:
+        """Participants with an open case who are likely the person `details` describes: the
+        same name (any case and spacing) and date of birth, or the same contact. Empty for
+        those who may not see personal data. What `refer` warns of before a second referral."""
+        viewer = self._reader(actor)
+        if isinstance(details, str):
+            details = PersonalDetails(name=details)
+        if not self.engine.shows_personal_data(viewer):
+            return []
+        name = " ".join(details.name.split()).casefold()
+        contact = _squash(details.contact) if details.contact else None
+        hits = [
+            (pid, d)
+            for pid, d in self.store.people()
+            if (
+                details.date_of_birth is not None
+                and d.date_of_birth == details.date_of_birth
+                and " ".join(d.name.split()).casefold() == name
+            )
+            or (contact and d.contact is not None and _squash(d.contact) == contact)
+        ]
+        return [found for found in self._found(hits) if found.open_cases]
+
+    def _found(self, hits: Iterable[tuple[str, PersonalDetails]]) -> list[PersonFound]:
+        return [
+            PersonFound(
+                participant_id=pid,
+                details=d,
+                cases=tuple(self.store.cases(CaseFilter(participant_id=pid))),
+            )
+            for pid, d in hits
+        ]
 
     def history(self, case_id: str, *, actor: str | None = None) -> list[Event]:
         by = self._reader(actor)

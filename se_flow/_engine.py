@@ -616,6 +616,11 @@ class Engine:
         """Checked before an export writes anything, and again by `record_export`."""
         policy.may_export(by, personal_data)
 
+    @staticmethod
+    def may_find_people(by: Staff) -> None:
+        """A search of participants by name or contact (`SEFlow.find`)."""
+        policy.may_find_people(by)
+
     # --- helpers -------------------------------------------------------------------------
 
     def parse_record(

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import secrets
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -409,6 +409,15 @@ class MemoryStore(Store):
 
     def personal_details(self, participant_id: str) -> PersonalDetails | None:
         return self._personal.get(participant_id)
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            return {p: self._personal[p].name for p in participant_ids if p in self._personal}
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        with self._lock:
+            found = sorted(self._personal.items())
+        return iter(found)
 
     def store_id(self) -> str:
         return self._id

@@ -24,11 +24,13 @@ __all__ = [
     "GuardResult",
     "Override",
     "Participant",
+    "PersonFound",
     "PersonalDetails",
     "Record",
     "Role",
     "Staff",
     "Status",
+    "TeamLine",
     "Verification",
     "soft_only",
 ]
@@ -146,6 +148,37 @@ class Participant:
     id: str
     created_at: dt.datetime
     details: PersonalDetails | None = None
+
+
+@frozen
+class TeamLine:
+    """One coach's caseload in numbers, for a team leader (`SEFlow.team`): open cases by
+    state id, what is due within the week and overdue, reviews overdue, cases with no
+    contact in `quiet_days` days, and cases in one stage more than `stuck_days` days."""
+
+    coach: str
+    name: str
+    open: int
+    by_stage: Mapping[str, int]
+    due: int
+    overdue: int
+    reviews_overdue: int
+    no_contact: int
+    stuck: int
+
+
+@frozen
+class PersonFound:
+    """A participant a search found: their personal details and every case (episode) of
+    theirs, by case number."""
+
+    participant_id: str
+    details: PersonalDetails
+    cases: tuple[Case, ...] = ()
+
+    @property
+    def open_cases(self) -> tuple[Case, ...]:
+        return tuple(c for c in self.cases if c.is_open)
 
 
 @frozen

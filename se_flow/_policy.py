@@ -31,6 +31,7 @@ __all__ = [
     "may_erase",
     "may_erase_text",
     "may_export",
+    "may_find_people",
     "may_grant_texts",
     "may_manage_staff",
     "may_override",
@@ -91,6 +92,18 @@ def may_see_personal_data(by: Staff) -> None:
     if by.role is Role.AUDITOR:
         raise PermissionDenied(
             f"{by.id} is an auditor: auditors see participants by their pseudonyms only", by.id
+        )
+
+
+def may_find_people(by: Staff) -> None:
+    """Searching participants by name or contact: for those who work with people, coaches
+    and team leaders. An admin sees a name on a case they open, but does not go looking."""
+    _active(by)
+    if by.role not in (Role.COACH, Role.TEAM_LEADER):
+        raise PermissionDenied(
+            f"only coaches and team leaders may search participants by name; {by.id} is "
+            f"{_words(by.role)}",
+            by.id,
         )
 
 

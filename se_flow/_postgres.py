@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -1244,6 +1244,36 @@ class PostgresStore(Store):
             contact=r[1],
             date_of_birth=dt.date.fromisoformat(r[2]) if r[2] else None,
             health_notes=r[3],
+        )
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(participant_ids))
+        if not ids:
+            return {}
+        rows = self._all(
+            "SELECT participant_id, name FROM personal_data WHERE participant_id = ANY(%s)",
+            (ids,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        rows = self._all(
+            "SELECT participant_id, name, contact, date_of_birth, health_notes "
+            "FROM personal_data ORDER BY participant_id"
+        )
+        return iter(
+            [
+                (
+                    str(r[0]),
+                    PersonalDetails(
+                        name=r[1],
+                        contact=r[2],
+                        date_of_birth=dt.date.fromisoformat(r[3]) if r[3] else None,
+                        health_notes=r[4],
+                    ),
+                )
+                for r in rows
+            ]
         )
 
     def store_id(self) -> str:

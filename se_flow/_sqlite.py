@@ -16,7 +16,7 @@ import operator
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -1269,14 +1269,32 @@ class SQLiteStore(Store):
                 "WHERE participant_id = ?",
                 (participant_id,),
             ).fetchone()
-        if row is None:
-            return None
-        return PersonalDetails(
-            name=row[0],
-            contact=row[1],
-            date_of_birth=dt.date.fromisoformat(row[2]) if row[2] else None,
-            health_notes=row[3],
-        )
+        return None if row is None else _details(row)
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(participant_ids))
+        names: dict[str, str] = {}
+        with _translated(self.path):
+            # In slices: SQLite bounds the number of parameters of one statement.
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ", ".join("?" * len(part))
+                names.update(
+                    self.conn.execute(
+                        "SELECT participant_id, name FROM personal_data "
+                        f"WHERE participant_id IN ({marks})",
+                        part,
+                    ).fetchall()
+                )
+        return names
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        with _translated(self.path):
+            rows = self.conn.execute(
+                "SELECT participant_id, name, contact, date_of_birth, health_notes "
+                "FROM personal_data ORDER BY participant_id"
+            ).fetchall()
+        return iter([(r[0], _details(r[1:])) for r in rows])
 
     def store_id(self) -> str:
         with _translated(self.path):
@@ -1333,3 +1351,13 @@ class SQLiteStore(Store):
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+
+def _details(row: Sequence[Any]) -> PersonalDetails:
+    """A personal_data row (name, contact, date of birth, health notes) as its value."""
+    return PersonalDetails(
+        name=row[0],
+        contact=row[1],
+        date_of_birth=dt.date.fromisoformat(row[2]) if row[2] else None,
+        health_notes=row[3],
+    )

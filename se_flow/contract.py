@@ -408,7 +408,20 @@ class StoreContract:
                 case=None, expected_version=None, event=event, erase_personal_data_of="P-7"
             )
 
+        other = PersonalDetails(name="Bo Lind", date_of_birth=dt.date(1990, 5, 1))
+        _refer(staffed, "P-8", other)
+        assert staffed.names_of(["P-7", "P-8", "P-404", "P-7"]) == {
+            "P-7": "Alex Doe",
+            "P-8": "Bo Lind",
+        }
+        assert staffed.names_of([]) == {}
+        assert [(pid, d.name, d.date_of_birth) for pid, d in staffed.people()] == [
+            ("P-7", "Alex Doe", None),
+            ("P-8", "Bo Lind", dt.date(1990, 5, 1)),
+        ]
         staffed.write(erase)
+        assert staffed.names_of(["P-7", "P-8"]) == {"P-8": "Bo Lind"}
+        assert [pid for pid, _ in staffed.people()] == ["P-8"]
         assert staffed.personal_details("P-7") is None
         assert staffed.read().participant("P-7") is not None
         assert staffed.case(case.id).participant_id == "P-7"

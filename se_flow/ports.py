@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -258,6 +258,15 @@ class CaseReads(Protocol):
 
     def personal_details(self, participant_id: str) -> PersonalDetails | None:
         """None once erased (or never given)."""
+        ...
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        """The names of those of `participant_ids` whose personal data is kept (a caseload's
+        names in one read; erased ones are absent)."""
+        ...
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        """Every participant's personal data kept, by participant id (for a name search)."""
         ...
 
 
