@@ -43,6 +43,7 @@ CASE_COLS = (
     "id, num, participant_id, state, phase, status, version, opened_at, stage_entered_at, "
     "coach, episode, previous_case_id, last_contact_at, review_due, outcome, closed_at"
 )
+_TEXT_SQL = "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)"
 _CASE_SQL = f"INSERT INTO cases ({CASE_COLS}) VALUES ({', '.join('?' * 16)})"
 _PARTICIPANT_SQL = "INSERT INTO participants (id, created_at) VALUES (?, ?)"
 _PERSONAL_SQL = (
@@ -126,6 +127,7 @@ class Template:
     staff_events: list[_EventTemplate]
     events: list[_EventTemplate]
     records: dict[int, tuple[Any, ...]]  # index into events -> record row
+    texts: dict[int, list[tuple[str, str, str]]]  # index into events -> (slot, salt, text)
     case: dict[str, Any]
     participant_created: dt.datetime
 
@@ -149,6 +151,9 @@ def build_template() -> Template:
         conn.row_factory = sqlite3.Row
         events = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY seq")]
         records = {r["seq"]: tuple(r) for r in conn.execute("SELECT * FROM records ORDER BY seq")}
+        texts: dict[int, list[tuple[str, str, str]]] = {}
+        for seq, slot, salt, text in conn.execute("SELECT * FROM texts ORDER BY seq, slot"):
+            texts.setdefault(seq, []).append((slot, salt, text))
         case_row = dict(conn.execute(f"SELECT {CASE_COLS} FROM cases").fetchone())
         pid = case_row["participant_id"]
         created = dt.datetime.fromisoformat(
@@ -169,7 +174,7 @@ def build_template() -> Template:
     for ev in events:
         effective = dt.datetime.fromisoformat(ev["effective_at"])
         payload = ev["payload"].replace(pid, "@@PID@@")
-        # What se-flow hashes: an optional field (a command id) only when it holds a value.
+        # What se-flow hashes: an optional field (texts, a command id) only when it holds one.
         body = {k: ev[k] for k in hashed_fields(ev)}
         body.update(
             seq="@@SEQ@@",
@@ -192,7 +197,9 @@ def build_template() -> Template:
     record_at = {
         i: records[t.row["seq"]] for i, t in enumerate(case_events) if t.row["seq"] in records
     }
-    return Template(staff_events, case_events, record_at, case_row, created)
+    # A text's salted hash does not depend on where its event sits: copied as they are.
+    text_at = {i: texts[t.row["seq"]] for i, t in enumerate(case_events) if t.row["seq"] in texts}
+    return Template(staff_events, case_events, record_at, text_at, case_row, created)
 
 
 @dataclass
@@ -227,6 +234,7 @@ def _seal(t: _EventTemplate, chain: Chain, values: dict[str, Any]) -> tuple[Any,
         t.payload % values,
         chain.prev,
         digest,
+        r["texts"],
         r.get("command_id"),
         r.get("command_hash"),
     )
@@ -253,6 +261,7 @@ class Batch:
         self.cases: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.records: list[tuple[Any, ...]] = []
+        self.texts: list[tuple[Any, ...]] = []
 
     def write(self, conn: sqlite3.Connection) -> None:
         conn.executemany(_STAFF_SQL, self.staff)
@@ -260,6 +269,7 @@ class Batch:
         conn.executemany(_PERSONAL_SQL, self.personal)
         conn.executemany(_EVENT_SQL, self.events)
         conn.executemany(_RECORD_SQL, self.records)
+        conn.executemany(_TEXT_SQL, self.texts)
         conn.executemany(_CASE_SQL, self.cases)
 
 
@@ -303,6 +313,8 @@ def generate(
                 batch.records.append(
                     (row[0], case_id, rec[2], rec[3], row[10], row[11], coach, None)
                 )
+            for slot, salt, text in template.texts.get(i, ()):
+                batch.texts.append((row[0], slot, salt, text))
         opened = _iso(dt.datetime.fromisoformat(case_t["opened_at"]) - delta)
         batch.participants.append((pid, opened))
         batch.personal.append((pid, f"Participant {num}", "07700 900000", None, None))

@@ -38,7 +38,13 @@ GRANT SELECT ON meta, se_flow_schema TO se_flow_app;
 -- admin's `setting` event (both since schema version 2).
 GRANT SELECT, INSERT ON seals TO se_flow_app;
 GRANT SELECT, INSERT, UPDATE ON settings TO se_flow_app;
+-- Free texts apart from the log: written with their event, cleared (never deleted) only by the
+-- erasure event naming them (the triggers refuse anything else).
+GRANT SELECT, INSERT, UPDATE ON texts TO se_flow_app;
 
 -- Auditors: everything the chain covers, nothing of personal_data.
 GRANT SELECT ON events, records, staff, cases, participants, chain_head, meta, se_flow_schema,
     seals, settings TO se_flow_audit;
+-- `verify` proves every free text against its hash, so it reads them; se-flow itself still
+-- shows an auditor `(withheld)` until an admin grants the texts.
+GRANT SELECT ON texts TO se_flow_audit;

@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import json
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -47,10 +47,12 @@ from ._model import (
     GuardResult,
     Participant,
     PersonalDetails,
+    PersonFound,
     Record,
     Role,
     Staff,
     Status,
+    TeamLine,
     Verification,
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
@@ -61,6 +63,7 @@ from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
+from ._texts import withhold_event, withhold_record
 from ._urls import shown_database
 from ._workflow import Workflow
 from .errors import (
@@ -193,8 +196,8 @@ def copy_store(
     the reverse (an auditor takes a provider's log home as one file), or file to file. The
     events go as they are, never re-sealed (same hashes, same seqs, the source's store id, so
     its checkpoints prove the copy), with the case, record, staff, participant and personal-
-    data tables, the database's settings, and the seals and sealing settings (never the
-    sealing key file).
+    data tables, the database's settings, the free texts kept apart (erased ones as the
+    tombstones they are), and the seals and sealing settings (never the sealing key file).
 
     One transaction at the destination: the chain and every table are verified there
     (`verify`) before it commits; on any failure nothing is kept (a file this call made is
@@ -255,6 +258,7 @@ def _copy_of(store: Store) -> StoreCopy:
         sealing=store.sealing(),
         seals=store.seal_rows(),
         settings=tx.settings(),
+        texts=store.text_rows(),
     )
 
 
@@ -315,6 +319,52 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
             raise InvalidInput(f"effective_at {value.isoformat()} has no time zone")
         return value.astimezone(dt.UTC)
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
+
+
+def _number(case: Case) -> int:
+    """The case's number, for ties: C-12 after C-9."""
+    digits = case.id.rpartition("-")[2]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _by_days(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    return lambda c: (c.stage_entered_at, _number(c))
+
+
+def _by_due(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    return lambda c: (c.review_due is None, c.review_due or today, _number(c))
+
+
+def _by_seen(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    never = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return lambda c: (c.last_contact_at or never, _number(c))
+
+
+def _by_coach(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    return lambda c: (c.coach is None, c.coach or "", _number(c))
+
+
+def _by_stage(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
+    def order(c: Case) -> Any:
+        spec = wf.states.get(c.state)
+        return (c.state == wf.final, spec.order if spec else 0, c.phase or "", _number(c))
+
+    return order
+
+
+# `cases(sort=...)`: each a key for `list.sort` given the workflow and today.
+CASE_SORTS: Mapping[str, Callable[[Workflow, dt.date], Callable[[Case], Any]]] = {
+    "days": _by_days,
+    "due": _by_due,
+    "seen": _by_seen,
+    "coach": _by_coach,
+    "stage": _by_stage,
+}
+
+
+def _squash(text: str) -> str:
+    """A contact as compared: no spaces, dashes or brackets, any case."""
+    return "".join(ch for ch in text.casefold() if ch not in " -()")
 
 
 def _target(coach: str | None) -> None:
@@ -527,6 +577,16 @@ class SEFlow:
         by = acting(self.store.read(), self._actor_id(actor))
         self.engine.may_read(by)
         return by
+
+    def _shows_text(self, by: Staff) -> bool:
+        granted = by.role is Role.AUDITOR and self.store.read().text_granted(by.id)
+        return self.engine.shows_text(by, granted)
+
+    def _events_for(self, by: Staff, events: list[Event]) -> list[Event]:
+        """`events` as `by` may read them: free texts `WITHHELD` unless they may see them."""
+        if self._shows_text(by):
+            return events
+        return [withhold_event(e) for e in events]
 
     def _write(
         self, decide: Callable[[Tx], Change], command: _Command | None = None
@@ -1285,6 +1345,77 @@ class SEFlow:
                 by=acting(tx, who),
                 reason=reason,
                 now=now,
+                texts=tx.participant_texts(participant_id),
+            )
+
+        return self._logged(decide, command)
+
+    def erase_text(
+        self,
+        seq: int,
+        slot: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        command_id: str | None = None,
+    ) -> Done[None, None]:
+        """Erase the free text of event `seq` in `slot` (`reason`, `override.reason` or
+        `record.FIELD`), admin only: its salt and text are cleared from the text table, and an
+        audit event names which text was erased (never what it said). The chain stays whole;
+        `verify` counts it as erased. Raises `TextNotFound` (no such event or text, or one
+        kept inline by an event from before texts were kept apart), `TextAlreadyErased`,
+        `PermissionDenied`; nothing is written then."""
+        who = self._actor_id(actor)
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise InvalidInput(
+                f"seq: expected an event number (1 or more), got {seq!r}", field="seq"
+            )
+        check_text(slot, "slot")
+        check_text(reason, "reason")
+        if not reason or not reason.strip():
+            raise InvalidInput("erasing a text needs a reason (the request and its basis)")
+        now = self.now()
+        command = _command(command_id, "erase_text", seq=seq, slot=slot, reason=reason, actor=who)
+
+        def decide(tx: Tx) -> Change:
+            return self.engine.erase_text(
+                seq, slot, tx.text_slots(seq), by=acting(tx, who), reason=reason, now=now
+            )
+
+        return self._logged(decide, command)
+
+    def grant_texts(
+        self,
+        staff_id: str,
+        *,
+        reason: str,
+        granted: bool = True,
+        actor: str | None = None,
+        command_id: str | None = None,
+    ) -> Done[None, None]:
+        """Let auditor `staff_id` read and export free texts (`granted`), or take that back
+        (`granted=False`), admin only; the grant is an audit event. Raises `PermissionDenied`,
+        `StaffNotFound`, `InvalidInput` (not an auditor, already so)."""
+        who = self._actor_id(actor)
+        check_staff_id(staff_id, "staff id")
+        check_text(reason, "reason")
+        if not reason or not reason.strip():
+            raise InvalidInput("a grant of free texts needs a reason")
+        now = self.now()
+        command = _command(
+            command_id,
+            "grant_texts",
+            staff_id=staff_id,
+            reason=reason,
+            granted=granted,
+            actor=who,
+        )
+
+        def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
+            target = tx.staff(staff_id)
+            return self.engine.grant_texts(
+                target, granted, tx.text_granted(staff_id), by=by, reason=reason, now=now
             )
 
         return self._logged(decide, command)
@@ -1400,6 +1531,8 @@ class SEFlow:
         participant_id: str | None = None,
         overdue: bool = False,
         limit: int | None = None,
+        stuck_days: int | None = None,
+        sort: str | None = None,
         after: str | None = None,
         actor: str | None = None,
     ) -> list[Case]:
@@ -1407,17 +1540,44 @@ class SEFlow:
         `open` (active or paused: a coach's caseload) or None / `all`; `overdue` keeps open
         cases whose review date has passed; `limit` keeps the first so many (all in the
         store's query, so a first page costs the same at any caseload size); `after` (the
-        last case id of the page before) starts the next page, as deep as it goes."""
+        last case id of the page before) starts the next page, as deep as it goes. `stage` is
+        a state id, a stage's number or its title (any case). `stuck_days` keeps open cases
+        in their stage more than that many days; `sort` orders by `days` (longest in stage
+        first), `due` (review date, soonest first), `seen` (longest since contact first),
+        `coach` or `stage` (then case number); with either, `limit` applies after them."""
         self._reader(actor)
         _target(coach)
         check_text(participant_id, "participant id")
         check_limit(limit, "limit")
         if after is not None:
             _case_id(after, "after")
-        if stage is not None and stage not in self.workflow.states:
+        if stuck_days is not None:
+            check_days(stuck_days, "stuck_days", ahead_only=True)
+        if sort is not None and sort not in CASE_SORTS:
             raise InvalidInput(
-                f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
+                f"unknown sort {quoted(sort)}; sort by: {', '.join(CASE_SORTS)}", field="sort"
             )
+        stage = self.stage_id(stage)
+        if sort is not None or stuck_days is not None:
+            found = self.cases(
+                coach=coach,
+                stage=stage,
+                status=status,
+                participant_id=participant_id,
+                overdue=overdue,
+                after=after,
+                actor=actor,
+            )
+            today = self.now().date()
+            if stuck_days is not None:
+                found = [
+                    c
+                    for c in found
+                    if c.is_open and (today - c.stage_entered_at.date()).days > stuck_days
+                ]
+            if sort is not None:
+                found.sort(key=CASE_SORTS[sort](self.workflow, today))
+            return found[:limit] if limit is not None else found
         open_only = status == "open"
         try:
             wanted = Status(status) if status not in (None, "open", "all") else None
@@ -1440,6 +1600,20 @@ class SEFlow:
                 )
             )
         )
+
+    def stage_id(self, stage: str | None) -> str | None:
+        """The state `stage` names: its id, its number (`3`) or its title (any case, e.g.
+        `job matching`). Raises `InvalidInput` listing the stages."""
+        if stage is None or stage in self.workflow.states:
+            return stage
+        wanted = " ".join(str(stage).split()).casefold()
+        for spec in self.workflow.states.values():
+            if wanted in (str(spec.order) if spec.order else "", spec.title.casefold()):
+                return spec.id
+        known = ", ".join(
+            f"{s.order} {s.title}" if s.order else s.id for s in self.workflow.states.values()
+        )
+        raise InvalidInput(f"unknown stage {quoted(str(stage))}; stages: {known}", field="stage")
 
     def due(
         self,
@@ -1464,6 +1638,59 @@ class SEFlow:
             check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
         return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit, after=after)))
+
+    def team(
+        self,
+        *,
+        within_days: int = 7,
+        quiet_days: int = 28,
+        stuck_days: int = 90,
+        actor: str | None = None,
+    ) -> list[TeamLine]:
+        """Per coach (every active coach, and anyone else holding open cases), by staff id:
+        open cases by stage, what is due within `within_days` and overdue (the due list),
+        reviews overdue, cases with no contact for more than `quiet_days` days, and cases in
+        one stage more than `stuck_days` days. Cases with no coach are under "-"."""
+        self._reader(actor)
+        for value, what in ((within_days, "within_days"), (quiet_days, "quiet_days")):
+            check_days(value, what, ahead_only=True)
+        check_days(stuck_days, "stuck_days", ahead_only=True)
+        today = self.now().date()
+        with self.store.read_snapshot():
+            staff = {s.id: s for s in self.store.list_staff()}
+            cases = list(self.store.cases(CaseFilter(open_only=True)))
+            due = self.due_items(within_days=within_days, actor=actor).items
+        coaches = {s.id for s in staff.values() if s.active and s.role is Role.COACH}
+        coaches |= {c.coach or "-" for c in cases}
+        lines = []
+        for coach in sorted(coaches):
+            mine = [c for c in cases if (c.coach or "-") == coach]
+            stages: dict[str, int] = {}
+            for c in mine:
+                stages[c.state] = stages.get(c.state, 0) + 1
+            items = [i for i in due if (i.coach or "-") == coach]
+            lines.append(
+                TeamLine(
+                    coach=coach,
+                    name=staff[coach].name if coach in staff else "",
+                    open=len(mine),
+                    by_stage=stages,
+                    due=len(items),
+                    overdue=sum(1 for i in items if i.overdue or i.due_on < today),
+                    reviews_overdue=sum(
+                        1 for c in mine if c.review_due is not None and c.review_due < today
+                    ),
+                    no_contact=sum(
+                        1
+                        for c in mine
+                        if (today - (c.last_contact_at or c.opened_at).date()).days > quiet_days
+                    ),
+                    stuck=sum(
+                        1 for c in mine if (today - c.stage_entered_at.date()).days > stuck_days
+                    ),
+                )
+            )
+        return lines
 
     def due_items(
         self,
@@ -1516,9 +1743,11 @@ class SEFlow:
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
     ) -> list[Record]:
-        self._reader(actor)
+        by = self._reader(actor)
         _case_id(case_id)
         records = self.store.records(case_id)
+        if not self._shows_text(by):
+            records = [withhold_record(r, self.workflow) for r in records]
         if include_superseded:
             return records
         gone = {r.supersedes for r in records if r.supersedes is not None}
@@ -1539,15 +1768,88 @@ class SEFlow:
         details = self.store.personal_details(participant_id)
         return Participant(id=found.id, created_at=found.created_at, details=details)
 
+    def names(self, participant_ids: Iterable[str], *, actor: str | None = None) -> dict[str, str]:
+        """The names of these participants, by id, for those who may see personal data
+        (coaches, team leaders, admins); empty for an auditor, who sees pseudonyms only."""
+        viewer = self._reader(actor)
+        if not self.engine.shows_personal_data(viewer):
+            return {}
+        return self.store.names_of(list(participant_ids))
+
+    def case_names(self, case_ids: Iterable[str], *, actor: str | None = None) -> dict[str, str]:
+        """The participant's name of each of these cases, by case id, for those who may see
+        personal data (`names`); empty for an auditor."""
+        viewer = self._reader(actor)
+        if not self.engine.shows_personal_data(viewer):
+            return {}
+        wanted = list(dict.fromkeys(case_ids))
+        with self.store.read_snapshot():
+            of = {cid: self.store.case(_case_id(cid)).participant_id for cid in wanted}
+            names = self.store.names_of(list(of.values()))
+        return {cid: names[pid] for cid, pid in of.items() if pid in names}
+
+    def find(self, text: str, *, actor: str | None = None) -> list[PersonFound]:
+        """Participants whose name or contact holds `text` (any case; spaces ignored in a
+        contact), each with every case of theirs, by name. Coaches and team leaders only."""
+        viewer = self._reader(actor)
+        self.engine.may_find_people(viewer)
+        check_text(text, "search text")
+        needle = " ".join(text.split()).casefold()
+        if not needle:
+            raise InvalidInput("search text is empty: give part of a name or contact")
+        squashed = _squash(needle)
+        hits = [
+            (pid, d)
+            for pid, d in self.store.people()
+            if needle in " ".join(d.name.split()).casefold()
+            or (d.contact is not None and squashed in _squash(d.contact))
+        ]
+        return self._found(sorted(hits, key=lambda hit: (hit[1].name.casefold(), hit[0])))
+
+    def duplicates(
+        self, details: PersonalDetails | str, *, actor: str | None = None
+    ) -> list[PersonFound]:
+        """Participants with an open case who are likely the person `details` describes: the
+        same name (any case and spacing) and date of birth, or the same contact. Empty for
+        those who may not see personal data. What `refer` warns of before a second referral."""
+        viewer = self._reader(actor)
+        if isinstance(details, str):
+            details = PersonalDetails(name=details)
+        if not self.engine.shows_personal_data(viewer):
+            return []
+        name = " ".join(details.name.split()).casefold()
+        contact = _squash(details.contact) if details.contact else None
+        hits = [
+            (pid, d)
+            for pid, d in self.store.people()
+            if (
+                details.date_of_birth is not None
+                and d.date_of_birth == details.date_of_birth
+                and " ".join(d.name.split()).casefold() == name
+            )
+            or (contact and d.contact is not None and _squash(d.contact) == contact)
+        ]
+        return [found for found in self._found(hits) if found.open_cases]
+
+    def _found(self, hits: Iterable[tuple[str, PersonalDetails]]) -> list[PersonFound]:
+        return [
+            PersonFound(
+                participant_id=pid,
+                details=d,
+                cases=tuple(self.store.cases(CaseFilter(participant_id=pid))),
+            )
+            for pid, d in hits
+        ]
+
     def history(self, case_id: str, *, actor: str | None = None) -> list[Event]:
-        self._reader(actor)
+        by = self._reader(actor)
         _case_id(case_id)
         self.store.case(case_id)
-        return list(self.store.events(case_id=case_id))
+        return self._events_for(by, list(self.store.events(case_id=case_id)))
 
     def events(self, after_seq: int = 0, *, actor: str | None = None) -> list[Event]:
-        self._reader(actor)
-        return list(self.store.events(after_seq=after_seq))
+        by = self._reader(actor)
+        return self._events_for(by, list(self.store.events(after_seq=after_seq)))
 
     def verify(
         self,
@@ -1610,6 +1912,7 @@ class SEFlow:
         tables: tuple[str, ...] | list[str] | str = (
             "stage_histories",
             "events",
+            "texts",
             "clients",
         ),
         fmt: str = "csv",

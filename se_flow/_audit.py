@@ -48,6 +48,7 @@ from ._projections import (
     staff_mismatch,
 )
 from ._seal import SealCheck, SealRow, VerificationKey, seal_verifies
+from ._texts import ERASING_KINDS, TextCheck
 from .errors import CaseNotFound, InvalidInput, WorkflowMismatch
 
 if TYPE_CHECKING:
@@ -85,13 +86,18 @@ def canonical(value: Any) -> str:
 # JSON fields: the value an event holds, to and from what the row keeps.
 _TO_JSON: dict[str, Callable[[Any], Any]] = {
     "guards": lambda guards: [g.to_json() for g in guards],
-    "override": lambda o: {"by": o.by, "reason": o.reason} if o is not None else None,
+    # An override whose reason is kept apart (`_texts`) is stored without it.
+    "override": lambda o: (
+        None if o is None else {"by": o.by, "reason": o.reason} if o.reason else {"by": o.by}
+    ),
     "payload": dict,
+    "texts": dict,
 }
 _FROM_JSON: dict[str, Callable[[Any], Any]] = {
     "guards": lambda data: tuple(GuardResult.from_json(g) for g in data or ()),
     "override": lambda data: Override(**data) if data else None,
     "payload": lambda data: data or {},
+    "texts": lambda data: data or {},
 }
 _SEALING = frozenset({"seq", "prev_hash", "hash"})
 _DRAFTED = tuple(f for f in EVENT_FIELDS if f.name not in _SEALING)
@@ -102,6 +108,9 @@ def _encoder(f: EventField) -> Callable[[Any], Any]:
         return _isoformat
     if f.column is Column.JSON:
         to_json = _TO_JSON[f.name]
+        if f.optional:
+            # Absent (NULL, and out of the hash) rather than an empty object.
+            return lambda value: canonical(to_json(value)) if value else None
         return lambda value: canonical(to_json(value))
     return _same
 
@@ -140,9 +149,7 @@ def event_to_row(draft: EventDraft, seq: int, prev_hash: str) -> dict[str, Any]:
 # once here, and a row's values (text, integers, None) are encoded one by one, without
 # building the body dict and sorting it again per event. `canonical_body` is the reference.
 _HASHED = tuple(sorted(k for k in FIELDS if k != "hash"))
-_HASH_KEYS = tuple((k, _encode_str(k) + ":") for k in _HASHED)
-# Most rows hold no optional field: their keys, fixed.
-_HASH_KEYS_BASE = tuple((k, key) for k, key in _HASH_KEYS if k not in OPTIONAL_FIELDS)
+_HASH_KEYS = tuple((k, _encode_str(k) + ":", k in OPTIONAL_FIELDS) for k in _HASHED)
 
 
 def _value_text(value: Any) -> str:
@@ -164,16 +171,22 @@ def hashed_fields(row: Mapping[str, Any]) -> list[str]:
 def canonical_body(row: Mapping[str, Any]) -> str:
     """The text `row_hash` hashes: canonical JSON of every field of the row but `hash` (and
     optional fields while None)."""
-    return canonical({k: row[k] for k in hashed_fields(row)})
+    return canonical({k: row.get(k) for k in hashed_fields(row)})
 
 
 def row_hash(row: Mapping[str, Any]) -> str:
-    keys = _HASH_KEYS_BASE
-    if any(row.get(k) is not None for k in OPTIONAL_FIELDS):
-        keys = tuple(
-            (k, key) for k, key in _HASH_KEYS if row.get(k) is not None or k not in OPTIONAL_FIELDS
+    get = row.get
+    text = (
+        "{"
+        + ",".join(
+            [
+                key + _value_text(get(k))
+                for k, key, optional in _HASH_KEYS
+                if not optional or get(k) is not None
+            ]
         )
-    text = "{" + ",".join([key + _value_text(row[k]) for k, key in keys]) + "}"
+        + "}"
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -185,21 +198,22 @@ def check_workflow(logged: str | None, draft: EventDraft) -> None:
         raise WorkflowMismatch(logged=logged, loaded=draft.workflow_hash)
 
 
-def seal(draft: EventDraft, seq: int, prev_hash: str) -> tuple[Event, dict[str, Any]]:
-    """The event `draft` becomes at `seq` after `prev_hash`, and the row a store keeps."""
+def seal(
+    draft: EventDraft, seq: int, prev_hash: str, shown: EventDraft | None = None
+) -> tuple[Event, dict[str, Any]]:
+    """The event `draft` becomes at `seq` after `prev_hash`, and the row a store keeps.
+    `shown`: the draft before its free texts were split off (`_texts.split_change`), whose
+    texts the returned event holds (with `draft`'s hashes of them)."""
     row = event_to_row(draft, seq, prev_hash)
-    drafted = {name: getattr(draft, name) for name in _DRAFT_NAMES}
+    source = shown if shown is not None else draft
+    drafted = {name: getattr(source, name) for name in _DRAFT_NAMES}
+    drafted["texts"] = draft.texts
     return Event(**drafted, seq=seq, prev_hash=prev_hash, hash=row["hash"]), row
 
 
 def event_from_row(row: Mapping[str, Any]) -> Event:
-    # An older row (an export from before a field was added) has no optional fields.
-    return Event(
-        **{
-            f.name: _decode(f, row[f.name] if not f.optional else row.get(f.name))
-            for f in EVENT_FIELDS
-        }
-    )
+    # A row from before an optional field came (an old export) has no such key.
+    return Event(**{f.name: _decode(f, row.get(f.name)) for f in EVENT_FIELDS})
 
 
 class ChainWalk:
@@ -411,6 +425,7 @@ def verify_log(
             if key is not None
             else None
         )
+        texts = TextCheck(store.text_rows())
         unsealed = (
             None
             if sealing is None
@@ -437,6 +452,21 @@ def verify_log(
                             f"{first}: one command was appended twice",
                         )
                     )
+            try:
+                held = json.loads(row["texts"]) if row.get("texts") else {}
+                erases = (
+                    [
+                        (int(seq), str(slot))
+                        for seq, slot in json.loads(row["payload"]).get("texts") or ()
+                    ]
+                    if row["kind"] in ERASING_KINDS
+                    else []
+                )
+            except (TypeError, ValueError, AttributeError) as exc:
+                unreadable.append((row["seq"], f"event {row['seq']} cannot be read: {exc}"))
+                held, erases = {}, []
+            # A text problem is told after the chain's, the seals' and the checkpoint's.
+            texts.feed(row["seq"], held, erases)
             try:
                 if row["kind"] in (EventKind.STAFF, EventKind.SETTING):
                     staff_events.append(event_from_row(row))
@@ -472,6 +502,10 @@ def verify_log(
                     "never rolled back"
                 ),
             )
+        if texts.finish() is not None:
+            return _text_problem(result, texts)
+        if texts.present or texts.erased:
+            result = attrs.evolve(result, texts=texts.summary(), erased_texts=texts.erased)
         problem_seq, problem = records.finish()
         try:
             if problem is None:
@@ -485,6 +519,10 @@ def verify_log(
         if problem is not None:
             return attrs.evolve(result, ok=False, bad_seq=problem_seq, problem=problem)
         return result
+
+
+def _text_problem(result: Verification, texts: TextCheck) -> Verification:
+    return attrs.evolve(result, ok=False, bad_seq=texts.bad_seq, problem=texts.problem)
 
 
 def _settings_problem(store: Store, events: Iterable[Event]) -> str | None:

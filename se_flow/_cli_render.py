@@ -12,7 +12,7 @@ command people run many times a day.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from rich import box
@@ -32,6 +32,8 @@ from ._cli_text import (
     everywhere,
     fmt_fields,
     kind_example,
+    last_seen,
+    local_day,
     review_words,
     shown,
     stage_label,
@@ -39,7 +41,7 @@ from ._cli_text import (
     type_words,
     words,
 )
-from ._model import soft_only
+from ._model import TeamLine, soft_only
 from ._outcomes import Outcomes, Programme
 from ._report import KPI, Report
 from ._standards import DueItem, StandardResult
@@ -59,6 +61,7 @@ __all__ = [
     "print_report",
     "print_staff",
     "print_standards",
+    "print_team",
     "print_timeline",
     "print_workflow",
 ]
@@ -85,11 +88,21 @@ class Grid:
     """Aligned columns written straight to the console's file, styled with ANSI codes only
     when the console shows colour. Rows are lists of text or (text, style) cells."""
 
-    def __init__(self, headers: Sequence[str], *, shrink: int | None = None) -> None:
-        """`shrink` is the column (a label, never an id) cut short with "…" when the lines
-        would be wider than the terminal."""
+    def __init__(
+        self,
+        headers: Sequence[str],
+        *,
+        shrink: int | Sequence[int] | None = None,
+        drop: Sequence[int] = (),
+    ) -> None:
+        """`shrink`: the columns (labels and names, never ids) cut short with "…" when the
+        lines would be wider than the terminal, the widest first; `drop`: columns left out,
+        in this order, before anything is cut (a detail another column says in short)."""
         self.headers = list(headers)
-        self.shrink = shrink
+        self.shrink = (
+            () if shrink is None else (shrink,) if isinstance(shrink, int) else tuple(shrink)
+        )
+        self.drop = tuple(drop)
         self.rows: list[list[tuple[str, str | None]]] = []
 
     def add(self, *cells: Cell) -> None:
@@ -113,16 +126,26 @@ class Grid:
         for row in self.rows:
             for i, (text, _) in enumerate(row):
                 widths[i] = max(widths[i], cell_len(text))
-        last = len(self.headers) - 1
-        if self.shrink is not None:
-            over = sum(widths) + 2 * last - out.width
-            if over > 0:
-                widths[self.shrink] = max(
-                    cell_len(self.headers[self.shrink]), widths[self.shrink] - over
-                )
+        keep = list(range(len(self.headers)))
+
+        def total() -> int:
+            return sum(widths[i] for i in keep) + 2 * (len(keep) - 1)
+
+        for i in self.drop:
+            if total() <= out.width:
+                break
+            keep.remove(i)
+        for _ in range(sum(widths)):
+            over = total() - out.width
+            cuttable = [i for i in self.shrink if widths[i] > cell_len(self.headers[i])]
+            if over <= 0 or not cuttable:
+                break
+            widest = max(cuttable, key=lambda i: widths[i])
+            widths[widest] -= 1
+        last = keep[-1]
 
         def fit(text: str, i: int) -> str:
-            if i != self.shrink or cell_len(text) <= widths[i]:
+            if i not in self.shrink or cell_len(text) <= widths[i]:
                 return text
             return text[: max(widths[i] - 1, 0)] + "…"
 
@@ -130,9 +153,10 @@ class Grid:
             text = fit(text, i)
             return text if i == last else text + " " * (widths[i] - cell_len(text))
 
-        lines = [paint("  ".join(pad(h, i) for i, h in enumerate(self.headers)).rstrip(), "bold")]
+        head = "  ".join(pad(self.headers[i], i) for i in keep).rstrip()
+        lines = [paint(head, "bold")]
         for row in self.rows:
-            cells = [paint(pad(text, i), style) for i, (text, style) in enumerate(row)]
+            cells = [paint(pad(row[i][0], i), row[i][1]) for i in keep]
             lines.append("  ".join(cells).rstrip())
         out.file.write("\n".join(lines) + "\n")
         out.file.flush()
@@ -142,29 +166,94 @@ class Grid:
 
 
 def print_caseload(
-    out: Console, wf: Workflow, cases: Sequence[Case], today: dt.date, *, title: str = ""
+    out: Console,
+    wf: Workflow,
+    cases: Sequence[Case],
+    today: dt.date,
+    *,
+    title: str = "",
+    names: Mapping[str, str] | None = None,
 ) -> None:
+    """The caseload, a case a line. `names` (participant id to name, for those who may see
+    them) adds a Name column; "Last seen" is the days since the last contact. At 80
+    columns the review date goes first (its flag says it in short), then names and stage
+    labels are cut short; ids never are."""
     if title:
         out.print(_t(title, "bold"))
     if not cases:
         out.print("no cases match")
         return
-    grid = Grid(["Case", "Participant", "Stage", "Days", "Coach", "Review due", ""], shrink=2)
+    heads = ["Case", "Participant", "Name", "Stage", "Days", "Last seen", "Coach", "Review due", ""]
+    if not names:
+        heads.remove("Name")
+    col = {h: i for i, h in enumerate(heads)}
+    grid = Grid(
+        heads,
+        shrink=[col[h] for h in ("Name", "Stage") if h in col],
+        drop=[col["Review due"], col["Days"]],
+    )
     overdue = 0
     for c in cases:
         flag, style = review_words(c, today)
         overdue += style == "bold red"
-        grid.add(
-            c.id,
-            c.participant_id,
+        cells: list[Cell] = [c.id, c.participant_id]
+        if names:
+            cells.append(names.get(c.participant_id, "-"))
+        cells += [
             stage_label(wf, c),
             str(days_in_stage(c, today)),
+            last_seen(c, today),
             c.coach or "-",
             c.review_due.isoformat() if c.review_due else "",
             (flag, style),
-        )
+        ]
+        grid.add(*cells)
     grid.print(out)
     out.print(f"{len(cases)} case(s), {overdue} overdue for review")
+
+
+def print_team(
+    out: Console, wf: Workflow, lines: Sequence[TeamLine], *, quiet_days: int, stuck_days: int
+) -> None:
+    """A line per coach; their open cases by stage number folded beneath."""
+    if not lines:
+        out.print("no coaches and no open cases")
+        return
+    grid = Grid(
+        ["Coach", "Name", "Open", "Due 7d", "Overdue", "Reviews late", "No contact", "Stuck"],
+        shrink=1,
+    )
+    for line in lines:
+        grid.add(
+            line.coach,
+            line.name or "-",
+            str(line.open),
+            str(line.due),
+            (str(line.overdue), "bold red" if line.overdue else None),
+            str(line.reviews_overdue),
+            str(line.no_contact),
+            str(line.stuck),
+        )
+    grid.print(out)
+    out.print(
+        _t(
+            f"no contact: none for over {quiet_days} days; stuck: over {stuck_days} days "
+            "in one stage; by stage:",
+            "dim",
+        ),
+        soft_wrap=False,
+    )
+    for line in lines:
+        if line.by_stage:
+            parts = ", ".join(
+                f"{state_title(wf, state)} {n}"
+                for state, n in sorted(
+                    line.by_stage.items(),
+                    key=lambda kv: wf.states[kv[0]].order if kv[0] in wf.states else 0,
+                )
+            )
+            for folded in _folded(f"{line.coach}: {parts}", 2, out.width):
+                out.print(_t(folded), soft_wrap=True)
 
 
 def _flag(due_on: dt.date, today: dt.date) -> tuple[str, str | None]:
@@ -187,22 +276,39 @@ def _folded(text: str, indent: int, width: int) -> list[str]:
 
 
 def print_due_items(
-    out: Console, items: Sequence[DueItem], today: dt.date, heading: str, *, width: int = 80
+    out: Console,
+    items: Sequence[DueItem],
+    today: dt.date,
+    heading: str,
+    *,
+    width: int = 80,
+    names: Mapping[str, str] | None = None,
 ) -> None:
-    """One due list: a line per item (date, status, case, coach) with what it is and the
-    command that does it folded beneath, every line within `width` columns."""
+    """One due list: a line per item (date, status, case, coach; the participant's name,
+    by case id, for those who may see it) with what it is and the command that does it
+    folded beneath, every line within `width` columns."""
     if heading:
         out.print(_t(heading, "bold"), soft_wrap=True)
     if not items:
         out.print("nothing due")
         return
-    grid = Grid(["Due", "", "Case", "Coach"])
+    grid = Grid(
+        ["Due", "", "Case", "Coach", *(["Name"] if names else [])], shrink=4 if names else None
+    )
     # The grid keeps ids whole; the title and command go on lines of their own beneath.
     lines: list[tuple[str, list[str]]] = []
     for item in items:
         flag, style = _flag(item.due_on, today)
         what = item.title if item.occurrence == 1 else f"{item.title} #{item.occurrence}"
-        grid.add(item.due_on.isoformat(), (flag, style), item.case_id, item.coach or "-")
+        cells: list[Cell] = [
+            item.due_on.isoformat(),
+            (flag, style),
+            item.case_id,
+            item.coach or "-",
+        ]
+        if names:
+            cells.append(names.get(item.case_id, "-"))
+        grid.add(*cells)
         more = _folded(shown(what, one_line=True), 4, width)
         for command in item.commands:
             more.extend(_folded("do: " + shown(command, one_line=True), 4, width))
@@ -282,7 +388,8 @@ def _guard_line(result: GuardResult) -> Text:
     return line
 
 
-def print_check(out: Console, wf: Workflow, check: Check) -> None:
+def print_check(out: Console, wf: Workflow, check: Check, *, ready: str = "") -> None:
+    """A checklist; `ready` is the command that makes the move, as it must be typed."""
     head = Text()
     head.append(shown(f"{check.case_id} {check.trigger}"), style="bold")
     if check.label and check.label != check.trigger:
@@ -296,7 +403,8 @@ def print_check(out: Console, wf: Workflow, check: Check) -> None:
         out.print("  (no guards)")
     failed = check.failed
     if not failed:
-        out.print(_t(f"ready: se-flow advance {check.case_id} {check.trigger}", "green"))
+        command = ready or f"se-flow advance {check.case_id} {check.trigger}"
+        out.print(_t(f"ready: {command}", "green"), soft_wrap=True)
     elif check.overridable:
         out.print(
             Text(
@@ -348,7 +456,7 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
 
 def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title: str = "") -> None:
     """Every event of a case; an Entered column appears when something was back-dated."""
-    late = any(e.recorded_at.date() != e.effective_at.date() for e in events)
+    late = any(local_day(e.recorded_at) != local_day(e.effective_at) for e in events)
     table = Table(box=box.SIMPLE_HEAD, title=_t(title) if title else None, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Date", no_wrap=True)
@@ -367,10 +475,10 @@ def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title
                 + shown(f"override by {e.override.by} past {passed_over}: {e.override.reason}"),
                 style="yellow",
             )
-        day = e.effective_at.date()
+        day = local_day(e.effective_at)
         cells = [str(e.seq), day.isoformat()]
         if late:
-            entered = e.recorded_at.date()
+            entered = local_day(e.recorded_at)
             cells.append(entered.isoformat() if entered != day else "")
         table.add_row(*cells, _t(f"{e.actor} ({words(e.role).lower()})"), what)
     out.print(table)
@@ -400,7 +508,7 @@ def print_case(
             details.add_row("Date of birth", d.date_of_birth.isoformat())
     details.add_row("Stage", _t(f"{stage_label(wf, case)}, {days_in_stage(case, today)} day(s)"))
     details.add_row("Coach", _t(case.coach or "-"))
-    details.add_row("Opened", case.opened_at.date().isoformat())
+    details.add_row("Opened", local_day(case.opened_at).isoformat())
     if case.review_due:
         flag, style = review_words(case, today)
         details.add_row(
@@ -409,7 +517,7 @@ def print_case(
     if case.previous_case_id:
         details.add_row("Reopened from", _t(case.previous_case_id))
     if case.closed_at:
-        details.add_row("Closed", _t(f"{case.closed_at.date().isoformat()} ({case.outcome})"))
+        details.add_row("Closed", _t(f"{local_day(case.closed_at).isoformat()} ({case.outcome})"))
     details.add_row("Version", str(case.version))
     out.print(details)
 
@@ -431,7 +539,7 @@ def print_case(
         table.add_row(
             str(r.seq),
             _t(spec.title if spec else r.kind),
-            r.effective_at.date().isoformat(),
+            local_day(r.effective_at).isoformat(),
             text,
             _t(r.actor),
         )

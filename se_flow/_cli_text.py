@@ -47,6 +47,8 @@ __all__ = [
     "jsonable",
     "kind_example",
     "kind_json",
+    "last_seen",
+    "local_day",
     "mermaid",
     "money",
     "review_words",
@@ -146,6 +148,19 @@ def dumps(value: Any) -> str:
 
 def is_overdue(case: Case, today: dt.date) -> bool:
     return case.is_open and case.review_due is not None and case.review_due < today
+
+
+def local_day(at: dt.datetime) -> dt.date:
+    """The day a stored (UTC) moment fell on in the user's own time zone."""
+    return at.astimezone().date()
+
+
+def last_seen(case: Case, today: dt.date) -> str:
+    """Days since the last contact with the participant, in short: `today`, `3d ago`, `-`."""
+    if case.last_contact_at is None:
+        return "-"
+    days = (today - case.last_contact_at.date()).days
+    return "today" if days <= 0 else f"{days}d ago"
 
 
 def days_in_stage(case: Case, today: dt.date) -> int:
@@ -268,7 +283,7 @@ def fmt_value(value: Any, spec: FieldSpec | None = None) -> str:
     if isinstance(value, list | tuple):
         return "; ".join(fmt_value(v) for v in value)
     if isinstance(value, dt.datetime):
-        return value.date().isoformat()
+        return local_day(value).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal) and spec is not None and spec.money:

@@ -44,6 +44,8 @@ from .errors import (
     InvalidRecord,
     NotFound,
     PermissionDenied,
+    TextAlreadyErased,
+    TextNotFound,
     TriggerNotAvailable,
     UnknownRecordKind,
     UnknownTrigger,
@@ -459,19 +461,83 @@ class Engine:
         by: Staff,
         reason: str,
         now: dt.datetime,
+        texts: Sequence[tuple[int, str]] = (),
     ) -> Change:
         """Erase the personal data of `participant_id` (`found`: the participant as read, None
-        if there is none)."""
+        if there is none), and the free texts (seq, slot) of their cases still present."""
         policy.may_erase(by)
         if found is None:
             raise NotFound(f"no participant {quoted(participant_id)}")
-        payload = {"participant_id": participant_id}
+        payload: dict[str, Any] = {"participant_id": participant_id}
+        if texts:
+            payload["texts"] = [[seq, slot] for seq, slot in texts]
         event = self._system_event(
             EventKind.ERASURE, by.id, by.role.value, now, payload, reason.strip()
         )
         return Change(
-            case=None, expected_version=None, event=event, erase_personal_data_of=participant_id
+            case=None,
+            expected_version=None,
+            event=event,
+            erase_personal_data_of=participant_id,
+            erase_texts=tuple(texts),
         )
+
+    def erase_text(
+        self,
+        seq: int,
+        slot: str,
+        slots: Mapping[str, bool] | None,
+        *,
+        by: Staff,
+        reason: str,
+        now: dt.datetime,
+    ) -> Change:
+        """Erase the free text of event `seq` in `slot` (`slots`: that event's texts as read,
+        True if present; None if there is no such event). The event names it, never quotes."""
+        policy.may_erase_text(by)
+        if slots is None:
+            raise TextNotFound(seq, slot, "there is no such event")
+        if slot not in slots:
+            held = ", ".join(sorted(slots))
+            why = (
+                f"the event keeps these apart: {held}"
+                if held
+                else "the event keeps no text apart (one written before se-flow kept free "
+                "text apart holds it inside its hashed row, where it cannot be erased)"
+            )
+            raise TextNotFound(seq, slot, why)
+        if not slots[slot]:
+            raise TextAlreadyErased(seq, slot)
+        payload = {"texts": [[seq, slot]]}
+        event = self._system_event(
+            EventKind.TEXT_ERASURE, by.id, by.role.value, now, payload, reason.strip()
+        )
+        return Change(case=None, expected_version=None, event=event, erase_texts=((seq, slot),))
+
+    def grant_texts(
+        self,
+        target: Staff,
+        granted: bool,
+        was_granted: bool,
+        *,
+        by: Staff,
+        reason: str,
+        now: dt.datetime,
+    ) -> Change:
+        """Let auditor `target` see and export free texts (`granted`), or take that back."""
+        policy.may_grant_texts(by)
+        if target.role is not Role.AUDITOR:
+            raise InvalidInput(
+                f"{target.id} is not an auditor: only auditors have free texts withheld"
+            )
+        if granted == was_granted:
+            state = "already granted" if granted else "not granted"
+            raise InvalidInput(f"{target.id} has free texts {state}")
+        payload = {"staff_id": target.id, "granted": granted}
+        event = self._system_event(
+            EventKind.TEXT_GRANT, by.id, by.role.value, now, payload, reason.strip()
+        )
+        return Change(case=None, expected_version=None, event=event)
 
     def adopt_workflow(
         self, logged: str | None, *, by: Staff, reason: str, now: dt.datetime
@@ -541,9 +607,19 @@ class Engine:
         return policy.permits(policy.may_see_personal_data, by)
 
     @staticmethod
+    def shows_text(by: Staff, granted: bool) -> bool:
+        """Whether a read shows `by` free texts (else `WITHHELD` in their place)."""
+        return policy.permits(policy.may_see_text, by, granted)
+
+    @staticmethod
     def may_export(by: Staff, personal_data: bool) -> None:
         """Checked before an export writes anything, and again by `record_export`."""
         policy.may_export(by, personal_data)
+
+    @staticmethod
+    def may_find_people(by: Staff) -> None:
+        """A search of participants by name or contact (`SEFlow.find`)."""
+        policy.may_find_people(by)
 
     # --- helpers -------------------------------------------------------------------------
 

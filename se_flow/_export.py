@@ -117,12 +117,14 @@ __all__ = [
     "PERSONAL_COLUMNS",
     "SPELL_COLUMNS",
     "TABLES",
+    "TEXT_COLUMNS",
     "Manifest",
     "manifest_digest",
     "write_export",
 ]
 
-TABLES = ("stage_histories", "events", "clients")
+TABLES = ("stage_histories", "events", "texts", "clients")
+TEXT_COLUMNS = ("seq", "slot", "state", "salt", "text")
 FORMATS = ("csv", "jsonl", "json")
 MANIFEST = "manifest.json"
 BUNDLE = "export.json"
@@ -145,8 +147,9 @@ CSV_SAFETY = (
     "Open these files in a spreadsheet by importing them with every column as text. In "
     "stage_histories.csv and clients.csv a text cell that would start with =, +, -, @, a tab or "
     "a carriage return has a ' put before it, so a spreadsheet shows it instead of running it. "
-    "events.csv is not escaped: it holds the audit events exactly as stored, so its chain can be "
-    "re-verified; a cell there may start with = and is never to be opened by double-clicking."
+    "events.csv and texts.csv are not escaped: they hold the audit events and free texts exactly "
+    "as stored, so their hashes can be re-verified; a cell there may start with = and is never "
+    "to be opened by double-clicking."
 )
 # Exports are readable by their owner only (folder and files), whatever the umask.
 _DIR_MODE, _FILE_MODE = 0o700, 0o600
@@ -400,6 +403,9 @@ def _tables(tables: Iterable[str] | str) -> tuple[str, ...]:
             )
     if not names:
         raise InvalidExportRequest(f"no tables asked for; tables: {', '.join(TABLES)}")
+    if "texts" in names and "events" not in names:
+        # A text is proved only by the hash its event holds.
+        raise InvalidExportRequest("the texts table is exported only with the events table")
     return tuple(dict.fromkeys(names))
 
 
@@ -549,6 +555,43 @@ def _client_rows(
         yield tuple(row)
 
 
+_SEQ = FIELDS.index("seq")
+_TEXTS = FIELDS.index("texts")
+
+
+def _text_rows(store: Store, sel: _Selection, shown: bool) -> Iterator[tuple[Any, ...]]:
+    """One row per free text of the exported events, in (seq, slot) order: `present` (with
+    its salt, so the hash its event holds can be checked), `withheld` (the exporter may not
+    see texts) or `erased`. Two streams merged, in constant memory."""
+    events = store.event_table(
+        case_id=sel.case_id,
+        cases=sel.case_filter() if sel.picks_cases else None,
+        since=sel.since,
+        before=sel.before,
+    )
+    kept = store.text_rows()
+    upcoming = next(kept, None)
+    for row in events:
+        held = row[_TEXTS]
+        if not held:
+            continue
+        seq = row[_SEQ]
+        while upcoming is not None and upcoming.seq < seq:
+            upcoming = next(kept, None)
+        found = {}
+        while upcoming is not None and upcoming.seq == seq:
+            found[upcoming.slot] = upcoming
+            upcoming = next(kept, None)
+        for slot in sorted(json.loads(held)):
+            text = found.get(slot)
+            if text is None or text.text is None:
+                yield (seq, slot, "erased", None, None)
+            elif not shown:
+                yield (seq, slot, "withheld", None, None)
+            else:
+                yield (seq, slot, "present", text.salt, text.text)
+
+
 @frozen
 class _Table:
     name: str
@@ -566,7 +609,10 @@ def _open_table(
     today: dt.date,
     personal: bool,
     as_json: bool,
+    texts_shown: bool = False,
 ) -> _Table:
+    if name == "texts":
+        return _Table(name, TEXT_COLUMNS, _text_rows(store, sel, texts_shown))
     if name == "events":
         rows = store.event_table(
             case_id=sel.case_id,
@@ -621,7 +667,7 @@ def _defused(row: tuple[Any, ...]) -> list[Any]:
 def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
     writer = csv.writer(f)
     writer.writerow(table.columns)
-    if table.name == "events":
+    if table.name in ("events", "texts"):
         # Exactly as stored, or the chain could not be re-verified from the file: the manifest's
         # csv_safety note says how to open it safely instead.
         return _pump(table, writer.writerows, progress)
@@ -919,8 +965,10 @@ def write_export(
     names = _tables(tables)
     started = time.time_ns()
     engine = Engine(workflow)
-    by = acting(store.read(), actor)
+    tx = store.read()
+    by = acting(tx, actor)
     engine.may_export(by, include_personal_data)
+    texts_shown = engine.shows_text(by, tx.text_granted(by.id))
     sel = _select(
         store,
         workflow,
@@ -962,6 +1010,7 @@ def write_export(
                     today,
                     include_personal_data,
                     as_json=fmt != "csv",
+                    texts_shown=texts_shown,
                 ),
                 progress,
             )
@@ -996,6 +1045,8 @@ def write_export(
                 "chain_head": {"seq": head[0], "hash": head[1]},
                 "manifest_sha256": manifest_digest(manifest.to_json()),
             }
+            if "texts" in names:
+                payload["texts"] = "included" if texts_shown else "withheld"
             return engine.record_export(
                 payload,
                 by=acting(tx, actor),

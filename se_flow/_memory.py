@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -26,6 +26,7 @@ from ._model import (
     Case,
     DatabaseSettings,
     Event,
+    EventKind,
     Participant,
     PersonalDetails,
     Record,
@@ -45,6 +46,7 @@ from ._seal import (
     first_key,
     seal_event,
 )
+from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -54,7 +56,18 @@ from .errors import (
     SealKeyUnusable,
     StaffNotFound,
 )
-from .ports import CaseFilter, Change, Needs, RecordRow, SealKeys, Snapshot, Store, StoreCopy, Tx
+from .ports import (
+    CaseFilter,
+    Change,
+    Needs,
+    RecordRow,
+    SealKeys,
+    Snapshot,
+    Store,
+    StoreCopy,
+    TextRow,
+    Tx,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -93,6 +106,7 @@ class _MemoryTx(Tx):
             # A correction has the kind of what it corrects, so filtering by kind keeps
             # supersession whole.
             records = current([r for r in mine if kinds is None or r.kind in kinds])
+            records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}
@@ -105,7 +119,32 @@ class _MemoryTx(Tx):
         return self._s._participants.get(participant_id)
 
     def command(self, command_id: str) -> Event | None:
-        return self._s._commands.get(command_id)
+        event = self._s._commands.get(command_id)
+        # Kept without its free texts (as the log): given back with them, as any read.
+        if event is not None and event.texts:
+            return fill_event(event, self._s._texts_for(event.seq))
+        return event
+
+    def text_slots(self, seq: int) -> Mapping[str, bool] | None:
+        s = self._s
+        if not 1 <= seq <= len(s._events):
+            return None
+        return {slot: text is not None for slot, text in s._texts_for(seq).items()}
+
+    def participant_texts(self, participant_id: str) -> list[tuple[int, str]]:
+        s = self._s
+        mine = {c.id for c in s._cases.values() if c.participant_id == participant_id}
+        return sorted(
+            (seq, slot)
+            for (seq, slot), (_, text) in s._texts.items()
+            if text is not None and s._events[seq - 1].case_id in mine
+        )
+
+    def text_granted(self, staff_id: str) -> bool:
+        for event in reversed(self._s._events):
+            if event.kind == EventKind.TEXT_GRANT and event.payload.get("staff_id") == staff_id:
+                return bool(event.payload.get("granted"))
+        return False
 
 
 class KeyInMemory(SealKeys):
@@ -165,6 +204,8 @@ class MemoryStore(Store):
         self._record_seqs: list[int] = []
         self._marks: dict[str, dict[str, int]] = {}
         self._commands: dict[str, Event] = {}
+        # (seq, slot) -> (salt hex, text), both None once erased (`_texts`).
+        self._texts: dict[tuple[int, str], tuple[str | None, str | None]] = {}
         self._undo: list[Undo] | None = None
 
     # --- writes ------------------------------------------------------------------------
@@ -194,7 +235,15 @@ class MemoryStore(Store):
         if self._undo is not None:
             self._undo.append(undo)
 
+    def _texts_for(self, seq: int) -> dict[str, str | None]:
+        return {
+            slot: text
+            for slot in self._events[seq - 1].texts
+            for _, text in (self._texts.get((seq, slot), (None, None)),)
+        }
+
     def _apply(self, change: Change) -> Event:
+        change, texts = split_change(change, self.workflow, lambda: secrets.token_bytes(SALT_BYTES))
         case = change.case
         # Every check first: past this point nothing can fail, so nothing is half-applied.
         if case is not None and change.expected_version is not None:
@@ -245,6 +294,10 @@ class MemoryStore(Store):
                 self._put(self._personal, p.id, p.details)
         if change.erase_personal_data_of is not None:
             self._drop(self._personal, change.erase_personal_data_of)
+        for t in texts:
+            self._put(self._texts, (seq, t.slot), (t.salt.hex(), t.text))
+        for key in change.erase_texts:
+            self._put(self._texts, key, (None, None))
         if case is not None:
             self._put(self._cases, case.id, case)
             if event.trigger is not None:
@@ -257,9 +310,10 @@ class MemoryStore(Store):
             self._record_seqs.append(seq)
             self._did(mine.pop)
             self._did(self._record_seqs.pop)
-        return event
+        # Kept without its texts (an erased one must not linger here); given back with them.
+        return fill_event(event, {t.slot: t.text for t in texts}) if texts else event
 
-    def _put(self, table: dict[str, Any], key: str, value: Any) -> None:
+    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         had, old = key in table, table.get(key)
         table[key] = value
         self._did(lambda: table.__setitem__(key, old) if had else table.pop(key))
@@ -281,6 +335,7 @@ class MemoryStore(Store):
             participants: dict[str, Participant] = {}
             personal: dict[str, PersonalDetails] = {}
             seals: list[SealRow] = []
+            texts: dict[tuple[int, str], tuple[str | None, str | None]] = {}
             for table, row in restore_order(copy):
                 if table == "event":
                     kept = {c: row.get(c) for c in EVENT_COLUMNS}
@@ -296,6 +351,8 @@ class MemoryStore(Store):
                     staff[row.id] = row
                 elif table == "seal":
                     seals.append(row)
+                elif table == "text":
+                    texts[row.seq, row.slot] = (row.salt, row.text)
                 elif table == "record":
                     spec = self.workflow.records.get(row.kind)
                     records.append(
@@ -320,6 +377,7 @@ class MemoryStore(Store):
             self._participants.update(participants)
             self._personal.update(personal)
             self._cases.update(cases)
+            self._texts.update(texts)
             for event in events:
                 if event.case_id is not None and event.trigger is not None:
                     self._marks.setdefault(event.case_id, {})[event.trigger] = event.seq
@@ -343,6 +401,7 @@ class MemoryStore(Store):
             self._records,
             self._marks,
             self._commands,
+            self._texts,
         ):
             table.clear()
         self._rows.clear()
@@ -399,7 +458,7 @@ class MemoryStore(Store):
     def records(self, case_id: str) -> list[Record]:
         self.case(case_id)
         with self._lock:
-            return list(self._records.get(case_id, []))
+            return self.records_filled(list(self._records.get(case_id, [])))
 
     def record_rows(self) -> Iterator[RecordRow]:
         with self._lock:
@@ -418,10 +477,27 @@ class MemoryStore(Store):
                 supersedes=r.supersedes,
             )
 
+    def records_filled(self, records: list[Record]) -> list[Record]:
+        return [fill_record(r, self._texts_for(r.seq)) for r in records]
+
     def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
         with self._lock:
-            events = self._events[after_seq:]
-        return (e for e in events if case_id is None or e.case_id == case_id)
+            events = [
+                fill_event(e, self._texts_for(e.seq))
+                for e in self._events[after_seq:]
+                if case_id is None or e.case_id == case_id
+            ]
+        return iter(events)
+
+    def text_rows(self) -> Iterator[TextRow]:
+        with self._lock:
+            rows = sorted(self._texts.items())
+        for (seq, slot), (salt, text) in rows:
+            yield TextRow(seq, slot, salt, text)
+
+    def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+        with self._lock:
+            return {seq: self._texts_for(seq) for seq in seqs if 1 <= seq <= len(self._events)}
 
     def events_by_case(self) -> Iterator[Event]:
         with self._lock:
@@ -450,6 +526,15 @@ class MemoryStore(Store):
 
     def personal_details(self, participant_id: str) -> PersonalDetails | None:
         return self._personal.get(participant_id)
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            return {p: self._personal[p].name for p in participant_ids if p in self._personal}
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        with self._lock:
+            found = sorted(self._personal.items())
+        return iter(found)
 
     def store_id(self) -> str:
         return self._id

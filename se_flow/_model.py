@@ -25,11 +25,13 @@ __all__ = [
     "GuardResult",
     "Override",
     "Participant",
+    "PersonFound",
     "PersonalDetails",
     "Record",
     "Role",
     "Staff",
     "Status",
+    "TeamLine",
     "Verification",
     "soft_only",
 ]
@@ -61,6 +63,10 @@ class EventKind(StrEnum):
     EXPORT = "export"
     REPORT = "report"
     WORKFLOW = "workflow"
+    TEXT_ERASURE = "text_erasure"
+    """An admin erased free texts (named by event and slot, never quoted; `_texts`)."""
+    TEXT_GRANT = "text_grant"
+    """An admin let an auditor see (and export) free texts, or took that back."""
     SETTING = "setting"
     """An admin changed a database setting (`DatabaseSettings`): its payload is all of them."""
 
@@ -143,6 +149,37 @@ class Participant:
     id: str
     created_at: dt.datetime
     details: PersonalDetails | None = None
+
+
+@frozen
+class TeamLine:
+    """One coach's caseload in numbers, for a team leader (`SEFlow.team`): open cases by
+    state id, what is due within the week and overdue, reviews overdue, cases with no
+    contact in `quiet_days` days, and cases in one stage more than `stuck_days` days."""
+
+    coach: str
+    name: str
+    open: int
+    by_stage: Mapping[str, int]
+    due: int
+    overdue: int
+    reviews_overdue: int
+    no_contact: int
+    stuck: int
+
+
+@frozen
+class PersonFound:
+    """A participant a search found: their personal details and every case (episode) of
+    theirs, by case number."""
+
+    participant_id: str
+    details: PersonalDetails
+    cases: tuple[Case, ...] = ()
+
+    @property
+    def open_cases(self) -> tuple[Case, ...]:
+        return tuple(c for c in self.cases if c.is_open)
 
 
 @frozen
@@ -243,7 +280,8 @@ def soft_only(results: Iterable[GuardResult]) -> bool:
 @frozen
 class Override:
     by: str
-    reason: str
+    reason: str = ""
+    """Empty in a stored row whose reason is kept apart with the other free texts."""
 
 
 @frozen
@@ -291,6 +329,9 @@ class EventDraft:
     guards: tuple[GuardResult, ...] = ()
     override: Override | None = None
     payload: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    texts: Mapping[str, str] = field(factory=dict, converter=_frozen_mapping)
+    """The salted hash of each free text the event holds, by slot (`_texts`): the texts
+    themselves are kept apart from the hashed row. Empty for events written before."""
     command_id: str | None = None
     """The caller's id for the command (`SEFlow` writes' `command_id`): a retry after an
     ambiguous commit finds it in the log and appends nothing twice."""
@@ -350,7 +391,8 @@ class EventField:
     nullable: bool = False
     optional: bool = False
     """Added after logs were written: an older row has no such field, so the canonical JSON
-    (and the hash) leaves it out while it is None, and every old log verifies byte for byte."""
+    (and the hash) leaves it out while it is None (an empty JSON field is stored as None), and
+    every old log verifies byte for byte. Each came with its own migration adding its column."""
 
 
 _I, _T, _TIME, _J = Column.INT, Column.TEXT, Column.TIME, Column.JSON
@@ -375,12 +417,14 @@ EVENT_FIELDS: tuple[EventField, ...] = (
     EventField("payload", _J),
     EventField("prev_hash", _T),
     EventField("hash", _T),
+    # In the order their migrations added the columns.
+    EventField("texts", _J, nullable=True, optional=True),
     EventField("command_id", _T, nullable=True, optional=True),
     EventField("command_hash", _T, nullable=True, optional=True),
 )
 """THE list of an event's fields, in the order a stored row and an export keep them: the
 store's table, its INSERT and SELECT, the hash and the export's columns all come from here.
-The hash covers every field but `hash` itself."""
+The hash covers every field but `hash` itself (and an `optional` one only when set)."""
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS)
 OPTIONAL_FIELDS: frozenset[str] = frozenset(f.name for f in EVENT_FIELDS if f.optional)
@@ -405,6 +449,10 @@ class Verification:
     database that does not seal."""
     bad_epoch: int | None = None
     """The sealing epoch of the first event whose seal failed (with `bad_seq`)."""
+    texts: str | None = None
+    """What was proved of the free texts kept apart from the log (`_texts`), in words: how
+    many are present and unaltered, how many an admin erased."""
+    erased_texts: int = 0
     checkpoints: str | None = None
     """What the checkpoints given proved (the log only appended to since each), in words."""
 

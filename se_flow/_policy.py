@@ -29,11 +29,15 @@ __all__ = [
     "may_adopt_workflow",
     "may_change_settings",
     "may_erase",
+    "may_erase_text",
     "may_export",
+    "may_find_people",
+    "may_grant_texts",
     "may_manage_staff",
     "may_override",
     "may_read",
     "may_see_personal_data",
+    "may_see_text",
     "may_write",
     "permits",
 ]
@@ -88,6 +92,18 @@ def may_see_personal_data(by: Staff) -> None:
     if by.role is Role.AUDITOR:
         raise PermissionDenied(
             f"{by.id} is an auditor: auditors see participants by their pseudonyms only", by.id
+        )
+
+
+def may_find_people(by: Staff) -> None:
+    """Searching participants by name or contact: for those who work with people, coaches
+    and team leaders. An admin sees a name on a case they open, but does not go looking."""
+    _active(by)
+    if by.role not in (Role.COACH, Role.TEAM_LEADER):
+        raise PermissionDenied(
+            f"only coaches and team leaders may search participants by name; {by.id} is "
+            f"{_words(by.role)}",
+            by.id,
         )
 
 
@@ -150,6 +166,30 @@ def may_erase(by: Staff) -> None:
     _active(by)
     if by.role is not Role.ADMIN:
         raise PermissionDenied(f"only an admin may erase personal data; {by.id} is not", by.id)
+
+
+def may_erase_text(by: Staff) -> None:
+    """Erasing a free text kept apart from the log (a note, a reason): an active admin."""
+    _active(by)
+    if by.role is not Role.ADMIN:
+        raise PermissionDenied(f"only an admin may erase a text; {by.id} is not", by.id)
+
+
+def may_grant_texts(by: Staff) -> None:
+    """Letting an auditor see and export free texts, or taking that back: an active admin."""
+    _active(by)
+    if by.role is not Role.ADMIN:
+        raise PermissionDenied(f"only an admin may grant free texts; {by.id} is not", by.id)
+
+
+def may_see_text(by: Staff, granted: bool) -> None:
+    """Free texts (notes, reasons): for those who work with people or run the system; an
+    auditor only once an admin has granted them the texts (`granted`)."""
+    _active(by)
+    if by.role is Role.AUDITOR and not granted:
+        raise PermissionDenied(
+            f"{by.id} is an auditor: free texts are withheld until an admin grants them", by.id
+        )
 
 
 def may_export(by: Staff, personal_data: bool) -> None:

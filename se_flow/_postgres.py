@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -75,6 +76,7 @@ from ._seal import (
     seal_event,
 )
 from ._standards import CaseHistory
+from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._urls import shown_database, without_password
 from ._workflow import Workflow
 from .errors import (
@@ -89,7 +91,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, SealKeys, Store, StoreCopy, Tx
+from .ports import CaseFilter, SealKeys, Store, StoreCopy, TextRow, Tx
 
 __all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
 
@@ -110,11 +112,11 @@ def _column_ddl(f: EventField) -> str:
 
 
 # The events table and its append from the one field list (`_model.EVENT_FIELDS`), as SQLite's.
-# Fields added later (optional ones) came with their own migration: the first one is frozen.
+# Optional fields came later: each has its own migration adding its column.
 _COMMAND_FIELDS = ("command_id", "command_hash")
 _EVENTS_DDL = (
     "CREATE TABLE events (\n    "
-    + ",\n    ".join(_column_ddl(f) for f in EVENT_FIELDS if f.name not in _COMMAND_FIELDS)
+    + ",\n    ".join(_column_ddl(f) for f in EVENT_FIELDS if not f.optional)
     + "\n)"
 )
 _EVENT_COLS = ", ".join(EVENT_COLUMNS)
@@ -320,8 +322,52 @@ _SCHEMA_V4 = [
     "CREATE INDEX cases_state ON cases (state, num)",
 ]
 
-# Command ids (a retry appends nothing twice): in the log, and unique there.
+# Free texts apart from the hashed rows (`_texts`): written only with their event, never
+# deleted, cleared (salt and text NULL) only by the erasure event naming them, the log's last.
 _SCHEMA_V5 = [
+    "ALTER TABLE events ADD COLUMN texts TEXT",
+    """CREATE TABLE texts (
+        seq BIGINT NOT NULL REFERENCES events(seq),
+        slot TEXT COLLATE "C" NOT NULL,
+        salt TEXT,
+        text TEXT,
+        PRIMARY KEY (seq, slot)
+    )""",
+    """CREATE FUNCTION se_flow_texts_with_their_event() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.seq IS DISTINCT FROM (SELECT MAX(seq) FROM events) THEN
+            RAISE EXCEPTION 'a text is written only with its event';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE FUNCTION se_flow_texts_only_erased() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.seq IS DISTINCT FROM OLD.seq OR NEW.slot IS DISTINCT FROM OLD.slot
+           OR NEW.salt IS NOT NULL OR NEW.text IS NOT NULL OR NOT EXISTS (
+               SELECT 1 FROM events e, jsonb_array_elements(e.payload::jsonb -> 'texts') j
+               WHERE e.seq = (SELECT MAX(seq) FROM events)
+                 AND e.kind IN ('text_erasure', 'erasure')
+                 AND (j ->> 0)::bigint = OLD.seq AND j ->> 1 = OLD.slot) THEN
+            RAISE EXCEPTION 'a text is only ever erased, by an erasure event';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    _RAISE.format(
+        name="se_flow_texts_never_deleted",
+        words="texts are never deleted: an admin erases them",
+    ),
+    "CREATE TRIGGER texts_with_their_event BEFORE INSERT ON texts "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_texts_with_their_event()",
+    "CREATE TRIGGER texts_only_erased BEFORE UPDATE ON texts "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_texts_only_erased()",
+    "CREATE TRIGGER texts_never_deleted BEFORE DELETE ON texts "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_texts_never_deleted()",
+    "CREATE TRIGGER texts_never_truncated BEFORE TRUNCATE ON texts "
+    "FOR EACH STATEMENT EXECUTE FUNCTION se_flow_texts_never_deleted()",
+]
+
+# Command ids (a retry appends nothing twice): in the log, and unique there.
+_SCHEMA_V6 = [
     *(
         f"ALTER TABLE events ADD COLUMN {_column_ddl(f)}"
         for f in EVENT_FIELDS
@@ -335,7 +381,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0002_insiders", _SCHEMA_V2),
     ("0003_due_reads", _SCHEMA_V3),
     ("0004_cases_by_number", _SCHEMA_V4),
-    ("0005_command_ids", _SCHEMA_V5),
+    ("0005_texts", _SCHEMA_V5),
+    ("0006_command_ids", _SCHEMA_V6),
 ]
 """Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
 
@@ -351,6 +398,10 @@ _CASE_NUM_LOCK = (0x5EF10, 2)
 
 _PAGE = 2000
 """Rows per keyset page when streaming the log: seq is gapless and committed in order."""
+
+
+def _new_salt() -> bytes:
+    return os.urandom(SALT_BYTES)
 
 
 def cut_canonical(row: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -518,7 +569,34 @@ class _PgTx(Tx):
         rows = self._all(f"SELECT {_EVENT_COLS} FROM events WHERE command_id = %s", (command_id,))
         if not rows:
             return None
-        return event_from_row(dict(zip(EVENT_COLUMNS, rows[0], strict=True)))
+        event = event_from_row(dict(zip(EVENT_COLUMNS, rows[0], strict=True)))
+        if event.texts:
+            held = self._all("SELECT slot, text FROM texts WHERE seq = %s", (event.seq,))
+            event = fill_event(event, dict(held))
+        return event
+
+    def text_slots(self, seq: int) -> Mapping[str, bool] | None:
+        if not self._all("SELECT 1 FROM events WHERE seq = %s", (seq,)):
+            return None
+        rows = self._all("SELECT slot, text FROM texts WHERE seq = %s", (seq,))
+        return {slot: text is not None for slot, text in rows}
+
+    def participant_texts(self, participant_id: str) -> list[tuple[int, str]]:
+        rows = self._all(
+            "SELECT t.seq, t.slot FROM cases c JOIN events e ON e.case_id = c.id "
+            "JOIN texts t ON t.seq = e.seq WHERE c.participant_id = %s AND t.text IS NOT NULL "
+            "ORDER BY t.seq, t.slot",
+            (participant_id,),
+        )
+        return [(int(seq), str(slot)) for seq, slot in rows]
+
+    def text_granted(self, staff_id: str) -> bool:
+        rows = self._all(
+            "SELECT payload::jsonb ->> 'granted' FROM events WHERE kind = 'text_grant' "
+            "AND payload::jsonb ->> 'staff_id' = %s ORDER BY seq DESC LIMIT 1",
+            (staff_id,),
+        )
+        return bool(rows) and rows[0][0] == "true"
 
 
 class PostgresStore(Store):
@@ -805,6 +883,8 @@ class PostgresStore(Store):
     ) -> Event:
         """Append `change`: the checks that need a lock first, then one pipeline (the append,
         the tables, `finish`) in one round trip."""
+        shown = change.event
+        change, texts = split_change(change, self.workflow, _new_salt)
         draft = change.event
         case = change.case
         if case is not None and change.expected_version is not None:
@@ -823,6 +903,17 @@ class PostgresStore(Store):
         try:
             with conn.pipeline():
                 head = conn.execute(_APPEND.encode(), params)
+                for t in texts:
+                    conn.execute(
+                        b"INSERT INTO texts (seq, slot, salt, text) "
+                        b"SELECT seq, %s, %s, %s FROM chain_head",
+                        (t.slot, t.salt.hex(), t.text),
+                    )
+                for seq_slot in change.erase_texts:
+                    conn.execute(
+                        b"UPDATE texts SET salt = NULL, text = NULL WHERE seq = %s AND slot = %s",
+                        seq_slot,
+                    )
                 self._write_tables(conn, change)
                 moved = None
                 if case is not None and change.expected_version is not None:
@@ -871,7 +962,7 @@ class PostgresStore(Store):
         if moved is not None and moved.rowcount != 1:
             # Cannot happen: the case row is locked and its version was checked above.
             raise StoreError(f"database {self.name}: case {case and case.id} moved while locked")
-        event, _ = seal(draft, seq, prev)
+        event, _ = seal(draft, seq, prev, shown)
         if event.hash != server_hash:
             raise StoreError(
                 f"database {self.name}: event {seq} was hashed by the server as "
@@ -1027,6 +1118,11 @@ class PostgresStore(Store):
                             b"INSERT INTO seals (seq, epoch, mac) VALUES (%s, %s, %s)",
                             (row.seq, row.epoch, row.mac),
                         )
+                    elif table == "text":
+                        conn.execute(
+                            b"INSERT INTO texts (seq, slot, salt, text) VALUES (%s, %s, %s, %s)",
+                            (row.seq, row.slot, row.salt, row.text),
+                        )
                     elif table == "record":
                         conn.execute(
                             b"INSERT INTO records (seq, case_id, kind, fields, effective_at, "
@@ -1177,7 +1273,35 @@ class PostgresStore(Store):
             sql += " AND kind = ANY(%s)"
             params.append(sorted(kinds))
         rows = self._all(sql + " ORDER BY seq", params)
-        return [record_from_row(row, self.workflow) for row in rows]
+        records = [record_from_row(row, self.workflow) for row in rows]
+        if not records:
+            return records
+        texts = self.texts_of([r.seq for r in records])
+        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in records]
+
+    def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+        found: dict[int, dict[str, str | None]] = {}
+        if not seqs:
+            return found
+        for seq, slot, text in self._all(
+            "SELECT seq, slot, text FROM texts WHERE seq = ANY(%s)", (sorted(set(seqs)),)
+        ):
+            found.setdefault(int(seq), {})[slot] = text
+        return found
+
+    def text_rows(self) -> Iterator[TextRow]:
+        sql = (
+            "SELECT seq, slot, salt, text FROM texts WHERE (seq, slot) > (%s, %s) "
+            f"ORDER BY seq, slot LIMIT {_PAGE}"
+        )
+        last: tuple[int, str] = (0, "")
+        while True:
+            rows = self._all(sql, last)
+            for seq, slot, salt, text in rows:
+                yield TextRow(int(seq), slot, salt, text)
+            if len(rows) < _PAGE:
+                return
+            last = (int(rows[-1][0]), rows[-1][1])
 
     def records(self, case_id: str) -> list[Record]:
         self.case(case_id)
@@ -1241,7 +1365,10 @@ class PostgresStore(Store):
             clauses.append("case_id = %s")
             params.append(case_id)
         for row in self._event_rows(clauses, params):
-            yield event_from_row(dict(zip(EVENT_COLUMNS, row, strict=True)))
+            event = event_from_row(dict(zip(EVENT_COLUMNS, row, strict=True)))
+            if event.texts:
+                event = fill_event(event, self.texts_of([event.seq]).get(event.seq, {}))
+            yield event
 
     def events_by_case(self) -> Iterator[Event]:
         sql = (
@@ -1291,6 +1418,36 @@ class PostgresStore(Store):
             contact=r[1],
             date_of_birth=dt.date.fromisoformat(r[2]) if r[2] else None,
             health_notes=r[3],
+        )
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(participant_ids))
+        if not ids:
+            return {}
+        rows = self._all(
+            "SELECT participant_id, name FROM personal_data WHERE participant_id = ANY(%s)",
+            (ids,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        rows = self._all(
+            "SELECT participant_id, name, contact, date_of_birth, health_notes "
+            "FROM personal_data ORDER BY participant_id"
+        )
+        return iter(
+            [
+                (
+                    str(r[0]),
+                    PersonalDetails(
+                        name=r[1],
+                        contact=r[2],
+                        date_of_birth=dt.date.fromisoformat(r[3]) if r[3] else None,
+                        health_notes=r[4],
+                    ),
+                )
+                for r in rows
+            ]
         )
 
     def store_id(self) -> str:

@@ -225,22 +225,29 @@ def refuse_if_not_empty(name: str, head_seq: int, has_staff: bool) -> None:
 
 def restore_order(copy: StoreCopy) -> Iterator[tuple[str, Any]]:
     """The rows of `copy` in the order a store with the log's guards accepts them, as
-    (table, row): participants (and their personal data) first; each event, then its seal,
-    then the case or staff row it first speaks of (a case or staff row may change only while
-    the log's last event is about it); the records last (each refers to its event). The case
-    and staff rows are their final values: the log, re-verified after, explains them."""
+    (table, row): participants (and their personal data) first; each event, then its seal and
+    its free texts (`TextRow`, erased ones as tombstones), then the case or staff row it first
+    speaks of (a case or staff row may change only while the log's last event is about it);
+    the records last (each refers to its event). The case and staff rows are their final
+    values: the log, re-verified after, explains them."""
     for participant in copy.participants.values():
         yield "participant", participant
     seals = iter(copy.seals)
     seal = next(seals, None)
     cases = dict(copy.cases)
     staff = {s.id: s for s in copy.staff}
+    texts = iter(copy.texts)
+    text = next(texts, None)
     for row in copy.events:
         yield "event", row
         while seal is not None and seal.seq <= row["seq"]:
             if seal.seq == row["seq"]:
                 yield "seal", seal
             seal = next(seals, None)
+        # A text is kept only while its event is the log's last (erased ones too).
+        while text is not None and text.seq <= row["seq"]:
+            yield "text", text
+            text = next(texts, None)
         case = cases.pop(row["case_id"], None) if row["case_id"] is not None else None
         if case is not None:
             yield "case", case
@@ -253,5 +260,9 @@ def restore_order(copy: StoreCopy) -> Iterator[tuple[str, Any]]:
         yield "case", case
     for member in staff.values():
         yield "staff", member
+    # Texts of no event: offered last, where the store's guards refuse them.
+    while text is not None:
+        yield "text", text
+        text = next(texts, None)
     for record in copy.records:
         yield "record", record

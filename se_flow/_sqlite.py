@@ -16,7 +16,7 @@ import operator
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from ._seal import (
     seal_event,
 )
 from ._standards import CaseHistory
+from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -84,6 +85,7 @@ from .ports import (
     Snapshot,
     Store,
     StoreCopy,
+    TextRow,
     Tx,
 )
 
@@ -102,11 +104,11 @@ def _column_ddl(f: EventField) -> str:
 
 # The events table, its INSERT and its SELECT, from the one field list (`_model.EVENT_FIELDS`).
 # A new field needs a migration that adds its column: test_sqlite_store pins this table.
-# Fields added later came with their own migration (0009): the first table is frozen.
+# Optional fields came later: each has its own migration adding its column.
 _COMMAND_FIELDS = ("command_id", "command_hash")
 _EVENTS_DDL = (
     "CREATE TABLE events (\n    "
-    + ",\n    ".join(_column_ddl(f) for f in EVENT_FIELDS if f.name not in _COMMAND_FIELDS)
+    + ",\n    ".join(_column_ddl(f) for f in EVENT_FIELDS if not f.optional)
     + "\n)"
 )
 _EVENT_COLS = ", ".join(EVENT_COLUMNS)
@@ -265,9 +267,42 @@ _SCHEMA_V7 = [
     "CREATE INDEX cases_state ON cases (state, num)",
 ]
 
+# Free texts apart from the hashed rows (`_texts`). A text is written only with its event (the
+# log's last), never deleted; it is cleared (salt and text NULL: a tombstone) only by the
+# erasure event that names it, the log's last. secure_delete (set per connection) overwrites
+# what is cleared.
+_TEXT_ERASED_BY_LAST = (
+    "EXISTS (SELECT 1 FROM events e, json_each(e.payload, '$.texts') j "
+    "WHERE e.seq = (SELECT MAX(seq) FROM events) AND e.kind IN ('text_erasure', 'erasure') "
+    "AND json_extract(j.value, '$[0]') = OLD.seq AND json_extract(j.value, '$[1]') = OLD.slot)"
+)
+_TEXTS_WITH_THEIR_EVENT = (
+    "BEFORE INSERT ON texts WHEN NEW.seq IS NOT (SELECT MAX(seq) FROM events) "
+    "BEGIN SELECT RAISE(ABORT, 'a text is written only with its event'); END"
+)
+# A bulk loader lifts this one with the others (it came with 0009, after _SCHEMA_V3 was made).
+THROUGH_THE_LOG["texts_with_their_event"] = _TEXTS_WITH_THEIR_EVENT
+_SCHEMA_V9 = [
+    "ALTER TABLE events ADD COLUMN texts TEXT",
+    """CREATE TABLE texts (
+        seq INTEGER NOT NULL REFERENCES events(seq),
+        slot TEXT NOT NULL,
+        salt TEXT,
+        text TEXT,
+        PRIMARY KEY (seq, slot)
+    ) WITHOUT ROWID""",
+    f"CREATE TRIGGER texts_with_their_event {_TEXTS_WITH_THEIR_EVENT}",
+    f"""CREATE TRIGGER texts_only_erased BEFORE UPDATE ON texts
+       WHEN NEW.seq IS NOT OLD.seq OR NEW.slot IS NOT OLD.slot OR NEW.salt IS NOT NULL
+         OR NEW.text IS NOT NULL OR NOT {_TEXT_ERASED_BY_LAST}
+       BEGIN SELECT RAISE(ABORT, 'a text is only ever erased, by an erasure event'); END""",
+    """CREATE TRIGGER texts_never_deleted BEFORE DELETE ON texts
+       BEGIN SELECT RAISE(ABORT, 'texts are never deleted: an admin erases them'); END""",
+]
+
 # Command ids (a retry appends nothing twice): in the log, and unique there. ALTER TABLE ADD
 # COLUMN changes no row, so the append-only triggers let it through.
-_SCHEMA_V9 = [
+_SCHEMA_V10 = [
     *(
         f"ALTER TABLE events ADD COLUMN {_column_ddl(f)}"
         for f in EVENT_FIELDS
@@ -286,7 +321,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0006_staff_logins", ["ALTER TABLE staff ADD COLUMN login TEXT"]),
     ("0007_due_reads", _SCHEMA_V6),
     ("0008_cases_by_number", _SCHEMA_V7),
-    ("0009_command_ids", _SCHEMA_V9),
+    ("0009_texts", _SCHEMA_V9),
+    ("0010_command_ids", _SCHEMA_V10),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -421,7 +457,54 @@ class _SQLiteTx(Tx):
                 f"SELECT {_EVENT_COLS} FROM events WHERE command_id = ?", [command_id]
             )
             found = next(iter(rows), None)
-        return event_from_row(found) if found is not None else None
+            if found is None:
+                return None
+            event = event_from_row(found)
+            if event.texts:
+                event = fill_event(event, _texts_of(self._conn, [event.seq]).get(event.seq, {}))
+        return event
+
+    def text_slots(self, seq: int) -> Mapping[str, bool] | None:
+        conn = self._conn
+        if conn.execute("SELECT 1 FROM events WHERE seq = ?", (seq,)).fetchone() is None:
+            return None
+        rows = conn.execute("SELECT slot, text FROM texts WHERE seq = ?", (seq,)).fetchall()
+        return {slot: text is not None for slot, text in rows}
+
+    def participant_texts(self, participant_id: str) -> list[tuple[int, str]]:
+        rows = self._conn.execute(
+            "SELECT t.seq, t.slot FROM cases c JOIN events e ON e.case_id = c.id "
+            "JOIN texts t ON t.seq = e.seq WHERE c.participant_id = ? AND t.text IS NOT NULL "
+            "ORDER BY t.seq, t.slot",
+            (participant_id,),
+        ).fetchall()
+        return [(int(seq), str(slot)) for seq, slot in rows]
+
+    def text_granted(self, staff_id: str) -> bool:
+        row = self._conn.execute(
+            "SELECT json_extract(payload, '$.granted') FROM events WHERE kind = 'text_grant' "
+            "AND json_extract(payload, '$.staff_id') = ? ORDER BY seq DESC LIMIT 1",
+            (staff_id,),
+        ).fetchone()
+        return bool(row and row[0])
+
+
+def _new_salt() -> bytes:
+    return os.urandom(SALT_BYTES)
+
+
+def _texts_of(conn: sqlite3.Connection, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+    found: dict[int, dict[str, str | None]] = {}
+    wanted = sorted(set(seqs))
+    # In chunks: SQLite caps the parameters of one statement.
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for seq, slot, text in conn.execute(
+            f"SELECT seq, slot, text FROM texts WHERE seq IN ({marks})", chunk
+        ):
+            found.setdefault(seq, {})[slot] = text
+    return found
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -440,6 +523,7 @@ _READ_COMPATIBLE = frozenset(
         "0007_due_reads",
     }
 )
+# (0009_texts adds a column every read names: a database from before it is upgraded first.)
 
 
 def _writable(path: Path) -> bool:
@@ -671,6 +755,8 @@ class SQLiteStore(Store):
                 raise StoreUnavailable(f"{self.path}: could not switch to WAL journal ({mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # An erased text must not linger in a free page of the file.
+        conn.execute("PRAGMA secure_delete = ON")
 
     def exposure(self) -> str | None:
         return self._exposure
@@ -880,10 +966,22 @@ class SQLiteStore(Store):
             and conn.execute("SELECT 1 FROM events WHERE command_id = ?", (command_id,)).fetchone()
         ):
             raise CommandRepeated(command_id)
-        event, event_row = seal(change.event, seq, prev)
+        shown = change.event
+        change, texts = split_change(change, self.workflow, _new_salt)
+        event, event_row = seal(change.event, seq, prev, shown)
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
         conn.execute(_INSERT_EVENT, event_row)
+        if texts:
+            conn.executemany(
+                "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
+                [(seq, t.slot, t.salt.hex(), t.text) for t in texts],
+            )
+        if change.erase_texts:
+            conn.executemany(
+                "UPDATE texts SET salt = NULL, text = NULL WHERE seq = ? AND slot = ?",
+                change.erase_texts,
+            )
         sealing = self._sealing_now()
         if sealing is not None:
             keys, own = self._keys(), self._own_id()
@@ -1018,6 +1116,11 @@ class SQLiteStore(Store):
                 conn.execute(
                     "INSERT INTO seals (seq, epoch, mac) VALUES (?, ?, ?)",
                     (row.seq, row.epoch, row.mac),
+                )
+            elif table == "text":
+                conn.execute(
+                    "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
+                    (row.seq, row.slot, row.salt, row.text),
                 )
             elif table == "participant":
                 conn.execute(
@@ -1217,7 +1320,11 @@ class SQLiteStore(Store):
             rows.sort(key=_first)
         else:
             rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
-        return [record_from_row(row, self.workflow) for row in rows]
+        records = [record_from_row(row, self.workflow) for row in rows]
+        if not records:
+            return records
+        texts = _texts_of(self.conn, [r.seq for r in records])
+        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in records]
 
     def records(self, case_id: str) -> list[Record]:
         with _translated(self.path):
@@ -1240,7 +1347,22 @@ class SQLiteStore(Store):
             params.append(case_id)
         sql += " ORDER BY seq"
         for row in self.event_rows_sql(sql, params):
-            yield event_from_row(row)
+            event = event_from_row(row)
+            if event.texts:
+                with _translated(self.path):
+                    event = fill_event(event, _texts_of(self.conn, [event.seq]).get(event.seq, {}))
+            yield event
+
+    def text_rows(self) -> Iterator[TextRow]:
+        with _translated(self.path):
+            for seq, slot, salt, text in self.conn.execute(
+                "SELECT seq, slot, salt, text FROM texts ORDER BY seq, slot"
+            ):
+                yield TextRow(seq, slot, salt, text)
+
+    def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+        with _translated(self.path):
+            return _texts_of(self.conn, seqs)
 
     def event_rows_sql(self, sql: str, params: list[Any]) -> Iterator[Mapping[str, Any]]:
         with _translated(self.path):
@@ -1291,14 +1413,32 @@ class SQLiteStore(Store):
                 "WHERE participant_id = ?",
                 (participant_id,),
             ).fetchone()
-        if row is None:
-            return None
-        return PersonalDetails(
-            name=row[0],
-            contact=row[1],
-            date_of_birth=dt.date.fromisoformat(row[2]) if row[2] else None,
-            health_notes=row[3],
-        )
+        return None if row is None else _details(row)
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(participant_ids))
+        names: dict[str, str] = {}
+        with _translated(self.path):
+            # In slices: SQLite bounds the number of parameters of one statement.
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ", ".join("?" * len(part))
+                names.update(
+                    self.conn.execute(
+                        "SELECT participant_id, name FROM personal_data "
+                        f"WHERE participant_id IN ({marks})",
+                        part,
+                    ).fetchall()
+                )
+        return names
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        with _translated(self.path):
+            rows = self.conn.execute(
+                "SELECT participant_id, name, contact, date_of_birth, health_notes "
+                "FROM personal_data ORDER BY participant_id"
+            ).fetchall()
+        return iter([(r[0], _details(r[1:])) for r in rows])
 
     def store_id(self) -> str:
         with _translated(self.path):
@@ -1355,3 +1495,13 @@ class SQLiteStore(Store):
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+
+def _details(row: Sequence[Any]) -> PersonalDetails:
+    """A personal_data row (name, contact, date of birth, health notes) as its value."""
+    return PersonalDetails(
+        name=row[0],
+        contact=row[1],
+        date_of_birth=dt.date.fromisoformat(row[2]) if row[2] else None,
+        health_notes=row[3],
+    )

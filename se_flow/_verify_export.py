@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +22,7 @@ from attrs import field, frozen
 from ._audit import ChainWalk, row_hash
 from ._export import BUNDLE_HEAD, BUNDLE_TABLE, MANIFEST, Manifest, file_sha256
 from ._model import EVENT_FIELDS
+from ._texts import digest
 from .errors import ExportMismatch
 from .ports import Store
 
@@ -220,6 +221,64 @@ def _check_file(root: Path, name: str, manifest: Manifest) -> tuple[dict[str, in
     return {t: c.rows for t, c in checks.items()}, problems
 
 
+def _table_rows(
+    root: Path, manifest: Manifest, table: str
+) -> Generator[dict[str, Any], None, None]:
+    """One table's rows streamed from its file, as dicts (CSV cells as text)."""
+    name = manifest.tables[table]["file"]
+    columns = list(manifest.tables[table]["columns"])
+    with (root / name).open(encoding="utf-8", newline="") as f:
+        if manifest.fmt == "json":
+            for found, row in _bundle_rows(f):
+                if found == table:
+                    yield dict(row)
+        elif manifest.fmt == "csv":
+            reader = csv.reader(f)
+            next(reader, None)
+            for cells in reader:
+                yield dict(zip(columns, cells, strict=False))
+        else:
+            for line in f:
+                yield json.loads(line)
+
+
+def _check_texts(root: Path, manifest: Manifest) -> list[str]:
+    """Every free text exported in full against the salted hash its event holds, and every
+    text of an exported event accounted for (present, withheld or erased): the events and
+    texts tables merged in seq order, in constant memory."""
+    texts = _table_rows(root, manifest, "texts")
+    upcoming = next(texts, None)
+    for event in _table_rows(root, manifest, "events"):
+        held_text = event.get("texts")
+        seq = int(event["seq"])
+        if upcoming is not None and int(upcoming["seq"]) < seq:
+            return [f"the texts table holds a text for event {upcoming['seq']}, which holds none"]
+        found: dict[str, dict[str, Any]] = {}
+        while upcoming is not None and int(upcoming["seq"]) == seq:
+            found[str(upcoming["slot"])] = upcoming
+            upcoming = next(texts, None)
+        held: dict[str, str] = json.loads(held_text) if held_text else {}
+        if set(found) != set(held):
+            return [f"the texts table does not hold exactly the texts of event {seq}"]
+        for slot, row in sorted(found.items()):
+            if row["state"] not in ("present", "withheld", "erased"):
+                return [f"event {seq}'s text {slot}: unknown state {row['state']!r}"]
+            if row["state"] != "present":
+                continue
+            try:
+                fits = digest(bytes.fromhex(str(row["salt"])), str(row["text"])) == held[slot]
+            except ValueError:
+                fits = False
+            if not fits:
+                return [
+                    f"event {seq}'s text {slot} does not match the hash its event holds "
+                    "(the text was altered after the export)"
+                ]
+    if upcoming is not None:
+        return [f"the texts table holds a text for event {upcoming['seq']}, not in the export"]
+    return []
+
+
 def verify_export(path: str | Path) -> ExportVerification:
     """Check an export folder against its manifest: every file present and unchanged (SHA-256),
     no file added, each table's row count, and every event row against its own hash (in an
@@ -265,6 +324,11 @@ def verify_export(path: str | Path) -> ExportVerification:
             continue
         rows.update(counted)
         problems += trouble
+    if not problems and "texts" in manifest.tables and "events" in manifest.tables:
+        try:
+            problems += _check_texts(root, manifest)
+        except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
+            problems.append(f"the texts table cannot be checked: {exc}")
     return ExportVerification(
         path=root, ok=not problems, problems=tuple(problems), rows=rows, manifest=manifest
     )

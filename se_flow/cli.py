@@ -309,7 +309,9 @@ class Settings:
         stages: Path | None,
         seal_key: Path | None = None,
         command_id: str | None = None,
+        quiet: bool = False,
     ) -> None:
+        self.quiet = quiet
         self.db = db or None
         self.command_id = command_id
         self.actor = actor or _os_user()
@@ -360,6 +362,12 @@ def _open(
         yield flow
         if flow.checkpoint_warning:
             _say(f"warning: {flow.checkpoint_warning}", err=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"se-flow {se_flow.__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -414,8 +422,23 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="After a write print only the case id (and record number)."
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the se-flow version and stop.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = Settings(db, actor, stages, seal_key, command_id)
+    ctx.obj = Settings(db, actor, stages, seal_key, command_id, quiet=quiet)
 
 
 # --- shared parsing -----------------------------------------------------------------------------
@@ -445,8 +468,12 @@ def _day(value: str, option: str) -> dt.date:
 
 
 def _when(value: str | None) -> dt.datetime | dt.date | None:
-    """--on: a date (that day), or a date and time (local time unless it names a zone)."""
-    return _moment(value, "--on")
+    """--on: a date (the start of that local day), or a date and time (local time unless it
+    names a zone); the API stores it in UTC."""
+    at = _moment(value, "--on")
+    if at is None or isinstance(at, dt.datetime):
+        return at
+    return dt.datetime.combine(at, dt.time()).astimezone()
 
 
 def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
@@ -540,13 +567,49 @@ def _console() -> "Console":
     return console()
 
 
+def _written(
+    ctx: typer.Context,
+    flow: se_flow.SEFlow,
+    done: se_flow.Done[se_flow.Case, se_flow.Record | None],
+    json: bool,
+    *,
+    record_number: bool = False,
+) -> bool:
+    """--json (the case, the event and the record a write made) or --quiet (just the case
+    id, and with `record_number` the record's): True when either printed, so the words are
+    left out."""
+    case, record = done.case, done.record
+    if json:
+        from ._cli_text import case_json
+
+        _echo_json(
+            {
+                "case": case_json(flow.workflow, case, flow.now().date()),
+                "event": done.event,
+                "record": record,
+            }
+        )
+        return True
+    if _settings(ctx).quiet:
+        typer.echo(f"{case.id} {record.seq}" if record_number and record else case.id)
+        return True
+    return False
+
+
 def _done(
-    workflow: se_flow.Workflow, done: se_flow.Done[se_flow.Case, se_flow.Record | None]
+    ctx: typer.Context,
+    flow: se_flow.SEFlow,
+    done: se_flow.Done[se_flow.Case, se_flow.Record | None],
+    *,
+    json: bool = False,
 ) -> None:
     """What a write did to a case, from the event it returned (nothing read back: a case's
-    history grows without bound)."""
+    history grows without bound); --json and --quiet as `_written`."""
     from ._cli_text import describe, stage_label
 
+    if _written(ctx, flow, done, json):
+        return
+    workflow = flow.workflow
     case, event = done.case, done.event
     _say(f"{case.id}: {describe(workflow, event)}")
     if event.override is not None:
@@ -555,7 +618,30 @@ def _done(
     where = stage_label(workflow, case)
     due = f"; next review due {case.review_due}" if case.review_due else ""
     _say(f"  now at {where}{due}")
+    _say(f"  next: se-flow next {case.id}" if case.is_open else f"  next: se-flow show {case.id}")
 
+
+def _can_ask() -> bool:
+    """Whether someone is at a terminal to answer a question."""
+    return sys.stdin.isatty()
+
+
+def _confirm(yes: bool, question: str, what: str) -> None:
+    """Go on only if `yes`, or the person at the terminal says so; with no terminal to ask
+    in, refuse (nothing is written) rather than guess."""
+    if yes:
+        return
+    if not _can_ask():
+        _fail(f"{what}; give --yes to go ahead (no terminal to ask in; nothing written)")
+    _say(f"warning: {what}", err=True)
+    if not typer.confirm(question, default=False, err=True):
+        _say("nothing written", err=True)
+        raise typer.Exit(1)
+
+
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")
+]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON (dates ISO) to stdout.")
@@ -834,19 +920,42 @@ def refer(
         typer.Option("--note", help="A note on the referral.", show_default=False),
     ] = None,
     on: OnOption = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Refer even if someone with the same name and date of birth, or contact, "
+            "has an open case (asked in a terminal; refused without it elsewhere).",
+        ),
+    ] = False,
+    json: JsonOption = False,
 ) -> None:
-    """Refer a new participant: opens their case at Referred."""
+    """Refer a new participant: opens their case at Referred.
+
+    Example: se-flow refer "Alex Doe" --source GP --dob 1990-04-01"""
     details = se_flow.PersonalDetails(name=name, contact=contact, date_of_birth=_date(dob, "--dob"))
     referral = {"notes": note} if note else None
     with _open(ctx, write=True) as flow:
-        case = flow.refer(
+        known = flow.duplicates(details)
+        if known:
+            about = "; ".join(
+                f"{p.details.name} ({p.participant_id}) has open case "
+                + ", ".join(f"{c.id} (coach {c.coach or '-'})" for c in p.open_cases)
+                for p in known
+            )
+            _confirm(yes, "Refer them again anyway?", f"may be the same person: {about}")
+        done = flow.refer(
             details,
             source=source,
             referral=referral,
             coach=coach,
             effective_at=_when(on),
             command_id=_command_id(ctx),
-        ).case
+        )
+        if _written(ctx, flow, done, json):
+            return
+        case = done.case
     _say(
         f"referred {name}: case {case.id}, participant {case.participant_id}, "
         f"coach {case.coach or 'none yet'}"
@@ -864,7 +973,7 @@ def cases(
         str | None,
         typer.Option(
             "--stage",
-            help="Only cases in this state (a stage id, e.g. job_matching).",
+            help='Only cases in this stage: its number (3), title ("job matching") or id.',
             show_default=False,
         ),
     ] = None,
@@ -875,6 +984,25 @@ def cases(
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Only open cases whose review date has passed.")
     ] = False,
+    stuck: Annotated[
+        int | None,
+        typer.Option(
+            "--stuck",
+            metavar="DAYS",
+            help="Only open cases in their stage more than DAYS days.",
+            show_default=False,
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            metavar="KEY",
+            help="days (longest in stage first), due (review), seen (longest since contact "
+            "first), coach or stage. Default: case number.",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", help="Show at most this many cases.", show_default=False),
@@ -889,13 +1017,24 @@ def cases(
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """The caseload: stage, days in stage, coach, next review and what is overdue."""
+    """The caseload: stage, days in stage, last contact, coach, next review, what is overdue.
+
+    Names show beside the pseudonyms for those who may see them.
+    Examples: se-flow cases --stage 3; se-flow cases --stuck 28 --sort days"""
     with _open(ctx) as flow:
         found = flow.cases(
-            coach=coach, stage=stage, status=status, overdue=overdue, limit=limit, after=after
+            coach=coach,
+            stage=stage,
+            status=status,
+            overdue=overdue,
+            limit=limit,
+            stuck_days=stuck,
+            sort=sort,
+            after=after,
         )
         today = flow.now().date()
         wf = flow.workflow
+        names = {} if json else flow.names(c.participant_id for c in found)
     if json:
         from ._cli_text import caseload_lines, json_array
 
@@ -907,7 +1046,40 @@ def cases(
         return
     from ._cli_render import print_caseload
 
-    print_caseload(_console(), wf, found, today)
+    print_caseload(_console(), wf, found, today, names=names)
+
+
+@app.command()
+def find(
+    ctx: typer.Context,
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="Part of a name, phone number or email.")
+    ],
+    json: JsonOption = False,
+) -> None:
+    """Find participants by name or contact, with their cases (coaches and team leaders).
+
+    Example: se-flow find alex"""
+    with _open(ctx) as flow:
+        found = flow.find(text)
+        wf = flow.workflow
+    if json:
+        _echo_json(found)
+        return
+    if not found:
+        _say(f"nobody matches {text.strip()!r}")
+        return
+    from ._cli_text import stage_label
+
+    for person in found:
+        d = person.details
+        born = f", born {d.date_of_birth.isoformat()}" if d.date_of_birth else ""
+        contact = f", {d.contact}" if d.contact else ""
+        _say(f"{d.name} ({person.participant_id}{born}{contact})")
+        for c in person.cases:
+            _say(f"  {c.id}  {stage_label(wf, c)}  coach {c.coach or '-'}")
+    first = next((c.id for p in found for c in p.cases), None)
+    _say(f"{len(found)} participant(s)" + (f"; next: se-flow show {first}" if first else ""))
 
 
 def _year_note(years: tuple[int, ...]) -> tuple[str, ...]:
@@ -982,8 +1154,13 @@ def record(
         ),
     ] = None,
     on: OnOption = None,
+    json: JsonOption = False,
 ) -> None:
-    """Record evidence on a case (a correction is a new record that supersedes the old)."""
+    """Record evidence on a case (a correction is a new record that supersedes the old).
+
+    Fields as field=value; field=@FILE reads a file, field=- standard input.
+    se-flow workflow show KIND lists a kind's fields.
+    Example: se-flow record C-1 consent participation=yes data_processing=yes"""
     fields = _pairs(pairs)
     with _open(ctx, write=True) as flow:
         fields = _named_days(flow.workflow, kind, fields)
@@ -995,11 +1172,15 @@ def record(
             effective_at=_when(on),
             command_id=_command_id(ctx),
         )
+        if _written(ctx, flow, done, json, record_number=True):
+            return
     made, case = done.record, done.case
+    from ._cli_text import local_day
+
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
     _say(
         f"{case_id}: recorded {kind} as record {made.seq} "
-        f"(effective {made.effective_at.date().isoformat()}{corrects})"
+        f"(effective {local_day(made.effective_at).isoformat()}{corrects})"
     )
     if case.review_due:
         _say(f"  next review due {case.review_due}")
@@ -1052,7 +1233,8 @@ def check(
     else:
         from ._cli_render import print_check
 
-        print_check(_console(), wf, result)
+        ready = _command_for(wf, case_id, trigger, reason, review, close_reason)
+        print_check(_console(), wf, result, ready=ready)
     if not result.allowed:
         # Blocked: the exit code of a refused move, so a script can test it.
         raise typer.Exit(se_flow.TransitionRefused.exit_code)
@@ -1073,6 +1255,31 @@ def next_(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> Non
     from ._cli_render import print_next
 
     print_next(_console(), wf, case, checks)
+
+
+def _command_for(
+    wf: se_flow.Workflow,
+    case_id: str,
+    trigger: str,
+    reason: str | None,
+    review: str | None,
+    close_reason: str | None,
+) -> str:
+    """The command that fires `trigger` with what `check` was given, as it must be typed:
+    pause, resume, withdraw and close have commands of their own."""
+    import shlex
+
+    q = shlex.quote
+    names = wf.names
+    if trigger == (names.pause or "pause"):
+        return f"se-flow pause {case_id} --reason {q(reason or '')} --review {review or 'DATE'}"
+    if trigger == (names.resume or "resume"):
+        return f"se-flow resume {case_id}" + (f" --reason {q(reason)}" if reason else "")
+    if trigger == (names.withdraw or "withdraw"):
+        return f"se-flow withdraw {case_id} --reason {q(reason or '')}"
+    if trigger == (names.close or "close"):
+        return f"se-flow close {case_id} {q(close_reason or 'REASON')}"
+    return f"se-flow advance {case_id} {trigger}" + (f" --reason {q(reason)}" if reason else "")
 
 
 ReasonOption = Annotated[
@@ -1100,6 +1307,7 @@ def advance(
         ),
     ] = None,
     on: OnOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
     with _open(ctx, write=True) as flow:
@@ -1111,7 +1319,7 @@ def advance(
             effective_at=_when(on),
             command_id=_command_id(ctx),
         )
-        _done(flow.workflow, done)
+        _done(ctx, flow, done, json=json)
 
 
 @app.command()
@@ -1126,6 +1334,7 @@ def pause(
         typer.Option("--review", help="When to review the pause (YYYY-MM-DD).", show_default=False),
     ],
     on: OnOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Pause support (no stage moves while paused) until a review date."""
     with _open(ctx, write=True) as flow:
@@ -1136,19 +1345,23 @@ def pause(
             effective_at=_when(on),
             command_id=_command_id(ctx),
         )
-        _done(flow.workflow, done)
+        _done(ctx, flow, done, json=json)
 
 
 @app.command()
 def resume(
-    ctx: typer.Context, case_id: CaseArg, reason: ReasonOption = None, on: OnOption = None
+    ctx: typer.Context,
+    case_id: CaseArg,
+    reason: ReasonOption = None,
+    on: OnOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Resume a paused case."""
     with _open(ctx, write=True) as flow:
         done = flow.resume(
             case_id, reason=reason, effective_at=_when(on), command_id=_command_id(ctx)
         )
-        _done(flow.workflow, done)
+        _done(ctx, flow, done, json=json)
 
 
 @app.command()
@@ -1162,13 +1375,19 @@ def withdraw(
         ),
     ],
     on: OnOption = None,
+    yes: YesOption = False,
+    json: JsonOption = False,
 ) -> None:
-    """The participant withdraws: needs only a reason, never an approval."""
+    """The participant withdraws: needs only a reason, never an approval. Closes the case.
+
+    Asks first in a terminal (--yes for scripts).
+    Example: se-flow withdraw C-12 --reason "moving to Leeds" --yes"""
+    _confirm(yes, f"Close {case_id} as withdrawn?", f"withdrawing closes case {case_id}")
     with _open(ctx, write=True) as flow:
         done = flow.withdraw(
             case_id, reason=reason, effective_at=_when(on), command_id=_command_id(ctx)
         )
-        _done(flow.workflow, done)
+        _done(ctx, flow, done, json=json)
 
 
 @app.command()
@@ -1190,13 +1409,19 @@ def close(
         ),
     ] = None,
     on: OnOption = None,
+    yes: YesOption = False,
+    json: JsonOption = False,
 ) -> None:
-    """Close a case for another reason (withdrawals and completions have their own commands)."""
+    """Close a case for another reason (withdrawals and completions have their own commands).
+
+    Asks first in a terminal (--yes for scripts); reopen starts a new episode.
+    Example: se-flow close C-12 moved_away --note "to Leeds" --yes"""
+    _confirm(yes, f"Close {case_id} ({reason})?", f"closing case {case_id} cannot be undone")
     with _open(ctx, write=True) as flow:
         done = flow.close(
             case_id, reason, note=note, effective_at=_when(on), command_id=_command_id(ctx)
         )
-        _done(flow.workflow, done)
+        _done(ctx, flow, done, json=json)
 
 
 @app.command()
@@ -1216,6 +1441,7 @@ def reopen(
         str | None, typer.Option("--note", help="A note on the new referral.", show_default=False)
     ] = None,
     on: OnOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Start a new episode (a new case) for the participant of a closed case."""
     referral = {"notes": note} if note else None
@@ -1228,7 +1454,7 @@ def reopen(
             effective_at=_when(on),
             command_id=_command_id(ctx),
         )
-        _done(flow.workflow, done)
+        _done(ctx, flow, done, json=json)
 
 
 @app.command()
@@ -1237,11 +1463,44 @@ def assign(
     case_id: CaseArg,
     coach: Annotated[str, typer.Argument(metavar="COACH", help="The new coach's staff id.")],
     reason: ReasonOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Give a case to another coach."""
     with _open(ctx, write=True) as flow:
         done = flow.assign(case_id, coach, reason=reason, command_id=_command_id(ctx))
-        _done(flow.workflow, done)
+        _done(ctx, flow, done, json=json)
+
+
+@app.command()
+def erase(
+    ctx: typer.Context,
+    participant_id: Annotated[
+        str,
+        typer.Argument(metavar="PARTICIPANT", help="The participant's pseudonym, e.g. P-1a2b3c."),
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="The request and its legal basis (kept in the audit trail).",
+            show_default=False,
+        ),
+    ],
+    yes: YesOption = False,
+) -> None:
+    """Admins: erase a participant's name, contact and date of birth for good (UK GDPR).
+
+    The audit trail never held them and stays whole; the erasure is itself an audit event.
+    Asks first in a terminal (--yes for scripts).
+    Example: se-flow erase P-1a2b3c4d5e --reason "erasure request of 2026-12-01" --yes"""
+    _confirm(
+        yes,
+        f"Erase the personal data of {participant_id}? This cannot be undone.",
+        f"erasing {participant_id}'s personal data cannot be undone",
+    )
+    with _open(ctx, write=True) as flow:
+        flow.erase_personal_data(participant_id, reason=reason, command_id=_command_id(ctx))
+    _say(f"erased the personal data of {participant_id}; its cases stay, by pseudonym")
 
 
 @app.command()
@@ -1300,6 +1559,7 @@ def due(
                 coach = me.id
         found = flow.due_items(coach=coach, within_days=within, overdue=overdue)
         today = flow.now().date()
+        names = {} if json else flow.case_names(i.case_id for i in found.items)
     for warning in found.warnings:
         _say(f"warning: {warning}", err=True)
     if json:
@@ -1310,7 +1570,36 @@ def due(
     who = f"for {coach}" if coach else "for everyone"
     by = today + dt.timedelta(days=within)
     heading = f"Overdue {who}" if overdue else f"Due {who} by {by}"
-    print_due_items(_console(), found.items, today, heading)
+    print_due_items(_console(), found.items, today, heading, names=names)
+
+
+@app.command()
+def team(
+    ctx: typer.Context,
+    quiet_days: Annotated[
+        int,
+        typer.Option(
+            "--no-contact", metavar="DAYS", help="Count cases with no contact for longer."
+        ),
+    ] = 28,
+    stuck: Annotated[
+        int,
+        typer.Option("--stuck", metavar="DAYS", help="Count cases in one stage for longer."),
+    ] = 90,
+    json: JsonOption = False,
+) -> None:
+    """Per coach: open cases by stage, due this week, overdue, no recent contact, stuck.
+
+    Example: se-flow team --stuck 60; then se-flow cases --coach ID --stuck 60"""
+    with _open(ctx) as flow:
+        lines = flow.team(quiet_days=quiet_days, stuck_days=stuck)
+        wf = flow.workflow
+    if json:
+        _echo_json(lines)
+        return
+    from ._cli_render import print_team
+
+    print_team(_console(), wf, lines, quiet_days=quiet_days, stuck_days=stuck)
 
 
 # --- exports for auditors ---------------------------------------------------------------------
@@ -1621,12 +1910,54 @@ def audit_verify(
             _say(f"but {result.workflow_mismatch}")
         if result.seals:
             _say(result.seals)
+        if result.texts:
+            _say(result.texts)
         if result.checkpoints:
             _say(result.checkpoints)
         if kept is not None:
             from ._cli_text import checkpoint_words
 
             _say(checkpoint_words(kept, result), one_line=False)
+
+
+@audit_app.command("erase-text")
+def audit_erase_text(
+    ctx: typer.Context,
+    seq: Annotated[int, typer.Argument(help="The event holding the text.", show_default=False)],
+    slot: Annotated[
+        str,
+        typer.Argument(
+            help="Which text: reason, override.reason or record.FIELD (as history shows).",
+            show_default=False,
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (the request and its basis).", show_default=False)
+    ],
+) -> None:
+    """Erase one free text (admin only); an audit event names it, the chain stays whole."""
+    with _open(ctx, write=True) as flow:
+        done = flow.erase_text(seq, slot, reason=reason, command_id=_command_id(ctx))
+    _say(f"erased the text {slot} of event {seq} (audit event {done.event.seq})")
+
+
+@audit_app.command("grant-texts")
+def audit_grant_texts(
+    ctx: typer.Context,
+    staff_id: Annotated[
+        str,
+        typer.Argument(metavar="AUDITOR", help="The auditor's staff id.", show_default=False),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take the grant back instead.")] = False,
+) -> None:
+    """Let an auditor read and export free texts, or take that back (admin only; audited)."""
+    with _open(ctx, write=True) as flow:
+        done = flow.grant_texts(
+            staff_id, reason=reason, granted=not revoke, command_id=_command_id(ctx)
+        )
+    sees = "no longer sees" if revoke else "now sees"
+    _say(f"{staff_id} {sees} free texts (audit event {done.event.seq})")
 
 
 @audit_app.command("checkpoint")

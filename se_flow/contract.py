@@ -26,7 +26,7 @@ import attrs
 import pytest
 
 import se_flow
-from se_flow._audit import GENESIS, row_hash, verify_chain, verify_log
+from se_flow._audit import GENESIS, event_from_row, row_hash, verify_chain, verify_log
 from se_flow._engine import Engine, context
 from se_flow._memory import KeyInMemory
 from se_flow._model import (
@@ -40,6 +40,8 @@ from se_flow._model import (
     Status,
 )
 from se_flow._seal import DAY, VerificationKey, seal_verifies
+from se_flow._texts import ERASED, digest
+from se_flow.errors import PermissionDenied, TextAlreadyErased, TextNotFound
 from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["COACH", "NOW", "WORKFLOW", "StoreContract"]
@@ -48,6 +50,7 @@ NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 WORKFLOW = se_flow.load_workflow()
 ENGINE = Engine(WORKFLOW)
 COACH = Staff(id="sam", name="Sam", role="coach")
+ADMIN = Staff(id="ada", name="Ada", role="admin")
 
 
 def _add_staff(store: Store, staff: Staff) -> None:
@@ -405,11 +408,135 @@ class StoreContract:
                 case=None, expected_version=None, event=event, erase_personal_data_of="P-7"
             )
 
+        other = PersonalDetails(name="Bo Lind", date_of_birth=dt.date(1990, 5, 1))
+        _refer(staffed, "P-8", other)
+        assert staffed.names_of(["P-7", "P-8", "P-404", "P-7"]) == {
+            "P-7": "Alex Doe",
+            "P-8": "Bo Lind",
+        }
+        assert staffed.names_of([]) == {}
+        assert [(pid, d.name, d.date_of_birth) for pid, d in staffed.people()] == [
+            ("P-7", "Alex Doe", None),
+            ("P-8", "Bo Lind", dt.date(1990, 5, 1)),
+        ]
         staffed.write(erase)
+        assert staffed.names_of(["P-7", "P-8"]) == {"P-8": "Bo Lind"}
+        assert [pid for pid, _ in staffed.people()] == ["P-8"]
         assert staffed.personal_details("P-7") is None
         assert staffed.read().participant("P-7") is not None
         assert staffed.case(case.id).participant_id == "P-7"
         assert staffed.read().participant("P-404") is None
+
+    # --- free texts kept apart (`_texts`) ----------------------------------------------------
+
+    def _erase(self, store: Store, seq: int, slot: str, by: Staff = ADMIN) -> int:
+        def decide(tx: Tx) -> Change:
+            return ENGINE.erase_text(
+                seq, slot, tx.text_slots(seq), by=by, reason="asked to", now=NOW
+            )
+
+        _, event = store.write(decide)
+        return event.seq
+
+    def test_free_texts_are_kept_apart_and_read_back(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        seq = _note(staffed, case.id, "lives with sister Jane Doe, 12 High St")
+        (row,) = [r for r in staffed.event_rows() if r["seq"] == seq]
+        assert "Jane Doe" not in str(row)  # not in the hashed row...
+        (kept,) = [t for t in staffed.text_rows() if t.seq == seq]
+        assert kept.slot == "record.text" and kept.salt is not None
+        # ...which holds its salted hash.
+        held = event_from_row(row).texts
+        assert held == {"record.text": digest(bytes.fromhex(kept.salt), kept.text or "")}
+        assert list(staffed.events(case_id=case.id))[-1].payload["record"]["fields"] == {
+            "text": "lives with sister Jane Doe, 12 High St"
+        }
+        assert staffed.records(case.id)[-1]["text"] == "lives with sister Jane Doe, 12 High St"
+        snap = staffed.read().snapshot(case.id)
+        assert snap.records[-1]["text"] == "lives with sister Jane Doe, 12 High St"
+        assert staffed.texts_of([seq]) == {seq: {"record.text": kept.text}}
+        assert staffed.read().text_slots(seq) == {"record.text": True}
+        assert staffed.read().text_slots(999) is None
+        result = verify_log(staffed, WORKFLOW)
+        assert result.ok and result.texts is not None and "1 present" in result.texts
+
+    def test_an_erased_text_leaves_the_chain_whole(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        seq = _note(staffed, case.id, "private words")
+        erasure = self._erase(staffed, seq, "record.text")
+        assert staffed.records(case.id)[-1]["text"] == ERASED
+        assert list(staffed.events(case_id=case.id))[-1].payload["record"]["fields"] == {
+            "text": ERASED
+        }
+        (kept,) = [t for t in staffed.text_rows() if t.seq == seq]
+        assert (kept.salt, kept.text) == (None, None)
+        (event,) = [e for e in staffed.events() if e.seq == erasure]
+        assert event.payload["texts"] == [[seq, "record.text"]]
+        assert "private" not in str(event.payload)
+        result = verify_log(staffed, WORKFLOW)
+        assert result.ok, result.problem
+        assert result.erased_texts == 1 and "1 erased" in (result.texts or "")
+
+    def test_erasing_a_missing_or_erased_text_or_as_a_coach_writes_nothing(
+        self, staffed: Store
+    ) -> None:
+        case = _refer(staffed)
+        seq = _note(staffed, case.id, "words")
+        head = staffed.head()
+        with pytest.raises(PermissionDenied):
+            self._erase(staffed, seq, "record.text", by=COACH)
+        with pytest.raises(TextNotFound, match="no such event"):
+            self._erase(staffed, 999, "record.text")
+        with pytest.raises(TextNotFound, match=r"record\.text"):
+            self._erase(staffed, seq, "reason")
+        assert staffed.head() == head
+        self._erase(staffed, seq, "record.text")
+        head = staffed.head()
+        with pytest.raises(TextAlreadyErased):
+            self._erase(staffed, seq, "record.text")
+        assert staffed.head() == head
+
+    def test_a_participants_texts_are_found_for_erasure(self, staffed: Store) -> None:
+        mine = _refer(staffed, "P-1")
+        other = _refer(staffed, "P-2")
+        a = _note(staffed, mine.id, "about P-1")
+        _note(staffed, other.id, "about P-2")
+        assert staffed.read().participant_texts("P-1") == [(a, "record.text")]
+
+        def erase(tx: Tx) -> Change:
+            return ENGINE.erase_personal_data(
+                "P-1",
+                tx.participant("P-1"),
+                by=ADMIN,
+                reason="asked to",
+                now=NOW,
+                texts=tx.participant_texts("P-1"),
+            )
+
+        staffed.write(erase)
+        assert staffed.read().participant_texts("P-1") == []
+        assert staffed.records(mine.id)[-1]["text"] == ERASED
+        assert staffed.records(other.id)[-1]["text"] == "about P-2"
+        assert verify_log(staffed, WORKFLOW).erased_texts == 1
+
+    def test_a_grant_of_texts_is_read_from_the_log(self, staffed: Store) -> None:
+        auditor = Staff(id="aud", name="Aud", role="auditor")
+        _add_staff(staffed, auditor)
+        assert not staffed.read().text_granted("aud")
+        for granted in (True, False, True):
+
+            def grant(tx: Tx, granted: bool = granted) -> Change:
+                return ENGINE.grant_texts(
+                    auditor,
+                    granted,
+                    tx.text_granted("aud"),
+                    by=ADMIN,
+                    reason="audit",
+                    now=NOW,
+                )
+
+            staffed.write(grant)
+            assert staffed.read().text_granted("aud") is granted
 
     # --- log reads -------------------------------------------------------------------------
 
@@ -435,7 +562,8 @@ class StoreContract:
         seq = _note(staffed, case.id, "hello")
         rows = list(staffed.record_rows())
         assert [(r.seq, r.kind) for r in rows] == [(2, "referral"), (seq, "note")]
-        assert rows[1].fields == {"text": "hello"}
+        # The note's text is a free text: kept apart (`texts`), not in the record's row.
+        assert rows[1].fields == {}
         assert rows[1].case_id == case.id and rows[1].actor == "sam"
         assert rows[1].effective_at == NOW.isoformat() and rows[1].supersedes is None
 
@@ -620,6 +748,33 @@ class StoreContract:
         _note(store, case.id, "after the copy")
         assert verify_chain(store.event_rows()).ok
         assert store.read().new_case_id() == "C-3"
+
+    def test_a_restore_keeps_the_free_texts_present_and_erased(self, store: Store) -> None:
+        from se_flow._api import _copy_of
+
+        source = se_flow.MemoryStore(WORKFLOW)
+        _add_staff(source, COACH)
+        _add_staff(source, ADMIN)
+        case = _refer(source)
+        kept = _note(source, case.id, "lives with sister Jane Doe")
+        gone = _note(source, case.id, "private words")
+        erasure = self._erase(source, gone, "record.text")
+        assert store.restore(_copy_of(source)) == erasure
+        # Row for row, the tombstone too: the erased words are not there to be copied.
+        assert list(store.text_rows()) == list(source.text_rows())
+        assert store.texts_of([kept, gone]) == {
+            kept: {"record.text": "lives with sister Jane Doe"},
+            gone: {"record.text": None},
+        }
+        notes = [r["text"] for r in store.records(case.id) if r.kind == "note"]
+        assert notes == ["lives with sister Jane Doe", ERASED]
+        result = verify_log(store, WORKFLOW)
+        assert result.ok, result.problem
+        assert result.erased_texts == 1
+        assert result.texts == verify_log(source, WORKFLOW).texts
+        # The copy goes on as the source would: its texts are erased as the source's are.
+        self._erase(store, kept, "record.text")
+        assert verify_log(store, WORKFLOW).erased_texts == 2
 
     def test_a_restore_into_a_store_holding_anything_is_refused(self, staffed: Store) -> None:
         from se_flow._api import _copy_of

@@ -9,7 +9,8 @@ SEFlowError                               exit 1
 │   ├── StaffNotFound
 │   ├── UnknownTrigger
 │   ├── UnknownRecordKind
-│   └── UnknownProgramme                  no funder definition of that id (and version)
+│   ├── UnknownProgramme                  no funder definition of that id (and version)
+│   └── TextNotFound                      no free text kept apart at that event and slot
 ├── InvalidInput(ValueError)              exit 5
 │   ├── InvalidRecord                     a record field missing, unknown or of the wrong type
 │   ├── FutureEffectiveDate               effective_at later than now
@@ -19,7 +20,8 @@ SEFlowError                               exit 1
 │   ├── StoreNotEmpty                     a `store copy` destination that holds data
 │   ├── CheckpointFileRefused             a checkpoint file that is not append-only, or not
 │   │                                     ours (another database's, not checkpoints at all)
-│   └── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
+│   ├── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
+│   └── TextAlreadyErased                 erasing a free text an admin already erased
 ├── TransitionRefused                     exit 6   (also `se-flow check` when a guard blocks)
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
@@ -83,6 +85,8 @@ __all__ = [
     "StoreError",
     "StoreNotEmpty",
     "StoreUnavailable",
+    "TextAlreadyErased",
+    "TextNotFound",
     "TransitionRefused",
     "TriggerNotAvailable",
     "UnknownProgramme",
@@ -212,6 +216,15 @@ class UnknownProgramme(NotFound):
         super().__init__(f"unknown programme {quoted(programme)}; known: {', '.join(self.known)}")
 
 
+class TextNotFound(NotFound):
+    """No free text kept apart (`_texts`) at event `seq`, slot `slot`."""
+
+    def __init__(self, seq: int, slot: str, why: str) -> None:
+        self.seq = seq
+        self.slot = slot
+        super().__init__(f"event {seq}: no free text {quoted(slot)} to erase: {why}")
+
+
 # --- invalid input -------------------------------------------------------------------------
 
 
@@ -288,6 +301,13 @@ class WorkflowMismatch(InvalidInput):
             "database was made with, or have an admin adopt this workflow "
             "(`se-flow workflow adopt`, `SEFlow.adopt_workflow`)"
         )
+
+
+class TextAlreadyErased(InvalidInput):
+    def __init__(self, seq: int, slot: str) -> None:
+        self.seq = seq
+        self.slot = slot
+        super().__init__(f"event {seq}: its text {quoted(slot)} is already erased")
 
 
 # --- refused transitions -------------------------------------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -58,6 +58,7 @@ __all__ = [
     "Snapshot",
     "Store",
     "StoreCopy",
+    "TextRow",
     "Tx",
     "Writer",
 ]
@@ -101,6 +102,8 @@ class Change:
     participant: Participant | None = None
     staff: Staff | None = None
     erase_personal_data_of: str | None = None
+    erase_texts: tuple[tuple[int, str], ...] = ()
+    """Free texts (seq, slot) to clear in the text table (`_texts`): the event names them."""
     settings: DatabaseSettings | None = None
     """The database's settings after a `setting` event (kept beside the log, replayed by
     `verify`)."""
@@ -170,7 +173,8 @@ class StoreCopy:
 
     `events` and `records` in seq order; `cases` and `participants` (with their personal
     details, None once erased) by id; `seals` in seq order and `sealing` only from a store that
-    seals; `store_id` the source's, so checkpoints taken of the source prove the copy."""
+    seals; `store_id` the source's, so checkpoints taken of the source prove the copy; `texts`
+    the free texts kept apart from the log."""
 
     store_id: str
     events: Iterable[Mapping[str, Any]]
@@ -182,6 +186,9 @@ class StoreCopy:
     seals: Iterable[SealRow] = ()
     settings: DatabaseSettings | None = None
     """The database's settings, as its last `setting` event left them (None: never set)."""
+    texts: Iterable[TextRow] = ()
+    """The text table as kept (`_texts`), in (seq, slot) order: erased ones as tombstones
+    (salt and text None), so the copy proves the same texts present and erased."""
 
 
 # --- the ports -----------------------------------------------------------------------------------
@@ -222,6 +229,20 @@ class Tx(Protocol):
         """The event logged under `command_id` (`EventDraft.command_id`), or None. A store
         refuses to append a second event under one command id (`CommandRepeated`), however
         the writers race."""
+        ...
+
+    def text_slots(self, seq: int) -> Mapping[str, bool] | None:
+        """The free texts kept apart for event `seq`, by slot: True present, False erased
+        (`_texts`); None when there is no event `seq`."""
+        ...
+
+    def participant_texts(self, participant_id: str) -> list[tuple[int, str]]:
+        """Every free text still present (seq, slot) in the events of the participant's
+        cases, in seq and slot order."""
+        ...
+
+    def text_granted(self, staff_id: str) -> bool:
+        """Whether the last `text_grant` event for `staff_id` granted them the texts."""
         ...
 
 
@@ -278,6 +299,15 @@ class CaseReads(Protocol):
 
     def personal_details(self, participant_id: str) -> PersonalDetails | None:
         """None once erased (or never given)."""
+        ...
+
+    def names_of(self, participant_ids: Sequence[str]) -> dict[str, str]:
+        """The names of those of `participant_ids` whose personal data is kept (a caseload's
+        names in one read; erased ones are absent)."""
+        ...
+
+    def people(self) -> Iterator[tuple[str, PersonalDetails]]:
+        """Every participant's personal data kept, by participant id (for a name search)."""
         ...
 
 
@@ -338,6 +368,14 @@ class LogReads(Protocol):
         histories read 8 of 19) need not fetch the hashes, guards and payloads."""
         ...
 
+    def text_rows(self) -> Iterator[TextRow]:
+        """Every row of the text table as kept, in (seq, slot) order, streamed (`verify`)."""
+        ...
+
+    def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
+        """The free texts of the events `seqs`, by seq and slot (None: erased)."""
+        ...
+
     def sealing(self) -> Sealing | None:
         """The store's sealing settings (`se_flow._seal`), or None if it does not seal."""
         return None
@@ -355,6 +393,16 @@ class LogReads(Protocol):
         export sees one moment of the log while others keep writing. Nothing may be written
         inside. A no-op inside a write transaction or batch (which already is one view)."""
         ...
+
+
+@frozen
+class TextRow:
+    """A text-table row as kept (`_texts`): `salt` (hex) and `text` None once erased."""
+
+    seq: int
+    slot: str
+    salt: str | None
+    text: str | None
 
 
 class SealKeys(Protocol):

@@ -403,7 +403,9 @@ def test_cases_table_and_filters(run: CLI, db: Path) -> None:
         flow.withdraw(c, reason="moving away", actor="sam")
     table = ok(run("cases"))
     assert "C-1" in table and "C-2" in table and "C-3" not in table  # closed is not open
-    assert re.search(r"C-1\s+P-\w+\s+Referred\s+5\s+sam\s+\S+\s+overdue 3d", table)
+    assert re.search(
+        r"C-1\s+P-\w+\s+Alex\s+Referred\s+5\s+(5d ago|-)\s+sam\s+\S+\s+overdue 3d", table
+    )
     assert "2 Vocational Profiling" in table and "1 overdue for review" in table
 
     assert [x["id"] for x in run.json("cases", "--status", "all")] == [a, b, c]
@@ -552,7 +554,7 @@ def test_record_refusals_write_nothing(run: CLI, db: Path, case: str) -> None:
 
 
 def test_record_on_a_closed_case(run: CLI, case: str) -> None:
-    ok(run("withdraw", case, "--reason", "moving away"))
+    ok(run("withdraw", case, "--reason", "moving away", "--yes"))
     refused(run("record", case, "note", "text=x"), 6, "closed")
 
 
@@ -579,7 +581,8 @@ def test_check_is_a_checklist_that_changes_nothing(run: CLI, db: Path, case: str
 
 def test_check_with_what_the_user_would_type(run: CLI, case: str) -> None:
     assert "✗ Reason given" in blocked(run("check", case, "withdraw"))
-    assert "ready: se-flow advance" in ok(run("check", case, "withdraw", "--reason", "moving"))
+    said = ok(run("check", case, "withdraw", "--reason", "moving"))
+    assert "ready: se-flow withdraw C-1 --reason moving" in said
     out = blocked(run("check", case, "close", "--close-reason", "ineligible"))
     assert "only a team leader may do this" in out
     past = (TODAY - dt.timedelta(days=2)).isoformat()
@@ -617,7 +620,7 @@ def test_next_lists_each_trigger_and_what_is_missing(run: CLI, case: str) -> Non
 
 
 def test_next_on_a_closed_case(run: CLI, case: str) -> None:
-    ok(run("withdraw", case, "--reason", "moving"))
+    ok(run("withdraw", case, "--reason", "moving", "--yes"))
     assert "nothing: the case is closed" in ok(run("next", case))
     assert run.json("next", case) == []
 
@@ -714,27 +717,27 @@ def test_pause_refusals(run: CLI, case: str) -> None:
 
 
 def test_withdraw(run: CLI, case: str) -> None:
-    out = ok(run("withdraw", case, "--reason", "moving away"))
+    out = ok(run("withdraw", case, "--reason", "moving away", "--yes"))
     assert "withdraw: Customer Engagement → Closed (withdrawn)" in out
     [data] = run.json("cases", "--status", "closed")
     assert data["outcome"] == "withdrawn" and data["stage"] == "Closed: withdrawn"
     assert run("withdraw", case).exit_code == 2  # --reason is required
-    refused(run("withdraw", case, "--reason", "again"), 6, "closed")
+    refused(run("withdraw", case, "--reason", "again", "--yes"), 6, "closed")
 
 
 def test_close(run: CLI, db: Path, case: str) -> None:
-    refused(run("close", case, "bored"), 6, "'bored' is not a closure reason")
-    refused(run("close", case, "ineligible"), 6, "only a team leader may do this")
-    out = ok(run("close", case, "moved_away", "--note", "to Leeds"))
+    refused(run("close", case, "bored", "--yes"), 6, "'bored' is not a closure reason")
+    refused(run("close", case, "ineligible", "--yes"), 6, "only a team leader may do this")
+    out = ok(run("close", case, "moved_away", "--note", "to Leeds", "--yes"))
     assert "(moved_away)" in out
     assert run.json("history", case)[-1]["reason"] == "to Leeds"
     other = refer(db, "Bea")
-    assert "(ineligible)" in ok(run("close", other, "ineligible", actor="lee"))
+    assert "(ineligible)" in ok(run("close", other, "ineligible", "--yes", actor="lee"))
 
 
 def test_reopen_starts_a_new_episode(run: CLI, case: str) -> None:
     refused(run("reopen", case, "--source", "GP"), 5, "still open")
-    ok(run("withdraw", case, "--reason", "moving"))
+    ok(run("withdraw", case, "--reason", "moving", "--yes"))
     out = ok(run("reopen", case, "--source", "self", "--note", "back in town"))
     assert "C-2: reopened as a new episode after C-1" in out
     new = run.json("show", "C-2")["case"]

@@ -32,10 +32,10 @@ from se_flow._audit import GENESIS, row_hash
 from se_flow.cli import app
 
 FORMATS = ["csv", "jsonl", "json"]
-TABLES = ["stage_histories", "events", "clients"]
+TABLES = ["stage_histories", "events", "texts", "clients"]
 FILES = {
-    "csv": {"stage_histories.csv", "events.csv", "clients.csv"},
-    "jsonl": {"stage_histories.jsonl", "events.jsonl", "clients.jsonl"},
+    "csv": {"stage_histories.csv", "events.csv", "texts.csv", "clients.csv"},
+    "jsonl": {"stage_histories.jsonl", "events.jsonl", "texts.jsonl", "clients.jsonl"},
     "json": {"export.json"},
 }
 # What no pseudonymised file may hold: the participants' names and contact details.
@@ -604,11 +604,14 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(
     for name in ("clients", "stage_histories"):
         cells = [cell for row in csv_cells(out / f"{name}.csv") for cell in row]
         assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)], name
-    # events.csv stays exactly as stored, so it still re-verifies; the manifest says how to open.
+    # events.csv and texts.csv stay exactly as stored, so they still re-verify; the manifest
+    # says how to open them. (Reasons and notes are free texts, kept apart in texts.csv.)
     events = [e for e in rows["events"] if e["case_id"] in (attack, gone)]
-    assert [e["reason"] for e in events if e["reason"] == REASON] == [REASON, REASON]
+    seqs = {int(e["seq"]) for e in events}
+    texts = [t["text"] for t in rows["texts"] if int(t["seq"]) in seqs]
+    assert [t for t in texts if t == REASON] == [REASON, REASON]
     referral = json.loads(next(e for e in events if e["case_id"] == attack)["payload"])
-    assert SOURCE in json.dumps(referral) and NOTE in json.dumps(referral)
+    assert SOURCE in json.dumps(referral) and NOTE in texts
     assert "import" in manifest(out)["csv_safety"] and "events.csv" in manifest(out)["csv_safety"]
     ok(run("audit", "verify-export", str(out)))
     # Only CSV is escaped: JSON holds the text as it is.

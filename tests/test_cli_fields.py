@@ -177,3 +177,26 @@ def test_one_date_policy_names_the_days(word: str) -> None:
     assert named_day(word, today) == expected
     assert named_day("2026-02-03", today) == dt.date(2026, 2, 3)
     assert named_day("tomorrow", today) is None
+
+
+def test_days_are_shown_in_the_local_time_zone(
+    db: Path, run: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored in UTC, shown as the user's own day: 23:30 UTC is the next morning in
+    Auckland."""
+    import time
+
+    case = refer(db, days=3)
+    late = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(hour=23, minute=30)
+    ok(run("record", case, "note", "text=called", "--on", late.isoformat(timespec="minutes")))
+    monkeypatch.setenv("TZ", "Pacific/Auckland")
+    time.tzset()
+    try:
+        timeline = ok(run("history", case))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    next_day = (late + dt.timedelta(days=1)).date().isoformat()
+    (row,) = [line for line in timeline.splitlines() if "text=called" in line]
+    # The Date column (when it happened), not Entered (when typed in, today either way).
+    assert row.split()[1] == next_day, row

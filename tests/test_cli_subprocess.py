@@ -127,7 +127,7 @@ def test_shell_completion_completes_commands_and_options() -> None:
         timeout=60,
         env={**env, "COMP_WORDS": "se-flow cases --st"},
     )
-    assert done.stdout.split() == ["--stage", "--status"]
+    assert done.stdout.split() == ["--stage", "--status", "--stuck"]
 
 
 def test_the_front_door_in_the_checkout() -> None:

@@ -51,6 +51,7 @@ SCREENS = [
     ["check", "C-9", "pause"],
     ["workflow", "show"],
     ["cases"],
+    ["team"],
 ]
 
 

@@ -124,13 +124,13 @@ def test_an_old_database_gains_command_ids_and_still_verifies(tmp_path: Path) ->
     db = tmp_path / "old.db"
     with se_flow.open(staffed_db(db), actor="sam") as flow:
         flow.refer("Alex", source="GP")
-    # As a database from before migration 0009 holds it: no command columns.
+    # As a database from before migration 0010 holds it: no command columns.
     conn = sqlite3.connect(db)
     drop_triggers(conn)
     conn.execute("DROP INDEX events_command")
     conn.execute("ALTER TABLE events DROP COLUMN command_hash")
     conn.execute("ALTER TABLE events DROP COLUMN command_id")
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0009_command_ids'")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0010_command_ids'")
     conn.commit()
     conn.close()
     with se_flow.open(db, actor="sam") as flow:

@@ -340,13 +340,14 @@ def test_events_keep_text_exactly_including_commas_quotes_newlines_and_accents(
     awkward = 'said "no, not yet"\nthen, later: café; 100% sure'
     flow.record(case.id, "note", text=awkward)
     for fmt in FORMATS:
-        flow.export(tmp_path / fmt, tables=["events"], fmt=fmt)
+        flow.export(tmp_path / fmt, tables=["events", "texts"], fmt=fmt)
         assert se_flow.verify_export(tmp_path / fmt).ok
-    rows = read_csv(tmp_path / "csv" / "events.csv")
-    assert json.loads(rows[-1]["payload"])["record"]["fields"]["text"] == awkward
+    # A free text is kept apart from its event: exported exactly in the texts table.
+    rows = read_csv(tmp_path / "csv" / "texts.csv")
+    assert rows[-1]["text"] == awkward
     lines = read_jsonl(tmp_path / "jsonl" / "events.jsonl")
     assert lines == stored_events(flow)[: len(lines)]
-    assert json.loads(lines[-2]["payload"])["record"]["fields"]["text"] == awkward
+    assert read_jsonl(tmp_path / "jsonl" / "texts.jsonl")[-1]["text"] == awkward
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -393,7 +394,7 @@ def test_json_bundle_holds_every_table_and_is_plain_json(load: Caseload, tmp_pat
     manifest = load.flow.export(tmp_path / "out", fmt="json")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "manifest.json"]
     bundle = json.loads((tmp_path / "out" / "export.json").read_text())
-    assert list(bundle["tables"]) == ["stage_histories", "events", "clients"]
+    assert list(bundle["tables"]) == ["stage_histories", "events", "texts", "clients"]
     assert {k: len(v) for k, v in bundle["tables"].items()} == manifest.rows
     assert manifest.rows["stage_histories"] == sum(len(v) for v in spell_rows(load).values())
 
@@ -595,7 +596,7 @@ def test_every_export_is_an_audit_event(load: Caseload, tmp_path: Path) -> None:
     payload = dict(event.payload)
     assert payload["export_id"] == manifest.export_id
     assert payload["personal_data"] is True
-    assert payload["tables"] == ["stage_histories", "events", "clients"]
+    assert payload["tables"] == ["stage_histories", "events", "texts", "clients"]
     assert payload["format"] == "csv"
     assert payload["filters"]["stage"] == "closed"
     assert payload["files"] == {n: f["sha256"] for n, f in manifest.files.items()}
@@ -669,7 +670,13 @@ def test_force_replaces_an_earlier_export_whole(flow: SEFlow, tmp_path: Path) ->
         flow.export(out, fmt="jsonl")
     flow.export(out, fmt="jsonl", force=True)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["clients.jsonl", "events.jsonl", "manifest.json", "stage_histories.jsonl"]
+    assert names == [
+        "clients.jsonl",
+        "events.jsonl",
+        "manifest.json",
+        "stage_histories.jsonl",
+        "texts.jsonl",
+    ]
     assert flow.verify_export(out).ok
     assert not leftovers(tmp_path)
 

@@ -237,7 +237,7 @@ BAD_COMMANDS = {
     "limit_huge_all": (["cases", "--status", "all", "--limit", "100000000000000000000"], "--limit"),
     "name_not_utf8": (["refer", "\udcff\udcfeBad", "--source", "GP"], "name"),
     "note_too_long": (["record", "{case}", "note", "text=" + TOO_LONG], "text"),
-    "reason_too_long": (["withdraw", "{case}", "--reason", TOO_LONG], "reason"),
+    "reason_too_long": (["withdraw", "{case}", "--reason", TOO_LONG, "--yes"], "reason"),
 }  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from se_flow._policy import (
     may_adopt_workflow,
     may_erase,
     may_export,
+    may_find_people,
     may_manage_staff,
     may_override,
     may_read,
@@ -58,6 +59,7 @@ QUESTIONS: dict[str, Callable[[Staff], None]] = {
     "export": lambda by: may_export(by, personal_data=False),
     "export personal data": lambda by: may_export(by, personal_data=True),
     "adopt a workflow": may_adopt_workflow,
+    "search participants by name": may_find_people,
     "add a coach": _makes(Role.COACH),
     "make a team leader": _makes(Role.TEAM_LEADER),
     "make an admin": _makes(Role.ADMIN),
@@ -72,10 +74,10 @@ CASEWORK = {"read", "see personal data", "write", "export"}
 STAFFING = {"add a coach", "make a team leader", "change a coach"}
 # What an ACTIVE staff member of each role may do; an inactive one may do nothing.
 MAY: dict[Role, set[str]] = {
-    Role.COACH: CASEWORK,
-    Role.TEAM_LEADER: CASEWORK | STAFFING | {"override soft guards"},
-    # An admin runs the system, not cases: no override of a soft guard.
-    Role.ADMIN: EVERY - {"override soft guards"},
+    Role.COACH: CASEWORK | {"search participants by name"},
+    Role.TEAM_LEADER: CASEWORK | STAFFING | {"override soft guards", "search participants by name"},
+    # An admin runs the system, not cases: no override of a soft guard, no name search.
+    Role.ADMIN: EVERY - {"override soft guards", "search participants by name"},
     Role.AUDITOR: {"read", "export"},
 }
 

@@ -68,3 +68,26 @@ def test_a_batch_left_by_an_exception_leaves_every_table_as_it_was(
     assert store.read().participant(case.participant_id) is None
     assert pg_flow.verify().ok
     assert pg_flow.refer("Next", source="GP").case.id == "C-2"
+
+
+def test_a_free_text_edited_or_cleared_behind_se_flows_back_is_caught(
+    pg_flow: se_flow.SEFlow, pg_url: str
+) -> None:
+    import psycopg
+
+    case = pg_flow.refer("Alex", source="GP").case
+    seq = pg_flow.record(case.id, "note", text="lives with Jane").record.seq
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error, match="only ever erased"):
+            conn.execute("UPDATE texts SET text = 'x' WHERE seq = %s", (seq,))
+        with pytest.raises(psycopg.Error, match="never deleted"):
+            conn.execute("DELETE FROM texts WHERE seq = %s", (seq,))
+    pg_flow.erase_text(seq, "record.text", reason="asked", actor="ada")
+    result = pg_flow.verify()
+    assert result.ok and result.erased_texts == 1
+    other = pg_flow.record(case.id, "note", text="kept").record.seq
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE texts DISABLE TRIGGER USER")
+        conn.execute("UPDATE texts SET text = 'changed' WHERE seq = %s", (other,))
+    caught = pg_flow.verify()
+    assert not caught.ok and caught.bad_seq == other and "altered" in (caught.problem or "")

@@ -67,6 +67,8 @@ EXPECTED = [
     "StoreError",
     "StoreNotEmpty",
     "StoreUnavailable",
+    "TextAlreadyErased",
+    "TextNotFound",
     "TransitionRefused",
     "TriggerNotAvailable",
     "UnknownProgramme",

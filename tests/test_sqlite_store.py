@@ -268,8 +268,14 @@ EVENTS_TABLE_V1 = [
     ("prev_hash", "TEXT", 1),
     ("hash", "TEXT", 1),
 ]
-# Added by migration 0009 (command ids), after logs were written: nullable, at the end.
-EVENTS_TABLE = [*EVENTS_TABLE_V1, ("command_id", "TEXT", 0), ("command_hash", "TEXT", 0)]
+# Added later, each by its migration (0009_texts, 0010_command_ids), after logs were written:
+# nullable, at the end, optional (out of the hash when NULL, as in every older row).
+EVENTS_TABLE = [
+    *EVENTS_TABLE_V1,
+    ("texts", "TEXT", 0),
+    ("command_id", "TEXT", 0),
+    ("command_hash", "TEXT", 0),
+]
 
 
 def test_the_events_table_is_made_from_the_one_field_list() -> None:

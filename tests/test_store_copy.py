@@ -26,7 +26,7 @@ def _copy(src: str | Path, dst: str | Path) -> Result:
 
 def _caseload(path: Path) -> Path:
     """A database with a bit of everything: staff changes, two cases, a correction, personal
-    data (one participant's erased), a pause and a command id."""
+    data (one participant's erased), free texts (one erased) and a command id."""
     with se_flow.open(staffed_db(path), actor="sam") as flow:
         alex = flow.refer(
             se_flow.PersonalDetails(name="Alex Doe", contact="07700 900123"), source="GP"
@@ -34,6 +34,7 @@ def _caseload(path: Path) -> Path:
         flow.advance(alex.id, "engage", reason="first contact")
         first = flow.record(alex.id, "note", text="called", command_id="n-1").record
         flow.record(alex.id, "note", text="called twice", supersedes=first.seq)
+        flow.erase_text(first.seq, "record.text", reason="Art. 17 request", actor="ada")
         bo = flow.refer("Bo Smith", source="Jobcentre").case
         flow.erase_personal_data(bo.participant_id, reason="Art. 17 request", actor="ada")
         flow.add_staff("zoe", "Zoe", "coach", actor="ada")
@@ -51,6 +52,7 @@ def _everything(target: str | Path) -> tuple[object, ...]:
             store.list_staff(),
             [store.personal_details(c.participant_id) for c in cases],
             store.store_id(),
+            list(store.text_rows()),
         )
 
 

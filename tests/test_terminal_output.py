@@ -85,10 +85,9 @@ def test_views_show_attacks_as_text_and_send_no_escapes(
         assert "\\x1b]8;;https://evil.example/\\x07click" in result.stdout
         assert "\\x9b31m" in result.stdout
         assert "\\u202eesrever" in result.stdout
-    if command[0] == "cases":
+    if command[0] in ("cases", "due"):
         assert f"{EVIL_COACH}  " in result.stdout  # the row is drawn
-    if command[0] == "due":
-        assert f"  {EVIL_COACH}\n" in result.stdout  # the row is drawn, coach last
+        assert "Evil\\x1b[2J\\x1b[31mName" in result.stdout  # the name, made safe
 
 
 def test_json_carries_the_text_exactly_with_c1_and_bidi_escaped(evil: tuple[CLI, str]) -> None:

@@ -1,0 +1,313 @@
+"""Free text outside the hashed log: notes, reasons, referral notes, summaries.
+
+A free text is the event's `reason`, an override's reason, or a record field of type `text`
+(the stage data types them). Each has a **slot** in its event: `reason`, `override.reason`,
+`record.<field>`. From this change on, a store keeps each text in its own table, beside the
+event (`texts`: seq, slot, salt, text), and the event's hashed row holds only its salted hash:
+`texts` maps each slot to `HMAC-SHA256(salt, text)`, the salt 16 random bytes made by the store
+for that one text and kept with it. So the chain and the seals still prove every present text
+unaltered, while:
+
+- an admin may **erase** a text: its salt and text are cleared in the table (the row stays, a
+  tombstone) and an audit event (`text_erasure`, or the participant's `erasure`) names it by
+  seq and slot, never quoting it. Without the salt nobody can test a guess against the hash.
+  `verify` says how many were erased; a text gone without such an event, changed, or added
+  where the event holds none, is tampering, and named.
+- an auditor sees `WITHHELD` in place of each text unless an admin granted them the texts
+  (`text_grant`, audited); coaches, team leaders and admins read them.
+
+Events written before this kept their texts inline, inside the hashed row: they read as
+before, and cannot be erased without breaking the chain (the README says so).
+
+Pure: the salts come from the caller (`new_salt`), no I/O and no clock.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from ._model import Event, EventDraft, EventKind, Override, Record
+from ._workflow import Workflow
+from .ports import Change, TextRow
+
+__all__ = [
+    "ERASED",
+    "ERASING_KINDS",
+    "REASON",
+    "SALT_BYTES",
+    "WITHHELD",
+    "TextCheck",
+    "TextDraft",
+    "TextRow",
+    "digest",
+    "erased_by",
+    "fill_event",
+    "fill_record",
+    "record_slot",
+    "split",
+    "split_change",
+    "withhold_event",
+    "withhold_record",
+]
+
+SALT_BYTES = 16
+REASON = "reason"
+OVERRIDE = "override.reason"
+_RECORD = "record."
+
+WITHHELD = "(withheld)"
+"""What a reader who may not see free text reads in its place (an auditor without a grant)."""
+ERASED = "(erased)"
+"""What everyone reads in place of a text an admin erased."""
+
+ERASING_KINDS = frozenset({EventKind.TEXT_ERASURE.value, EventKind.ERASURE.value})
+
+
+def record_slot(field_name: str) -> str:
+    return _RECORD + field_name
+
+
+def digest(salt: bytes, text: str) -> str:
+    return hmac.digest(salt, text.encode("utf-8"), "sha256").hex()
+
+
+@frozen
+class TextDraft:
+    """A text a change writes into the text table, with its event."""
+
+    slot: str
+    salt: bytes
+    text: str
+    digest: str
+
+
+# Every write asks: looked up once per workflow and kind.
+_TEXT_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _text_fields(workflow: Workflow, kind: str) -> tuple[str, ...]:
+    key = (workflow.hash, kind)
+    found = _TEXT_FIELDS.get(key)
+    if found is None:
+        spec = workflow.records.get(kind)
+        found = () if spec is None else tuple(f.name for f in spec.fields if f.type == "text")
+        _TEXT_FIELDS[key] = found
+    return found
+
+
+def split(
+    draft: EventDraft,
+    record_fields: Mapping[str, Any] | None,
+    workflow: Workflow,
+    new_salt: Callable[[], bytes],
+) -> tuple[EventDraft, dict[str, Any] | None, tuple[TextDraft, ...]]:
+    """The draft with its free texts taken out (their hashes in `texts`), the record's typed
+    fields without them, and the texts to keep apart."""
+    taken: list[TextDraft] = []
+
+    def take(slot: str, text: str) -> None:
+        salt = new_salt()
+        taken.append(TextDraft(slot, salt, text, digest(salt, text)))
+
+    changes: dict[str, Any] = {}
+    if draft.reason:
+        take(REASON, draft.reason)
+        changes["reason"] = None
+    if draft.override is not None and draft.override.reason:
+        take(OVERRIDE, draft.override.reason)
+        changes["override"] = Override(by=draft.override.by)
+    fields = dict(record_fields) if record_fields is not None else None
+    stored = draft.payload.get("record")
+    if isinstance(stored, Mapping):
+        names = [
+            n for n in _text_fields(workflow, str(stored.get("kind"))) if n in stored["fields"]
+        ]
+        if names:
+            kept = {k: v for k, v in stored["fields"].items() if k not in names}
+            for name in names:
+                take(record_slot(name), stored["fields"][name])
+                if fields is not None:
+                    fields.pop(name, None)
+            payload = dict(draft.payload)
+            payload["record"] = {**stored, "fields": kept}
+            changes["payload"] = payload
+    if not taken:
+        return draft, fields, ()
+    changes["texts"] = {t.slot: t.digest for t in taken}
+    return attrs.evolve(draft, **changes), fields, tuple(taken)
+
+
+def split_change(
+    change: Change, workflow: Workflow, new_salt: Callable[[], bytes]
+) -> tuple[Change, tuple[TextDraft, ...]]:
+    """`split` for a whole change: what every store does before it seals the event."""
+    record = change.record
+    draft, fields, texts = split(
+        change.event, record.fields if record is not None else None, workflow, new_salt
+    )
+    if not texts:
+        return change, ()
+    if record is not None and fields is not None:
+        record = attrs.evolve(record, fields=fields)
+    return attrs.evolve(change, event=draft, record=record), texts
+
+
+def fill_event(event: Event, found: Mapping[str, str | None]) -> Event:
+    """`event` with each text it holds put back in its slot, from `found` (slot to text; a
+    slot missing or None reads `ERASED`)."""
+    if not event.texts:
+        return event
+    return _put(event, {slot: found.get(slot) or ERASED for slot in event.texts})
+
+
+def withhold_event(event: Event) -> Event:
+    """`event` as a reader who may not see free text reads it."""
+    if not event.texts:
+        return event
+    return _put(event, {slot: WITHHELD for slot in event.texts})
+
+
+def _put(event: Event, texts: Mapping[str, str]) -> Event:
+    changes: dict[str, Any] = {}
+    if REASON in texts:
+        changes["reason"] = texts[REASON]
+    if OVERRIDE in texts and event.override is not None:
+        changes["override"] = Override(by=event.override.by, reason=texts[OVERRIDE])
+    fields = {s[len(_RECORD) :]: t for s, t in texts.items() if s.startswith(_RECORD)}
+    record = event.payload.get("record")
+    if fields and isinstance(record, Mapping):
+        payload = dict(event.payload)
+        payload["record"] = {**record, "fields": {**record["fields"], **fields}}
+        changes["payload"] = payload
+    return attrs.evolve(event, **changes)
+
+
+def fill_record(record: Record, found: Mapping[str, str | None]) -> Record:
+    """`record` with its texts put back (`found`: every slot of its event, None if erased)."""
+    fields = {
+        s[len(_RECORD) :]: text or ERASED for s, text in found.items() if s.startswith(_RECORD)
+    }
+    if not fields:
+        return record
+    return attrs.evolve(record, fields={**record.fields, **fields})
+
+
+def withhold_record(record: Record, workflow: Workflow) -> Record:
+    """`record` as a reader who may not see free text reads it: each text field it holds
+    reads `WITHHELD`."""
+    names = [n for n in _text_fields(workflow, record.kind) if n in record.fields]
+    if not names:
+        return record
+    return attrs.evolve(record, fields={**record.fields, **dict.fromkeys(names, WITHHELD)})
+
+
+def erased_by(event: Event | Mapping[str, Any]) -> list[tuple[int, str]]:
+    """The texts (seq, slot) an event erased: none unless it is an erasure."""
+    kind = event.kind if isinstance(event, Event) else event["kind"]
+    if kind not in ERASING_KINDS:
+        return []
+    payload = event.payload if isinstance(event, Event) else event["payload"]
+    return [(int(seq), str(slot)) for seq, slot in payload.get("texts") or ()]
+
+
+class TextCheck:
+    """The text table checked against the log, streamed in (seq, slot) order beside the
+    chain walk: `feed` each event row the walk accepted (its `texts` parsed), then `finish`.
+    Memory grows with the number of erasures only."""
+
+    def __init__(self, rows: Iterable[TextRow]) -> None:
+        self._rows: Iterator[TextRow] = iter(rows)
+        self._next: TextRow | None = next(self._rows, None)
+        self.present = 0
+        self.tombstones: set[tuple[int, str]] = set()
+        self.named: set[tuple[int, str]] = set()
+        self.bad_seq: int | None = None
+        self.problem: str | None = None
+
+    def _fail(self, seq: int, why: str) -> str:
+        self.bad_seq, self.problem = seq, why
+        return why
+
+    def feed(self, seq: int, texts: Mapping[str, str], erases: list[tuple[int, str]]) -> str | None:
+        if self.problem is not None:
+            return self.problem
+        self.named.update(erases)
+        for slot in sorted(texts):
+            stray = self._stray(seq, slot)
+            if stray is not None:
+                return stray
+            row = self._next
+            if row is None or (row.seq, row.slot) != (seq, slot):
+                return self._fail(
+                    seq,
+                    f"event {seq}'s text {slot} is missing from the text table (deleted behind "
+                    "se-flow's back: an erasure keeps its place and is itself an event)",
+                )
+            self._next = next(self._rows, None)
+            if row.text is None and row.salt is None:
+                self.tombstones.add((seq, slot))
+                continue
+            try:
+                salt = bytes.fromhex(row.salt or "")
+                fits = row.text is not None and hmac.compare_digest(
+                    digest(salt, row.text), texts[slot]
+                )
+            except ValueError:
+                fits = False
+            if not fits:
+                return self._fail(
+                    seq, f"event {seq}'s text {slot} does not match its hash (the text was altered)"
+                )
+            self.present += 1
+        return self._stray(seq + 1, "")
+
+    def _stray(self, seq: int, slot: str) -> str | None:
+        row = self._next
+        if row is not None and (row.seq, row.slot) < (seq, slot):
+            return self._fail(
+                row.seq,
+                f"the text table holds a text {row.slot} for event {row.seq}, which holds no "
+                "such text (written behind se-flow's back)",
+            )
+        return None
+
+    def finish(self) -> str | None:
+        if self.problem is not None:
+            return self.problem
+        if self._next is not None:
+            row = self._next
+            return self._fail(
+                row.seq,
+                f"the text table holds a text {row.slot} for event {row.seq}, which the log "
+                "does not hold (written behind se-flow's back)",
+            )
+        unlogged = sorted(self.tombstones - self.named)
+        if unlogged:
+            seq, slot = unlogged[0]
+            return self._fail(
+                seq,
+                f"event {seq}'s text {slot} was cleared without an erasure event (erased behind "
+                "se-flow's back)",
+            )
+        kept = sorted(self.named - self.tombstones)
+        if kept:
+            seq, slot = kept[0]
+            return self._fail(
+                seq, f"event {seq}'s text {slot} was erased by an audit event but is still there"
+            )
+        return None
+
+    @property
+    def erased(self) -> int:
+        return len(self.tombstones)
+
+    def summary(self) -> str:
+        words = f"free texts: {self.present} present and unaltered"
+        if self.tombstones:
+            words += f", {len(self.tombstones)} erased by an admin (audited)"
+        return words
