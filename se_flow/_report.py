@@ -861,19 +861,22 @@ def _active_on(v: CaseView, day: dt.date) -> bool:
     return any(since <= c.on <= day for c in v.contacts)
 
 
-def _active_days(v: CaseView, p: Period) -> set[dt.date]:
-    """The days of `p` on which the case was active: open, with a contact in the 28 days
-    ending that day."""
-    days: set[dt.date] = set()
+def _active_spans(v: CaseView, p: Period) -> list[tuple[dt.date, dt.date]]:
+    """The stretches of `p` (first and last day) on which the case was active: open, with a
+    contact in the 28 days ending that day. Merged, in order."""
+    lo = max(p.start, v.referred_on)
+    hi = p.end if v.closed_on is None else min(p.end, v.closed_on)
+    spans: list[tuple[dt.date, dt.date]] = []
     for c in v.contacts:
-        first = max(c.on, p.start)
-        last = min(c.on + dt.timedelta(days=ACTIVE_DAYS - 1), p.end)
-        day = first
-        while day <= last:
-            if v.open_on(day):
-                days.add(day)
-            day += _DAY
-    return days
+        first = max(c.on, lo)
+        last = min(c.on + dt.timedelta(days=ACTIVE_DAYS - 1), hi)
+        if first > last:
+            continue
+        if spans and first <= spans[-1][1] + _DAY:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], last))
+        else:
+            spans.append((first, last))
+    return spans
 
 
 def coaches(
@@ -895,17 +898,23 @@ def coaches(
     last = min(p.end, on)
     for coach in staff:
         mine = by_coach.get(coach, [])
-        per_day: dict[dt.date, list[str]] = defaultdict(list)
-        active_ids: set[str] = set()
-        for v in mine:
-            for day in _active_days(v, Period(p.start, last, p.label)):
-                per_day[day].append(v.id)
-                active_ids.add(v.id)
-        if per_day:
-            peak_day = max(sorted(per_day), key=lambda d: len(per_day[d]))
-            peak = sorted(per_day[peak_day])
-        else:
-            peak_day, peak = p.start, []
+        # How many cases were active each day: +1 where a stretch starts, -1 after it ends.
+        window = Period(p.start, max(p.start, last), p.label)
+        spans = {v.id: _active_spans(v, window) for v in mine}
+        change: Counter[dt.date] = Counter()
+        for stretches in spans.values():
+            for first, end in stretches:
+                change[first] += 1
+                change[end + _DAY] -= 1
+        active_ids = {cid for cid, stretches in spans.items() if stretches}
+        peak_day, most, running = p.start, 0, 0
+        for day in sorted(change):
+            running += change[day]
+            if running > most:
+                peak_day, most = day, running
+        peak = (
+            [v.id for v in mine if any(a <= peak_day <= z for a, z in spans[v.id])] if most else []
+        )
         access = [v for v in mine if v.id in active_ids and v.out_of_work]
         cohort = _sustain_cohort(mine, p)
         anchors = "≤ 20 → 5, 21–25 → 4, 26–30 → 3, 31–40 → 2, ≥ 41 → 1"
