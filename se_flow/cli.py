@@ -280,6 +280,11 @@ programme_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
+settings_app = typer.Typer(
+    help="The database's own settings (each change an audit event): shared terminal.",
+    no_args_is_help=True,
+)
+app.add_typer(settings_app, name="settings")
 app.add_typer(programme_app, name="programme")
 report_app = typer.Typer(
     help="Returns and KPIs, each figure with its method and the cases behind it.",
@@ -332,6 +337,8 @@ def _open(
         create=create,
         read_only=not write,
         seal_key=s.seal_key,
+        # Who is logged in: a staff member bound to a login is acted as only from it.
+        login=_os_user(),
     ) as flow:
         if flow.exposure:
             _say(f"warning: {flow.exposure}", err=True)
@@ -339,6 +346,8 @@ def _open(
             # A write under it is refused in its own words.
             _say(f"warning: {flow.workflow_mismatch}", err=True)
         yield flow
+        if flow.checkpoint_warning:
+            _say(f"warning: {flow.checkpoint_warning}", err=True)
 
 
 @app.callback()
@@ -376,6 +385,7 @@ def _root(
         Path | None,
         typer.Option(
             "--seal-key",
+            "--key-file",
             envvar=SEAL_KEY_ENV,
             metavar="FILE",
             help="The sealing key file (mode 600). Default: the database's path + .sealkey.",
@@ -389,17 +399,19 @@ def _root(
 # --- shared parsing -----------------------------------------------------------------------------
 
 
+def _today() -> dt.date:
+    """The user's own day: `today` at their terminal is their local date."""
+    return dt.date.today()
+
+
 def _date(value: str | None, option: str) -> dt.date | None:
-    """A date as typed: YYYY-MM-DD, today or yesterday (days as the API counts them, in UTC)."""
+    """A date as typed: YYYY-MM-DD, today or yesterday (`_calendar.named_day`, local days)."""
     if value is None:
         return None
-    text = value.strip().lower()
-    if text in ("today", "yesterday"):
-        today = dt.datetime.now(dt.UTC).date()
-        return today if text == "today" else today - dt.timedelta(days=1)
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
+    from ._calendar import named_day
+
+    day = named_day(value, _today())
+    if day is None:
         _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
     return check_date(day, option)
 
@@ -435,7 +447,10 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
 
 
 def _pairs(pairs: list[str] | None) -> dict[str, str]:
+    """field=value pairs; `field=-` reads the value from standard input, `field=@FILE` from a
+    file (each at most `_limits.MAX_TEXT_BYTES`, UTF-8, one final newline dropped)."""
     fields: dict[str, str] = {}
+    stdin_used = ""
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         name = name.strip()
@@ -443,8 +458,52 @@ def _pairs(pairs: list[str] | None) -> dict[str, str]:
             _fail(f"{pair!r} is not field=value (for example participation=yes)")
         if name in fields:
             _fail(f"field {name!r} is given twice ({name}={fields[name]!r} and {pair!r})")
+        if value == "-":
+            if stdin_used:
+                _fail(f"fields {stdin_used!r} and {name!r} both read standard input (-)")
+            stdin_used = name
+            value = _read_value(name, None)
+        elif value.startswith("@") and len(value) > 1:
+            value = _read_value(name, Path(value[1:]))
         fields[name] = value
     return fields
+
+
+def _read_value(name: str, path: Path | None) -> str:
+    """A field's value from `path` (None: standard input), bounded before it is decoded."""
+    from ._limits import MAX_TEXT, MAX_TEXT_BYTES
+
+    where = "standard input" if path is None else f"file {path}"
+    try:
+        if path is None:
+            data = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
+        else:
+            with path.open("rb") as f:
+                data = f.read(MAX_TEXT_BYTES + 1)
+    except OSError as exc:
+        _fail(f"field {name!r}: cannot read {where}: {exc.strerror or exc}")
+    if len(data) > MAX_TEXT_BYTES:
+        _fail(f"field {name!r}: {where} is longer than the {MAX_TEXT:,} characters se-flow keeps")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"field {name!r}: {where} is not UTF-8 text")
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _named_days(wf: se_flow.Workflow, kind: str, fields: dict[str, str]) -> dict[str, str]:
+    """Date fields typed as `today` or `yesterday`, as the dates they name (the user's day)."""
+    from ._calendar import DAY_WORDS
+
+    spec = wf.records.get(kind)
+    if spec is None:
+        return fields
+    out = dict(fields)
+    for name, value in fields.items():
+        f = spec.field(name)
+        if f is not None and f.type == "date" and value.strip().lower() in DAY_WORDS:
+            out[name] = _day(value, name).isoformat()
+    return out
 
 
 def _echo_json(value: Any) -> None:
@@ -511,7 +570,7 @@ def init(
         bool,
         typer.Option(
             "--no-seal",
-            help="Do not seal events with a forward-secure key (PostgreSQL never does, so far).",
+            help="Do not seal events with a forward-secure key (PostgreSQL: only with --key-file).",
         ),
     ] = False,
     seal_epoch: Annotated[
@@ -533,7 +592,9 @@ def init(
         # The per-user folder holds personal data: private to its owner.
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     existed = path == ":memory:" or is_database_url(path) or Path(path).exists()
-    seal = not no_seal and path != ":memory:" and not is_database_url(path)
+    # On PostgreSQL there is no file to keep the key beside: it seals when given --key-file.
+    url = is_database_url(path)
+    seal = not no_seal and path != ":memory:" and (not url or s.seal_key is not None)
     key_path = seal_key_path(path, s.seal_key)
     key: se_flow.VerificationKey | None = None
     try:
@@ -546,7 +607,8 @@ def init(
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
             if seal:
                 key = flow.start_sealing(epoch_seconds=seal_epoch)
-            member = flow.add_staff(s.actor, name or s.actor, role)
+            # The first admin is bound to the login that set se-flow up.
+            member = flow.add_staff(s.actor, name or s.actor, role, login=_os_user())
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
@@ -557,12 +619,14 @@ def init(
         raise
     _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
+    if member.login is not None:
+        _say(f"{member.id} is bound to the login {member.login}: se-flow acts as them from it only")
     if key is not None and key_path is not None:
         from ._cli_text import sealing_started
 
         _say(sealing_started(key, key_path), one_line=False)
-    elif is_database_url(path) and not no_seal:
-        _say("events are not sealed: sealing is for SQLite databases only, so far")
+    elif url and not no_seal:
+        _say("events are not sealed: give --key-file FILE to seal a PostgreSQL database")
 
 
 @staff_app.command("add")
@@ -587,6 +651,70 @@ def staff_add(
     _say(f"staff {member.id} ({member.name}): {member.role.value}{state}")
 
 
+@staff_app.command("edit")
+def staff_edit(
+    ctx: typer.Context,
+    staff_id: Annotated[str, typer.Argument(metavar="ID", help="Their staff id.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Their full name.", show_default=False)
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="coach, team_leader, auditor or admin.", show_default=False),
+    ] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Working on cases, or no longer.", show_default=False
+        ),
+    ] = None,
+    login: Annotated[
+        str | None,
+        typer.Option(
+            "--login",
+            help="Bind them to this OS login: se-flow then acts as them from it only.",
+            show_default=False,
+        ),
+    ] = None,
+    no_login: Annotated[
+        bool, typer.Option("--no-login", help="Remove their login binding.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Deactivate even if they still hold open cases."),
+    ] = False,
+) -> None:
+    """Change a staff member: name, role, active or not, the OS login they are bound to."""
+    with _open(ctx, write=True) as flow:
+        try:
+            member = flow.edit_staff(
+                staff_id,
+                name=name,
+                role=role,
+                active=active,
+                login=login,
+                unbind_login=no_login,
+                confirm=yes,
+            )
+        except se_flow.StaffHoldsCases as held:
+            if not sys.stdin.isatty() or not typer.confirm(
+                f"{held.message.split(':')[0]}: deactivate anyway?", default=False, err=True
+            ):
+                raise
+            member = flow.edit_staff(
+                staff_id,
+                name=name,
+                role=role,
+                active=active,
+                login=login,
+                unbind_login=no_login,
+                confirm=True,
+            )
+    state = "" if member.active else ", inactive"
+    bound = f", bound to login {member.login}" if member.login else ""
+    _say(f"staff {member.id} ({member.name}): {member.role.value}{state}{bound}")
+
+
 @staff_app.command("list")
 def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
     """List staff and their roles."""
@@ -598,6 +726,50 @@ def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
     from ._cli_render import print_staff
 
     print_staff(_console(), staff)
+
+
+def _settings_words(found: se_flow.DatabaseSettings) -> str:
+    every = f"every {found.checkpoint_every} events" if found.checkpoint_every else ""
+    export = "after every export" if found.checkpoint_on_export else ""
+    when = " and ".join(w for w in (every, export) if w) or "only when asked"
+    lines = [
+        "shared terminal: "
+        + (
+            "allowed (bound members may be acted as from any login)"
+            if found.shared_terminal
+            else "not allowed (bound members only from their own login)"
+        ),
+        f"checkpoint file: {found.checkpoint_file or 'none'}",
+    ]
+    if found.checkpoint_file:
+        lines.append(f"checkpoints appended: {when}")
+    return "\n".join(lines)
+
+
+@settings_app.command("show")
+def settings_show(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show the database's settings."""
+    with _open(ctx) as flow:
+        found = flow.settings()
+    if json:
+        _echo_json(found.to_json())
+        return
+    _say(_settings_words(found), one_line=False)
+
+
+@settings_app.command("shared-terminal")
+def settings_shared_terminal(
+    ctx: typer.Context,
+    allow: Annotated[
+        str, typer.Argument(metavar="on|off", help="on: allow a shared terminal; off: not.")
+    ],
+) -> None:
+    """Admin: allow (on) or forbid (off) acting as login-bound staff from another login."""
+    if allow not in ("on", "off"):
+        _fail(f"shared-terminal: expected on or off, got {allow!r}")
+    with _open(ctx, write=True) as flow:
+        found = flow.change_settings(shared_terminal=allow == "on")
+    _say(_settings_words(found).splitlines()[0])
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -773,6 +945,7 @@ def record(
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
     with _open(ctx, write=True) as flow:
+        fields = _named_days(flow.workflow, kind, fields)
         done = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
     made, case = done.record, done.case
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
@@ -810,7 +983,10 @@ def check(
     on: OnOption = None,
     json: JsonOption = False,
 ) -> None:
-    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed."""
+    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed.
+
+    Exit 0 if the move would go through, 6 if a guard blocks it.
+    Example: se-flow check C-1 start_profiling"""
     with _open(ctx) as flow:
         result = flow.check(
             case_id,
@@ -825,10 +1001,13 @@ def check(
         from ._cli_text import check_json
 
         _echo_json(check_json(result))
-        return
-    from ._cli_render import print_check
+    else:
+        from ._cli_render import print_check
 
-    print_check(_console(), wf, result)
+        print_check(_console(), wf, result)
+    if not result.allowed:
+        # Blocked: the exit code of a refused move, so a script can test it.
+        raise typer.Exit(se_flow.TransitionRefused.exit_code)
 
 
 @app.command("next")
@@ -1211,9 +1390,36 @@ def _workflow(ctx: typer.Context, folder: Path | None = None) -> se_flow.Workflo
 
 
 @workflow_app.command("show")
-def workflow_show(ctx: typer.Context, json: JsonOption = False) -> None:
-    """The stages, triggers with their guards, and record kinds with their fields."""
+def workflow_show(
+    ctx: typer.Context,
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[KIND]",
+            help="A record kind: its fields, their types, which are required, allowed values "
+            "and an example command.",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The stages, triggers with their guards, and record kinds; or one record kind's fields.
+
+    Examples: se-flow workflow show; se-flow workflow show job_offer"""
     wf = _workflow(ctx)
+    if kind is not None:
+        spec = wf.records.get(kind)
+        if spec is None:
+            raise se_flow.UnknownRecordKind(kind, list(wf.records))
+        if json:
+            from ._cli_text import kind_json
+
+            _echo_json(kind_json(spec))
+            return
+        from ._cli_render import print_record_kind
+
+        print_record_kind(_console(), spec)
+        return
     if json:
         _echo_json({"hash": wf.hash, **wf.describe()})
         return
@@ -1301,6 +1507,16 @@ def audit_verify(
             show_default=False,
         ),
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            metavar="FILE",
+            help="An external checkpoint file (`audit checkpoint --append`): every checkpoint "
+            "in it must hold, so a rollback to an older copy fails.",
+            show_default=False,
+        ),
+    ] = None,
     key: Annotated[
         str | None,
         typer.Option(
@@ -1318,7 +1534,7 @@ def audit_verify(
     kept = _read_checkpoint(checkpoint) if checkpoint is not None else None
     # The result says a workflow mismatch itself ("but ..."): once is enough.
     with _open(ctx, mismatch=False) as flow:
-        result = flow.verify(kept, key=key)
+        result = flow.verify(kept, key=key, checkpoints=checkpoints)
     if json:
         _echo_json(result)
     if not result.ok:
@@ -1329,6 +1545,8 @@ def audit_verify(
             _say(f"but {result.workflow_mismatch}")
         if result.seals:
             _say(result.seals)
+        if result.checkpoints:
+            _say(result.checkpoints)
         if kept is not None:
             from ._cli_text import checkpoint_words
 
@@ -1347,11 +1565,35 @@ def audit_checkpoint(
             show_default=False,
         ),
     ] = None,
+    append: Annotated[
+        Path | None,
+        typer.Option(
+            "--append",
+            metavar="FILE",
+            help="Append it to this external checkpoint file (append-only, checked first).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print the audit log's head (as JSON) for an auditor to keep.
 
     Later, `se-flow audit verify --checkpoint FILE` proves the log has only been appended to
     since."""
+    if append is not None:
+        if out is not None:
+            _fail("give --out or --append, not both")
+        with _open(ctx) as flow:
+            done = flow.append_checkpoint(append)
+        _say(
+            f"checkpoint of event {done.checkpoint.seq} appended to {done.path} (line {done.line})"
+        )
+        _say(
+            done.protection
+            or "warning: nothing but se-flow keeps this file append-only: make it so (`chattr +a` "
+            "as root, or a write-once share)",
+            err=done.protection is None,
+        )
+        return
     with _open(ctx) as flow:
         kept = flow.checkpoint()
     text = json.dumps(kept.to_json()) + "\n"
@@ -1378,6 +1620,46 @@ def audit_checkpoint(
     from ._cli_text import checkpoint_kept
 
     _say(checkpoint_kept(kept, out), one_line=False)
+
+
+@audit_app.command("auto-checkpoint")
+def audit_auto_checkpoint(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            help="The external, append-only checkpoint file (e.g. on another share).",
+            show_default=False,
+        ),
+    ] = None,
+    every: Annotated[
+        int | None,
+        typer.Option(
+            "--every",
+            metavar="N",
+            help="Append after every N events (0: not by count).",
+            show_default=False,
+        ),
+    ] = None,
+    on_export: Annotated[
+        bool | None,
+        typer.Option(
+            "--on-export/--not-on-export", help="Append after every export.", show_default=False
+        ),
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Stop automatic checkpoints.")] = False,
+) -> None:
+    """Admin: append checkpoints to an external file automatically (an audit event)."""
+    with _open(ctx, write=True) as flow:
+        found = flow.change_settings(
+            checkpoint_file=file,
+            checkpoint_every=every,
+            checkpoint_on_export=on_export,
+            no_checkpoint_file=off,
+        )
+    _say(_settings_words(found), one_line=False)
 
 
 @audit_app.command("verify-export")
