@@ -32,6 +32,7 @@ from ._model import (
 from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
 from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
+from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps
 from ._workflow import Workflow
 from .errors import (
     AuditError,
@@ -98,10 +99,13 @@ __all__ = [
     "CaseConflict",
     "CaseNotFound",
     "CasePaused",
+    "CaseView",
+    "Caseload",
     "ChainBroken",
     "Check",
     "Checkpoint",
     "Done",
+    "DueView",
     "Event",
     "ExportMismatch",
     "ExportVerification",
@@ -109,6 +113,7 @@ __all__ = [
     "FutureEffectiveDate",
     "GuardResult",
     "GuardsFailed",
+    "HistoryPage",
     "InvalidExportRequest",
     "InvalidInput",
     "InvalidRecord",
@@ -117,6 +122,7 @@ __all__ = [
     "Milestone",
     "MilestoneState",
     "Needed",
+    "NextSteps",
     "NotFound",
     "Outcomes",
     "Override",

@@ -42,7 +42,14 @@ from ._model import (
 )
 from ._projections import RecordRow
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_where,
+    latest_records,
+    record_from_row,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -806,6 +813,38 @@ class PostgresStore(Store):
     def records(self, case_id: str) -> list[Record]:
         self.case(case_id)
         return self._records(case_id)
+
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        def page(before: int | None, size: int) -> list[tuple[Any, ...]]:
+            sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = %s"
+            params: list[Any] = [case_id]
+            if before is not None:
+                sql += " AND seq < %s"
+                params.append(before)
+            return self._all(sql + " ORDER BY seq DESC LIMIT %s", [*params, size])
+
+        with self.read_snapshot():
+            self.case(case_id)
+            return latest_records(page, limit, include_superseded, self.workflow)
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE case_id = %s"
+        params: list[Any] = [case_id]
+        if before_seq is not None:
+            sql += " AND seq < %s"
+            params.append(before_seq)
+        rows = self._all(sql + " ORDER BY seq DESC LIMIT %s", [*params, limit])
+        return [event_from_row(dict(zip(EVENT_COLUMNS, r, strict=True))) for r in reversed(rows)]
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        ((count,),) = self._all(
+            "SELECT COUNT(*) FROM events WHERE case_id = %s AND seq < %s", [case_id, before_seq]
+        )
+        return int(count)
 
     def record_rows(self) -> Iterator[RecordRow]:
         sql = (

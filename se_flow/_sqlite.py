@@ -37,7 +37,14 @@ from ._model import (
     Staff,
 )
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_where,
+    latest_records,
+    record_from_row,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -967,15 +974,18 @@ class SQLiteStore(Store):
                 yield _case_from_row(row)
 
     def case_histories(
-        self, workflow: Workflow, *, coach: str | None = None
+        self, workflow: Workflow, *, coach: str | None = None, case_id: str | None = None
     ) -> Iterator[CaseHistory]:
-        # Three queries over open cases, each reading only what the standards name: the
-        # records of the kinds they read (fields only where a condition reads them) and the
-        # events of the triggers they read, pauses and resumes. Far less than whole events.
+        # Three queries over open cases (or the one case named, open or closed), each reading
+        # only what the standards name: the records of the kinds they read (fields only where
+        # a condition reads them) and the events of the triggers they read, pauses and
+        # resumes. Far less than whole events.
         record_kinds, field_kinds, triggers = needs(workflow.standards)
         pause, resume = pause_triggers(workflow)
         all_triggers = sorted(triggers | pause | resume)
         where, params = "c.status != 'closed'", []
+        if case_id is not None:
+            where, params = "c.id = ?", [case_id]
         if coach is not None:
             where += " AND c.coach = ?"
             params.append(coach)
@@ -1058,6 +1068,39 @@ class SQLiteStore(Store):
         with _translated(self.path):
             self.case(case_id)
             return self._records(case_id)
+
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        def page(before: int | None, size: int) -> list[Any]:
+            sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = ?"
+            params: list[Any] = [case_id]
+            if before is not None:
+                sql += " AND seq < ?"
+                params.append(before)
+            return self.conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*params, size]).fetchall()
+
+        with _translated(self.path), self.read_snapshot():
+            self.case(case_id)
+            return latest_records(page, limit, include_superseded, self.workflow)
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE case_id = ?"
+        params: list[Any] = [case_id]
+        if before_seq is not None:
+            sql += " AND seq < ?"
+            params.append(before_seq)
+        rows = list(self.event_rows_sql(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit]))
+        return [event_from_row(row) for row in reversed(rows)]
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        with _translated(self.path):
+            (count,) = self.conn.execute(
+                "SELECT COUNT(*) FROM events WHERE case_id = ? AND seq < ?", [case_id, before_seq]
+            ).fetchone()
+        return int(count)
 
     def record_rows(self) -> Iterator[RecordRow]:
         with _translated(self.path):

@@ -25,7 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 import se_flow
-from se_flow._api import is_database_url, seal_key_path
+from se_flow._api import PAGE, is_database_url, seal_key_path
 from se_flow._limits import check_date
 from se_flow._urls import shown_database
 
@@ -467,6 +467,14 @@ def _done(
     _say(f"  now at {where}{due}")
 
 
+# `show` and `history` print the API's page (about a screen) unless told otherwise.
+LimitOption = Annotated[
+    int, typer.Option("--limit", help="Show this many of the latest events and records.")
+]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Show every event and record, however many.")
+]
+
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON (dates ISO) to stdout.")
 ]
@@ -671,9 +679,9 @@ def cases(
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
     with _open(ctx) as flow:
-        found = flow.cases(coach=coach, stage=stage, status=status, overdue=overdue, limit=limit)
-        today = flow.now().date()
+        view = flow.caseload(coach=coach, stage=stage, status=status, overdue=overdue, limit=limit)
         wf = flow.workflow
+    found, today = view.cases, view.today
     if json:
         from ._cli_text import caseload_lines, json_array
 
@@ -701,36 +709,48 @@ def show(
         bool,
         typer.Option("--corrected", help="Also list records that a later record corrected."),
     ] = False,
+    limit: LimitOption = PAGE,
+    everything: AllOption = False,
     json: JsonOption = False,
 ) -> None:
-    """One case: details, current records and its timeline."""
+    """One case: details, its latest records and events, and its service standards."""
     with _open(ctx) as flow:
-        case = flow.case(case_id)
-        participant = flow.participant(case.participant_id)
-        records = flow.records(case_id, include_superseded=corrected)
-        events = flow.history(case_id)
-        today = flow.now().date()
-        standards = flow.standards(case_id, as_of=today)
+        view = flow.case_view(
+            case_id, limit=None if everything else limit, include_superseded=corrected
+        )
         wf = flow.workflow
+    case, today, standards, page = view.case, view.today, view.standards, view.history
     if json:
         from ._cli_text import case_json
 
         _echo_json(
             {
                 "case": case_json(wf, case, today),
-                "participant": participant,
-                "records": records,
+                "participant": view.participant,
+                "records": view.records,
+                "more_records": view.more_records,
                 "standards": [r.to_json() for r in standards.results],
-                "history": events,
+                "history": page.events,
+                "earlier_events": page.earlier,
             }
         )
         return
     from ._cli_render import print_case, print_standards
 
     out = _console()
-    print_case(out, wf, case, participant, records, events, today)
+    print_case(out, wf, case, view.participant, view.records, page.events, today)
+    _earlier(page.earlier, f"se-flow show {case.id} --all", view.more_records)
     warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
     print_standards(out, standards.results, today, warnings)
+
+
+def _earlier(events: int, command: str, records: bool = False) -> None:
+    """The hint under a page: what was left out, and the command that shows it all."""
+    left = [f"{events} earlier event(s)"] if events else []
+    if records:
+        left.append("older records")
+    if left:
+        _say(f"{' and '.join(left)} not shown: {command}")
 
 
 @app.command()
@@ -826,9 +846,9 @@ def check(
 def next_(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
     """What can happen next to a case, and what is missing for each."""
     with _open(ctx) as flow:
-        case = flow.case(case_id)
-        checks = flow.available(case_id)
+        steps = flow.next_steps(case_id)
         wf = flow.workflow
+    case, checks = steps.case, steps.checks
     if json:
         from ._cli_text import check_json
 
@@ -989,17 +1009,24 @@ def assign(
 
 
 @app.command()
-def history(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
-    """A case's timeline: every event, who, when, and why."""
+def history(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    limit: LimitOption = PAGE,
+    everything: AllOption = False,
+    json: JsonOption = False,
+) -> None:
+    """A case's timeline, newest last: each event, who, when, and why."""
     with _open(ctx) as flow:
-        events = flow.history(case_id)
+        page = flow.history_page(case_id, limit=None if everything else limit)
         wf = flow.workflow
     if json:
-        _echo_json(events)
+        _echo_json(page.events)
         return
     from ._cli_render import print_timeline
 
-    print_timeline(_console(), wf, events, title=f"Timeline of {case_id}")
+    print_timeline(_console(), wf, page.events, title=f"Timeline of {case_id}")
+    _earlier(page.earlier, f"se-flow history {case_id} --all")
 
 
 @app.command()
@@ -1027,15 +1054,9 @@ def due(
 
     Reviews, service standards and follow-along visits, by date, each with the command that
     does it."""
-    s = _settings(ctx)
     with _open(ctx) as flow:
-        if coach is None and not everyone and s.actor is not None:
-            # The actor is read as themselves: someone not on the staff list is refused here.
-            me = flow.staff_member(s.actor)
-            if me.role is se_flow.Role.COACH:
-                coach = me.id
-        found = flow.due_items(coach=coach, within_days=within, overdue=overdue)
-        today = flow.now().date()
+        view = flow.due_for(coach=coach, everyone=everyone, within_days=within, overdue=overdue)
+    found, today, coach = view.items, view.today, view.coach
     for warning in found.warnings:
         _say(f"warning: {warning}", err=True)
     if json:

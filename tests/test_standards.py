@@ -391,6 +391,11 @@ def test_every_store_gives_the_same_due_list(tmp_path: Path) -> None:
         sqlite_items, memory_items = (f.due_items(within_days=60).items for f in flows)
         assert {i.what for i in sqlite_items} >= {"review", "standard"}, sqlite_items
         assert sqlite_items == memory_items
+        # One case's standards (show), closed ones too, read the same slim way on SQLite.
+        for case in flows[1].cases(status="all"):
+            on_sqlite, in_memory = (f.standards(case.id) for f in flows)
+            assert on_sqlite == in_memory, case.id
+        assert any(flows[0].standards(c.id).results for c in flows[0].cases(status="closed"))
     finally:
         for flow in flows:
             flow.disconnect()
