@@ -32,7 +32,7 @@ from ._model import (
 from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
 from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
-from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps
+from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
 from ._workflow import Workflow
 from .errors import (
     AuditError,
@@ -137,6 +137,7 @@ __all__ = [
     "SEFlowError",
     "SQLiteStore",
     "SealKeyUnusable",
+    "SetUp",
     "Staff",
     "StaffNotFound",
     "Status",

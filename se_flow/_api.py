@@ -50,7 +50,7 @@ from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
-from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps
+from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
 from ._workflow import Workflow
 from .errors import (
     InvalidInput,
@@ -382,6 +382,26 @@ class SEFlow:
 
         self._write(decide)
         return new
+
+    def set_up(
+        self,
+        name: str | None = None,
+        role: Role | str = Role.ADMIN,
+        *,
+        seal: bool = False,
+        epoch_seconds: int = DAY,
+        actor: str | None = None,
+    ) -> SetUp:
+        """Set up a new database: the actor becomes its first staff member (`name`, default
+        their id; `role`, default admin), after `start_sealing` if `seal`. Raises
+        `InvalidInput` if anyone is on the staff list already (nothing is written)."""
+        if self.has_staff():
+            raise InvalidInput(
+                "the database is already set up; add people with `se-flow staff add` (add_staff)"
+            )
+        who = self._actor_id(actor)
+        key = self.start_sealing(epoch_seconds=epoch_seconds, actor=who) if seal else None
+        return SetUp(staff=self.add_staff(who, name or who, role, actor=who), key=key)
 
     def has_staff(self) -> bool:
         """Whether anyone is on the staff list yet: needs no actor (before the first staff

@@ -8,10 +8,11 @@ import datetime as dt
 
 from attrs import frozen
 
-from ._model import Case, Check, Event, Participant, Record
+from ._model import Case, Check, Event, Participant, Record, Staff
+from ._seal import VerificationKey
 from ._standards import DueList, Verdicts
 
-__all__ = ["CaseView", "Caseload", "DueView", "HistoryPage", "NextSteps"]
+__all__ = ["CaseView", "Caseload", "DueView", "HistoryPage", "NextSteps", "SetUp"]
 
 
 @frozen
@@ -68,3 +69,12 @@ class DueView:
     items: DueList
     coach: str | None
     today: dt.date
+
+
+@frozen
+class SetUp:
+    """A database set up: its first staff member, and the verification key if its events are
+    sealed (shown once, for the auditor to keep: se-flow keeps it nowhere)."""
+
+    staff: Staff
+    key: VerificationKey | None

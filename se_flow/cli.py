@@ -534,26 +534,20 @@ def init(
     existed = path == ":memory:" or is_database_url(path) or Path(path).exists()
     seal = not no_seal and path != ":memory:" and not is_database_url(path)
     key_path = seal_key_path(path, s.seal_key)
-    key: se_flow.VerificationKey | None = None
+    # A key file there before is never ours to remove, even if this init is refused.
+    key_was_there = key_path is not None and key_path.exists()
     try:
         with _open(ctx, write=True, create=True) as flow:
-            if flow.has_staff():
-                _fail(
-                    f"{shown_database(path)} is already set up; add people with `se-flow staff add`"
-                )
-            if s.actor is None:
-                _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
-            if seal:
-                key = flow.start_sealing(epoch_seconds=seal_epoch)
-            member = flow.add_staff(s.actor, name or s.actor, role)
+            done = flow.set_up(name, role, seal=seal, epoch_seconds=seal_epoch)
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
-            if key is not None and key_path is not None:
+            if key_path is not None and not key_was_there:
                 key_path.unlink(missing_ok=True)
         raise
+    member, key = done.staff, done.key
     _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
     if key is not None and key_path is not None:

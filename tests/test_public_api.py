@@ -56,6 +56,7 @@ EXPECTED = [
     "SEFlowError",
     "SQLiteStore",
     "SealKeyUnusable",
+    "SetUp",
     "Staff",
     "StaffNotFound",
     "Status",

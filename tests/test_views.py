@@ -174,3 +174,23 @@ def test_show_and_history_print_a_page_and_say_how_to_see_it_all(tmp_path: Path)
     assert data["earlier_events"] == total - 3 and data["more_records"] is True
     assert [r["fields"]["text"] for r in data["records"]] == ["note 22", "note 23", "note 24"]
     refused(run("show", case_id, "--limit", "0"), 5, "--limit")
+
+
+def test_set_up_adds_the_first_staff_member_once_and_seals_when_asked(tmp_path: Path) -> None:
+    with se_flow.open(tmp_path / "new.db", actor="ada") as flow:
+        done = flow.set_up("  Ada Admin ", seal=True)
+        assert done.staff == se_flow.Staff(id="ada", name="Ada Admin", role=se_flow.Role.ADMIN)
+        assert done.key is not None
+        assert flow.staff() == [done.staff]
+        events = flow.events()
+        with pytest.raises(se_flow.InvalidInput, match="already set up"):
+            flow.set_up(actor="eve")
+        assert flow.events() == events
+        assert flow.verify(key=done.key).ok
+    with se_flow.open(tmp_path / "plain.db") as flow:
+        with pytest.raises(se_flow.InvalidInput, match="no actor"):
+            flow.set_up()
+        assert not flow.has_staff()
+        plain = flow.set_up(role="coach", actor="sam")
+        assert plain.key is None and plain.staff.name == "sam"
+        assert plain.staff.role is se_flow.Role.COACH
