@@ -17,6 +17,7 @@ from ._memory import MemoryStore
 from ._model import (
     Case,
     Check,
+    DatabaseSettings,
     Done,
     Event,
     GuardResult,
@@ -30,6 +31,7 @@ from ._model import (
     Verification,
 )
 from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
+from ._report import KPI, Period, Report
 from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
 from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
@@ -41,6 +43,7 @@ from .errors import (
     CaseNotFound,
     CasePaused,
     ChainBroken,
+    CheckpointFileRefused,
     ExportMismatch,
     Fault,
     FutureEffectiveDate,
@@ -53,6 +56,7 @@ from .errors import (
     ProgrammeInvalid,
     SealKeyUnusable,
     SEFlowError,
+    StaffHoldsCases,
     StaffNotFound,
     StoreBusy,
     StoreError,
@@ -93,6 +97,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "GENESIS",
+    "KPI",
     "AuditError",
     "Case",
     "CaseClosed",
@@ -104,6 +109,8 @@ __all__ = [
     "ChainBroken",
     "Check",
     "Checkpoint",
+    "CheckpointFileRefused",
+    "DatabaseSettings",
     "Done",
     "DueView",
     "Event",
@@ -127,11 +134,13 @@ __all__ = [
     "Outcomes",
     "Override",
     "Participant",
+    "Period",
     "PermissionDenied",
     "PersonalDetails",
     "Programme",
     "ProgrammeInvalid",
     "Record",
+    "Report",
     "Role",
     "SEFlow",
     "SEFlowError",
@@ -139,6 +148,7 @@ __all__ = [
     "SealKeyUnusable",
     "SetUp",
     "Staff",
+    "StaffHoldsCases",
     "StaffNotFound",
     "Status",
     "StoreBusy",

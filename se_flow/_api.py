@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from ._limits import (
     check_date,
     check_days,
     check_limit,
+    check_login,
     check_staff_id,
     check_staff_name,
     check_text,
@@ -32,6 +33,7 @@ from ._loader import load_programmes, load_workflow
 from ._model import (
     Case,
     Check,
+    DatabaseSettings,
     Done,
     Event,
     EventKind,
@@ -46,6 +48,8 @@ from ._model import (
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
 from ._policy import acting
+from ._report import KPI, Period, Report
+from ._report import CaseView as ReportCase  # a case as the reports read it
 from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
@@ -53,7 +57,9 @@ from ._standards import DueList, Verdicts
 from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
 from ._workflow import Workflow
 from .errors import (
+    CheckpointFileRefused,
     InvalidInput,
+    StaffHoldsCases,
     StaffNotFound,
     StoreUnavailable,
     UnknownProgramme,
@@ -62,12 +68,38 @@ from .errors import (
 )
 from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
-__all__ = ["SEFlow", "open"]
+__all__ = ["CheckpointAppended", "SEFlow", "open"]
 
 Clock = Callable[[], dt.datetime]
 
 PAGE = 20
 """How many events (and records) a view shows by default: a screen's worth."""
+
+
+@attrs.frozen
+class CheckpointAppended:
+    """A checkpoint appended to an external checkpoint file: which line, and what keeps the
+    file append-only beyond se-flow's own checks (`protection`, None if nothing se-flow can
+    see)."""
+
+    checkpoint: Checkpoint
+    path: str
+    line: int
+    protection: str | None
+
+
+def _os_user_exists(login: str) -> None:
+    """A login to bind must be an OS user of this machine (where the CLI checks it)."""
+    try:
+        import pwd
+    except ImportError:  # pragma: no cover - not Unix: nothing to look it up in
+        return
+    try:
+        pwd.getpwnam(login)
+    except KeyError:
+        raise InvalidInput(
+            f"login {quoted(login)}: no OS user of that name on this machine", field="login"
+        ) from None
 
 
 def _system_clock() -> dt.datetime:
@@ -87,6 +119,7 @@ def open(
     read_only: bool = False,
     programmes: str | Path | None = None,
     seal_key: str | Path | None = None,
+    login: str | None = None,
 ) -> SEFlow:
     """Open (creating if need be) an se-flow database: an SQLite file (or ":memory:"), or a
     PostgreSQL database named by a `postgresql://` URL (the `postgres` extra; `synchronous`
@@ -101,13 +134,22 @@ def open(
     `StoreUnavailable`. `programmes` is a folder of funder definitions to use instead of the
     shipped ones (read when outcomes are first asked for). `seal_key` is the sealing key file
     (default: `<database>.sealkey` beside it; SQLite only): read only when a write must seal,
-    so a reader needs none. Raises `WorkflowInvalid`, `StoreUnavailable`."""
+    so a reader needs none; on PostgreSQL there is no default (give one to seal there).
+
+    `login` is the OS login of the person at the terminal (the CLI passes it): a staff member
+    bound to a login may then be acted as only from that login (unless the database allows a
+    shared terminal). An embedding application passes None and the actors it authenticated
+    itself: se-flow cannot check who is behind a call it did not see. Raises
+    `WorkflowInvalid`, `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
     if isinstance(path, str) and is_database_url(path):
-        if seal_key is not None:
-            raise InvalidInput("sealing (seal_key) is for SQLite databases only, so far")
+        keys = SealKeyFile(Path(seal_key).expanduser()) if seal_key is not None else None
         return SEFlow(
-            _postgres_store(path, wf, busy_timeout, create, read_only), wf, actor=actor, clock=clock
+            _postgres_store(path, wf, busy_timeout, create, read_only, keys),
+            wf,
+            actor=actor,
+            clock=clock,
+            login=login,
         )
     store = SQLiteStore(
         path,
@@ -118,7 +160,7 @@ def open(
         read_only=read_only,
         seal_keys=_seal_keys(path, seal_key),
     )
-    return SEFlow(store, wf, actor=actor, clock=clock, programmes=programmes)
+    return SEFlow(store, wf, actor=actor, clock=clock, programmes=programmes, login=login)
 
 
 def seal_key_path(path: str | Path, seal_key: str | Path | None = None) -> Path | None:
@@ -143,7 +185,12 @@ def is_database_url(target: str) -> bool:
 
 
 def _postgres_store(
-    url: str, workflow: Workflow, busy_timeout: float, create: bool, read_only: bool
+    url: str,
+    workflow: Workflow,
+    busy_timeout: float,
+    create: bool,
+    read_only: bool,
+    seal_keys: SealKeyFile | None = None,
 ) -> Store:
     try:
         from ._postgres import PostgresStore
@@ -153,7 +200,12 @@ def _postgres_store(
             f"(pip install 'se-flow[postgres]'): {exc}"
         ) from None
     return PostgresStore(
-        url, workflow, busy_timeout=busy_timeout, create=create, read_only=read_only
+        url,
+        workflow,
+        busy_timeout=busy_timeout,
+        create=create,
+        read_only=read_only,
+        seal_keys=seal_keys,
     )
 
 
@@ -227,8 +279,15 @@ class SEFlow:
         actor: str | None = None,
         clock: Clock | None = None,
         programmes: str | Path | None = None,
+        login: str | None = None,
     ) -> None:
         self.store = store
+        self.login = login
+        """The OS login at the terminal (the CLI's), checked against staff bindings."""
+        self.checkpoint_warning: str | None = None
+        """Why the last automatic checkpoint could not be appended (the write itself was
+        committed), or None."""
+        self._batching = False
         self._programmes_dir = programmes
         self._programmes: tuple[Programme, ...] | None = None
         self.workflow = workflow
@@ -279,7 +338,21 @@ class SEFlow:
         Every command is still validated and chained; one that is refused raises and undoes
         only itself (catch it to go on); the batch commits once at the end, or not at all if
         an exception leaves the block."""
-        return self.store.batch()
+        return self._batch()
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        if self._batching:
+            yield
+            return
+        before, _ = self.store.head()
+        self._batching = True
+        try:
+            with self.store.batch():
+                yield
+        finally:
+            self._batching = False
+        self._auto_checkpoint(before)
 
     def now(self) -> dt.datetime:
         now = self._clock()
@@ -292,7 +365,20 @@ class SEFlow:
         if not who:
             raise InvalidInput("no actor: say who is acting (actor=..., or --as / SE_FLOW_ACTOR)")
         # An id no staff member could have is refused before it reaches a query or a message.
-        return check_staff_id(who, "actor")
+        checked = check_staff_id(who, "actor")
+        if self.login is not None:
+            self._check_login(checked)
+        return checked
+
+    def _check_login(self, who: str) -> None:
+        """Refuse to act as a member bound to another login than the one at the terminal."""
+        tx = self.store.read()
+        try:
+            by = tx.staff(who)
+        except StaffNotFound:
+            return  # refused (or bootstrapped) by the command itself, in its own words
+        if by.login is not None and by.login != self.login:
+            self.engine.may_act_from(by, self.login, tx.settings().shared_terminal)
 
     def _reader(self, actor: str | None) -> Staff:
         """The actor of a read, who must be active staff (checked before anything is looked
@@ -313,6 +399,9 @@ class SEFlow:
             return change
 
         case, event = self.store.write(deciding)
+        if not self._batching:
+            # An automatic checkpoint, if one is due (a batch keeps it for its end).
+            self._auto_checkpoint(event.seq - 1, event.seq)
         draft = made[-1].record
         record = draft.made(case.id, event) if draft is not None and case is not None else None
         return case, event, record
@@ -341,10 +430,12 @@ class SEFlow:
         *,
         actor: str | None = None,
         active: bool = True,
+        login: str | None = None,
     ) -> Staff:
         """Add (or update) a staff member. The very first may be added by anyone; after that
         a team leader or admin adds staff; only an admin grants admin or auditor, or changes
-        an admin or auditor; the last active admin cannot be demoted or deactivated.
+        an admin or auditor; the last active admin cannot be demoted or deactivated. `login`
+        binds them to an OS login (`edit_staff`); `init` binds the first admin to its own.
 
         Returns the member as written (name trimmed), not a `Done` as other writes do: a
         staff change touches no case and adds no record, and the member is what every caller
@@ -353,15 +444,19 @@ class SEFlow:
         # Not stripped: the id is exactly what they will give to --as.
         check_staff_id(staff_id)
         full_name = check_staff_name(name)
+        if login is not None:
+            check_login(login)
         try:
-            new = Staff(id=staff_id, name=full_name, role=Role(role), active=active)
+            new = Staff(id=staff_id, name=full_name, role=Role(role), active=active, login=login)
         except ValueError:
             raise InvalidInput(
                 f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
             ) from None
         now = self.now()
+        written = [new]
 
         def decide(tx: Tx) -> Change:
+            written[0] = new
             if not tx.has_staff():
                 return self.engine.add_staff(
                     new, actor=who, by=None, before=None, active_admins=0, now=now
@@ -371,8 +466,11 @@ class SEFlow:
                 before: Staff | None = tx.staff(new.id)
             except StaffNotFound:
                 before = None
+            if before is not None and login is None:
+                # Changing someone keeps their login binding: only `edit_staff` removes it.
+                written[0] = attrs.evolve(new, login=before.login)
             return self.engine.add_staff(
-                new,
+                written[0],
                 actor=who,
                 by=by,
                 before=before,
@@ -381,7 +479,133 @@ class SEFlow:
             )
 
         self._write(decide)
-        return new
+        return written[0]
+
+    def edit_staff(
+        self,
+        staff_id: str,
+        *,
+        name: str | None = None,
+        role: Role | str | None = None,
+        active: bool | None = None,
+        login: str | None = None,
+        unbind_login: bool = False,
+        confirm: bool = False,
+        actor: str | None = None,
+    ) -> Staff:
+        """Change what is given of staff member `staff_id`, keeping the rest (the same rules as
+        `add_staff`). `login` binds them to an OS login, which must exist on this machine;
+        `unbind_login` removes a binding. Deactivating someone who still holds open cases
+        raises `StaffHoldsCases` (nothing written) unless `confirm`. Raises `StaffNotFound`,
+        `InvalidInput` (a login no OS user has), `PermissionDenied`."""
+        who = self._actor_id(actor)
+        check_staff_id(staff_id)
+        if login is not None:
+            _os_user_exists(check_login(login))
+        if login is not None and unbind_login:
+            raise InvalidInput("give a login to bind or unbind the login, not both")
+        full_name = check_staff_name(name) if name is not None else None
+        try:
+            new_role = Role(role) if role is not None else None
+        except ValueError:
+            raise InvalidInput(
+                f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
+            ) from None
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
+            before = tx.staff(staff_id)
+            after = attrs.evolve(
+                before,
+                name=full_name if full_name is not None else before.name,
+                role=new_role if new_role is not None else before.role,
+                active=active if active is not None else before.active,
+                login=None if unbind_login else login if login is not None else before.login,
+            )
+            if after == before:
+                raise InvalidInput(f"staff {staff_id} is already so: nothing to change")
+            if before.active and not after.active and not confirm:
+                held = [c.id for c in self.store.cases(CaseFilter(coach=staff_id, open_only=True))]
+                if held:
+                    raise StaffHoldsCases(staff_id, held)
+            return self.engine.add_staff(
+                after,
+                actor=who,
+                by=by,
+                before=before,
+                active_admins=tx.count_active_admins(),
+                now=now,
+            )
+
+        self._write(decide)
+        return self.store.read().staff(staff_id)
+
+    def settings(self, *, actor: str | None = None) -> DatabaseSettings:
+        """The database's settings (`DatabaseSettings`): any active staff may read them."""
+        self._reader(actor)
+        return self.store.read().settings()
+
+    def change_settings(
+        self,
+        *,
+        shared_terminal: bool | None = None,
+        checkpoint_file: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_on_export: bool | None = None,
+        no_checkpoint_file: bool = False,
+        actor: str | None = None,
+    ) -> DatabaseSettings:
+        """An admin changes the database's settings; each change is an audit event (`setting`)
+        holding all of them. `checkpoint_file` is the external append-only file checkpoints go
+        to (checked now: see `_checkpoint_file`); `checkpoint_every` N appends one after every
+        N events (0: not by count); `checkpoint_on_export` one after every export;
+        `no_checkpoint_file` stops them. Raises `PermissionDenied`, `InvalidInput`,
+        `CheckpointFileRefused`."""
+        who = self._actor_id(actor)
+        if checkpoint_every:
+            check_limit(checkpoint_every, "checkpoint_every")
+        path = str(Path(checkpoint_file).expanduser().absolute()) if checkpoint_file else None
+        if path is not None:
+            from ._checkpoint_file import CheckpointFile
+
+            target = CheckpointFile(path)
+            if target.path.exists() or target.path.is_symlink():
+                target.read(self.store.store_id())
+            elif not target.path.parent.is_dir():
+                raise CheckpointFileRefused(path, "its folder does not exist")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
+            before = tx.settings()
+            after = attrs.evolve(
+                before,
+                shared_terminal=(
+                    shared_terminal if shared_terminal is not None else before.shared_terminal
+                ),
+                checkpoint_file=None if no_checkpoint_file else path or before.checkpoint_file,
+                checkpoint_every=(
+                    (checkpoint_every or None)
+                    if checkpoint_every is not None
+                    else before.checkpoint_every
+                ),
+                checkpoint_on_export=(
+                    checkpoint_on_export
+                    if checkpoint_on_export is not None
+                    else before.checkpoint_on_export
+                ),
+            )
+            if no_checkpoint_file:
+                after = attrs.evolve(after, checkpoint_every=None, checkpoint_on_export=False)
+            if after.checkpoint_file is None and (
+                after.checkpoint_every or after.checkpoint_on_export
+            ):
+                raise InvalidInput("automatic checkpoints need a checkpoint file: give --file PATH")
+            return self.engine.change_settings(before, after, by=by, now=now)
+
+        self._write(decide)
+        return self.store.read().settings()
 
     def set_up(
         self,
@@ -390,18 +614,21 @@ class SEFlow:
         *,
         seal: bool = False,
         epoch_seconds: int = DAY,
+        login: str | None = None,
         actor: str | None = None,
     ) -> SetUp:
         """Set up a new database: the actor becomes its first staff member (`name`, default
-        their id; `role`, default admin), after `start_sealing` if `seal`. Raises
-        `InvalidInput` if anyone is on the staff list already (nothing is written)."""
+        their id; `role`, default admin; bound to the OS `login` if given, as `add_staff`),
+        after `start_sealing` if `seal`. Raises `InvalidInput` if anyone is on the staff list
+        already (nothing is written)."""
         if self.has_staff():
             raise InvalidInput(
                 "the database is already set up; add people with `se-flow staff add` (add_staff)"
             )
         who = self._actor_id(actor)
         key = self.start_sealing(epoch_seconds=epoch_seconds, actor=who) if seal else None
-        return SetUp(staff=self.add_staff(who, name or who, role, actor=who), key=key)
+        member = self.add_staff(who, name or who, role, actor=who, login=login)
+        return SetUp(staff=member, key=key)
 
     def has_staff(self) -> bool:
         """Whether anyone is on the staff list yet: needs no actor (before the first staff
@@ -1162,6 +1389,7 @@ class SEFlow:
         checkpoint: Checkpoint | None = None,
         *,
         key: VerificationKey | str | None = None,
+        checkpoints: str | Path | None = None,
         actor: str | None = None,
     ) -> Verification:
         """Walk the whole audit chain and check every table reads trust (cases, records,
@@ -1171,12 +1399,23 @@ class SEFlow:
         Given the verification `key` (from `start_sealing`, or its text), also check every
         event's forward-secure seal: an event altered and re-chained, inserted, removed or
         moved is named with its epoch (`bad_epoch`); `seals` says what was proved, or what
-        could not be without a key. A loaded workflow other than the log's is said in
-        `workflow_mismatch`. Raises `InvalidInput` for key text that is not a key."""
+        could not be without a key. Given `checkpoints` (an external checkpoint file, see
+        `append_checkpoint`), every checkpoint in it must hold, so a database rolled back to an
+        older copy fails; with the key, each checkpoint's own seal is checked too. A loaded
+        workflow other than the log's is said in `workflow_mismatch`. Raises `InvalidInput` for
+        key text that is not a key, `CheckpointFileRefused` for a checkpoint file that is not
+        append-only or not ours."""
         if isinstance(key, str):
             key = VerificationKey.parse(key)
         self._reader(actor)
-        result = verify_log(self.store, self.workflow, checkpoint, key)
+        kept: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
+        if checkpoints is not None:
+            # `checkpoints`: an external checkpoint file; every line in it must hold, so a
+            # database rolled back to a copy older than the latest is caught.
+            from ._checkpoint_file import CheckpointFile
+
+            kept += CheckpointFile(checkpoints).read()
+        result = verify_log(self.store, self.workflow, kept, key)
         words = _mismatch_words(self.store.head_workflow_hash(), self.workflow.hash)
         if words is not None:
             result = attrs.evolve(result, workflow_mismatch=words)
@@ -1237,7 +1476,7 @@ class SEFlow:
 
         check_text(case_id, "case id")
         _target(coach)
-        return write_export(
+        manifest = write_export(
             self.store,
             self.workflow,
             Path(out_dir),
@@ -1255,6 +1494,11 @@ class SEFlow:
             force=force,
             progress=progress,
         )
+        settings = self.store.read().settings()
+        if settings.checkpoint_on_export and settings.checkpoint_file is not None:
+            # The head now includes the export's own event: deleting it is then a rollback.
+            self._append_quietly(settings.checkpoint_file)
+        return manifest
 
     def verify_export(self, path: str | Path, *, actor: str | None = None) -> ExportVerification:
         """`se_flow.verify_export` plus the manifest against this log: same database, chain
@@ -1266,6 +1510,335 @@ class SEFlow:
         return verify_against_log(self.store, path)
 
     def checkpoint(self, *, actor: str | None = None) -> Checkpoint:
-        """The chain head now, for an auditor to keep and later pass to `verify`."""
+        """The chain head now (with its seal, on a sealing database), for an auditor to keep
+        and later pass to `verify`."""
         self._reader(actor)
         return take_checkpoint(self.store, self.now())
+
+    def append_checkpoint(
+        self, path: str | Path | None = None, *, actor: str | None = None
+    ) -> CheckpointAppended:
+        """Append the chain head to the external checkpoint file `path` (default: the one the
+        database's settings name), after checking the whole file (`_checkpoint_file`): later
+        `verify(checkpoints=path)` catches the database rolled back to any older copy. Raises
+        `CheckpointFileRefused` (not append-only, not ours), `InvalidInput` (no file named)."""
+        from ._checkpoint_file import CheckpointFile
+
+        self._reader(actor)
+        if path is None:
+            path = self.store.read().settings().checkpoint_file
+            if path is None:
+                raise InvalidInput(
+                    "no checkpoint file given, and the database's settings name none"
+                )
+        target = CheckpointFile(path)
+        kept = take_checkpoint(self.store, self.now())
+        line = target.append(kept)
+        return CheckpointAppended(kept, str(target.path), line, target.protection())
+
+    def _auto_checkpoint(self, before_seq: int, seq: int | None = None) -> None:
+        """After a write: append a checkpoint if the log crossed a multiple of the setting's
+        N since `before_seq` (to `seq`, the head now). The write is committed whatever happens
+        here; a file that is refused is said in `checkpoint_warning` rather than raised."""
+        settings = self.store.read().settings()
+        every = settings.checkpoint_every
+        if settings.checkpoint_file is None or not every:
+            return
+        if seq is None:
+            seq, _ = self.store.head()
+        if seq // every > before_seq // every:
+            self._append_quietly(settings.checkpoint_file)
+
+    def _append_quietly(self, path: str) -> None:
+        from ._checkpoint_file import CheckpointFile
+
+        try:
+            CheckpointFile(path).append(take_checkpoint(self.store, self.now()))
+            self.checkpoint_warning = None
+        except InvalidInput as exc:
+            self.checkpoint_warning = f"no automatic checkpoint was kept: {exc.message}"
+
+    # --- reports (issue 14) --------------------------------------------------------------
+
+    def report(
+        self,
+        name: str,
+        period: str | None = None,
+        *,
+        quarter: str | None = None,
+        month: str | None = None,
+        since: str | dt.date | None = None,
+        until: str | dt.date | None = None,
+        coach: str | None = None,
+        out: str | Path | None = None,
+        fmt: str = "json",
+        force: bool = False,
+        sample: int = 12,
+        seed: int | None = None,
+        actor: str | None = None,
+    ) -> Report:
+        """A report (`ips-grow`, `coaches`, `fidelity`, `standards` or `seqf`) for a period:
+        `period` (`2026-Q3`, `2026-11`, `2026-07-01..2026-09-30`), or `quarter`, `month`, or
+        `since`/`until` (days inclusive; `until` defaults to today); none: the quarter of
+        today. Every figure is a `KPI` with its method and the case ids behind it (see
+        `se_flow._report`). `coach` keeps one coach (`coaches`). With `out`, the report is
+        written there as `fmt` (json, csv or html), never over an existing file unless
+        `force`; `seqf` needs `out`, a new folder, and draws `sample` clients with `seed`
+        (random when None; the pack records it). Every report is an audit event (kind
+        `report`), committed after its file is in place; if the commit fails the file is taken
+        away again. Raises `InvalidInput` (a bad period or format, an existing output),
+        `StaffNotFound` (no such coach), `PermissionDenied`."""
+        from . import _report as rp
+        from ._report_out import PACK_MANIFEST, check_target, place_file, place_pack
+        from ._report_render import FORMATS, render, to_csv, to_html, to_json
+
+        by = self._reader(actor)
+        self.engine.may_export(by, False)
+        if name not in rp.REPORTS:
+            raise InvalidInput(
+                f"unknown report {quoted(name)}; reports: {', '.join(rp.REPORTS)}", field="name"
+            )
+        if fmt not in FORMATS:
+            raise InvalidInput(
+                f"unknown format {quoted(fmt)}; formats: {', '.join(FORMATS)}", field="format"
+            )
+        today = self.now().date()
+        span = _period(period, quarter, month, since, until, today)
+        on = min(span.end, today)
+        if coach is not None:
+            _target(coach)
+            self.store.read().staff(coach)
+        if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 10_000:
+            raise InvalidInput(f"--sample {sample!r} must be from 1 to 10000", field="sample")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InvalidInput(f"--seed {seed!r} must be a whole number, 0 or more", field="seed")
+        target = Path(out).expanduser().absolute() if out is not None else None
+        if name == "seqf" and target is None:
+            raise InvalidInput("an SEQF pack needs a folder to write to (OUT_DIR)", field="out")
+        if target is not None and name != "seqf" and fmt == "table":
+            raise InvalidInput(
+                "--format table is for the terminal; a file takes json, csv or html",
+                field="format",
+            )
+        if target is not None:
+            check_target(target, force=force, folder=name == "seqf")
+        programme = self.programme("ips_grow")
+        with self.store.read_snapshot():
+            cases = list(self.store.cases(CaseFilter()))
+            staff_ids = sorted(
+                s.id for s in self.store.list_staff() if s.active and s.role is Role.COACH
+            )
+            views = self._views(cases, programme, on, with_history=name == "standards")
+        if name == "ips-grow":
+            made = rp.ips_grow(views, span, on, programme, self.workflow)
+        elif name == "coaches":
+            who = [coach] if coach else sorted({*staff_ids, *(c.coach for c in cases if c.coach)})
+            made = rp.coaches(views, span, on, programme, self.workflow, who)
+        elif name == "fidelity":
+            made = rp.fidelity(views, span, on, programme, self.workflow)
+        elif name == "standards":
+            from ._standards import evaluate as standards_evaluate
+
+            verdicts = standards_evaluate(
+                [v.history for v in views if v.history is not None],
+                self.workflow.standards,
+                self.workflow.calendar,
+                on,
+            )
+            made = rp.standards_met(views, verdicts.results, span, on, self.workflow)
+        else:
+            grow = rp.ips_grow(views, span, on, programme, self.workflow)
+            fid = rp.fidelity(views, span, on, programme, self.workflow)
+            clients = rp.client_rows(views, self.workflow, on)
+            drawn = seed if seed is not None else secrets.randbelow(2**32)
+            made = rp.Report(
+                name="seqf",
+                title=f"SEQF evidence pack, {span.label}",
+                period=span,
+                on=on,
+                kpis=grow.kpis + fid.kpis,
+                charts=grow.charts,
+                notes=(
+                    *grow.notes,
+                    f"Sample of {sample} drawn with seed {drawn}: "
+                    "se_flow._report.sample(client case ids, n, seed) draws it again.",
+                ),
+                clients=tuple(clients),
+                sample=rp.sample([c["case_id"] for c in clients], sample, drawn),
+                seed=drawn,
+            )
+        placed = None
+        if target is not None and name == "seqf":
+            import csv
+            import io
+
+            def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+                buf = io.StringIO()
+                w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
+                w.writeheader()
+                w.writerows(rows)
+                return buf.getvalue()
+
+            columns = tuple(made.clients[0]) if made.clients else ("case_id",)
+            picked = set(made.sample)
+            pack = {
+                "clients.csv": table([dict(c) for c in made.clients], columns),
+                "sample.csv": table(
+                    [dict(c) for c in made.clients if c["case_id"] in picked], columns
+                ),
+                "kpis.csv": to_csv(made),
+                "report.html": to_html(made),
+                PACK_MANIFEST: to_json(made),
+            }
+            placed = place_pack(target, pack, force=force)
+        elif target is not None:
+            placed = place_file(target, render(made, fmt), force=force)
+        payload: dict[str, Any] = {
+            "report": name,
+            "period": span.to_json(),
+            "on": on.isoformat(),
+            "format": fmt,
+            "figures": {k.key: [k.numerator, k.denominator] for k in made.kpis},
+        }
+        if coach:
+            payload["coach"] = coach
+        if made.seed is not None:
+            payload["seed"] = made.seed
+            payload["sample"] = list(made.sample)
+        if target is not None and placed is not None:
+            payload["out"] = str(target)
+            payload["files"] = dict(placed.sha256)
+        now = self.now()
+        try:
+            self.store.write(
+                lambda tx: self.engine.record_report(payload, by=acting(tx, by.id), now=now)
+            )
+        except BaseException:
+            if placed is not None:
+                placed.undo()
+            raise
+        if placed is not None:
+            placed.keep()
+        return made
+
+    def kpi(
+        self,
+        key: str,
+        period: str | None = None,
+        *,
+        quarter: str | None = None,
+        month: str | None = None,
+        since: str | dt.date | None = None,
+        until: str | dt.date | None = None,
+        actor: str | None = None,
+    ) -> KPI:
+        """One figure (`total_job_starts`, or `job_outcomes:sam` for a coach's) of the report
+        that holds it, for a period as `report` takes it, with the cases behind it. Raises
+        `NotFound` for a figure no report has (or a coach's figure of a coach with no cases)."""
+        from ._report import FIGURES, report_for
+        from .errors import NotFound
+
+        check_text(key, "figure")
+        name = report_for(key, [s.id for s in self.workflow.standards])
+        coach = key.partition(":")[2] or None
+        if name is None:
+            known = [k for ids in FIGURES.values() for k in ids]
+            raise NotFound(
+                f"no figure {quoted(key)}; figures: {', '.join(known)} and the standards' ids"
+            )
+        made = self.report(
+            name,
+            period,
+            quarter=quarter,
+            month=month,
+            since=since,
+            until=until,
+            coach=coach if name == "coaches" else None,
+            actor=actor,
+        )
+        found = made.kpi(key)
+        if found is None:
+            raise NotFound(f"no figure {quoted(key)} in the {name} report for {made.period.label}")
+        return found
+
+    def _views(
+        self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
+    ) -> list[ReportCase]:
+        """Every case as the reports read it, from one streamed pass over the log."""
+        from ._report import Entry, case_view, entry_from_row
+        from ._standards import CaseHistory, happenings, pause_triggers
+
+        by_id = {c.id: c for c in cases}
+        pause, resume = pause_triggers(self.workflow)
+        views: list[ReportCase] = []
+
+        def done(case_id: str | None, events: list[Entry]) -> None:
+            case = by_id.get(case_id or "")
+            if case is None:
+                return
+            history = (
+                CaseHistory(
+                    case_id=case.id,
+                    coach=case.coach,
+                    happenings=happenings(events, self.workflow.records),
+                    closed_on=case.closed_at.date() if case.closed_at else None,
+                    pause_triggers=pause,
+                    resume_triggers=resume,
+                )
+                if with_history
+                else None
+            )
+            views.append(case_view(case, events, self.workflow, programme, on, history=history))
+
+        current: str | None = None
+        batch: list[Entry] = []
+        # One scan of the log in case order, decoding only the columns a report reads.
+        for row in self.store.event_table(cases=CaseFilter(), by_case=True):
+            e = entry_from_row(row)
+            if e.case_id != current:
+                if batch:
+                    done(current, batch)
+                current, batch = e.case_id, []
+            batch.append(e)
+        if batch:
+            done(current, batch)
+        views.sort(key=lambda v: _case_order(v.id))
+        return views
+
+
+def _case_order(case_id: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in case_id if ch.isdigit())
+    return (int(digits) if digits else 0, case_id)
+
+
+def _period(
+    period: str | None,
+    quarter: str | None,
+    month: str | None,
+    since: str | dt.date | None,
+    until: str | dt.date | None,
+    today: dt.date,
+) -> Period:
+    """One period from whichever way it was given (exactly one)."""
+    from ._report import month as parse_month
+    from ._report import parse_period, period_between
+    from ._report import quarter as parse_quarter
+
+    given = [
+        n for n, v in (("period", period), ("quarter", quarter), ("month", month)) if v is not None
+    ]
+    if since is not None or until is not None:
+        given.append("since/until")
+    if len(given) > 1:
+        raise InvalidInput(f"give one period, not {' and '.join(given)}", field="period")
+    if period is not None:
+        return parse_period(period)
+    if quarter is not None:
+        return parse_quarter(quarter)
+    if month is not None:
+        return parse_month(month)
+    if since is not None or until is not None:
+        if since is None:
+            raise InvalidInput("--until needs --since (the period's first day)", field="since")
+        return period_between(since, until if until is not None else today)
+    return parse_quarter(f"{today.year}-Q{(today.month - 1) // 3 + 1}")

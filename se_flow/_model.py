@@ -15,6 +15,7 @@ __all__ = [
     "Case",
     "Check",
     "Column",
+    "DatabaseSettings",
     "Done",
     "Event",
     "EventDraft",
@@ -43,8 +44,8 @@ class Role(StrEnum):
 class EventKind(StrEnum):
     """What an audit event records. Case events: a referral or reopen opens a case; a
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
-    coach. Events of no case: staff changes, erasures of personal data, exports and a database
-    moved to another workflow."""
+    coach. Events of no case: staff changes, erasures of personal data, exports, reports and a
+    database moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -57,7 +58,10 @@ class EventKind(StrEnum):
     STAFF = "staff"
     ERASURE = "erasure"
     EXPORT = "export"
+    REPORT = "report"
     WORKFLOW = "workflow"
+    SETTING = "setting"
+    """An admin changed a database setting (`DatabaseSettings`): its payload is all of them."""
 
 
 class Status(StrEnum):
@@ -79,6 +83,46 @@ class Staff:
     role: Role = field(converter=Role)
     active: bool = True
     """What each role may do is `_policy`'s, not the staff member's own."""
+    login: str | None = None
+    """The OS login this member is bound to: the CLI refuses to act as them from any other
+    (unless the database allows a shared terminal). None: not bound."""
+
+
+@frozen
+class DatabaseSettings:
+    """A database's own settings, changed only by an admin through a `setting` event (so the
+    log says who changed what, when), and replayed from the log by `verify`.
+
+    - `shared_terminal`: the CLI may act as a member bound to a login from another login (a
+      terminal several staff share under one login). Off by default.
+    - `checkpoint_file`: the external, append-only file `audit checkpoint` appends to (a path
+      an admin chose, e.g. on another share); None: none.
+    - `checkpoint_every`: append a checkpoint there after every N events (None: not by count).
+    - `checkpoint_on_export`: append one after every export."""
+
+    shared_terminal: bool = False
+    checkpoint_file: str | None = None
+    checkpoint_every: int | None = None
+    checkpoint_on_export: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shared_terminal": self.shared_terminal,
+            "checkpoint_file": self.checkpoint_file,
+            "checkpoint_every": self.checkpoint_every,
+            "checkpoint_on_export": self.checkpoint_on_export,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DatabaseSettings:
+        every = data.get("checkpoint_every")
+        path = data.get("checkpoint_file")
+        return cls(
+            shared_terminal=bool(data.get("shared_terminal", False)),
+            checkpoint_file=str(path) if path is not None else None,
+            checkpoint_every=int(every) if every is not None else None,
+            checkpoint_on_export=bool(data.get("checkpoint_on_export", False)),
+        )
 
 
 @frozen
@@ -347,6 +391,8 @@ class Verification:
     database that does not seal."""
     bad_epoch: int | None = None
     """The sealing epoch of the first event whose seal failed (with `bad_seq`)."""
+    checkpoints: str | None = None
+    """What the checkpoints given proved (the log only appended to since each), in words."""
 
     def __bool__(self) -> bool:
         return self.ok

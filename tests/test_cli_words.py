@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import staffed_db
-from test_cli import CLI, ok, refer, refused, walk
+from test_cli import CLI, blocked, ok, refer, refused, walk
 from test_workflow_mismatch import _offered, _retyped
 from typer.testing import CliRunner
 
@@ -179,8 +179,8 @@ def test_dry_runs_under_a_workflow_mismatch_say_moves_are_refused(tmp_path: Path
         checks = flow.available(case_id)
         assert checks and not any(c.allowed for c in checks)
         for c in checks:
-            (blocked,) = [r for r in c.failed if r.guard == "workflow_matches"]
-            assert not blocked.soft and "writes are refused" in blocked.reason
+            (refusal,) = [r for r in c.failed if r.guard == "workflow_matches"]
+            assert not refusal.soft and "writes are refused" in refusal.reason
         dry = flow.check(case_id, "withdraw", reason="moving away")
         assert not dry.allowed and [r.guard for r in dry.failed] == ["workflow_matches"]
     with se_flow.open(path, actor="sam") as flow:
@@ -189,9 +189,9 @@ def test_dry_runs_under_a_workflow_mismatch_say_moves_are_refused(tmp_path: Path
     as_other = ("--stages", str(other))
     said = ok(run(*as_other, "next", case_id))
     assert "ready" not in said and "writes are refused" in said
-    said = ok(run(*as_other, "check", case_id, "withdraw", "--reason", "moving away"))
+    said = blocked(run(*as_other, "check", case_id, "withdraw", "--reason", "moving away"))
     assert "ready" not in said and "blocked" in said and "workflow matches the database" in said
-    shown = json.loads(ok(run(*as_other, "check", case_id, "withdraw", "--json")))
+    shown = json.loads(blocked(run(*as_other, "check", case_id, "withdraw", "--json")))
     assert shown["allowed"] is False and "workflow_matches" in shown["failed"]
 
 

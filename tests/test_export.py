@@ -1030,3 +1030,27 @@ def test_stage_histories_are_read_in_a_bounded_number_of_queries(tmp_path: Path)
             start, end = statements.index("BEGIN"), statements.index("ROLLBACK")
             reads[n] = statements[start + 1 : end]
     assert len(reads[50]) == len(reads[1]) <= 5, reads[50]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_a_formula_cell_anywhere_in_a_chunk_is_escaped_and_the_rest_kept(
+    start: str, where: int
+) -> None:
+    """A CSV chunk is searched once as text for a cell that could start a formula; whatever
+    the cell's place (first on its line, between others, last; bare or quoted), it is found."""
+    import io
+
+    from se_flow._export import _Table, _write_csv
+
+    plain = [("C-1", "2026-05-01T09:00:00+00:00", 3, None, 'say "hi", then go')] * 5
+    risky = [f"{start}x", f"{start}x,y", f"{start}x\ny"]
+    for cell in risky:
+        row = ["C-2", "ok", 4]
+        row.insert(where, cell)
+        table = _Table("stage_histories", ("a", "b", "c", "d"), iter([*plain, tuple(row)]))
+        out = io.StringIO(newline="")
+        assert _write_csv(out, table, None) == 6
+        back = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+        assert back[1:6] == [["C-1", "2026-05-01T09:00:00+00:00", "3", "", 'say "hi", then go']] * 5
+        assert back[6][where] == "'" + cell

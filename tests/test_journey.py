@@ -479,7 +479,8 @@ def test_a_correction_supersedes_and_both_are_kept(flow: SEFlow, steps: Steps) -
     offer = {"employer": "Corner Shop", "start_date": "2026-05-25", "hours_per_week": "16"}
     wrong = flow.record(case.id, "job_offer", offer, hourly_pay="9").record
     assert failures(flow.check(case.id, "start_job").results)["minimum_wage:job_offer"] == (
-        "pay 9/hour is below the minimum wage of 12.71 in force on 2026-05-25 (since 2026-04-01)"
+        "pay £9.00 an hour is below the minimum wage of £12.71 in force on 2026-05-25 "
+        "(since 2026-04-01)"
     )
     right = flow.record(case.id, "job_offer", offer, hourly_pay="13", supersedes=wrong.seq).record
     assert right.supersedes == wrong.seq

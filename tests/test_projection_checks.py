@@ -129,8 +129,12 @@ def test_a_deactivated_coach_reactivated_behind_the_logs_back_is_named(flow: SEF
 def test_a_staff_member_deleted_or_added_is_named(flow: SEFlow) -> None:
     result = _tampered(flow, "DELETE FROM staff WHERE id = 'ava'")
     assert result.problem == "staff member ava is in the log but missing from the staff table"
-    sqlite_conn(flow).execute("INSERT INTO staff VALUES ('ava', 'Ava Auditor', 'auditor', 1)")
-    sqlite_conn(flow).execute("INSERT INTO staff VALUES ('eve', 'Eve', 'admin', 1)")
+    sqlite_conn(flow).execute(
+        "INSERT INTO staff (id, name, role, active) VALUES('ava', 'Ava Auditor', 'auditor', 1)"
+    )
+    sqlite_conn(flow).execute(
+        "INSERT INTO staff (id, name, role, active) VALUES('eve', 'Eve', 'admin', 1)"
+    )
     assert flow.verify().problem == "staff member eve is in the staff table but no event added them"
 
 
@@ -179,7 +183,10 @@ def test_a_reopened_case_replays_to_its_episode(flow: SEFlow, steps: Steps) -> N
     ("sql", "words"),
     [
         ("UPDATE staff SET role = 'team_leader' WHERE id = 'sam'", "no staff event for it"),
-        ("INSERT INTO staff VALUES ('eve', 'Eve', 'admin', 1)", "no staff event for it"),
+        (
+            "INSERT INTO staff (id, name, role, active) VALUES('eve', 'Eve', 'admin', 1)",
+            "no staff event for it",
+        ),
         ("DELETE FROM staff WHERE id = 'sam'", "staff are never deleted"),
         ("UPDATE cases SET state = 'in_work_support' WHERE id = 'C-1'", "no event for it"),
         ("DELETE FROM cases", "cases are never deleted"),

@@ -19,8 +19,9 @@ from se_flow import Status
 # Every event stores it: a change makes every existing database a workflow mismatch, so it
 # changes only on purpose (with a CHANGELOG line saying `se-flow workflow adopt` is needed).
 # 0.1 was 1c890c1e...; this round's service standards and calendar, and the outcome record
-# kinds and the wage table's age bands, made it this.
-DEFAULT_HASH = "74de260bc1f5717163f3251123c1a06b342b7eb532f36f1ae6a2da842a016412"
+# kinds and the wage table's age bands, then the reports' contact and employer-contact
+# fields (issue 14), made it this.
+DEFAULT_HASH = "827a8b2724cd7881cf63d2237e87476b86e234d617816aaaf628d37665745b8c"
 
 
 @pytest.fixture
