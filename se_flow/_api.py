@@ -30,6 +30,7 @@ from ._limits import (
     check_text,
 )
 from ._loader import load_programmes, load_workflow
+from ._memory import KeyInMemory
 from ._model import (
     Case,
     Check,
@@ -66,7 +67,7 @@ from .errors import (
     WorkflowMismatch,
     quoted,
 )
-from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
+from .ports import NOTHING, CaseFilter, Change, Needs, SealKeys, Snapshot, Store, Tx
 
 __all__ = ["CheckpointAppended", "SEFlow", "open"]
 
@@ -173,9 +174,10 @@ def seal_key_path(path: str | Path, seal_key: str | Path | None = None) -> Path 
     return Path(f"{Path(path).expanduser()}.sealkey")
 
 
-def _seal_keys(path: str | Path, seal_key: str | Path | None) -> SealKeyFile | None:
+def _seal_keys(path: str | Path, seal_key: str | Path | None) -> SealKeys:
     found = seal_key_path(path, seal_key)
-    return SealKeyFile(found) if found is not None else None
+    # A database in memory keeps its sealing key in memory too: both go with the process.
+    return SealKeyFile(found) if found is not None else KeyInMemory()
 
 
 def is_database_url(target: str) -> bool:
