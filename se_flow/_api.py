@@ -1112,16 +1112,20 @@ class SEFlow:
         participant_id: str | None = None,
         overdue: bool = False,
         limit: int | None = None,
+        after: str | None = None,
         actor: str | None = None,
     ) -> list[Case]:
         """The caseload, filtered, by case number. `status` is `active`, `paused`, `closed`,
         `open` (active or paused: a coach's caseload) or None / `all`; `overdue` keeps open
         cases whose review date has passed; `limit` keeps the first so many (all in the
-        store's query, so a first page costs the same at any caseload size)."""
+        store's query, so a first page costs the same at any caseload size); `after` (the
+        last case id of the page before) starts the next page, as deep as it goes."""
         self._reader(actor)
         _target(coach)
         check_text(participant_id, "participant id")
         check_limit(limit, "limit")
+        if after is not None:
+            _case_id(after, "after")
         if stage is not None and stage not in self.workflow.states:
             raise InvalidInput(
                 f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
@@ -1144,6 +1148,7 @@ class SEFlow:
                     participant_id=participant_id,
                     due_by=due_by,
                     limit=limit,
+                    after=after,
                 )
             )
         )
@@ -1155,18 +1160,22 @@ class SEFlow:
         within_days: int = 0,
         as_of: dt.date | None = None,
         limit: int | None = None,
+        after: str | None = None,
         actor: str | None = None,
     ) -> list[Case]:
         """Open cases whose review is due on or before `as_of` + `within_days`, soonest (most
-        overdue) first; `limit` keeps the first so many."""
+        overdue) first; `limit` keeps the first so many, `after` (the last case id of the
+        page before) starts the next page."""
         self._reader(actor)
         _target(coach)
         check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
+        if after is not None:
+            _case_id(after, "after")
         if as_of is not None:
             check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
-        return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit)))
+        return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit, after=after)))
 
     def due_items(
         self,
@@ -1336,12 +1345,19 @@ class SEFlow:
         status: Status | str | None = "open",
         overdue: bool = False,
         limit: int | None = None,
+        after: str | None = None,
         actor: str | None = None,
     ) -> Caseload:
-        """`cases` (filters, status and limit all in the store's query) with the day their
-        review dates are read against."""
+        """`cases` (filters, status, limit and the keyset `after` all in the store's query)
+        with the day their review dates are read against."""
         found = self.cases(
-            coach=coach, stage=stage, status=status, overdue=overdue, limit=limit, actor=actor
+            coach=coach,
+            stage=stage,
+            status=status,
+            overdue=overdue,
+            limit=limit,
+            after=after,
+            actor=actor,
         )
         return Caseload(cases=tuple(found), today=self.now().date())
 

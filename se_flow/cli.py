@@ -71,6 +71,7 @@ def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True
 # where the command that failed has that option (assign's coach is an argument, not --coach).
 _OPTION_FOR = {
     "limit": "--limit",
+    "after": "--after",
     "within_days": "--within",
     "coach": "--coach",
     "review date": "--review",
@@ -850,11 +851,21 @@ def cases(
         int | None,
         typer.Option("--limit", help="Show at most this many cases.", show_default=False),
     ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Start after this case (the last of the page before).",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
     with _open(ctx) as flow:
-        view = flow.caseload(coach=coach, stage=stage, status=status, overdue=overdue, limit=limit)
+        view = flow.caseload(
+            coach=coach, stage=stage, status=status, overdue=overdue, limit=limit, after=after
+        )
         wf = flow.workflow
     found, today = view.cases, view.today
     if json:
@@ -1198,17 +1209,26 @@ def history(
     everything: AllOption = False,
     json: JsonOption = False,
 ) -> None:
-    """A case's timeline, newest last: each event, who, when, and why."""
+    """A case's timeline, newest last: each event, who, when, and why; then its service
+    standards, met (on which date, in how many days), missed, due or overdue."""
     with _open(ctx) as flow:
-        page = flow.history_page(case_id, limit=None if everything else limit)
+        # Met late or missed stays part of the case's story (issue 12): the standards are
+        # shown with the timeline, both from the one view.
+        view = flow.case_view(case_id, limit=None if everything else limit)
         wf = flow.workflow
+    page, today = view.history, view.today
+    standards = None if json else view.standards
     if json:
         _echo_json(page.events)
         return
-    from ._cli_render import print_timeline
+    from ._cli_render import print_standards, print_timeline
 
-    print_timeline(_console(), wf, page.events, title=f"Timeline of {case_id}")
+    out = _console()
+    print_timeline(out, wf, page.events, title=f"Timeline of {case_id}")
     _earlier(page.earlier, f"se-flow history {case_id} --all")
+    if standards is not None:
+        warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
+        print_standards(out, standards.results, today, warnings)
 
 
 @app.command()
