@@ -34,6 +34,7 @@ from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
 from ._report import KPI, Period, Report
 from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
+from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
 from ._workflow import Workflow
 from .errors import (
     AuditError,
@@ -105,12 +106,15 @@ __all__ = [
     "CaseConflict",
     "CaseNotFound",
     "CasePaused",
+    "CaseView",
+    "Caseload",
     "ChainBroken",
     "Check",
     "Checkpoint",
     "CheckpointFileRefused",
     "DatabaseSettings",
     "Done",
+    "DueView",
     "Event",
     "ExportMismatch",
     "ExportVerification",
@@ -118,6 +122,7 @@ __all__ = [
     "FutureEffectiveDate",
     "GuardResult",
     "GuardsFailed",
+    "HistoryPage",
     "InvalidExportRequest",
     "InvalidInput",
     "InvalidRecord",
@@ -126,6 +131,7 @@ __all__ = [
     "Milestone",
     "MilestoneState",
     "Needed",
+    "NextSteps",
     "NotFound",
     "Outcomes",
     "Override",
@@ -142,6 +148,7 @@ __all__ = [
     "SEFlowError",
     "SQLiteStore",
     "SealKeyUnusable",
+    "SetUp",
     "Staff",
     "StaffHoldsCases",
     "StaffNotFound",

@@ -51,12 +51,14 @@ from ._model import (
 )
 from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
 from ._policy import acting
-from ._report import KPI, CaseView, Period, Report
+from ._report import KPI, Period, Report
+from ._report import CaseView as ReportCase  # a case as the reports read it
 from ._seal import DAY, VerificationKey
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._sqlite import SQLiteStore
 from ._standards import DueList, Verdicts
 from ._texts import withhold_event, withhold_record
+from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
 from ._workflow import Workflow
 from .errors import (
     CheckpointFileRefused,
@@ -73,6 +75,9 @@ from .ports import NOTHING, CaseFilter, Change, Needs, SealKeys, Snapshot, Store
 __all__ = ["CheckpointAppended", "SEFlow", "open"]
 
 Clock = Callable[[], dt.datetime]
+
+PAGE = 20
+"""How many events (and records) a view shows by default: a screen's worth."""
 
 
 @attrs.frozen
@@ -663,6 +668,29 @@ class SEFlow:
         self._write(decide)
         return self.store.read().settings()
 
+    def set_up(
+        self,
+        name: str | None = None,
+        role: Role | str = Role.ADMIN,
+        *,
+        seal: bool = False,
+        epoch_seconds: int = DAY,
+        login: str | None = None,
+        actor: str | None = None,
+    ) -> SetUp:
+        """Set up a new database: the actor becomes its first staff member (`name`, default
+        their id; `role`, default admin; bound to the OS `login` if given, as `add_staff`),
+        after `start_sealing` if `seal`. Raises `InvalidInput` if anyone is on the staff list
+        already (nothing is written)."""
+        if self.has_staff():
+            raise InvalidInput(
+                "the database is already set up; add people with `se-flow staff add` (add_staff)"
+            )
+        who = self._actor_id(actor)
+        key = self.start_sealing(epoch_seconds=epoch_seconds, actor=who) if seal else None
+        member = self.add_staff(who, name or who, role, actor=who, login=login)
+        return SetUp(staff=member, key=key)
+
     def has_staff(self) -> bool:
         """Whether anyone is on the staff list yet: needs no actor (before the first staff
         member there is nobody to be), and tells only whether the database is set up."""
@@ -863,12 +891,7 @@ class SEFlow:
 
     def available(self, case_id: str, *, actor: str | None = None) -> list[Check]:
         """Every trigger open from the case's stage now, each with its guards' results."""
-        by = self._reader(actor)
-        _case_id(case_id)
-        snap = self.store.read().snapshot(case_id)
-        now = self.now()
-        ctx = self._ctx_args(snap, by, now, None, None, None, None)
-        return [self._as_written(c) for c in self.engine.available(snap, ctx)]
+        return list(self.next_steps(case_id, actor=actor).checks)
 
     def _as_written(self, check: Check) -> Check:
         """`check` as a write would meet it: under a workflow other than the log's every write
@@ -1425,6 +1448,9 @@ class SEFlow:
         admins (never auditors)."""
         viewer = self._reader(actor)
         _case_id(participant_id, "participant id")
+        return self._participant(viewer, participant_id)
+
+    def _participant(self, viewer: Staff, participant_id: str) -> Participant:
         found = self.store.read().participant(participant_id)
         if found is None:
             from .errors import NotFound
@@ -1513,6 +1539,158 @@ class SEFlow:
         _case_id(case_id)
         self.store.case(case_id)
         return self._events_for(by, list(self.store.events(case_id=case_id)))
+
+    def history_page(
+        self,
+        case_id: str,
+        *,
+        limit: int | None = PAGE,
+        before_seq: int | None = None,
+        actor: str | None = None,
+    ) -> HistoryPage:
+        """A page of the case's timeline: its last `limit` events (None: all) before seq
+        `before_seq` (None: the newest), and how many come earlier. Read from the newest
+        back: a first page costs the same on a case of 5,000 events as on one of 10."""
+        by = self._reader(actor)
+        _case_id(case_id)
+        check_limit(limit, "limit")
+        check_limit(before_seq, "before_seq")
+        with self.store.read_snapshot():
+            return self._history_page(self.store.case(case_id), limit, before_seq, by)
+
+    def _history_page(
+        self, case: Case, limit: int | None, before_seq: int | None, by: Staff
+    ) -> HistoryPage:
+        # A case's version counts its events (every event of a case moves it on by one, as
+        # `verify` replays), so the newest page needs no count.
+        size = case.version if limit is None else limit
+        events = self.store.case_events(case.id, size, before_seq=before_seq)
+        if not events:
+            earlier = 0
+        elif before_seq is None:
+            earlier = case.version - len(events)
+        else:
+            earlier = self.store.count_case_events(case.id, events[0].seq)
+        shown = self._events_for(by, events)
+        return HistoryPage(case_id=case.id, events=tuple(shown), earlier=earlier)
+
+    def case_view(
+        self,
+        case_id: str,
+        *,
+        limit: int | None = PAGE,
+        before_seq: int | None = None,
+        include_superseded: bool = False,
+        as_of: dt.date | None = None,
+        actor: str | None = None,
+    ) -> CaseView:
+        """Everything `show` presents, read in one snapshot: the case, its participant
+        (personal details only for those who may see them, as `participant`), its latest
+        `limit` current records (superseded ones too with `include_superseded`), its service
+        standards as of `as_of` (default today) and a page of its timeline (`history_page`).
+        `limit` None shows every record and event."""
+        viewer = self._reader(actor)
+        _case_id(case_id)
+        check_limit(limit, "limit")
+        check_limit(before_seq, "before_seq")
+        if as_of is not None:
+            check_date(as_of, "as_of")
+        today = as_of or self.now().date()
+        from ._due import case_standards
+
+        with self.store.read_snapshot():
+            case = self.store.case(case_id)
+            participant = self._participant(viewer, case.participant_id)
+            # One more than shown, to know whether older records were left out.
+            wanted = case.version if limit is None else limit + 1
+            records = self.store.latest_records(
+                case_id, wanted, include_superseded=include_superseded
+            )
+            more = limit is not None and len(records) > limit
+            shown = records[1:] if more else records
+            if not self._shows_text(viewer):
+                shown = [withhold_record(r, self.workflow) for r in shown]
+            standards = case_standards(self.store, self.workflow, case, today)
+            history = self._history_page(case, limit, before_seq, viewer)
+        return CaseView(
+            case=case,
+            participant=participant,
+            records=tuple(shown),
+            more_records=more,
+            standards=standards,
+            history=history,
+            today=today,
+        )
+
+    def caseload(
+        self,
+        *,
+        coach: str | None = None,
+        stage: str | None = None,
+        status: Status | str | None = "open",
+        overdue: bool = False,
+        limit: int | None = None,
+        stuck_days: int | None = None,
+        sort: str | None = None,
+        after: str | None = None,
+        names: bool = False,
+        actor: str | None = None,
+    ) -> Caseload:
+        """`cases` (filters, status, limit and the keyset `after` all in the store's query)
+        with the day their review dates are read against and, with `names`, the
+        participants' names for those who may see them (`names()`)."""
+        found = self.cases(
+            coach=coach,
+            stage=stage,
+            status=status,
+            overdue=overdue,
+            limit=limit,
+            stuck_days=stuck_days,
+            sort=sort,
+            after=after,
+            actor=actor,
+        )
+        shown = self.names((c.participant_id for c in found), actor=actor) if names else {}
+        return Caseload(cases=tuple(found), today=self.now().date(), names=shown)
+
+    def next_steps(self, case_id: str, *, actor: str | None = None) -> NextSteps:
+        """The case and every trigger open from its stage now, each with its guards'
+        results (`available`)."""
+        by = self._reader(actor)
+        _case_id(case_id)
+        snap = self.store.read().snapshot(case_id, self.engine.needs_open)
+        now = self.now()
+        ctx = self._ctx_args(snap, by, now, None, None, None, None)
+        checks = tuple(self._as_written(c) for c in self.engine.available(snap, ctx))
+        return NextSteps(case=snap.case, checks=checks)
+
+    def due_for(
+        self,
+        *,
+        coach: str | None = None,
+        everyone: bool = False,
+        within_days: int = 0,
+        overdue: bool = False,
+        limit: int | None = None,
+        names: bool = False,
+        actor: str | None = None,
+    ) -> DueView:
+        """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
+        they are a coach, else everyone's. Says whose list it is and today's date."""
+        by = self._reader(actor)
+        if coach is None and not everyone and by.role is Role.COACH:
+            coach = by.id
+        today = self.now().date()
+        found = self.due_items(
+            coach=coach,
+            within_days=within_days,
+            overdue=overdue,
+            as_of=today,
+            limit=limit,
+            actor=by.id,
+        )
+        shown = self.case_names((i.case_id for i in found.items), actor=by.id) if names else {}
+        return DueView(items=found, coach=coach, today=today, names=shown)
 
     def events(self, after_seq: int = 0, *, actor: str | None = None) -> list[Event]:
         by = self._reader(actor)
@@ -1898,14 +2076,14 @@ class SEFlow:
 
     def _views(
         self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
-    ) -> list[CaseView]:
+    ) -> list[ReportCase]:
         """Every case as the reports read it, from one streamed pass over the log."""
         from ._report import Entry, case_view, entry_from_row
         from ._standards import CaseHistory, happenings, pause_triggers
 
         by_id = {c.id: c for c in cases}
         pause, resume = pause_triggers(self.workflow)
-        views: list[CaseView] = []
+        views: list[ReportCase] = []
 
         def done(case_id: str | None, events: list[Entry]) -> None:
             case = by_id.get(case_id or "")

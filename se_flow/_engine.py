@@ -10,7 +10,7 @@ every "who may" is asked of `_policy` from here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _policy as policy
@@ -129,13 +129,20 @@ class Engine:
         """What `trigger`'s guards read of this case (nothing, if the trigger is not open from
         here: `fire` refuses it in its own words without reading anything)."""
         spec = self.workflow.transition(trigger, case.state, case.phase)
-        if spec is None:
-            return NOTHING
+        return NOTHING if spec is None else self._needs([spec])
+
+    def needs_open(self, case: Case) -> Needs:
+        """What the guards of every trigger open from the case's stage read (`available`):
+        on a case of thousands of records, the few kinds they look at."""
+        return self._needs(self._open(case))
+
+    def _needs(self, specs: Iterable[TransitionSpec]) -> Needs:
         kinds: set[str] = set()
         triggers: set[str] = set()
-        for g in spec.guards:
-            kinds |= GUARDS[g.guard].kinds_read(g.params, self.workflow)
-            triggers |= set(g.params.get("since") or ())
+        for spec in specs:
+            for g in spec.guards:
+                kinds |= GUARDS[g.guard].kinds_read(g.params, self.workflow)
+                triggers |= set(g.params.get("since") or ())
         return Needs(kinds=frozenset(kinds), triggers=frozenset(triggers))
 
     def check(self, snap: Snapshot, ctx: GuardContext, trigger: str) -> Check:

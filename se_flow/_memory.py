@@ -382,6 +382,26 @@ class MemoryStore(Store):
         with self._lock:
             return {seq: self._texts_for(seq) for seq in seqs if 1 <= seq <= len(self._events)}
 
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        records = self.records(case_id)
+        if not include_superseded:
+            gone = {r.supersedes for r in records if r.supersedes is not None}
+            records = [r for r in records if r.seq not in gone]
+        return records[-limit:] if limit else []
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        found = [
+            e for e in self.events(case_id=case_id) if before_seq is None or e.seq < before_seq
+        ]
+        return found[-limit:] if limit else []
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        return sum(1 for e in self.events(case_id=case_id) if e.seq < before_seq)
+
     def events_by_case(self) -> Iterator[Event]:
         with self._lock:
             events = [e for e in self._events if e.case_id is not None]

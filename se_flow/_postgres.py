@@ -51,6 +51,7 @@ from ._rows import (
     case_where,
     event_columns,
     event_where,
+    latest_records,
     record_from_row,
 )
 from ._rows import CASE_COLS as _CASE_COLS
@@ -1077,9 +1078,9 @@ class PostgresStore(Store):
             yield _case_from_row(row)
 
     def case_histories(
-        self, workflow: Workflow, *, coach: str | None = None
+        self, workflow: Workflow, *, coach: str | None = None, case_id: str | None = None
     ) -> Iterator[CaseHistory]:
-        q = history_queries(workflow, coach, "%s")
+        q = history_queries(workflow, coach, "%s", case_id=case_id)
         with self.read_snapshot():
             found = histories(
                 workflow,
@@ -1132,6 +1133,45 @@ class PostgresStore(Store):
     def records(self, case_id: str) -> list[Record]:
         self.case(case_id)
         return self._records(case_id)
+
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        def page(before: int | None, size: int) -> list[tuple[Any, ...]]:
+            sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = %s"
+            params: list[Any] = [case_id]
+            if before is not None:
+                sql += " AND seq < %s"
+                params.append(before)
+            return self._all(sql + " ORDER BY seq DESC LIMIT %s", [*params, size])
+
+        with self.read_snapshot():
+            self.case(case_id)
+            found = latest_records(page, limit, include_superseded, self.workflow)
+            texts = self.texts_of([r.seq for r in found]) if found else {}
+        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in found]
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE case_id = %s"
+        params: list[Any] = [case_id]
+        if before_seq is not None:
+            sql += " AND seq < %s"
+            params.append(before_seq)
+        rows = self._all(sql + " ORDER BY seq DESC LIMIT %s", [*params, limit])
+        events = [event_from_row(dict(zip(EVENT_COLUMNS, r, strict=True))) for r in reversed(rows)]
+        with_texts = [e.seq for e in events if e.texts]
+        if not with_texts:
+            return events
+        texts = self.texts_of(with_texts)
+        return [fill_event(e, texts.get(e.seq, {})) if e.texts else e for e in events]
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        ((count,),) = self._all(
+            "SELECT COUNT(*) FROM events WHERE case_id = %s AND seq < %s", [case_id, before_seq]
+        )
+        return int(count)
 
     def record_rows(self) -> Iterator[RecordRow]:
         sql = (

@@ -25,7 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 import se_flow
-from se_flow._api import is_database_url, seal_key_path
+from se_flow._api import PAGE, is_database_url, seal_key_path
 from se_flow._limits import check_date
 from se_flow._urls import shown_database
 
@@ -621,6 +621,13 @@ def _confirm(yes: bool, question: str, what: str) -> None:
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")
 ]
+# `show` and `history` print the API's page (about a screen) unless told otherwise.
+LimitOption = Annotated[
+    int, typer.Option("--limit", help="Show this many of the latest events and records.")
+]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Show every event and record, however many.")
+]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON (dates ISO) to stdout.")
@@ -683,27 +690,21 @@ def init(
     url = is_database_url(path)
     seal = not no_seal and path != ":memory:" and (not url or s.seal_key is not None)
     key_path = seal_key_path(path, s.seal_key)
-    key: se_flow.VerificationKey | None = None
+    # A key file there before is never ours to remove, even if this init is refused.
+    key_was_there = key_path is not None and key_path.exists()
     try:
         with _open(ctx, write=True, create=True) as flow:
-            if flow.has_staff():
-                _fail(
-                    f"{shown_database(path)} is already set up; add people with `se-flow staff add`"
-                )
-            if s.actor is None:
-                _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
-            if seal:
-                key = flow.start_sealing(epoch_seconds=seal_epoch)
             # The first admin is bound to the login that set se-flow up.
-            member = flow.add_staff(s.actor, name or s.actor, role, login=_os_user())
+            done = flow.set_up(name, role, seal=seal, epoch_seconds=seal_epoch, login=_os_user())
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
-            if key is not None and key_path is not None:
+            if key_path is not None and not key_was_there:
                 key_path.unlink(missing_ok=True)
         raise
+    member, key = done.staff, done.key
     _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
     if member.login is not None:
@@ -992,7 +993,7 @@ def cases(
     Names show beside the pseudonyms for those who may see them.
     Examples: se-flow cases --stage 3; se-flow cases --stuck 28 --sort days"""
     with _open(ctx) as flow:
-        found = flow.cases(
+        view = flow.caseload(
             coach=coach,
             stage=stage,
             status=status,
@@ -1001,10 +1002,10 @@ def cases(
             stuck_days=stuck,
             sort=sort,
             after=after,
+            names=not json,
         )
-        today = flow.now().date()
         wf = flow.workflow
-        names = {} if json else flow.names(c.participant_id for c in found)
+    found, today, names = view.cases, view.today, view.names
     if json:
         from ._cli_text import caseload_lines, json_array
 
@@ -1065,36 +1066,48 @@ def show(
         bool,
         typer.Option("--corrected", help="Also list records that a later record corrected."),
     ] = False,
+    limit: LimitOption = PAGE,
+    everything: AllOption = False,
     json: JsonOption = False,
 ) -> None:
-    """One case: details, current records and its timeline."""
+    """One case: details, its latest records and events, and its service standards."""
     with _open(ctx) as flow:
-        case = flow.case(case_id)
-        participant = flow.participant(case.participant_id)
-        records = flow.records(case_id, include_superseded=corrected)
-        events = flow.history(case_id)
-        today = flow.now().date()
-        standards = flow.standards(case_id, as_of=today)
+        view = flow.case_view(
+            case_id, limit=None if everything else limit, include_superseded=corrected
+        )
         wf = flow.workflow
+    case, today, standards, page = view.case, view.today, view.standards, view.history
     if json:
         from ._cli_text import case_json
 
         _echo_json(
             {
                 "case": case_json(wf, case, today),
-                "participant": participant,
-                "records": records,
+                "participant": view.participant,
+                "records": view.records,
+                "more_records": view.more_records,
                 "standards": [r.to_json() for r in standards.results],
-                "history": events,
+                "history": page.events,
+                "earlier_events": page.earlier,
             }
         )
         return
     from ._cli_render import print_case, print_standards
 
     out = _console()
-    print_case(out, wf, case, participant, records, events, today)
+    print_case(out, wf, case, view.participant, view.records, page.events, today)
+    _earlier(page.earlier, f"se-flow show {case.id} --all", view.more_records)
     warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
     print_standards(out, standards.results, today, warnings)
+
+
+def _earlier(events: int, command: str, records: bool = False) -> None:
+    """The hint under a page: what was left out, and the command that shows it all."""
+    left = [f"{events} earlier event(s)"] if events else []
+    if records:
+        left.append("older records")
+    if left:
+        _say(f"{' and '.join(left)} not shown: {command}")
 
 
 @app.command()
@@ -1207,9 +1220,9 @@ def check(
 def next_(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
     """What can happen next to a case, and what is missing for each."""
     with _open(ctx) as flow:
-        case = flow.case(case_id)
-        checks = flow.available(case_id)
+        steps = flow.next_steps(case_id)
         wf = flow.workflow
+    case, checks = steps.case, steps.checks
     if json:
         from ._cli_text import check_json
 
@@ -1447,22 +1460,30 @@ def erase(
 
 
 @app.command()
-def history(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
-    """A case's timeline: every event, who, when, and why; then its service standards, met
-    (on which date, in how many days), missed, due or overdue."""
+def history(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    limit: LimitOption = PAGE,
+    everything: AllOption = False,
+    json: JsonOption = False,
+) -> None:
+    """A case's timeline, newest last: each event, who, when, and why; then its service
+    standards, met (on which date, in how many days), missed, due or overdue."""
     with _open(ctx) as flow:
-        events = flow.history(case_id)
+        # Met late or missed stays part of the case's story (issue 12): the standards are
+        # shown with the timeline, both from the one view.
+        view = flow.case_view(case_id, limit=None if everything else limit)
         wf = flow.workflow
-        today = flow.now().date()
-        # Met late or missed stays part of the case's story (issue 12): shown with it.
-        standards = flow.standards(case_id, as_of=today) if not json else None
+    page, today = view.history, view.today
+    standards = None if json else view.standards
     if json:
-        _echo_json(events)
+        _echo_json(page.events)
         return
     from ._cli_render import print_standards, print_timeline
 
     out = _console()
-    print_timeline(out, wf, events, title=f"Timeline of {case_id}")
+    print_timeline(out, wf, page.events, title=f"Timeline of {case_id}")
+    _earlier(page.earlier, f"se-flow history {case_id} --all")
     if standards is not None:
         warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
         print_standards(out, standards.results, today, warnings)
@@ -1493,16 +1514,15 @@ def due(
 
     Reviews, service standards and follow-along visits, by date, each with the command that
     does it."""
-    s = _settings(ctx)
     with _open(ctx) as flow:
-        if coach is None and not everyone and s.actor is not None:
-            # The actor is read as themselves: someone not on the staff list is refused here.
-            me = flow.staff_member(s.actor)
-            if me.role is se_flow.Role.COACH:
-                coach = me.id
-        found = flow.due_items(coach=coach, within_days=within, overdue=overdue)
-        today = flow.now().date()
-        names = {} if json else flow.case_names(i.case_id for i in found.items)
+        view = flow.due_for(
+            coach=coach,
+            everyone=everyone,
+            within_days=within,
+            overdue=overdue,
+            names=not json,
+        )
+    found, today, coach, names = view.items, view.today, view.coach, view.names
     for warning in found.warnings:
         _say(f"warning: {warning}", err=True)
     if json:

@@ -361,6 +361,31 @@ class StoreContract:
         with pytest.raises(se_flow.CaseNotFound):
             staffed.records("C-404")
 
+    def test_latest_records_read_back_from_the_newest_past_corrections(
+        self, staffed: Store
+    ) -> None:
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        notes = [_note(staffed, case.id, f"note {n}") for n in range(6)]
+        _note(staffed, other.id, "another case's")
+        fixed = _note(staffed, case.id, "note 4, corrected", supersedes=notes[4])
+        fixed_again = _note(staffed, case.id, "note 1, corrected", supersedes=notes[1])
+        seqs = [r.seq for r in staffed.latest_records(case.id, 3)]
+        assert seqs == [notes[5], fixed, fixed_again]
+        # Past a page's worth of corrected records, still the last so many current ones.
+        current = [r.seq for r in staffed.latest_records(case.id, 100)]
+        referral = staffed.records(case.id)[0].seq
+        assert current == [referral, notes[0], notes[2], notes[3], notes[5], fixed, fixed_again]
+        assert [r.seq for r in staffed.latest_records(case.id, 6)] == current[1:]
+        every = staffed.latest_records(case.id, 3, include_superseded=True)
+        assert [r.seq for r in every] == [notes[5], fixed, fixed_again]
+        assert every == staffed.records(case.id)[-3:]
+        assert staffed.latest_records(case.id, 100, include_superseded=True) == staffed.records(
+            case.id
+        )
+        with pytest.raises(se_flow.CaseNotFound):
+            staffed.latest_records("C-404", 3)
+
     def test_case_numbers_are_dense_and_counted(self, staffed: Store) -> None:
         assert staffed.count_cases() == 0
         assert staffed.read().new_case_id() == "C-1"
@@ -454,6 +479,10 @@ class StoreContract:
         assert staffed.records(case.id)[-1]["text"] == "lives with sister Jane Doe, 12 High St"
         snap = staffed.read().snapshot(case.id)
         assert snap.records[-1]["text"] == "lives with sister Jane Doe, 12 High St"
+        # The paged reads of `show` and `history` put the text back too.
+        assert staffed.latest_records(case.id, 1)[-1]["text"] == kept.text
+        (last,) = staffed.case_events(case.id, 1)
+        assert last.payload["record"]["fields"] == {"text": kept.text}
         assert staffed.texts_of([seq]) == {seq: {"record.text": kept.text}}
         assert staffed.read().text_slots(seq) == {"record.text": True}
         assert staffed.read().text_slots(999) is None
@@ -556,6 +585,23 @@ class StoreContract:
             (b.id, 5),
         ]
         assert every[-1] == list(staffed.events(case_id=b.id))[-1]
+
+    def test_a_case_s_events_are_paged_from_the_newest_back(self, staffed: Store) -> None:
+        a = _refer(staffed, "P-a")
+        b = _refer(staffed, "P-b")
+        _engage(staffed, a.id)
+        notes = [_note(staffed, a.id, f"note {n}") for n in range(4)]
+        _engage(staffed, b.id)
+        every = list(staffed.events(case_id=a.id))
+        assert staffed.case_events(a.id, 100) == every
+        assert staffed.case_events(a.id, 2) == every[-2:]
+        assert [e.seq for e in staffed.case_events(a.id, 2, before_seq=notes[2])] == notes[:2]
+        assert staffed.case_events(a.id, 100, before_seq=notes[0]) == every[:2]
+        assert staffed.case_events(a.id, 3, before_seq=every[0].seq) == []
+        assert staffed.case_events("C-404", 3) == []
+        assert staffed.count_case_events(a.id, notes[2]) == 4
+        assert staffed.count_case_events(a.id, every[-1].seq + 100) == len(every)
+        assert staffed.count_case_events(b.id, every[0].seq) == 0
 
     def test_record_rows_are_the_records_as_kept(self, staffed: Store) -> None:
         case = _refer(staffed)
