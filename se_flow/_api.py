@@ -29,6 +29,18 @@ from ._limits import (
     check_text,
 )
 from ._loader import load_programmes, load_workflow
+from ._milestones import (
+    HISTORY_TRIGGERS,
+    Logged,
+    OutcomeDue,
+    case_facts,
+    changes,
+    coming_up,
+    enrolment,
+    evaluate_case,
+    logged,
+    prior_counted,
+)
 from ._model import (
     Case,
     Check,
@@ -43,15 +55,17 @@ from ._model import (
     Status,
     Verification,
 )
-from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
-from ._policy import acting
+from ._outcomes import Outcomes, Programme, evaluate
+from ._policy import acting, may_write, permits
 from ._seal import DAY, VerificationKey
-from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
+from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
-from ._standards import DueList, Verdicts
-from ._workflow import Workflow
+from ._standards import DueItem, DueList, Verdicts
+from ._workflow import Workflow, age_band
 from .errors import (
+    ClaimRefused,
     InvalidInput,
+    InvalidRecord,
     StaffNotFound,
     StoreUnavailable,
     UnknownProgramme,
@@ -188,6 +202,48 @@ def _record_needs(kind: str, supersedes: int | None) -> Needs:
     return JOBS if kind in OUTCOME_RECORD_KINDS else NOTHING
 
 
+# What the outcomes of a case read of its history: whether it is enrolled; every job start,
+# enrolment, milestone and claim (and with them every record, for the `events` tests).
+_ENROLMENT = Needs(kinds=frozenset(), triggers=frozenset({EventKind.ENROL.value}))
+_OUTCOME_HISTORY = Needs(kinds=frozenset(), triggers=frozenset(), history=HISTORY_TRIGGERS)
+_MILESTONE_HISTORY = Needs(
+    kinds=frozenset(), triggers=frozenset(), history=frozenset({EventKind.MILESTONE.value})
+)
+
+
+def _starts(history: tuple[Event, ...]) -> list[int]:
+    return [e.seq for e in history if e.kind == EventKind.TRANSITION and e.trigger == START_TRIGGER]
+
+
+def _with_outcomes(
+    found: DueList, coming: tuple[OutcomeDue, ...], overdue_only: bool, limit: int | None
+) -> DueList:
+    """The due list with outcomes' milestones and claims among its items, by date."""
+    extra = [
+        DueItem(
+            case_id=d.case_id,
+            coach=d.coach,
+            what=d.what,
+            name=d.milestone,
+            title=f"{d.milestone} ({d.programme}): {d.detail}",
+            due_on=d.due_on,
+            overdue=d.overdue,
+            does_it=(),
+            commands=(
+                f"se-flow claims mark {d.case_id} {d.milestone} --reference REF"
+                if d.what == "claim"
+                else f"se-flow outcomes {d.case_id}",
+            ),
+        )
+        for d in coming
+        if d.overdue or not overdue_only
+    ]
+    items = sorted(
+        (*found.items, *extra), key=lambda i: (i.due_on, i.case_id, i.what != "review", i.title)
+    )
+    return DueList(tuple(items[:limit] if limit is not None else items), found.warnings)
+
+
 def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
     parts = version.split(".")
     return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (version,)
@@ -230,6 +286,9 @@ class SEFlow:
         self.engine = Engine(workflow)
         self.default_actor = actor
         self._clock = clock or _system_clock
+        self.milestone_check = True
+        """Whether each write to an enrolled case logs the milestones it makes due (off only
+        to measure what the check costs: `verify` then finds the milestone events missing)."""
         # One seek at open: reads under another workflow than the log's still work (records
         # read back untyped where their types differ), but say so.
         self._logged_workflow = store.head_workflow_hash()
@@ -367,10 +426,18 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
+        programme: str | None = None,
     ) -> Case:
         """Refer a new participant: their personal details go to the personal-data table, the
-        log knows them only by a pseudonymous id. Returns the new case (state `referred`)."""
+        log knows them only by a pseudonymous id. Returns the new case (state `referred`).
+
+        `programme` (`id` or `id@version`; else the referral's `programme` field) enrols the
+        case on that funder definition in the same transaction, as `enrol` would: an audited
+        `enrol` event pinning the version. Raises `UnknownProgramme` before writing anything."""
         who = self._actor_id(actor)
+        if programme is None and referral is not None and referral.get("programme"):
+            programme = str(referral["programme"])
+        on = self.programme(programme) if programme is not None else None
         details = PersonalDetails(name=person) if isinstance(person, str) else person
         check_text(details.name, "name")
         check_text(details.contact, "contact")
@@ -404,8 +471,11 @@ class SEFlow:
                 coach=coach or (who if by.role is Role.COACH else None),
             )
 
-        case, _ = self.store.write(decide)
-        assert case is not None
+        with self.store.batch():
+            case, _ = self.store.write(decide)
+            assert case is not None
+            if on is not None:
+                case = self._enrol_in_tx(case.id, on, who, now, at, None)
         return case
 
     def reopen(
@@ -480,6 +550,8 @@ class SEFlow:
         values = {**(fields or {}), **more}
         now = self.now()
         at = _at(effective_at, now)
+        if kind in JOB_RECORD_KINDS:
+            values = self._with_age_band(case_id, kind, values, who, at)
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
@@ -497,7 +569,7 @@ class SEFlow:
             return change
 
         made: list[Change] = []
-        _, event = self.store.write(decide)
+        _, event = self._write(decide, case_id, who, now)
         draft = made[-1].record
         assert draft is not None
         return Record(
@@ -510,6 +582,38 @@ class SEFlow:
             actor=event.actor,
             supersedes=draft.supersedes,
         )
+
+    def _with_age_band(
+        self, case_id: str, kind: str, values: dict[str, Any], who: str, at: dt.datetime
+    ) -> dict[str, Any]:
+        """A job's record with the participant's minimum-wage age band at the job's start
+        (`_workflow.age_band`), worked out from the date of birth in the personal-data table:
+        the band goes into the log, the date of birth never does. A band given that the date
+        of birth contradicts is refused naming the field; with no date of birth on file the
+        band is as given (or none)."""
+        spec = self.workflow.records.get(kind)
+        if spec is None or spec.field("age_band") is None:
+            return values
+        by = acting(self.store.read(), who)
+        if not permits(may_write, by):
+            return values  # refused by the write itself, in its own words
+        fields = self.engine.parse_record(kind, values, case_id)
+        details = self.store.personal_details(self.store.case(case_id).participant_id)
+        if details is None or details.date_of_birth is None:
+            return values
+        start = fields.get("start_date")
+        day = start if isinstance(start, dt.date) else at.date()
+        band = age_band(details.date_of_birth, day)
+        given = fields.get("age_band")
+        if given is None:
+            return {**values, "age_band": band}
+        if given != band:
+            raise InvalidRecord(
+                kind,
+                {"age_band": f"{given} does not fit the date of birth on file: {band} on {day}"},
+                case_id,
+            )
+        return values
 
     def _ctx_args(
         self,
@@ -611,7 +715,7 @@ class SEFlow:
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
 
-        case, _ = self.store.write(decide)
+        case, _ = self._write(decide, case_id, who, now)
         assert case is not None
         return case
 
@@ -714,7 +818,7 @@ class SEFlow:
                 reason=reason,
             )
 
-        case, _ = self.store.write(decide)
+        case, _ = self._write(decide, case_id, who, now)
         assert case is not None
         return case
 
@@ -763,6 +867,216 @@ class SEFlow:
 
     # --- outcomes ------------------------------------------------------------------------
 
+    def _write(
+        self, decide: Callable[[Tx], Change], case_id: str, who: str, now: dt.datetime
+    ) -> tuple[Case | None, Event]:
+        """`store.write(decide)` on a case, then, in the same transaction, the `milestone`
+        events the write made due (`_sync_milestones`); the case returned is the case after
+        them all."""
+        if not self.milestone_check:
+            return self.store.write(decide)
+        with self.store.batch():
+            case, event = self.store.write(decide)
+            after = self._sync_milestones(case_id, who, now)
+        return (after or case), event
+
+    def _sync_milestones(self, case_id: str, who: str, now: dt.datetime) -> Case | None:
+        """Append a `milestone` event for each change the evidence now makes to what the log
+        holds of the case's milestones (`_milestones.changes`), as `who` at `now`: nothing for
+        a case on no programme. Runs inside the caller's transaction (a batch); returns the
+        case after the last event appended, or None if none was."""
+        tx = self.store.read()
+        if EventKind.ENROL.value not in tx.snapshot(case_id, lambda _case: _ENROLMENT).marks:
+            return None
+        snap = tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
+        enrolled = enrolment(snap.history)
+        assert enrolled is not None
+        programme = self.programme(enrolled.ref)
+        records = self.store.records(case_id)
+        starts = _starts(snap.history)
+        evaluated = evaluate_case(
+            programme,
+            self.workflow,
+            snap.case,
+            records,
+            starts,
+            now.date(),
+            project=False,
+            prior=self._prior(programme, snap.case),
+        )
+        case: Case | None = None
+        for payload in changes(programme, evaluated, logged(snap.history, programme.ref)):
+
+            def decide(tx: Tx, payload: Mapping[str, Any] = payload) -> Change:
+                return self.engine.milestone(
+                    tx.snapshot(case_id, lambda _case: NOTHING),
+                    payload,
+                    actor=acting(tx, who),
+                    now=now,
+                )
+
+            case, _ = self.store.write(decide)
+        return case
+
+    def _prior(self, programme: Programme, case: Case) -> dict[str, str]:
+        """The milestones counted once per participant that another case of the same
+        participant already holds (`_milestones.prior_counted`)."""
+        if not any(m.once_per == "participant" for m in programme.milestones):
+            return {}
+        tx = self.store.read()
+        others = {
+            c.id: tx.snapshot(c.id, lambda _case: _MILESTONE_HISTORY).history
+            for c in self.store.cases(CaseFilter(participant_id=case.participant_id))
+            if c.id != case.id
+        }
+        return prior_counted(programme, others)
+
+    def _enrol_in_tx(
+        self,
+        case_id: str,
+        programme: Programme,
+        who: str,
+        now: dt.datetime,
+        at: dt.datetime,
+        reason: str | None,
+    ) -> Case:
+        def decide(tx: Tx) -> Change:
+            return self.engine.enrol(
+                tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY),
+                programme,
+                actor=acting(tx, who),
+                now=now,
+                effective_at=at,
+                reason=reason,
+            )
+
+        case, _ = self.store.write(decide)
+        assert case is not None
+        if self.milestone_check:
+            case = self._sync_milestones(case_id, who, now) or case
+        return case
+
+    def enrol(
+        self,
+        case_id: str,
+        programme: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+    ) -> Case:
+        """Put a case on a programme: `programme` is a funder definition's `id` (its latest
+        version) or `id@version`. The case keeps that version until a person moves it (this
+        call again: a team leader, `_policy.may_enrol`). Audited as an `enrol` event; the
+        milestones the case's evidence already reaches are logged in the same transaction.
+        Raises `UnknownProgramme`, `PermissionDenied`, `CaseClosed`, `InvalidInput` (already on
+        it)."""
+        who = self._actor_id(actor)
+        _case_id(case_id)
+        check_text(reason, "reason")
+        found = self.programme(programme)
+        now = self.now()
+        at = _at(effective_at, now)
+        with self.store.batch():
+            return self._enrol_in_tx(case_id, found, who, now, at, reason)
+
+    def claim(
+        self,
+        case_id: str,
+        milestone: str,
+        reference: str,
+        *,
+        actor: str | None = None,
+    ) -> Case:
+        """Mark a milestone of the case's programme claimed from the funder under its
+        `reference` (`milestone`: its id, or an instance key such as `job_start:J7` for one
+        counted per job). Audited as a `claim` event. Only a milestone the log holds as
+        achieved on work evidence (not provisional), not claimed or flagged already, under a
+        definition that is not `unverified`, and only by a team leader or admin: else
+        `ClaimRefused` naming everything missing, or `PermissionDenied`."""
+        who = self._actor_id(actor)
+        _case_id(case_id)
+        check_text(milestone, "milestone")
+        check_text(reference, "reference")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            snap = tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
+            enrolled = enrolment(snap.history)
+            if enrolled is None:
+                raise ClaimRefused(case_id, milestone, ["a programme: the case is on none"])
+            return self.engine.claim(
+                snap,
+                self.programme(enrolled.ref),
+                milestone,
+                reference or "",
+                actor=acting(tx, who),
+                now=now,
+            )
+
+        case, _ = self._write(decide, case_id, who, now)
+        assert case is not None
+        return case
+
+    def outcomes_due(
+        self,
+        *,
+        within_days: int = 14,
+        coach: str | None = None,
+        programme: str | None = None,
+        as_of: dt.date | None = None,
+        actor: str | None = None,
+    ) -> tuple[OutcomeDue, ...]:
+        """Across the caseload (one coach's with `coach`; one programme's with `programme`, an
+        id): milestones of open cases coming up within `within_days` of `as_of` (default
+        today), at their current hours, and claims not yet made whose window closes by then
+        (past ones too), soonest first (`_milestones.coming_up`)."""
+        self._reader(actor)
+        _target(coach)
+        check_days(within_days, "within_days", ahead_only=True)
+        if as_of is not None:
+            check_date(as_of, "as_of")
+        wanted = self.programme(programme).id if programme is not None else None
+        today = as_of or self.now().date()
+        until = today + dt.timedelta(days=within_days)
+        tx = self.store.read()
+        found: list[OutcomeDue] = []
+        for case in self.store.cases(CaseFilter(coach=coach)):
+            if EventKind.ENROL.value not in tx.snapshot(case.id, lambda _c: _ENROLMENT).marks:
+                continue
+            snap = tx.snapshot(case.id, lambda _case: _OUTCOME_HISTORY)
+            enrolled = enrolment(snap.history)
+            if enrolled is None or (wanted is not None and enrolled.programme != wanted):
+                continue
+            on = self.programme(enrolled.ref)
+            evaluated = (
+                evaluate_case(
+                    on,
+                    self.workflow,
+                    snap.case,
+                    self.store.records(case.id),
+                    _starts(snap.history),
+                    today,
+                )
+                if case.is_open
+                else ()
+            )
+            held = logged(snap.history, on.ref)
+            found += coming_up(on, snap.case, evaluated, held, today, until)
+        return tuple(sorted(found, key=lambda d: (d.due_on, d.case_id, d.milestone)))
+
+    def milestones(self, case_id: str, *, actor: str | None = None) -> tuple[Logged, ...]:
+        """The milestones the case's log holds as reached under its current programme (each
+        with its claim and any flag a person must resolve), in the order they were logged."""
+        self._reader(actor)
+        _case_id(case_id)
+        snap = self.store.read().snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
+        enrolled = enrolment(snap.history)
+        if enrolled is None:
+            return ()
+        held = logged(snap.history, enrolled.ref)
+        return tuple(sorted(held.values(), key=lambda h: h.seq))
+
     def programmes(self) -> tuple[Programme, ...]:
         """The funder definitions this flow evaluates against (the shipped ones unless
         opened with `programmes=`), loaded once."""
@@ -790,41 +1104,30 @@ class SEFlow:
         if on is not None:
             check_date(on, "on")
         day = on or self.now().date()
-        case = self.store.case(case_id)
+        snap = self.store.read().snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
         records = self.store.records(case_id)
-        starts = [
-            e.seq
-            for e in self.store.events(case_id=case_id)
-            if e.kind == EventKind.TRANSITION and e.trigger == START_TRIGGER
-        ]
-        employment = build_employment(records, starts)
-        current, _ = current_records(records)
-        referral = next((r for r in current if r.kind == "referral"), None)
-        ref = referral.get("programme") if referral is not None else None
-        if not ref:
+        starts = _starts(snap.history)
+        enrolled = enrolment(snap.history)
+        if enrolled is None:
             return Outcomes(
                 case_id=case_id,
                 on=day,
                 programme=None,
-                spells=employment.spells,
+                spells=build_employment(records, starts).spells,
                 milestones=(),
-                note=f"case {case_id} is on no programme: its referral names none",
+                note=f"case {case_id} is on no programme (se-flow enrol {case_id} PROGRAMME)",
             )
-        programme = self.programme(str(ref))
-        facts = CaseFacts(
-            employment=employment,
-            programme_start=case.opened_at.date(),
-            wages=self.workflow.minimum_wage,
-            records=tuple(current),
-            contact_kinds=frozenset(k.name for k in self.workflow.records.values() if k.contact),
-            in_work_at_referral=referral.get("in_work_at_referral") if referral else None,
-        )
+        programme = self.programme(enrolled.ref)
+        facts = case_facts(self.workflow, snap.case, records, starts)
+        held = logged(snap.history, enrolled.ref)
         return Outcomes(
             case_id=case_id,
             on=day,
             programme=programme,
-            spells=employment.spells,
-            milestones=evaluate(programme, facts, day),
+            spells=facts.employment.spells,
+            milestones=evaluate(programme, facts, day, prior=self._prior(programme, snap.case)),
+            enrolment=enrolled,
+            logged=tuple(sorted(held.values(), key=lambda h: h.seq)),
         )
 
     # --- reads ---------------------------------------------------------------------------
@@ -911,13 +1214,16 @@ class SEFlow:
         as_of: dt.date | None = None,
         limit: int | None = None,
         actor: str | None = None,
+        outcomes: bool = False,
     ) -> DueList:
         """Everything due on open cases, in one list sorted by date (most overdue first):
         reviews (as `due` finds them) and every service standard and follow-along occurrence
         the stage data defines, computed from the log and `as_of` (default: today) at call
         time. `within_days` adds what falls due that many days ahead; `overdue` keeps only
         what is past its date. Each item says what satisfies it and the command that does.
-        `warnings` names calendar years needed but not listed. `due` stays reviews only."""
+        `warnings` names calendar years needed but not listed. `due` stays reviews only.
+        `outcomes` adds the milestones and claims `outcomes_due` finds (`what` = milestone or
+        claim): off by default, as it evaluates every enrolled case."""
         from ._due import due_list
 
         self._reader(actor)
@@ -926,14 +1232,23 @@ class SEFlow:
         check_limit(limit, "limit")
         if as_of is not None:
             check_date(as_of, "as_of")
-        return due_list(
+        today = as_of or self.now().date()
+        found = due_list(
             self.store,
             self.workflow,
-            today=as_of or self.now().date(),
+            today=today,
             coach=coach,
             within_days=within_days,
             overdue_only=overdue,
-            limit=limit,
+            limit=None if outcomes else limit,
+        )
+        if not outcomes:
+            return found
+        return _with_outcomes(
+            found,
+            self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
+            overdue,
+            limit,
         )
 
     def standards(
@@ -1005,7 +1320,7 @@ class SEFlow:
         if isinstance(key, str):
             key = VerificationKey.parse(key)
         self._reader(actor)
-        result = verify_log(self.store, self.workflow, checkpoint, key)
+        result = verify_log(self.store, self.workflow, checkpoint, key, self.programmes())
         words = _mismatch_words(self.store.head_workflow_hash(), self.workflow.hash)
         if words is not None:
             result = attrs.evolve(result, workflow_mismatch=words)
@@ -1048,12 +1363,14 @@ class SEFlow:
         actor: str | None = None,
         force: bool = False,
         progress: Progress | None = None,
+        programme: str | None = None,
     ) -> Manifest:
-        """Export `tables` (stage_histories, events, clients) as `fmt` (csv, jsonl, or json:
-        one bundle file) into the new folder `out_dir`, with a `manifest.json` of row counts,
-        the chain head and every file's SHA-256, streamed in constant memory. The export is
-        itself an audit event. Pseudonymised: `include_personal_data` (admins only) adds name,
-        contact and date of birth to clients. Filters and table contents: see `se_flow._export`.
+        """Export `tables` (stage_histories, events, clients; claims: `export_claims`) as
+        `fmt` (csv, jsonl, or json: one bundle file) into the new folder `out_dir`, with a
+        `manifest.json` of row counts, the chain head and every file's SHA-256, streamed in
+        constant memory. The export is itself an audit event. Pseudonymised:
+        `include_personal_data` (admins only) adds name, contact and date of birth to
+        clients. Filters and table contents: see `se_flow._export`.
 
         `force` replaces an earlier export in `out_dir`: only a folder holding exactly one (its
         manifest and the files it lists, unchanged), never the database's folder or one above it.
@@ -1066,6 +1383,8 @@ class SEFlow:
 
         check_text(case_id, "case id")
         _target(coach)
+        # Claims of every version of the programme: checked to exist, then named by its id.
+        pid = self.programme(programme).id if programme is not None else None
         return write_export(
             self.store,
             self.workflow,
@@ -1083,6 +1402,33 @@ class SEFlow:
             include_personal_data=include_personal_data,
             force=force,
             progress=progress,
+            programme=pid,
+        )
+
+    def export_claims(
+        self,
+        out_dir: str | Path,
+        *,
+        programme: str | None = None,
+        since: dt.date | dt.datetime | str | None = None,
+        until: dt.date | dt.datetime | str | None = None,
+        fmt: str = "csv",
+        actor: str | None = None,
+        force: bool = False,
+    ) -> Manifest:
+        """Export the claims made in a period (`since` / `until` bound the claim's date) of
+        one programme (or all) as the `claims` table: milestone, dates, band, evidence
+        references and verification, with the same manifest, audit event and pseudonymisation
+        as every export (`export`), and checked the same way by `verify_export`."""
+        return self.export(
+            out_dir,
+            tables=("claims",),
+            fmt=fmt,
+            since=since,
+            until=until,
+            programme=programme,
+            actor=actor,
+            force=force,
         )
 
     def verify_export(self, path: str | Path, *, actor: str | None = None) -> ExportVerification:

@@ -63,7 +63,8 @@ class _MemoryTx(Tx):
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}
-        return Snapshot(case=case, records=tuple(records), marks=dict(marks))
+        history = tuple(e for e in s._case_events.get(case_id, []) if e.trigger in need.history)
+        return Snapshot(case=case, records=tuple(records), marks=dict(marks), history=history)
 
     def new_case_id(self) -> str:
         return f"C-{len(self._s._cases) + 1}"
@@ -89,6 +90,7 @@ class MemoryStore(Store):
         self._records: dict[str, list[Record]] = {}
         self._record_seqs: list[int] = []
         self._marks: dict[str, dict[str, int]] = {}
+        self._case_events: dict[str, list[Event]] = {}
         self._undo: list[Undo] | None = None
 
     # --- writes ------------------------------------------------------------------------
@@ -162,6 +164,9 @@ class MemoryStore(Store):
             if event.trigger is not None:
                 marks = self._marks.setdefault(case.id, {})
                 self._put(marks, event.trigger, seq)
+            told = self._case_events.setdefault(case.id, [])
+            told.append(event)
+            self._did(told.pop)
         if record is not None:
             assert case is not None
             mine = self._records.setdefault(case.id, [])

@@ -42,8 +42,9 @@ class Role(StrEnum):
 class EventKind(StrEnum):
     """What an audit event records. Case events: a referral or reopen opens a case; a
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
-    coach. Events of no case: staff changes, erasures of personal data, exports and a database
-    moved to another workflow."""
+    coach; an enrolment puts it on a programme, a milestone event logs what a write made of
+    its milestones, a claim marks one claimed. Events of no case: staff changes, erasures of
+    personal data, exports and a database moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -57,6 +58,13 @@ class EventKind(StrEnum):
     ERASURE = "erasure"
     EXPORT = "export"
     WORKFLOW = "workflow"
+    ENROL = "enrol"
+    """A case put on a programme (a funder definition and version), or moved to another."""
+    MILESTONE = "milestone"
+    """A milestone of the case's programme reached, changed or retracted by the write before
+    it (in the same transaction), or a change to a claimed one flagged for a person."""
+    CLAIM = "claim"
+    """A milestone claimed from the funder, with the funder's reference."""
 
 
 class Status(StrEnum):

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "acting",
     "may_adopt_workflow",
+    "may_claim",
+    "may_enrol",
     "may_erase",
     "may_export",
     "may_manage_staff",
@@ -177,3 +179,34 @@ def may_start_sealing(by: Staff | None) -> None:
     _active(by)
     if by.role is not Role.ADMIN:
         raise PermissionDenied(f"only an admin may turn on sealing; {by.id} is not", by.id)
+
+
+def may_enrol(by: Staff, case_id: str, moving_from: str | None) -> None:
+    """Putting a case on a programme (a funder definition and version): an active coach or
+    team leader, who work cases. Moving a case already on one (`moving_from`, its ref) to
+    another definition or version changes what the funder is told: a team leader only."""
+    _active(by)
+    if by.role not in (Role.COACH, Role.TEAM_LEADER):
+        raise PermissionDenied(
+            f"case {case_id}: only a coach or team leader may enrol a case on a programme; "
+            f"{by.id} is {_words(by.role)}",
+            by.id,
+        )
+    if moving_from is not None and by.role is not Role.TEAM_LEADER:
+        raise PermissionDenied(
+            f"case {case_id} is on {moving_from}: only a team leader may move it to another "
+            f"programme or version; {by.id} is {_words(by.role)}",
+            by.id,
+        )
+
+
+def may_claim(by: Staff, case_id: str) -> None:
+    """Marking a milestone claimed from the funder: an active team leader or admin (who answer
+    to the funder for it), never a coach on their own cases or an auditor."""
+    _active(by)
+    if by.role not in (Role.TEAM_LEADER, Role.ADMIN):
+        raise PermissionDenied(
+            f"case {case_id}: only a team leader or admin may mark a milestone claimed; "
+            f"{by.id} is {_words(by.role)}",
+            by.id,
+        )

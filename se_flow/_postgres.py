@@ -387,7 +387,17 @@ class _PgTx(Tx):
                     (case_id, sorted(need.triggers)),
                 )
             )
-        return Snapshot(case=case, records=tuple(records), marks=marks)
+        history: tuple[Event, ...] = ()
+        if need.history:
+            history = tuple(
+                event_from_row(dict(zip(EVENT_COLUMNS, row, strict=True)))
+                for row in self._all(
+                    f"SELECT {_EVENT_COLS} FROM events WHERE case_id = %s "
+                    "AND trigger = ANY(%s) ORDER BY seq",
+                    (case_id, sorted(need.history)),
+                )
+            )
+        return Snapshot(case=case, records=tuple(records), marks=marks, history=history)
 
     def new_case_id(self) -> str:
         if self._locking:

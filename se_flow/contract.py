@@ -27,6 +27,7 @@ import pytest
 import se_flow
 from se_flow._audit import GENESIS, verify_chain
 from se_flow._engine import Engine, context
+from se_flow._loader import load_programmes
 from se_flow._model import (
     EVENT_COLUMNS,
     EventDraft,
@@ -256,6 +257,38 @@ class StoreContract:
         assert (snap.case, snap.records, snap.marks) == (case, (), {})
         snap = staffed.read().snapshot(case.id, lambda c: Needs(kinds=frozenset({"referral"})))
         assert [r.kind for r in snap.records] == ["referral"]
+
+    def test_snapshot_history_lists_every_event_of_the_triggers_asked_for(
+        self, staffed: Store
+    ) -> None:
+        """What outcomes read: every event of a few triggers on the case, in seq order, inside
+        the write that is going on (a batch sees its own events), and nothing else."""
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        _engage(staffed, case.id)
+        _note(staffed, case.id, "a note")
+        _engage(staffed, other.id)
+        wanted = Needs(kinds=frozenset(), triggers=frozenset(), history=frozenset({"engage"}))
+        snap = staffed.read().snapshot(case.id, lambda _case: wanted)
+        assert [(e.case_id, e.trigger) for e in snap.history] == [(case.id, "engage")]
+        with staffed.batch():
+            (programme,) = [p for p in load_programmes() if p.id == "mhep"]
+
+            def enrol(tx: Tx) -> Change:
+                return ENGINE.enrol(
+                    tx.snapshot(case.id, lambda _case: NOTHING),
+                    programme,
+                    actor=tx.staff("sam"),
+                    now=NOW,
+                    effective_at=NOW,
+                )
+
+            staffed.write(enrol)
+            both = Needs(history=frozenset({"engage", EventKind.ENROL.value}))
+            inside = staffed.read().snapshot(case.id, lambda _case: both).history
+            assert [e.kind for e in inside] == ["transition", "enrol"]
+            assert [e.seq for e in inside] == sorted(e.seq for e in inside)
+        assert staffed.read().snapshot(case.id, lambda _case: NOTHING).history == ()
 
     def test_case_filters(self, staffed: Store) -> None:
         a = _refer(staffed, "P-a")

@@ -95,6 +95,9 @@ class Needs:
 
     kinds: frozenset[str] | None = None
     triggers: frozenset[str] | None = None
+    history: frozenset[str] = frozenset()
+    """Triggers whose every event on the case the snapshot lists (`Snapshot.history`): what
+    outcomes read (each `start_job`, the enrolments, the milestones and claims logged)."""
 
 
 NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
@@ -109,6 +112,8 @@ class Snapshot:
     case: Case
     records: tuple[Record, ...]
     marks: Mapping[str, int]
+    history: tuple[Event, ...] = ()
+    """Every event of the triggers `Needs.history` asked for, in seq order."""
 
 
 @frozen

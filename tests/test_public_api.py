@@ -20,6 +20,7 @@ EXPECTED = [
     "ChainBroken",
     "Check",
     "Checkpoint",
+    "ClaimRefused",
     "Event",
     "ExportMismatch",
     "ExportVerification",
