@@ -7,11 +7,13 @@
   read's (`outcomes CASE`: also when each milestone not yet reached would be, at the current
   hours). Evaluating every open case at 100k cases is 100,000 times the per-case median (the
   evaluator is per case and reads nothing else): the table says what that comes to.
-* **record + milestones**: `flow.record(...)` of a review on a case in work enrolled on MHEP,
-  with the in-transaction milestone check (the write, then the case's records and history read
-  again, evaluated, and any milestone event appended in the same transaction) against the same
-  record with the check turned off (`flow.milestone_check = False`), interleaved, on one SQLite
-  file (WAL, synchronous FULL). Also a case on no programme, whose check is one index seek.
+* **record + milestones**: `flow.record(...)` of a review on a case in work enrolled on MHEP
+  (whose engagement counts reviews, so the check evaluates: the write, then the case's records
+  and history read again, evaluated, and any milestone event appended in the same
+  transaction) against the same record with the check turned off
+  (`flow.milestone_check = False`), interleaved, on one SQLite file (WAL, synchronous FULL).
+  Also a note on the same case (a kind MHEP does not read: the check is the enrolment's seek)
+  and a review on a case on no programme.
 """
 
 from __future__ import annotations
@@ -161,10 +163,19 @@ def _record_rows(folder: Path, per_round: int, rounds: int) -> list[Row]:
         finally:
             flow.milestone_check = True
 
+    def notes(case_id: str, check: bool) -> list[float]:
+        flow.milestone_check = check
+        try:
+            return time_each(lambda _i: flow.record(case_id, "note", text="called"), per_round)
+        finally:
+            flow.milestone_check = True
+
     found = interleave(
         {
             "enrolled, check on": lambda _r: records(enrolled.id, True),
             "enrolled, check off": lambda _r: records(enrolled.id, False),
+            "enrolled note, check on": lambda _r: notes(enrolled.id, True),
+            "enrolled note, check off": lambda _r: notes(enrolled.id, False),
             "no programme, check on": lambda _r: records(plain.id, True),
             "no programme, check off": lambda _r: records(plain.id, False),
         },
@@ -173,7 +184,7 @@ def _record_rows(folder: Path, per_round: int, rounds: int) -> list[Row]:
     flow.disconnect()
     remove_db(db)
     rows = []
-    for case_kind in ("enrolled", "no programme"):
+    for case_kind in ("enrolled", "enrolled note", "no programme"):
         off = median(found[f"{case_kind}, check off"])
         on = median(found[f"{case_kind}, check on"])
         target = "≥ 0.5" if case_kind == "enrolled" else "≥ 0.8"

@@ -40,6 +40,7 @@ from ._milestones import (
     evaluate_case,
     logged,
     prior_counted,
+    touches,
 )
 from ._model import (
     Case,
@@ -56,7 +57,7 @@ from ._model import (
     Verification,
 )
 from ._outcomes import Outcomes, Programme, evaluate
-from ._policy import acting, may_write, permits
+from ._policy import acting
 from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
@@ -204,7 +205,9 @@ def _record_needs(kind: str, supersedes: int | None) -> Needs:
 
 # What the outcomes of a case read of its history: whether it is enrolled; every job start,
 # enrolment, milestone and claim (and with them every record, for the `events` tests).
-_ENROLMENT = Needs(kinds=frozenset(), triggers=frozenset({EventKind.ENROL.value}))
+_ENROLMENT = Needs(
+    kinds=frozenset(), triggers=frozenset(), history=frozenset({EventKind.ENROL.value})
+)
 _OUTCOME_HISTORY = Needs(kinds=frozenset(), triggers=frozenset(), history=HISTORY_TRIGGERS)
 _MILESTONE_HISTORY = Needs(
     kinds=frozenset(), triggers=frozenset(), history=frozenset({EventKind.MILESTONE.value})
@@ -595,7 +598,7 @@ class SEFlow:
         if spec is None or spec.field("age_band") is None:
             return values
         by = acting(self.store.read(), who)
-        if not permits(may_write, by):
+        if not self.engine.writes_cases(by):
             return values  # refused by the write itself, in its own words
         fields = self.engine.parse_record(kind, values, case_id)
         details = self.store.personal_details(self.store.case(case_id).participant_id)
@@ -877,21 +880,26 @@ class SEFlow:
             return self.store.write(decide)
         with self.store.batch():
             case, event = self.store.write(decide)
-            after = self._sync_milestones(case_id, who, now)
+            after = self._sync_milestones(case_id, who, now, event)
         return (after or case), event
 
-    def _sync_milestones(self, case_id: str, who: str, now: dt.datetime) -> Case | None:
-        """Append a `milestone` event for each change the evidence now makes to what the log
-        holds of the case's milestones (`_milestones.changes`), as `who` at `now`: nothing for
-        a case on no programme. Runs inside the caller's transaction (a batch); returns the
-        case after the last event appended, or None if none was."""
+    def _sync_milestones(
+        self, case_id: str, who: str, now: dt.datetime, event: Event
+    ) -> Case | None:
+        """After `event` (a write to the case), append a `milestone` event for each change
+        the evidence now makes to what the log holds of the case's milestones
+        (`_milestones.changes`), as `who` at `now`: nothing for a case on no programme, or
+        for a write outcomes do not read (`_milestones.touches`). Runs inside the caller's
+        transaction (a batch); returns the case after the last event appended, or None."""
         tx = self.store.read()
-        if EventKind.ENROL.value not in tx.snapshot(case_id, lambda _case: _ENROLMENT).marks:
+        enrolments = tx.snapshot(case_id, lambda _case: _ENROLMENT).history
+        enrolled = enrolment(enrolments)
+        if enrolled is None:
+            return None
+        programme = self.programme(enrolled.ref)
+        if not touches(programme, self.workflow, event):
             return None
         snap = tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
-        enrolled = enrolment(snap.history)
-        assert enrolled is not None
-        programme = self.programme(enrolled.ref)
         records = self.store.records(case_id)
         starts = _starts(snap.history)
         evaluated = evaluate_case(
@@ -950,10 +958,10 @@ class SEFlow:
                 reason=reason,
             )
 
-        case, _ = self.store.write(decide)
+        case, event = self.store.write(decide)
         assert case is not None
         if self.milestone_check:
-            case = self._sync_milestones(case_id, who, now) or case
+            case = self._sync_milestones(case_id, who, now, event) or case
         return case
 
     def enrol(
@@ -1042,7 +1050,7 @@ class SEFlow:
         tx = self.store.read()
         found: list[OutcomeDue] = []
         for case in self.store.cases(CaseFilter(coach=coach)):
-            if EventKind.ENROL.value not in tx.snapshot(case.id, lambda _c: _ENROLMENT).marks:
+            if not tx.snapshot(case.id, lambda _c: _ENROLMENT).history:
                 continue
             snap = tx.snapshot(case.id, lambda _case: _OUTCOME_HISTORY)
             enrolled = enrolment(snap.history)

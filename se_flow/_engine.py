@@ -667,6 +667,11 @@ class Engine:
         policy.may_start_sealing(by)
 
     @staticmethod
+    def writes_cases(by: Staff) -> bool:
+        """Whether `by` may change cases at all (else a write is refused in its own words)."""
+        return policy.permits(policy.may_write, by)
+
+    @staticmethod
     def shows_personal_data(by: Staff) -> bool:
         """Whether a read shows `by` personal details (else pseudonyms only: not a refusal)."""
         return policy.permits(policy.may_see_personal_data, by)

@@ -2,9 +2,9 @@
 and the `milestone` events a write must append so the log keeps up with the evidence.
 
 A case is on the programme (definition and version) its last `enrol` event names. After every
-write to an enrolled case the facade evaluates the case's milestones as the evidence stands on
-the write's day (`evaluate_case`) and appends, in the same transaction, one `milestone` event
-per change against what the log already says (`changes`):
+write to an enrolled case that outcomes read (`touches`) the facade evaluates the case's
+milestones as the evidence stands on the write's day (`evaluate_case`) and appends, in the same
+transaction, one `milestone` event per change against what the log already says (`changes`):
 
 - `reached`: a milestone instance the log does not hold is reached (achieved or provisional);
 - `changed`: one it holds, not claimed, now stands otherwise (provisional turned achieved, a
@@ -34,7 +34,7 @@ from attrs import frozen
 from ._model import Case, Event, EventKind, Record
 from ._outcomes import CaseFacts, Milestone, MilestoneState, Programme, evaluate
 from ._projections import apply
-from ._spells import START_TRIGGER, build_employment, current_records
+from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._workflow import Workflow
 
 __all__ = [
@@ -52,7 +52,9 @@ __all__ = [
     "log_problem",
     "logged",
     "prior_counted",
+    "read_kinds",
     "record_of",
+    "touches",
 ]
 
 HISTORY_TRIGGERS = frozenset(
@@ -286,6 +288,36 @@ def prior_counted(
     return {mid: case_id for mid, (_, case_id) in found.items()}
 
 
+def touches(programme: Programme, workflow: Workflow, event: Event) -> bool:
+    """Whether `event` can change what `programme` evaluates on its case: an enrolment or a
+    claim, a `start_job` (a job taken up), or a record of a kind outcomes read (jobs, work,
+    breaks, the referral, and the kinds the programme's `events` tests count). Only after
+    such a write are milestones evaluated and logged, on the write path and in `verify` alike:
+    time passing alone logs nothing until the next such write."""
+    if event.kind in (EventKind.ENROL, EventKind.CLAIM):
+        return True
+    if event.kind == EventKind.TRANSITION:
+        return event.trigger == START_TRIGGER
+    record = event.payload.get("record")
+    if not isinstance(record, Mapping):
+        return False
+    return str(record.get("kind")) in read_kinds(programme, workflow)
+
+
+def read_kinds(programme: Programme, workflow: Workflow) -> frozenset[str]:
+    """The record kinds whose records `programme`'s evaluation reads."""
+    kinds = set(OUTCOME_RECORD_KINDS) | {workflow.referral_kind}
+    for m in programme.milestones:
+        if m.test != "events":
+            continue
+        kinds |= set(m.params.get("kinds") or ())
+        if m.params.get("or_kind"):
+            kinds.add(str(m.params["or_kind"]))
+        if m.params.get("contacts"):
+            kinds |= {k.name for k in workflow.records.values() if k.contact}
+    return frozenset(kinds)
+
+
 # --- evaluating a case from what the log holds ----------------------------------------------
 
 
@@ -424,6 +456,8 @@ def log_problem(
                 f"case {e.case_id} is enrolled on {enrolled.ref}, which is not among the "
                 "definitions loaded: its milestones cannot be recomputed",
             )
+        if not touches(programme, workflow, e):
+            continue
         after = e
         evaluated = evaluate_case(
             programme,

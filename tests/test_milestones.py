@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import se_flow
 from se_flow import SEFlow
-from se_flow._milestones import instance_key
+from se_flow._milestones import instance_key, read_kinds
 
 D = dt.date
 WORK = {
@@ -455,8 +455,8 @@ ACTIONS = st.lists(
 )
 
 
-def _reached(flow: SEFlow, case_id: str) -> dict[str, tuple[Any, ...]]:
-    out = flow.outcomes(case_id, on=flow.now().date())
+def _reached(flow: SEFlow, case_id: str, on: dt.date) -> dict[str, tuple[Any, ...]]:
+    out = flow.outcomes(case_id, on=on)
     assert out.programme is not None
     found: dict[str, tuple[Any, ...]] = {}
     for m in out.milestones:
@@ -483,6 +483,7 @@ def test_the_logs_milestones_are_the_evaluators(
     with se_flow.open(":memory:", clock=clock, actor="sam", synchronous="OFF") as flow:
         flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
         flow.add_staff("sam", "Sam Coach", "coach", actor="ada")
+        flow.add_staff("lee", "Lee Leader", "team_leader", actor="ada")
         steps = Steps(flow)
         opened = clock.now - dt.timedelta(days=back + 60)
         case = steps.to("job_matching", flow.refer("Alex", source="GP", effective_at=opened))
@@ -500,6 +501,9 @@ def test_the_logs_milestones_are_the_evaluators(
         flow.advance(case.id, "start_job")
         weeks: set[int] = set()
         ended = False
+        # The day of the last write outcomes read: what the log holds is as of then.
+        synced = clock.now.date()
+        reads_reviews = "review" in read_kinds(flow.programme(programme), flow.workflow)
         for what, n, value in actions:
             today = clock.now.date()
             if what == "work" and n not in weeks:
@@ -516,18 +520,21 @@ def test_the_logs_milestones_are_the_evaluators(
                     gross_pay=str(Decimal(value) * 13),
                     evidence="timesheet",
                 )
+                synced = today
             elif what == "end" and not ended:
                 last = min(start + dt.timedelta(days=n), today)
                 flow.record(case.id, "job_end", reason="ended", end_date=last.isoformat())
                 ended = True
+                synced = today
             elif what == "time":
                 clock.advance(days=n)
             elif what == "review":
                 flow.record(case.id, "review", summary="weekly")
-            # After every write the log holds what the evaluator gives, as of that day.
-            assert _rebuilt(flow, case.id) == _reached(flow, case.id) or what == "time"
+                synced = today if reads_reviews else synced
+            # The log holds what the evaluator gives as of the last write outcomes read.
+            assert _rebuilt(flow, case.id) == _reached(flow, case.id, synced)
             day = clock.now.date()
             assert flow.outcomes(case.id, on=day) == flow.outcomes(case.id, on=day)
-        flow.record(case.id, "review", summary="last")
-        assert _rebuilt(flow, case.id) == _reached(flow, case.id)
+        flow.enrol(case.id, "mhep" if programme != "mhep" else "ips_grow", actor="lee")
+        assert _rebuilt(flow, case.id) == _reached(flow, case.id, clock.now.date())
         assert flow.verify()
