@@ -110,7 +110,7 @@ def refer_template(flow: se_flow.SEFlow, actor: str, name: str, start: int = 30)
         coach=actor,
         actor=actor,
         effective_at=_day(start),
-    )
+    ).case
 
 
 @dataclass

@@ -99,7 +99,7 @@ def build(path: Path, n: int) -> None:
             coach = f"coach-{i % coaches:03d}"
             start = T0 - dt.timedelta(days=60 + i % 28)
             case = flow.refer(f"Participant {i}", source="GP", coach=coach, actor=coach,
-                              effective_at=start)  # fmt: skip
+                              effective_at=start).case  # fmt: skip
             for step, place in enumerate(PLACES[: i % (len(PLACES) + 1)]):
                 at = start + dt.timedelta(days=5 * (step + 1))
                 forward = LEAST_EVIDENCE[place]

@@ -137,7 +137,7 @@ def _walk(flow: se_flow.SEFlow, case: se_flow.Case) -> se_flow.Case:
         forward = LEAST_EVIDENCE[place]
         for kind, values in forward.records:
             flow.record(case.id, kind, dict(values))
-        case = flow.advance(case.id, forward.trigger)
+        case = flow.advance(case.id, forward.trigger).case
         place = ORDER[ORDER.index(place) + 1]
     return case
 
@@ -149,8 +149,8 @@ def _record_rows(folder: Path, per_round: int, rounds: int) -> list[Row]:
     flow = se_flow.open(db, clock=lambda: now[0], actor="sam")
     flow.add_staff("ada", "Ada", "admin", actor="ada")
     flow.add_staff("sam", "Sam", "coach", actor="ada")
-    enrolled = _walk(flow, flow.refer("Enrolled", source="GP", programme="mhep"))
-    plain = _walk(flow, flow.refer("Plain", source="GP"))
+    enrolled = _walk(flow, flow.refer("Enrolled", source="GP", programme="mhep").case)
+    plain = _walk(flow, flow.refer("Plain", source="GP").case)
     for _ in range(20):  # a case with some history: payslips weekly
         flow.record(enrolled.id, "review", summary="in work")
 

@@ -34,7 +34,11 @@ GRANT SELECT, INSERT ON participants TO se_flow_app;
 -- Personal data lives apart from the log; erasing a participant's deletes their row.
 GRANT SELECT, INSERT, DELETE ON personal_data TO se_flow_app;
 GRANT SELECT ON meta, se_flow_schema TO se_flow_app;
+-- Forward-secure seals are appended with their events; the settings row changes only with an
+-- admin's `setting` event (both since schema version 2).
+GRANT SELECT, INSERT ON seals TO se_flow_app;
+GRANT SELECT, INSERT, UPDATE ON settings TO se_flow_app;
 
 -- Auditors: everything the chain covers, nothing of personal_data.
-GRANT SELECT ON events, records, staff, cases, participants, chain_head, meta, se_flow_schema
-    TO se_flow_audit;
+GRANT SELECT ON events, records, staff, cases, participants, chain_head, meta, se_flow_schema,
+    seals, settings TO se_flow_audit;

@@ -42,7 +42,7 @@ def main() -> int:
             source="GP",
             actor="sam",
             effective_at=day(60),
-        )
+        ).case
         print(f"referred: {case.id} ({case.participant_id}), state {case.state}")
         flow.advance(case.id, "engage", actor="sam", effective_at=day(59))
 
@@ -67,7 +67,7 @@ def main() -> int:
             actor="lee",
             effective_at=day(7),
             override="support plan agreed by phone, written up this week",
-        )
+        ).case
         print(f"job started: {case.id} is in {case.state} ({case.phase})")
 
         for event in flow.history(case.id, actor="sam"):  # reads name their actor too

@@ -2,7 +2,7 @@
 
     import se_flow
     with se_flow.open("caseload.db", actor="sam") as flow:
-        case = flow.refer("Alex Doe", source="GP")
+        case = flow.refer("Alex Doe", source="GP").case
         flow.advance(case.id, "engage")
 
 Everything public is named in `__all__`; the modules starting with `_` are private.
@@ -17,6 +17,8 @@ from ._memory import MemoryStore
 from ._model import (
     Case,
     Check,
+    DatabaseSettings,
+    Done,
     Event,
     GuardResult,
     Override,
@@ -29,6 +31,7 @@ from ._model import (
     Verification,
 )
 from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
+from ._report import KPI, Period, Report
 from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
 from ._workflow import Workflow
@@ -39,6 +42,7 @@ from .errors import (
     CaseNotFound,
     CasePaused,
     ChainBroken,
+    CheckpointFileRefused,
     ClaimRefused,
     ExportMismatch,
     Fault,
@@ -52,6 +56,7 @@ from .errors import (
     ProgrammeInvalid,
     SealKeyUnusable,
     SEFlowError,
+    StaffHoldsCases,
     StaffNotFound,
     StoreBusy,
     StoreError,
@@ -92,6 +97,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "GENESIS",
+    "KPI",
     "AuditError",
     "Case",
     "CaseClosed",
@@ -101,7 +107,10 @@ __all__ = [
     "ChainBroken",
     "Check",
     "Checkpoint",
+    "CheckpointFileRefused",
     "ClaimRefused",
+    "DatabaseSettings",
+    "Done",
     "Event",
     "ExportMismatch",
     "ExportVerification",
@@ -121,17 +130,20 @@ __all__ = [
     "Outcomes",
     "Override",
     "Participant",
+    "Period",
     "PermissionDenied",
     "PersonalDetails",
     "Programme",
     "ProgrammeInvalid",
     "Record",
+    "Report",
     "Role",
     "SEFlow",
     "SEFlowError",
     "SQLiteStore",
     "SealKeyUnusable",
     "Staff",
+    "StaffHoldsCases",
     "StaffNotFound",
     "Status",
     "StoreBusy",

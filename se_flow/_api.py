@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from ._limits import (
     check_date,
     check_days,
     check_limit,
+    check_login,
     check_staff_id,
     check_staff_name,
     check_text,
@@ -45,6 +46,8 @@ from ._milestones import (
 from ._model import (
     Case,
     Check,
+    DatabaseSettings,
+    Done,
     Event,
     EventKind,
     GuardResult,
@@ -58,15 +61,18 @@ from ._model import (
 )
 from ._outcomes import Outcomes, Programme, evaluate
 from ._policy import acting
+from ._report import KPI, CaseView, Period, Report
 from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
 from ._standards import DueItem, DueList, Verdicts
 from ._workflow import Workflow, age_band
 from .errors import (
+    CheckpointFileRefused,
     ClaimRefused,
     InvalidInput,
     InvalidRecord,
+    StaffHoldsCases,
     StaffNotFound,
     StoreUnavailable,
     UnknownProgramme,
@@ -75,9 +81,35 @@ from .errors import (
 )
 from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
-__all__ = ["SEFlow", "open"]
+__all__ = ["CheckpointAppended", "SEFlow", "open"]
 
 Clock = Callable[[], dt.datetime]
+
+
+@attrs.frozen
+class CheckpointAppended:
+    """A checkpoint appended to an external checkpoint file: which line, and what keeps the
+    file append-only beyond se-flow's own checks (`protection`, None if nothing se-flow can
+    see)."""
+
+    checkpoint: Checkpoint
+    path: str
+    line: int
+    protection: str | None
+
+
+def _os_user_exists(login: str) -> None:
+    """A login to bind must be an OS user of this machine (where the CLI checks it)."""
+    try:
+        import pwd
+    except ImportError:  # pragma: no cover - not Unix: nothing to look it up in
+        return
+    try:
+        pwd.getpwnam(login)
+    except KeyError:
+        raise InvalidInput(
+            f"login {quoted(login)}: no OS user of that name on this machine", field="login"
+        ) from None
 
 
 def _system_clock() -> dt.datetime:
@@ -97,6 +129,7 @@ def open(
     read_only: bool = False,
     programmes: str | Path | None = None,
     seal_key: str | Path | None = None,
+    login: str | None = None,
 ) -> SEFlow:
     """Open (creating if need be) an se-flow database: an SQLite file (or ":memory:"), or a
     PostgreSQL database named by a `postgresql://` URL (the `postgres` extra; `synchronous`
@@ -111,13 +144,22 @@ def open(
     `StoreUnavailable`. `programmes` is a folder of funder definitions to use instead of the
     shipped ones (read when outcomes are first asked for). `seal_key` is the sealing key file
     (default: `<database>.sealkey` beside it; SQLite only): read only when a write must seal,
-    so a reader needs none. Raises `WorkflowInvalid`, `StoreUnavailable`."""
+    so a reader needs none; on PostgreSQL there is no default (give one to seal there).
+
+    `login` is the OS login of the person at the terminal (the CLI passes it): a staff member
+    bound to a login may then be acted as only from that login (unless the database allows a
+    shared terminal). An embedding application passes None and the actors it authenticated
+    itself: se-flow cannot check who is behind a call it did not see. Raises
+    `WorkflowInvalid`, `StoreUnavailable`."""
     wf = workflow or load_workflow(stages)
     if isinstance(path, str) and is_database_url(path):
-        if seal_key is not None:
-            raise InvalidInput("sealing (seal_key) is for SQLite databases only, so far")
+        keys = SealKeyFile(Path(seal_key).expanduser()) if seal_key is not None else None
         return SEFlow(
-            _postgres_store(path, wf, busy_timeout, create, read_only), wf, actor=actor, clock=clock
+            _postgres_store(path, wf, busy_timeout, create, read_only, keys),
+            wf,
+            actor=actor,
+            clock=clock,
+            login=login,
         )
     store = SQLiteStore(
         path,
@@ -128,7 +170,7 @@ def open(
         read_only=read_only,
         seal_keys=_seal_keys(path, seal_key),
     )
-    return SEFlow(store, wf, actor=actor, clock=clock, programmes=programmes)
+    return SEFlow(store, wf, actor=actor, clock=clock, programmes=programmes, login=login)
 
 
 def seal_key_path(path: str | Path, seal_key: str | Path | None = None) -> Path | None:
@@ -153,7 +195,12 @@ def is_database_url(target: str) -> bool:
 
 
 def _postgres_store(
-    url: str, workflow: Workflow, busy_timeout: float, create: bool, read_only: bool
+    url: str,
+    workflow: Workflow,
+    busy_timeout: float,
+    create: bool,
+    read_only: bool,
+    seal_keys: SealKeyFile | None = None,
 ) -> Store:
     try:
         from ._postgres import PostgresStore
@@ -163,7 +210,12 @@ def _postgres_store(
             f"(pip install 'se-flow[postgres]'): {exc}"
         ) from None
     return PostgresStore(
-        url, workflow, busy_timeout=busy_timeout, create=create, read_only=read_only
+        url,
+        workflow,
+        busy_timeout=busy_timeout,
+        create=create,
+        read_only=read_only,
+        seal_keys=seal_keys,
     )
 
 
@@ -281,8 +333,15 @@ class SEFlow:
         actor: str | None = None,
         clock: Clock | None = None,
         programmes: str | Path | None = None,
+        login: str | None = None,
     ) -> None:
         self.store = store
+        self.login = login
+        """The OS login at the terminal (the CLI's), checked against staff bindings."""
+        self.checkpoint_warning: str | None = None
+        """Why the last automatic checkpoint could not be appended (the write itself was
+        committed), or None."""
+        self._batching = False
         self._programmes_dir = programmes
         self._programmes: tuple[Programme, ...] | None = None
         self.workflow = workflow
@@ -330,12 +389,27 @@ class SEFlow:
 
             with flow.batch():
                 for row in rows:
-                    case = flow.refer(...); flow.record(case.id, ...); flow.advance(...)
+                    case = flow.refer(...).case
+                    flow.record(case.id, ...); flow.advance(case.id, ...)
 
         Every command is still validated and chained; one that is refused raises and undoes
         only itself (catch it to go on); the batch commits once at the end, or not at all if
         an exception leaves the block."""
-        return self.store.batch()
+        return self._batch()
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        if self._batching:
+            yield
+            return
+        before, _ = self.store.head()
+        self._batching = True
+        try:
+            with self.store.batch():
+                yield
+        finally:
+            self._batching = False
+        self._auto_checkpoint(before)
 
     def now(self) -> dt.datetime:
         now = self._clock()
@@ -348,7 +422,20 @@ class SEFlow:
         if not who:
             raise InvalidInput("no actor: say who is acting (actor=..., or --as / SE_FLOW_ACTOR)")
         # An id no staff member could have is refused before it reaches a query or a message.
-        return check_staff_id(who, "actor")
+        checked = check_staff_id(who, "actor")
+        if self.login is not None:
+            self._check_login(checked)
+        return checked
+
+    def _check_login(self, who: str) -> None:
+        """Refuse to act as a member bound to another login than the one at the terminal."""
+        tx = self.store.read()
+        try:
+            by = tx.staff(who)
+        except StaffNotFound:
+            return  # refused (or bootstrapped) by the command itself, in its own words
+        if by.login is not None and by.login != self.login:
+            self.engine.may_act_from(by, self.login, tx.settings().shared_terminal)
 
     def _reader(self, actor: str | None) -> Staff:
         """The actor of a read, who must be active staff (checked before anything is looked
@@ -356,6 +443,53 @@ class SEFlow:
         by = acting(self.store.read(), self._actor_id(actor))
         self.engine.may_read(by)
         return by
+
+    def _write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event, Record | None]:
+        """Commit what `decide` returns: the case as written, the sealed event and the record
+        it added, so no write reads anything back to say what it did."""
+        made: list[Change] = []
+
+        def deciding(tx: Tx) -> Change:
+            change = decide(tx)
+            # The store may run `decide` again (a busy database): the last run is the one kept.
+            made.append(change)
+            return change
+
+        if self.milestone_check:
+            # The milestones a write to an enrolled case makes due go in its transaction.
+            with self.store.batch():
+                case, event = self.store.write(deciding)
+                after = (
+                    self._sync_milestones(case.id, event.actor, event.recorded_at, event)
+                    if case is not None
+                    else None
+                )
+            # After milestone events the head is past the write's own event: read it then.
+            head: int | None = event.seq if after is None else None
+            case = after or case
+        else:
+            case, event = self.store.write(deciding)
+            head = event.seq
+        if not self._batching:
+            # An automatic checkpoint, if one is due (a batch keeps it for its end).
+            self._auto_checkpoint(event.seq - 1, head)
+        draft = made[-1].record
+        record = draft.made(case.id, event) if draft is not None and case is not None else None
+        return case, event, record
+
+    def _case_done(self, decide: Callable[[Tx], Change]) -> Done[Case, None]:
+        case, event, _ = self._write(decide)
+        assert case is not None
+        return Done(case=case, event=event, record=None)
+
+    def _recorded(self, decide: Callable[[Tx], Change]) -> Done[Case, Record]:
+        case, event, record = self._write(decide)
+        assert case is not None and record is not None
+        return Done(case=case, event=event, record=record)
+
+    def _logged(self, decide: Callable[[Tx], Change]) -> Done[None, None]:
+        _, event, _ = self._write(decide)
+        return Done(case=None, event=event, record=None)
 
     # --- staff ---------------------------------------------------------------------------
 
@@ -367,23 +501,33 @@ class SEFlow:
         *,
         actor: str | None = None,
         active: bool = True,
+        login: str | None = None,
     ) -> Staff:
         """Add (or update) a staff member. The very first may be added by anyone; after that
         a team leader or admin adds staff; only an admin grants admin or auditor, or changes
-        an admin or auditor; the last active admin cannot be demoted or deactivated."""
+        an admin or auditor; the last active admin cannot be demoted or deactivated. `login`
+        binds them to an OS login (`edit_staff`); `init` binds the first admin to its own.
+
+        Returns the member as written (name trimmed), not a `Done` as other writes do: a
+        staff change touches no case and adds no record, and the member is what every caller
+        shows (its event is in the log, `events()`)."""
         who = self._actor_id(actor)
         # Not stripped: the id is exactly what they will give to --as.
         check_staff_id(staff_id)
         full_name = check_staff_name(name)
+        if login is not None:
+            check_login(login)
         try:
-            new = Staff(id=staff_id, name=full_name, role=Role(role), active=active)
+            new = Staff(id=staff_id, name=full_name, role=Role(role), active=active, login=login)
         except ValueError:
             raise InvalidInput(
                 f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
             ) from None
         now = self.now()
+        written = [new]
 
         def decide(tx: Tx) -> Change:
+            written[0] = new
             if not tx.has_staff():
                 return self.engine.add_staff(
                     new, actor=who, by=None, before=None, active_admins=0, now=now
@@ -393,8 +537,11 @@ class SEFlow:
                 before: Staff | None = tx.staff(new.id)
             except StaffNotFound:
                 before = None
+            if before is not None and login is None:
+                # Changing someone keeps their login binding: only `edit_staff` removes it.
+                written[0] = attrs.evolve(new, login=before.login)
             return self.engine.add_staff(
-                new,
+                written[0],
                 actor=who,
                 by=by,
                 before=before,
@@ -402,8 +549,134 @@ class SEFlow:
                 now=now,
             )
 
-        self.store.write(decide)
-        return new
+        self._write(decide)
+        return written[0]
+
+    def edit_staff(
+        self,
+        staff_id: str,
+        *,
+        name: str | None = None,
+        role: Role | str | None = None,
+        active: bool | None = None,
+        login: str | None = None,
+        unbind_login: bool = False,
+        confirm: bool = False,
+        actor: str | None = None,
+    ) -> Staff:
+        """Change what is given of staff member `staff_id`, keeping the rest (the same rules as
+        `add_staff`). `login` binds them to an OS login, which must exist on this machine;
+        `unbind_login` removes a binding. Deactivating someone who still holds open cases
+        raises `StaffHoldsCases` (nothing written) unless `confirm`. Raises `StaffNotFound`,
+        `InvalidInput` (a login no OS user has), `PermissionDenied`."""
+        who = self._actor_id(actor)
+        check_staff_id(staff_id)
+        if login is not None:
+            _os_user_exists(check_login(login))
+        if login is not None and unbind_login:
+            raise InvalidInput("give a login to bind or unbind the login, not both")
+        full_name = check_staff_name(name) if name is not None else None
+        try:
+            new_role = Role(role) if role is not None else None
+        except ValueError:
+            raise InvalidInput(
+                f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
+            ) from None
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
+            before = tx.staff(staff_id)
+            after = attrs.evolve(
+                before,
+                name=full_name if full_name is not None else before.name,
+                role=new_role if new_role is not None else before.role,
+                active=active if active is not None else before.active,
+                login=None if unbind_login else login if login is not None else before.login,
+            )
+            if after == before:
+                raise InvalidInput(f"staff {staff_id} is already so: nothing to change")
+            if before.active and not after.active and not confirm:
+                held = [c.id for c in self.store.cases(CaseFilter(coach=staff_id, open_only=True))]
+                if held:
+                    raise StaffHoldsCases(staff_id, held)
+            return self.engine.add_staff(
+                after,
+                actor=who,
+                by=by,
+                before=before,
+                active_admins=tx.count_active_admins(),
+                now=now,
+            )
+
+        self._write(decide)
+        return self.store.read().staff(staff_id)
+
+    def settings(self, *, actor: str | None = None) -> DatabaseSettings:
+        """The database's settings (`DatabaseSettings`): any active staff may read them."""
+        self._reader(actor)
+        return self.store.read().settings()
+
+    def change_settings(
+        self,
+        *,
+        shared_terminal: bool | None = None,
+        checkpoint_file: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_on_export: bool | None = None,
+        no_checkpoint_file: bool = False,
+        actor: str | None = None,
+    ) -> DatabaseSettings:
+        """An admin changes the database's settings; each change is an audit event (`setting`)
+        holding all of them. `checkpoint_file` is the external append-only file checkpoints go
+        to (checked now: see `_checkpoint_file`); `checkpoint_every` N appends one after every
+        N events (0: not by count); `checkpoint_on_export` one after every export;
+        `no_checkpoint_file` stops them. Raises `PermissionDenied`, `InvalidInput`,
+        `CheckpointFileRefused`."""
+        who = self._actor_id(actor)
+        if checkpoint_every:
+            check_limit(checkpoint_every, "checkpoint_every")
+        path = str(Path(checkpoint_file).expanduser().absolute()) if checkpoint_file else None
+        if path is not None:
+            from ._checkpoint_file import CheckpointFile
+
+            target = CheckpointFile(path)
+            if target.path.exists() or target.path.is_symlink():
+                target.read(self.store.store_id())
+            elif not target.path.parent.is_dir():
+                raise CheckpointFileRefused(path, "its folder does not exist")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            by = acting(tx, who)
+            before = tx.settings()
+            after = attrs.evolve(
+                before,
+                shared_terminal=(
+                    shared_terminal if shared_terminal is not None else before.shared_terminal
+                ),
+                checkpoint_file=None if no_checkpoint_file else path or before.checkpoint_file,
+                checkpoint_every=(
+                    (checkpoint_every or None)
+                    if checkpoint_every is not None
+                    else before.checkpoint_every
+                ),
+                checkpoint_on_export=(
+                    checkpoint_on_export
+                    if checkpoint_on_export is not None
+                    else before.checkpoint_on_export
+                ),
+            )
+            if no_checkpoint_file:
+                after = attrs.evolve(after, checkpoint_every=None, checkpoint_on_export=False)
+            if after.checkpoint_file is None and (
+                after.checkpoint_every or after.checkpoint_on_export
+            ):
+                raise InvalidInput("automatic checkpoints need a checkpoint file: give --file PATH")
+            return self.engine.change_settings(before, after, by=by, now=now)
+
+        self._write(decide)
+        return self.store.read().settings()
 
     def has_staff(self) -> bool:
         """Whether anyone is on the staff list yet: needs no actor (before the first staff
@@ -430,13 +703,15 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         programme: str | None = None,
-    ) -> Case:
+    ) -> Done[Case, Record]:
         """Refer a new participant: their personal details go to the personal-data table, the
-        log knows them only by a pseudonymous id. Returns the new case (state `referred`).
+        log knows them only by a pseudonymous id. Returns the new case (state `referred`), its
+        referral event and record.
 
         `programme` (`id` or `id@version`; else the referral's `programme` field) enrols the
         case on that funder definition in the same transaction, as `enrol` would: an audited
-        `enrol` event pinning the version. Raises `UnknownProgramme` before writing anything."""
+        `enrol` event pinning the version (the case returned is the case after it). Raises
+        `UnknownProgramme` before writing anything."""
         who = self._actor_id(actor)
         if programme is None and referral is not None and referral.get("programme"):
             programme = str(referral["programme"])
@@ -474,12 +749,12 @@ class SEFlow:
                 coach=coach or (who if by.role is Role.COACH else None),
             )
 
-        with self.store.batch():
-            case, _ = self.store.write(decide)
-            assert case is not None
-            if on is not None:
-                case = self._enrol_in_tx(case.id, on, who, now, at, None)
-        return case
+        if on is None:
+            return self._recorded(decide)
+        with self._batch():
+            done = self._recorded(decide)
+            enrolled = self._case_done(self._enrolling(done.case.id, on, who, now, at, None))
+        return Done(case=enrolled.case, event=done.event, record=done.record)
 
     def reopen(
         self,
@@ -490,8 +765,9 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
-    ) -> Case:
-        """Start a new episode (a new case) for the participant of closed case `case_id`."""
+    ) -> Done[Case, Record]:
+        """Start a new episode (a new case) for the participant of closed case `case_id`:
+        returns the new case, its event and its opening record."""
         who = self._actor_id(actor)
         _case_id(case_id)
         _target(coach)
@@ -529,9 +805,7 @@ class SEFlow:
                 new_participant=False,
             )
 
-        case, _ = self.store.write(decide)
-        assert case is not None
-        return case
+        return self._recorded(decide)
 
     def record(
         self,
@@ -544,10 +818,11 @@ class SEFlow:
         supersedes: int | None = None,
         expected_version: int | None = None,
         **more: Any,
-    ) -> Record:
+    ) -> Done[Case, Record]:
         """Record evidence of `kind` on a case. Field values may be typed (date, Decimal,
         bool, list) or text as a coach types it. `supersedes` names the record (its seq) this
-        one corrects; both are kept. Raises `InvalidRecord` naming every field at fault."""
+        one corrects; both are kept. Returns the record (`.record.seq` is its id), its event
+        and the case. Raises `InvalidRecord` naming every field at fault."""
         who = self._actor_id(actor)
         _case_id(case_id)
         values = {**(fields or {}), **more}
@@ -568,23 +843,9 @@ class SEFlow:
                 supersedes=supersedes,
                 expected_version=expected_version,
             )
-            made.append(change)
             return change
 
-        made: list[Change] = []
-        _, event = self._write(decide, case_id, who, now)
-        draft = made[-1].record
-        assert draft is not None
-        return Record(
-            seq=event.seq,
-            case_id=case_id,
-            kind=draft.kind,
-            fields=draft.fields,
-            effective_at=event.effective_at,
-            recorded_at=event.recorded_at,
-            actor=event.actor,
-            supersedes=draft.supersedes,
-        )
+        return self._recorded(decide)
 
     def _with_age_band(
         self, case_id: str, kind: str, values: dict[str, Any], who: str, at: dt.datetime
@@ -700,7 +961,7 @@ class SEFlow:
         review_date: dt.date | None = None,
         outcome: str | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Fire `trigger` on a case. Guards are checked inside the write transaction; a
         refusal raises `GuardsFailed` carrying every result. `override` (a reason) lets a
         team leader past soft guards. `expected_version` turns a concurrent change into
@@ -718,9 +979,7 @@ class SEFlow:
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
 
-        case, _ = self._write(decide, case_id, who, now)
-        assert case is not None
-        return case
+        return self._case_done(decide)
 
     def pause(
         self,
@@ -731,7 +990,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         return self.advance(
             case_id,
             self.workflow.trigger_for("pause"),
@@ -750,7 +1009,7 @@ class SEFlow:
         reason: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         return self.advance(
             case_id,
             self.workflow.trigger_for("resume"),
@@ -768,7 +1027,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """The participant withdraws: needs only a date and a reason, never an approval."""
         return self.advance(
             case_id,
@@ -788,7 +1047,7 @@ class SEFlow:
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
         expected_version: int | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Close for one of the workflow's `close_reasons` (`ineligible` needs a team leader).
         For withdrawal, disengagement or completion use their own triggers."""
         return self.advance(
@@ -803,7 +1062,7 @@ class SEFlow:
 
     def assign(
         self, case_id: str, coach: str, *, actor: str | None = None, reason: str | None = None
-    ) -> Case:
+    ) -> Done[Case, None]:
         who = self._actor_id(actor)
         _case_id(case_id)
         check_staff_id(coach, "coach")
@@ -821,13 +1080,11 @@ class SEFlow:
                 reason=reason,
             )
 
-        case, _ = self._write(decide, case_id, who, now)
-        assert case is not None
-        return case
+        return self._case_done(decide)
 
     def erase_personal_data(
         self, participant_id: str, *, reason: str, actor: str | None = None
-    ) -> None:
+    ) -> Done[None, None]:
         """Erase a participant's personal data (UK GDPR Art. 17), admin only. The log never
         held it, so the chain stays whole; the erasure itself is an audit event."""
         who = self._actor_id(actor)
@@ -846,9 +1103,9 @@ class SEFlow:
                 now=now,
             )
 
-        self.store.write(decide)
+        return self._logged(decide)
 
-    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> None:
+    def adopt_workflow(self, *, reason: str, actor: str | None = None) -> Done[None, None]:
         """Move the database on to the loaded workflow, admin only: an audit event records
         from which workflow to which and why; later writes are under the new one. Records
         already written keep their values; where the new workflow types a field otherwise
@@ -865,23 +1122,11 @@ class SEFlow:
                 self.store.head_workflow_hash(), by=by, reason=reason, now=now
             )
 
-        self.store.write(decide)
+        done = self._logged(decide)
         self._logged_workflow = self.workflow.hash
+        return done
 
     # --- outcomes ------------------------------------------------------------------------
-
-    def _write(
-        self, decide: Callable[[Tx], Change], case_id: str, who: str, now: dt.datetime
-    ) -> tuple[Case | None, Event]:
-        """`store.write(decide)` on a case, then, in the same transaction, the `milestone`
-        events the write made due (`_sync_milestones`); the case returned is the case after
-        them all."""
-        if not self.milestone_check:
-            return self.store.write(decide)
-        with self.store.batch():
-            case, event = self.store.write(decide)
-            after = self._sync_milestones(case_id, who, now, event)
-        return (after or case), event
 
     def _sync_milestones(
         self, case_id: str, who: str, now: dt.datetime, event: Event
@@ -939,7 +1184,7 @@ class SEFlow:
         }
         return prior_counted(programme, others)
 
-    def _enrol_in_tx(
+    def _enrolling(
         self,
         case_id: str,
         programme: Programme,
@@ -947,7 +1192,7 @@ class SEFlow:
         now: dt.datetime,
         at: dt.datetime,
         reason: str | None,
-    ) -> Case:
+    ) -> Callable[[Tx], Change]:
         def decide(tx: Tx) -> Change:
             return self.engine.enrol(
                 tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY),
@@ -958,11 +1203,7 @@ class SEFlow:
                 reason=reason,
             )
 
-        case, event = self.store.write(decide)
-        assert case is not None
-        if self.milestone_check:
-            case = self._sync_milestones(case_id, who, now, event) or case
-        return case
+        return decide
 
     def enrol(
         self,
@@ -972,7 +1213,7 @@ class SEFlow:
         actor: str | None = None,
         reason: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Put a case on a programme: `programme` is a funder definition's `id` (its latest
         version) or `id@version`. The case keeps that version until a person moves it (this
         call again: a team leader, `_policy.may_enrol`). Audited as an `enrol` event; the
@@ -985,8 +1226,7 @@ class SEFlow:
         found = self.programme(programme)
         now = self.now()
         at = _at(effective_at, now)
-        with self.store.batch():
-            return self._enrol_in_tx(case_id, found, who, now, at, reason)
+        return self._case_done(self._enrolling(case_id, found, who, now, at, reason))
 
     def claim(
         self,
@@ -995,7 +1235,7 @@ class SEFlow:
         reference: str,
         *,
         actor: str | None = None,
-    ) -> Case:
+    ) -> Done[Case, None]:
         """Mark a milestone of the case's programme claimed from the funder under its
         `reference` (`milestone`: its id, or an instance key such as `job_start:J7` for one
         counted per job). Audited as a `claim` event. Only a milestone the log holds as
@@ -1022,9 +1262,7 @@ class SEFlow:
                 now=now,
             )
 
-        case, _ = self._write(decide, case_id, who, now)
-        assert case is not None
-        return case
+        return self._case_done(decide)
 
     def outcomes_due(
         self,
@@ -1314,6 +1552,7 @@ class SEFlow:
         checkpoint: Checkpoint | None = None,
         *,
         key: VerificationKey | str | None = None,
+        checkpoints: str | Path | None = None,
         actor: str | None = None,
     ) -> Verification:
         """Walk the whole audit chain and check every table reads trust (cases, records,
@@ -1323,12 +1562,23 @@ class SEFlow:
         Given the verification `key` (from `start_sealing`, or its text), also check every
         event's forward-secure seal: an event altered and re-chained, inserted, removed or
         moved is named with its epoch (`bad_epoch`); `seals` says what was proved, or what
-        could not be without a key. A loaded workflow other than the log's is said in
-        `workflow_mismatch`. Raises `InvalidInput` for key text that is not a key."""
+        could not be without a key. Given `checkpoints` (an external checkpoint file, see
+        `append_checkpoint`), every checkpoint in it must hold, so a database rolled back to an
+        older copy fails; with the key, each checkpoint's own seal is checked too. A loaded
+        workflow other than the log's is said in `workflow_mismatch`. Raises `InvalidInput` for
+        key text that is not a key, `CheckpointFileRefused` for a checkpoint file that is not
+        append-only or not ours."""
         if isinstance(key, str):
             key = VerificationKey.parse(key)
         self._reader(actor)
-        result = verify_log(self.store, self.workflow, checkpoint, key, self.programmes())
+        kept: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
+        if checkpoints is not None:
+            # `checkpoints`: an external checkpoint file; every line in it must hold, so a
+            # database rolled back to a copy older than the latest is caught.
+            from ._checkpoint_file import CheckpointFile
+
+            kept += CheckpointFile(checkpoints).read()
+        result = verify_log(self.store, self.workflow, kept, key, self.programmes())
         words = _mismatch_words(self.store.head_workflow_hash(), self.workflow.hash)
         if words is not None:
             result = attrs.evolve(result, workflow_mismatch=words)
@@ -1393,7 +1643,7 @@ class SEFlow:
         _target(coach)
         # Claims of every version of the programme: checked to exist, then named by its id.
         pid = self.programme(programme).id if programme is not None else None
-        return write_export(
+        manifest = write_export(
             self.store,
             self.workflow,
             Path(out_dir),
@@ -1412,6 +1662,11 @@ class SEFlow:
             progress=progress,
             programme=pid,
         )
+        settings = self.store.read().settings()
+        if settings.checkpoint_on_export and settings.checkpoint_file is not None:
+            # The head now includes the export's own event: deleting it is then a rollback.
+            self._append_quietly(settings.checkpoint_file)
+        return manifest
 
     def export_claims(
         self,
@@ -1449,6 +1704,335 @@ class SEFlow:
         return verify_against_log(self.store, path)
 
     def checkpoint(self, *, actor: str | None = None) -> Checkpoint:
-        """The chain head now, for an auditor to keep and later pass to `verify`."""
+        """The chain head now (with its seal, on a sealing database), for an auditor to keep
+        and later pass to `verify`."""
         self._reader(actor)
         return take_checkpoint(self.store, self.now())
+
+    def append_checkpoint(
+        self, path: str | Path | None = None, *, actor: str | None = None
+    ) -> CheckpointAppended:
+        """Append the chain head to the external checkpoint file `path` (default: the one the
+        database's settings name), after checking the whole file (`_checkpoint_file`): later
+        `verify(checkpoints=path)` catches the database rolled back to any older copy. Raises
+        `CheckpointFileRefused` (not append-only, not ours), `InvalidInput` (no file named)."""
+        from ._checkpoint_file import CheckpointFile
+
+        self._reader(actor)
+        if path is None:
+            path = self.store.read().settings().checkpoint_file
+            if path is None:
+                raise InvalidInput(
+                    "no checkpoint file given, and the database's settings name none"
+                )
+        target = CheckpointFile(path)
+        kept = take_checkpoint(self.store, self.now())
+        line = target.append(kept)
+        return CheckpointAppended(kept, str(target.path), line, target.protection())
+
+    def _auto_checkpoint(self, before_seq: int, seq: int | None = None) -> None:
+        """After a write: append a checkpoint if the log crossed a multiple of the setting's
+        N since `before_seq` (to `seq`, the head now). The write is committed whatever happens
+        here; a file that is refused is said in `checkpoint_warning` rather than raised."""
+        settings = self.store.read().settings()
+        every = settings.checkpoint_every
+        if settings.checkpoint_file is None or not every:
+            return
+        if seq is None:
+            seq, _ = self.store.head()
+        if seq // every > before_seq // every:
+            self._append_quietly(settings.checkpoint_file)
+
+    def _append_quietly(self, path: str) -> None:
+        from ._checkpoint_file import CheckpointFile
+
+        try:
+            CheckpointFile(path).append(take_checkpoint(self.store, self.now()))
+            self.checkpoint_warning = None
+        except InvalidInput as exc:
+            self.checkpoint_warning = f"no automatic checkpoint was kept: {exc.message}"
+
+    # --- reports (issue 14) --------------------------------------------------------------
+
+    def report(
+        self,
+        name: str,
+        period: str | None = None,
+        *,
+        quarter: str | None = None,
+        month: str | None = None,
+        since: str | dt.date | None = None,
+        until: str | dt.date | None = None,
+        coach: str | None = None,
+        out: str | Path | None = None,
+        fmt: str = "json",
+        force: bool = False,
+        sample: int = 12,
+        seed: int | None = None,
+        actor: str | None = None,
+    ) -> Report:
+        """A report (`ips-grow`, `coaches`, `fidelity`, `standards` or `seqf`) for a period:
+        `period` (`2026-Q3`, `2026-11`, `2026-07-01..2026-09-30`), or `quarter`, `month`, or
+        `since`/`until` (days inclusive; `until` defaults to today); none: the quarter of
+        today. Every figure is a `KPI` with its method and the case ids behind it (see
+        `se_flow._report`). `coach` keeps one coach (`coaches`). With `out`, the report is
+        written there as `fmt` (json, csv or html), never over an existing file unless
+        `force`; `seqf` needs `out`, a new folder, and draws `sample` clients with `seed`
+        (random when None; the pack records it). Every report is an audit event (kind
+        `report`), committed after its file is in place; if the commit fails the file is taken
+        away again. Raises `InvalidInput` (a bad period or format, an existing output),
+        `StaffNotFound` (no such coach), `PermissionDenied`."""
+        from . import _report as rp
+        from ._report_out import PACK_MANIFEST, check_target, place_file, place_pack
+        from ._report_render import FORMATS, render, to_csv, to_html, to_json
+
+        by = self._reader(actor)
+        self.engine.may_export(by, False)
+        if name not in rp.REPORTS:
+            raise InvalidInput(
+                f"unknown report {quoted(name)}; reports: {', '.join(rp.REPORTS)}", field="name"
+            )
+        if fmt not in FORMATS:
+            raise InvalidInput(
+                f"unknown format {quoted(fmt)}; formats: {', '.join(FORMATS)}", field="format"
+            )
+        today = self.now().date()
+        span = _period(period, quarter, month, since, until, today)
+        on = min(span.end, today)
+        if coach is not None:
+            _target(coach)
+            self.store.read().staff(coach)
+        if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 10_000:
+            raise InvalidInput(f"--sample {sample!r} must be from 1 to 10000", field="sample")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InvalidInput(f"--seed {seed!r} must be a whole number, 0 or more", field="seed")
+        target = Path(out).expanduser().absolute() if out is not None else None
+        if name == "seqf" and target is None:
+            raise InvalidInput("an SEQF pack needs a folder to write to (OUT_DIR)", field="out")
+        if target is not None and name != "seqf" and fmt == "table":
+            raise InvalidInput(
+                "--format table is for the terminal; a file takes json, csv or html",
+                field="format",
+            )
+        if target is not None:
+            check_target(target, force=force, folder=name == "seqf")
+        programme = self.programme("ips_grow")
+        with self.store.read_snapshot():
+            cases = list(self.store.cases(CaseFilter()))
+            staff_ids = sorted(
+                s.id for s in self.store.list_staff() if s.active and s.role is Role.COACH
+            )
+            views = self._views(cases, programme, on, with_history=name == "standards")
+        if name == "ips-grow":
+            made = rp.ips_grow(views, span, on, programme, self.workflow)
+        elif name == "coaches":
+            who = [coach] if coach else sorted({*staff_ids, *(c.coach for c in cases if c.coach)})
+            made = rp.coaches(views, span, on, programme, self.workflow, who)
+        elif name == "fidelity":
+            made = rp.fidelity(views, span, on, programme, self.workflow)
+        elif name == "standards":
+            from ._standards import evaluate as standards_evaluate
+
+            verdicts = standards_evaluate(
+                [v.history for v in views if v.history is not None],
+                self.workflow.standards,
+                self.workflow.calendar,
+                on,
+            )
+            made = rp.standards_met(views, verdicts.results, span, on, self.workflow)
+        else:
+            grow = rp.ips_grow(views, span, on, programme, self.workflow)
+            fid = rp.fidelity(views, span, on, programme, self.workflow)
+            clients = rp.client_rows(views, self.workflow, on)
+            drawn = seed if seed is not None else secrets.randbelow(2**32)
+            made = rp.Report(
+                name="seqf",
+                title=f"SEQF evidence pack, {span.label}",
+                period=span,
+                on=on,
+                kpis=grow.kpis + fid.kpis,
+                charts=grow.charts,
+                notes=(
+                    *grow.notes,
+                    f"Sample of {sample} drawn with seed {drawn}: "
+                    "se_flow._report.sample(client case ids, n, seed) draws it again.",
+                ),
+                clients=tuple(clients),
+                sample=rp.sample([c["case_id"] for c in clients], sample, drawn),
+                seed=drawn,
+            )
+        placed = None
+        if target is not None and name == "seqf":
+            import csv
+            import io
+
+            def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+                buf = io.StringIO()
+                w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
+                w.writeheader()
+                w.writerows(rows)
+                return buf.getvalue()
+
+            columns = tuple(made.clients[0]) if made.clients else ("case_id",)
+            picked = set(made.sample)
+            pack = {
+                "clients.csv": table([dict(c) for c in made.clients], columns),
+                "sample.csv": table(
+                    [dict(c) for c in made.clients if c["case_id"] in picked], columns
+                ),
+                "kpis.csv": to_csv(made),
+                "report.html": to_html(made),
+                PACK_MANIFEST: to_json(made),
+            }
+            placed = place_pack(target, pack, force=force)
+        elif target is not None:
+            placed = place_file(target, render(made, fmt), force=force)
+        payload: dict[str, Any] = {
+            "report": name,
+            "period": span.to_json(),
+            "on": on.isoformat(),
+            "format": fmt,
+            "figures": {k.key: [k.numerator, k.denominator] for k in made.kpis},
+        }
+        if coach:
+            payload["coach"] = coach
+        if made.seed is not None:
+            payload["seed"] = made.seed
+            payload["sample"] = list(made.sample)
+        if target is not None and placed is not None:
+            payload["out"] = str(target)
+            payload["files"] = dict(placed.sha256)
+        now = self.now()
+        try:
+            self.store.write(
+                lambda tx: self.engine.record_report(payload, by=acting(tx, by.id), now=now)
+            )
+        except BaseException:
+            if placed is not None:
+                placed.undo()
+            raise
+        if placed is not None:
+            placed.keep()
+        return made
+
+    def kpi(
+        self,
+        key: str,
+        period: str | None = None,
+        *,
+        quarter: str | None = None,
+        month: str | None = None,
+        since: str | dt.date | None = None,
+        until: str | dt.date | None = None,
+        actor: str | None = None,
+    ) -> KPI:
+        """One figure (`total_job_starts`, or `job_outcomes:sam` for a coach's) of the report
+        that holds it, for a period as `report` takes it, with the cases behind it. Raises
+        `NotFound` for a figure no report has (or a coach's figure of a coach with no cases)."""
+        from ._report import FIGURES, report_for
+        from .errors import NotFound
+
+        check_text(key, "figure")
+        name = report_for(key, [s.id for s in self.workflow.standards])
+        coach = key.partition(":")[2] or None
+        if name is None:
+            known = [k for ids in FIGURES.values() for k in ids]
+            raise NotFound(
+                f"no figure {quoted(key)}; figures: {', '.join(known)} and the standards' ids"
+            )
+        made = self.report(
+            name,
+            period,
+            quarter=quarter,
+            month=month,
+            since=since,
+            until=until,
+            coach=coach if name == "coaches" else None,
+            actor=actor,
+        )
+        found = made.kpi(key)
+        if found is None:
+            raise NotFound(f"no figure {quoted(key)} in the {name} report for {made.period.label}")
+        return found
+
+    def _views(
+        self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
+    ) -> list[CaseView]:
+        """Every case as the reports read it, from one streamed pass over the log."""
+        from ._report import Entry, case_view, entry_from_row
+        from ._standards import CaseHistory, happenings, pause_triggers
+
+        by_id = {c.id: c for c in cases}
+        pause, resume = pause_triggers(self.workflow)
+        views: list[CaseView] = []
+
+        def done(case_id: str | None, events: list[Entry]) -> None:
+            case = by_id.get(case_id or "")
+            if case is None:
+                return
+            history = (
+                CaseHistory(
+                    case_id=case.id,
+                    coach=case.coach,
+                    happenings=happenings(events, self.workflow.records),
+                    closed_on=case.closed_at.date() if case.closed_at else None,
+                    pause_triggers=pause,
+                    resume_triggers=resume,
+                )
+                if with_history
+                else None
+            )
+            views.append(case_view(case, events, self.workflow, programme, on, history=history))
+
+        current: str | None = None
+        batch: list[Entry] = []
+        # One scan of the log in case order, decoding only the columns a report reads.
+        for row in self.store.event_table(cases=CaseFilter(), by_case=True):
+            e = entry_from_row(row)
+            if e.case_id != current:
+                if batch:
+                    done(current, batch)
+                current, batch = e.case_id, []
+            batch.append(e)
+        if batch:
+            done(current, batch)
+        views.sort(key=lambda v: _case_order(v.id))
+        return views
+
+
+def _case_order(case_id: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in case_id if ch.isdigit())
+    return (int(digits) if digits else 0, case_id)
+
+
+def _period(
+    period: str | None,
+    quarter: str | None,
+    month: str | None,
+    since: str | dt.date | None,
+    until: str | dt.date | None,
+    today: dt.date,
+) -> Period:
+    """One period from whichever way it was given (exactly one)."""
+    from ._report import month as parse_month
+    from ._report import parse_period, period_between
+    from ._report import quarter as parse_quarter
+
+    given = [
+        n for n, v in (("period", period), ("quarter", quarter), ("month", month)) if v is not None
+    ]
+    if since is not None or until is not None:
+        given.append("since/until")
+    if len(given) > 1:
+        raise InvalidInput(f"give one period, not {' and '.join(given)}", field="period")
+    if period is not None:
+        return parse_period(period)
+    if quarter is not None:
+        return parse_quarter(quarter)
+    if month is not None:
+        return parse_month(month)
+    if since is not None or until is not None:
+        if since is None:
+            raise InvalidInput("--until needs --since (the period's first day)", field="since")
+        return period_between(since, until if until is not None else today)
+    return parse_quarter(f"{today.year}-Q{(today.month - 1) // 3 + 1}")

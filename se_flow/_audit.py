@@ -43,10 +43,11 @@ from ._projections import (
     case_mismatch,
     record_from_row,
     replay_cases,
+    replay_settings,
     replay_staff,
     staff_mismatch,
 )
-from ._seal import SealCheck, VerificationKey
+from ._seal import SealCheck, SealRow, VerificationKey, seal_verifies
 from .errors import CaseNotFound, InvalidInput, WorkflowMismatch
 
 if TYPE_CHECKING:
@@ -263,14 +264,20 @@ class Checkpoint:
     seq: int
     hash: str
     taken_at: dt.datetime = field(converter=_aware)
+    seal: SealRow | None = None
+    """The head event's forward-secure seal, on a sealing database: with the verification
+    key a checkpoint proves itself (one made up for a rewritten log has no seal that holds)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "store_id": self.store_id,
             "seq": self.seq,
             "hash": self.hash,
             "taken_at": self.taken_at.isoformat(),
         }
+        if self.seal is not None:
+            data["seal"] = {"epoch": self.seal.epoch, "mac": self.seal.mac}
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | bytes) -> Checkpoint:
@@ -301,14 +308,31 @@ class Checkpoint:
             at = dt.datetime.fromisoformat(taken) if isinstance(taken, str) else None
             if at is None:
                 raise ValueError("missing")
-            return cls(store_id=store_id, seq=seq, hash=digest, taken_at=at)
+            kept = cls(store_id=store_id, seq=seq, hash=digest, taken_at=at)
         except ValueError as exc:
             raise InvalidInput(f"checkpoint taken_at: {taken!r} is not a time ({exc})") from None
+        sealed = data.get("seal")
+        if sealed is None:
+            return kept
+        epoch = sealed.get("epoch") if isinstance(sealed, Mapping) else None
+        mac = sealed.get("mac") if isinstance(sealed, Mapping) else None
+        if (
+            isinstance(epoch, bool)
+            or not isinstance(epoch, int)
+            or not isinstance(mac, str)
+            or not re.fullmatch(r"[0-9a-f]{64}", mac)
+        ):
+            raise InvalidInput("checkpoint seal: expected {epoch: whole number, mac: 64 hex}")
+        return attrs.evolve(kept, seal=SealRow(seq, epoch, mac))
 
 
 def take_checkpoint(store: Store, now: dt.datetime) -> Checkpoint:
-    seq, digest = store.head()
-    return Checkpoint(store_id=store.store_id(), seq=seq, hash=digest, taken_at=now)
+    with store.read_snapshot():
+        seq, digest = store.head()
+        sealed = store.seal_of(seq) if seq else None
+        return Checkpoint(
+            store_id=store.store_id(), seq=seq, hash=digest, taken_at=now, seal=sealed
+        )
 
 
 # --- verifying the whole log ---------------------------------------------------------------
@@ -317,7 +341,7 @@ def take_checkpoint(store: Store, now: dt.datetime) -> Checkpoint:
 def verify_log(
     store: Store,
     workflow: Workflow,
-    checkpoint: Checkpoint | None = None,
+    checkpoint: Checkpoint | Sequence[Checkpoint] | None = None,
     key: VerificationKey | None = None,
     programmes: Sequence[Programme] | None = None,
 ) -> Verification:
@@ -336,22 +360,31 @@ def verify_log(
     re-chained consistently, or another database fails). Everything is read inside one read
     snapshot; memory stays flat in the size of the log (records are compared as a merge of two
     seq-ordered streams, cases one case at a time)."""
+    kept: Sequence[Checkpoint] = (
+        [checkpoint] if isinstance(checkpoint, Checkpoint) else checkpoint or ()
+    )
     with store.read_snapshot():
-        if checkpoint is not None:
-            own = store.store_id()
-            if checkpoint.store_id != own:
+        own = store.store_id()
+        for one in kept:
+            problem = None
+            if one.store_id != own:
+                problem = (
+                    f"the checkpoint is from database {one.store_id}, this is "
+                    f"{own}: a different (or replaced) database"
+                )
+            elif key and one.seal and not seal_verifies(key, one.seal, one.hash):
+                problem = (
+                    f"the checkpoint of event {one.seq} (taken {one.taken_at.isoformat()}) "
+                    "carries a seal this key does not verify: it was not taken from this "
+                    "sealed database (made up, or edited)"
+                )
+            if problem is not None:
                 seq, digest = store.head()
                 return Verification(
-                    ok=False,
-                    events=0,
-                    head_seq=seq,
-                    head_hash=digest,
-                    problem=(
-                        f"the checkpoint is from database {checkpoint.store_id}, this is "
-                        f"{own}: a different (or replaced) database"
-                    ),
+                    ok=False, events=0, head_seq=seq, head_hash=digest, problem=problem
                 )
-        seen: list[str] = []
+        wanted = {one.seq for one in kept}
+        seen: dict[int, str] = {}
         staff_events: list[Event] = []
         records = RecordCheck(store.record_rows())
 
@@ -375,10 +408,10 @@ def verify_log(
                 return _seal_problem(walk.result(), seals)
             # Read only once the walk has accepted the row: what is read of it is proved by
             # its hash.
-            if checkpoint is not None and row["seq"] == checkpoint.seq:
-                seen.append(row["hash"])
+            if row["seq"] in wanted:
+                seen[row["seq"]] = row["hash"]
             try:
-                if row["kind"] == EventKind.STAFF:
+                if row["kind"] in (EventKind.STAFF, EventKind.SETTING):
                     staff_events.append(event_from_row(row))
                 else:
                     want = record_from_row(row)
@@ -397,14 +430,27 @@ def verify_log(
         if unreadable:
             seq, why = unreadable[0]
             return attrs.evolve(result, ok=False, bad_seq=seq, problem=why)
-        if checkpoint is not None and checkpoint.seq:
-            rolled_back = _checkpoint_problem(result, checkpoint, seen)
-            if rolled_back is not None:
-                return rolled_back
+        for one in kept:
+            if one.seq:
+                rolled_back = _checkpoint_problem(result, one, seen.get(one.seq))
+                if rolled_back is not None:
+                    return rolled_back
+        if len(kept) > 1:
+            last = max(kept, key=lambda one: (one.seq, one.taken_at))
+            result = attrs.evolve(
+                result,
+                checkpoints=(
+                    f"{len(kept)} checkpoints hold (the latest of event {last.seq}, taken "
+                    f"{last.taken_at.isoformat()}): the log was only appended to since each, "
+                    "never rolled back"
+                ),
+            )
         problem_seq, problem = records.finish()
         try:
             if problem is None:
                 problem = staff_mismatch(store.list_staff(), replay_staff(staff_events))
+            if problem is None:
+                problem = _settings_problem(store, staff_events)
             if problem is None:
                 problem_seq, problem = _case_table_problem(store, workflow, programmes)
         except (KeyError, TypeError, ValueError) as exc:
@@ -412,6 +458,18 @@ def verify_log(
         if problem is not None:
             return attrs.evolve(result, ok=False, bad_seq=problem_seq, problem=problem)
         return result
+
+
+def _settings_problem(store: Store, events: Iterable[Event]) -> str | None:
+    """The settings kept beside the log (shared terminal, checkpoint file) against the log's
+    last `setting` event: a setting changed behind the log's back is named."""
+    stored, logged = store.read().settings(), replay_settings(events)
+    if stored == logged:
+        return None
+    return (
+        f"the database's settings say {stored.to_json()}, but the log's setting events say "
+        f"{logged.to_json()}: they were changed behind the log's back"
+    )
 
 
 def _seal_problem(result: Verification, seals: SealCheck) -> Verification:
@@ -426,7 +484,7 @@ def _seal_problem(result: Verification, seals: SealCheck) -> Verification:
 
 
 def _checkpoint_problem(
-    result: Verification, checkpoint: Checkpoint, seen: list[str]
+    result: Verification, checkpoint: Checkpoint, seen: str | None
 ) -> Verification | None:
     if result.head_seq < checkpoint.seq:
         return attrs.evolve(
@@ -434,12 +492,13 @@ def _checkpoint_problem(
             ok=False,
             bad_seq=result.head_seq + 1,
             problem=(
-                f"the log ends at event {result.head_seq} but the checkpoint saw event "
-                f"{checkpoint.seq}: events {result.head_seq + 1} to {checkpoint.seq} were "
-                "removed (the log was truncated)"
+                f"the log ends at event {result.head_seq} but the checkpoint taken "
+                f"{checkpoint.taken_at.isoformat()} saw event {checkpoint.seq}: events "
+                f"{result.head_seq + 1} to {checkpoint.seq} were removed (the log was "
+                "truncated, or the database rolled back to an older copy)"
             ),
         )
-    if seen != [checkpoint.hash]:
+    if seen != checkpoint.hash:
         return attrs.evolve(
             result,
             ok=False,

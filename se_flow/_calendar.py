@@ -21,9 +21,25 @@ from attrs import frozen
 from ._limits import date_fault
 from .errors import Fault
 
-__all__ = ["ALL_DAYS", "Calendar", "DayCount", "parse_calendar"]
+__all__ = ["ALL_DAYS", "DAY_WORDS", "Calendar", "DayCount", "named_day", "parse_calendar"]
 
 _DAY = dt.timedelta(days=1)
+
+# The one date policy for what people type: a date as YYYY-MM-DD, or a day by its name,
+# counted back from `today` (the caller's today: the CLI's is the local day).
+DAY_WORDS = {"today": 0, "yesterday": 1}
+
+
+def named_day(text: str, today: dt.date) -> dt.date | None:
+    """The day `text` names: `today`, `yesterday` (any case, spaces around ignored) or
+    YYYY-MM-DD; None when it is neither (the caller says what it expected)."""
+    word = text.strip().lower()
+    if word in DAY_WORDS:
+        return today - dt.timedelta(days=DAY_WORDS[word])
+    try:
+        return dt.date.fromisoformat(word)
+    except ValueError:
+        return None
 
 
 class DayCount:

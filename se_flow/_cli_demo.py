@@ -79,7 +79,7 @@ class _Demo:
         self.flow.record(case, kind, fields, actor=by, effective_at=self.ago(days))
 
     def move(self, case: str, trigger: str, days: float, by: str, **kw: Any) -> se_flow.Case:
-        return self.flow.advance(case, trigger, actor=by, effective_at=self.ago(days), **kw)
+        return self.flow.advance(case, trigger, actor=by, effective_at=self.ago(days), **kw).case
 
     def evidence(self, case: str, place: str, days: float, by: str, job: dict[str, str]) -> None:
         """What the coach records before the forward move out of `place`: every record the
@@ -136,7 +136,7 @@ class _Demo:
             actor=coach,
             effective_at=self.ago(days),
             programme="mhep",
-        )
+        ).case
         story.names[case.id] = name
         return case.id
 
@@ -266,7 +266,7 @@ def build(flow: se_flow.SEFlow) -> Story:
         {"job_goals": "admin assistant"},
         actor="kim",
         effective_at=d.ago(3),
-    )
+    ).record
     flow.record(
         hana,
         "vocational_profile",

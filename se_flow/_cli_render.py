@@ -31,16 +31,20 @@ from ._cli_text import (
     describe,
     everywhere,
     fmt_fields,
+    kind_example,
     review_words,
     shown,
     stage_label,
     state_title,
+    type_words,
     words,
 )
 from ._milestones import OutcomeDue
 from ._model import soft_only
 from ._outcomes import Outcomes, Programme
+from ._report import KPI, Report
 from ._standards import DueItem, StandardResult
+from ._workflow import RecordKind
 
 __all__ = [
     "Grid",
@@ -50,7 +54,10 @@ __all__ = [
     "print_caseload",
     "print_check",
     "print_due_items",
+    "print_kpi",
     "print_next",
+    "print_record_kind",
+    "print_report",
     "print_staff",
     "print_standards",
     "print_timeline",
@@ -258,10 +265,11 @@ def print_standards(
 
 def print_staff(out: Console, staff: Sequence[Staff]) -> None:
     table = Table(box=box.SIMPLE_HEAD)
-    for head in ("Id", "Name", "Role", "Active"):
+    for head in ("Id", "Name", "Role", "Active", "Login"):
         table.add_column(head)
     for s in staff:
-        table.add_row(_t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no")
+        login = _t(s.login) if s.login is not None else "-"
+        table.add_row(_t(s.id), _t(s.name), words(s.role.value), "yes" if s.active else "no", login)
     out.print(table)
 
 
@@ -415,7 +423,7 @@ def print_case(
     table.add_column("By")
     for r in records:
         spec = wf.records.get(r.kind)
-        text = _t(fmt_fields(r.fields))
+        text = _t(fmt_fields(r.fields, spec))
         if r.supersedes is not None:
             text.append(f" (corrects {r.supersedes})", style="dim")
         if r.seq in superseded:
@@ -439,34 +447,41 @@ def print_case(
 
 
 def print_workflow(out: Console, wf: Workflow) -> None:
+    """States, triggers and record kinds. Ids a coach types (states, triggers, kinds) are
+    never wrapped or cut; titles and guards fold; `workflow show KIND` has a kind's fields."""
     out.print(_t(f"{wf.title} (version {wf.version}, hash {wf.hash[:12]})", "bold"))
     if wf.source:
         out.print(_t(f"from {wf.source}", "dim"))
     stages = Table(box=box.SIMPLE_HEAD, title="States", title_justify="left")
-    for head in ("#", "State", "Title", "Review every", "Phases"):
-        stages.add_column(head)
+    stages.add_column("#", justify="right")
+    stages.add_column("State", no_wrap=True)
+    stages.add_column("Title", overflow="fold", ratio=1)
+    stages.add_column("Review every", overflow="fold", ratio=1)
     for s in sorted(wf.states.values(), key=lambda s: (s.id == wf.final, s.order)):
         review = f"{s.review_days} days" if s.review_days else "-"
         for phase, days in s.phase_review_days.items():
             review += f" ({words(phase).lower()}: {days})"
-        stages.add_row(
-            str(s.order or ""), _t(s.id), _t(s.title), _t(review), _t(", ".join(s.phases))
-        )
+        title = s.title
+        if s.phases:
+            title += f" (phases: {', '.join(words(p).lower() for p in s.phases)})"
+        stages.add_row(str(s.order or ""), _t(s.id), _t(title), _t(review))
     out.print(stages)
 
     moves = Table(box=box.SIMPLE_HEAD, title="Triggers", title_justify="left")
     moves.add_column("Trigger", no_wrap=True)
-    moves.add_column("From")
-    moves.add_column("To")
-    moves.add_column("Guards", ratio=1, overflow="fold")
+    moves.add_column("From → to", ratio=2, overflow="fold")
+    moves.add_column("Guards (soft: a team leader may override)", ratio=3, overflow="fold")
     for t in wf.transitions:
-        source = "any active state" if everywhere(wf, t.sources) else ", ".join(t.sources)
+        if everywhere(wf, t.sources):
+            source = "any active stage"
+        else:
+            source = ", ".join(state_title(wf, s) for s in t.sources)
         if t.from_phase:
             source += f" ({words(t.from_phase).lower()})"
         if t.effect in ("pause", "resume"):
-            dest = f"({t.effect})"
+            dest = f"({t.effect}d)"
         else:
-            dest = t.dest or ""
+            dest = state_title(wf, t.dest) if t.dest else ""
             if t.to_phase:
                 dest += f" ({words(t.to_phase).lower()})"
             if t.outcome:
@@ -476,24 +491,64 @@ def print_workflow(out: Console, wf: Workflow) -> None:
             if i:
                 guards.append("\n")
             guards.append(
-                shown(g.name) + (" (soft)" if g.soft else ""), style="yellow" if g.soft else ""
+                shown(g.label) + (" (soft)" if g.soft else ""), style="yellow" if g.soft else ""
             )
-        moves.add_row(_t(t.trigger), _t(source), _t(dest), guards)
+        moves.add_row(_t(t.trigger), _t(f"{source} → {dest}"), guards)
     out.print(moves)
 
     kinds = Table(box=box.SIMPLE_HEAD, title="Record kinds (* required)", title_justify="left")
     kinds.add_column("Kind", no_wrap=True)
-    kinds.add_column("Title")
-    kinds.add_column("Fields", ratio=1, overflow="fold")
+    kinds.add_column("Title", ratio=1, overflow="fold")
+    kinds.add_column("Fields", ratio=2, overflow="fold")
     for k in wf.records.values():
-        fields = ", ".join(
-            f"{f.name}{'*' if f.required else ''}: "
-            + (f"{'|'.join(f.options)}" if f.options else f.type)
-            for f in k.fields
-        )
+        fields = ", ".join(f"{f.name}{'*' if f.required else ''}" for f in k.fields)
         kinds.add_row(_t(k.name), _t(k.title), _t(fields))
     out.print(kinds)
     out.print(_t(f"close reasons: {', '.join(wf.close_reasons)}"))
+    out.print(_t("a kind's fields, types and an example: se-flow workflow show KIND", "dim"))
+
+
+def command_lines(command: str, width: int) -> list[str]:
+    """A shell command on lines of at most `width` (as far as its words allow), each but the
+    last ending in ` \\`, so it still runs pasted as shown; quoted values are never split."""
+    import re
+
+    lines: list[str] = []
+    line = " "
+    for word in re.findall(r'(?:"[^"]*"|\S)+', command):
+        if len(line) > 2 and len(line) + 1 + len(word) + 2 > width:
+            lines.append(line + " \\")
+            line = "     "
+        line += " " + word
+    lines.append(line)
+    return lines
+
+
+def print_record_kind(out: Console, kind: RecordKind) -> None:
+    """One record kind: each field's title, type, whether required, allowed values; an
+    example command with every required field."""
+    out.print(_t(f"{kind.name}: {kind.title}", "bold"))
+    if kind.contact:
+        out.print("counts as contact with the participant (for reviews)")
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("Field", no_wrap=True)
+    table.add_column("Title", ratio=1, overflow="fold")
+    table.add_column("Type", ratio=1, overflow="fold")
+    table.add_column("Required")
+    table.add_column("Allowed values", ratio=1, overflow="fold")
+    for f in kind.fields:
+        table.add_row(
+            _t(f.name),
+            _t(f.title or words(f.name)),
+            _t(type_words(f)),
+            "yes" if f.required else "no",
+            _t(", ".join(f.options) if f.options else "-"),
+        )
+    out.print(table)
+    out.print(_t("example:", "bold"))
+    for line in command_lines(kind_example(kind), out.width):
+        out.print(_t(line), soft_wrap=True)
+    out.print(_t("a value may be read from a file (field=@FILE) or standard input (field=-)"))
 
 
 # --- exports -------------------------------------------------------------------------------
@@ -646,3 +701,49 @@ def print_programme(out: Console, p: Programme) -> None:
             out.print(_t(f"    exclusive with {', '.join(m.exclusive_with)}"))
         if m.notes:
             out.print(_t(f"    {m.notes}"))
+
+
+# --- reports (issue 14) ------------------------------------------------------------------------
+
+
+def print_report(out: Console, report: Report, *, explain: bool = False) -> None:
+    """Each figure and its value in at most 80 columns; with `explain`, its method under it
+    (and what it counts: during the period or as at a day)."""
+    width = min(out.width, 80)
+    out.print(_t(report.title), style="bold")
+    for note in report.notes:
+        for line in _folded(note, 0, width):
+            out.print(_t(line))
+    table = Table(box=None, pad_edge=False, width=width, show_header=True)
+    table.add_column("figure", overflow="fold", ratio=3)
+    table.add_column("value", overflow="fold", justify="right", ratio=2)
+    for k in report.kpis:
+        value = k.shown() + (f" (target {k.target})" if k.target is not None else "")
+        table.add_row(_t(f"{k.title}  [{k.key}]"), _t(value))
+        if explain:
+            when = f"as at {k.as_at}" if k.basis == "as_at" else f"during {k.period.label}"
+            table.add_row(Text(shown(f"{k.method} ({when}; {k.definition})"), style="dim"), "")
+    out.print(table)
+    if report.sample:
+        out.print(_t(f"sample (seed {report.seed}): {' '.join(report.sample)}"))
+
+
+def print_kpi(out: Console, k: KPI, *, cases: bool = False) -> None:
+    """One figure, its method and, with `cases`, the case ids behind it."""
+    width = min(out.width, 80)
+    out.print(_t(f"{k.title} [{k.key}]"), style="bold")
+    out.print(_t(f"{k.shown()}" + (f" (target {k.target})" if k.target is not None else "")))
+    when = f"as at {k.as_at}" if k.basis == "as_at" else f"during {k.period.label}"
+    for line in _folded(f"{k.method} ({when}; {k.definition})", 0, width):
+        out.print(_t(line), style="dim")
+    if k.warning:
+        out.print(_t(f"warning: {k.warning}"))
+    if not cases:
+        return
+    lists = [("numerator", k.numerator_cases)]
+    if k.denominator is not None:
+        lists.append(("denominator", k.denominator_cases))
+    for name, ids in lists:
+        out.print(_t(f"{name} ({len(ids)}):"))
+        for line in _folded(" ".join(ids) or "-", 2, width):
+            out.print(_t(line))

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._export import Manifest
     from ._seal import VerificationKey
     from ._verify_export import ExportVerification
+    from ._workflow import FieldSpec, RecordKind
 
 __all__ = [
     "ASKED_WHEN_RUN",
@@ -44,12 +45,16 @@ __all__ = [
     "fmt_value",
     "is_overdue",
     "jsonable",
+    "kind_example",
+    "kind_json",
     "mermaid",
+    "money",
     "review_words",
     "safe",
     "shown",
     "stage_label",
     "state_title",
+    "type_words",
     "words",
 ]
 
@@ -249,7 +254,13 @@ def stage_label(wf: Workflow, case: Case) -> str:
     return f"{label} (paused)" if case.status is Status.PAUSED else label
 
 
-def fmt_value(value: Any) -> str:
+def money(value: Decimal) -> str:
+    """An amount in pounds as a coach reads it: £12.80, £1,200.00."""
+    return f"£{value.quantize(Decimal('0.01')):,}" if value.is_finite() else str(value)
+
+
+def fmt_value(value: Any, spec: FieldSpec | None = None) -> str:
+    """A stored value as a coach wrote it: yes/no, dates ISO, amounts as £12.80."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -260,11 +271,80 @@ def fmt_value(value: Any) -> str:
         return value.date().isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, Decimal) and spec is not None and spec.money:
+        return money(value)
     return clip(str(value))
 
 
-def fmt_fields(fields: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={fmt_value(v)}" for k, v in fields.items())
+def fmt_fields(fields: Mapping[str, Any], kind: RecordKind | None = None) -> str:
+    return ", ".join(
+        f"{k}={fmt_value(v, kind.field(k) if kind else None)}" for k, v in fields.items()
+    )
+
+
+# How each field type is typed, in a coach's words (`workflow show KIND`).
+_TYPE_WORDS = {
+    "str": "text (one line)",
+    "text": "text",
+    "int": "whole number",
+    "decimal": "number, e.g. 16 or 7.5",
+    "bool": "yes or no",
+    "date": "date: YYYY-MM-DD, today or yesterday",
+    "choice": "one of the allowed values",
+    "list": "a list, items separated by ;",
+    "dated_steps": "dated steps separated by ; (each YYYY-MM-DD what happens)",
+}
+_EXAMPLES = {
+    "str": '"TEXT"',
+    "text": '"TEXT"',
+    "int": "1",
+    "decimal": "16",
+    "bool": "yes",
+    "date": "today",
+    "list": '"first; second"',
+    "dated_steps": '"2026-12-01 fewer visits; 2027-01-05 monthly"',
+}
+
+
+def type_words(spec: FieldSpec) -> str:
+    if spec.money:
+        return "amount in pounds, e.g. 12.50 or £12.50"
+    return _TYPE_WORDS.get(spec.type, spec.type)
+
+
+def example_value(spec: FieldSpec) -> str:
+    if spec.options:
+        return spec.options[0]
+    if spec.money:
+        return "12.50"
+    return _EXAMPLES.get(spec.type, spec.type.upper())
+
+
+def kind_example(kind: RecordKind, case_id: str = "C-1") -> str:
+    """A `se-flow record` command for `kind` with every required field, as an example."""
+    parts = [f"{f.name}={example_value(f)}" for f in kind.fields if f.required]
+    return " ".join([f"se-flow record {case_id} {kind.name}", *parts])
+
+
+def kind_json(kind: RecordKind) -> dict[str, Any]:
+    return {
+        "kind": kind.name,
+        "title": kind.title,
+        "contact": kind.contact,
+        "fields": [
+            {
+                "name": f.name,
+                "title": f.title,
+                "type": f.type,
+                "money": f.money,
+                "required": f.required,
+                "options": list(f.options),
+                "example": example_value(f),
+            }
+            for f in kind.fields
+        ],
+        "example": kind_example(kind),
+    }
 
 
 def review_words(case: Case, today: dt.date) -> tuple[str, str | None]:
@@ -292,6 +372,8 @@ def describe(wf: Workflow, event: Event) -> str:
     if event.kind == "record":
         kind = str(record.get("kind", ""))
         spec = wf.records.get(kind)
+        if spec is not None:
+            fields = fmt_fields(spec.from_json(record.get("fields") or {}), spec)
         text = f"{spec.title if spec else kind}: {fields}"
         if record.get("supersedes") is not None:
             text += f" (corrects record {record['supersedes']})"

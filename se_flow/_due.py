@@ -7,11 +7,14 @@ schedule.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import gc
+from collections.abc import Iterable, Iterator
 
 from ._model import Case, Status
 from ._standards import (
+    _HOLE,
     REVIEW,
     CaseHistory,
     DueItem,
@@ -27,7 +30,7 @@ from ._standards import (
 from ._workflow import Workflow
 from .ports import CaseFilter, Store
 
-__all__ = ["case_histories", "case_standards", "due_list", "review_item"]
+__all__ = ["case_histories", "case_standards", "due_list"]
 
 
 def case_histories(
@@ -64,36 +67,77 @@ def required_fields(wf: Workflow) -> Required:
     }
 
 
-def review_item(wf: Workflow, case: Case, today: dt.date) -> DueItem:
-    """A case's next review as a due item."""
-    assert case.review_due is not None
-    if case.status is Status.PAUSED:
-        return DueItem(
-            case_id=case.id,
-            coach=case.coach,
-            what=REVIEW,
-            name="pause_review",
-            title="Review the pause",
-            due_on=case.review_due,
-            overdue=case.review_due < today,
-            does_it=("trigger resume, or a new pause with a later review date",),
-            commands=(f"se-flow resume {case.id}",),
+class _Reviews:
+    """Review items, with the words and command each shares worked out once per list (a team's
+    list has one per open case)."""
+
+    def __init__(self, wf: Workflow, required: Required, today: dt.date) -> None:
+        self.today = today
+        contact = sorted(k.name for k in wf.records.values() if k.contact)
+        self.does_it = (f"a contact record ({', '.join(contact)})",)
+        # The case id is the only part of the command that changes from case to case.
+        self.command = (
+            record_command(_HOLE, "review", required).split(_HOLE)
+            if "review" in wf.records
+            else None
         )
-    contact = sorted(k.name for k in wf.records.values() if k.contact)
-    command = (
-        record_command(case.id, "review", required_fields(wf)) if "review" in wf.records else ""
+
+    def item(self, case_id: str, coach: str | None, paused: bool, due_on: dt.date) -> DueItem:
+        if paused:
+            return DueItem(
+                case_id=case_id,
+                coach=coach,
+                what=REVIEW,
+                name="pause_review",
+                title="Review the pause",
+                due_on=due_on,
+                overdue=due_on < self.today,
+                does_it=("trigger resume, or a new pause with a later review date",),
+                commands=(f"se-flow resume {case_id}",),
+            )
+        command = self.command
+        return DueItem(
+            case_id=case_id,
+            coach=coach,
+            what=REVIEW,
+            name=REVIEW,
+            title="Review or contact",
+            due_on=due_on,
+            overdue=due_on < self.today,
+            does_it=self.does_it,
+            commands=(command[0] + case_id + command[1],) if command else (),
+        )
+
+
+def _review_rows(
+    store: Store, coach: str | None, last_day: dt.date
+) -> Iterable[tuple[str, str | None, bool, dt.date]]:
+    """(case id, coach, paused, review date) of every open case whose review is due by
+    `last_day`, soonest first. A store may answer this itself, reading four columns rather
+    than whole cases (both SQL stores do); any other is read through its ports."""
+    own = getattr(store, "due_reviews", None)
+    if own is not None:
+        found: Iterable[tuple[str, str | None, bool, dt.date]] = own(coach, last_day)
+        return found
+    return (
+        (c.id, c.coach, c.status is Status.PAUSED, c.review_due)
+        for c in store.cases(CaseFilter(coach=coach, due_by=last_day))
+        if c.review_due is not None
     )
-    return DueItem(
-        case_id=case.id,
-        coach=case.coach,
-        what=REVIEW,
-        name=REVIEW,
-        title="Review or contact",
-        due_on=case.review_due,
-        overdue=case.review_due < today,
-        does_it=(f"a contact record ({', '.join(contact)})",),
-        commands=(command,) if command else (),
-    )
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cycle collector off while a list is built. A team's list makes millions of small
+    objects, none in a cycle; each collection walks them all again, and they took more than
+    half of the time (measured at 100k cases). Reference counting frees as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def due_list(
@@ -109,21 +153,22 @@ def due_list(
     last_day = (
         today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
     )
-    reviews = [
-        review_item(wf, c, today) for c in store.cases(CaseFilter(coach=coach, due_by=last_day))
-    ]
-    verdicts = (
-        evaluate(
-            case_histories(store, wf, coach=coach),
-            wf.standards,
-            wf.calendar,
-            today,
-            open_only=True,
+    required = required_fields(wf)
+    make = _Reviews(wf, required, today).item
+    with _no_cycle_collection():
+        reviews = [make(*row) for row in _review_rows(store, coach, last_day)]
+        verdicts = (
+            evaluate(
+                case_histories(store, wf, coach=coach),
+                wf.standards,
+                wf.calendar,
+                today,
+                open_only=True,
+            )
+            if wf.standards
+            else Verdicts(())
         )
-        if wf.standards
-        else Verdicts(())
-    )
-    found = merge(reviews, verdicts, last_day, required_fields(wf))
+        found = merge(reviews, verdicts, last_day, required)
     if limit is not None:
         return DueList(found.items[:limit], found.warnings)
     return found

@@ -20,6 +20,7 @@ from ._milestones import enrolment, logged
 from ._model import (
     Case,
     Check,
+    DatabaseSettings,
     EventDraft,
     EventKind,
     GuardResult,
@@ -594,9 +595,23 @@ class Engine:
             "role": new.role.value,
             "active": new.active,
         }
+        if new.login is not None:
+            # Only when bound: staff events from before logins keep their old shape.
+            payload["login"] = new.login
         role = by.role.value if by is not None else "bootstrap"
         event = self._system_event(EventKind.STAFF, actor, role, now, payload)
         return Change(case=None, expected_version=None, event=event, staff=new)
+
+    def change_settings(
+        self, before: DatabaseSettings, after: DatabaseSettings, *, by: Staff, now: dt.datetime
+    ) -> Change:
+        """Change the database's settings from `before` (as read) to `after`: the event holds
+        all of them, so the log's last `setting` event is the whole truth."""
+        policy.may_change_settings(by)
+        if after == before:
+            raise InvalidInput("the settings are already so: nothing to change")
+        event = self._system_event(EventKind.SETTING, by.id, by.role.value, now, after.to_json())
+        return Change(case=None, expected_version=None, event=event, settings=after)
 
     def erase_personal_data(
         self,
@@ -656,6 +671,14 @@ class Engine:
         event = self._system_event(EventKind.EXPORT, by.id, started_as.value, now, payload)
         return Change(case=None, expected_version=None, event=event)
 
+    def record_report(self, payload: Mapping[str, Any], *, by: Staff, now: dt.datetime) -> Change:
+        """The audit event of a report run by `by` (read again now): which report, period and
+        format, its figures' totals and the SHA-256 of any file it wrote. A report is
+        pseudonymised, so whoever may take a pseudonymised export may run one."""
+        policy.may_export(by, False)
+        event = self._system_event(EventKind.REPORT, by.id, by.role.value, now, payload)
+        return Change(case=None, expected_version=None, event=event)
+
     # --- the policy, for reads and early checks, which draft no event ----------------------
 
     @staticmethod
@@ -670,6 +693,14 @@ class Engine:
     def writes_cases(by: Staff) -> bool:
         """Whether `by` may change cases at all (else a write is refused in its own words)."""
         return policy.permits(policy.may_write, by)
+
+    @staticmethod
+    def may_act_from(by: Staff, login: str | None, shared_terminal: bool) -> None:
+        policy.may_act_from(by, login, shared_terminal)
+
+    @staticmethod
+    def may_change_settings(by: Staff) -> None:
+        policy.may_change_settings(by)
 
     @staticmethod
     def shows_personal_data(by: Staff) -> bool:

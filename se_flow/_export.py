@@ -68,6 +68,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import itertools
 import json
 import operator
@@ -165,6 +166,11 @@ PERSONAL_COLUMNS = ("name", "contact", "date_of_birth")
 _CHUNK = 5000
 # What a spreadsheet takes as the start of a formula (OWASP's list for CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Where such a cell shows in csv.writer's text: first on a line or after a comma, its quote
+# before it when quoted (a cell holding a CR always is; the CR of each line's CRLF is not a
+# cell's).
+# Searched in "\n" + the text: a class of two characters first keeps the search in C.
+_MAYBE_FORMULA = re.compile(r'[,\n](?:"?[=+\-@\t]|"\r)')
 CSV_SAFETY = (
     "Open these files in a spreadsheet by importing them with every column as text. In "
     "stage_histories.csv and clients.csv a text cell that would start with =, +, -, @, a tab or "
@@ -507,8 +513,8 @@ def _database(store: Store) -> Path | None:
 # --- tables --------------------------------------------------------------------------------
 
 
-_CASE_ID = FIELDS.index("case_id")
-_STAGE_EVENT = operator.itemgetter(*(FIELDS.index(name) for name in StageEvent._fields))
+# The case, then what a spell reads of its stage events: 8 of the 19 columns.
+_SPELL_COLUMNS = ("case_id", *StageEvent._fields)
 
 
 def _cases(store: Store, sel: _Selection) -> Iterator[Case]:
@@ -531,14 +537,16 @@ def _spell_rows(
         cases=sel.case_filter() if sel.picks_cases else None,
         kinds=SPELL_KINDS,
         by_case=True,
+        columns=_SPELL_COLUMNS,
     )
-    groups = itertools.groupby(events, key=operator.itemgetter(_CASE_ID))
+    groups = itertools.groupby(events, key=operator.itemgetter(0))
     pending = next(groups, None)
     final = workflow.final
+    cut = operator.itemgetter(slice(1, None))
     for case in _cases(store, sel):
         if pending is None or pending[0] != case.id:
             continue
-        for spell in spells(map(StageEvent._make, map(_STAGE_EVENT, pending[1])), final):
+        for spell in spells(map(StageEvent._make, map(cut, pending[1])), final):
             if sel.before is not None and dt.datetime.fromisoformat(spell.entered) >= sel.before:
                 continue
             if (
@@ -708,8 +716,22 @@ def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
         # csv_safety note says how to open it safely instead.
         return _pump(table, writer.writerows, progress)
 
+    text = io.StringIO()
+    plain = csv.writer(text)
+
     def write(chunk: list[tuple[Any, ...]]) -> None:
-        writer.writerows(map(_defused, chunk))
+        # A chunk is written as CSV text first and searched once for a cell that could start
+        # with a formula character (at a line start or after a comma, quoted or not; false
+        # alarms are possible, misses are not). Only a chunk with one is defused row by row:
+        # a cell at a time in Python cost more than the rest of the export together.
+        text.seek(0)
+        text.truncate()
+        plain.writerows(chunk)
+        out = text.getvalue()
+        if _MAYBE_FORMULA.search("\n" + out) is None:
+            f.write(out)
+        else:
+            writer.writerows(map(_defused, chunk))
 
     return _pump(table, write, progress)
 

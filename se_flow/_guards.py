@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from attrs import frozen
@@ -125,6 +126,21 @@ def _title(ctx: GuardContext, kind: str) -> str:
     return spec.title.lower() if spec else kind.replace("_", " ")
 
 
+def _pounds(value: Any) -> str:
+    """An amount as a coach reads it: £12.80."""
+    try:
+        return f"£{Decimal(value).quantize(Decimal('0.01')):,}"
+    except (ArithmeticError, TypeError, ValueError):
+        return str(value)
+
+
+def _as_written(value: Any) -> str:
+    """A field's value as a coach types it: yes/no, not True/False; text unquoted."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "nothing" if value is None else str(value)
+
+
 def _when(record: Record) -> str:
     return record.effective_at.date().isoformat()
 
@@ -151,9 +167,10 @@ def field_equals(
     if actual != value:
         return (
             False,
-            f"{_title(ctx, kind)} of {_when(found)} has {field} = {actual!r}, needs {value!r}",
+            f"{_title(ctx, kind)} of {_when(found)} has {field} = {_as_written(actual)}, "
+            f"needs {_as_written(value)}",
         )
-    return True, f"{_title(ctx, kind)} of {_when(found)} has {field} = {value!r}"
+    return True, f"{_title(ctx, kind)} of {_when(found)} has {field} = {_as_written(value)}"
 
 
 def field_nonempty(ctx: GuardContext, kind: str, field: str, since: Sequence[str] = ()) -> Result:
@@ -235,10 +252,13 @@ def minimum_wage(
         return False, f"no minimum wage rate{which} in force on {day}: add one to the stage data"
     if pay < rate.hourly:
         return False, (
-            f"pay {pay}/hour is below the minimum wage{which} of {rate.hourly} in force on {day} "
-            f"(since {rate.effective_from})"
+            f"pay {_pounds(pay)} an hour is below the minimum wage{which} of "
+            f"{_pounds(rate.hourly)} in force on {day} (since {rate.effective_from})"
         )
-    return True, f"pay {pay}/hour meets the minimum wage{which} of {rate.hourly} in force on {day}"
+    return True, (
+        f"pay {_pounds(pay)} an hour meets the minimum wage{which} of {_pounds(rate.hourly)} "
+        f"in force on {day}"
+    )
 
 
 def disclosure_consent(

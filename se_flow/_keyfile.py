@@ -76,12 +76,13 @@ class SealKeyFile:
     def _load(self) -> None:
         where = str(self.path)
         try:
-            st = self.path.stat()
+            # os.stat on the text path: every sealed write does this, pathlib's wrapping not.
+            st = os.stat(where)
         except FileNotFoundError:
             raise SealKeyUnusable(
                 where,
                 "it is missing, and this database seals its events, so writes are refused "
-                "(reading and `audit verify` work without it); give its path with --seal-key "
+                "(reading and `audit verify` work without it); give its path with --key-file "
                 "or se_flow.open(..., seal_key=...)",
             ) from None
         except OSError as exc:

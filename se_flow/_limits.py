@@ -23,14 +23,17 @@ __all__ = [
     "DECIMAL_WHOLE_DIGITS",
     "EARLIEST_DATE",
     "LATEST_DATE",
+    "LOGIN",
     "MAX_DAYS",
     "MAX_LIMIT",
     "MAX_TEXT",
+    "MAX_TEXT_BYTES",
     "NAME_MAX",
     "STAFF_ID",
     "check_date",
     "check_days",
     "check_limit",
+    "check_login",
     "check_staff_id",
     "check_staff_name",
     "check_text",
@@ -48,6 +51,9 @@ D = TypeVar("D", bound=dt.date)
 MAX_TEXT = 200_000
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2999, 12, 31)
+# The most bytes read for one value from a file or standard input (`field=@FILE`, `field=-`):
+# MAX_TEXT characters of UTF-8 take at most four bytes each; one more byte says "too long".
+MAX_TEXT_BYTES = 4 * MAX_TEXT
 # A count of days (`due(within_days=...)`) that keeps every date it reaches inside the range.
 MAX_DAYS = (LATEST_DATE - EARLIEST_DATE).days
 # SQLite's largest integer: a row limit above it cannot even be passed to the database.
@@ -197,6 +203,22 @@ def check_staff_id(staff_id: str, what: str = "staff id") -> str:
             field=what,
         )
     return staff_id
+
+
+# An OS login as Unix (`_apt`, `www-data`, `svc$`) and Windows domains (`OFFICE\\sam`) write
+# them: no spaces, no control characters, at most 256 (Windows' longest user name with domain).
+LOGIN = re.compile(r"[A-Za-z0-9._@$\\-]{1,256}")
+
+
+def check_login(login: str, what: str = "login") -> str:
+    """`login` if it can be an OS login name, else `InvalidInput` naming it."""
+    if not isinstance(login, str) or LOGIN.fullmatch(login) is None:
+        raise InvalidInput(
+            f"{what} {quoted(login)} is not an OS login name: use 1 to 256 letters, digits, "
+            "'.', '_', '@', '$', '-' or '\\'",
+            field=what,
+        )
+    return login
 
 
 def check_staff_name(name: str) -> str:

@@ -19,12 +19,34 @@ from typing import Any
 
 import attrs
 
-from ._audit import FIELDS, GENESIS, check_workflow, seal
+from ._audit import GENESIS, check_workflow, seal
 from ._engine import current
-from ._model import Case, Event, Participant, PersonalDetails, Record, Role, Staff, Status
+from ._model import (
+    Case,
+    DatabaseSettings,
+    Event,
+    Participant,
+    PersonalDetails,
+    Record,
+    Role,
+    Staff,
+    Status,
+)
+from ._rows import event_columns
+from ._seal import (
+    SEED_BYTES,
+    Sealing,
+    SealRow,
+    VerificationKey,
+    begin_sealing,
+    check_epoch_seconds,
+    evolve,
+    first_key,
+    seal_event,
+)
 from ._workflow import Workflow
-from .errors import CaseConflict, CaseNotFound, StaffNotFound
-from .ports import CaseFilter, Change, Needs, RecordRow, Snapshot, Store, Tx
+from .errors import CaseConflict, CaseNotFound, InvalidInput, SealKeyUnusable, StaffNotFound
+from .ports import CaseFilter, Change, Needs, RecordRow, SealKeys, Snapshot, Store, Tx
 
 __all__ = ["MemoryStore"]
 
@@ -43,6 +65,9 @@ class _MemoryTx(Tx):
 
     def has_staff(self) -> bool:
         return bool(self._s._staff)
+
+    def settings(self) -> DatabaseSettings:
+        return self._s._settings
 
     def count_active_admins(self) -> int:
         return sum(1 for s in self._s._staff.values() if s.role is Role.ADMIN and s.active)
@@ -73,12 +98,51 @@ class _MemoryTx(Tx):
         return self._s._participants.get(participant_id)
 
 
+class KeyInMemory(SealKeys):
+    """The current sealing key held by the process (the in-memory store's default): evolved
+    and the old one dropped as the epochs move on, as the key file does on disk."""
+
+    def __init__(self) -> None:
+        self._store_id = ""
+        self._epoch = 0
+        self._key: bytes | None = None
+
+    def new_seed(self) -> bytes:
+        return secrets.token_bytes(SEED_BYTES)
+
+    def create(self, store_id: str, seed: bytes, epoch: int, epoch_seconds: int) -> None:
+        if self._key is not None:
+            raise SealKeyUnusable("(in memory)", "it already holds a key: not replacing it")
+        self._store_id, self._epoch, self._key = store_id, epoch, first_key(seed)
+
+    def discard(self) -> None:
+        self._key = None
+
+    def key_for(self, store_id: str, epoch: int, epoch_seconds: int) -> bytes:
+        if self._key is None or store_id != self._store_id:
+            raise SealKeyUnusable("(in memory)", "it holds no key for this database")
+        if epoch < self._epoch:
+            raise SealKeyUnusable(
+                "(in memory)",
+                f"it is at epoch {self._epoch} but this event falls in epoch {epoch}: the "
+                "clock went back, and a sealing key cannot go back",
+            )
+        if epoch > self._epoch:
+            self._key, self._epoch = evolve(self._key, epoch - self._epoch), epoch
+        return self._key
+
+
 class MemoryStore(Store):
     """A store in memory. `workflow` decodes record fields for `record_rows`, as SQLite's
-    store does."""
+    store does. `seal_keys` holds the sealing key once `start_sealing` is called (default: in
+    this process's memory)."""
 
-    def __init__(self, workflow: Workflow) -> None:
+    def __init__(self, workflow: Workflow, *, seal_keys: SealKeys | None = None) -> None:
         self.workflow = workflow
+        self.seal_keys: SealKeys = seal_keys if seal_keys is not None else KeyInMemory()
+        self._sealing: Sealing | None = None
+        self._seals: list[SealRow] = []
+        self._settings = DatabaseSettings()
         self._lock = threading.RLock()
         self._id = secrets.token_hex(16)
         self._staff: dict[str, Staff] = {}
@@ -132,24 +196,31 @@ class MemoryStore(Store):
         seq, prev = self.head()
         event, row = seal(change.event, seq + 1, prev)
         seq += 1
+        sealed = None
+        if self._sealing is not None:
+            keys, own = self.seal_keys, self._id
+            # May refuse (the clock behind the key): before anything changed.
+            sealed = seal_event(
+                self._sealing,
+                lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                seq,
+                event.hash,
+                event.recorded_at,
+            )
         record = None
         if change.record is not None and case is not None:
-            r = change.record
-            record = Record(
-                seq=seq,
-                case_id=case.id,
-                kind=r.kind,
-                fields=r.fields,
-                effective_at=event.effective_at,
-                recorded_at=event.recorded_at,
-                actor=event.actor,
-                supersedes=r.supersedes,
-            )
+            record = change.record.made(case.id, event)
 
         self._rows.append(row)
         self._events.append(event)
         self._did(self._rows.pop)
         self._did(self._events.pop)
+        if sealed is not None:
+            self._seals.append(sealed)
+            self._did(self._seals.pop)
+        if change.settings is not None:
+            old_settings, self._settings = self._settings, change.settings
+            self._did(lambda: setattr(self, "_settings", old_settings))
         if change.staff is not None:
             self._put(self._staff, change.staff.id, change.staff)
         if change.participant is not None:
@@ -280,6 +351,35 @@ class MemoryStore(Store):
     def store_id(self) -> str:
         return self._id
 
+    # --- sealing -----------------------------------------------------------------------
+
+    def sealing(self) -> Sealing | None:
+        return self._sealing
+
+    def seal_rows(self) -> Iterator[SealRow]:
+        with self._lock:
+            return iter(list(self._seals))
+
+    def seal_of(self, seq: int) -> SealRow | None:
+        with self._lock:
+            for found in reversed(self._seals):
+                if found.seq == seq:
+                    return found
+                if found.seq < seq:
+                    break
+        return None
+
+    def start_sealing(self, now: dt.datetime, epoch_seconds: int) -> VerificationKey:
+        check_epoch_seconds(epoch_seconds)
+        with self._lock:
+            if self._sealing is not None:
+                raise InvalidInput("this in-memory store already seals its events")
+            seed = self.seal_keys.new_seed()
+            key, state = begin_sealing(seed, self.head()[0], now, epoch_seconds, self._id)
+            self.seal_keys.create(self._id, seed, key.start_epoch, epoch_seconds)
+            self._sealing = state
+        return key
+
     def close(self) -> None:
         """Nothing to release: the store lives as long as the object."""
 
@@ -293,7 +393,9 @@ class MemoryStore(Store):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
+        names = event_columns(columns)
         with self._lock:
             rows = list(self._rows)
             if by_case:
@@ -325,10 +427,10 @@ class MemoryStore(Store):
             if kinds is not None and row["kind"] not in kinds:
                 continue
             if as_json:
-                ordered = {f: row[f] for f in FIELDS}
+                ordered = {f: row[f] for f in names}
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
-                yield tuple(row[f] for f in FIELDS)
+                yield tuple(row[f] for f in names)
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from attrs import field, frozen
 
@@ -15,6 +15,8 @@ __all__ = [
     "Case",
     "Check",
     "Column",
+    "DatabaseSettings",
+    "Done",
     "Event",
     "EventDraft",
     "EventField",
@@ -44,7 +46,7 @@ class EventKind(StrEnum):
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
     coach; an enrolment puts it on a programme, a milestone event logs what a write made of
     its milestones, a claim marks one claimed. Events of no case: staff changes, erasures of
-    personal data, exports and a database moved to another workflow."""
+    personal data, exports, reports and a database moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -57,7 +59,10 @@ class EventKind(StrEnum):
     STAFF = "staff"
     ERASURE = "erasure"
     EXPORT = "export"
+    REPORT = "report"
     WORKFLOW = "workflow"
+    SETTING = "setting"
+    """An admin changed a database setting (`DatabaseSettings`): its payload is all of them."""
     ENROL = "enrol"
     """A case put on a programme (a funder definition and version), or moved to another."""
     MILESTONE = "milestone"
@@ -86,6 +91,46 @@ class Staff:
     role: Role = field(converter=Role)
     active: bool = True
     """What each role may do is `_policy`'s, not the staff member's own."""
+    login: str | None = None
+    """The OS login this member is bound to: the CLI refuses to act as them from any other
+    (unless the database allows a shared terminal). None: not bound."""
+
+
+@frozen
+class DatabaseSettings:
+    """A database's own settings, changed only by an admin through a `setting` event (so the
+    log says who changed what, when), and replayed from the log by `verify`.
+
+    - `shared_terminal`: the CLI may act as a member bound to a login from another login (a
+      terminal several staff share under one login). Off by default.
+    - `checkpoint_file`: the external, append-only file `audit checkpoint` appends to (a path
+      an admin chose, e.g. on another share); None: none.
+    - `checkpoint_every`: append a checkpoint there after every N events (None: not by count).
+    - `checkpoint_on_export`: append one after every export."""
+
+    shared_terminal: bool = False
+    checkpoint_file: str | None = None
+    checkpoint_every: int | None = None
+    checkpoint_on_export: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shared_terminal": self.shared_terminal,
+            "checkpoint_file": self.checkpoint_file,
+            "checkpoint_every": self.checkpoint_every,
+            "checkpoint_on_export": self.checkpoint_on_export,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DatabaseSettings:
+        every = data.get("checkpoint_every")
+        path = data.get("checkpoint_file")
+        return cls(
+            shared_terminal=bool(data.get("shared_terminal", False)),
+            checkpoint_file=str(path) if path is not None else None,
+            checkpoint_every=int(every) if every is not None else None,
+            checkpoint_on_export=bool(data.get("checkpoint_on_export", False)),
+        )
 
 
 @frozen
@@ -264,6 +309,30 @@ class Event(EventDraft):
     hash: str = field(kw_only=True)
 
 
+# What a write's `Done` holds: exactly a case or None, a record or None, so a caller of
+# `refer` reads `done.case.id` with no check while `erase_personal_data` says there is none.
+CaseT = TypeVar("CaseT", bound=Case | None, covariant=True)
+RecordT = TypeVar("RecordT", bound=Record | None, covariant=True)
+
+
+@frozen
+class Done(Generic[CaseT, RecordT]):
+    """What one write made, for the caller to show without reading anything back: the case
+    as the write left it, the audit event it logged (its place in the chain, what it did, any
+    override) and the record it added.
+
+    Typed per command: `refer`, `reopen` and `record` return `Done[Case, Record]` (a new case
+    starts with its referral record); `advance`, `pause`, `resume`, `withdraw`, `close` and
+    `assign` return `Done[Case, None]`; `erase_personal_data` and `adopt_workflow`, which touch
+    no case, `Done[None, None]`. `add_staff` returns the `Staff` member instead: a staff change
+    has no case and no record, and the member as written (name trimmed) is what every caller
+    shows (its event is in the log: `events()`)."""
+
+    case: CaseT
+    event: Event
+    record: RecordT
+
+
 class Column(StrEnum):
     """How an event field is kept in a stored row."""
 
@@ -330,6 +399,8 @@ class Verification:
     database that does not seal."""
     bad_epoch: int | None = None
     """The sealing epoch of the first event whose seal failed (with `bad_seq`)."""
+    checkpoints: str | None = None
+    """What the checkpoints given proved (the log only appended to since each), in words."""
 
     def __bool__(self) -> bool:
         return self.ok

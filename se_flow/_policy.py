@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "acting",
+    "may_act_from",
     "may_adopt_workflow",
+    "may_change_settings",
     "may_claim",
     "may_enrol",
     "may_erase",
@@ -179,6 +181,29 @@ def may_start_sealing(by: Staff | None) -> None:
     _active(by)
     if by.role is not Role.ADMIN:
         raise PermissionDenied(f"only an admin may turn on sealing; {by.id} is not", by.id)
+
+
+def may_change_settings(by: Staff) -> None:
+    """A database setting (shared terminal, where and how often checkpoints are kept): an
+    active admin."""
+    _active(by)
+    if by.role is not Role.ADMIN:
+        raise PermissionDenied(
+            f"only an admin may change the database's settings; {by.id} is not", by.id
+        )
+
+
+def may_act_from(by: Staff, login: str | None, shared_terminal: bool) -> None:
+    """May someone logged in as `login` act as `by`? A member bound to a login only from that
+    login, unless the database allows a shared terminal. `login` None: the caller (an
+    embedding application) authenticated the actor itself, so there is nothing to compare."""
+    if login is None or by.login is None or by.login == login or shared_terminal:
+        return
+    raise PermissionDenied(
+        f"{by.id} is bound to the login {by.login!r}, but {login!r} is logged in: log in as "
+        f"{by.login} (or an admin allows a shared terminal: se-flow settings shared-terminal on)",
+        by.id,
+    )
 
 
 def may_enrol(by: Staff, case_id: str, moving_from: str | None) -> None:

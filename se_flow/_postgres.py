@@ -26,12 +26,14 @@ from psycopg import conninfo, pq
 
 from ._audit import FIELDS, GENESIS, canonical, check_workflow, event_from_row, event_to_row, seal
 from ._engine import Change, Needs, Snapshot, current
+from ._histories import ReviewRow, histories, history_queries, review_query, review_rows
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
     Case,
     Column,
+    DatabaseSettings,
     Event,
     EventField,
     Participant,
@@ -42,23 +44,40 @@ from ._model import (
 )
 from ._projections import RecordRow
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_columns,
+    event_where,
+    record_from_row,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
+from ._seal import (
+    Sealing,
+    SealRow,
+    VerificationKey,
+    begin_sealing,
+    check_epoch_seconds,
+    seal_event,
+)
+from ._standards import CaseHistory
 from ._urls import shown_database, without_password
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
     CaseNotFound,
     InvalidInput,
+    SealKeyUnusable,
     SEFlowError,
     StaffNotFound,
     StoreBusy,
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, Store, Tx
+from .ports import CaseFilter, SealKeys, Store, Tx
 
 __all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
 
@@ -238,7 +257,47 @@ _SCHEMA_V1 = [
     "FOR EACH ROW EXECUTE FUNCTION se_flow_cases_never_deleted()",
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = [("0001_initial", _SCHEMA_V1)]
+# Insiders (issue 15): staff logins, the database's settings, forward-secure seals, and the
+# database login of each event. `db_login` is set by the server (a trigger, whatever the app
+# sends) and kept outside the hashed fields, so old events' hashes are unchanged; it is what
+# the server says, not something `verify` proves (a DBA can change it).
+_SCHEMA_V2 = [
+    "ALTER TABLE staff ADD COLUMN login TEXT",
+    """CREATE TABLE settings (
+        one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE seals (
+        seq BIGINT PRIMARY KEY REFERENCES events(seq),
+        epoch BIGINT NOT NULL,
+        mac TEXT COLLATE "C" NOT NULL
+    )""",
+    _RAISE.format(name="se_flow_seals_append_only", words="seals cannot be changed or deleted"),
+    "CREATE TRIGGER seals_append_only BEFORE UPDATE OR DELETE ON seals "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_seals_append_only()",
+    "CREATE TRIGGER seals_never_truncated BEFORE TRUNCATE ON seals "
+    "FOR EACH STATEMENT EXECUTE FUNCTION se_flow_seals_append_only()",
+    "ALTER TABLE events ADD COLUMN db_login TEXT",
+    """CREATE FUNCTION se_flow_db_login() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN NEW.db_login := current_user; RETURN NEW; END $$""",
+    "CREATE TRIGGER events_db_login BEFORE INSERT ON events "
+    "FOR EACH ROW EXECUTE FUNCTION se_flow_db_login()",
+]
+
+# The due list over a whole caseload (`_histories`): the records of the kinds the standards
+# name and the events of the triggers they name, by an index on kind or trigger that covers
+# what is read. Only events that fire a trigger are in the second.
+_SCHEMA_V3 = [
+    "CREATE INDEX records_kind ON records (kind, case_id, seq, effective_at, supersedes)",
+    "CREATE INDEX events_trigger ON events (trigger, case_id, seq, kind, effective_at) "
+    "WHERE trigger IS NOT NULL",
+]
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("0001_initial", _SCHEMA_V1),
+    ("0002_insiders", _SCHEMA_V2),
+    ("0003_due_reads", _SCHEMA_V3),
+]
 """Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
 
 _SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS se_flow_schema (
@@ -317,6 +376,13 @@ def _translate(name: str, exc: BaseException, url: str) -> SEFlowError:
     return StoreError(f"database {name}: {text}")
 
 
+_STAFF_SELECT = "SELECT id, name, role, active, login FROM staff"
+
+
+def _staff_from_row(r: tuple[Any, ...]) -> Staff:
+    return Staff(id=r[0], name=r[1], role=Role(r[2]), active=bool(r[3]), login=r[4])
+
+
 class _Local(threading.local):
     """The connection a thread's write, batch or read snapshot holds."""
 
@@ -342,14 +408,17 @@ class _PgTx(Tx):
         return self._store._all(sql, params)
 
     def staff(self, staff_id: str) -> Staff:
-        rows = self._all("SELECT id, name, role, active FROM staff WHERE id = %s", (staff_id,))
+        rows = self._all(f"{_STAFF_SELECT} WHERE id = %s", (staff_id,))
         if not rows:
             raise StaffNotFound(staff_id)
-        r = rows[0]
-        return Staff(id=r[0], name=r[1], role=Role(r[2]), active=bool(r[3]))
+        return _staff_from_row(rows[0])
 
     def has_staff(self) -> bool:
         return bool(self._all("SELECT 1 FROM staff LIMIT 1"))
+
+    def settings(self) -> DatabaseSettings:
+        rows = self._all("SELECT value FROM settings")
+        return DatabaseSettings.from_json(json.loads(rows[0][0])) if rows else DatabaseSettings()
 
     def count_active_admins(self) -> int:
         # Locked: of two concurrent demotions, the second waits and counts without the first's.
@@ -431,8 +500,11 @@ class PostgresStore(Store):
         create: bool = True,
         read_only: bool = False,
         pool_size: int = 4,
+        seal_keys: SealKeys | None = None,
     ) -> None:
         self.url = url
+        self.seal_keys = seal_keys
+        self._sealing: Sealing | None = None
         self.name = shown_database(url)
         self.workflow = workflow
         self.read_only = read_only
@@ -691,6 +763,7 @@ class PostgresStore(Store):
                 actual = int(rows[0][0]) if rows else -1
             if actual != change.expected_version:
                 raise CaseConflict(case.id, change.expected_version, actual)
+        sealing = self._sealing_now()
         row = event_to_row(draft, 0, GENESIS)
         cut_a, cut_b, cut_c = cut_canonical(row)
         params = {**row, "cut_a": cut_a, "cut_b": cut_b, "cut_c": cut_c}
@@ -724,7 +797,8 @@ class PostgresStore(Store):
                             r.supersedes,
                         ),
                     )
-                conn.execute(finish.encode())
+                if sealing is None:
+                    conn.execute(finish.encode())
         except psycopg.Error as exc:
             if exc.sqlstate == "SF001":
                 check_workflow(exc.diag.message_detail, draft)
@@ -742,6 +816,23 @@ class PostgresStore(Store):
                 f"{server_hash[:12]}, not {event.hash[:12]} as se-flow seals it; the audit chain "
                 "will not verify: stop writing and report this"
             )
+        if sealing is not None:
+            # A second round trip, for sealed databases only: the seal needs the hash, which
+            # needs the seq the server handed out; the key never leaves this process.
+            keys, own = self._keys(), self.store_id()
+            found = seal_event(
+                sealing,
+                lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                seq,
+                event.hash,
+                event.recorded_at,
+            )
+            with conn.pipeline():
+                conn.execute(
+                    b"INSERT INTO seals (seq, epoch, mac) VALUES (%s, %s, %s)",
+                    (found.seq, found.epoch, found.mac),
+                )
+                conn.execute(finish.encode())
         return event
 
     def _write_tables(self, conn: psycopg.Connection[Any], change: Change) -> None:
@@ -749,10 +840,16 @@ class PostgresStore(Store):
         if change.staff is not None:
             s = change.staff
             conn.execute(
-                b"INSERT INTO staff (id, name, role, active) VALUES (%s, %s, %s, %s) "
+                b"INSERT INTO staff (id, name, role, active, login) VALUES (%s, %s, %s, %s, %s) "
                 b"ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, role = EXCLUDED.role, "
-                b"active = EXCLUDED.active",
-                (s.id, s.name, s.role.value, s.active),
+                b"active = EXCLUDED.active, login = EXCLUDED.login",
+                (s.id, s.name, s.role.value, s.active, s.login),
+            )
+        if change.settings is not None:
+            conn.execute(
+                b"INSERT INTO settings (one, value) VALUES (true, %s) "
+                b"ON CONFLICT (one) DO UPDATE SET value = EXCLUDED.value",
+                (json.dumps(change.settings.to_json()),),
             )
         if change.participant is not None:
             p = change.participant
@@ -785,6 +882,80 @@ class PostgresStore(Store):
                 (case.id, case.participant_id, *_case_params(case), int(case.id.split("-", 1)[1])),
             )
 
+    # --- sealing (`_seal`, `_keyfile`) --------------------------------------------------------
+
+    def _sealing_now(self) -> Sealing | None:
+        """Once on, sealing stays on: read until found, then kept."""
+        if self._sealing is None:
+            self._sealing = self.sealing()
+        return self._sealing
+
+    def _keys(self) -> SealKeys:
+        if self.seal_keys is None:
+            raise SealKeyUnusable(
+                "(none given)",
+                "this database seals its events, but no key file was given (--seal-key FILE)",
+            )
+        return self.seal_keys
+
+    def sealing(self) -> Sealing | None:
+        rows = self._all("SELECT value FROM meta WHERE key = 'sealing'")
+        return Sealing.from_json(json.loads(rows[0][0])) if rows else None
+
+    def seal_rows(self) -> Iterator[SealRow]:
+        last = 0
+        while True:
+            rows = self._all(
+                "SELECT seq, epoch, mac FROM seals WHERE seq > %s ORDER BY seq LIMIT %s",
+                (last, _PAGE),
+            )
+            for seq, epoch, mac in rows:
+                yield SealRow(int(seq), int(epoch), str(mac))
+            if len(rows) < _PAGE:
+                return
+            last = int(rows[-1][0])
+
+    def seal_of(self, seq: int) -> SealRow | None:
+        rows = self._all("SELECT seq, epoch, mac FROM seals WHERE seq = %s", (seq,))
+        return SealRow(int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def db_logins(self, after_seq: int = 0) -> Iterator[tuple[int, str | None]]:
+        """Each event's database login (`current_user` when it was inserted; None for events
+        from before it was recorded), in seq order. Not hashed and not proved by `verify`."""
+        for seq, login in self._all(
+            "SELECT seq, db_login FROM events WHERE seq > %s ORDER BY seq", (after_seq,)
+        ):
+            yield int(seq), login
+
+    def start_sealing(self, now: dt.datetime, epoch_seconds: int) -> VerificationKey:
+        self._refuse_if_read_only()
+        check_epoch_seconds(epoch_seconds)
+        keys = self._keys()
+        with self._translated(), self._pool.connection() as conn:
+            try:
+                conn.execute(self._begin)
+                # The chain head locked: no event slips in between the head read and the start.
+                ((head,),) = conn.execute("SELECT seq FROM chain_head FOR UPDATE").fetchall()
+                if conn.execute("SELECT 1 FROM meta WHERE key = 'sealing'").fetchall():
+                    raise InvalidInput(f"{self.name} already seals its events")
+                store_id = self.store_id()
+                key, state = begin_sealing(keys.new_seed(), int(head), now, epoch_seconds, store_id)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('sealing', %s)",
+                    (json.dumps(state.to_json()),),
+                )
+                keys.create(store_id, key.seed, key.start_epoch, epoch_seconds)
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    keys.discard()
+                    raise
+            except BaseException:
+                self._rollback(conn)
+                raise
+        self._sealing = state
+        return key
+
     # --- reads -------------------------------------------------------------------------------
 
     def read(self) -> Tx:
@@ -803,6 +974,22 @@ class PostgresStore(Store):
             sql += " WHERE " + " AND ".join(clauses)
         for row in self._all(sql + case_order(where), params):
             yield _case_from_row(row)
+
+    def case_histories(
+        self, workflow: Workflow, *, coach: str | None = None
+    ) -> Iterator[CaseHistory]:
+        q = history_queries(workflow, coach, "%s")
+        with self.read_snapshot():
+            found = histories(
+                workflow,
+                self._all(*q.cases),
+                self._all(*q.records) if q.records else (),
+                self._all(*q.events) if q.events else (),
+            )
+        return iter(found)
+
+    def due_reviews(self, coach: str | None, last_day: dt.date) -> Iterator[ReviewRow]:
+        return review_rows(self._all(*review_query(coach, last_day, "%s")))
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
         sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = %s"
@@ -849,13 +1036,13 @@ class PostgresStore(Store):
             last = rows[-1][0]
 
     def _event_rows_by_case(
-        self, clauses: list[str], params: list[Any]
+        self, clauses: list[str], params: list[Any], cols: str = _EVENT_COLS
     ) -> Iterator[tuple[Any, ...]]:
         """Event rows of cases matching `clauses`, by case number then seq (events of no case
         left out), a keyset page at a time."""
         where = " AND ".join(clauses) if clauses else "TRUE"
         sql = (
-            f"SELECT c.num, events.seq, {_EVENT_COLS} FROM events "
+            f"SELECT c.num, events.seq, {cols} FROM events "
             f"JOIN cases c ON c.id = events.case_id WHERE {where} "
             f"AND (c.num, events.seq) > (%s, %s) ORDER BY c.num, events.seq LIMIT {_PAGE}"
         )
@@ -908,8 +1095,8 @@ class PostgresStore(Store):
         return str(rows[0][0]) if rows else None
 
     def list_staff(self) -> list[Staff]:
-        rows = self._all("SELECT id, name, role, active FROM staff ORDER BY id")
-        return [Staff(id=r[0], name=r[1], role=Role(r[2]), active=bool(r[3])) for r in rows]
+        rows = self._all(f"{_STAFF_SELECT} ORDER BY id")
+        return [_staff_from_row(r) for r in rows]
 
     def personal_details(self, participant_id: str) -> PersonalDetails | None:
         rows = self._all(
@@ -946,14 +1133,17 @@ class PostgresStore(Store):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
+        names = event_columns(columns)
         clauses, params = event_where(
             "%s", case_id=case_id, cases=cases, since=since, before=before, kinds=kinds
         )
+        cols = ", ".join(f"events.{c}" for c in names)
         rows = self._event_rows_by_case if by_case else self._event_rows
-        for row in rows(clauses, params):
+        for row in rows(clauses, params, cols):
             if as_json:
-                ordered = dict(zip(FIELDS, row, strict=True))
+                ordered = dict(zip(names, row, strict=True))
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
                 yield row

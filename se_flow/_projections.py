@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 import attrs
 
-from ._model import Case, EventKind, Role, Staff, Status
+from ._model import Case, DatabaseSettings, EventKind, Role, Staff, Status
 from ._workflow import Workflow
 from .ports import RecordRow
 
@@ -54,6 +54,7 @@ __all__ = [
     "plain",
     "record_from_row",
     "replay_cases",
+    "replay_settings",
     "replay_staff",
     "review_due",
     "spells",
@@ -254,8 +255,19 @@ def replay_staff(events: Iterable[EventLike]) -> dict[str, Staff]:
             name=str(p["name"]),
             role=Role(p["role"]),
             active=bool(p["active"]),
+            # Events from before logins were bound say nothing of one.
+            login=str(p["login"]) if p.get("login") is not None else None,
         )
     return staff
+
+
+def replay_settings(events: Iterable[EventLike]) -> DatabaseSettings:
+    """The database's settings as the log's last `setting` event left them (each holds all)."""
+    found = DatabaseSettings()
+    for e in events:
+        if e.kind == EventKind.SETTING:
+            found = DatabaseSettings.from_json(e.payload)
+    return found
 
 
 def staff_mismatch(stored: Iterable[Staff], found: Mapping[str, Staff]) -> str | None:
@@ -266,7 +278,7 @@ def staff_mismatch(stored: Iterable[Staff], found: Mapping[str, Staff]) -> str |
         want = found.get(member.id)
         if want is None:
             return f"staff member {member.id} is in the staff table but no event added them"
-        for name in ("name", "role", "active"):
+        for name in ("name", "role", "active", "login"):
             have, should = getattr(member, name), getattr(want, name)
             if have != should:
                 return (
@@ -370,6 +382,10 @@ SPELL_COLUMNS = (
 
 
 def _day(text: str) -> dt.date:
+    if text.endswith("+00:00"):
+        # As stored: UTC ISO text, whose first ten characters are its UTC day (an export
+        # reads two per spell).
+        return dt.date.fromisoformat(text[:10])
     return dt.datetime.fromisoformat(text).astimezone(dt.UTC).date()
 
 

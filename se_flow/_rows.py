@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._model import Case, Record, Status
+from ._model import EVENT_COLUMNS, Case, Record, Status
 from .ports import CaseFilter
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ __all__ = [
     "case_params",
     "case_where",
     "dt_or_none",
+    "event_columns",
     "event_where",
     "record_from_row",
     "ts",
@@ -116,6 +117,17 @@ def case_order(where: CaseFilter) -> str:
     if where.limit is not None:
         sql += f" LIMIT {int(where.limit)}"
     return sql
+
+
+def event_columns(columns: tuple[str, ...] | None) -> tuple[str, ...]:
+    """`LogReads.event_table`'s `columns`, checked (they are written into SQL): every column
+    when None."""
+    if columns is None:
+        return EVENT_COLUMNS
+    unknown = [c for c in columns if c not in EVENT_COLUMNS]
+    if unknown or not columns:
+        raise ValueError(f"not event columns: {unknown or 'none given'}")
+    return columns
 
 
 def event_where(

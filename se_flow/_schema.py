@@ -56,6 +56,8 @@ class FieldTable:
     required: bool = True
     title: str = ""
     options: Names = ()
+    # A decimal that is an amount in pounds: typed as 12.50 or £12.50, shown as £12.50.
+    money: bool = False
 
 
 @define

@@ -22,12 +22,14 @@ from typing import Any
 
 from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
+from ._histories import ReviewRow, histories, history_queries, review_query, review_rows
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
     Case,
     Column,
+    DatabaseSettings,
     Event,
     EventField,
     Participant,
@@ -37,7 +39,14 @@ from ._model import (
     Staff,
 )
 from ._rows import CASE_COLS as _CASE_COLS
-from ._rows import RECORD_COLS, case_order, case_where, event_where, record_from_row
+from ._rows import (
+    RECORD_COLS,
+    case_order,
+    case_where,
+    event_columns,
+    event_where,
+    record_from_row,
+)
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -45,11 +54,11 @@ from ._seal import (
     Sealing,
     SealRow,
     VerificationKey,
+    begin_sealing,
     check_epoch_seconds,
-    epoch_of,
-    seal_mac,
+    seal_event,
 )
-from ._standards import CaseHistory, Happening, needs, pause_triggers
+from ._standards import CaseHistory
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -215,12 +224,25 @@ _SCHEMA_V5 = [
        BEGIN SELECT RAISE(ABORT, 'sealing cannot be turned off'); END""",
 ]
 
+# The due list over a whole caseload reads the records of the kinds the standards name and the
+# events of the triggers they name (`_histories`): an index seek by kind or trigger, covering
+# what it reads, instead of a scan of every record and event. Only events that fire a trigger
+# are in the second, so a record's write does not pay for it.
+_SCHEMA_V6 = [
+    "CREATE INDEX records_kind ON records (kind, case_id, seq, effective_at, supersedes)",
+    "CREATE INDEX events_trigger ON events (trigger, case_id, seq, kind, effective_at) "
+    "WHERE trigger IS NOT NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
     ("0003_tables_through_the_log", _SCHEMA_V3),
     ("0004_records_by_kind", _SCHEMA_V4),
     ("0005_seals", _SCHEMA_V5),
+    # A staff member's OS login (`Staff.login`), bound with `staff edit --login`.
+    ("0006_staff_logins", ["ALTER TABLE staff ADD COLUMN login TEXT"]),
+    ("0007_due_reads", _SCHEMA_V6),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -281,6 +303,10 @@ def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
     return StoreError(f"database {path}: {text}")
 
 
+def _staff_from_row(row: tuple[Any, ...]) -> Staff:
+    return Staff(id=row[0], name=row[1], role=Role(row[2]), active=bool(row[3]), login=row[4])
+
+
 class _SQLiteTx(Tx):
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
@@ -291,6 +317,10 @@ class _SQLiteTx(Tx):
 
     def has_staff(self) -> bool:
         return self._conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
+
+    def settings(self) -> DatabaseSettings:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        return DatabaseSettings.from_json(json.loads(row[0])) if row else DatabaseSettings()
 
     def count_active_admins(self) -> int:
         (count,) = self._conn.execute(
@@ -360,7 +390,16 @@ _first = operator.itemgetter(0)
 # Migrations that only add what reads do not need (indexes): a read-only open of a database
 # still without them reads it as it is, since it may not migrate it.
 # A database from before these reads as before: no read index, and one that never sealed.
-_READ_COMPATIBLE = frozenset({"0002_read_indexes", "0004_records_by_kind", "0005_seals"})
+# One from before staff logins reads as one where nobody is bound.
+_READ_COMPATIBLE = frozenset(
+    {
+        "0002_read_indexes",
+        "0004_records_by_kind",
+        "0005_seals",
+        "0006_staff_logins",
+        "0007_due_reads",
+    }
+)
 
 
 def _writable(path: Path) -> bool:
@@ -467,6 +506,9 @@ class SQLiteStore(Store):
                     self._migrate(applied)
                 else:
                     self._check_readable(applied)
+                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(staff)")}
+                login = "login" if "login" in columns else "NULL"
+                self._staff_select = f"SELECT id, name, role, active, {login} FROM staff"
             except BaseException:
                 self.conn.close()
                 raise
@@ -650,12 +692,10 @@ class SQLiteStore(Store):
         found = self._staff_cache.get(staff_id)
         if found is not None:
             return found
-        row = conn.execute(
-            "SELECT id, name, role, active FROM staff WHERE id = ?", (staff_id,)
-        ).fetchone()
+        row = conn.execute(f"{self._staff_select} WHERE id = ?", (staff_id,)).fetchone()
         if row is None:
             raise StaffNotFound(staff_id)
-        found = Staff(id=row[0], name=row[1], role=Role(row[2]), active=bool(row[3]))
+        found = _staff_from_row(row)
         # Inside someone else's transaction on this connection a row may yet be rolled back
         # without this store knowing: not kept. (Our own writes forget it on rollback.)
         if self._writing or not conn.in_transaction:
@@ -800,19 +840,31 @@ class SQLiteStore(Store):
         conn.execute(_INSERT_EVENT, event_row)
         sealing = self._sealing_now()
         if sealing is not None:
-            epoch = epoch_of(event.recorded_at, sealing.epoch_seconds)
-            key = self._keys().key_for(self._own_id(), epoch, sealing.epoch_seconds)
+            keys, own = self._keys(), self._own_id()
+            found = seal_event(
+                sealing,
+                lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                seq,
+                event.hash,
+                event.recorded_at,
+            )
             conn.execute(
                 "INSERT INTO seals (seq, epoch, mac) VALUES (?, ?, ?)",
-                (seq, epoch, seal_mac(key, event.hash, seq, epoch)),
+                (found.seq, found.epoch, found.mac),
             )
         if change.staff is not None:
             s = change.staff
             conn.execute(
-                "INSERT INTO staff (id, name, role, active) VALUES (?, ?, ?, ?) "
+                "INSERT INTO staff (id, name, role, active, login) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, "
-                "active = excluded.active",
-                (s.id, s.name, s.role.value, int(s.active)),
+                "active = excluded.active, login = excluded.login",
+                (s.id, s.name, s.role.value, int(s.active), s.login),
+            )
+        if change.settings is not None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('settings', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (json.dumps(change.settings.to_json()),),
             )
         if change.participant is not None:
             p = change.participant
@@ -911,6 +963,18 @@ class SQLiteStore(Store):
                 raise
         return Sealing.from_json(json.loads(row[0])) if row else None
 
+    def seal_of(self, seq: int) -> SealRow | None:
+        with _translated(self.path):
+            try:
+                row = self.conn.execute(
+                    "SELECT seq, epoch, mac FROM seals WHERE seq = ?", (seq,)
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
+        return SealRow(*row) if row else None
+
     def seal_rows(self) -> Iterator[SealRow]:
         with _translated(self.path):
             try:
@@ -936,9 +1000,8 @@ class SQLiteStore(Store):
                     raise InvalidInput(f"{self.path} already seals its events")
                 (head,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
                 seed = keys.new_seed()
-                key = VerificationKey(seed, head + 1, epoch_of(now, epoch_seconds), epoch_seconds)
                 store_id = self.store_id()
-                state = Sealing.begin(key, store_id)
+                key, state = begin_sealing(seed, head, now, epoch_seconds, store_id)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('sealing', ?)",
                     (json.dumps(state.to_json()),),
@@ -981,76 +1044,21 @@ class SQLiteStore(Store):
     def case_histories(
         self, workflow: Workflow, *, coach: str | None = None
     ) -> Iterator[CaseHistory]:
-        # Three queries over open cases, each reading only what the standards name: the
-        # records of the kinds they read (fields only where a condition reads them) and the
-        # events of the triggers they read, pauses and resumes. Far less than whole events.
-        record_kinds, field_kinds, triggers = needs(workflow.standards)
-        pause, resume = pause_triggers(workflow)
-        all_triggers = sorted(triggers | pause | resume)
-        where, params = "c.status != 'closed'", []
-        if coach is not None:
-            where += " AND c.coach = ?"
-            params.append(coach)
-        by_case: dict[str, list[Happening]] = {}
-        days: dict[str, dt.date] = {}
-
-        def day(text: str) -> dt.date:
-            found = days.get(text[:10])
-            if found is None:
-                found = days[text[:10]] = dt.date.fromisoformat(text[:10])
-            return found
-
+        q = history_queries(workflow, coach, "?")
+        conn = self.conn
         with _translated(self.path), self.read_snapshot():
-            cases = self.conn.execute(
-                f"SELECT c.id, c.coach FROM cases c WHERE {where} ORDER BY c.num", params
-            ).fetchall()
-            if record_kinds:
-                kinds = sorted(record_kinds)
-                marks = ", ".join("?" for _ in kinds)
-                with_fields = sorted(field_kinds) or [""]
-                fmarks = ", ".join("?" for _ in with_fields)
-                superseded: set[int] = set()
-                sql = (
-                    "SELECT r.case_id, r.seq, r.kind, r.effective_at, r.supersedes, "
-                    f"CASE WHEN r.kind IN ({fmarks}) THEN r.fields END "
-                    f"FROM records r JOIN cases c ON c.id = r.case_id "
-                    f"WHERE {where} AND r.kind IN ({marks})"
-                )
-                for cid, seq, kind, eff, sup, fields in self.conn.execute(
-                    sql, [*with_fields, *params, *kinds]
-                ):
-                    if sup is not None:
-                        superseded.add(sup)
-                    values = None
-                    if fields is not None:
-                        spec = workflow.records.get(kind)
-                        raw = json.loads(fields)
-                        values = spec.from_json(raw) if spec else raw
-                    by_case.setdefault(cid, []).append(
-                        Happening(day(eff), seq, "record", None, kind, values)
-                    )
-                if superseded:
-                    for cid, found in by_case.items():
-                        by_case[cid] = [h for h in found if h.seq not in superseded]
-            if all_triggers:
-                marks = ", ".join("?" for _ in all_triggers)
-                sql = (
-                    "SELECT e.case_id, e.seq, e.kind, e.trigger, e.effective_at "
-                    "FROM cases c JOIN events e ON e.case_id = c.id "
-                    f"WHERE {where} AND e.trigger IN ({marks})"
-                )
-                for cid, seq, kind, trigger, eff in self.conn.execute(
-                    sql, [*params, *all_triggers]
-                ):
-                    by_case.setdefault(cid, []).append(Happening(day(eff), seq, kind, trigger))
-        for cid, case_coach in cases:
-            yield CaseHistory(
-                case_id=cid,
-                coach=case_coach,
-                happenings=tuple(by_case.get(cid, ())),
-                pause_triggers=pause,
-                resume_triggers=resume,
+            found = histories(
+                workflow,
+                conn.execute(*q.cases).fetchall(),
+                conn.execute(*q.records) if q.records else (),
+                conn.execute(*q.events) if q.events else (),
             )
+        return iter(found)
+
+    def due_reviews(self, coach: str | None, last_day: dt.date) -> Iterator[ReviewRow]:
+        with _translated(self.path):
+            rows = self.conn.execute(*review_query(coach, last_day, "?")).fetchall()
+        return review_rows(rows)
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
         sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = ?"
@@ -1128,10 +1136,8 @@ class SQLiteStore(Store):
 
     def list_staff(self) -> list[Staff]:
         with _translated(self.path):
-            rows = self.conn.execute(
-                "SELECT id, name, role, active FROM staff ORDER BY id"
-            ).fetchall()
-        return [Staff(id=r[0], name=r[1], role=Role(r[2]), active=bool(r[3])) for r in rows]
+            rows = self.conn.execute(f"{self._staff_select} ORDER BY id").fetchall()
+        return [_staff_from_row(r) for r in rows]
 
     def personal_details(self, participant_id: str) -> PersonalDetails | None:
         with _translated(self.path):
@@ -1169,12 +1175,14 @@ class SQLiteStore(Store):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
-        cols = ", ".join(f"events.{c}" for c in EVENT_COLUMNS)
+        names = event_columns(columns)
+        cols = ", ".join(f"events.{c}" for c in names)
         if as_json:
             # SQLite builds the JSON text ~2x faster than json.dumps per row; TEXT columns
             # (guards, payload...) stay strings, exactly as stored.
-            cols = "json_object(" + ", ".join(f"'{c}', events.{c}" for c in EVENT_COLUMNS) + ")"
+            cols = "json_object(" + ", ".join(f"'{c}', events.{c}" for c in names) + ")"
         clauses, params = event_where(
             "?", case_id=case_id, cases=cases, since=since, before=before, kinds=kinds
         )

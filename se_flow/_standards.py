@@ -291,6 +291,10 @@ def _counted(count: DayCount, anchor: dt.date, day: dt.date, pauses: Sequence[Pa
     return total
 
 
+def _key(s: Signal) -> tuple[str, str]:
+    return ("t", s.trigger) if s.trigger is not None else ("r", str(s.record))
+
+
 def evaluate(
     histories: Iterable[CaseHistory],
     standards: Sequence[StandardSpec],
@@ -303,22 +307,46 @@ def evaluate(
     `open_only`, only those still to be done (due or overdue), as a due list needs."""
     results: list[StandardResult] = []
     years: set[int] = set()
+    # A caseload's anchors fall on few distinct days: each deadline without a pause is worked
+    # out once per call, not once per case (the calendar's bisection was a third of the cost).
+    deadlines: dict[tuple[bool, dt.date, int], dt.date | None] = {}
+    plans: list[tuple[StandardSpec, DayCount, tuple[Any, ...] | None]] = []
+    for spec in standards:
+        count = calendar if spec.working_days and calendar is not None else ALL_DAYS
+        # A due list's one-shot standards without field conditions take the short way below:
+        # an instance is open exactly when no meeting signal falls on or after its anchor.
+        plain = spec.within is not None and all(
+            s.field is None for s in (spec.anchor, *spec.met_by)
+        )
+        fast = (_key(spec.anchor), [_key(m) for m in spec.met_by]) if open_only and plain else None
+        plans.append((spec, count, fast))
     for history in histories:
-        if any(h.on > today for h in history.happenings):
-            # As of `today`: what is dated later has not happened yet.
-            kept = tuple(h for h in history.happenings if h.on <= today)
-            history = attrs.evolve(history, happenings=kept)
-        pauses = _pauses(history) if history.pause_triggers or history.resume_triggers else []
         index: dict[tuple[str, str], list[dt.date]] = {}
+        stops = later = False
+        stoppers = history.pause_triggers | history.resume_triggers
         for h in history.happenings:
+            if h.on > today:
+                later = True  # as of `today`: what is dated later has not happened yet
+                continue
             if h.trigger is not None:
                 index.setdefault(("t", h.trigger), []).append(h.on)
+                if h.trigger in stoppers:
+                    stops = True
             if h.record is not None:
                 index.setdefault(("r", h.record), []).append(h.on)
-        for spec in standards:
-            count: DayCount = calendar if spec.working_days and calendar is not None else ALL_DAYS
+        if later:
+            kept = tuple(h for h in history.happenings if h.on <= today)
+            history = attrs.evolve(history, happenings=kept)
+        # No pause or resume in the history: no spells (the common case, read without sorting).
+        pauses = _pauses(history) if stops else []
+        for spec, count, fast in plans:
+            if fast is not None:
+                _one_open(
+                    history, index, spec, count, pauses, today, results, deadlines, fast, years
+                )
+                continue
             before = len(results)
-            _one(history, index, spec, count, pauses, today, results, open_only)
+            _one(history, index, spec, count, pauses, today, results, open_only, deadlines)
             if count is not ALL_DAYS:
                 for r in results[before:]:
                     last = r.due_on or today
@@ -327,11 +355,71 @@ def evaluate(
     return Verdicts(tuple(results), uncovered)
 
 
+def _one_open(
+    history: CaseHistory,
+    index: Mapping[tuple[str, str], list[dt.date]],
+    spec: StandardSpec,
+    count: DayCount,
+    pauses: Sequence[Pause],
+    today: dt.date,
+    out: list[StandardResult],
+    deadlines: dict[tuple[bool, dt.date, int], dt.date | None],
+    keys: tuple[Any, ...],
+    years: set[int],
+) -> None:
+    """`_one` for a due list (open instances only) of a one-shot standard with no field
+    conditions: the same results, without working out deadlines of instances already met."""
+    anchor_key, met_keys = keys
+    anchors = index.get(anchor_key)
+    if not anchors:
+        return
+    if len(anchors) > 1:
+        anchors = sorted(set(anchors))
+    if len(met_keys) == 1:
+        met_days: Sequence[dt.date] = index.get(met_keys[0], ())
+    else:
+        met_days = [d for k in met_keys for d in index.get(k, ())]
+    assert spec.within is not None
+    for anchor in anchors:
+        if any(d >= anchor for d in met_days):
+            continue  # met, on time or late (every day in the index is on or before today)
+        if pauses:
+            due = _deadline(count, anchor, spec.within, pauses)
+        else:
+            key = (count is not ALL_DAYS, anchor, spec.within)
+            due = deadlines.get(key)
+            if due is None:
+                due = deadlines[key] = _deadline(count, anchor, spec.within, pauses)
+        if due is None or history.closed_on is not None:
+            continue  # paused, or closed (missed or owed nothing): not open either way
+        out.append(
+            StandardResult(
+                case_id=history.case_id,
+                coach=history.coach,
+                standard=spec.id,
+                title=spec.title,
+                anchor_on=anchor,
+                due_on=due,
+                status=DUE if today <= due else OVERDUE,
+                unit=spec.unit,
+                met_by=spec.met_by,
+            )
+        )
+        if count is not ALL_DAYS:
+            years.update(range(anchor.year, due.year + 1))
+
+
 def _days_of(
     signals: Sequence[Signal],
     index: Mapping[tuple[str, str], list[dt.date]],
     history: CaseHistory,
 ) -> list[dt.date]:
+    if len(signals) == 1 and signals[0].field is None:
+        s = signals[0]
+        found = index.get(("t", s.trigger) if s.trigger is not None else ("r", str(s.record)))
+        if not found:
+            return []
+        return [found[0]] if len(found) == 1 else sorted(set(found))
     days: set[dt.date] = set()
     for s in signals:
         if s.field is not None:
@@ -352,13 +440,21 @@ def _one(
     today: dt.date,
     out: list[StandardResult],
     open_only: bool,
+    deadlines: dict[tuple[bool, dt.date, int], dt.date | None] | None = None,
 ) -> None:
     anchors = _days_of((spec.anchor,), index, history)
     if not anchors:
         return
     met_days = _days_of(spec.met_by, index, history)
-    until_days = _days_of([Signal(trigger=t) for t in spec.until], index, history)
     closed = history.closed_on
+
+    def deadline(anchor: dt.date, n: int) -> dt.date | None:
+        if pauses or deadlines is None:
+            return _deadline(count, anchor, n, pauses)
+        key = (count is not ALL_DAYS, anchor, n)
+        if key not in deadlines:
+            deadlines[key] = _deadline(count, anchor, n, pauses)
+        return deadlines[key]
 
     def result(anchor: dt.date, due: dt.date | None, status: str, **kw: Any) -> None:
         if open_only and status not in (DUE, OVERDUE):
@@ -379,17 +475,19 @@ def _one(
             **kw,
         )
 
-    for k, anchor in enumerate(anchors):
-        if spec.within is not None:
-            due = _deadline(count, anchor, spec.within, pauses)
+    if spec.within is not None:
+        for anchor in anchors:
             met = next((d for d in met_days if d >= anchor), None)
             if met is not None and met <= today:
                 if open_only:
-                    continue
+                    continue  # met, on time or late: nothing left to do, no deadline to work out
+                due = deadline(anchor, spec.within)
                 took = _counted(count, anchor, met, pauses)
                 status = MET if due is not None and met <= due else MISSED
                 result(anchor, due, status, met_on=met, took=took)
-            elif due is None:
+                continue
+            due = deadline(anchor, spec.within)
+            if due is None:
                 if closed is None:
                     result(anchor, None, PAUSED)
             elif closed is not None:
@@ -397,7 +495,9 @@ def _one(
                     result(anchor, due, MISSED)
             else:
                 result(anchor, due, DUE if today <= due else OVERDUE)
-            continue
+        return
+    until_days = _days_of([Signal(trigger=t) for t in spec.until], index, history)
+    for k, anchor in enumerate(anchors):
         # A schedule: ends at an `until` trigger after the anchor, the next anchor, or closure.
         ends = [d for d in until_days if d > anchor][:1]
         if k + 1 < len(anchors):
@@ -411,7 +511,7 @@ def _one(
                 break
             if end is not None and window_start >= end:
                 break
-            due = _deadline(count, anchor, offset, pauses)
+            due = deadline(anchor, offset)
             if due is None:
                 result(anchor, None, PAUSED, occurrence=i)
                 break
@@ -768,34 +868,40 @@ def command_for(case_id: str, signal: Signal, required: Required) -> str:
     return record_command(case_id, signal.record, required, given)
 
 
-def standard_item(r: StandardResult, required: Required) -> DueItem:
-    assert r.due_on is not None
-    return DueItem(
-        case_id=r.case_id,
-        coach=r.coach,
-        what=STANDARD,
-        name=r.standard,
-        title=r.title,
-        due_on=r.due_on,
-        overdue=r.status == OVERDUE,
-        does_it=tuple(s.words() for s in r.met_by),
-        commands=tuple(command_for(r.case_id, s, required) for s in r.met_by),
-        occurrence=r.occurrence,
-    )
-
-
 def merge(
     reviews: Iterable[DueItem], verdicts: Verdicts, last_day: dt.date, required: Required
 ) -> DueList:
     """Reviews and the open standards due by `last_day`, in one list sorted by due date (then
     case and title), and the calendar warning, said once."""
     items = list(reviews)
-    items.extend(
-        standard_item(r, required)
-        for r in verdicts.results
-        if r.open and r.due_on is not None and r.due_on <= last_day
-    )
-    items.sort(key=lambda i: (i.due_on, i.case_id, i.what != REVIEW, i.title))
+    # What satisfies a standard and the commands that do it differ between cases only in the
+    # case id: worked out once per standard, not once per item.
+    shared: dict[tuple[Signal, ...], tuple[tuple[str, ...], list[list[str]]]] = {}
+    for r in verdicts.results:
+        if not (r.open and r.due_on is not None and r.due_on <= last_day):
+            continue
+        words = shared.get(r.met_by)
+        if words is None:
+            words = shared[r.met_by] = (
+                tuple(s.words() for s in r.met_by),
+                [command_for(_HOLE, s, required).split(_HOLE) for s in r.met_by],
+            )
+        cid = r.case_id
+        items.append(
+            DueItem(
+                case_id=cid,
+                coach=r.coach,
+                what=STANDARD,
+                name=r.standard,
+                title=r.title,
+                due_on=r.due_on,
+                overdue=r.status == OVERDUE,
+                does_it=words[0],
+                commands=tuple(c[0] + cid + c[1] for c in words[1]),
+                occurrence=r.occurrence,
+            )
+        )
+    items.sort(key=_due_order)
     warnings: tuple[str, ...] = ()
     if verdicts.uncovered_years:
         years = ", ".join(map(str, verdicts.uncovered_years))
@@ -805,6 +911,14 @@ def merge(
             "as a working day",
         )
     return DueList(tuple(items), warnings)
+
+
+_HOLE = "\0"
+"""Stands for the case id in a command worked out once (no case id holds a NUL)."""
+
+
+def _due_order(i: DueItem) -> tuple[dt.date, str, bool, str]:
+    return (i.due_on, i.case_id, i.what != REVIEW, i.title)
 
 
 def pause_triggers(workflow: Workflow) -> tuple[frozenset[str], frozenset[str]]:

@@ -251,10 +251,14 @@ class FieldSpec:
     required: bool = True
     title: str = ""
     options: tuple[str, ...] = ()
+    # Not hashed (like titles): how an amount is typed and shown, never what it means.
+    money: bool = False
 
     def parse(self, value: Any) -> Any:
         if self.type == "choice":
             return _choice_parser(self.options)(value)
+        if self.money and isinstance(value, str) and value.strip().startswith("£"):
+            value = value.strip()[1:]
         return FIELD_TYPES[self.type].parse(value)
 
     def to_json(self, value: Any) -> Any:
@@ -665,6 +669,7 @@ def _parse_records(
                         required=fraw.required,
                         title=fraw.title,
                         options=fraw.options,
+                        money=fraw.money and fraw.type == "decimal",
                     )
                 )
             # A kind whose fields were all refused above is already reported; not twice.

@@ -78,6 +78,10 @@ _OPTION_FOR: dict[str, str | tuple[str, ...]] = {
     "close reason": "--close-reason",
     "date of birth": "--dob",
     "contact": "--contact",
+    "quarter": "--quarter",
+    "month": "--month",
+    "since": "--since",
+    "until": "--until",
 }
 # Where `_open` leaves the failing command's option names for the error handler.
 _OPTIONS_KEY = "se_flow.options"
@@ -278,12 +282,22 @@ programme_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
+settings_app = typer.Typer(
+    help="The database's own settings (each change an audit event): shared terminal.",
+    no_args_is_help=True,
+)
+app.add_typer(settings_app, name="settings")
 app.add_typer(programme_app, name="programme")
 claims_app = typer.Typer(
     help="Claims: milestones marked claimed from the funder, and their export.",
     no_args_is_help=True,
 )
 app.add_typer(claims_app, name="claims")
+report_app = typer.Typer(
+    help="Returns and KPIs, each figure with its method and the cases behind it.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
 
 
 class Settings:
@@ -330,6 +344,8 @@ def _open(
         create=create,
         read_only=not write,
         seal_key=s.seal_key,
+        # Who is logged in: a staff member bound to a login is acted as only from it.
+        login=_os_user(),
     ) as flow:
         if flow.exposure:
             _say(f"warning: {flow.exposure}", err=True)
@@ -337,6 +353,8 @@ def _open(
             # A write under it is refused in its own words.
             _say(f"warning: {flow.workflow_mismatch}", err=True)
         yield flow
+        if flow.checkpoint_warning:
+            _say(f"warning: {flow.checkpoint_warning}", err=True)
 
 
 @app.callback()
@@ -374,6 +392,7 @@ def _root(
         Path | None,
         typer.Option(
             "--seal-key",
+            "--key-file",
             envvar=SEAL_KEY_ENV,
             metavar="FILE",
             help="The sealing key file (mode 600). Default: the database's path + .sealkey.",
@@ -387,17 +406,19 @@ def _root(
 # --- shared parsing -----------------------------------------------------------------------------
 
 
+def _today() -> dt.date:
+    """The user's own day: `today` at their terminal is their local date."""
+    return dt.date.today()
+
+
 def _date(value: str | None, option: str) -> dt.date | None:
-    """A date as typed: YYYY-MM-DD, today or yesterday (days as the API counts them, in UTC)."""
+    """A date as typed: YYYY-MM-DD, today or yesterday (`_calendar.named_day`, local days)."""
     if value is None:
         return None
-    text = value.strip().lower()
-    if text in ("today", "yesterday"):
-        today = dt.datetime.now(dt.UTC).date()
-        return today if text == "today" else today - dt.timedelta(days=1)
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
+    from ._calendar import named_day
+
+    day = named_day(value, _today())
+    if day is None:
         _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
     return check_date(day, option)
 
@@ -433,7 +454,10 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
 
 
 def _pairs(pairs: list[str] | None) -> dict[str, str]:
+    """field=value pairs; `field=-` reads the value from standard input, `field=@FILE` from a
+    file (each at most `_limits.MAX_TEXT_BYTES`, UTF-8, one final newline dropped)."""
     fields: dict[str, str] = {}
+    stdin_used = ""
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         name = name.strip()
@@ -441,8 +465,52 @@ def _pairs(pairs: list[str] | None) -> dict[str, str]:
             _fail(f"{pair!r} is not field=value (for example participation=yes)")
         if name in fields:
             _fail(f"field {name!r} is given twice ({name}={fields[name]!r} and {pair!r})")
+        if value == "-":
+            if stdin_used:
+                _fail(f"fields {stdin_used!r} and {name!r} both read standard input (-)")
+            stdin_used = name
+            value = _read_value(name, None)
+        elif value.startswith("@") and len(value) > 1:
+            value = _read_value(name, Path(value[1:]))
         fields[name] = value
     return fields
+
+
+def _read_value(name: str, path: Path | None) -> str:
+    """A field's value from `path` (None: standard input), bounded before it is decoded."""
+    from ._limits import MAX_TEXT, MAX_TEXT_BYTES
+
+    where = "standard input" if path is None else f"file {path}"
+    try:
+        if path is None:
+            data = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
+        else:
+            with path.open("rb") as f:
+                data = f.read(MAX_TEXT_BYTES + 1)
+    except OSError as exc:
+        _fail(f"field {name!r}: cannot read {where}: {exc.strerror or exc}")
+    if len(data) > MAX_TEXT_BYTES:
+        _fail(f"field {name!r}: {where} is longer than the {MAX_TEXT:,} characters se-flow keeps")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"field {name!r}: {where} is not UTF-8 text")
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _named_days(wf: se_flow.Workflow, kind: str, fields: dict[str, str]) -> dict[str, str]:
+    """Date fields typed as `today` or `yesterday`, as the dates they name (the user's day)."""
+    from ._calendar import DAY_WORDS
+
+    spec = wf.records.get(kind)
+    if spec is None:
+        return fields
+    out = dict(fields)
+    for name, value in fields.items():
+        f = spec.field(name)
+        if f is not None and f.type == "date" and value.strip().lower() in DAY_WORDS:
+            out[name] = _day(value, name).isoformat()
+    return out
 
 
 def _echo_json(value: Any) -> None:
@@ -457,16 +525,19 @@ def _console() -> "Console":
     return console()
 
 
-def _done(flow: se_flow.SEFlow, case: se_flow.Case) -> None:
-    """What a write did to a case, from the event it left in the log."""
+def _done(
+    workflow: se_flow.Workflow, done: se_flow.Done[se_flow.Case, se_flow.Record | None]
+) -> None:
+    """What a write did to a case, from the event it returned (nothing read back: a case's
+    history grows without bound)."""
     from ._cli_text import describe, stage_label
 
-    event = flow.history(case.id)[-1]
-    _say(f"{case.id}: {describe(flow.workflow, event)}")
+    case, event = done.case, done.event
+    _say(f"{case.id}: {describe(workflow, event)}")
     if event.override is not None:
         passed_over = ", ".join(g.label for g in event.guards if not g.passed)
         _say(f"  override by {event.override.by} past {passed_over}: {event.override.reason}")
-    where = stage_label(flow.workflow, case)
+    where = stage_label(workflow, case)
     due = f"; next review due {case.review_due}" if case.review_due else ""
     _say(f"  now at {where}{due}")
 
@@ -506,7 +577,7 @@ def init(
         bool,
         typer.Option(
             "--no-seal",
-            help="Do not seal events with a forward-secure key (PostgreSQL never does, so far).",
+            help="Do not seal events with a forward-secure key (PostgreSQL: only with --key-file).",
         ),
     ] = False,
     seal_epoch: Annotated[
@@ -528,7 +599,9 @@ def init(
         # The per-user folder holds personal data: private to its owner.
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     existed = path == ":memory:" or is_database_url(path) or Path(path).exists()
-    seal = not no_seal and path != ":memory:" and not is_database_url(path)
+    # On PostgreSQL there is no file to keep the key beside: it seals when given --key-file.
+    url = is_database_url(path)
+    seal = not no_seal and path != ":memory:" and (not url or s.seal_key is not None)
     key_path = seal_key_path(path, s.seal_key)
     key: se_flow.VerificationKey | None = None
     try:
@@ -541,7 +614,8 @@ def init(
                 _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
             if seal:
                 key = flow.start_sealing(epoch_seconds=seal_epoch)
-            member = flow.add_staff(s.actor, name or s.actor, role)
+            # The first admin is bound to the login that set se-flow up.
+            member = flow.add_staff(s.actor, name or s.actor, role, login=_os_user())
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
@@ -552,12 +626,14 @@ def init(
         raise
     _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
+    if member.login is not None:
+        _say(f"{member.id} is bound to the login {member.login}: se-flow acts as them from it only")
     if key is not None and key_path is not None:
         from ._cli_text import sealing_started
 
         _say(sealing_started(key, key_path), one_line=False)
-    elif is_database_url(path) and not no_seal:
-        _say("events are not sealed: sealing is for SQLite databases only, so far")
+    elif url and not no_seal:
+        _say("events are not sealed: give --key-file FILE to seal a PostgreSQL database")
 
 
 @staff_app.command("add")
@@ -582,6 +658,70 @@ def staff_add(
     _say(f"staff {member.id} ({member.name}): {member.role.value}{state}")
 
 
+@staff_app.command("edit")
+def staff_edit(
+    ctx: typer.Context,
+    staff_id: Annotated[str, typer.Argument(metavar="ID", help="Their staff id.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Their full name.", show_default=False)
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="coach, team_leader, auditor or admin.", show_default=False),
+    ] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Working on cases, or no longer.", show_default=False
+        ),
+    ] = None,
+    login: Annotated[
+        str | None,
+        typer.Option(
+            "--login",
+            help="Bind them to this OS login: se-flow then acts as them from it only.",
+            show_default=False,
+        ),
+    ] = None,
+    no_login: Annotated[
+        bool, typer.Option("--no-login", help="Remove their login binding.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Deactivate even if they still hold open cases."),
+    ] = False,
+) -> None:
+    """Change a staff member: name, role, active or not, the OS login they are bound to."""
+    with _open(ctx, write=True) as flow:
+        try:
+            member = flow.edit_staff(
+                staff_id,
+                name=name,
+                role=role,
+                active=active,
+                login=login,
+                unbind_login=no_login,
+                confirm=yes,
+            )
+        except se_flow.StaffHoldsCases as held:
+            if not sys.stdin.isatty() or not typer.confirm(
+                f"{held.message.split(':')[0]}: deactivate anyway?", default=False, err=True
+            ):
+                raise
+            member = flow.edit_staff(
+                staff_id,
+                name=name,
+                role=role,
+                active=active,
+                login=login,
+                unbind_login=no_login,
+                confirm=True,
+            )
+    state = "" if member.active else ", inactive"
+    bound = f", bound to login {member.login}" if member.login else ""
+    _say(f"staff {member.id} ({member.name}): {member.role.value}{state}{bound}")
+
+
 @staff_app.command("list")
 def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
     """List staff and their roles."""
@@ -593,6 +733,50 @@ def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
     from ._cli_render import print_staff
 
     print_staff(_console(), staff)
+
+
+def _settings_words(found: se_flow.DatabaseSettings) -> str:
+    every = f"every {found.checkpoint_every} events" if found.checkpoint_every else ""
+    export = "after every export" if found.checkpoint_on_export else ""
+    when = " and ".join(w for w in (every, export) if w) or "only when asked"
+    lines = [
+        "shared terminal: "
+        + (
+            "allowed (bound members may be acted as from any login)"
+            if found.shared_terminal
+            else "not allowed (bound members only from their own login)"
+        ),
+        f"checkpoint file: {found.checkpoint_file or 'none'}",
+    ]
+    if found.checkpoint_file:
+        lines.append(f"checkpoints appended: {when}")
+    return "\n".join(lines)
+
+
+@settings_app.command("show")
+def settings_show(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show the database's settings."""
+    with _open(ctx) as flow:
+        found = flow.settings()
+    if json:
+        _echo_json(found.to_json())
+        return
+    _say(_settings_words(found), one_line=False)
+
+
+@settings_app.command("shared-terminal")
+def settings_shared_terminal(
+    ctx: typer.Context,
+    allow: Annotated[
+        str, typer.Argument(metavar="on|off", help="on: allow a shared terminal; off: not.")
+    ],
+) -> None:
+    """Admin: allow (on) or forbid (off) acting as login-bound staff from another login."""
+    if allow not in ("on", "off"):
+        _fail(f"shared-terminal: expected on or off, got {allow!r}")
+    with _open(ctx, write=True) as flow:
+        found = flow.change_settings(shared_terminal=allow == "on")
+    _say(_settings_words(found).splitlines()[0])
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -651,7 +835,7 @@ def refer(
             coach=coach,
             effective_at=_when(on),
             programme=programme,
-        )
+        ).case
     on_programme = f", on {programme}" if programme else ""
     _say(
         f"referred {name}: case {case.id}, participant {case.participant_id}, "
@@ -782,8 +966,9 @@ def record(
     """Record evidence on a case (a correction is a new record that supersedes the old)."""
     fields = _pairs(pairs)
     with _open(ctx, write=True) as flow:
-        made = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
-        case = flow.case(case_id)
+        fields = _named_days(flow.workflow, kind, fields)
+        done = flow.record(case_id, kind, fields, supersedes=supersedes, effective_at=_when(on))
+    made, case = done.record, done.case
     corrects = f", correcting record {made.supersedes}" if made.supersedes is not None else ""
     _say(
         f"{case_id}: recorded {kind} as record {made.seq} "
@@ -819,7 +1004,10 @@ def check(
     on: OnOption = None,
     json: JsonOption = False,
 ) -> None:
-    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed."""
+    """A dry run: every guard of a trigger, passed or failed and why. Nothing is changed.
+
+    Exit 0 if the move would go through, 6 if a guard blocks it.
+    Example: se-flow check C-1 start_profiling"""
     with _open(ctx) as flow:
         result = flow.check(
             case_id,
@@ -834,10 +1022,13 @@ def check(
         from ._cli_text import check_json
 
         _echo_json(check_json(result))
-        return
-    from ._cli_render import print_check
+    else:
+        from ._cli_render import print_check
 
-    print_check(_console(), wf, result)
+        print_check(_console(), wf, result)
+    if not result.allowed:
+        # Blocked: the exit code of a refused move, so a script can test it.
+        raise typer.Exit(se_flow.TransitionRefused.exit_code)
 
 
 @app.command("next")
@@ -885,10 +1076,10 @@ def advance(
 ) -> None:
     """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
     with _open(ctx, write=True) as flow:
-        case = flow.advance(
+        done = flow.advance(
             case_id, trigger, reason=reason, override=override, effective_at=_when(on)
         )
-        _done(flow, case)
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -906,10 +1097,10 @@ def pause(
 ) -> None:
     """Pause support (no stage moves while paused) until a review date."""
     with _open(ctx, write=True) as flow:
-        case = flow.pause(
+        done = flow.pause(
             case_id, reason=reason, review_date=_day(review, "--review"), effective_at=_when(on)
         )
-        _done(flow, case)
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -918,8 +1109,8 @@ def resume(
 ) -> None:
     """Resume a paused case."""
     with _open(ctx, write=True) as flow:
-        case = flow.resume(case_id, reason=reason, effective_at=_when(on))
-        _done(flow, case)
+        done = flow.resume(case_id, reason=reason, effective_at=_when(on))
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -936,8 +1127,8 @@ def withdraw(
 ) -> None:
     """The participant withdraws: needs only a reason, never an approval."""
     with _open(ctx, write=True) as flow:
-        case = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
-        _done(flow, case)
+        done = flow.withdraw(case_id, reason=reason, effective_at=_when(on))
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -962,8 +1153,8 @@ def close(
 ) -> None:
     """Close a case for another reason (withdrawals and completions have their own commands)."""
     with _open(ctx, write=True) as flow:
-        case = flow.close(case_id, reason, note=note, effective_at=_when(on))
-        _done(flow, case)
+        done = flow.close(case_id, reason, note=note, effective_at=_when(on))
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -987,10 +1178,10 @@ def reopen(
     """Start a new episode (a new case) for the participant of a closed case."""
     referral = {"notes": note} if note else None
     with _open(ctx, write=True) as flow:
-        case = flow.reopen(
+        done = flow.reopen(
             case_id, source=source, referral=referral, coach=coach, effective_at=_when(on)
         )
-        _done(flow, case)
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -1002,8 +1193,8 @@ def assign(
 ) -> None:
     """Give a case to another coach."""
     with _open(ctx, write=True) as flow:
-        case = flow.assign(case_id, coach, reason=reason)
-        _done(flow, case)
+        done = flow.assign(case_id, coach, reason=reason)
+        _done(flow.workflow, done)
 
 
 @app.command()
@@ -1226,9 +1417,36 @@ def _workflow(ctx: typer.Context, folder: Path | None = None) -> se_flow.Workflo
 
 
 @workflow_app.command("show")
-def workflow_show(ctx: typer.Context, json: JsonOption = False) -> None:
-    """The stages, triggers with their guards, and record kinds with their fields."""
+def workflow_show(
+    ctx: typer.Context,
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[KIND]",
+            help="A record kind: its fields, their types, which are required, allowed values "
+            "and an example command.",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The stages, triggers with their guards, and record kinds; or one record kind's fields.
+
+    Examples: se-flow workflow show; se-flow workflow show job_offer"""
     wf = _workflow(ctx)
+    if kind is not None:
+        spec = wf.records.get(kind)
+        if spec is None:
+            raise se_flow.UnknownRecordKind(kind, list(wf.records))
+        if json:
+            from ._cli_text import kind_json
+
+            _echo_json(kind_json(spec))
+            return
+        from ._cli_render import print_record_kind
+
+        print_record_kind(_console(), spec)
+        return
     if json:
         _echo_json({"hash": wf.hash, **wf.describe()})
         return
@@ -1316,6 +1534,16 @@ def audit_verify(
             show_default=False,
         ),
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            metavar="FILE",
+            help="An external checkpoint file (`audit checkpoint --append`): every checkpoint "
+            "in it must hold, so a rollback to an older copy fails.",
+            show_default=False,
+        ),
+    ] = None,
     key: Annotated[
         str | None,
         typer.Option(
@@ -1333,7 +1561,7 @@ def audit_verify(
     kept = _read_checkpoint(checkpoint) if checkpoint is not None else None
     # The result says a workflow mismatch itself ("but ..."): once is enough.
     with _open(ctx, mismatch=False) as flow:
-        result = flow.verify(kept, key=key)
+        result = flow.verify(kept, key=key, checkpoints=checkpoints)
     if json:
         _echo_json(result)
     if not result.ok:
@@ -1344,6 +1572,8 @@ def audit_verify(
             _say(f"but {result.workflow_mismatch}")
         if result.seals:
             _say(result.seals)
+        if result.checkpoints:
+            _say(result.checkpoints)
         if kept is not None:
             from ._cli_text import checkpoint_words
 
@@ -1362,11 +1592,35 @@ def audit_checkpoint(
             show_default=False,
         ),
     ] = None,
+    append: Annotated[
+        Path | None,
+        typer.Option(
+            "--append",
+            metavar="FILE",
+            help="Append it to this external checkpoint file (append-only, checked first).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print the audit log's head (as JSON) for an auditor to keep.
 
     Later, `se-flow audit verify --checkpoint FILE` proves the log has only been appended to
     since."""
+    if append is not None:
+        if out is not None:
+            _fail("give --out or --append, not both")
+        with _open(ctx) as flow:
+            done = flow.append_checkpoint(append)
+        _say(
+            f"checkpoint of event {done.checkpoint.seq} appended to {done.path} (line {done.line})"
+        )
+        _say(
+            done.protection
+            or "warning: nothing but se-flow keeps this file append-only: make it so (`chattr +a` "
+            "as root, or a write-once share)",
+            err=done.protection is None,
+        )
+        return
     with _open(ctx) as flow:
         kept = flow.checkpoint()
     text = json.dumps(kept.to_json()) + "\n"
@@ -1393,6 +1647,46 @@ def audit_checkpoint(
     from ._cli_text import checkpoint_kept
 
     _say(checkpoint_kept(kept, out), one_line=False)
+
+
+@audit_app.command("auto-checkpoint")
+def audit_auto_checkpoint(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            help="The external, append-only checkpoint file (e.g. on another share).",
+            show_default=False,
+        ),
+    ] = None,
+    every: Annotated[
+        int | None,
+        typer.Option(
+            "--every",
+            metavar="N",
+            help="Append after every N events (0: not by count).",
+            show_default=False,
+        ),
+    ] = None,
+    on_export: Annotated[
+        bool | None,
+        typer.Option(
+            "--on-export/--not-on-export", help="Append after every export.", show_default=False
+        ),
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Stop automatic checkpoints.")] = False,
+) -> None:
+    """Admin: append checkpoints to an external file automatically (an audit event)."""
+    with _open(ctx, write=True) as flow:
+        found = flow.change_settings(
+            checkpoint_file=file,
+            checkpoint_every=every,
+            checkpoint_on_export=on_export,
+            no_checkpoint_file=off,
+        )
+    _say(_settings_words(found), one_line=False)
 
 
 @audit_app.command("verify-export")
@@ -1544,7 +1838,7 @@ def enrol(
 
     The case keeps that version until a person moves it (a team leader)."""
     with _open(ctx, write=True) as flow:
-        case = flow.enrol(case_id, programme, reason=reason, effective_at=_when(on))
+        case = flow.enrol(case_id, programme, reason=reason, effective_at=_when(on)).case
         found = flow.outcomes(case.id)
     ref = found.enrolment.ref if found.enrolment else programme
     _say(f"{case.id} is on {ref}; its milestones: se-flow outcomes {case.id}")
@@ -1569,7 +1863,7 @@ def claims_mark(
     Only a milestone achieved on work evidence (not provisional), under a definition that is
     not unverified; else the refusal names what is missing (exit 5)."""
     with _open(ctx, write=True) as flow:
-        case = flow.claim(case_id, milestone, reference)
+        case = flow.claim(case_id, milestone, reference).case
     _say(f"{case.id}: {milestone} claimed, reference {reference}")
 
 
@@ -1674,6 +1968,253 @@ def programme_validate(
     """Check a folder of funder definitions with every named check (exit 3 if any fault)."""
     found = _programmes(folder)
     _say(f"ok: {folder}: {len(found)} programme(s): {', '.join(p.ref for p in found)}")
+
+
+# --- reports (issue 14) ---------------------------------------------------------------------
+
+QuarterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--quarter", metavar="YYYY-QN", help="A calendar quarter, e.g. 2026-Q3.", show_default=False
+    ),
+]
+MonthOption = Annotated[
+    str | None,
+    typer.Option("--month", metavar="YYYY-MM", help="A month, e.g. 2026-11.", show_default=False),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since", metavar="DATE", help="First day of the period (YYYY-MM-DD).", show_default=False
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="DATE",
+        help="Last day of the period (default: today).",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", metavar="FORMAT", help="table, json, csv or html.")
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        metavar="FILE",
+        help="Write the report to FILE (never over one without --force) instead of the terminal.",
+        show_default=False,
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")]
+ExplainOption = Annotated[
+    bool, typer.Option("--explain", help="Show how each figure was counted, under it.")
+]
+
+
+def _report(
+    ctx: typer.Context,
+    name: str,
+    *,
+    fmt: str,
+    out: Path | None,
+    force: bool,
+    explain: bool,
+    **kw: Any,
+) -> None:
+    with _open(ctx, write=True) as flow:
+        made = flow.report(name, fmt=fmt, out=out, force=force, **kw)
+    if out is not None:
+        _say(f"{made.title}: {len(made.kpis)} figures written to {out}")
+        return
+    if fmt == "table":
+        from ._cli_render import print_report
+
+        print_report(_console(), made, explain=explain)
+        return
+    from ._report_render import render
+
+    typer.echo(render(made, fmt), nl=False)
+
+
+@report_app.command("ips-grow")
+def report_ips_grow(
+    ctx: typer.Context,
+    quarter: QuarterOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """The IPS Grow quarterly return (default: this quarter)."""
+    _report(
+        ctx,
+        "ips-grow",
+        quarter=quarter,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("coaches")
+def report_coaches(
+    ctx: typer.Context,
+    month: MonthOption = None,
+    coach: Annotated[
+        str | None, typer.Option("--coach", help="One coach only.", show_default=False)
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """Per coach: peak active caseload against 20, IPS-25 caseload score, access, outcomes."""
+    _report(
+        ctx,
+        "coaches",
+        month=month,
+        coach=coach,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("fidelity")
+def report_fidelity(
+    ctx: typer.Context,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    quarter: QuarterOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """IPS fidelity evidence from the data (not a score: the scale also needs interviews)."""
+    _report(
+        ctx,
+        "fidelity",
+        since=since,
+        until=until,
+        quarter=quarter,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("standards")
+def report_standards(
+    ctx: typer.Context,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = "table",
+    out: OutOption = None,
+    force: ForceOption = False,
+    explain: ExplainOption = False,
+) -> None:
+    """Service standards met, % per standard (deadlines in the period; default this quarter)."""
+    _report(
+        ctx,
+        "standards",
+        quarter=quarter,
+        month=month,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        force=force,
+        explain=explain,
+    )
+
+
+@report_app.command("seqf")
+def report_seqf(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path,
+        typer.Argument(metavar="OUT_DIR", help="A new folder for the pack.", show_default=False),
+    ],
+    sample: Annotated[int, typer.Option("--sample", help="How many clients to sample.")] = 12,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="The sampler's seed (default: random; the pack records it).",
+            show_default=False,
+        ),
+    ] = None,
+    quarter: QuarterOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier SEQF pack in OUT_DIR.")
+    ] = False,
+) -> None:
+    """The SEQF pack: client list, KPI sheet with methods, HTML report and a seeded sample."""
+    with _open(ctx, write=True) as flow:
+        made = flow.report(
+            "seqf",
+            out=out_dir,
+            force=force,
+            sample=sample,
+            seed=seed,
+            quarter=quarter,
+            since=since,
+            until=until,
+            fmt="html",
+        )
+    _say(
+        f"{made.title}: {len(made.clients)} clients, {len(made.kpis)} figures, sample of "
+        f"{len(made.sample)} (seed {made.seed}) written to {out_dir}"
+    )
+
+
+@report_app.command("kpi")
+def report_kpi(
+    ctx: typer.Context,
+    kpi_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A figure's id, e.g. total_job_starts or job_outcomes:sam.",
+            show_default=False,
+        ),
+    ],
+    cases: Annotated[bool, typer.Option("--cases", help="List the cases behind it.")] = False,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    json: JsonOption = False,
+) -> None:
+    """One figure, how it was counted and (with --cases) the cases behind it."""
+    with _open(ctx, write=True) as flow:
+        found = flow.kpi(kpi_id, quarter=quarter, month=month, since=since, until=until)
+    if json:
+        _echo_json(found.to_json())
+        return
+    from ._cli_render import print_kpi
+
+    print_kpi(_console(), found, cases=cases)
 
 
 @app.command()

@@ -22,14 +22,17 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import attrs
 import pytest
 
 import se_flow
-from se_flow._audit import GENESIS, verify_chain
+from se_flow._audit import GENESIS, verify_chain, verify_log
 from se_flow._engine import Engine, context
 from se_flow._loader import load_programmes
+from se_flow._memory import KeyInMemory
 from se_flow._model import (
     EVENT_COLUMNS,
+    DatabaseSettings,
     EventDraft,
     EventKind,
     Participant,
@@ -37,6 +40,7 @@ from se_flow._model import (
     Staff,
     Status,
 )
+from se_flow._seal import DAY, VerificationKey, seal_verifies
 from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
 
 __all__ = ["COACH", "NOW", "WORKFLOW", "StoreContract"]
@@ -62,6 +66,7 @@ def _add_staff(store: Store, staff: Staff) -> None:
                 "name": staff.name,
                 "role": staff.role.value,
                 "active": staff.active,
+                **({"login": staff.login} if staff.login is not None else {}),
             },
         )
         return Change(case=None, expected_version=None, event=event, staff=staff)
@@ -493,3 +498,42 @@ class StoreContract:
     def test_exposure_is_words_or_none(self, store: Store) -> None:
         said = store.exposure()
         assert said is None or (isinstance(said, str) and said)
+
+    # --- insiders (issue 15): seals, settings and logins on every store -------------------
+
+    def test_a_sealing_store_seals_every_event_and_verify_checks_them(self, store: Store) -> None:
+        if getattr(store, "seal_keys", None) is None:
+            # A store keeps its `SealKeys` in `seal_keys`; a test with no key file holds the key
+            # in memory.
+            store.seal_keys = KeyInMemory()  # type: ignore[attr-defined]
+        assert store.sealing() is None
+        key = store.start_sealing(NOW, DAY)
+        with pytest.raises(se_flow.InvalidInput, match="already seals"):
+            store.start_sealing(NOW, DAY)
+        assert key.start_seq == 1
+        _add_staff(store, COACH)
+        case = _refer(store)
+        _engage(store, case.id)
+        seals = list(store.seal_rows())
+        head_seq, head_hash = store.head()
+        assert [s.seq for s in seals] == [1, 2, 3] and head_seq == 3
+        assert store.seal_of(head_seq) == seals[-1]
+        assert seal_verifies(key, seals[-1], head_hash)
+        assert verify_log(store, WORKFLOW, None, key).ok
+        other = VerificationKey(b"\0" * 32, 1, key.start_epoch, DAY)
+        assert not verify_log(store, WORKFLOW, None, other).ok
+
+    def test_settings_and_login_bindings_are_kept_with_their_event(self, store: Store) -> None:
+        assert store.read().settings() == DatabaseSettings()
+        _add_staff(store, attrs.evolve(COACH, login="sam"))
+        assert store.read().staff("sam").login == "sam"
+        assert store.list_staff()[0].login == "sam"
+        wanted = DatabaseSettings(shared_terminal=True, checkpoint_file="/x", checkpoint_every=5)
+        by = Staff(id="sam", name="Sam", role="admin")
+
+        def decide(tx: Tx) -> Change:
+            return ENGINE.change_settings(tx.settings(), wanted, by=by, now=NOW)
+
+        store.write(decide)
+        assert store.read().settings() == wanted
+        assert verify_log(store, WORKFLOW).ok

@@ -15,8 +15,11 @@ SEFlowError                               exit 1
 │   ├── FutureEffectiveDate               effective_at later than now
 │   ├── InvalidExportRequest              an export asked for something that cannot be given
 │   ├── ClaimRefused                      a milestone that cannot be claimed: what is missing
-│   └── WorkflowMismatch                  a write under another workflow than the log's
-├── TransitionRefused                     exit 6
+│   ├── WorkflowMismatch                  a write under another workflow than the log's
+│   ├── CheckpointFileRefused             a checkpoint file that is not append-only, or not
+│   │                                     ours (another database's, not checkpoints at all)
+│   └── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
+├── TransitionRefused                     exit 6   (also `se-flow check` when a guard blocks)
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
 │   ├── CaseClosed                        the case is closed: reopen makes a new case
 │   ├── CasePaused                        no stage move while paused
@@ -56,6 +59,7 @@ __all__ = [
     "CaseNotFound",
     "CasePaused",
     "ChainBroken",
+    "CheckpointFileRefused",
     "ClaimRefused",
     "ExportMismatch",
     "Fault",
@@ -69,6 +73,7 @@ __all__ = [
     "ProgrammeInvalid",
     "SEFlowError",
     "SealKeyUnusable",
+    "StaffHoldsCases",
     "StaffNotFound",
     "StoreBusy",
     "StoreError",
@@ -214,6 +219,29 @@ class InvalidInput(SEFlowError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class CheckpointFileRefused(InvalidInput):
+    """An external checkpoint file se-flow will not append to or trust: not a regular file,
+    writable by others, not ours, or changed other than by appending. Nothing was written."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        super().__init__(f"checkpoint file {path}: {why}")
+
+
+class StaffHoldsCases(InvalidInput):
+    """Deactivating a staff member who still holds open cases, without saying so was meant
+    (`confirm`): the cases would be left with nobody working them. Nothing was written."""
+
+    def __init__(self, staff_id: str, case_ids: Sequence[str]) -> None:
+        self.staff_id = staff_id
+        self.case_ids = tuple(case_ids)
+        shown = ", ".join(self.case_ids[:5]) + (", ..." if len(self.case_ids) > 5 else "")
+        super().__init__(
+            f"{staff_id} still holds {len(self.case_ids)} open case(s) ({shown}): assign them "
+            "to someone else first, or confirm (--yes) to deactivate anyway"
+        )
 
 
 class InvalidRecord(InvalidInput):

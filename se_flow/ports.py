@@ -33,6 +33,7 @@ from attrs import frozen
 
 from ._model import (
     Case,
+    DatabaseSettings,
     Event,
     EventDraft,
     Participant,
@@ -72,6 +73,20 @@ class RecordDraft:
     fields: Mapping[str, Any]
     supersedes: int | None = None
 
+    def made(self, case_id: str, event: Event) -> Record:
+        """The record as committed with `event`: its seq is the event's, as are its times
+        and actor."""
+        return Record(
+            seq=event.seq,
+            case_id=case_id,
+            kind=self.kind,
+            fields=self.fields,
+            effective_at=event.effective_at,
+            recorded_at=event.recorded_at,
+            actor=event.actor,
+            supersedes=self.supersedes,
+        )
+
 
 @frozen
 class Change:
@@ -85,6 +100,9 @@ class Change:
     participant: Participant | None = None
     staff: Staff | None = None
     erase_personal_data_of: str | None = None
+    settings: DatabaseSettings | None = None
+    """The database's settings after a `setting` event (kept beside the log, replayed by
+    `verify`)."""
 
 
 @frozen
@@ -156,6 +174,10 @@ class Tx(Protocol):
         ...
 
     def has_staff(self) -> bool: ...
+
+    def settings(self) -> DatabaseSettings:
+        """The database's settings as the last `setting` event left them (defaults if none)."""
+        ...
 
     def count_active_admins(self) -> int:
         """How many staff are active admins, as this transaction sees it (the last one may
@@ -262,6 +284,7 @@ class LogReads(Protocol):
         kinds: tuple[str, ...] | None = None,
         as_json: bool = False,
         by_case: bool = False,
+        columns: tuple[str, ...] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
         read any size in constant memory): tuples in `EVENT_COLUMNS` order or, with `as_json`,
@@ -274,7 +297,9 @@ class LogReads(Protocol):
 
         `by_case` orders the rows by case, in the order `cases` yields the cases (case number),
         then by seq, and leaves out events of no case: one scan for what is worked out case by
-        case (the stage histories), however many cases there are."""
+        case (the stage histories), however many cases there are. `columns` (names from
+        `EVENT_COLUMNS`) gives only those, in that order: what reads a few of them (the stage
+        histories read 8 of 19) need not fetch the hashes, guards and payloads."""
         ...
 
     def sealing(self) -> Sealing | None:
@@ -284,6 +309,10 @@ class LogReads(Protocol):
     def seal_rows(self) -> Iterator[SealRow]:
         """Every seal kept, in seq order, streamed (for `verify` with a key)."""
         return iter(())
+
+    def seal_of(self, seq: int) -> SealRow | None:
+        """The seal of the event at `seq`, if it has one (a checkpoint carries its head's)."""
+        return None
 
     def read_snapshot(self) -> contextlib.AbstractContextManager[None]:
         """Hold one consistent view of the store for the reads inside, so a verify or an

@@ -53,12 +53,14 @@ class Steps:
 
     def refer(self, name: str = "Alex Doe", **kw: Any) -> se_flow.Case:
         kw.setdefault("source", "GP")
-        return self.flow.refer(name, **kw)
+        return self.flow.refer(name, **kw).case
 
     def record(
         self, case_id: str, evidence: Iterable[tuple[str, Mapping[str, Any]]], **kw: Any
     ) -> list[se_flow.Record]:
-        return [self.flow.record(case_id, kind, dict(values), **kw) for kind, values in evidence]
+        return [
+            self.flow.record(case_id, kind, dict(values), **kw).record for kind, values in evidence
+        ]
 
     def hard(self, case_id: str, state: str, **kw: Any) -> list[se_flow.Record]:
         return self.record(case_id, LEAST_EVIDENCE[state].hard, **kw)
@@ -74,7 +76,7 @@ class Steps:
             assert ORDER.index(here) < ORDER.index(target), f"{here} is past {target}"
             forward = LEAST_EVIDENCE[here]
             self.record(case.id, forward.records)
-            case = self.flow.advance(case.id, forward.trigger)
+            case = self.flow.advance(case.id, forward.trigger).case
         return case
 
 

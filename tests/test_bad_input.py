@@ -43,13 +43,15 @@ def case(flow: SEFlow, steps: Steps) -> Case:
 
 @pytest.fixture
 def closed(flow: SEFlow, steps: Steps) -> Case:
-    return flow.withdraw(steps.refer("Closed Case").id, reason="moved away")
+    return flow.withdraw(steps.refer("Closed Case").id, reason="moved away").case
 
 
 @pytest.fixture
 def paused(flow: SEFlow, steps: Steps) -> Case:
     case = steps.to("customer_engagement", steps.refer("Paused Case"))
-    return flow.pause(case.id, reason="surgery", review_date=START.date() + dt.timedelta(days=30))
+    return flow.pause(
+        case.id, reason="surgery", review_date=START.date() + dt.timedelta(days=30)
+    ).case
 
 
 # --- the error tree ------------------------------------------------------------------------
@@ -90,14 +92,14 @@ ON_A_MISSING_CASE: dict[str, Callable[[SEFlow], Any]] = {
     "history": lambda f: f.history("C-404"),
     "check": lambda f: f.check("C-404", "engage"),
     "available": lambda f: f.available("C-404"),
-    "record": lambda f: f.record("C-404", "note", text="hello"),
-    "advance": lambda f: f.advance("C-404", "engage"),
-    "pause": lambda f: f.pause("C-404", reason="x", review_date=START.date()),
-    "resume": lambda f: f.resume("C-404"),
-    "withdraw": lambda f: f.withdraw("C-404", reason="x"),
-    "close": lambda f: f.close("C-404", "other"),
-    "reopen": lambda f: f.reopen("C-404", source="GP"),
-    "assign": lambda f: f.assign("C-404", "kim", actor="lee"),
+    "record": lambda f: f.record("C-404", "note", text="hello").record,
+    "advance": lambda f: f.advance("C-404", "engage").case,
+    "pause": lambda f: f.pause("C-404", reason="x", review_date=START.date()).case,
+    "resume": lambda f: f.resume("C-404").case,
+    "withdraw": lambda f: f.withdraw("C-404", reason="x").case,
+    "close": lambda f: f.close("C-404", "other").case,
+    "reopen": lambda f: f.reopen("C-404", source="GP").case,
+    "assign": lambda f: f.assign("C-404", "kim", actor="lee").case,
 }
 
 
@@ -133,13 +135,13 @@ def test_unknown_actor(flow: SEFlow, case: Case, closed: Case) -> None:
     """Someone not on the staff list is refused as a permission, for writes and reads alike,
     before anything else is looked up (a stranger does not learn whether C-404 exists)."""
     attempts: list[Callable[[], Any]] = [
-        lambda: flow.record(case.id, "note", text="hi", actor="zed"),
-        lambda: flow.record("C-404", "note", text="hi", actor="zed"),
-        lambda: flow.advance(case.id, "start_profiling", actor="zed"),
-        lambda: flow.withdraw(case.id, reason="x", actor="zed"),
-        lambda: flow.refer("New Person", source="GP", actor="zed"),
-        lambda: flow.reopen(closed.id, source="GP", actor="zed"),
-        lambda: flow.assign(case.id, "kim", actor="zed"),
+        lambda: flow.record(case.id, "note", text="hi", actor="zed").record,
+        lambda: flow.record("C-404", "note", text="hi", actor="zed").record,
+        lambda: flow.advance(case.id, "start_profiling", actor="zed").case,
+        lambda: flow.withdraw(case.id, reason="x", actor="zed").case,
+        lambda: flow.refer("New Person", source="GP", actor="zed").case,
+        lambda: flow.reopen(closed.id, source="GP", actor="zed").case,
+        lambda: flow.assign(case.id, "kim", actor="zed").case,
         lambda: flow.check(case.id, "start_profiling", actor="zed"),
         lambda: flow.case("C-404", actor="zed"),
         lambda: flow.history("C-404", actor="zed"),
@@ -157,8 +159,8 @@ def test_unknown_staff_member_named_as_a_target(flow: SEFlow, case: Case) -> Non
     """A coach to assign who does not exist is not found (exit 4): the lookup failed, the
     actor is allowed."""
     attempts: list[Callable[[], Any]] = [
-        lambda: flow.refer("New Person", source="GP", coach="zed"),
-        lambda: flow.assign(case.id, "zed", actor="lee"),
+        lambda: flow.refer("New Person", source="GP", coach="zed").case,
+        lambda: flow.assign(case.id, "zed", actor="lee").case,
         lambda: flow.staff_member("zed"),
     ]
     for attempt in attempts:
@@ -270,7 +272,7 @@ def test_a_huge_or_over_precise_number_is_refused_naming_the_field(
 def test_numbers_inside_the_bounds_keep_their_value(flow: SEFlow, case: Case) -> None:
     made = flow.record(
         case.id, "job_offer", {**OFFER, "hours_per_week": "1E+1", "hourly_pay": "999999999999.5000"}
-    )
+    ).record
     assert str(made.fields["hours_per_week"]) == "10"  # written out, not as an exponent
     assert made.fields["hourly_pay"] == Decimal("999999999999.5")
     assert flow.records(case.id)[-1].fields == made.fields
@@ -331,14 +333,16 @@ def test_future_effective_date(flow: SEFlow, case: Case, closed: Case, clock: Cl
     later = clock.now + dt.timedelta(minutes=1)
     tomorrow = clock.now.date() + dt.timedelta(days=1)
     attempts: list[Callable[[], Any]] = [
-        lambda: flow.record(case.id, "note", text="x", effective_at=later),
-        lambda: flow.record(case.id, "note", text="x", effective_at=tomorrow),
-        lambda: flow.advance(
-            case.id, "pause", reason="x", review_date=tomorrow, effective_at=later
+        lambda: flow.record(case.id, "note", text="x", effective_at=later).record,
+        lambda: flow.record(case.id, "note", text="x", effective_at=tomorrow).record,
+        lambda: (
+            flow.advance(
+                case.id, "pause", reason="x", review_date=tomorrow, effective_at=later
+            ).case
         ),
-        lambda: flow.withdraw(case.id, reason="x", effective_at=tomorrow),
-        lambda: flow.refer("New Person", source="GP", effective_at=tomorrow),
-        lambda: flow.reopen(closed.id, source="GP", effective_at=later),
+        lambda: flow.withdraw(case.id, reason="x", effective_at=tomorrow).case,
+        lambda: flow.refer("New Person", source="GP", effective_at=tomorrow).case,
+        lambda: flow.reopen(closed.id, source="GP", effective_at=later).case,
     ]
     for attempt in attempts:
         with nothing_written(flow), pytest.raises(se_flow.FutureEffectiveDate) as future:
@@ -357,12 +361,12 @@ def test_an_effective_time_needs_a_time_zone(flow: SEFlow, case: Case) -> None:
 
 def test_acting_on_a_closed_case(flow: SEFlow, closed: Case) -> None:
     attempts: dict[str, Callable[[], Any]] = {
-        "engage": lambda: flow.advance(closed.id, "engage"),
-        "withdraw": lambda: flow.withdraw(closed.id, reason="again"),
-        "close": lambda: flow.close(closed.id, "other", actor="lee"),
-        "pause": lambda: flow.pause(closed.id, reason="x", review_date=START.date()),
-        "record note": lambda: flow.record(closed.id, "note", text="late note"),
-        "assign": lambda: flow.assign(closed.id, "kim", actor="lee"),
+        "engage": lambda: flow.advance(closed.id, "engage").case,
+        "withdraw": lambda: flow.withdraw(closed.id, reason="again").case,
+        "close": lambda: flow.close(closed.id, "other", actor="lee").case,
+        "pause": lambda: flow.pause(closed.id, reason="x", review_date=START.date()).case,
+        "record note": lambda: flow.record(closed.id, "note", text="late note").record,
+        "assign": lambda: flow.assign(closed.id, "kim", actor="lee").case,
     }
     for trigger, attempt in attempts.items():
         with nothing_written(flow), pytest.raises(se_flow.CaseClosed) as refused:
@@ -388,14 +392,14 @@ def test_acting_on_a_paused_case(flow: SEFlow, steps: Steps, paused: Case) -> No
 
 def test_an_auditor_cannot_write(flow: SEFlow, case: Case, closed: Case) -> None:
     attempts: list[Callable[[], Any]] = [
-        lambda: flow.record(case.id, "note", text="looks fine", actor="ava"),
-        lambda: flow.advance(case.id, "start_profiling", actor="ava"),
-        lambda: flow.pause(case.id, reason="x", review_date=START.date(), actor="ava"),
-        lambda: flow.withdraw(case.id, reason="x", actor="ava"),
-        lambda: flow.close(case.id, "other", actor="ava"),
-        lambda: flow.refer("New Person", source="GP", actor="ava"),
-        lambda: flow.reopen(closed.id, source="GP", actor="ava"),
-        lambda: flow.assign(case.id, "kim", actor="ava"),
+        lambda: flow.record(case.id, "note", text="looks fine", actor="ava").record,
+        lambda: flow.advance(case.id, "start_profiling", actor="ava").case,
+        lambda: flow.pause(case.id, reason="x", review_date=START.date(), actor="ava").case,
+        lambda: flow.withdraw(case.id, reason="x", actor="ava").case,
+        lambda: flow.close(case.id, "other", actor="ava").case,
+        lambda: flow.refer("New Person", source="GP", actor="ava").case,
+        lambda: flow.reopen(closed.id, source="GP", actor="ava").case,
+        lambda: flow.assign(case.id, "kim", actor="ava").case,
         lambda: flow.add_staff("eve", "Eve", "coach", actor="ava"),
     ]
     for attempt in attempts:
@@ -423,7 +427,7 @@ def test_a_stale_version_is_a_conflict(flow: SEFlow, case: Case) -> None:
     assert conflict.value.actual_version == case.version
     with nothing_written(flow), pytest.raises(se_flow.CaseConflict):
         flow.withdraw(case.id, reason="x", expected_version=stale)
-    assert flow.record(case.id, "note", text="x", expected_version=case.version)
+    assert flow.record(case.id, "note", text="x", expected_version=case.version).record
 
 
 def test_unknown_stage_or_status_in_a_caseload_query(flow: SEFlow, case: Case) -> None:
@@ -465,4 +469,4 @@ def test_reopen_checks_an_explicit_coach_as_refer_does(flow: SEFlow, steps: Step
             flow.reopen(closed.id, source="GP", coach=coach)
         assert refused.value.message == f"{coach} cannot hold cases: they are {why}"
         assert refused.value.exit_code == 5
-    assert flow.reopen(closed.id, source="GP", coach="lee").coach == "lee"
+    assert flow.reopen(closed.id, source="GP", coach="lee").case.coach == "lee"

@@ -49,6 +49,8 @@ def test_quick_runner_runs_every_benchmark_and_prints_ratios(tmp_path: Path) -> 
         rf"reads/caseload .* se-flow .* se-flow/raw {ratio}",
         rf"reads/due \(coach\) .* se-flow .* se-flow/raw {ratio}",
         rf"reads/timeline .* se-flow .* se-flow/raw {ratio}",
+        rf"reports/ips-grow .* se-flow .* se-flow/sql {ratio}",
+        rf"reports/standards .* se-flow .* se-flow/sql {ratio}",
     ):
         assert re.search(pattern, out), f"no line matching {pattern!r} in:\n{out}"
     assert re.search(r"\d+ rows; targets met: \d+, missed: \d+", out)
@@ -57,7 +59,7 @@ def test_quick_runner_runs_every_benchmark_and_prints_ratios(tmp_path: Path) -> 
     rows = json.loads(saved.read_text())["rows"]
     benches = {r["bench"].split("/")[0].split(" ")[0] for r in rows}
     modules = {p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").glob("bench_*.py")}
-    expected = {"transitions", "bulk", "reads"} | ({"export"} & modules)
+    expected = {"transitions", "bulk", "reads", "reports"} | ({"export"} & modules)
     assert expected <= benches, f"benchmarks without rows: {expected - benches}"
 
 

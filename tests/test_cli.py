@@ -58,9 +58,9 @@ class CLI:
         full_env = {"COLUMNS": "200", "SE_FLOW_DB": None, "SE_FLOW_ACTOR": None, **(env or {})}
         return self.runner.invoke(app, list(args), env=full_env)
 
-    def json(self, *args: str, actor: str | None = "sam") -> Any:
+    def json(self, *args: str, actor: str | None = "sam", code: int = 0) -> Any:
         result = self(*args, "--json", actor=actor)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == code, result.output
         return json.loads(result.stdout)
 
     def flow(self) -> se_flow.SEFlow:
@@ -69,6 +69,13 @@ class CLI:
 
 def ok(result: Result) -> str:
     assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}"
+    assert "Traceback" not in result.output
+    return result.stdout
+
+
+def blocked(result: Result) -> str:
+    """`check` printed its checklist and exited 6: a guard blocks the move."""
+    assert result.exit_code == 6, f"exit {result.exit_code}, wanted 6\n{result.output}"
     assert "Traceback" not in result.output
     return result.stdout
 
@@ -117,7 +124,7 @@ def refer(db: Path, name: str = "Alex Doe", *, coach: str = "sam", days: int = 0
             coach=coach,
             actor=coach,
             effective_at=days_ago(days),
-        ).id
+        ).case.id
 
 
 def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
@@ -128,7 +135,7 @@ def walk(db: Path, case_id: str, to: str, *, by: str = "sam") -> None:
             forward = LEAST_EVIDENCE[here]
             for kind, fields in forward.records:
                 flow.record(case_id, kind, {**fields, **EXTRA.get(kind, {})}, actor=by)
-            here = flow.advance(case_id, forward.trigger, actor=by).state
+            here = flow.advance(case_id, forward.trigger, actor=by).case.state
 
 
 @pytest.fixture
@@ -221,7 +228,11 @@ def test_init_creates_the_database_with_the_actor_as_admin(tmp_path: Path) -> No
     out = ok(run("init", "--name", "Ada Admin", actor="ada"))
     assert "ada (Ada Admin) is its first staff member, as admin" in out
     staff = run.json("staff", "list", actor="ada")
-    assert staff == [{"id": "ada", "name": "Ada Admin", "role": "admin", "active": True}]
+    # The first admin is bound to the login that ran init.
+    login = getpass.getuser()
+    assert staff == [
+        {"id": "ada", "name": "Ada Admin", "role": "admin", "active": True, "login": login}
+    ]
 
 
 def test_init_with_a_role(tmp_path: Path) -> None:
@@ -546,12 +557,12 @@ def test_record_on_a_closed_case(run: CLI, case: str) -> None:
 def test_check_is_a_checklist_that_changes_nothing(run: CLI, db: Path, case: str) -> None:
     ok(run("record", case, "consent", "participation=yes", "data_processing=yes"))
     before = event_count(db)
-    out = ok(run("check", case, "start_profiling"))
+    out = blocked(run("check", case, "start_profiling"))
     assert "✓ Consent to take part and to data processing" in out
     assert "✗ First meeting held: no first meeting recorded" in out
     assert "✗ Action plan agreed (soft): no action plan recorded" in out
     assert "blocked: 3 of 4" in out
-    data = run.json("check", case, "start_profiling")
+    data = run.json("check", case, "start_profiling", code=6)
     assert data["allowed"] is False and data["overridable"] is False
     assert data["failed"] == [
         "record:first_meeting",
@@ -562,21 +573,21 @@ def test_check_is_a_checklist_that_changes_nothing(run: CLI, db: Path, case: str
 
 
 def test_check_with_what_the_user_would_type(run: CLI, case: str) -> None:
-    assert "✗ Reason given" in ok(run("check", case, "withdraw"))
+    assert "✗ Reason given" in blocked(run("check", case, "withdraw"))
     assert "ready: se-flow advance" in ok(run("check", case, "withdraw", "--reason", "moving"))
-    out = ok(run("check", case, "close", "--close-reason", "ineligible"))
+    out = blocked(run("check", case, "close", "--close-reason", "ineligible"))
     assert "only a team leader may do this" in out
     past = (TODAY - dt.timedelta(days=2)).isoformat()
-    assert "already past" in ok(run("check", case, "pause", "--reason", "x", "--review", past))
+    assert "already past" in blocked(run("check", case, "pause", "--reason", "x", "--review", past))
 
 
 def test_check_soft_only_says_a_team_leader_may_override(run: CLI, db: Path, case: str) -> None:
     with run.flow() as flow:
         for kind, fields in LEAST_EVIDENCE["customer_engagement"].hard:
             flow.record(case, kind, fields, actor="sam")
-    out = ok(run("check", case, "start_profiling"))
+    out = blocked(run("check", case, "start_profiling"))
     assert "soft guard(s): a team leader may override" in out
-    assert run.json("check", case, "start_profiling")["overridable"] is True
+    assert run.json("check", case, "start_profiling", code=6)["overridable"] is True
 
 
 def test_check_refusals(run: CLI, case: str) -> None:
@@ -760,8 +771,9 @@ def test_due_defaults_to_my_caseload_if_i_am_a_coach(run: CLI, db: Path) -> None
 
 def test_workflow_show(run: CLI) -> None:
     out = ok(run("workflow", "show"))
-    assert "Vocational Profiling" in out and "record:action_plan (soft)" in out
-    assert "job_offer" in out and "hourly_pay*: decimal" in out
+    assert "Vocational Profiling" in out and "Action plan agreed (soft)" in out
+    assert "record:action_plan" not in out  # guards by their titles; ids in --json
+    assert "job_offer" in out and "hourly_pay*" in out
     data = run.json("workflow", "show")
     assert data["initial"] == "referred" and len(data["hash"]) == 64
     assert any(t["trigger"] == "start_job" for t in data["transitions"])
@@ -886,7 +898,7 @@ READS = [
 
 @pytest.mark.parametrize("args", READS, ids=lambda a: " ".join(a[:2]))
 def test_every_read_command_speaks_json(run: CLI, case: str, args: tuple[str, ...]) -> None:
-    data = run.json(*args)
+    data = run.json(*args, code=6 if args[0] == "check" else 0)
     assert data
     if args[0] in ("cases", "show", "history", "due"):
         assert re.search(r'"\d{4}-\d{2}-\d{2}', json.dumps(data))  # dates as ISO text

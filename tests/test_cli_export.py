@@ -581,7 +581,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(
             se_flow.PersonalDetails(name=LINK, contact=CONTACT),
             source=SOURCE,
             referral={"notes": NOTE},
-        ).id
+        ).case.id
         here = flow.case(attack).state
         while here != "in_work_support":
             forward = LEAST_EVIDENCE[here]
@@ -589,9 +589,9 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(
                 typed = {**fields, **EXTRA.get(kind, {})}
                 flow.record(attack, kind, {k: EMPLOYER if k == "employer" else v
                                            for k, v in typed.items()})  # fmt: skip
-            here = flow.advance(attack, forward.trigger).state
+            here = flow.advance(attack, forward.trigger).case.state
         flow.pause(attack, reason=REASON, review_date=dt.date.today() + dt.timedelta(days=14))
-        gone = flow.refer("Cy Dunn", source="GP").id
+        gone = flow.refer("Cy Dunn", source="GP").case.id
         flow.withdraw(gone, reason=REASON)
     out = tmp_path / "review"
     ok(run("export", str(out), "--include-personal-data", actor="ada"))
@@ -666,7 +666,7 @@ def test_a_legacy_staff_id_with_a_formula_start_is_escaped_where_it_is_shown(
     # ...but a database from before keeps the ids it was given.
     with se_flow.open(db, actor="ada") as flow:
         flow.add_staff("opsdesk", "Ops Desk", "coach")
-        case = flow.refer("Di Ellis", source="GP", coach="opsdesk", actor="opsdesk").id
+        case = flow.refer("Di Ellis", source="GP", coach="opsdesk", actor="opsdesk").case.id
         flow.advance(case, "engage", actor="opsdesk")
     rename_staff_in_the_log(db, "opsdesk", "@opsdesk")
     assert "ok" in ok(run("audit", "verify", actor="ada"))

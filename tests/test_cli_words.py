@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import staffed_db
-from test_cli import CLI, ok, refer, refused, walk
+from test_cli import CLI, blocked, ok, refer, refused, walk
 from test_workflow_mismatch import _offered, _retyped
 from typer.testing import CliRunner
 
@@ -179,8 +179,8 @@ def test_dry_runs_under_a_workflow_mismatch_say_moves_are_refused(tmp_path: Path
         checks = flow.available(case_id)
         assert checks and not any(c.allowed for c in checks)
         for c in checks:
-            (blocked,) = [r for r in c.failed if r.guard == "workflow_matches"]
-            assert not blocked.soft and "writes are refused" in blocked.reason
+            (refusal,) = [r for r in c.failed if r.guard == "workflow_matches"]
+            assert not refusal.soft and "writes are refused" in refusal.reason
         dry = flow.check(case_id, "withdraw", reason="moving away")
         assert not dry.allowed and [r.guard for r in dry.failed] == ["workflow_matches"]
     with se_flow.open(path, actor="sam") as flow:
@@ -189,9 +189,9 @@ def test_dry_runs_under_a_workflow_mismatch_say_moves_are_refused(tmp_path: Path
     as_other = ("--stages", str(other))
     said = ok(run(*as_other, "next", case_id))
     assert "ready" not in said and "writes are refused" in said
-    said = ok(run(*as_other, "check", case_id, "withdraw", "--reason", "moving away"))
+    said = blocked(run(*as_other, "check", case_id, "withdraw", "--reason", "moving away"))
     assert "ready" not in said and "blocked" in said and "workflow matches the database" in said
-    shown = json.loads(ok(run(*as_other, "check", case_id, "withdraw", "--json")))
+    shown = json.loads(blocked(run(*as_other, "check", case_id, "withdraw", "--json")))
     assert shown["allowed"] is False and "workflow_matches" in shown["failed"]
 
 
@@ -229,7 +229,7 @@ def test_back_dating_floors_show_the_day(run: CLI, db: Path) -> None:
 
 
 def test_back_dating_a_new_episode_shows_the_day(flow: se_flow.SEFlow) -> None:
-    case = flow.refer("Alex", source="GP", effective_at=dt.date(2026, 1, 5), actor="sam")
+    case = flow.refer("Alex", source="GP", effective_at=dt.date(2026, 1, 5), actor="sam").case
     flow.withdraw(case.id, reason="moving", effective_at=dt.date(2026, 2, 1), actor="sam")
     with pytest.raises(se_flow.InvalidInput) as refusal:
         flow.reopen(case.id, source="GP", effective_at=dt.date(2026, 1, 20), actor="sam")
@@ -272,7 +272,7 @@ def test_the_caseload_fits_the_terminal_and_never_cuts_an_id(db: Path, columns: 
     """A long stage label (paused, in the longest stage) is cut short with an ellipsis at 80
     columns; case and participant ids never are, and a wider terminal shows it whole."""
     with se_flow.open(db, actor="sam") as flow:
-        case = flow.refer("Alex Doe", source="GP", actor="sam")
+        case = flow.refer("Alex Doe", source="GP", actor="sam").case
         flow.advance(case.id, "engage")
         flow.pause(case.id, reason="in hospital", review_date=dt.date.today() + dt.timedelta(30))
         pid = case.participant_id

@@ -35,12 +35,12 @@ with se_flow.open(path, actor="sam", create=False) as flow:
     print("ready", flush=True)
     n = 0
     while True:
-        case = flow.refer(f"Person {n}", source="GP")
+        case = flow.refer(f"Person {n}", source="GP").case
         ack(f"case {case.id}")
-        record = flow.record(case.id, "note", text=f"note {n}")
+        record = flow.record(case.id, "note", text=f"note {n}").record
         ack(f"record {record.seq}")
         with flow.batch():
-            ids = [flow.refer(f"Batch {n}.{i}", source="GP").id for i in range(3)]
+            ids = [flow.refer(f"Batch {n}.{i}", source="GP").case.id for i in range(3)]
         for case_id in ids:
             ack(f"case {case_id}")
         n += 1

@@ -23,7 +23,7 @@ LIMITS = {False: 2 * 1024 * 1024, True: 512 * 1024}
 def _setup(path: Path) -> list[str]:
     with se_flow.open(path, actor="sam") as flow:
         flow.add_staff("sam", "Sam", "coach")
-        return [flow.refer(f"Before {n}", source="GP").id for n in range(3)]
+        return [flow.refer(f"Before {n}", source="GP").case.id for n in range(3)]
 
 
 def _kind(exc: se_flow.SEFlowError) -> str:
@@ -51,7 +51,7 @@ def _fill(path: str, batch: bool, results: Any) -> None:
         def refer_all() -> None:
             for n in range(5000):
                 try:
-                    acked.append(flow.refer(f"Person {n}", source="GP").id)
+                    acked.append(flow.refer(f"Person {n}", source="GP").case.id)
                 except se_flow.SEFlowError as exc:
                     errors.append((_kind(exc), str(exc), exc.exit_code))
                     # Go on past the first failure: later commands must refuse too.
@@ -135,6 +135,6 @@ def test_an_abandoned_batch_refuses_until_it_ends_then_writes_again(tmp_path: Pa
         with pytest.raises(se_flow.StoreError, match="batch was abandoned"):
             flow.refer("Billie", source="GP")
     assert flow.cases() == []
-    assert flow.refer("Casey", source="GP").id == "C-1"
+    assert flow.refer("Casey", source="GP").case.id == "C-1"
     assert flow.verify().ok
     flow.disconnect()

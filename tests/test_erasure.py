@@ -14,7 +14,7 @@ def test_an_admin_erases_personal_data_and_the_chain_still_verifies(
 ) -> None:
     case = flow.refer(
         se_flow.PersonalDetails(name="Robin Erase-Me", contact="robin@example.org"), source="GP"
-    )
+    ).case
     pid = case.participant_id
     assert flow.participant(pid).details is not None
     flow.erase_personal_data(

@@ -72,7 +72,7 @@ class Caseload:
 
     def _alex(self) -> str:
         f = self.flow
-        a = f.refer(PEOPLE["alex"], source="GP", coach="sam", effective_at=D(2026, 1, 5)).id
+        a = f.refer(PEOPLE["alex"], source="GP", coach="sam", effective_at=D(2026, 1, 5)).case.id
         f.advance(a, "engage", effective_at=D(2026, 1, 6))
         self.rec(
             a,
@@ -137,15 +137,15 @@ class Caseload:
         f = self.flow
         b = f.refer(
             PEOPLE["bea"], source="Jobcentre", coach="kim", actor="kim", effective_at=D(2026, 2, 1)
-        ).id
+        ).case.id
         f.advance(b, "engage", actor="kim", effective_at=D(2026, 2, 2))
         f.withdraw(b, reason="started college", actor="kim", effective_at=D(2026, 2, 15))
-        again = f.reopen(b, source="self", actor="kim", effective_at=D(2026, 4, 1)).id
+        again = f.reopen(b, source="self", actor="kim", effective_at=D(2026, 4, 1)).case.id
         return b, again
 
     def _cal(self) -> str:
         f = self.flow
-        c = f.refer(PEOPLE["cal"], source="GP", coach="sam", effective_at=D(2026, 5, 20)).id
+        c = f.refer(PEOPLE["cal"], source="GP", coach="sam", effective_at=D(2026, 5, 20)).case.id
         f.advance(c, "engage", effective_at=D(2026, 5, 21))
         f.pause(c, reason="family matters", review_date=D(2026, 6, 15), effective_at=D(2026, 5, 25))
         return c
@@ -336,7 +336,7 @@ def test_events_are_the_log_exactly_and_the_chain_verifies_from_the_file(
 def test_events_keep_text_exactly_including_commas_quotes_newlines_and_accents(
     flow: SEFlow, tmp_path: Path
 ) -> None:
-    case = flow.refer("Zoë Ångström", source="GP")
+    case = flow.refer("Zoë Ångström", source="GP").case
     awkward = 'said "no, not yet"\nthen, later: café; 100% sure'
     flow.record(case.id, "note", text=awkward)
     for fmt in FORMATS:
@@ -1008,7 +1008,9 @@ def _caseload_of(n: int, path: Path) -> SEFlow:
     flow.add_staff("ada", "Ada Admin", "admin")
     flow.add_staff("sam", "Sam Coach", "coach")
     for i in range(n):
-        case = flow.refer(PersonalDetails(name=f"P {i}"), source="GP", coach="sam", actor="sam")
+        case = flow.refer(
+            PersonalDetails(name=f"P {i}"), source="GP", coach="sam", actor="sam"
+        ).case
         flow.advance(case.id, "engage", actor="sam")
         if i % 2:
             flow.pause(case.id, reason="away", review_date=D(2026, 7, 1), actor="sam")
@@ -1028,3 +1030,27 @@ def test_stage_histories_are_read_in_a_bounded_number_of_queries(tmp_path: Path)
             start, end = statements.index("BEGIN"), statements.index("ROLLBACK")
             reads[n] = statements[start + 1 : end]
     assert len(reads[50]) == len(reads[1]) <= 5, reads[50]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_a_formula_cell_anywhere_in_a_chunk_is_escaped_and_the_rest_kept(
+    start: str, where: int
+) -> None:
+    """A CSV chunk is searched once as text for a cell that could start a formula; whatever
+    the cell's place (first on its line, between others, last; bare or quoted), it is found."""
+    import io
+
+    from se_flow._export import _Table, _write_csv
+
+    plain = [("C-1", "2026-05-01T09:00:00+00:00", 3, None, 'say "hi", then go')] * 5
+    risky = [f"{start}x", f"{start}x,y", f"{start}x\ny"]
+    for cell in risky:
+        row = ["C-2", "ok", 4]
+        row.insert(where, cell)
+        table = _Table("stage_histories", ("a", "b", "c", "d"), iter([*plain, tuple(row)]))
+        out = io.StringIO(newline="")
+        assert _write_csv(out, table, None) == 6
+        back = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+        assert back[1:6] == [["C-1", "2026-05-01T09:00:00+00:00", "3", "", 'say "hi", then go']] * 5
+        assert back[6][where] == "'" + cell

@@ -132,12 +132,12 @@ def test_field_equals(flow: SEFlow, steps: Steps) -> None:
     flow.record(case.id, "informed_choice", decision="not_now")
     assert result(flow.check(case.id, "start_profiling"), guard) == (
         False,
-        f"informed choice of {TODAY} has decision = 'not_now', needs 'join'",
+        f"informed choice of {TODAY} has decision = not_now, needs join",
     )
     flow.record(case.id, "informed_choice", decision="join")
     assert result(flow.check(case.id, "start_profiling"), guard) == (
         True,
-        f"informed choice of {TODAY} has decision = 'join'",
+        f"informed choice of {TODAY} has decision = join",
     )
     # The latest by when it happened counts, not the last one typed in.
     flow.record(case.id, "informed_choice", decision="decline", effective_at=dt.date(2026, 5, 1))
@@ -234,32 +234,32 @@ def test_records_match(flow: SEFlow, steps: Steps) -> None:
             "2026-03-31",
             "12.50",
             True,
-            "pay 12.50/hour meets the minimum wage of 12.21 in force on 2026-03-31",
+            "pay £12.50 an hour meets the minimum wage of £12.21 in force on 2026-03-31",
         ),
         (
             "2026-04-01",
             "12.50",
             False,
-            "pay 12.50/hour is below the minimum wage of 12.71 in force on 2026-04-01 "
+            "pay £12.50 an hour is below the minimum wage of £12.71 in force on 2026-04-01 "
             "(since 2026-04-01)",
         ),
         (
             "2026-04-01",
             "12.71",
             True,
-            "pay 12.71/hour meets the minimum wage of 12.71 in force on 2026-04-01",
+            "pay £12.71 an hour meets the minimum wage of £12.71 in force on 2026-04-01",
         ),
         (
             "2025-03-31",
             "12.00",
             True,
-            "pay 12.00/hour meets the minimum wage of 11.44 in force on 2025-03-31",
+            "pay £12.00 an hour meets the minimum wage of £11.44 in force on 2025-03-31",
         ),
         (
             "2025-04-01",
             "12.00",
             False,
-            "pay 12.00/hour is below the minimum wage of 12.21 in force on 2025-04-01 "
+            "pay £12.00 an hour is below the minimum wage of £12.21 in force on 2025-04-01 "
             "(since 2025-04-01)",
         ),
         (
@@ -308,14 +308,15 @@ def test_the_wage_table_comes_from_the_stage_data() -> None:
             None,
             "10.00",
             True,
-            "pay 10.00/hour meets the minimum wage for 18 to 20 of 10.00 in force on 2025-06-02",
+            "pay £10.00 an hour meets the minimum wage for 18 to 20 of £10.00 in force on "
+            "2025-06-02",
         ),
         (
             "18_20",
             None,
             "9.99",
             False,
-            "pay 9.99/hour is below the minimum wage for 18 to 20 of 10.00 in force on "
+            "pay £9.99 an hour is below the minimum wage for 18 to 20 of £10.00 in force on "
             "2025-06-02 (since 2025-04-01)",
         ),
         (
@@ -323,14 +324,15 @@ def test_the_wage_table_comes_from_the_stage_data() -> None:
             "apprenticeship",
             "7.55",
             True,
-            "pay 7.55/hour meets the minimum wage for apprentices of 7.55 in force on 2025-06-02",
+            "pay £7.55 an hour meets the minimum wage for apprentices of £7.55 in force on "
+            "2025-06-02",
         ),
         (
             "21_over",
             None,
             "10.00",
             False,
-            "pay 10.00/hour is below the minimum wage for 21 and over of 12.21 in force on "
+            "pay £10.00 an hour is below the minimum wage for 21 and over of £12.21 in force on "
             "2025-06-02 (since 2025-04-01)",
         ),
     ],

@@ -39,7 +39,7 @@ def test_the_limits_are_the_documented_ones() -> None:
 
 def test_a_text_field_holds_up_to_the_limit(flow: SEFlow, steps: Steps) -> None:
     case = steps.refer()
-    made = flow.record(case.id, "note", text=LONGEST)
+    made = flow.record(case.id, "note", text=LONGEST).record
     assert made.fields["text"] == LONGEST
 
 
@@ -60,16 +60,16 @@ def test_a_record_field_over_the_limit_or_not_utf8_is_refused(
 
 
 FREE_TEXT = {
-    "name": lambda f, c, bad: f.refer(bad, source="GP"),
-    "contact": lambda f, c, bad: f.refer(
-        se_flow.PersonalDetails(name="Alex", contact=bad), source="GP"
+    "name": lambda f, c, bad: f.refer(bad, source="GP").case,
+    "contact": lambda f, c, bad: (
+        f.refer(se_flow.PersonalDetails(name="Alex", contact=bad), source="GP").case
     ),
-    "source": lambda f, c, bad: f.refer("Alex", source=bad),
-    "notes": lambda f, c, bad: f.refer("Alex", source="GP", referral={"notes": bad}),
-    "reason": lambda f, c, bad: f.withdraw(c.id, reason=bad),
-    "override reason": lambda f, c, bad: f.advance(c.id, "start_profiling", override=bad),
+    "source": lambda f, c, bad: f.refer("Alex", source=bad).case,
+    "notes": lambda f, c, bad: f.refer("Alex", source="GP", referral={"notes": bad}).case,
+    "reason": lambda f, c, bad: f.withdraw(c.id, reason=bad).case,
+    "override reason": lambda f, c, bad: f.advance(c.id, "start_profiling", override=bad).case,
     "staff name": lambda f, c, bad: f.add_staff("new", bad, "coach", actor="ada"),
-    "actor": lambda f, c, bad: f.record(c.id, "note", text="hi", actor=bad),
+    "actor": lambda f, c, bad: f.record(c.id, "note", text="hi", actor=bad).record,
 }
 
 
@@ -108,11 +108,11 @@ CASE_IDS: dict[str, Callable[[SEFlow, str], object]] = {
     "outcomes": lambda f, bad: f.outcomes(bad),
     "check": lambda f, bad: f.check(bad, "engage"),
     "available": lambda f, bad: f.available(bad),
-    "advance": lambda f, bad: f.advance(bad, "engage"),
-    "pause": lambda f, bad: f.pause(bad, reason="ill", review_date=dt.date(2026, 7, 1)),
-    "record": lambda f, bad: f.record(bad, "note", text="hi"),
-    "assign": lambda f, bad: f.assign(bad, "kim"),
-    "reopen": lambda f, bad: f.reopen(bad, source="GP"),
+    "advance": lambda f, bad: f.advance(bad, "engage").case,
+    "pause": lambda f, bad: f.pause(bad, reason="ill", review_date=dt.date(2026, 7, 1)).case,
+    "record": lambda f, bad: f.record(bad, "note", text="hi").record,
+    "assign": lambda f, bad: f.assign(bad, "kim").case,
+    "reopen": lambda f, bad: f.reopen(bad, source="GP").case,
     "export": lambda f, bad: f.export(Path(os.devnull).parent / "never-made", case_id=bad),
 }
 
@@ -187,7 +187,10 @@ def test_a_reopened_episode_cannot_predate_the_closure(flow: SEFlow, steps: Step
     flow.withdraw(case.id, reason="moving", effective_at=START - dt.timedelta(days=5))
     with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="before the case"):
         flow.reopen(case.id, source="GP", effective_at=START - dt.timedelta(days=6))
-    assert flow.reopen(case.id, source="GP", effective_at=START - dt.timedelta(days=5)).episode == 2
+    assert (
+        flow.reopen(case.id, source="GP", effective_at=START - dt.timedelta(days=5)).case.episode
+        == 2
+    )
 
 
 def test_counts_of_days_and_rows_are_bounded(flow: SEFlow, steps: Steps) -> None:

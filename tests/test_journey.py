@@ -22,14 +22,14 @@ def days_ago(n: int) -> dt.datetime:
 
 
 def test_whole_journey_from_referral_to_completed(flow: SEFlow, steps: Steps) -> None:
-    case = flow.refer("Alex Doe", source="GP", effective_at=days_ago(90))
+    case = flow.refer("Alex Doe", source="GP", effective_at=days_ago(90)).case
     assert (case.state, case.status, case.episode, case.coach) == (
         "referred",
         Status.ACTIVE,
         1,
         "sam",
     )
-    case = flow.advance(case.id, "engage", effective_at=days_ago(89))
+    case = flow.advance(case.id, "engage", effective_at=days_ago(89)).case
     assert case.state == "customer_engagement"
 
     # Nothing recorded yet: the refusal names every missing piece, hard and soft.
@@ -62,7 +62,7 @@ def test_whole_journey_from_referral_to_completed(flow: SEFlow, steps: Steps) ->
         actor="lee",
         override="agreed by phone",
         effective_at=days_ago(79),
-    )
+    ).case
     assert case.state == "vocational_profiling"
     moved = flow.history(case.id)[-1]
     assert moved.override == Override(by="lee", reason="agreed by phone")
@@ -85,7 +85,7 @@ def test_whole_journey_from_referral_to_completed(flow: SEFlow, steps: Steps) ->
         "record:job_end": "no job end recorded since the last start_job"
     }
     flow.record(case.id, "job_end", reason="shop closed", employer="Corner Shop")
-    case = flow.advance(case.id, "end_job")
+    case = flow.advance(case.id, "end_job").case
     assert (case.state, case.phase) == ("job_matching", None)
 
     # The old offer belongs to the old job: it cannot start the new one.
@@ -108,7 +108,7 @@ def test_whole_journey_from_referral_to_completed(flow: SEFlow, steps: Steps) ->
         hourly_pay="13.10",
     )
     steps.soft(case.id, "job_matching")
-    case = flow.advance(case.id, "start_job")
+    case = flow.advance(case.id, "start_job").case
     assert (case.state, case.phase) == ("in_work_support", "in_work_support")
 
     # The fading plan of the first job does not carry over to the second.
@@ -160,7 +160,7 @@ def test_only_a_team_leader_may_override_not_an_admin(flow: SEFlow, steps: Steps
     with pytest.raises(se_flow.PermissionDenied, match="only a team leader may override"):
         flow.advance(case.id, "start_job_search", actor="ada", override="advice booked")
     assert flow.case(case.id).version == version
-    case = flow.advance(case.id, "start_job_search", actor="lee", override="advice booked")
+    case = flow.advance(case.id, "start_job_search", actor="lee", override="advice booked").case
     assert flow.history(case.id)[-1].override == Override(by="lee", reason="advice booked")
 
 
@@ -178,7 +178,7 @@ def test_pause_and_resume(flow: SEFlow, steps: Steps, clock: Clock) -> None:
     steps.hard(case.id, "customer_engagement")
     steps.soft(case.id, "customer_engagement")
     review = START.date() + dt.timedelta(days=21)
-    case = flow.pause(case.id, reason="in hospital", review_date=review)
+    case = flow.pause(case.id, reason="in hospital", review_date=review).case
     assert (case.status, case.state, case.review_due) == (
         Status.PAUSED,
         "customer_engagement",
@@ -199,11 +199,11 @@ def test_pause_and_resume(flow: SEFlow, steps: Steps, clock: Clock) -> None:
     flow.record(case.id, "note", text="called the ward")
 
     clock.advance(days=20)
-    case = flow.resume(case.id, reason="out of hospital")
+    case = flow.resume(case.id, reason="out of hospital").case
     assert (case.status, case.state) == (Status.ACTIVE, "customer_engagement")
     with pytest.raises(se_flow.TriggerNotAvailable):
         flow.resume(case.id)
-    case = flow.advance(case.id, "start_profiling")
+    case = flow.advance(case.id, "start_profiling").case
     assert case.state == "vocational_profiling"
     assert case.version == len(flow.history(case.id))
 
@@ -215,11 +215,11 @@ def test_withdraw_is_allowed_from_every_active_state(
 ) -> None:
     case = steps.to(state)
     if paused:
-        case = flow.pause(case.id, reason="holiday", review_date=START.date())
+        case = flow.pause(case.id, reason="holiday", review_date=START.date()).case
     with pytest.raises(se_flow.GuardsFailed) as refused:
         flow.withdraw(case.id, reason=" ")
     assert failures(refused.value.results) == {"reason": "a reason is required"}
-    case = flow.withdraw(case.id, reason="found work on their own", actor="kim")
+    case = flow.withdraw(case.id, reason="found work on their own", actor="kim").case
     assert (case.status, case.outcome, case.state) == (Status.CLOSED, "withdrawn", "closed")
     event = flow.history(case.id)[-1]
     assert (event.trigger, event.reason, event.actor) == (
@@ -234,7 +234,7 @@ def test_withdraw_is_allowed_from_every_active_state(
 )
 def test_close_with_each_reason(flow: SEFlow, steps: Steps, reason: str) -> None:
     case = steps.to("vocational_profiling")
-    case = flow.close(case.id, reason, note="see file", actor="lee")
+    case = flow.close(case.id, reason, note="see file", actor="lee").case
     assert (case.status, case.outcome) == (Status.CLOSED, reason)
     event = flow.history(case.id)[-1]
     assert (event.trigger, event.reason, event.payload["outcome"]) == ("close", "see file", reason)
@@ -247,7 +247,7 @@ def test_closing_as_ineligible_needs_a_team_leader(flow: SEFlow, steps: Steps) -
     assert failures(refused.value.results) == {
         "role": "only a team leader may do this; sam is a coach"
     }
-    assert flow.close(case.id, "moved_away", actor="sam").outcome == "moved_away"
+    assert flow.close(case.id, "moved_away", actor="sam").case.outcome == "moved_away"
 
 
 def test_close_disengaged_after_outreach(flow: SEFlow, steps: Steps, clock: Clock) -> None:
@@ -262,13 +262,13 @@ def test_close_disengaged_after_outreach(flow: SEFlow, steps: Steps, clock: Cloc
     assert failures(refused.value.results) == {
         "role": "only a team leader may do this; sam is a coach"
     }
-    case = flow.advance(case.id, "close_disengaged", actor="lee", reason="no reply in 3 weeks")
+    case = flow.advance(case.id, "close_disengaged", actor="lee", reason="no reply in 3 weeks").case
     assert (case.status, case.outcome) == (Status.CLOSED, "disengaged")
 
 
 def test_reopen_starts_a_new_episode(flow: SEFlow, steps: Steps, clock: Clock) -> None:
     first = steps.to("job_matching")
-    first = flow.withdraw(first.id, reason="caring for a parent")
+    first = flow.withdraw(first.id, reason="caring for a parent").case
     closed_version = first.version
     clock.advance(days=100)
 
@@ -276,7 +276,7 @@ def test_reopen_starts_a_new_episode(flow: SEFlow, steps: Steps, clock: Clock) -
         flow.reopen(first.id)
     assert bad.value.problems == {"source": "required"}
 
-    second = flow.reopen(first.id, source="self", actor="kim", coach="kim")
+    second = flow.reopen(first.id, source="self", actor="kim", coach="kim").case
     assert second.id != first.id
     assert (second.episode, second.previous_case_id, second.participant_id) == (
         2,
@@ -314,7 +314,7 @@ def test_reopen_starts_a_new_episode(flow: SEFlow, steps: Steps, clock: Clock) -
 
     # The new episode can itself close and be reopened as a third.
     flow.withdraw(second.id, reason="moved in with family")
-    third = flow.reopen(second.id, source="Jobcentre")
+    third = flow.reopen(second.id, source="Jobcentre").case
     assert (third.episode, third.previous_case_id) == (3, second.id)
     mine = flow.cases(participant_id=first.participant_id)
     assert [c.episode for c in mine] == [1, 2, 3]
@@ -335,25 +335,27 @@ def test_version_counts_the_events_of_the_case(flow: SEFlow, steps: Steps) -> No
 
 
 def test_two_clocks(flow: SEFlow, clock: Clock) -> None:
-    case = flow.refer("Alex Doe", source="GP", effective_at=days_ago(10))
+    case = flow.refer("Alex Doe", source="GP", effective_at=days_ago(10)).case
     assert case.opened_at == days_ago(10)
     referral = flow.history(case.id)[0]
     assert (referral.effective_at, referral.recorded_at) == (days_ago(10), START)
 
     clock.advance(hours=3)
     # A date means the start of that day (UTC); other time zones are kept as the same instant.
-    met = flow.record(case.id, "first_meeting", effective_at=dt.date(2026, 5, 28))
+    met = flow.record(case.id, "first_meeting", effective_at=dt.date(2026, 5, 28)).record
     assert met.effective_at == dt.datetime(2026, 5, 28, tzinfo=dt.UTC)
     assert met.recorded_at == START + dt.timedelta(hours=3)
     local = dt.timezone(dt.timedelta(hours=1))
-    case = flow.advance(case.id, "engage", effective_at=dt.datetime(2026, 5, 29, 10, tzinfo=local))
+    case = flow.advance(
+        case.id, "engage", effective_at=dt.datetime(2026, 5, 29, 10, tzinfo=local)
+    ).case
     event = flow.history(case.id)[-1]
     assert event.effective_at == dt.datetime(2026, 5, 29, 9, tzinfo=dt.UTC)
     assert event.recorded_at == clock.now
     assert case.stage_entered_at == event.effective_at
     assert case.last_contact_at == met.effective_at
     # Not given: it happened now.
-    note = flow.record(case.id, "note", text="called")
+    note = flow.record(case.id, "note", text="called").record
     assert note.effective_at == note.recorded_at == clock.now
 
 
@@ -375,8 +377,8 @@ def test_review_falls_due_by_the_stage_cadence(flow: SEFlow, steps: Steps, state
 
 
 def test_review_due_counts_from_the_last_contact(flow: SEFlow, steps: Steps, clock: Clock) -> None:
-    case = flow.refer("Alex Doe", source="GP", effective_at=days_ago(20))
-    case = flow.advance(case.id, "engage", effective_at=days_ago(19))
+    case = flow.refer("Alex Doe", source="GP", effective_at=days_ago(20)).case
+    case = flow.advance(case.id, "engage", effective_at=days_ago(19)).case
     assert case.review_due == days_ago(19).date() + dt.timedelta(days=14)
     # A note is not contact; a review meeting is, even back-dated.
     flow.record(case.id, "note", text="x")
@@ -393,7 +395,7 @@ def test_due_and_overdue(flow: SEFlow, steps: Steps, clock: Clock) -> None:
     searching = steps.to("employer_engagement", steps.refer("Ben", coach="kim"))  # START + 7
     paused = flow.pause(
         steps.refer("Cat").id, reason="exams", review_date=START.date() + dt.timedelta(days=20)
-    )
+    ).case
     assert flow.due() == []
     assert flow.cases(overdue=True) == []
 
@@ -429,18 +431,20 @@ def test_record_fields_are_typed_from_text(flow: SEFlow, steps: Steps) -> None:
         start_date="2026-05-25",
         hours_per_week="16.5",
         hourly_pay="12.80",
-    )
+    ).record
     assert dict(offer.fields) == {
         "employer": "Corner Shop",
         "start_date": dt.date(2026, 5, 25),
         "hours_per_week": Decimal("16.5"),
         "hourly_pay": Decimal("12.80"),
     }
-    consent = flow.record(case.id, "consent", participation="yes", data_processing="No")
+    consent = flow.record(case.id, "consent", participation="yes", data_processing="No").record
     assert (consent["participation"], consent["data_processing"]) == (True, False)
-    profile = flow.record(case.id, "vocational_profile", job_goals="retail; ; admin ")
+    profile = flow.record(case.id, "vocational_profile", job_goals="retail; ; admin ").record
     assert profile["job_goals"] == ("retail", "admin")
-    plan = flow.record(case.id, "fading_plan", steps="2026-07-01 fewer visits; 2026-08-01 phone")
+    plan = flow.record(
+        case.id, "fading_plan", steps="2026-07-01 fewer visits; 2026-08-01 phone"
+    ).record
     assert plan["steps"] == ("2026-07-01 fewer visits", "2026-08-01 phone")
     # Read back from the store, the types are the same.
     stored = {r.seq: r for r in flow.records(case.id)}
@@ -459,23 +463,26 @@ def test_record_fields_are_typed_from_python_values(flow: SEFlow, steps: Steps) 
             "hours_per_week": 16,
             "hourly_pay": Decimal("12.80"),
         },
-    )
+    ).record
     assert offer["start_date"] == dt.date(2026, 5, 25)
     assert offer["hours_per_week"] == Decimal(16)
-    profile = flow.record(case.id, "vocational_profile", job_goals=["retail", "admin"])
+    profile = flow.record(case.id, "vocational_profile", job_goals=["retail", "admin"]).record
     assert profile["job_goals"] == ("retail", "admin")
-    agreed = flow.record(case.id, "participant_agreement", employer="Corner Shop", agrees=True)
+    agreed = flow.record(
+        case.id, "participant_agreement", employer="Corner Shop", agrees=True
+    ).record
     assert agreed["agrees"] is True
 
 
 def test_a_correction_supersedes_and_both_are_kept(flow: SEFlow, steps: Steps) -> None:
     case = steps.to("job_matching")
     offer = {"employer": "Corner Shop", "start_date": "2026-05-25", "hours_per_week": "16"}
-    wrong = flow.record(case.id, "job_offer", offer, hourly_pay="9")
+    wrong = flow.record(case.id, "job_offer", offer, hourly_pay="9").record
     assert failures(flow.check(case.id, "start_job").results)["minimum_wage:job_offer"] == (
-        "pay 9/hour is below the minimum wage of 12.71 in force on 2026-05-25 (since 2026-04-01)"
+        "pay £9.00 an hour is below the minimum wage of £12.71 in force on 2026-05-25 "
+        "(since 2026-04-01)"
     )
-    right = flow.record(case.id, "job_offer", offer, hourly_pay="13", supersedes=wrong.seq)
+    right = flow.record(case.id, "job_offer", offer, hourly_pay="13", supersedes=wrong.seq).record
     assert right.supersedes == wrong.seq
     current = [r.seq for r in flow.records(case.id) if r.kind == "job_offer"]
     kept = flow.records(case.id, include_superseded=True)

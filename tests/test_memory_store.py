@@ -31,7 +31,7 @@ def test_a_whole_journey_verifies(memory_flow: se_flow.SEFlow, clock: Clock) -> 
     case = steps.to("career_development")
     memory_flow.record(case.id, "note", text="doing well")
     memory_flow.close(case.id, "moved_away")
-    again = memory_flow.reopen(case.id, source="self")
+    again = memory_flow.reopen(case.id, source="self").case
     assert again.episode == 2
     result = memory_flow.verify()
     assert result.ok, result.problem
@@ -45,11 +45,11 @@ def test_a_batch_left_by_an_exception_leaves_every_table_as_it_was(
     memory_flow: se_flow.SEFlow,
 ) -> None:
     store = memory_flow.store
-    kept = memory_flow.refer(se_flow.PersonalDetails(name="Kept"), source="GP")
+    kept = memory_flow.refer(se_flow.PersonalDetails(name="Kept"), source="GP").case
     before = (store.head(), memory_flow.staff(), list(store.cases(CaseFilter())))
     with pytest.raises(RuntimeError), memory_flow.batch():
         memory_flow.add_staff("kim", "Kim Coach", "coach", actor="ada")
-        case = memory_flow.refer(se_flow.PersonalDetails(name="Gone"), source="GP")
+        case = memory_flow.refer(se_flow.PersonalDetails(name="Gone"), source="GP").case
         memory_flow.advance(kept.id, "engage")
         memory_flow.erase_personal_data(kept.participant_id, reason="asked", actor="ada")
         assert store.personal_details(kept.participant_id) is None
@@ -59,7 +59,7 @@ def test_a_batch_left_by_an_exception_leaves_every_table_as_it_was(
     details = store.personal_details(kept.participant_id)
     assert details is not None and details.name == "Kept"
     assert memory_flow.verify().ok
-    assert memory_flow.refer("Next", source="GP").id == "C-2"  # the number was not used up
+    assert memory_flow.refer("Next", source="GP").case.id == "C-2"  # the number was not used up
 
 
 def test_tampering_with_the_memory_log_is_caught(memory_flow: se_flow.SEFlow) -> None:

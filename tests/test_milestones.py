@@ -132,7 +132,7 @@ def test_a_write_that_reaches_a_milestone_logs_it_in_the_same_transaction(
 
 def test_provisional_turns_evidenced_when_work_records_arrive(flow: SEFlow, steps: Steps) -> None:
     case = in_work(steps, programme="mhep")
-    work = flow.record(case.id, "work_evidence", WORK)
+    work = flow.record(case.id, "work_evidence", WORK).record
     assert milestone_events(flow, case.id)[-1] == ("changed", "job_start", "achieved")
     last = [e for e in flow.history(case.id) if e.kind == "milestone"][-1]
     assert work.seq in last.payload["evidence"] and last.payload["was"]["state"] == "provisional"
@@ -387,8 +387,8 @@ OFFER = {
 
 def test_the_age_band_at_the_start_comes_from_the_date_of_birth(flow: SEFlow, steps: Steps) -> None:
     young = se_flow.PersonalDetails(name="Jo Young", date_of_birth=D(2007, 1, 1))
-    case = steps.to("job_matching", flow.refer(young, source="GP", programme="mhep"))
-    offer = flow.record(case.id, "job_offer", OFFER)
+    case = steps.to("job_matching", flow.refer(young, source="GP", programme="mhep").case)
+    offer = flow.record(case.id, "job_offer", OFFER).record
     # 19 on 2026-05-25: the 18 to 20 rate (10.85) is the floor, not the adult 12.71.
     assert offer.fields["age_band"] == "18_20"
     flow.record(case.id, "support_plan", summary="weekly visits")
@@ -408,8 +408,8 @@ def test_the_age_band_at_the_start_comes_from_the_date_of_birth(flow: SEFlow, st
 
 def test_without_a_date_of_birth_the_band_is_as_given(flow: SEFlow, steps: Steps) -> None:
     case = steps.to("job_matching", steps.refer())
-    assert "age_band" not in flow.record(case.id, "job_offer", OFFER).fields
-    given = flow.record(case.id, "job_offer", {**OFFER, "age_band": "under_18"})
+    assert "age_band" not in flow.record(case.id, "job_offer", OFFER).record.fields
+    given = flow.record(case.id, "job_offer", {**OFFER, "age_band": "under_18"}).record
     assert given.fields["age_band"] == "under_18"
 
 
@@ -432,7 +432,7 @@ def test_a_milestone_once_per_participant_counts_on_one_case_only(
         assert {m.key for m in f.milestones(first.id)} == {"job_start"}
         f.withdraw(first.id, reason="moved away")
         clock.advance(days=1)
-        second = steps.to("in_work_support", f.reopen(first.id, source="self"))
+        second = steps.to("in_work_support", f.reopen(first.id, source="self").case)
         f.enrol(second.id, "p")
         (m,) = f.outcomes(second.id).milestones
         assert m.state.value == "excluded" and first.id in m.reason
@@ -486,7 +486,7 @@ def test_the_logs_milestones_are_the_evaluators(
         flow.add_staff("lee", "Lee Leader", "team_leader", actor="ada")
         steps = Steps(flow)
         opened = clock.now - dt.timedelta(days=back + 60)
-        case = steps.to("job_matching", flow.refer("Alex", source="GP", effective_at=opened))
+        case = steps.to("job_matching", flow.refer("Alex", source="GP", effective_at=opened).case)
         flow.enrol(case.id, programme)
         start = (clock.now - dt.timedelta(days=back)).date()
         flow.record(

@@ -425,11 +425,13 @@ def test_bad_work_records_are_refused_naming_the_field(
 
 def test_overlapping_work_evidence_must_supersede(flow: SEFlow, steps: Steps) -> None:
     case = in_work(flow, steps)
-    first = flow.record(case.id, "work_evidence", WORK)
+    first = flow.record(case.id, "work_evidence", WORK).record
     with pytest.raises(se_flow.InvalidRecord) as bad:
         flow.record(case.id, "work_evidence", {**WORK, "period_start": "2026-05-31"})
     assert f"supersede record {first.seq}" in bad.value.problems["period_start"]
-    fixed = flow.record(case.id, "work_evidence", {**WORK, "hours": "15"}, supersedes=first.seq)
+    fixed = flow.record(
+        case.id, "work_evidence", {**WORK, "hours": "15"}, supersedes=first.seq
+    ).record
     out = flow.outcomes(case.id, on=D(2026, 6, 1))
     assert any(fixed.seq in m.evidence for m in out.milestones)
 

@@ -26,7 +26,7 @@ def _writer(url: str, me: int, barrier: Any, results: Any) -> None:
     try:
         with se_flow.open(url, actor="sam", busy_timeout=60) as flow:
             barrier.wait(timeout=60)
-            mine = [flow.refer(f"Person {me}-{n}", source="GP").id for n in range(REFERRALS)]
+            mine = [flow.refer(f"Person {me}-{n}", source="GP").case.id for n in range(REFERRALS)]
             for n in range(COMMANDS - REFERRALS):
                 # Every other command on the one case all writers share: they must queue on it.
                 case_id = SHARED if n % 2 else mine[n % REFERRALS]
@@ -42,7 +42,7 @@ def test_eight_processes_make_one_gapless_chain(pg_url: str) -> None:
     with se_flow.open(pg_url, actor="ada") as flow:
         flow.add_staff("ada", "Ada", "admin")
         flow.add_staff("sam", "Sam", "coach")
-        assert flow.refer("Shared", source="GP", actor="sam").id == SHARED
+        assert flow.refer("Shared", source="GP", actor="sam").case.id == SHARED
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WRITERS)
     results = ctx.Queue()

@@ -51,7 +51,7 @@ def test_an_immediate_stop_loses_nothing_acknowledged(cluster: Cluster, tmp_path
     with se_flow.open(url, actor="ada") as flow:
         flow.add_staff("ada", "Ada", "admin")
         flow.add_staff("sam", "Sam", "coach")
-        cases = [flow.refer(f"P {n}", source="GP", actor="sam").id for n in range(WRITERS)]
+        cases = [flow.refer(f"P {n}", source="GP", actor="sam").case.id for n in range(WRITERS)]
     ctx = mp.get_context("spawn")
     started = ctx.Semaphore(0)
     procs = [

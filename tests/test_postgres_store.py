@@ -40,7 +40,7 @@ def test_a_whole_journey_verifies_and_exports(pg_flow: se_flow.SEFlow, tmp_path:
     case = steps.to("career_development")
     pg_flow.record(case.id, "note", text="doing well, café 🎉")
     pg_flow.close(case.id, "moved_away")
-    again = pg_flow.reopen(case.id, source="self")
+    again = pg_flow.reopen(case.id, source="self").case
     assert again.episode == 2
     result = pg_flow.verify()
     assert result.ok, result.problem
@@ -55,11 +55,11 @@ def test_a_batch_left_by_an_exception_leaves_every_table_as_it_was(
     pg_flow: se_flow.SEFlow,
 ) -> None:
     store = pg_flow.store
-    kept = pg_flow.refer(se_flow.PersonalDetails(name="Kept"), source="GP")
+    kept = pg_flow.refer(se_flow.PersonalDetails(name="Kept"), source="GP").case
     before = (store.head(), pg_flow.staff(), list(store.cases(CaseFilter())))
     with pytest.raises(RuntimeError), pg_flow.batch():
         pg_flow.add_staff("kim", "Kim Coach", "coach", actor="ada")
-        case = pg_flow.refer(se_flow.PersonalDetails(name="Gone"), source="GP")
+        case = pg_flow.refer(se_flow.PersonalDetails(name="Gone"), source="GP").case
         pg_flow.advance(kept.id, "engage")
         pg_flow.erase_personal_data(kept.participant_id, reason="asked", actor="ada")
         assert store.personal_details(kept.participant_id) is None
@@ -67,4 +67,4 @@ def test_a_batch_left_by_an_exception_leaves_every_table_as_it_was(
     assert (store.head(), pg_flow.staff(), list(store.cases(CaseFilter()))) == before
     assert store.read().participant(case.participant_id) is None
     assert pg_flow.verify().ok
-    assert pg_flow.refer("Next", source="GP").id == "C-2"
+    assert pg_flow.refer("Next", source="GP").case.id == "C-2"

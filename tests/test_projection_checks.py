@@ -31,7 +31,7 @@ def _tampered(flow: SEFlow, sql: str, *params: Any) -> se_flow.Verification:
 def _job_offer(steps: Steps, pay: str) -> tuple[se_flow.Case, se_flow.Record]:
     case = steps.to("job_matching")
     offer = {**LEAST_EVIDENCE["job_matching"].hard[0][1], "hourly_pay": pay}
-    record = steps.flow.record(case.id, "job_offer", offer)
+    record = steps.flow.record(case.id, "job_offer", offer).record
     return case, record
 
 
@@ -95,7 +95,7 @@ def test_a_record_inserted_is_named(flow: SEFlow, steps: Steps) -> None:
 
 def test_a_record_slipped_between_two_others_is_named(flow: SEFlow, steps: Steps) -> None:
     case = steps.to("customer_engagement")
-    first = flow.record(case.id, "note", text="one")
+    first = flow.record(case.id, "note", text="one").record
     flow.record(case.id, "note", text="two")
     # The seq of an event that made no record (the engage transition), so the forged row sits
     # between real ones.
@@ -129,8 +129,12 @@ def test_a_deactivated_coach_reactivated_behind_the_logs_back_is_named(flow: SEF
 def test_a_staff_member_deleted_or_added_is_named(flow: SEFlow) -> None:
     result = _tampered(flow, "DELETE FROM staff WHERE id = 'ava'")
     assert result.problem == "staff member ava is in the log but missing from the staff table"
-    sqlite_conn(flow).execute("INSERT INTO staff VALUES ('ava', 'Ava Auditor', 'auditor', 1)")
-    sqlite_conn(flow).execute("INSERT INTO staff VALUES ('eve', 'Eve', 'admin', 1)")
+    sqlite_conn(flow).execute(
+        "INSERT INTO staff (id, name, role, active) VALUES('ava', 'Ava Auditor', 'auditor', 1)"
+    )
+    sqlite_conn(flow).execute(
+        "INSERT INTO staff (id, name, role, active) VALUES('eve', 'Eve', 'admin', 1)"
+    )
     assert flow.verify().problem == "staff member eve is in the staff table but no event added them"
 
 
@@ -161,9 +165,9 @@ def test_every_column_of_the_case_table_is_checked(
 def test_a_reopened_case_replays_to_its_episode(flow: SEFlow, steps: Steps) -> None:
     case = steps.refer()
     flow.withdraw(case.id, reason="moving on")
-    again = flow.reopen(case.id, source="self")
+    again = flow.reopen(case.id, source="self").case
     flow.withdraw(again.id, reason="moving on again")
-    third = flow.reopen(again.id, source="self")
+    third = flow.reopen(again.id, source="self").case
     assert third.episode == 3
     assert flow.verify().ok
     result = _tampered(flow, "UPDATE cases SET episode = 2 WHERE id = ?", third.id)
@@ -179,7 +183,10 @@ def test_a_reopened_case_replays_to_its_episode(flow: SEFlow, steps: Steps) -> N
     ("sql", "words"),
     [
         ("UPDATE staff SET role = 'team_leader' WHERE id = 'sam'", "no staff event for it"),
-        ("INSERT INTO staff VALUES ('eve', 'Eve', 'admin', 1)", "no staff event for it"),
+        (
+            "INSERT INTO staff (id, name, role, active) VALUES('eve', 'Eve', 'admin', 1)",
+            "no staff event for it",
+        ),
         ("DELETE FROM staff WHERE id = 'sam'", "staff are never deleted"),
         ("UPDATE cases SET state = 'in_work_support' WHERE id = 'C-1'", "no event for it"),
         ("DELETE FROM cases", "cases are never deleted"),
@@ -216,7 +223,7 @@ def test_verify_while_a_coach_writes_sees_one_moment(tmp_path: Path, clock: Cloc
     path = tmp_path / "busy.db"
     with se_flow.open(path, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
-        ids = [flow.refer(f"Person {n}", source="GP").id for n in range(3)]
+        ids = [flow.refer(f"Person {n}", source="GP").case.id for n in range(3)]
     auditor = se_flow.open(path, clock=clock, actor="sam")
     coach = se_flow.open(path, clock=clock, actor="sam")
     events_by_case = auditor.store.events_by_case

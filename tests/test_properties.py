@@ -105,7 +105,7 @@ class CaseloadMachine(RuleBasedStateMachine):
     def refer(self, back: int) -> None:
         case = self.flow.refer(
             "Person", source="GP", actor="sam", effective_at=self.now - dt.timedelta(days=back)
-        )
+        ).case
         self.case_ids.append(case.id)
         self.reached.add(case.state)
 
@@ -117,8 +117,14 @@ class CaseloadMachine(RuleBasedStateMachine):
         back = data.draw(st.integers(0, 5))
         self._unchanged_after(
             case_id,
-            lambda: self.flow.record(
-                case_id, kind, values, actor=actor, effective_at=self.now - dt.timedelta(days=back)
+            lambda: (
+                self.flow.record(
+                    case_id,
+                    kind,
+                    values,
+                    actor=actor,
+                    effective_at=self.now - dt.timedelta(days=back),
+                ).record
             ),
         )
 
@@ -146,14 +152,16 @@ class CaseloadMachine(RuleBasedStateMachine):
         review = None if review_in is None else self.now.date() + dt.timedelta(days=review_in)
         self._unchanged_after(
             case_id,
-            lambda: self.flow.advance(
-                case_id,
-                trigger,
-                actor=actor,
-                reason=reason,
-                override=override,
-                outcome=outcome,
-                review_date=review,
+            lambda: (
+                self.flow.advance(
+                    case_id,
+                    trigger,
+                    actor=actor,
+                    reason=reason,
+                    override=override,
+                    outcome=outcome,
+                    review_date=review,
+                ).case
             ),
         )
 
@@ -190,7 +198,7 @@ class CaseloadMachine(RuleBasedStateMachine):
     def reopen(self, data: st.DataObject) -> None:
         case_id = data.draw(st.sampled_from(self.case_ids))
         try:
-            case = self.flow.reopen(case_id, source="self", actor="sam")
+            case = self.flow.reopen(case_id, source="self", actor="sam").case
         except se_flow.SEFlowError:
             self.refusals += 1
             return
@@ -246,7 +254,7 @@ def test_random_runs_reach_every_state() -> None:
 def _build_log(flow: se_flow.SEFlow, cases: int) -> None:
     flow.add_staff("sam", "Sam", "coach", actor="setup")
     for n in range(cases):
-        case = flow.refer(f"Person {n}", source="GP", actor="sam")
+        case = flow.refer(f"Person {n}", source="GP", actor="sam").case
         flow.advance(case.id, "engage", actor="sam")
         flow.record(case.id, "note", text=f"met {n}", actor="sam")
 

@@ -44,7 +44,7 @@ def test_two_processes_race_one_wins_one_conflicts(tmp_path: Path) -> None:
     path = tmp_path / "race.db"
     with se_flow.open(path, actor="sam") as flow:
         flow.add_staff("sam", "Sam", "coach")
-        cases = [flow.refer(f"Person {n}", source="GP").id for n in range(3)]
+        cases = [flow.refer(f"Person {n}", source="GP").case.id for n in range(3)]
     for case_id in cases:
         outcome = _race(path, case_id, "engage")
         assert outcome == ["conflict:" + case_id, "won"]

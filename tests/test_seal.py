@@ -344,12 +344,20 @@ def test_an_existing_key_file_is_never_overwritten(tmp_path: Path, clock: Clock)
         assert flow.store.sealing() is None
 
 
-def test_a_store_that_cannot_seal_says_so(clock: Clock) -> None:
-    flow = SEFlow(se_flow.MemoryStore(se_flow.load_workflow()), se_flow.load_workflow())
-    with pytest.raises(se_flow.InvalidInput, match="cannot seal"):
-        flow.start_sealing(actor="ada")
-    with pytest.raises(se_flow.InvalidInput, match="SQLite databases only"):
-        se_flow.open("postgresql://nobody@localhost/none", seal_key="k")
+def test_the_in_memory_store_seals_with_a_key_held_in_the_process(clock: Clock) -> None:
+    """Every store seals (the store contract checks the seals); the in-memory store keeps its
+    key in the process, evolving it as the epochs move on, as the key file does on disk."""
+    wf = se_flow.load_workflow()
+    flow = SEFlow(se_flow.MemoryStore(wf), wf, clock=clock, actor="ada")
+    key = flow.start_sealing()
+    flow.add_staff("ada", "Ada Admin", "admin")
+    clock.advance(days=2)
+    flow.add_staff("sam", "Sam Coach", "coach")
+    assert flow.verify(key=key).ok
+    clock.advance(days=-1)
+    with pytest.raises(se_flow.SealKeyUnusable, match="cannot go back"):
+        flow.add_staff("kim", "Kim Coach", "coach")
+    assert [s.id for s in flow.staff()] == ["ada", "sam"]
 
 
 @pytest.mark.parametrize(

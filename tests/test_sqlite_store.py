@@ -112,7 +112,7 @@ def test_personal_data_is_kept_apart_from_the_log(tmp_path: Path) -> None:
     details = se_flow.PersonalDetails(
         name="Alexandra Unique-Name", contact="alex@example.org", health_notes="epilepsy"
     )
-    case = flow.refer(details, source="GP")
+    case = flow.refer(details, source="GP").case
     log = "\n".join(str(row) for row in flow.store.event_rows())
     for secret in ("Alexandra", "alex@example.org", "epilepsy"):
         assert secret not in log
@@ -290,7 +290,7 @@ def test_a_sealed_event_is_its_stored_row(tmp_path: Path) -> None:
     """What a write returns is exactly what reading the row back gives."""
     with se_flow.open(tmp_path / "s.db", actor="sam") as flow:
         flow.add_staff("sam", "Sam", "coach")
-        case = flow.refer("Alex", source="GP")
+        case = flow.refer("Alex", source="GP").case
         flow.advance(case.id, "engage", reason="first contact")
         written = flow.store.write  # the next write's returned event, kept
         made: list[se_flow.Event] = []

@@ -19,8 +19,9 @@ from se_flow import Status
 # Every event stores it: a change makes every existing database a workflow mismatch, so it
 # changes only on purpose (with a CHANGELOG line saying `se-flow workflow adopt` is needed).
 # 0.1 was 1c890c1e...; this round's service standards and calendar, and the outcome record
-# kinds and the wage table's age bands, made it this.
-DEFAULT_HASH = "74de260bc1f5717163f3251123c1a06b342b7eb532f36f1ae6a2da842a016412"
+# kinds and the wage table's age bands, then the reports' contact and employer-contact
+# fields (issue 14), made it this.
+DEFAULT_HASH = "827a8b2724cd7881cf63d2237e87476b86e234d617816aaaf628d37665745b8c"
 
 
 @pytest.fixture
@@ -285,14 +286,14 @@ def test_the_pause_call_fires_the_trigger_the_stage_data_names(
     edit(stages, "workflow.toml", 'pause = "pause"', 'pause = "hold"')
     with se_flow.open(tmp_path / "own.db", stages=stages, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
-        case = flow.refer("Alex Doe", source="GP")
+        case = flow.refer("Alex Doe", source="GP").case
         review = START_DAY + dt.timedelta(days=21)
-        paused = flow.pause(case.id, reason="in hospital", review_date=review)
+        paused = flow.pause(case.id, reason="in hospital", review_date=review).case
         assert (paused.status, paused.review_due) == (Status.PAUSED, review)
         assert flow.history(case.id)[-1].trigger == "hold"
         with pytest.raises(se_flow.UnknownTrigger):
             flow.advance(case.id, "pause", reason="again")
-        assert flow.resume(case.id).status is Status.ACTIVE
+        assert flow.resume(case.id).case.status is Status.ACTIVE
 
 
 START_DAY = dt.date(2026, 6, 1)
@@ -306,18 +307,18 @@ def test_a_call_falls_back_to_its_own_name_and_else_is_refused(
     edit(stages, "workflow.toml", 'withdraw = "withdraw"\n', "")
     with se_flow.open(tmp_path / "own.db", stages=stages, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
-        case = flow.refer("Alex Doe", source="GP")
-        assert flow.withdraw(case.id, reason="moved on").status is Status.CLOSED
+        case = flow.refer("Alex Doe", source="GP").case
+        assert flow.withdraw(case.id, reason="moved on").case.status is Status.CLOSED
     edit(stages, "exits.toml", 'trigger = "withdraw"', 'trigger = "leave"')
     with se_flow.open(tmp_path / "two.db", stages=stages, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
-        case = flow.refer("Alex Doe", source="GP")
+        case = flow.refer("Alex Doe", source="GP").case
         with pytest.raises(se_flow.UnknownTrigger) as refused:
             flow.withdraw(case.id, reason="moved on")
         assert refused.value.trigger == "withdraw"
         assert flow.case(case.id).status is Status.ACTIVE
         # The trigger itself is still there to fire by name.
-        assert flow.advance(case.id, "leave", reason="moved on").status is Status.CLOSED
+        assert flow.advance(case.id, "leave", reason="moved on").case.status is Status.CLOSED
 
 
 def test_the_client_list_reads_job_details_from_the_fields_the_stage_data_names(
@@ -345,7 +346,9 @@ def test_the_client_list_reads_job_details_from_the_fields_the_stage_data_names(
         steps.soft(case.id, "job_matching")
         offer = {"company": "Corner Shop", "start_date": "2026-05-25", "weekly_hours": "16"}
         flow.record(case.id, "offer", {**offer, "rate": "12.80", "role": "till"})
-        assert flow.advance(case.id, LEAST_EVIDENCE["job_matching"][0]).state == "in_work_support"
+        assert (
+            flow.advance(case.id, LEAST_EVIDENCE["job_matching"][0]).case.state == "in_work_support"
+        )
         flow.export(tmp_path / "out", tables=["clients"], fmt="csv")
     [row] = read_csv(tmp_path / "out" / "clients.csv")
     assert (

@@ -7,11 +7,13 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import LEAST_EVIDENCE, Clock, Steps
+from helpers import LEAST_EVIDENCE, START, Clock, Steps
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pg import pg_server, pg_url
 from typer.testing import CliRunner
 
 import se_flow
@@ -23,6 +25,8 @@ from se_flow._standards import (
     evaluate,
 )
 from se_flow.cli import app
+
+__all__ = ["pg_server", "pg_url"]  # fixtures
 
 D = dt.date
 # Friday 22 May 2026; Monday 25 May is the Spring bank holiday (England and Wales).
@@ -46,7 +50,7 @@ def one(flow: se_flow.SEFlow, case_id: str, standard: str, on: D) -> StandardRes
 @pytest.fixture
 def referred(flow: se_flow.SEFlow, clock: Clock) -> str:
     clock.now = at(FRIDAY)
-    return flow.refer("Alex Doe", source="GP", effective_at=FRIDAY).id
+    return flow.refer("Alex Doe", source="GP", effective_at=FRIDAY).case.id
 
 
 # --- working days ----------------------------------------------------------------------------
@@ -341,7 +345,9 @@ def test_cli_due_and_show_list_standards_within_80_columns(tmp_path: Path) -> No
     with se_flow.open(db, actor="ada") as f:
         f.add_staff("ada", "Ada Admin", "admin")
         f.add_staff("sam", "Sam Coach", "coach")
-        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=referral, actor="sam").id
+        case = f.refer(
+            "Alex Doe", source="GP", coach="sam", effective_at=referral, actor="sam"
+        ).case.id
     runner = CliRunner()
     env = {"COLUMNS": "80"}
 
@@ -361,20 +367,39 @@ def test_cli_due_and_show_list_standards_within_80_columns(tmp_path: Path) -> No
     assert {s["standard"]: s["status"] for s in standards}["ipes_first_meeting"] == "overdue"
 
 
-def test_every_store_gives_the_same_due_list(tmp_path: Path) -> None:
-    """The SQLite store answers the due list's case histories with its own three queries; any
-    other store is read case by case through the ports. The results must be the same."""
+class _PortsOnly:
+    """A SQLite store with its own due-list reads hidden: read case by case through the ports."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("case_histories", "due_reviews"):
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def test_every_store_gives_the_same_due_list(tmp_path: Path, pg_url: str) -> None:
+    """Both SQL stores answer the due list with their own few queries (`_histories`); any
+    other store is read case by case through the ports. The results must be the same, for
+    the team and for one coach, with pauses, a corrected record, closed cases and records
+    dated after the day asked about."""
     from se_flow import MemoryStore
 
     workflow = se_flow.load_workflow()
-    clocks = [Clock(), Clock()]
+    clocks = [Clock(), Clock(), Clock(), Clock()]
     flows = [
         se_flow.open(tmp_path / "due.db", clock=clocks[0], actor="sam"),
         se_flow.SEFlow(MemoryStore(workflow), workflow, clock=clocks[1], actor="sam"),
+        se_flow.open(pg_url, clock=clocks[2], actor="sam"),
+        se_flow.open(tmp_path / "ports.db", clock=clocks[3], actor="sam"),
     ]
+    flows[3].store = _PortsOnly(flows[3].store)
     try:
         for flow, clock in zip(flows, clocks, strict=True):
-            flow.add_staff("sam", "Sam Coach", "coach")
+            flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
+            flow.add_staff("sam", "Sam Coach", "coach", actor="ada")
+            flow.add_staff("kim", "Kim Coach", "coach", actor="ada")
             steps = Steps(flow)
             met = steps.to("customer_engagement")
             steps.hard(met.id, "customer_engagement")
@@ -384,11 +409,24 @@ def test_every_store_gives_the_same_due_list(tmp_path: Path) -> None:
             flow.pause(paused.id, reason="in hospital", review_date=review)
             in_work = steps.to("in_work_support")
             flow.record(in_work.id, "review", {"summary": "first week"})
+            corrected = steps.to("customer_engagement")
+            clock.advance(days=2)
+            # The referral corrected to a later date: one instance, from the later anchor.
+            referral = next(r for r in flow.records(corrected.id) if r.kind == "referral")
+            flow.record(corrected.id, "referral", dict(referral.fields), supersedes=referral.seq)
+            flow.assign(steps.to("customer_engagement").id, "kim", actor="ada")
             clock.advance(days=40)
             flow.withdraw(steps.to("vocational_profiling").id, reason="moved on")
-        sqlite_items, memory_items = (f.due_items(within_days=60).items for f in flows)
-        assert {i.what for i in sqlite_items} >= {"review", "standard"}, sqlite_items
-        assert sqlite_items == memory_items
+        lists = [f.due_items(within_days=60).items for f in flows]
+        assert {i.what for i in lists[0]} >= {"review", "standard"}, lists[0]
+        firsts = [i for i in lists[0] if i.name == "ipes_first_meeting"]
+        assert [i.case_id for i in firsts].count(corrected.id) == 1, lists[0]
+        assert all(found == lists[0] for found in lists[1:])
+        kims = [f.due_items(coach="kim", within_days=60).items for f in flows]
+        assert kims[0] and {i.coach for i in kims[0]} == {"kim"}
+        assert all(found == kims[0] for found in kims[1:])
+        earlier = [f.due_items(as_of=START.date() + dt.timedelta(days=4)).items for f in flows]
+        assert all(found == earlier[0] for found in earlier[1:])
     finally:
         for flow in flows:
             flow.disconnect()
@@ -402,7 +440,7 @@ def test_a_due_item_prints_every_field_its_command_needs(tmp_path: Path) -> None
         f.add_staff("ada", "Ada Admin", "admin")
         f.add_staff("sam", "Sam Coach", "coach")
         old = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
-        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=old, actor="sam").id
+        case = f.refer("Alex Doe", source="GP", coach="sam", effective_at=old, actor="sam").case.id
         items = f.due_items(within_days=60, actor="sam").items
     commands = {c for i in items if i.case_id == case for c in i.commands}
     records = sorted(c for c in commands if c.startswith("se-flow record"))

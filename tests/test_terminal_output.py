@@ -54,7 +54,7 @@ def evil(tmp_path: Path) -> tuple[CLI, str]:
             referral={"notes": EVIL_NOTE},
             coach=EVIL_COACH,
             actor="sam",
-        )
+        ).case
     walk(db, case.id, "customer_engagement", by=EVIL_COACH)
     with se_flow.open(db) as flow:
         flow.record(case.id, "note", text=EVIL_NOTE, actor=EVIL_COACH)
@@ -118,7 +118,7 @@ def test_a_note_of_the_largest_size_renders_bounded(tmp_path: Path) -> None:
     note = "x" * (MAX_TEXT - 10) + " the end"
     with se_flow.open(db, actor="ada") as flow:
         flow.add_staff("ada", "Ada Admin", "admin")
-        case = flow.refer("Alex", source="GP")
+        case = flow.refer("Alex", source="GP").case
         flow.record(case.id, "note", text=note)
     run = CLI(db)
     for command in ("show", "history"):

@@ -215,27 +215,27 @@ def test_a_service_can_use_its_own_stages(stages: Path, tmp_path: Path, clock: C
 
     with se_flow.open(tmp_path / "own.db", stages=stages, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
-        case = flow.refer("Alex Doe", source="GP")
+        case = flow.refer("Alex Doe", source="GP").case
         with pytest.raises(se_flow.GuardsFailed) as refused:
             flow.advance(case.id, "engage")
         assert [(r.guard, r.reason) for r in refused.value.failed] == [
             ("record:note", "no case note recorded")
         ]
         flow.record(case.id, "note", text="called back")
-        case = flow.advance(case.id, "engage")
+        case = flow.advance(case.id, "engage").case
         assert case.state == "welcome"
         assert case.review_due == START.date() + dt.timedelta(days=14)
         for kind, values in LEAST_EVIDENCE["customer_engagement"].hard:
             flow.record(case.id, kind, values)
-        case = flow.advance(case.id, "start_profiling")  # no action plan needed here
+        case = flow.advance(case.id, "start_profiling").case  # no action plan needed here
         assert case.state == "vocational_profiling"
         assert {e.workflow_hash for e in flow.history(case.id)} == {wf.hash}
 
         with pytest.raises(se_flow.UnknownTrigger):
             flow.advance(case.id, "close", outcome="moved_away")
-        case = flow.advance(case.id, "shut", outcome="moved_away", reason="to Leeds")
+        case = flow.advance(case.id, "shut", outcome="moved_away", reason="to Leeds").case
         assert (case.status, case.outcome) == (Status.CLOSED, "moved_away")
-        again = flow.reopen(case.id, source="self")
+        again = flow.reopen(case.id, source="self").case
         assert (again.state, again.episode) == ("welcome", 2)
         assert flow.verify().ok
 
@@ -252,11 +252,11 @@ def test_a_service_may_pause_without_a_review_date(
     )
     with se_flow.open(tmp_path / "own.db", stages=stages, clock=clock, actor="sam") as flow:
         flow.add_staff("sam", "Sam Coach", "coach", actor="sam")
-        case = flow.refer("Alex Doe", source="GP")
-        paused = flow.advance(case.id, "pause", reason="on holiday")
+        case = flow.refer("Alex Doe", source="GP").case
+        paused = flow.advance(case.id, "pause", reason="on holiday").case
         assert (paused.status, paused.review_due) == (Status.PAUSED, case.review_due)
         assert "review_date" not in flow.history(case.id)[-1].payload
-        assert flow.resume(case.id).status is Status.ACTIVE
+        assert flow.resume(case.id).case.status is Status.ACTIVE
 
 
 # --- stage folders that once passed validation and then crashed or hung ---------------------

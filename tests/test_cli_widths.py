@@ -1,0 +1,105 @@
+"""Every screen a coach reads fits an 80-column terminal and uses a wider one: rendered at 80
+and 120 columns on the demo's caseload, no line is longer than the terminal, and every id a
+coach types (case, participant, trigger, record kind, state) appears whole on one line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+from typer.testing import CliRunner
+
+import se_flow
+from se_flow.cli import app
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("widths") / "demo.db"
+    result = CliRunner().invoke(app, ["--db", str(db), "demo"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def screen(db: Path, columns: int, *args: str) -> list[str]:
+    result = CliRunner().invoke(
+        app, ["--db", str(db), "--as", "sam", *args], env={"COLUMNS": str(columns)}
+    )
+    assert result.exit_code in (0, 6), result.output
+    return result.stdout.splitlines()
+
+
+def whole(lines: list[str], word: str) -> bool:
+    """Whether `word` appears on some line as a whole token (not cut, not run into another)."""
+    pattern = re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])")
+    return any(pattern.search(line) for line in lines)
+
+
+def ids_of(db: Path) -> tuple[se_flow.Workflow, list[se_flow.Case]]:
+    with se_flow.open(db, create=False, read_only=True, actor="sam") as flow:
+        return flow.workflow, flow.cases(status="all")
+
+
+SCREENS = [
+    ["due", "--all"],
+    ["show", "C-1"],
+    ["history", "C-1"],
+    ["next", "C-5"],
+    ["check", "C-5", "start_job"],
+    ["check", "C-9", "pause"],
+    ["workflow", "show"],
+    ["cases"],
+]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("command", SCREENS, ids=lambda c: " ".join(c))
+def test_each_screen_fits_the_terminal(demo_db: Path, command: list[str], columns: int) -> None:
+    lines = screen(demo_db, columns, *command)
+    assert lines, command
+    too_long = [line for line in lines if cell_len(line) > columns]
+    assert not too_long, "\n".join(too_long)
+    assert not any("…" in line and "C-" in line.split("…")[0][-3:] for line in lines)
+
+
+@pytest.mark.parametrize("command", SCREENS, ids=lambda c: " ".join(c))
+def test_ids_are_never_cut(demo_db: Path, command: list[str]) -> None:
+    wf, cases = ids_of(demo_db)
+    by_id = {c.id: c for c in cases}
+    lines = screen(demo_db, 80, *command)
+    text = "\n".join(lines)
+    for case_id in re.findall(r"\bC-\d+", text):
+        assert case_id in by_id, f"{case_id} is not a case: an id was cut"
+    if command[0] in ("show", "next", "check", "history"):
+        assert whole(lines, command[1])
+    if command[0] == "show":
+        assert whole(lines, by_id[command[1]].participant_id)
+    if command[0] == "check":
+        assert whole(lines, command[2])
+    if command[0] == "next":
+        with se_flow.open(demo_db, create=False, read_only=True, actor="sam") as flow:
+            for check in flow.available(command[1]):
+                assert whole(lines, check.trigger), check.trigger
+    if command == ["workflow", "show"]:
+        for trigger in wf.triggers:
+            assert whole(lines, trigger), trigger
+        for kind in wf.records:
+            assert whole(lines, kind), kind
+        for state in wf.states:
+            assert whole(lines, state), state
+    if command[0] == "cases":
+        for case in cases:
+            if case.is_open:
+                assert whole(lines, case.id) and whole(lines, case.participant_id)
+
+
+@pytest.mark.parametrize(
+    "command", [["show", "C-1"], ["history", "C-1"], ["workflow", "show"]], ids=" ".join
+)
+def test_a_wider_terminal_is_used(demo_db: Path, command: list[str]) -> None:
+    """What folds at 80 columns takes fewer lines at 120, and some line is longer than 80."""
+    narrow, wide = screen(demo_db, 80, *command), screen(demo_db, 120, *command)
+    assert len(wide) < len(narrow)
+    assert max(cell_len(line) for line in wide) > 80

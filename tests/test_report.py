@@ -1,0 +1,438 @@
+"""Reports: every KPI on a small hand-built caseload, its numerator, denominator and case ids
+written out from the definition; periods; the property that totals are their lists' lengths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Clock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pg import pg_server, pg_url
+
+import se_flow
+from se_flow import MemoryStore
+from se_flow._evidence import LEAST_EVIDENCE
+from se_flow._loader import load_programmes, load_workflow
+from se_flow._model import Case, EventKind, Status
+from se_flow._report import (
+    KPI,
+    CaseView,
+    Contact,
+    EmployerContact,
+    JobStart,
+    Report,
+    caseload_score,
+    coaches,
+    fidelity,
+    ips_grow,
+    month,
+    parse_period,
+    period_between,
+    quarter,
+    sample,
+)
+from se_flow._spells import Spell, Terms
+from se_flow.errors import InvalidInput, StaffNotFound
+
+__all__ = ["pg_server", "pg_url"]  # the PostgreSQL fixtures
+
+D = dt.date
+NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+Q3 = "2026-Q3"
+
+
+def client(
+    flow: se_flow.SEFlow,
+    referred: dt.date,
+    *,
+    in_work: str = "no",
+    job: dt.date | None = None,
+    second_job: dt.date | None = None,
+    coach: str = "sam",
+    profile: bool = True,
+) -> str:
+    """A case referred on `referred`, engaged that day; with `job`, walked with the least
+    evidence (dated `referred`) to a job starting on `job` at 16 hours a week; `second_job`
+    adds a further job."""
+    case = flow.refer(
+        "P",
+        source="GP",
+        referral={"programme": "ips_grow", "in_work_at_referral": in_work},
+        coach=coach,
+        effective_at=referred,
+    ).case
+    flow.advance(case.id, "engage", effective_at=referred)
+    if not profile and job is None:
+        return case.id
+    for place in ("customer_engagement", "vocational_profiling", "employer_engagement"):
+        step = LEAST_EVIDENCE[place]
+        for kind, fields in step.records:
+            flow.record(case.id, kind, dict(fields), effective_at=referred)
+        if job is None and place == "vocational_profiling":
+            return case.id
+        flow.advance(case.id, step.trigger, effective_at=referred)
+    if job is None:
+        return case.id
+    step = LEAST_EVIDENCE["job_matching"]
+    for kind, fields in step.records:
+        values = dict(fields)
+        if kind == "job_offer":
+            values.update(start_date=job.isoformat(), job="J1")
+        flow.record(case.id, kind, values, effective_at=referred)
+    flow.advance(case.id, "start_job", effective_at=job)
+    if second_job is not None:
+        flow.record(
+            case.id,
+            "job_start",
+            employer="Cafe",
+            start_date=second_job.isoformat(),
+            hours_per_week="10",
+            hourly_pay="13",
+            job="J2",
+            effective_at=second_job,
+        )
+    return case.id
+
+
+@pytest.fixture
+def flow() -> Iterator[se_flow.SEFlow]:
+    with se_flow.open(":memory:", actor="sam", clock=Clock(NOW)) as f:
+        yield _staffed(f)
+
+
+def _staffed(f: se_flow.SEFlow) -> se_flow.SEFlow:
+    f.add_staff("ada", "Ada Admin", "admin", actor="ada")
+    for staff_id, name, role in (("sam", "Sam", "coach"), ("kim", "Kim", "coach")):
+        f.add_staff(staff_id, name, role, actor="ada")
+    f.add_staff("ava", "Ava Auditor", "auditor", actor="ada")
+    return f
+
+
+def _q3(flow: se_flow.SEFlow) -> se_flow.SEFlow:
+    client(flow, D(2026, 7, 6), job=D(2026, 7, 20))
+    client(flow, D(2026, 7, 8), in_work="retention", profile=False)
+    client(flow, D(2026, 4, 1), job=D(2026, 5, 4), second_job=D(2026, 8, 3))
+    client(flow, D(2026, 4, 1), job=D(2026, 7, 3))
+    five = client(flow, D(2026, 7, 10), profile=False)
+    flow.close(five, "moved_away", effective_at=D(2026, 9, 15))
+    client(flow, D(2026, 4, 1), job=D(2026, 7, 2))
+    return flow
+
+
+@pytest.fixture
+def q3(flow: se_flow.SEFlow) -> se_flow.SEFlow:
+    """C-1 out of work, referred and into work in Q3; C-2 a retention client referred in Q3;
+    C-3 first job in Q2 and a second job in Q3, its 13 weeks ending 2026-08-02; C-4 first job
+    2026-07-03, its 13 weeks ending 2026-10-01 (one day after Q3); C-5 referred in Q3, no job,
+    closed 2026-09-15; C-6 first job 2026-07-02, its 13 weeks ending 2026-09-30."""
+    return _q3(flow)
+
+
+def figures(report: Report) -> dict[str, tuple[list[str], list[str] | None]]:
+    return {
+        k.key: (
+            list(k.numerator_cases),
+            None if k.denominator is None else list(k.denominator_cases),
+        )
+        for k in report.kpis
+    }
+
+
+def test_ips_grow_return_on_a_hand_built_caseload(q3: se_flow.SEFlow) -> None:
+    got = figures(q3.report("ips-grow", quarter=Q3))
+    assert got["referrals_accepted"] == (["C-1", "C-2", "C-5"], None)
+    assert got["referrals_in_work"] == (["C-2"], ["C-1", "C-2", "C-5"])
+    assert got["profiles_started"] == (["C-1"], None)
+    # C-3's first job started in Q2: its second job counts in total starts only.
+    assert got["clients_into_work"] == (["C-1", "C-4", "C-6"], None)
+    assert got["total_job_starts"] == (["C-1/J1", "C-3/J2", "C-4/J1", "C-6/J1"], None)
+    # C-4's 13 weeks end on 2026-10-01, one day after the quarter: not yet due.
+    assert got["sustained_13w"] == (["C-3", "C-6"], ["C-3", "C-6"])
+    # The retention client C-2 is out of both employment rates.
+    assert got["employment_rate_cohort"] == (["C-1"], ["C-1", "C-5"])
+    assert got["employment_rate_caseload"] == (
+        ["C-1", "C-3", "C-4", "C-6"],
+        ["C-1", "C-3", "C-4", "C-5", "C-6"],
+    )
+    assert got["carried_over"] == (["C-3", "C-4", "C-6"], None)
+    assert got["discharges"] == (["C-5"], None)
+
+
+@pytest.mark.parametrize("store", ["memory", "postgres"])
+def test_every_store_gives_the_same_reports(
+    q3: se_flow.SEFlow, store: str, request: pytest.FixtureRequest
+) -> None:
+    """The reports read the log through the ports: the reference store and PostgreSQL give
+    every figure SQLite gives, case for case."""
+    if store == "memory":
+        other = se_flow.SEFlow(MemoryStore(q3.workflow), q3.workflow, actor="sam", clock=Clock(NOW))
+    else:
+        other = se_flow.open(request.getfixturevalue("pg_url"), actor="sam", clock=Clock(NOW))
+    with other:
+        _q3(_staffed(other))
+        for name in ("ips-grow", "coaches", "fidelity", "standards"):
+            assert figures(other.report(name, quarter=Q3)) == figures(q3.report(name, quarter=Q3))
+
+
+def test_the_next_quarter_counts_the_client_whose_weeks_ended_after(q3: se_flow.SEFlow) -> None:
+    got = figures(q3.report("ips-grow", quarter="2026-Q4"))
+    assert got["sustained_13w"] == (["C-1", "C-4"], ["C-1", "C-4"])
+    assert got["clients_into_work"] == ([], None)
+
+
+def test_every_figure_says_its_definition_is_not_verified(q3: se_flow.SEFlow) -> None:
+    report = q3.report("ips-grow", quarter=Q3)
+    assert all(k.definition == "ips_grow@1" for k in report.kpis)
+    assert all(k.warning == "definition ips_grow@1 is partial, not verified" for k in report.kpis)
+    assert "partial, not verified" in (q3.report("ips-grow", quarter=Q3, fmt="html").notes[-1])
+
+
+def test_a_percentage_is_its_numerator_over_its_denominator(q3: se_flow.SEFlow) -> None:
+    kpi = q3.report("ips-grow", quarter=Q3).kpi("employment_rate_cohort")
+    assert kpi is not None
+    assert (kpi.numerator, kpi.denominator, kpi.value) == (1, 2, Decimal("50.0"))
+    assert kpi.shown() == "1 of 2 (50.0%)"
+
+
+def test_coaches_caseload_peak_score_and_outcomes(q3: se_flow.SEFlow) -> None:
+    client(q3, D(2026, 7, 14), coach="kim", profile=False)
+    got = figures(q3.report("coaches", month="2026-07"))
+    # Referral, first meeting and profile records are contacts: each case is active for 28
+    # days from its last; sam's peak in July is every case but the retention client's.
+    assert got["caseload_max:sam"][0] == ["C-1", "C-2", "C-5"]
+    assert got["caseload_max:kim"] == (["C-7"], None)
+    assert got["access:kim"] == (["C-7"], None)
+    assert got["job_outcomes:kim"] == ([], ["C-7"])
+    report = q3.report("coaches", month="2026-07", coach="kim")
+    assert {k.coach for k in report.kpis} == {"kim"}
+    score = report.kpi("caseload_score:kim")
+    assert score is not None and score.value == 5
+
+
+@pytest.mark.parametrize(
+    ("active", "score"),
+    [(0, 5), (20, 5), (21, 4), (25, 4), (26, 3), (30, 3), (31, 2), (40, 2), (41, 1), (90, 1)],
+)
+def test_the_ips25_caseload_anchors(active: int, score: int) -> None:
+    assert caseload_score(active) == score
+
+
+def test_fidelity_evidence(flow: se_flow.SEFlow) -> None:
+    one = client(flow, D(2026, 7, 6), profile=False)
+    two = client(flow, D(2026, 7, 6), profile=False)
+    client(flow, D(2026, 7, 6), profile=False)
+    flow.record(
+        one, "employer_contact", employer="Shop", face_to_face=True, effective_at=D(2026, 7, 16)
+    )
+    flow.record(
+        two, "employer_contact", employer="Cafe", face_to_face=True, effective_at=D(2026, 8, 15)
+    )
+    flow.record(two, "employer_contact", employer="Cafe", effective_at=D(2026, 7, 7), by="kim")
+    flow.record(one, "review", summary="s", location="community", effective_at=D(2026, 7, 20))
+    flow.record(one, "review", summary="s", location="office", effective_at=D(2026, 7, 27))
+    flow.record(two, "review", summary="s", location="community", effective_at=D(2026, 7, 28))
+    report = flow.report("fidelity", since="2026-07-01", until="2026-09-30")
+    got = figures(report)
+    # Days from entry: 10 (C-1) and 40 (C-2; its first contact was not face to face).
+    assert got["rapid_job_search"] == (["C-1"], ["C-1", "C-2", "C-3"])
+    mean, median = report.kpi("rapid_job_search_mean"), report.kpi("rapid_job_search_median")
+    assert mean is not None and median is not None
+    assert (mean.value, median.value, mean.numerator) == (Decimal("25.0"), Decimal("25.0"), 2)
+    assert len(got["job_development:sam"][0]) == 2
+    assert len(got["job_development:kim"][0]) == 1
+    community = got["community_contact"]
+    assert len(community[0]) == 2 and community[1] is not None and len(community[1]) == 3
+
+
+def test_standards_met_per_standard(q3: se_flow.SEFlow) -> None:
+    got = figures(q3.report("standards", quarter=Q3))
+    # Engaged on the referral day: acknowledged within 2 working days, for the Q3 referrals
+    # whose deadline fell in Q3.
+    assert got["ipes_acknowledge_referral"] == (["C-1", "C-2", "C-5"], ["C-1", "C-2", "C-5"])
+    assert set(got) == {s.id for s in q3.workflow.standards}
+
+
+# --- periods -----------------------------------------------------------------------------------
+
+
+def test_periods_parse() -> None:
+    assert quarter("2026-Q3").start == D(2026, 7, 1) and quarter("2026-Q3").end == D(2026, 9, 30)
+    assert month("2026-02").end == D(2026, 2, 28)
+    assert parse_period("2026-11").label == "2026-11"
+    assert parse_period("2026-07-01..2026-07-01").days == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("2026-Q5", "quarters Q1 to Q4"),
+        ("2026-Q0", "quarters Q1 to Q4"),
+        ("2026-13", "months run from 01 to 12"),
+        ("2026-00", "months run from 01 to 12"),
+        ("", "the period is empty"),
+        ("  ", "the period is empty"),
+        ("2026-09-30..2026-07-01", "the period is empty"),
+        ("2026-02-30..2026-03-01", "not a day of the calendar"),
+        ("last week", "does not parse"),
+    ],
+)
+def test_bad_periods_are_refused(text: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        parse_period(text)
+
+
+def test_bad_report_requests_write_nothing(q3: se_flow.SEFlow, tmp_path: Path) -> None:
+    before = len(q3.events())
+    with pytest.raises(InvalidInput, match="quarters Q1 to Q4"):
+        q3.report("ips-grow", quarter="2026-Q5")
+    with pytest.raises(InvalidInput, match="months run"):
+        q3.report("coaches", month="2026-13")
+    with pytest.raises(InvalidInput, match="empty"):
+        q3.report("fidelity", since="2026-09-01", until="2026-08-01")
+    with pytest.raises(StaffNotFound):
+        q3.report("coaches", month="2026-07", coach="nobody")
+    existing = tmp_path / "r.json"
+    existing.write_text("mine")
+    with pytest.raises(InvalidInput, match="exists"):
+        q3.report("ips-grow", quarter=Q3, out=existing)
+    assert existing.read_text() == "mine"
+    with pytest.raises(InvalidInput, match="unknown report"):
+        q3.report("nope", quarter=Q3)
+    assert len(q3.events()) == before
+    assert list(tmp_path.iterdir()) == [existing]
+
+
+def test_a_report_is_an_audit_event(q3: se_flow.SEFlow, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    q3.report("ips-grow", quarter=Q3, out=out, fmt="html", actor="ava")
+    event = q3.events()[-1]
+    assert event.kind == EventKind.REPORT and event.actor == "ava"
+    assert event.payload["period"]["label"] == Q3
+    assert event.payload["figures"]["total_job_starts"] == [4, None]
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert q3.verify().ok
+    q3.report("ips-grow", quarter=Q3, out=out, fmt="json", force=True)
+    assert json.loads(out.read_text())["report"] == "ips-grow"
+
+
+def test_seqf_pack_records_its_seed_and_redraws(q3: se_flow.SEFlow, tmp_path: Path) -> None:
+    made = q3.report("seqf", quarter=Q3, out=tmp_path / "pack", sample=3, seed=7)
+    pack = json.loads((tmp_path / "pack" / "seqf.json").read_text())
+    assert pack["seed"] == 7 and pack["sample"] == list(made.sample)
+    clients = [c["case_id"] for c in pack["clients"]]
+    assert clients == ["C-1", "C-2", "C-3", "C-4", "C-6"]
+    assert made.sample == sample(list(reversed(clients)), 3, 7)
+    assert len(made.sample) == 3
+    again = q3.report("seqf", quarter=Q3, out=tmp_path / "pack", sample=3, seed=7, force=True)
+    assert again.sample == made.sample
+    assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == [
+        "clients.csv",
+        "kpis.csv",
+        "report.html",
+        "sample.csv",
+        "seqf.json",
+    ]
+
+
+# --- totals are the lengths of their lists (any caseload) ---------------------------------------
+
+WF = load_workflow()
+GROW = next(p for p in load_programmes() if p.id == "ips_grow")
+days = st.dates(min_value=D(2026, 1, 1), max_value=D(2026, 12, 31))
+
+
+@st.composite
+def views(draw: Any) -> list[CaseView]:
+    out = []
+    for i in range(draw(st.integers(0, 12))):
+        referred = draw(days)
+        closed = draw(st.none() | st.dates(min_value=referred, max_value=D(2026, 12, 31)))
+        starts = []
+        spells = []
+        for j in range(draw(st.integers(0, 3))):
+            start = draw(st.dates(min_value=referred, max_value=D(2026, 12, 31)))
+            starts.append(
+                JobStart(
+                    f"J{j}", start, start + dt.timedelta(days=1), draw(st.sampled_from("AB")), None
+                )
+            )
+            spells.append(
+                Spell(
+                    f"J{j}",
+                    "A",
+                    start,
+                    (Terms(start, Decimal(16), Decimal(draw(st.sampled_from(["5", "13"]))), 1),),
+                )
+            )
+        case = Case(
+            id=f"C-{i + 1}",
+            participant_id=f"P-{i}",
+            state="referred",
+            status=Status.CLOSED if closed else Status.ACTIVE,
+            version=1,
+            opened_at=dt.datetime.combine(referred, dt.time(9), dt.UTC),
+            stage_entered_at=dt.datetime.combine(referred, dt.time(9), dt.UTC),
+            coach=draw(st.sampled_from(["sam", "kim"])),
+            closed_at=dt.datetime.combine(closed, dt.time(9), dt.UTC) if closed else None,
+        )
+        contacts = tuple(
+            Contact(d, k, "review", draw(st.sampled_from([None, "community", "office"])), None)
+            for k, d in enumerate(sorted(draw(st.lists(days, max_size=4))))
+        )
+        first = min((s.started for s in starts), default=None)
+        out.append(
+            CaseView(
+                case=case,
+                referred_on=referred,
+                closed_on=closed,
+                in_work_at_referral=draw(st.sampled_from([None, "no", "retention", "new_job"])),
+                engaged_on=draw(st.none() | st.just(referred)),
+                profiled_on=draw(st.none() | days),
+                stages=((referred, "customer_engagement"),),
+                contacts=contacts,
+                employer_contacts=tuple(
+                    EmployerContact(d, 100 + k, "A", draw(st.booleans()), "sam")
+                    for k, d in enumerate(draw(st.lists(days, max_size=3)))
+                ),
+                spells=tuple(spells),
+                starts=tuple(sorted(starts, key=lambda s: s.on)),
+                sustained_on=draw(st.none() | st.just(first + dt.timedelta(days=90)))
+                if first
+                else None,
+            )
+        )
+    return out
+
+
+def _consistent(k: KPI) -> None:
+    assert k.numerator == len(k.numerator_cases), k.key
+    if k.denominator is not None:
+        assert k.denominator == len(k.denominator_cases), k.key
+    if k.unit == "percent":
+        # What is counted is always among what it is counted out of.
+        assert set(k.numerator_cases) <= set(k.denominator_cases), k.key
+
+
+@settings(max_examples=60, deadline=None)
+@given(views(), st.sampled_from(["2026-Q1", "2026-Q2", "2026-Q3", "2026-07", "2026-12"]))
+def test_totals_equal_the_lengths_of_their_case_lists(cases: list[CaseView], text: str) -> None:
+    p = parse_period(text)
+    on = p.end
+    reports = [
+        ips_grow(cases, p, on, GROW, WF),
+        coaches(cases, p, on, GROW, WF, ["sam", "kim"]),
+        fidelity(cases, p, on, GROW, WF),
+    ]
+    for r in reports:
+        for k in r.kpis:
+            _consistent(k)
+    grow = {k.id: k for k in reports[0].kpis}
+    assert grow["total_job_starts"].numerator >= grow["clients_into_work"].numerator
+    assert period_between(p.start, p.end) == p or p.label != f"{p.start}..{p.end}"
