@@ -41,6 +41,7 @@ from ._milestones import (
     evaluate_case,
     logged,
     prior_counted,
+    read_kinds,
     touches,
 )
 from ._model import (
@@ -1144,8 +1145,16 @@ class SEFlow:
         programme = self.programme(enrolled.ref)
         if not touches(programme, self.workflow, event):
             return None
-        snap = tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
-        records = self.store.records(case_id)
+        # Only the kinds the programme reads, corrections and all: the same evaluation as
+        # from every record (`verify`), without decoding a long history of other kinds.
+        wanted = Needs(
+            kinds=read_kinds(programme, self.workflow),
+            triggers=frozenset(),
+            history=HISTORY_TRIGGERS,
+            superseded=True,
+        )
+        snap = tx.snapshot(case_id, lambda _case: wanted)
+        records = list(snap.records)
         starts = _starts(snap.history)
         evaluated = evaluate_case(
             programme,

@@ -84,7 +84,8 @@ class _MemoryTx(Tx):
             mine = s._records.get(case_id, [])
             # A correction has the kind of what it corrects, so filtering by kind keeps
             # supersession whole.
-            records = current([r for r in mine if kinds is None or r.kind in kinds])
+            picked = [r for r in mine if kinds is None or r.kind in kinds]
+            records = tuple(picked) if need.superseded else current(picked)
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}

@@ -438,7 +438,8 @@ class _PgTx(Tx):
             self.versions[case.id] = case.version
         need = needs(case) if needs is not None else Needs()
         kinds = need.kinds
-        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        records = tuple(found) if need.superseded else current(found)
         marks: dict[str, int] = {}
         if need.triggers is None:
             marks = dict(

@@ -338,7 +338,8 @@ class _SQLiteTx(Tx):
         # A correction has the kind of what it corrects, so filtering by kind keeps
         # supersession whole.
         kinds = need.kinds
-        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        records = tuple(found) if need.superseded else current(found)
         marks: dict[str, int] = {}
         if need.triggers is None:
             marks = dict(

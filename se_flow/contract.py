@@ -295,6 +295,16 @@ class StoreContract:
             assert [e.seq for e in inside] == sorted(e.seq for e in inside)
         assert staffed.read().snapshot(case.id, lambda _case: NOTHING).history == ()
 
+    def test_snapshot_gives_superseded_records_when_asked(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        first = _note(staffed, case.id, "first")
+        second = _note(staffed, case.id, "second", supersedes=first)
+        notes = frozenset({"note"})
+        current = staffed.read().snapshot(case.id, lambda _case: Needs(kinds=notes))
+        every = staffed.read().snapshot(case.id, lambda _case: Needs(kinds=notes, superseded=True))
+        assert [r.seq for r in current.records] == [second]
+        assert [r.seq for r in every.records] == [first, second]
+
     def test_case_filters(self, staffed: Store) -> None:
         a = _refer(staffed, "P-a")
         b = _engage(staffed, _refer(staffed, "P-b").id)
