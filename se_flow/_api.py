@@ -1273,6 +1273,35 @@ class SEFlow:
 
         return self._case_done(decide)
 
+    def resolve_claim(
+        self, case_id: str, milestone: str, *, reason: str, actor: str | None = None
+    ) -> Done[Case, None]:
+        """Resolve a claimed milestone the evidence has changed since (flagged): the log then
+        holds it as the evidence now says, or no longer reached, beside its claim (a team
+        leader or admin, with a reason; audited). Raises `InvalidInput` if `milestone` names
+        no flagged milestone of the case, `PermissionDenied`."""
+        who = self._actor_id(actor)
+        _case_id(case_id)
+        check_text(milestone, "milestone")
+        check_text(reason, "reason")
+        now = self.now()
+
+        def decide(tx: Tx) -> Change:
+            snap = tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
+            enrolled = enrolment(snap.history)
+            if enrolled is None:
+                raise InvalidInput(f"case {case_id} is on no programme", field="milestone")
+            return self.engine.resolve(
+                snap,
+                self.programme(enrolled.ref),
+                milestone,
+                reason or "",
+                actor=acting(tx, who),
+                now=now,
+            )
+
+        return self._case_done(decide)
+
     def outcomes_due(
         self,
         *,

@@ -552,6 +552,56 @@ class Engine:
         }
         return self._case_event(case, EventKind.CLAIM, actor, now, payload)
 
+    def resolve(
+        self,
+        snap: Snapshot,
+        programme: Programme,
+        milestone: str,
+        reason: str,
+        *,
+        actor: Staff,
+        now: dt.datetime,
+    ) -> Change:
+        """A person's resolution of a claimed milestone the evidence has since changed
+        (flagged): the log then holds the milestone as the evidence now says (or no longer
+        reached), its claim kept beside it. A `claim` event with a `resolution`; a team
+        leader or admin, with a reason."""
+        case = snap.case
+        policy.may_write(actor, case.id)
+        policy.may_claim(actor, case.id)
+        if not reason.strip():
+            raise InvalidInput("a resolution needs a reason", field="reason")
+        held = logged(snap.history, programme.ref)
+        found = [h for h in held.values() if milestone in (h.key, h.milestone) and h.flag]
+        if len(found) != 1:
+            flagged = ", ".join(sorted(h.key for h in held.values() if h.flag)) or "none"
+            raise InvalidInput(
+                f"case {case.id}: {milestone} is not one flagged milestone to resolve "
+                f"(flagged: {flagged})",
+                field="milestone",
+            )
+        (h,) = found
+        assert h.flag is not None
+        state, achieved_on, band, jobs = h.flag
+        payload = {
+            "programme": programme.ref,
+            "milestone": h.milestone,
+            "key": h.key,
+            "resolution": "accepted",
+            "reason": reason.strip(),
+            "state": state,
+            "achieved_on": achieved_on.isoformat() if achieved_on else None,
+            "band": band,
+            "jobs": list(jobs),
+            "was": {
+                "state": h.state,
+                "achieved_on": h.achieved_on.isoformat() if h.achieved_on else None,
+                "band": h.band,
+            },
+            "reference": h.claim.reference if h.claim else None,
+        }
+        return self._case_event(case, EventKind.CLAIM, actor, now, payload, reason=reason)
+
     # --- events of no case ----------------------------------------------------------------
 
     def _system_event(

@@ -148,6 +148,21 @@ def logged(history: Iterable[Event], programme: str | None = None) -> dict[str, 
             continue
         key = str(p["key"])
         old = held.get(key)
+        if e.kind == EventKind.CLAIM and p.get("resolution") and old is not None:
+            # A person accepted what the evidence now says of a claimed milestone.
+            if p.get("state") not in (MilestoneState.ACHIEVED, MilestoneState.PROVISIONAL):
+                held.pop(key, None)
+            else:
+                held[key] = attrs.evolve(
+                    old,
+                    state=str(p["state"]),
+                    achieved_on=_day(p.get("achieved_on")),
+                    band=p.get("band"),
+                    jobs=tuple(p.get("jobs") or ()),
+                    flag=None,
+                    flag_reason=None,
+                )
+            continue
         if e.kind == EventKind.CLAIM:
             if old is not None:
                 held[key] = attrs.evolve(

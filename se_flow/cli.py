@@ -1867,6 +1867,24 @@ def claims_mark(
     _say(f"{case.id}: {milestone} claimed, reference {reference}")
 
 
+@claims_app.command("resolve")
+def claims_resolve(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    milestone: Annotated[
+        str, typer.Argument(metavar="MILESTONE", help="The flagged milestone (id or instance).")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the new evidence stands.", show_default=False)
+    ],
+) -> None:
+    """Accept what the evidence now says of a claimed, flagged milestone (team leader or
+    admin), audited; its claim is kept beside it."""
+    with _open(ctx, write=True) as flow:
+        case = flow.resolve_claim(case_id, milestone, reason=reason).case
+    _say(f"{case.id}: {milestone} resolved; see se-flow outcomes {case.id}")
+
+
 @claims_app.command("export")
 def claims_export(
     ctx: typer.Context,

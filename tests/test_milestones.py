@@ -538,3 +538,40 @@ def test_the_logs_milestones_are_the_evaluators(
         flow.enrol(case.id, "mhep" if programme != "mhep" else "ips_grow", actor="lee")
         assert _rebuilt(flow, case.id) == _reached(flow, case.id, clock.now.date())
         assert flow.verify()
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "fmt", "words"),
+    [
+        ("2026-06-02", "2026-06-01", "csv", "after until"),
+        ("June", None, "csv", "not a date"),
+        (None, None, "xlsx", "unknown export format"),
+    ],
+)
+def test_a_bad_claims_export_is_refused_and_writes_nothing(
+    flow: SEFlow, tmp_path: Path, since: str | None, until: str | None, fmt: str, words: str
+) -> None:
+    before = flow.events()
+    with pytest.raises(se_flow.InvalidExportRequest, match=words):
+        flow.export_claims(tmp_path / "x", since=since, until=until, fmt=fmt)
+    assert not (tmp_path / "x").exists() and flow.events() == before
+
+
+def test_a_person_resolves_a_flagged_claim(flow: SEFlow, steps: Steps) -> None:
+    case = evidenced(flow, steps)
+    work = next(r for r in flow.records(case.id) if r.kind == "work_evidence")
+    flow.claim(case.id, "job_start", "R-1", actor="lee")
+    flow.record(case.id, "work_evidence", {**WORK, "hours": "8"}, supersedes=work.seq)
+    with pytest.raises(se_flow.PermissionDenied):
+        flow.resolve_claim(case.id, "job_start", reason="payslip reread", actor="sam")
+    with pytest.raises(se_flow.InvalidInput, match="needs a reason"):
+        flow.resolve_claim(case.id, "job_start", reason=" ", actor="lee")
+    with pytest.raises(se_flow.InvalidInput, match="flagged: job_start"):
+        flow.resolve_claim(case.id, "engagement", reason="x", actor="lee")
+    flow.resolve_claim(case.id, "job_start", reason="payslip reread", actor="lee")
+    (job_start,) = [m for m in flow.milestones(case.id) if m.key == "job_start"]
+    assert job_start.achieved_on == D(2026, 5, 28) and job_start.flag is None
+    assert job_start.claim is not None and job_start.claim.reference == "R-1"
+    with pytest.raises(se_flow.InvalidInput, match="not one flagged"):
+        flow.resolve_claim(case.id, "job_start", reason="again", actor="lee")
+    assert flow.verify()
