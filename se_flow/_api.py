@@ -445,9 +445,13 @@ class SEFlow:
         self.engine.may_read(by)
         return by
 
-    def _write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event, Record | None]:
+    def _write(
+        self, decide: Callable[[Tx], Change], *, on_case: bool = False
+    ) -> tuple[Case | None, Event, Record | None]:
         """Commit what `decide` returns: the case as written, the sealed event and the record
-        it added, so no write reads anything back to say what it did."""
+        it added, so no write reads anything back to say what it did. A write `on_case` also
+        appends, in its transaction, the milestone events it makes due (`_sync_milestones`);
+        staff, settings and other writes of no case begin their transaction as before."""
         made: list[Change] = []
 
         def deciding(tx: Tx) -> Change:
@@ -456,7 +460,7 @@ class SEFlow:
             made.append(change)
             return change
 
-        if self.milestone_check:
+        if on_case and self.milestone_check:
             # The milestones a write to an enrolled case makes due go in its transaction.
             with self.store.batch():
                 case, event = self.store.write(deciding)
@@ -479,12 +483,12 @@ class SEFlow:
         return case, event, record
 
     def _case_done(self, decide: Callable[[Tx], Change]) -> Done[Case, None]:
-        case, event, _ = self._write(decide)
+        case, event, _ = self._write(decide, on_case=True)
         assert case is not None
         return Done(case=case, event=event, record=None)
 
     def _recorded(self, decide: Callable[[Tx], Change]) -> Done[Case, Record]:
-        case, event, record = self._write(decide)
+        case, event, record = self._write(decide, on_case=True)
         assert case is not None and record is not None
         return Done(case=case, event=event, record=record)
 
