@@ -30,6 +30,7 @@ from ._limits import (
     check_text,
 )
 from ._loader import load_programmes, load_workflow
+from ._memory import KeyInMemory
 from ._milestones import (
     HISTORY_TRIGGERS,
     Logged,
@@ -80,7 +81,7 @@ from .errors import (
     WorkflowMismatch,
     quoted,
 )
-from .ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
+from .ports import NOTHING, CaseFilter, Change, Needs, SealKeys, Snapshot, Store, Tx
 
 __all__ = ["CheckpointAppended", "SEFlow", "open"]
 
@@ -184,9 +185,10 @@ def seal_key_path(path: str | Path, seal_key: str | Path | None = None) -> Path 
     return Path(f"{Path(path).expanduser()}.sealkey")
 
 
-def _seal_keys(path: str | Path, seal_key: str | Path | None) -> SealKeyFile | None:
+def _seal_keys(path: str | Path, seal_key: str | Path | None) -> SealKeys:
     found = seal_key_path(path, seal_key)
-    return SealKeyFile(found) if found is not None else None
+    # A database in memory keeps its sealing key in memory too: both go with the process.
+    return SealKeyFile(found) if found is not None else KeyInMemory()
 
 
 def is_database_url(target: str) -> bool:
@@ -1437,16 +1439,20 @@ class SEFlow:
         participant_id: str | None = None,
         overdue: bool = False,
         limit: int | None = None,
+        after: str | None = None,
         actor: str | None = None,
     ) -> list[Case]:
         """The caseload, filtered, by case number. `status` is `active`, `paused`, `closed`,
         `open` (active or paused: a coach's caseload) or None / `all`; `overdue` keeps open
         cases whose review date has passed; `limit` keeps the first so many (all in the
-        store's query, so a first page costs the same at any caseload size)."""
+        store's query, so a first page costs the same at any caseload size); `after` (the
+        last case id of the page before) starts the next page, as deep as it goes."""
         self._reader(actor)
         _target(coach)
         check_text(participant_id, "participant id")
         check_limit(limit, "limit")
+        if after is not None:
+            _case_id(after, "after")
         if stage is not None and stage not in self.workflow.states:
             raise InvalidInput(
                 f"unknown stage {stage!r}; stages: {', '.join(self.workflow.states)}"
@@ -1469,6 +1475,7 @@ class SEFlow:
                     participant_id=participant_id,
                     due_by=due_by,
                     limit=limit,
+                    after=after,
                 )
             )
         )
@@ -1480,18 +1487,22 @@ class SEFlow:
         within_days: int = 0,
         as_of: dt.date | None = None,
         limit: int | None = None,
+        after: str | None = None,
         actor: str | None = None,
     ) -> list[Case]:
         """Open cases whose review is due on or before `as_of` + `within_days`, soonest (most
-        overdue) first; `limit` keeps the first so many."""
+        overdue) first; `limit` keeps the first so many, `after` (the last case id of the
+        page before) starts the next page."""
         self._reader(actor)
         _target(coach)
         check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
+        if after is not None:
+            _case_id(after, "after")
         if as_of is not None:
             check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
-        return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit)))
+        return list(self.store.cases(CaseFilter(coach=coach, due_by=day, limit=limit, after=after)))
 
     def due_items(
         self,

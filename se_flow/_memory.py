@@ -290,8 +290,19 @@ class MemoryStore(Store):
     def cases(self, where: CaseFilter) -> Iterator[Case]:
         with self._lock:
             found = [c for c in self._cases.values() if self._matches(c, where)]
+            after = self._cases.get(where.after) if where.after is not None else None
         if where.due_by is not None:
-            found.sort(key=lambda c: (c.review_due or dt.date.max, _num(c.id)))
+
+            def key(c: Case) -> tuple[dt.date, int]:
+                return (c.review_due or dt.date.max, _num(c.id))
+        else:
+
+            def key(c: Case) -> tuple[dt.date, int]:
+                return (dt.date.min, _num(c.id))
+
+        found.sort(key=key)
+        if where.after is not None:
+            found = [c for c in found if after is not None and key(c) > key(after)]
         yield from found[: where.limit] if where.limit is not None else found
 
     def records(self, case_id: str) -> list[Record]:

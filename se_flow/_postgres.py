@@ -43,8 +43,8 @@ from ._model import (
     Staff,
 )
 from ._projections import RecordRow
-from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import (
+    AFTER_KEY,
     RECORD_COLS,
     case_order,
     case_where,
@@ -52,6 +52,7 @@ from ._rows import (
     event_where,
     record_from_row,
 )
+from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -293,10 +294,19 @@ _SCHEMA_V3 = [
     "WHERE trigger IS NOT NULL",
 ]
 
+_SCHEMA_V4 = [
+    # A first page of cases by status or stage, in number order, without sorting them all.
+    "DROP INDEX cases_due",
+    "DROP INDEX cases_state",
+    "CREATE INDEX cases_status ON cases (status, num)",
+    "CREATE INDEX cases_state ON cases (state, num)",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_insiders", _SCHEMA_V2),
     ("0003_due_reads", _SCHEMA_V3),
+    ("0004_cases_by_number", _SCHEMA_V4),
 ]
 """Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
 
@@ -969,7 +979,13 @@ class PostgresStore(Store):
         return _case_from_row(rows[0])
 
     def cases(self, where: CaseFilter) -> Iterator[Case]:
-        clauses, params = case_where(where, "%s")
+        key = None
+        if where.after is not None:
+            found = self._all(AFTER_KEY.format(mark="%s"), (where.after,))
+            if not found:
+                return
+            key = found[0]
+        clauses, params = case_where(where, "%s", key)
         sql = f"SELECT {_CASE_COLS} FROM cases"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)

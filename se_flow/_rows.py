@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._workflow import Workflow
 
 __all__ = [
+    "AFTER_KEY",
     "CASE_COLS",
     "RECORD_COLS",
     "case_from_row",
@@ -88,9 +89,13 @@ def case_params(case: Case) -> tuple[Any, ...]:
 # `mark` is the driver's placeholder: "?" for sqlite3, "%s" for psycopg.
 
 
-def case_where(where: CaseFilter, mark: str) -> tuple[list[str], list[Any]]:
+def case_where(
+    where: CaseFilter, mark: str, after_key: Sequence[Any] | None = None
+) -> tuple[list[str], list[Any]]:
     """The WHERE clauses (joined with AND by the caller) and parameters picking `where`'s
-    cases from the `cases` table; its order and limit are the caller's."""
+    cases from the `cases` table; its order and limit are the caller's. With `where.after`,
+    the caller reads that case's `AFTER_KEY` first and passes it as `after_key` (no such
+    case: the caller picks none)."""
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -107,7 +112,20 @@ def case_where(where: CaseFilter, mark: str) -> tuple[list[str], list[Any]]:
     if where.due_by is not None:
         clauses.append(f"status <> 'closed' AND review_due <= {mark}")
         params.append(where.due_by.isoformat())
+    if after_key is not None:
+        # The order's own key, compared as a row value: an index range, never an offset.
+        # (Given as values: with a subquery in its place SQLite ranges on review_due alone.)
+        if where.due_by is not None:
+            clauses.append(f"(review_due, num) > ({mark}, {mark})")
+            params.extend(after_key)
+        else:
+            clauses.append(f"num > {mark}")
+            params.append(after_key[1])
     return clauses, params
+
+
+AFTER_KEY = "SELECT review_due, num FROM cases WHERE id = {mark}"
+"""The key `case_where` pages after: the `after` case's review date and number."""
 
 
 def case_order(where: CaseFilter) -> str:

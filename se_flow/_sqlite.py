@@ -38,8 +38,8 @@ from ._model import (
     Role,
     Staff,
 )
-from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import (
+    AFTER_KEY,
     RECORD_COLS,
     case_order,
     case_where,
@@ -47,6 +47,7 @@ from ._rows import (
     event_where,
     record_from_row,
 )
+from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -234,6 +235,17 @@ _SCHEMA_V6 = [
     "WHERE trigger IS NOT NULL",
 ]
 
+_SCHEMA_V7 = [
+    # A first page of `cases --status` or `--stage` at any size: the cases of that status or
+    # stage in number order, read until the page is full (with (status, review_due) and
+    # (state, status) SQLite sorted all of them first: 1.2 s at 100k cases). Replaced, not
+    # added: every write updates each index on cases, and cases_open_due serves what is due.
+    "DROP INDEX cases_due",
+    "DROP INDEX cases_state",
+    "CREATE INDEX cases_status ON cases (status, num)",
+    "CREATE INDEX cases_state ON cases (state, num)",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
@@ -243,6 +255,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     # A staff member's OS login (`Staff.login`), bound with `staff edit --login`.
     ("0006_staff_logins", ["ALTER TABLE staff ADD COLUMN login TEXT"]),
     ("0007_due_reads", _SCHEMA_V6),
+    ("0008_cases_by_number", _SCHEMA_V7),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -1034,7 +1047,13 @@ class SQLiteStore(Store):
         return _case_from_row(row)
 
     def cases(self, where: CaseFilter) -> Iterator[Case]:
-        clauses, params = case_where(where, "?")
+        key = None
+        if where.after is not None:
+            with _translated(self.path):
+                key = self.conn.execute(AFTER_KEY.format(mark="?"), (where.after,)).fetchone()
+            if key is None:
+                return
+        clauses, params = case_where(where, "?", key)
         sql = f"SELECT {_CASE_COLS} FROM cases"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)

@@ -323,17 +323,19 @@ def evaluate(
     for history in histories:
         index: dict[tuple[str, str], list[dt.date]] = {}
         stops = later = False
-        stoppers = history.pause_triggers | history.resume_triggers
-        for h in history.happenings:
-            if h.on > today:
+        pausing, resuming = history.pause_triggers, history.resume_triggers
+        # Unpacked, not read by name: a named tuple's fields are Python-level lookups, and a
+        # caseload's due list reads every happening of every open case here.
+        for on, _seq, _kind, trigger, record, _fields in history.happenings:
+            if on > today:
                 later = True  # as of `today`: what is dated later has not happened yet
                 continue
-            if h.trigger is not None:
-                index.setdefault(("t", h.trigger), []).append(h.on)
-                if h.trigger in stoppers:
+            if trigger is not None:
+                index.setdefault(("t", trigger), []).append(on)
+                if trigger in pausing or trigger in resuming:
                     stops = True
-            if h.record is not None:
-                index.setdefault(("r", h.record), []).append(h.on)
+            if record is not None:
+                index.setdefault(("r", record), []).append(on)
         if later:
             kept = tuple(h for h in history.happenings if h.on <= today)
             history = attrs.evolve(history, happenings=kept)

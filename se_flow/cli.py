@@ -71,6 +71,7 @@ def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True
 # where the command that failed has that option (assign's coach is an argument, not --coach).
 _OPTION_FOR: dict[str, str | tuple[str, ...]] = {
     "limit": "--limit",
+    "after": "--after",
     # `due --within`, `outcomes --due-within`: whichever the command has.
     "within_days": ("--within", "--due-within"),
     "coach": "--coach",
@@ -869,11 +870,21 @@ def cases(
         int | None,
         typer.Option("--limit", help="Show at most this many cases.", show_default=False),
     ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Start after this case (the last of the page before).",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """The caseload: stage, days in stage, coach, next review and what is overdue."""
     with _open(ctx) as flow:
-        found = flow.cases(coach=coach, stage=stage, status=status, overdue=overdue, limit=limit)
+        found = flow.cases(
+            coach=coach, stage=stage, status=status, overdue=overdue, limit=limit, after=after
+        )
         today = flow.now().date()
         wf = flow.workflow
     if json:
@@ -1199,16 +1210,24 @@ def assign(
 
 @app.command()
 def history(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
-    """A case's timeline: every event, who, when, and why."""
+    """A case's timeline: every event, who, when, and why; then its service standards, met
+    (on which date, in how many days), missed, due or overdue."""
     with _open(ctx) as flow:
         events = flow.history(case_id)
         wf = flow.workflow
+        today = flow.now().date()
+        # Met late or missed stays part of the case's story (issue 12): shown with it.
+        standards = flow.standards(case_id, as_of=today) if not json else None
     if json:
         _echo_json(events)
         return
-    from ._cli_render import print_timeline
+    from ._cli_render import print_standards, print_timeline
 
-    print_timeline(_console(), wf, events, title=f"Timeline of {case_id}")
+    out = _console()
+    print_timeline(out, wf, events, title=f"Timeline of {case_id}")
+    if standards is not None:
+        warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
+        print_standards(out, standards.results, today, warnings)
 
 
 @app.command()

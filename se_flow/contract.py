@@ -330,6 +330,39 @@ class StoreContract:
         assert [c.id for c in picked] == kept[:2]
         assert [c.id for c in staffed.cases(CaseFilter(status=Status.CLOSED))] == [closed.id]
 
+    def test_keyset_pages_give_every_case_exactly_once_in_order(self, staffed: Store) -> None:
+        ids = [_refer(staffed, f"P-{n}").id for n in range(7)]
+        _engage(staffed, ids[2])
+        closed = ids[4]
+
+        def withdraw(tx: Tx) -> Change:
+            snap = tx.snapshot(closed)
+            ctx = context(ENGINE, snap, tx.staff("sam"), NOW, reason="moved on")
+            return ENGINE.fire(snap, ctx, "withdraw")
+
+        staffed.write(withdraw)
+        due_by = NOW.date() + dt.timedelta(days=60)
+        for where in (
+            CaseFilter(),
+            CaseFilter(open_only=True),
+            CaseFilter(due_by=due_by),
+            CaseFilter(coach="sam", due_by=due_by),
+            CaseFilter(state="referred"),
+        ):
+            whole = [c.id for c in staffed.cases(where)]
+            assert whole, where
+            for size in (1, 2, 3):
+                paged: list[str] = []
+                after: str | None = None
+                while page := [
+                    c.id for c in staffed.cases(attrs.evolve(where, limit=size, after=after))
+                ]:
+                    assert len(page) <= size
+                    paged += page
+                    after = page[-1]
+                assert paged == whole, (where, size)
+        assert list(staffed.cases(CaseFilter(after="C-999"))) == []
+
     def test_batch_keeps_its_commands_and_a_refused_command_undoes_only_itself(
         self, staffed: Store
     ) -> None:

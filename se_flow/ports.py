@@ -150,6 +150,10 @@ class CaseFilter:
     due_by: dt.date | None = None
     """Only open cases whose review falls due on or before this date, soonest first."""
     limit: int | None = None
+    after: str | None = None
+    """Only the cases after this one in the read's order (keyset paging: the last case id of
+    the page before; a page costs the same however deep). A case id that is not there picks
+    none."""
 
 
 @frozen

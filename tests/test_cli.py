@@ -412,6 +412,11 @@ def test_cases_table_and_filters(run: CLI, db: Path) -> None:
     assert [x["id"] for x in run.json("cases", "--stage", "referred")] == [a]
     assert [x["id"] for x in run.json("cases", "--overdue")] == [a]
     assert [x["id"] for x in run.json("cases", "--status", "all", "--limit", "2")] == [a, b]
+    # The next page starts after the last case of the one before.
+    page = run.json("cases", "--status", "all", "--limit", "2", "--after", b)
+    assert [x["id"] for x in page] == [c]
+    assert run.json("cases", "--status", "all", "--after", c) == []
+    refused(run("cases", "--after", "C" * 200_001), 5, "after")
     first = run.json("cases")[0]
     assert first["days_in_stage"] == 5 and first["overdue"] is True
     assert first["stage"] == "Referred"

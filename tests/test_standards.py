@@ -365,6 +365,15 @@ def test_cli_due_and_show_list_standards_within_80_columns(tmp_path: Path) -> No
     assert "Service standards" in shown and "First meeting" in shown
     standards = json.loads(run("show", case, "--json"))["standards"]
     assert {s["standard"]: s["status"] for s in standards}["ipes_first_meeting"] == "overdue"
+    # Met late is missed, and stays in the case's history view (with the day it was met).
+    with se_flow.open(db, actor="sam") as f:
+        f.record(case, "first_meeting", location="library")
+    history = run("history", case)
+    assert "Service standards" in history
+    table = history[history.index("Service standards") :]
+    late = next(line for line in table.splitlines() if "First meeting" in line)
+    assert "missed" in late and dt.datetime.now(dt.UTC).date().isoformat() in late
+    assert all(len(line) <= 80 for line in history.splitlines())
 
 
 class _PortsOnly:
