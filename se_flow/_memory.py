@@ -86,12 +86,14 @@ class _MemoryTx(Tx):
             mine = s._records.get(case_id, [])
             # A correction has the kind of what it corrects, so filtering by kind keeps
             # supersession whole.
-            records = current([r for r in mine if kinds is None or r.kind in kinds])
+            picked = [r for r in mine if kinds is None or r.kind in kinds]
+            records = tuple(picked) if need.superseded else current(picked)
             records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}
-        return Snapshot(case=case, records=tuple(records), marks=dict(marks))
+        history = tuple(e for e in s._case_events.get(case_id, []) if e.trigger in need.history)
+        return Snapshot(case=case, records=tuple(records), marks=dict(marks), history=history)
 
     def new_case_id(self) -> str:
         return f"C-{len(self._s._cases) + 1}"
@@ -179,6 +181,7 @@ class MemoryStore(Store):
         self._marks: dict[str, dict[str, int]] = {}
         # (seq, slot) -> (salt hex, text), both None once erased (`_texts`).
         self._texts: dict[tuple[int, str], tuple[str | None, str | None]] = {}
+        self._case_events: dict[str, list[Event]] = {}
         self._undo: list[Undo] | None = None
 
     # --- writes ------------------------------------------------------------------------
@@ -271,6 +274,9 @@ class MemoryStore(Store):
             if event.trigger is not None:
                 marks = self._marks.setdefault(case.id, {})
                 self._put(marks, event.trigger, seq)
+            told = self._case_events.setdefault(case.id, [])
+            told.append(event)
+            self._did(told.pop)
         if record is not None:
             assert case is not None
             mine = self._records.setdefault(case.id, [])

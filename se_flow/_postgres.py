@@ -508,7 +508,8 @@ class _PgTx(Tx):
             self.versions[case.id] = case.version
         need = needs(case) if needs is not None else Needs()
         kinds = need.kinds
-        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        records = tuple(found) if need.superseded else current(found)
         marks: dict[str, int] = {}
         if need.triggers is None:
             marks = dict(
@@ -526,7 +527,17 @@ class _PgTx(Tx):
                     (case_id, sorted(need.triggers)),
                 )
             )
-        return Snapshot(case=case, records=tuple(records), marks=marks)
+        history: tuple[Event, ...] = ()
+        if need.history:
+            history = tuple(
+                event_from_row(dict(zip(EVENT_COLUMNS, row, strict=True)))
+                for row in self._all(
+                    f"SELECT {_EVENT_COLS} FROM events WHERE case_id = %s "
+                    "AND trigger = ANY(%s) ORDER BY seq",
+                    (case_id, sorted(need.history)),
+                )
+            )
+        return Snapshot(case=case, records=tuple(records), marks=marks, history=history)
 
     def new_case_id(self) -> str:
         if self._locking:

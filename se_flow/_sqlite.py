@@ -392,7 +392,8 @@ class _SQLiteTx(Tx):
         # A correction has the kind of what it corrects, so filtering by kind keeps
         # supersession whole.
         kinds = need.kinds
-        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        records = tuple(found) if need.superseded else current(found)
         marks: dict[str, int] = {}
         if need.triggers is None:
             marks = dict(
@@ -411,7 +412,19 @@ class _SQLiteTx(Tx):
                 ).fetchone()
                 if last is not None:
                     marks[trigger] = last
-        return Snapshot(case=case, records=tuple(records), marks=marks)
+        history: list[Event] = []
+        for trigger in need.history:
+            # One index seek per trigger (events_case_trigger), each in seq order; merged here.
+            history.extend(
+                event_from_row(row)
+                for row in self._store.event_rows_sql(
+                    f"SELECT {_EVENT_COLS} FROM events WHERE case_id = ? AND trigger = ? "
+                    "ORDER BY seq",
+                    [case_id, trigger],
+                )
+            )
+        history.sort(key=lambda e: e.seq)
+        return Snapshot(case=case, records=tuple(records), marks=marks, history=tuple(history))
 
     def new_case_id(self) -> str:
         (num,) = self._conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()

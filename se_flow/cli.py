@@ -69,10 +69,11 @@ def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True
 
 # The API names a parameter where the command has an option: `limit` is `--limit`. Used only
 # where the command that failed has that option (assign's coach is an argument, not --coach).
-_OPTION_FOR = {
+_OPTION_FOR: dict[str, str | tuple[str, ...]] = {
     "limit": "--limit",
     "after": "--after",
-    "within_days": "--within",
+    # `due --within`, `outcomes --due-within`: whichever the command has.
+    "within_days": ("--within", "--due-within"),
     "coach": "--coach",
     "review date": "--review",
     "close reason": "--close-reason",
@@ -99,9 +100,10 @@ def _words(exc: se_flow.SEFlowError, ctx: Any) -> str:
         if field == "actor" and from_login:
             name, hint = "your login name", f"; {_SAY_WHO}"
         else:
-            name, hint = _OPTION_FOR.get(field, field), ""
-            if name not in ctx.meta.get(_OPTIONS_KEY, ()):
-                name = field
+            has = ctx.meta.get(_OPTIONS_KEY, ())
+            named = _OPTION_FOR.get(field, field)
+            options = (named,) if isinstance(named, str) else named
+            name, hint = next((o for o in options if o in has), field), ""
         if message.startswith(field):
             message = name + message[len(field) :]
         message += hint
@@ -287,6 +289,11 @@ settings_app = typer.Typer(
 )
 app.add_typer(settings_app, name="settings")
 app.add_typer(programme_app, name="programme")
+claims_app = typer.Typer(
+    help="Claims: milestones marked claimed from the funder, and their export.",
+    no_args_is_help=True,
+)
+app.add_typer(claims_app, name="claims")
 report_app = typer.Typer(
     help="Returns and KPIs, each figure with its method and the cases behind it.",
     no_args_is_help=True,
@@ -906,6 +913,14 @@ def refer(
         ),
     ] = False,
     json: JsonOption = False,
+    programme: Annotated[
+        str | None,
+        typer.Option(
+            "--programme",
+            help="Enrol the case on this funder definition (id or id@version), e.g. mhep.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Refer a new participant: opens their case at Referred.
 
@@ -922,14 +937,20 @@ def refer(
             )
             _confirm(yes, "Refer them again anyway?", f"may be the same person: {about}")
         done = flow.refer(
-            details, source=source, referral=referral, coach=coach, effective_at=_when(on)
+            details,
+            source=source,
+            referral=referral,
+            coach=coach,
+            effective_at=_when(on),
+            programme=programme,
         )
         if _written(ctx, flow, done, json):
             return
         case = done.case
+    on_programme = f", on {programme}" if programme else ""
     _say(
         f"referred {name}: case {case.id}, participant {case.participant_id}, "
-        f"coach {case.coach or 'none yet'}"
+        f"coach {case.coach or 'none yet'}{on_programme}"
     )
     _say(f"  next: se-flow next {case.id}")
 
@@ -1509,17 +1530,24 @@ def due(
     ] = 7,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only what is past its date.")] = False,
     json: JsonOption = False,
+    outcomes: Annotated[
+        bool,
+        typer.Option(
+            "--outcomes", help="Also milestones coming up and claims due (enrolled cases)."
+        ),
+    ] = False,
 ) -> None:
     """Everything due and overdue on a caseload (yours by default).
 
     Reviews, service standards and follow-along visits, by date, each with the command that
-    does it."""
+    does it; with --outcomes, milestones coming up and claims due too."""
     with _open(ctx) as flow:
         view = flow.due_for(
             coach=coach,
             everyone=everyone,
             within_days=within,
             overdue=overdue,
+            outcomes=outcomes,
             names=not json,
         )
     found, today, coach, names = view.items, view.today, view.coach, view.names
@@ -2073,7 +2101,10 @@ def audit_verify_export(
 @app.command()
 def outcomes(
     ctx: typer.Context,
-    case_id: CaseArg,
+    case_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[CASE]", help="The case id, e.g. C-12.", show_default=False),
+    ] = None,
     on: Annotated[
         str | None,
         typer.Option(
@@ -2081,13 +2112,51 @@ def outcomes(
             help="Evaluate as of this date (YYYY-MM-DD, today or yesterday). Default: today.",
         ),
     ] = None,
+    due_within: Annotated[
+        int | None,
+        typer.Option(
+            "--due-within",
+            metavar="DAYS",
+            help="Instead of one case: the caseload's milestones coming up and claims due "
+            "within DAYS.",
+            show_default=False,
+        ),
+    ] = None,
+    coach: Annotated[
+        str | None,
+        typer.Option("--coach", help="With --due-within: one coach's cases.", show_default=False),
+    ] = None,
+    programme: Annotated[
+        str | None,
+        typer.Option(
+            "--programme", help="With --due-within: one programme's cases.", show_default=False
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
-    """The case's milestones under its programme, and its jobs.
+    """The case's milestones under its programme, and its jobs; or what is coming up.
 
     Each milestone achieved (date, band), provisional, or not yet with what is still needed
-    and when at the current hours."""
+    and when at the current hours. With --due-within: milestones the caseload reaches within
+    that many days at the current hours, and claims whose window closes by then."""
     day = _day(on, "--on") if on is not None else None
+    if due_within is not None or case_id is None:
+        if case_id is not None:
+            _fail("give a CASE or --due-within, not both")
+        with _open(ctx) as flow:
+            coming = flow.outcomes_due(
+                within_days=14 if due_within is None else due_within,
+                coach=coach,
+                programme=programme,
+                as_of=day,
+            )
+        if json:
+            _echo_json(list(coming))
+            return
+        from ._cli_render import print_outcomes_due
+
+        print_outcomes_due(_console(), coming)
+        return
     with _open(ctx) as flow:
         found = flow.outcomes(case_id, on=day)
     if json:
@@ -2100,8 +2169,10 @@ def outcomes(
                 if p is None
                 else {"id": p.id, "version": p.version, "status": p.status, "title": p.title},
                 "note": found.note,
+                "enrolment": found.enrolment,
                 "spells": found.spells,
                 "milestones": found.milestones,
+                "logged": found.logged,
             }
         )
         return
@@ -2114,6 +2185,122 @@ def _programmes(folder: Path | None) -> tuple[Any, ...]:
     from ._loader import load_programmes
 
     return load_programmes(folder)
+
+
+@app.command()
+def enrol(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    programme: Annotated[
+        str,
+        typer.Argument(metavar="PROGRAMME", help="A funder definition: id, or id@version."),
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason", help="Why (moving a case needs a team leader).", show_default=False
+        ),
+    ] = None,
+    on: OnOption = None,
+) -> None:
+    """Put a case on a programme (funder definition and version), audited.
+
+    The case keeps that version until a person moves it (a team leader)."""
+    with _open(ctx, write=True) as flow:
+        case = flow.enrol(case_id, programme, reason=reason, effective_at=_when(on)).case
+        found = flow.outcomes(case.id)
+    ref = found.enrolment.ref if found.enrolment else programme
+    _say(f"{case.id} is on {ref}; its milestones: se-flow outcomes {case.id}")
+
+
+@claims_app.command("mark")
+def claims_mark(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    milestone: Annotated[
+        str,
+        typer.Argument(
+            metavar="MILESTONE", help="A milestone id, or an instance such as job_start:J7."
+        ),
+    ],
+    reference: Annotated[
+        str, typer.Option("--reference", help="The funder's claim reference.", show_default=False)
+    ],
+) -> None:
+    """Mark a milestone claimed from the funder (team leader or admin), audited.
+
+    Only a milestone achieved on work evidence (not provisional), under a definition that is
+    not unverified; else the refusal names what is missing (exit 5)."""
+    with _open(ctx, write=True) as flow:
+        case = flow.claim(case_id, milestone, reference).case
+    _say(f"{case.id}: {milestone} claimed, reference {reference}")
+
+
+@claims_app.command("resolve")
+def claims_resolve(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    milestone: Annotated[
+        str, typer.Argument(metavar="MILESTONE", help="The flagged milestone (id or instance).")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the new evidence stands.", show_default=False)
+    ],
+) -> None:
+    """Accept what the evidence now says of a claimed, flagged milestone (team leader or
+    admin), audited; its claim is kept beside it."""
+    with _open(ctx, write=True) as flow:
+        case = flow.resolve_claim(case_id, milestone, reason=reason).case
+    _say(f"{case.id}: {milestone} resolved; see se-flow outcomes {case.id}")
+
+
+@claims_app.command("export")
+def claims_export(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT_DIR", help="A new (or empty) folder to write into.", show_default=False
+        ),
+    ],
+    programme: Annotated[
+        str | None,
+        typer.Option(
+            "--programme", help="Only this programme's claims (an id).", show_default=False
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="DATE", help="Claims made on or after this date.", show_default=False
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE",
+            help="Claims made on or before this date.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="csv, jsonl or json.")
+    ] = "csv",
+) -> None:
+    """Export the claims of a period: milestone, dates, band, evidence and verification.
+
+    The same manifest, audit event and pseudonymisation as `export`; check it with
+    `se-flow audit verify-export OUT_DIR`."""
+    with _open(ctx, write=True) as flow:
+        manifest = flow.export_claims(
+            out_dir,
+            programme=programme,
+            since=_moment(since, "--since"),
+            until=_moment(until, "--until"),
+            fmt=fmt,
+        )
+    _say(f"exported {manifest.rows.get('claims', 0)} claim(s) to {out_dir}")
 
 
 @programme_app.command("list")

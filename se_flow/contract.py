@@ -28,6 +28,7 @@ import pytest
 import se_flow
 from se_flow._audit import GENESIS, event_from_row, verify_chain, verify_log
 from se_flow._engine import Engine, context
+from se_flow._loader import load_programmes
 from se_flow._memory import KeyInMemory
 from se_flow._model import (
     EVENT_COLUMNS,
@@ -264,6 +265,48 @@ class StoreContract:
         assert (snap.case, snap.records, snap.marks) == (case, (), {})
         snap = staffed.read().snapshot(case.id, lambda c: Needs(kinds=frozenset({"referral"})))
         assert [r.kind for r in snap.records] == ["referral"]
+
+    def test_snapshot_history_lists_every_event_of_the_triggers_asked_for(
+        self, staffed: Store
+    ) -> None:
+        """What outcomes read: every event of a few triggers on the case, in seq order, inside
+        the write that is going on (a batch sees its own events), and nothing else."""
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        _engage(staffed, case.id)
+        _note(staffed, case.id, "a note")
+        _engage(staffed, other.id)
+        wanted = Needs(kinds=frozenset(), triggers=frozenset(), history=frozenset({"engage"}))
+        snap = staffed.read().snapshot(case.id, lambda _case: wanted)
+        assert [(e.case_id, e.trigger) for e in snap.history] == [(case.id, "engage")]
+        with staffed.batch():
+            (programme,) = [p for p in load_programmes() if p.id == "mhep"]
+
+            def enrol(tx: Tx) -> Change:
+                return ENGINE.enrol(
+                    tx.snapshot(case.id, lambda _case: NOTHING),
+                    programme,
+                    actor=tx.staff("sam"),
+                    now=NOW,
+                    effective_at=NOW,
+                )
+
+            staffed.write(enrol)
+            both = Needs(history=frozenset({"engage", EventKind.ENROL.value}))
+            inside = staffed.read().snapshot(case.id, lambda _case: both).history
+            assert [e.kind for e in inside] == ["transition", "enrol"]
+            assert [e.seq for e in inside] == sorted(e.seq for e in inside)
+        assert staffed.read().snapshot(case.id, lambda _case: NOTHING).history == ()
+
+    def test_snapshot_gives_superseded_records_when_asked(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        first = _note(staffed, case.id, "first")
+        second = _note(staffed, case.id, "second", supersedes=first)
+        notes = frozenset({"note"})
+        current = staffed.read().snapshot(case.id, lambda _case: Needs(kinds=notes))
+        every = staffed.read().snapshot(case.id, lambda _case: Needs(kinds=notes, superseded=True))
+        assert [r.seq for r in current.records] == [second]
+        assert [r.seq for r in every.records] == [first, second]
 
     def test_case_filters(self, staffed: Store) -> None:
         a = _refer(staffed, "P-a")

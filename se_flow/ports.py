@@ -116,6 +116,12 @@ class Needs:
 
     kinds: frozenset[str] | None = None
     triggers: frozenset[str] | None = None
+    history: frozenset[str] = frozenset()
+    """Triggers whose every event on the case the snapshot lists (`Snapshot.history`): what
+    outcomes read (each `start_job`, the enrolments, the milestones and claims logged)."""
+    superseded: bool = False
+    """Records superseded by a later one too, in seq order (spells name a corrected job by
+    the first record of its chain)."""
 
 
 NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
@@ -124,12 +130,14 @@ NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
 @frozen
 class Snapshot:
     """A case as the store read it inside the write transaction: the case, its current
-    (not superseded) records of the kinds asked for, and the seq of the last event of each
-    trigger asked for (its marks)."""
+    (not superseded) records of the kinds asked for (all of them with `Needs.superseded`), and
+    the seq of the last event of each trigger asked for (its marks)."""
 
     case: Case
     records: tuple[Record, ...]
     marks: Mapping[str, int]
+    history: tuple[Event, ...] = ()
+    """Every event of the triggers `Needs.history` asked for, in seq order."""
 
 
 @frozen

@@ -23,6 +23,7 @@ EXPECTED = [
     "Check",
     "Checkpoint",
     "CheckpointFileRefused",
+    "ClaimRefused",
     "DatabaseSettings",
     "Done",
     "DueView",
