@@ -99,7 +99,7 @@ def sql_counts(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
             "WHERE date(r.effective_at) BETWEEN date(?, '-27 days') AND ? "
             "AND date(c.opened_at) <= ? AND (c.closed_at IS NULL OR date(c.closed_at) >= ?) "
             "GROUP BY c.coach",
-            (*_contacts(), END, END, END, END),
+            (*_contacts(), TODAY, TODAY, TODAY, TODAY),
         ).fetchall()
         return {f"caseload@{coach}": n for coach, n in rows}
     if name == "fidelity":

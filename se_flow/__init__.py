@@ -34,6 +34,7 @@ from ._outcomes import Milestone, MilestoneState, Needed, Outcomes, Programme
 from ._report import KPI, Period, Report
 from ._seal import VerificationKey
 from ._sqlite import SQLiteStore
+from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
 from ._workflow import Workflow
 from .errors import (
     AuditError,
@@ -43,6 +44,7 @@ from .errors import (
     CasePaused,
     ChainBroken,
     CheckpointFileRefused,
+    ClaimRefused,
     CommandIdReused,
     CommandRepeated,
     ExportMismatch,
@@ -108,15 +110,19 @@ __all__ = [
     "CaseConflict",
     "CaseNotFound",
     "CasePaused",
+    "CaseView",
+    "Caseload",
     "ChainBroken",
     "Check",
     "Checkpoint",
     "CheckpointFileRefused",
+    "ClaimRefused",
     "CommandIdReused",
     "CommandRepeated",
     "Copied",
     "DatabaseSettings",
     "Done",
+    "DueView",
     "Event",
     "ExportMismatch",
     "ExportVerification",
@@ -124,6 +130,7 @@ __all__ = [
     "FutureEffectiveDate",
     "GuardResult",
     "GuardsFailed",
+    "HistoryPage",
     "InvalidExportRequest",
     "InvalidInput",
     "InvalidRecord",
@@ -132,6 +139,7 @@ __all__ = [
     "Milestone",
     "MilestoneState",
     "Needed",
+    "NextSteps",
     "NotFound",
     "Outcomes",
     "Override",
@@ -148,6 +156,7 @@ __all__ = [
     "SEFlowError",
     "SQLiteStore",
     "SealKeyUnusable",
+    "SetUp",
     "Staff",
     "StaffHoldsCases",
     "StaffNotFound",

@@ -37,6 +37,20 @@ from ._limits import (
 )
 from ._loader import load_programmes, load_workflow
 from ._memory import KeyInMemory
+from ._milestones import (
+    HISTORY_TRIGGERS,
+    Logged,
+    OutcomeDue,
+    case_facts,
+    changes,
+    coming_up,
+    enrolment,
+    evaluate_case,
+    logged,
+    prior_counted,
+    read_kinds,
+    touches,
+)
 from ._model import (
     Case,
     Check,
@@ -55,22 +69,26 @@ from ._model import (
     TeamLine,
     Verification,
 )
-from ._outcomes import CaseFacts, Outcomes, Programme, evaluate
+from ._outcomes import Outcomes, Programme, evaluate
 from ._policy import acting
 from ._projections import replay_cases
-from ._report import KPI, CaseView, Period, Report
+from ._report import KPI, Period, Report
+from ._report import CaseView as ReportCase  # a case as the reports read it
 from ._seal import DAY, VerificationKey
-from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
+from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
-from ._standards import DueList, Verdicts
+from ._standards import DueItem, DueList, Verdicts
 from ._texts import withhold_event, withhold_record
 from ._urls import shown_database
-from ._workflow import Workflow
+from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
+from ._workflow import Workflow, age_band
 from .errors import (
     ChainBroken,
     CheckpointFileRefused,
+    ClaimRefused,
     CommandIdReused,
     InvalidInput,
+    InvalidRecord,
     SEFlowError,
     StaffHoldsCases,
     StaffNotFound,
@@ -84,6 +102,9 @@ from .ports import NOTHING, CaseFilter, Change, Needs, SealKeys, Snapshot, Store
 __all__ = ["CheckpointAppended", "Copied", "SEFlow", "copy_store", "open"]
 
 Clock = Callable[[], dt.datetime]
+
+PAGE = 20
+"""How many events (and records) a view shows by default: a screen's worth."""
 
 
 @attrs.frozen
@@ -391,6 +412,50 @@ def _record_needs(kind: str, supersedes: int | None) -> Needs:
     return JOBS if kind in OUTCOME_RECORD_KINDS else NOTHING
 
 
+# What the outcomes of a case read of its history: whether it is enrolled; every job start,
+# enrolment, milestone and claim (and with them every record, for the `events` tests).
+_ENROLMENT = Needs(
+    kinds=frozenset(), triggers=frozenset(), history=frozenset({EventKind.ENROL.value})
+)
+_OUTCOME_HISTORY = Needs(kinds=frozenset(), triggers=frozenset(), history=HISTORY_TRIGGERS)
+_MILESTONE_HISTORY = Needs(
+    kinds=frozenset(), triggers=frozenset(), history=frozenset({EventKind.MILESTONE.value})
+)
+
+
+def _starts(history: tuple[Event, ...]) -> list[int]:
+    return [e.seq for e in history if e.kind == EventKind.TRANSITION and e.trigger == START_TRIGGER]
+
+
+def _with_outcomes(
+    found: DueList, coming: tuple[OutcomeDue, ...], overdue_only: bool, limit: int | None
+) -> DueList:
+    """The due list with outcomes' milestones and claims among its items, by date."""
+    extra = [
+        DueItem(
+            case_id=d.case_id,
+            coach=d.coach,
+            what=d.what,
+            name=d.milestone,
+            title=f"{d.milestone} ({d.programme}): {d.detail}",
+            due_on=d.due_on,
+            overdue=d.overdue,
+            does_it=(),
+            commands=(
+                f"se-flow claims mark {d.case_id} {d.milestone} --reference REF"
+                if d.what == "claim"
+                else f"se-flow outcomes {d.case_id}",
+            ),
+        )
+        for d in coming
+        if d.overdue or not overdue_only
+    ]
+    items = sorted(
+        (*found.items, *extra), key=lambda i: (i.due_on, i.case_id, i.what != "review", i.title)
+    )
+    return DueList(tuple(items[:limit] if limit is not None else items), found.warnings)
+
+
 def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
     parts = version.split(".")
     return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (version,)
@@ -485,6 +550,9 @@ class SEFlow:
         self.engine = Engine(workflow)
         self.default_actor = actor
         self._clock = clock or _system_clock
+        self.milestone_check = True
+        """Whether each write to an enrolled case logs the milestones it makes due (off only
+        to measure what the check costs: `verify` then finds the milestone events missing)."""
         # One seek at open: reads under another workflow than the log's still work (records
         # read back untyped where their types differ), but say so.
         self._logged_workflow = store.head_workflow_hash()
@@ -589,10 +657,16 @@ class SEFlow:
         return [withhold_event(e) for e in events]
 
     def _write(
-        self, decide: Callable[[Tx], Change], command: _Command | None = None
+        self,
+        decide: Callable[[Tx], Change],
+        command: _Command | None = None,
+        *,
+        on_case: bool = False,
     ) -> tuple[Case | None, Event, Record | None]:
         """Commit what `decide` returns: the case as written, the sealed event and the record
-        it added, so no write reads anything back to say what it did.
+        it added, so no write reads anything back to say what it did. A write `on_case` also
+        appends, in its transaction, the milestone events it makes due (`_sync_milestones`);
+        staff, settings and other writes of no case begin their transaction as before.
 
         Under a `command` id, once: a retry after an ambiguous commit (a lost connection, a
         timeout) with the same id appends nothing, however it races the first attempt, and
@@ -614,7 +688,21 @@ class SEFlow:
             return change
 
         try:
-            case, event = self.store.write(deciding)
+            if on_case and self.milestone_check:
+                # The milestones a write to an enrolled case makes due go in its transaction.
+                with self.store.batch():
+                    case, event = self.store.write(deciding)
+                    after = (
+                        self._sync_milestones(case.id, event.actor, event.recorded_at, event)
+                        if case is not None
+                        else None
+                    )
+                # After milestone events the head is past the write's own event: read it then.
+                head: int | None = event.seq if after is None else None
+                case = after or case
+            else:
+                case, event = self.store.write(deciding)
+                head = event.seq
         except _Logged as found:
             assert command is not None
             return self._replayed(found.event, command)
@@ -632,7 +720,7 @@ class SEFlow:
             return self._replayed(again, command)
         if not self._batching:
             # An automatic checkpoint, if one is due (a batch keeps it for its end).
-            self._auto_checkpoint(event.seq - 1, event.seq)
+            self._auto_checkpoint(event.seq - 1, head)
         draft = made[-1].record
         record = draft.made(case.id, event) if draft is not None and case is not None else None
         return case, event, record
@@ -656,14 +744,14 @@ class SEFlow:
     def _case_done(
         self, decide: Callable[[Tx], Change], command: _Command | None = None
     ) -> Done[Case, None]:
-        case, event, _ = self._write(decide, command)
+        case, event, _ = self._write(decide, command, on_case=True)
         assert case is not None
         return Done(case=case, event=event, record=None)
 
     def _recorded(
         self, decide: Callable[[Tx], Change], command: _Command | None = None
     ) -> Done[Case, Record]:
-        case, event, record = self._write(decide, command)
+        case, event, record = self._write(decide, command, on_case=True)
         assert case is not None and record is not None
         return Done(case=case, event=event, record=record)
 
@@ -895,6 +983,29 @@ class SEFlow:
         self._write(decide, command)
         return self.store.read().settings()
 
+    def set_up(
+        self,
+        name: str | None = None,
+        role: Role | str = Role.ADMIN,
+        *,
+        seal: bool = False,
+        epoch_seconds: int = DAY,
+        login: str | None = None,
+        actor: str | None = None,
+    ) -> SetUp:
+        """Set up a new database: the actor becomes its first staff member (`name`, default
+        their id; `role`, default admin; bound to the OS `login` if given, as `add_staff`),
+        after `start_sealing` if `seal`. Raises `InvalidInput` if anyone is on the staff list
+        already (nothing is written)."""
+        if self.has_staff():
+            raise InvalidInput(
+                "the database is already set up; add people with `se-flow staff add` (add_staff)"
+            )
+        who = self._actor_id(actor)
+        key = self.start_sealing(epoch_seconds=epoch_seconds, actor=who) if seal else None
+        member = self.add_staff(who, name or who, role, actor=who, login=login)
+        return SetUp(staff=member, key=key)
+
     def has_staff(self) -> bool:
         """Whether anyone is on the staff list yet: needs no actor (before the first staff
         member there is nobody to be), and tells only whether the database is set up."""
@@ -919,18 +1030,28 @@ class SEFlow:
         coach: str | None = None,
         actor: str | None = None,
         effective_at: dt.datetime | dt.date | None = None,
+        programme: str | None = None,
         command_id: str | None = None,
     ) -> Done[Case, Record]:
         """Refer a new participant: their personal details go to the personal-data table, the
         log knows them only by a pseudonymous id. Returns the new case (state `referred`), its
         referral event and record.
 
+        `programme` (`id` or `id@version`; else the referral's `programme` field) enrols the
+        case on that funder definition in the same transaction, as `enrol` would: an audited
+        `enrol` event pinning the version (the case returned is the case after it). Raises
+        `UnknownProgramme` before writing anything.
+
         Every write takes `command_id`: a retry under the same id (after a lost connection
         or a timeout left unknown whether the first attempt committed) appends nothing and
         returns what the first attempt made; the same id for another command (other
         arguments, actor or write) raises `CommandIdReused`. The personal details are no part
-        of what is compared: the log holds no personal data, not even hashed."""
+        of what is compared: the log holds no personal data, not even hashed. A referral that
+        enrols logs its `enrol` event under `<command_id>:enrol`."""
         who = self._actor_id(actor)
+        if programme is None and referral is not None and referral.get("programme"):
+            programme = str(referral["programme"])
+        on = self.programme(programme) if programme is not None else None
         details = PersonalDetails(name=person) if isinstance(person, str) else person
         check_text(details.name, "name")
         check_text(details.contact, "contact")
@@ -967,7 +1088,18 @@ class SEFlow:
                 coach=coach or (who if by.role is Role.COACH else None),
             )
 
-        return self._recorded(decide, command)
+        if on is None:
+            return self._recorded(decide, command)
+        # The enrolment is a second event: under an id of its own, so a retry replays both.
+        enrol_id = None if command_id is None else check_command_id(f"{command_id}:enrol")
+        with self._batch():
+            done = self._recorded(decide, command)
+            enrolling = self._enrolling(done.case.id, on, who, now, at, None)
+            enrol_command = _command(
+                enrol_id, "enrol", case_id=done.case.id, programme=programme, actor=who
+            )
+            enrolled = self._case_done(enrolling, enrol_command)
+        return Done(case=enrolled.case, event=done.event, record=done.record)
 
     def reopen(
         self,
@@ -1052,6 +1184,8 @@ class SEFlow:
         values = {**(fields or {}), **more}
         now = self.now()
         at = _at(effective_at, now)
+        if kind in JOB_RECORD_KINDS:
+            values = self._with_age_band(case_id, kind, values, who, at)
         command = _command(
             command_id,
             "record",
@@ -1079,6 +1213,38 @@ class SEFlow:
             return change
 
         return self._recorded(decide, command)
+
+    def _with_age_band(
+        self, case_id: str, kind: str, values: dict[str, Any], who: str, at: dt.datetime
+    ) -> dict[str, Any]:
+        """A job's record with the participant's minimum-wage age band at the job's start
+        (`_workflow.age_band`), worked out from the date of birth in the personal-data table:
+        the band goes into the log, the date of birth never does. A band given that the date
+        of birth contradicts is refused naming the field; with no date of birth on file the
+        band is as given (or none)."""
+        spec = self.workflow.records.get(kind)
+        if spec is None or spec.field("age_band") is None:
+            return values
+        by = acting(self.store.read(), who)
+        if not self.engine.writes_cases(by):
+            return values  # refused by the write itself, in its own words
+        fields = self.engine.parse_record(kind, values, case_id)
+        details = self.store.personal_details(self.store.case(case_id).participant_id)
+        if details is None or details.date_of_birth is None:
+            return values
+        start = fields.get("start_date")
+        day = start if isinstance(start, dt.date) else at.date()
+        band = age_band(details.date_of_birth, day)
+        given = fields.get("age_band")
+        if given is None:
+            return {**values, "age_band": band}
+        if given != band:
+            raise InvalidRecord(
+                kind,
+                {"age_band": f"{given} does not fit the date of birth on file: {band} on {day}"},
+                case_id,
+            )
+        return values
 
     def _ctx_args(
         self,
@@ -1127,12 +1293,7 @@ class SEFlow:
 
     def available(self, case_id: str, *, actor: str | None = None) -> list[Check]:
         """Every trigger open from the case's stage now, each with its guards' results."""
-        by = self._reader(actor)
-        _case_id(case_id)
-        snap = self.store.read().snapshot(case_id)
-        now = self.now()
-        ctx = self._ctx_args(snap, by, now, None, None, None, None)
-        return [self._as_written(c) for c in self.engine.available(snap, ctx)]
+        return list(self.next_steps(case_id, actor=actor).checks)
 
     def _as_written(self, check: Check) -> Check:
         """`check` as a write would meet it: under a workflow other than the log's every write
@@ -1448,6 +1609,271 @@ class SEFlow:
 
     # --- outcomes ------------------------------------------------------------------------
 
+    def _sync_milestones(
+        self, case_id: str, who: str, now: dt.datetime, event: Event
+    ) -> Case | None:
+        """After `event` (a write to the case), append a `milestone` event for each change
+        the evidence now makes to what the log holds of the case's milestones
+        (`_milestones.changes`), as `who` at `now`: nothing for a case on no programme, or
+        for a write outcomes do not read (`_milestones.touches`). Runs inside the caller's
+        transaction (a batch); returns the case after the last event appended, or None."""
+        tx = self.store.read()
+        enrolments = tx.snapshot(case_id, lambda _case: _ENROLMENT).history
+        enrolled = enrolment(enrolments)
+        if enrolled is None:
+            return None
+        programme = self.programme(enrolled.ref)
+        if not touches(programme, self.workflow, event):
+            return None
+        # Only the kinds the programme reads, corrections and all: the same evaluation as
+        # from every record (`verify`), without decoding a long history of other kinds.
+        wanted = Needs(
+            kinds=read_kinds(programme, self.workflow),
+            triggers=frozenset(),
+            history=HISTORY_TRIGGERS,
+            superseded=True,
+        )
+        snap = tx.snapshot(case_id, lambda _case: wanted)
+        records = list(snap.records)
+        starts = _starts(snap.history)
+        evaluated = evaluate_case(
+            programme,
+            self.workflow,
+            snap.case,
+            records,
+            starts,
+            now.date(),
+            project=False,
+            prior=self._prior(programme, snap.case),
+        )
+        case: Case | None = None
+        for payload in changes(programme, evaluated, logged(snap.history, programme.ref)):
+
+            def decide(tx: Tx, payload: Mapping[str, Any] = payload) -> Change:
+                return self.engine.milestone(
+                    tx.snapshot(case_id, lambda _case: NOTHING),
+                    payload,
+                    actor=acting(tx, who),
+                    now=now,
+                )
+
+            case, _ = self.store.write(decide)
+        return case
+
+    def _prior(self, programme: Programme, case: Case) -> dict[str, str]:
+        """The milestones counted once per participant that another case of the same
+        participant already holds (`_milestones.prior_counted`)."""
+        if not any(m.once_per == "participant" for m in programme.milestones):
+            return {}
+        tx = self.store.read()
+        others = {
+            c.id: tx.snapshot(c.id, lambda _case: _MILESTONE_HISTORY).history
+            for c in self.store.cases(CaseFilter(participant_id=case.participant_id))
+            if c.id != case.id
+        }
+        return prior_counted(programme, others)
+
+    def _enrolling(
+        self,
+        case_id: str,
+        programme: Programme,
+        who: str,
+        now: dt.datetime,
+        at: dt.datetime,
+        reason: str | None,
+    ) -> Callable[[Tx], Change]:
+        def decide(tx: Tx) -> Change:
+            return self.engine.enrol(
+                tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY),
+                programme,
+                actor=acting(tx, who),
+                now=now,
+                effective_at=at,
+                reason=reason,
+            )
+
+        return decide
+
+    def enrol(
+        self,
+        case_id: str,
+        programme: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        effective_at: dt.datetime | dt.date | None = None,
+        command_id: str | None = None,
+    ) -> Done[Case, None]:
+        """Put a case on a programme: `programme` is a funder definition's `id` (its latest
+        version) or `id@version`. The case keeps that version until a person moves it (this
+        call again: a team leader, `_policy.may_enrol`). Audited as an `enrol` event; the
+        milestones the case's evidence already reaches are logged in the same transaction.
+        Raises `UnknownProgramme`, `PermissionDenied`, `CaseClosed`, `InvalidInput` (already on
+        it)."""
+        who = self._actor_id(actor)
+        _case_id(case_id)
+        check_text(reason, "reason")
+        found = self.programme(programme)
+        now = self.now()
+        at = _at(effective_at, now)
+        command = _command(
+            command_id,
+            "enrol",
+            case_id=case_id,
+            programme=programme,
+            actor=who,
+            reason=reason,
+            effective_at=effective_at,
+        )
+        return self._case_done(self._enrolling(case_id, found, who, now, at, reason), command)
+
+    def claim(
+        self,
+        case_id: str,
+        milestone: str,
+        reference: str,
+        *,
+        actor: str | None = None,
+        command_id: str | None = None,
+    ) -> Done[Case, None]:
+        """Mark a milestone of the case's programme claimed from the funder under its
+        `reference` (`milestone`: its id, or an instance key such as `job_start:J7` for one
+        counted per job). Audited as a `claim` event. Only a milestone the log holds as
+        achieved on work evidence (not provisional), not claimed or flagged already, under a
+        definition that is not `unverified`, and only by a team leader or admin: else
+        `ClaimRefused` naming everything missing, or `PermissionDenied`."""
+        who = self._actor_id(actor)
+        _case_id(case_id)
+        check_text(milestone, "milestone")
+        check_text(reference, "reference")
+        now = self.now()
+        command = _command(
+            command_id,
+            "claim",
+            case_id=case_id,
+            milestone=milestone,
+            reference=reference,
+            actor=who,
+        )
+
+        def decide(tx: Tx) -> Change:
+            snap = tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
+            enrolled = enrolment(snap.history)
+            if enrolled is None:
+                raise ClaimRefused(case_id, milestone, ["a programme: the case is on none"])
+            return self.engine.claim(
+                snap,
+                self.programme(enrolled.ref),
+                milestone,
+                reference or "",
+                actor=acting(tx, who),
+                now=now,
+            )
+
+        return self._case_done(decide, command)
+
+    def resolve_claim(
+        self,
+        case_id: str,
+        milestone: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        command_id: str | None = None,
+    ) -> Done[Case, None]:
+        """Resolve a claimed milestone the evidence has changed since (flagged): the log then
+        holds it as the evidence now says, or no longer reached, beside its claim (a team
+        leader or admin, with a reason; audited). Raises `InvalidInput` if `milestone` names
+        no flagged milestone of the case, `PermissionDenied`."""
+        who = self._actor_id(actor)
+        _case_id(case_id)
+        check_text(milestone, "milestone")
+        check_text(reason, "reason")
+        now = self.now()
+        command = _command(
+            command_id,
+            "resolve_claim",
+            case_id=case_id,
+            milestone=milestone,
+            reason=reason,
+            actor=who,
+        )
+
+        def decide(tx: Tx) -> Change:
+            snap = tx.snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
+            enrolled = enrolment(snap.history)
+            if enrolled is None:
+                raise InvalidInput(f"case {case_id} is on no programme", field="milestone")
+            return self.engine.resolve(
+                snap,
+                self.programme(enrolled.ref),
+                milestone,
+                reason or "",
+                actor=acting(tx, who),
+                now=now,
+            )
+
+        return self._case_done(decide, command)
+
+    def outcomes_due(
+        self,
+        *,
+        within_days: int = 14,
+        coach: str | None = None,
+        programme: str | None = None,
+        as_of: dt.date | None = None,
+        actor: str | None = None,
+    ) -> tuple[OutcomeDue, ...]:
+        """Across the caseload (one coach's with `coach`; one programme's with `programme`, an
+        id): milestones of open cases coming up within `within_days` of `as_of` (default
+        today), at their current hours, and claims not yet made whose window closes by then
+        (past ones too), soonest first (`_milestones.coming_up`)."""
+        self._reader(actor)
+        _target(coach)
+        check_days(within_days, "within_days", ahead_only=True)
+        if as_of is not None:
+            check_date(as_of, "as_of")
+        wanted = self.programme(programme).id if programme is not None else None
+        today = as_of or self.now().date()
+        until = today + dt.timedelta(days=within_days)
+        tx = self.store.read()
+        found: list[OutcomeDue] = []
+        for case in self.store.cases(CaseFilter(coach=coach)):
+            if not tx.snapshot(case.id, lambda _c: _ENROLMENT).history:
+                continue
+            snap = tx.snapshot(case.id, lambda _case: _OUTCOME_HISTORY)
+            enrolled = enrolment(snap.history)
+            if enrolled is None or (wanted is not None and enrolled.programme != wanted):
+                continue
+            on = self.programme(enrolled.ref)
+            evaluated = (
+                evaluate_case(
+                    on,
+                    self.workflow,
+                    snap.case,
+                    self.store.records(case.id),
+                    _starts(snap.history),
+                    today,
+                )
+                if case.is_open
+                else ()
+            )
+            held = logged(snap.history, on.ref)
+            found += coming_up(on, snap.case, evaluated, held, today, until)
+        return tuple(sorted(found, key=lambda d: (d.due_on, d.case_id, d.milestone)))
+
+    def milestones(self, case_id: str, *, actor: str | None = None) -> tuple[Logged, ...]:
+        """The milestones the case's log holds as reached under its current programme (each
+        with its claim and any flag a person must resolve), in the order they were logged."""
+        self._reader(actor)
+        _case_id(case_id)
+        snap = self.store.read().snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
+        enrolled = enrolment(snap.history)
+        if enrolled is None:
+            return ()
+        held = logged(snap.history, enrolled.ref)
+        return tuple(sorted(held.values(), key=lambda h: h.seq))
+
     def programmes(self) -> tuple[Programme, ...]:
         """The funder definitions this flow evaluates against (the shipped ones unless
         opened with `programmes=`), loaded once."""
@@ -1475,41 +1901,30 @@ class SEFlow:
         if on is not None:
             check_date(on, "on")
         day = on or self.now().date()
-        case = self.store.case(case_id)
+        snap = self.store.read().snapshot(case_id, lambda _case: _OUTCOME_HISTORY)
         records = self.store.records(case_id)
-        starts = [
-            e.seq
-            for e in self.store.events(case_id=case_id)
-            if e.kind == EventKind.TRANSITION and e.trigger == START_TRIGGER
-        ]
-        employment = build_employment(records, starts)
-        current, _ = current_records(records)
-        referral = next((r for r in current if r.kind == "referral"), None)
-        ref = referral.get("programme") if referral is not None else None
-        if not ref:
+        starts = _starts(snap.history)
+        enrolled = enrolment(snap.history)
+        if enrolled is None:
             return Outcomes(
                 case_id=case_id,
                 on=day,
                 programme=None,
-                spells=employment.spells,
+                spells=build_employment(records, starts).spells,
                 milestones=(),
-                note=f"case {case_id} is on no programme: its referral names none",
+                note=f"case {case_id} is on no programme (se-flow enrol {case_id} PROGRAMME)",
             )
-        programme = self.programme(str(ref))
-        facts = CaseFacts(
-            employment=employment,
-            programme_start=case.opened_at.date(),
-            wages=self.workflow.minimum_wage,
-            records=tuple(current),
-            contact_kinds=frozenset(k.name for k in self.workflow.records.values() if k.contact),
-            in_work_at_referral=referral.get("in_work_at_referral") if referral else None,
-        )
+        programme = self.programme(enrolled.ref)
+        facts = case_facts(self.workflow, snap.case, records, starts)
+        held = logged(snap.history, enrolled.ref)
         return Outcomes(
             case_id=case_id,
             on=day,
             programme=programme,
-            spells=employment.spells,
-            milestones=evaluate(programme, facts, day),
+            spells=facts.employment.spells,
+            milestones=evaluate(programme, facts, day, prior=self._prior(programme, snap.case)),
+            enrolment=enrolled,
+            logged=tuple(sorted(held.values(), key=lambda h: h.seq)),
         )
 
     # --- reads ---------------------------------------------------------------------------
@@ -1701,13 +2116,16 @@ class SEFlow:
         as_of: dt.date | None = None,
         limit: int | None = None,
         actor: str | None = None,
+        outcomes: bool = False,
     ) -> DueList:
         """Everything due on open cases, in one list sorted by date (most overdue first):
         reviews (as `due` finds them) and every service standard and follow-along occurrence
         the stage data defines, computed from the log and `as_of` (default: today) at call
         time. `within_days` adds what falls due that many days ahead; `overdue` keeps only
         what is past its date. Each item says what satisfies it and the command that does.
-        `warnings` names calendar years needed but not listed. `due` stays reviews only."""
+        `warnings` names calendar years needed but not listed. `due` stays reviews only.
+        `outcomes` adds the milestones and claims `outcomes_due` finds (`what` = milestone or
+        claim): off by default, as it evaluates every enrolled case."""
         from ._due import due_list
 
         self._reader(actor)
@@ -1716,14 +2134,23 @@ class SEFlow:
         check_limit(limit, "limit")
         if as_of is not None:
             check_date(as_of, "as_of")
-        return due_list(
+        today = as_of or self.now().date()
+        found = due_list(
             self.store,
             self.workflow,
-            today=as_of or self.now().date(),
+            today=today,
             coach=coach,
             within_days=within_days,
             overdue_only=overdue,
-            limit=limit,
+            limit=None if outcomes else limit,
+        )
+        if not outcomes:
+            return found
+        return _with_outcomes(
+            found,
+            self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
+            overdue,
+            limit,
         )
 
     def standards(
@@ -1758,6 +2185,9 @@ class SEFlow:
         admins (never auditors)."""
         viewer = self._reader(actor)
         _case_id(participant_id, "participant id")
+        return self._participant(viewer, participant_id)
+
+    def _participant(self, viewer: Staff, participant_id: str) -> Participant:
         found = self.store.read().participant(participant_id)
         if found is None:
             from .errors import NotFound
@@ -1847,6 +2277,160 @@ class SEFlow:
         self.store.case(case_id)
         return self._events_for(by, list(self.store.events(case_id=case_id)))
 
+    def history_page(
+        self,
+        case_id: str,
+        *,
+        limit: int | None = PAGE,
+        before_seq: int | None = None,
+        actor: str | None = None,
+    ) -> HistoryPage:
+        """A page of the case's timeline: its last `limit` events (None: all) before seq
+        `before_seq` (None: the newest), and how many come earlier. Read from the newest
+        back: a first page costs the same on a case of 5,000 events as on one of 10."""
+        by = self._reader(actor)
+        _case_id(case_id)
+        check_limit(limit, "limit")
+        check_limit(before_seq, "before_seq")
+        with self.store.read_snapshot():
+            return self._history_page(self.store.case(case_id), limit, before_seq, by)
+
+    def _history_page(
+        self, case: Case, limit: int | None, before_seq: int | None, by: Staff
+    ) -> HistoryPage:
+        # A case's version counts its events (every event of a case moves it on by one, as
+        # `verify` replays), so the newest page needs no count.
+        size = case.version if limit is None else limit
+        events = self.store.case_events(case.id, size, before_seq=before_seq)
+        if not events:
+            earlier = 0
+        elif before_seq is None:
+            earlier = case.version - len(events)
+        else:
+            earlier = self.store.count_case_events(case.id, events[0].seq)
+        shown = self._events_for(by, events)
+        return HistoryPage(case_id=case.id, events=tuple(shown), earlier=earlier)
+
+    def case_view(
+        self,
+        case_id: str,
+        *,
+        limit: int | None = PAGE,
+        before_seq: int | None = None,
+        include_superseded: bool = False,
+        as_of: dt.date | None = None,
+        actor: str | None = None,
+    ) -> CaseView:
+        """Everything `show` presents, read in one snapshot: the case, its participant
+        (personal details only for those who may see them, as `participant`), its latest
+        `limit` current records (superseded ones too with `include_superseded`), its service
+        standards as of `as_of` (default today) and a page of its timeline (`history_page`).
+        `limit` None shows every record and event."""
+        viewer = self._reader(actor)
+        _case_id(case_id)
+        check_limit(limit, "limit")
+        check_limit(before_seq, "before_seq")
+        if as_of is not None:
+            check_date(as_of, "as_of")
+        today = as_of or self.now().date()
+        from ._due import case_standards
+
+        with self.store.read_snapshot():
+            case = self.store.case(case_id)
+            participant = self._participant(viewer, case.participant_id)
+            # One more than shown, to know whether older records were left out.
+            wanted = case.version if limit is None else limit + 1
+            records = self.store.latest_records(
+                case_id, wanted, include_superseded=include_superseded
+            )
+            more = limit is not None and len(records) > limit
+            shown = records[1:] if more else records
+            if not self._shows_text(viewer):
+                shown = [withhold_record(r, self.workflow) for r in shown]
+            standards = case_standards(self.store, self.workflow, case, today)
+            history = self._history_page(case, limit, before_seq, viewer)
+        return CaseView(
+            case=case,
+            participant=participant,
+            records=tuple(shown),
+            more_records=more,
+            standards=standards,
+            history=history,
+            today=today,
+        )
+
+    def caseload(
+        self,
+        *,
+        coach: str | None = None,
+        stage: str | None = None,
+        status: Status | str | None = "open",
+        overdue: bool = False,
+        limit: int | None = None,
+        stuck_days: int | None = None,
+        sort: str | None = None,
+        after: str | None = None,
+        names: bool = False,
+        actor: str | None = None,
+    ) -> Caseload:
+        """`cases` (filters, status, limit and the keyset `after` all in the store's query)
+        with the day their review dates are read against and, with `names`, the
+        participants' names for those who may see them (`names()`)."""
+        found = self.cases(
+            coach=coach,
+            stage=stage,
+            status=status,
+            overdue=overdue,
+            limit=limit,
+            stuck_days=stuck_days,
+            sort=sort,
+            after=after,
+            actor=actor,
+        )
+        shown = self.names((c.participant_id for c in found), actor=actor) if names else {}
+        return Caseload(cases=tuple(found), today=self.now().date(), names=shown)
+
+    def next_steps(self, case_id: str, *, actor: str | None = None) -> NextSteps:
+        """The case and every trigger open from its stage now, each with its guards'
+        results (`available`)."""
+        by = self._reader(actor)
+        _case_id(case_id)
+        snap = self.store.read().snapshot(case_id, self.engine.needs_open)
+        now = self.now()
+        ctx = self._ctx_args(snap, by, now, None, None, None, None)
+        checks = tuple(self._as_written(c) for c in self.engine.available(snap, ctx))
+        return NextSteps(case=snap.case, checks=checks)
+
+    def due_for(
+        self,
+        *,
+        coach: str | None = None,
+        everyone: bool = False,
+        within_days: int = 0,
+        overdue: bool = False,
+        limit: int | None = None,
+        outcomes: bool = False,
+        names: bool = False,
+        actor: str | None = None,
+    ) -> DueView:
+        """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
+        they are a coach, else everyone's. Says whose list it is and today's date."""
+        by = self._reader(actor)
+        if coach is None and not everyone and by.role is Role.COACH:
+            coach = by.id
+        today = self.now().date()
+        found = self.due_items(
+            coach=coach,
+            within_days=within_days,
+            overdue=overdue,
+            as_of=today,
+            limit=limit,
+            actor=by.id,
+            outcomes=outcomes,
+        )
+        shown = self.case_names((i.case_id for i in found.items), actor=by.id) if names else {}
+        return DueView(items=found, coach=coach, today=today, names=shown)
+
     def events(self, after_seq: int = 0, *, actor: str | None = None) -> list[Event]:
         by = self._reader(actor)
         return self._events_for(by, list(self.store.events(after_seq=after_seq)))
@@ -1882,7 +2466,7 @@ class SEFlow:
             from ._checkpoint_file import CheckpointFile
 
             kept += CheckpointFile(checkpoints).read()
-        result = verify_log(self.store, self.workflow, kept, key)
+        result = verify_log(self.store, self.workflow, kept, key, self.programmes())
         words = _mismatch_words(self.store.head_workflow_hash(), self.workflow.hash)
         if words is not None:
             result = attrs.evolve(result, workflow_mismatch=words)
@@ -1926,12 +2510,14 @@ class SEFlow:
         actor: str | None = None,
         force: bool = False,
         progress: Progress | None = None,
+        programme: str | None = None,
     ) -> Manifest:
-        """Export `tables` (stage_histories, events, clients) as `fmt` (csv, jsonl, or json:
-        one bundle file) into the new folder `out_dir`, with a `manifest.json` of row counts,
-        the chain head and every file's SHA-256, streamed in constant memory. The export is
-        itself an audit event. Pseudonymised: `include_personal_data` (admins only) adds name,
-        contact and date of birth to clients. Filters and table contents: see `se_flow._export`.
+        """Export `tables` (stage_histories, events, clients; claims: `export_claims`) as
+        `fmt` (csv, jsonl, or json: one bundle file) into the new folder `out_dir`, with a
+        `manifest.json` of row counts, the chain head and every file's SHA-256, streamed in
+        constant memory. The export is itself an audit event. Pseudonymised:
+        `include_personal_data` (admins only) adds name, contact and date of birth to
+        clients. Filters and table contents: see `se_flow._export`.
 
         `force` replaces an earlier export in `out_dir`: only a folder holding exactly one (its
         manifest and the files it lists, unchanged), never the database's folder or one above it.
@@ -1944,6 +2530,8 @@ class SEFlow:
 
         check_text(case_id, "case id")
         _target(coach)
+        # Claims of every version of the programme: checked to exist, then named by its id.
+        pid = self.programme(programme).id if programme is not None else None
         manifest = write_export(
             self.store,
             self.workflow,
@@ -1961,12 +2549,39 @@ class SEFlow:
             include_personal_data=include_personal_data,
             force=force,
             progress=progress,
+            programme=pid,
         )
         settings = self.store.read().settings()
         if settings.checkpoint_on_export and settings.checkpoint_file is not None:
             # The head now includes the export's own event: deleting it is then a rollback.
             self._append_quietly(settings.checkpoint_file)
         return manifest
+
+    def export_claims(
+        self,
+        out_dir: str | Path,
+        *,
+        programme: str | None = None,
+        since: dt.date | dt.datetime | str | None = None,
+        until: dt.date | dt.datetime | str | None = None,
+        fmt: str = "csv",
+        actor: str | None = None,
+        force: bool = False,
+    ) -> Manifest:
+        """Export the claims made in a period (`since` / `until` bound the claim's date) of
+        one programme (or all) as the `claims` table: milestone, dates, band, evidence
+        references and verification, with the same manifest, audit event and pseudonymisation
+        as every export (`export`), and checked the same way by `verify_export`."""
+        return self.export(
+            out_dir,
+            tables=("claims",),
+            fmt=fmt,
+            since=since,
+            until=until,
+            programme=programme,
+            actor=actor,
+            force=force,
+        )
 
     def verify_export(self, path: str | Path, *, actor: str | None = None) -> ExportVerification:
         """`se_flow.verify_export` plus the manifest against this log: same database, chain
@@ -2231,14 +2846,14 @@ class SEFlow:
 
     def _views(
         self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
-    ) -> list[CaseView]:
+    ) -> list[ReportCase]:
         """Every case as the reports read it, from one streamed pass over the log."""
         from ._report import Entry, case_view, entry_from_row
         from ._standards import CaseHistory, happenings, pause_triggers
 
         by_id = {c.id: c for c in cases}
         pause, resume = pause_triggers(self.workflow)
-        views: list[CaseView] = []
+        views: list[ReportCase] = []
 
         def done(case_id: str | None, events: list[Entry]) -> None:
             case = by_id.get(case_id or "")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import field, frozen
 
+from ._milestones import log_problem
 from ._model import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
@@ -52,6 +53,7 @@ from ._texts import ERASING_KINDS, TextCheck
 from .errors import CaseNotFound, InvalidInput, WorkflowMismatch
 
 if TYPE_CHECKING:
+    from ._outcomes import Programme
     from ._workflow import Workflow
     from .ports import Store
 
@@ -376,8 +378,13 @@ def verify_log(
     workflow: Workflow,
     checkpoint: Checkpoint | Sequence[Checkpoint] | None = None,
     key: VerificationKey | None = None,
+    programmes: Sequence[Programme] | None = None,
 ) -> Verification:
     """Walk the whole chain, then check the case, records and staff tables against the log.
+
+    Given the funder definitions (`programmes`), also recompute every enrolled case's
+    milestones after each write to it and check the log's `milestone` events agree
+    (`_milestones.log_problem`): one made up, altered or missing is named.
 
     Given the verification `key` (`_seal`), also check every event's forward-secure seal as
     the walk goes: the first event whose seal fails is named with its epoch (`bad_epoch`),
@@ -513,7 +520,7 @@ def verify_log(
             if problem is None:
                 problem = _settings_problem(store, staff_events)
             if problem is None:
-                problem = _case_table_problem(store, workflow)
+                problem_seq, problem = _case_table_problem(store, workflow, programmes)
         except (KeyError, TypeError, ValueError) as exc:
             problem = f"the log cannot be replayed: {exc!r}"
         if problem is not None:
@@ -576,13 +583,37 @@ def _checkpoint_problem(
     return None
 
 
-def _case_table_problem(store: Store, workflow: Workflow) -> str | None:
+def _case_table_problem(
+    store: Store, workflow: Workflow, programmes: Sequence[Programme] | None
+) -> tuple[int | None, str | None]:
     """Replay each case's events (streamed case by case, so memory stays flat) and compare
-    with the case table, which reads trust: a case changed behind the log's back is named."""
+    with the case table, which reads trust: a case changed behind the log's back is named;
+    with `programmes`, its milestone events too."""
     replayed = 0
+    # For milestones counted once per participant: every case's milestone events, by the
+    # participant, read in a first pass (only those events are kept).
+    participants: dict[str, str] = {}
+    milestones: dict[str, list[Event]] = {}
+    if programmes is not None:
+        for e in store.events_by_case():
+            assert e.case_id is not None
+            if e.kind in (EventKind.REFERRAL, EventKind.REOPEN):
+                participants[e.case_id] = str(e.payload.get("participant_id"))
+            elif e.kind == EventKind.MILESTONE:
+                milestones.setdefault(e.case_id, []).append(e)
     for case_id, group in itertools.groupby(store.events_by_case(), key=lambda e: e.case_id):
         assert case_id is not None
         events = list(group)
+        if programmes is not None and any(e.kind == EventKind.ENROL for e in events):
+            who = participants.get(case_id)
+            others = {
+                other: found
+                for other, found in milestones.items()
+                if other != case_id and participants.get(other) == who
+            }
+            wrong = log_problem(workflow, programmes, events, others)
+            if wrong is not None:
+                return wrong
         found = replay_cases(workflow, events)[case_id]
         # Reopen events written before they carried the episode cannot say it.
         episode_known = all(e.kind != EventKind.REOPEN or "episode" in e.payload for e in events)
@@ -593,8 +624,8 @@ def _case_table_problem(store: Store, workflow: Workflow) -> str | None:
             stored = None
         problem = case_mismatch(stored, found, episode_known=episode_known)
         if problem:
-            return problem
+            return None, problem
     total = store.count_cases()
     if total != replayed:
-        return f"the case table holds {total} cases but the log has events for {replayed}"
-    return None
+        return None, f"the case table holds {total} cases but the log has events for {replayed}"
+    return None, None

@@ -2,19 +2,22 @@
 
 Thirteen participants spread over every stage, with the things a service sees every week: a
 move refused with its reasons, a team leader's override, a job lost and a new one found, a
-pause, a withdrawal, a disengagement, a completion and a corrected record. Dates are real
+pause, a withdrawal, a disengagement, a completion and a corrected record; every case on the
+MHEP programme, with a job sustained past 13 weeks on payslips, a job start still provisional
+and 13 weeks reached across two jobs with the gap between them bridged. Dates are real
 (today), with the history back-dated as coaches record it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import se_flow
 
-from ._cli_render import print_caseload, print_due_items, print_timeline
+from ._cli_render import print_caseload, print_due_items, print_outcomes, print_timeline
 from ._cli_text import FAIL
 from ._evidence import LEAST_EVIDENCE, ORDER
 
@@ -57,6 +60,8 @@ class Story:
         self.override: tuple[str, str, str] | None = None  # case, by, reason
         self.rematched: str = ""
         self.names: dict[str, str] = {}
+        # Outcomes worth showing: (case, what it shows).
+        self.outcomes: list[tuple[str, str]] = []
 
 
 class _Demo:
@@ -121,6 +126,7 @@ class _Demo:
         return days
 
     def refer(self, story: Story, name: str, source: str, coach: str, days: float) -> str:
+        # Every case is counted under the MHEP definition: its milestones are in the log.
         case = self.flow.refer(
             se_flow.PersonalDetails(
                 name=name, contact="07700 900" + str(len(story.names)).zfill(3)
@@ -129,6 +135,7 @@ class _Demo:
             coach=coach,
             actor=coach,
             effective_at=self.ago(days),
+            programme="mhep",
         ).case
         story.names[case.id] = name
         return case.id
@@ -159,23 +166,42 @@ def build(flow: se_flow.SEFlow) -> Story:
     for staff_id, name, role in STAFF:
         flow.add_staff(staff_id, name, role, actor="ada")
 
-    # A job lost and a new match: the old job stays on record, support carries on.
-    alex = d.refer(story, "Alex Doe", "GP", "sam", 150)
+    # A job lost and a new match: the old job stays on record, support carries on. The new
+    # job starts 11 days after the old one ended: MHEP bridges the gap (up to 14 days, not
+    # counted), so the 13 weeks are reached across both jobs.
+    alex = d.refer(story, "Alex Doe", "GP", "sam", 170)
     shop = _job("Corner Shop Ltd", "Shop assistant")
-    d.walk(alex, "in_work_support", 150, 12, "sam", shop)
+    d.walk(alex, "in_work_support", 170, 12, "sam", shop)
     d.rec(alex, "review", 70, "sam", summary="Settling in; wants more hours")
     d.rec(alex, "job_end", 40, "sam", reason="The shop closed down", employer="Corner Shop Ltd")
     d.move(alex, "end_job", 40, "sam", reason="The shop closed down")
     garden = _job("Riverside Garden Centre", "Plant care assistant", pay="13.80", hours="20")
-    d.rec(alex, "employer_contact", 30, "sam", employer=garden["employer"])
-    d.evidence(alex, "job_matching", 8, "sam", garden)
-    d.move(alex, "start_job", 8, "sam")
-    d.rec(alex, "review", 2, "sam", summary="First week went well")
+    d.rec(alex, "employer_contact", 36, "sam", employer=garden["employer"])
+    d.evidence(alex, "job_matching", 28, "sam", garden)
+    d.move(alex, "start_job", 28, "sam")
+    d.rec(alex, "review", 2, "sam", summary="First month went well")
     story.rematched = alex
+    story.outcomes.append((alex, "two jobs, the gap between them bridged"))
 
     # A completion: through both phases of stage 5 and out.
     bea = d.refer(story, "Bea Khan", "Jobcentre Plus", "kim", 330)
     d.walk(bea, "career_development", 330, 40, "kim", _job("City Library", "Library assistant"))
+    # Her job started 130 days ago: payslips for its first 13 weeks make it evidenced.
+    for start, end, pay in ((130, 103, "864.00"), (102, 75, "864.00"), (74, 40, "1080.00")):
+        d.rec(
+            bea,
+            "work_evidence",
+            end - 3,
+            "kim",
+            period_start=d.day(start),
+            period_end=d.day(end),
+            hours=str(int(Decimal(pay) / Decimal("13.50"))),
+            gross_pay=pay,
+            evidence="payslip",
+            reference=f"CL-{start}",
+            verified_by="kim",
+        )
+    story.outcomes.append((bea, "sustained past 13 weeks, on payslips"))
     d.rec(
         bea,
         "final_review",
@@ -208,6 +234,7 @@ def build(flow: se_flow.SEFlow) -> Story:
     reason = "Support plan agreed by phone with Dee and the café; written up this week"
     d.move(dee, "start_job", 3, "lee", override=reason)
     story.override = (dee, "lee", reason)
+    story.outcomes.append((dee, "a job start estimated from contracted hours: provisional"))
 
     eli = d.refer(story, "Eli Ward", "Jobcentre Plus", "sam", 75)
     d.walk(eli, "job_matching", 75, 16, "sam", _job("Greenway Logistics", "Warehouse operative"))
@@ -328,6 +355,10 @@ def _show(flow: se_flow.SEFlow, story: Story, path: str, out: Console) -> None:
     case_id = story.rematched
     section(f"Timeline of {case_id} ({story.names[case_id]}): a job ended, then a new match")
     print_timeline(out, wf, flow.history(case_id))
+
+    for case_id, what in story.outcomes:
+        section(f"Outcomes of {case_id} ({story.names[case_id]}): {what}")
+        print_outcomes(out, flow.outcomes(case_id))
 
     section(f"What is due by {today + dt.timedelta(days=7)}: reviews and service standards")
     print_due_items(out, flow.due_items(within_days=7).items, today, "")

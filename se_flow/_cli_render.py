@@ -41,6 +41,7 @@ from ._cli_text import (
     type_words,
     words,
 )
+from ._milestones import OutcomeDue
 from ._model import TeamLine, soft_only
 from ._outcomes import Outcomes, Programme
 from ._report import KPI, Report
@@ -747,6 +748,38 @@ def print_outcomes(out: Console, outcomes: Outcomes) -> None:
             _t(when.isoformat() if when else "-"),
             _t(m.band or "-"),
             _t(m.reason),
+        )
+    out.print(table)
+    if outcomes.logged:
+        log = Table(box=None, pad_edge=False, title="In the audit trail", title_justify="left")
+        for name in ("milestone", "state", "on", "claim", "to resolve"):
+            log.add_column(name, overflow="fold")
+        for h in outcomes.logged:
+            log.add_row(
+                _t(h.key),
+                _t(h.state),
+                _t(h.achieved_on.isoformat() if h.achieved_on else "-"),
+                _t(f"{h.claim.reference} ({h.claim.on})" if h.claim else "-"),
+                _t(f"flagged: {h.flag_reason}" if h.flag is not None else "-", "bold red"),
+            )
+        out.print(log)
+
+
+def print_outcomes_due(out: Console, due: Sequence[OutcomeDue]) -> None:
+    """Milestones coming up and claims due, soonest first, one a row."""
+    if not due:
+        out.print(_t("nothing coming up: no milestone or claim falls due in that time"))
+        return
+    table = Table(box=None, pad_edge=False)
+    for name in ("due", "case", "what", "milestone", "detail"):
+        table.add_column(name, overflow="fold")
+    for d in due:
+        table.add_row(
+            _t(d.due_on.isoformat(), "bold red" if d.overdue else ""),
+            _t(d.case_id),
+            _t(d.what),
+            _t(d.milestone),
+            _t(d.detail),
         )
     out.print(table)
 

@@ -10,12 +10,13 @@ every "who may" is asked of `_policy` from here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _policy as policy
 from ._guards import GUARDS, GuardContext
 from ._limits import day_of
+from ._milestones import enrolment, logged
 from ._model import (
     Case,
     Check,
@@ -31,6 +32,7 @@ from ._model import (
     Status,
     soft_only,
 )
+from ._outcomes import MilestoneState, Programme
 from ._projections import apply
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, record_problems
 from ._workflow import TransitionSpec, Workflow
@@ -38,6 +40,7 @@ from .errors import (
     CaseClosed,
     CaseConflict,
     CasePaused,
+    ClaimRefused,
     FutureEffectiveDate,
     GuardsFailed,
     InvalidInput,
@@ -129,13 +132,20 @@ class Engine:
         """What `trigger`'s guards read of this case (nothing, if the trigger is not open from
         here: `fire` refuses it in its own words without reading anything)."""
         spec = self.workflow.transition(trigger, case.state, case.phase)
-        if spec is None:
-            return NOTHING
+        return NOTHING if spec is None else self._needs([spec])
+
+    def needs_open(self, case: Case) -> Needs:
+        """What the guards of every trigger open from the case's stage read (`available`):
+        on a case of thousands of records, the few kinds they look at."""
+        return self._needs(self._open(case))
+
+    def _needs(self, specs: Iterable[TransitionSpec]) -> Needs:
         kinds: set[str] = set()
         triggers: set[str] = set()
-        for g in spec.guards:
-            kinds |= GUARDS[g.guard].kinds_read(g.params, self.workflow)
-            triggers |= set(g.params.get("since") or ())
+        for spec in specs:
+            for g in spec.guards:
+                kinds |= GUARDS[g.guard].kinds_read(g.params, self.workflow)
+                triggers |= set(g.params.get("since") or ())
         return Needs(kinds=frozenset(kinds), triggers=frozenset(triggers))
 
     def check(self, snap: Snapshot, ctx: GuardContext, trigger: str) -> Check:
@@ -392,6 +402,215 @@ class Engine:
         )
         return Change(case=self._after(case, event), expected_version=case.version, event=event)
 
+    # --- outcomes: enrolment, milestones, claims -------------------------------------------
+
+    def _case_event(
+        self,
+        case: Case,
+        kind: EventKind,
+        actor: Staff,
+        now: dt.datetime,
+        payload: Mapping[str, Any],
+        *,
+        effective_at: dt.datetime | None = None,
+        reason: str | None = None,
+    ) -> Change:
+        # Its kind as its trigger: the store finds a case's enrolments, milestones and claims
+        # by its (case, trigger) index, without walking the case's history.
+        event = EventDraft(
+            case_id=case.id,
+            kind=kind,
+            actor=actor.id,
+            role=actor.role.value,
+            effective_at=effective_at or now,
+            recorded_at=now,
+            workflow_hash=self.workflow.hash,
+            trigger=kind.value,
+            from_state=case.state,
+            to_state=case.state,
+            from_phase=case.phase,
+            to_phase=case.phase,
+            reason=reason,
+            payload=payload,
+        )
+        return Change(case=self._after(case, event), expected_version=case.version, event=event)
+
+    def enrol(
+        self,
+        snap: Snapshot,
+        programme: Programme,
+        *,
+        actor: Staff,
+        now: dt.datetime,
+        effective_at: dt.datetime,
+        reason: str | None = None,
+    ) -> Change:
+        """Put the case on `programme` (a definition at one version), or move it there from
+        the one it is on (`snap.history` holds its enrolments)."""
+        case = snap.case
+        before = enrolment(snap.history)
+        policy.may_write(actor, case.id)
+        policy.may_enrol(actor, case.id, before.ref if before is not None else None)
+        self._check_effective(effective_at, now)
+        if case.status is Status.CLOSED:
+            raise CaseClosed(case.id, "enrol")
+        if before is not None and before.ref == programme.ref:
+            raise InvalidInput(f"case {case.id} is already on {programme.ref}", field="programme")
+        if effective_at.date() < case.opened_at.date():
+            raise InvalidInput(
+                f"case {case.id}: an enrolment cannot take effect on {day_of(effective_at)}, "
+                f"before the case was opened ({day_of(case.opened_at)})"
+            )
+        payload = {
+            "programme": programme.id,
+            "version": programme.version,
+            "from": before.ref if before is not None else None,
+        }
+        return self._case_event(
+            case, EventKind.ENROL, actor, now, payload, effective_at=effective_at, reason=reason
+        )
+
+    def milestone(
+        self, snap: Snapshot, payload: Mapping[str, Any], *, actor: Staff, now: dt.datetime
+    ) -> Change:
+        """The `milestone` event of one change (`_milestones.changes`), written by whoever made
+        the write that caused it, in the same transaction."""
+        policy.may_write(actor, snap.case.id)
+        return self._case_event(snap.case, EventKind.MILESTONE, actor, now, payload)
+
+    def claim(
+        self,
+        snap: Snapshot,
+        programme: Programme,
+        milestone: str,
+        reference: str,
+        *,
+        actor: Staff,
+        now: dt.datetime,
+    ) -> Change:
+        """Mark milestone `milestone` (its id, or an instance key such as `job_start:J7`)
+        claimed under the funder's `reference`. Only a milestone the log holds as achieved on
+        work evidence, not provisional, not already claimed or flagged, under a definition
+        whose status is not `unverified`: else `ClaimRefused` naming everything missing."""
+        case = snap.case
+        policy.may_write(actor, case.id)
+        policy.may_claim(actor, case.id)
+        held = logged(snap.history, programme.ref)
+        found = [h for h in held.values() if milestone in (h.key, h.milestone)]
+        missing: list[str] = []
+        if not reference.strip():
+            missing.append("the funder's reference (--reference)")
+        if programme.status == "unverified":
+            missing.append(
+                f"a verified definition: {programme.ref} is unverified (its parameters are not "
+                "confirmed against the funder's source)"
+            )
+        spec = programme.milestone(milestone.partition(":")[0])
+        if spec is None:
+            known = ", ".join(m.id for m in programme.milestones)
+            raise ClaimRefused(
+                case.id, milestone, [f"{programme.ref} has no milestone {milestone!r} ({known})"]
+            )
+        if len(found) > 1:
+            raise ClaimRefused(
+                case.id,
+                milestone,
+                [f"name one instance: {', '.join(sorted(h.key for h in found))}"],
+            )
+        if not found:
+            missing.append(f"the milestone reached: the log holds no {milestone} on this case")
+            raise ClaimRefused(case.id, milestone, missing)
+        (held_one,) = found
+        if held_one.state == MilestoneState.PROVISIONAL:
+            jobs = ", ".join(held_one.jobs) or "its job"
+            missing.append(
+                f"work evidence: it is provisional, resting on days estimated from contracted "
+                f"hours up to {held_one.achieved_on}; record work_evidence for {jobs}"
+            )
+        if held_one.claim is not None:
+            missing.append(
+                f"nothing: it was claimed already on {held_one.claim.on} "
+                f"(reference {held_one.claim.reference})"
+            )
+        if held_one.flag is not None:
+            missing.append(
+                "a person's resolution: the evidence has changed since it was reached "
+                f"({held_one.flag_reason or 'flagged'})"
+            )
+        if missing:
+            raise ClaimRefused(case.id, held_one.key, missing)
+        spec = programme.milestone(held_one.milestone)
+        window = spec.claim_within_days if spec is not None else None
+        claim_by = (
+            held_one.achieved_on + dt.timedelta(days=window)
+            if window is not None and held_one.achieved_on is not None
+            else None
+        )
+        # A closed case may still be claimed: a claim comes after the job is sustained, often
+        # after support has ended.
+        payload = {
+            "programme": programme.ref,
+            "milestone": held_one.milestone,
+            "key": held_one.key,
+            "reference": reference.strip(),
+            "achieved_on": held_one.achieved_on.isoformat() if held_one.achieved_on else None,
+            "band": held_one.band,
+            "evidence": list(held_one.evidence),
+            "milestone_seq": held_one.seq,
+            "claim_by": claim_by.isoformat() if claim_by is not None else None,
+        }
+        return self._case_event(case, EventKind.CLAIM, actor, now, payload)
+
+    def resolve(
+        self,
+        snap: Snapshot,
+        programme: Programme,
+        milestone: str,
+        reason: str,
+        *,
+        actor: Staff,
+        now: dt.datetime,
+    ) -> Change:
+        """A person's resolution of a claimed milestone the evidence has since changed
+        (flagged): the log then holds the milestone as the evidence now says (or no longer
+        reached), its claim kept beside it. A `claim` event with a `resolution`; a team
+        leader or admin, with a reason."""
+        case = snap.case
+        policy.may_write(actor, case.id)
+        policy.may_claim(actor, case.id)
+        if not reason.strip():
+            raise InvalidInput("a resolution needs a reason", field="reason")
+        held = logged(snap.history, programme.ref)
+        found = [h for h in held.values() if milestone in (h.key, h.milestone) and h.flag]
+        if len(found) != 1:
+            flagged = ", ".join(sorted(h.key for h in held.values() if h.flag)) or "none"
+            raise InvalidInput(
+                f"case {case.id}: {milestone} is not one flagged milestone to resolve "
+                f"(flagged: {flagged})",
+                field="milestone",
+            )
+        (h,) = found
+        assert h.flag is not None
+        state, achieved_on, band, jobs = h.flag
+        payload = {
+            "programme": programme.ref,
+            "milestone": h.milestone,
+            "key": h.key,
+            "resolution": "accepted",
+            "reason": reason.strip(),
+            "state": state,
+            "achieved_on": achieved_on.isoformat() if achieved_on else None,
+            "band": band,
+            "jobs": list(jobs),
+            "was": {
+                "state": h.state,
+                "achieved_on": h.achieved_on.isoformat() if h.achieved_on else None,
+                "band": h.band,
+            },
+            "reference": h.claim.reference if h.claim else None,
+        }
+        return self._case_event(case, EventKind.CLAIM, actor, now, payload, reason=reason)
+
     # --- events of no case ----------------------------------------------------------------
 
     def _system_event(
@@ -592,6 +811,11 @@ class Engine:
     @staticmethod
     def may_start_sealing(by: Staff | None) -> None:
         policy.may_start_sealing(by)
+
+    @staticmethod
+    def writes_cases(by: Staff) -> bool:
+        """Whether `by` may change cases at all (else a write is refused in its own words)."""
+        return policy.permits(policy.may_write, by)
 
     @staticmethod
     def may_act_from(by: Staff, login: str | None, shared_terminal: bool) -> None:

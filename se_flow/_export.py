@@ -52,6 +52,11 @@ written as numbers and se-flow makes no negative ones, so a leading `'` always m
 `events.csv` is left exactly as stored (or it could not be re-verified); the manifest of a CSV
 export carries `csv_safety`, saying to import the files as text.
 
+- **claims** (only when asked for: `se-flow claims export`): one row per milestone claimed
+  from a funder in the period, with the evidence it rests on (record seqs, kinds of evidence,
+  references, who verified them), the date the claim was due by, and whether the evidence has
+  changed since (`flagged`); `programme` keeps one programme's claims.
+
 Filters: `case_id`, `coach`, `stage` and `status` pick cases as they are now (as the caseload
 view does) and every table keeps only those cases (events of no case, such as staff changes,
 then drop out). `since` / `until` bound `effective_at`, both inclusive (a date covers its whole
@@ -84,6 +89,7 @@ from attrs import field, frozen
 from ._audit import FIELDS, canonical
 from ._engine import Engine
 from ._limits import date_fault
+from ._milestones import HISTORY_TRIGGERS, logged
 from ._model import Case, Status
 from ._policy import acting
 from ._projections import (
@@ -103,7 +109,7 @@ from .errors import (
     StaffNotFound,
     StoreError,
 )
-from .ports import CaseFilter, Change, Store, Tx
+from .ports import CaseFilter, Change, Needs, Store, Tx
 
 try:
     import fcntl
@@ -112,6 +118,8 @@ except ImportError:  # no fcntl on Windows: no locks, so a sweep may not tell a 
 
 
 __all__ = [
+    "ALL_TABLES",
+    "CLAIM_COLUMNS",
     "CLIENT_COLUMNS",
     "FORMATS",
     "PERSONAL_COLUMNS",
@@ -124,7 +132,29 @@ __all__ = [
 ]
 
 TABLES = ("stage_histories", "events", "texts", "clients")
+"""The tables an export holds when none are named."""
+ALL_TABLES = (*TABLES, "claims")
+"""Every table an export can hold: `claims` only when asked for (`se-flow claims export`)."""
 TEXT_COLUMNS = ("seq", "slot", "state", "salt", "text")
+CLAIM_COLUMNS = (
+    "case_id",
+    "participant_id",
+    "programme",
+    "milestone",
+    "instance",
+    "achieved_on",
+    "band",
+    "claimed_on",
+    "claimed_by",
+    "reference",
+    "claim_by",
+    "evidence_records",
+    "evidence",
+    "evidence_references",
+    "verified_by",
+    "flagged",
+    "claim_seq",
+)
 FORMATS = ("csv", "jsonl", "json")
 MANIFEST = "manifest.json"
 BUNDLE = "export.json"
@@ -242,7 +272,7 @@ class Manifest:
         if not isinstance(tables, dict) or not isinstance(files, dict):
             raise ValueError("tables and files must be objects")
         for name, t in tables.items():
-            if name not in TABLES:
+            if name not in ALL_TABLES:
                 raise ValueError(f"unknown table {name!r}")
             if t["file"] not in files or not isinstance(t["rows"], int):
                 raise ValueError(f"table {name}: its file is not listed or rows is not a number")
@@ -289,6 +319,8 @@ class _Selection:
     stage: str | None
     status: Status | None
     asked: Mapping[str, str | None]
+    programme: str | None = None
+    """Only claims under this programme (an id: every version of it)."""
 
     @property
     def picks_cases(self) -> bool:
@@ -353,6 +385,7 @@ def _select(
     coach: str | None,
     stage: str | None,
     status: Status | str | None,
+    programme: str | None = None,
 ) -> _Selection:
     start = _moment("since", since, end=False)
     before = _moment("until", until, end=True)
@@ -390,19 +423,22 @@ def _select(
             "coach": coach,
             "stage": stage,
             "status": wanted.value if wanted else None,
+            # Only when asked: manifests of exports without claims keep the filters they had.
+            **({"programme": programme} if programme is not None else {}),
         },
+        programme=programme,
     )
 
 
 def _tables(tables: Iterable[str] | str) -> tuple[str, ...]:
     names = (tables,) if isinstance(tables, str) else tuple(tables)
     for name in names:
-        if name not in TABLES:
+        if name not in ALL_TABLES:
             raise InvalidExportRequest(
-                f"unknown export table {name!r}; tables: {', '.join(TABLES)}"
+                f"unknown export table {name!r}; tables: {', '.join(ALL_TABLES)}"
             )
     if not names:
-        raise InvalidExportRequest(f"no tables asked for; tables: {', '.join(TABLES)}")
+        raise InvalidExportRequest(f"no tables asked for; tables: {', '.join(ALL_TABLES)}")
     if "texts" in names and "events" not in names:
         # A text is proved only by the hash its event holds.
         raise InvalidExportRequest("the texts table is exported only with the events table")
@@ -592,6 +628,58 @@ def _text_rows(store: Store, sel: _Selection, shown: bool) -> Iterator[tuple[Any
                 yield (seq, slot, "present", text.salt, text.text)
 
 
+def _claim_rows(store: Store, sel: _Selection) -> Iterator[tuple[Any, ...]]:
+    """One row per claim made in the period (`since` / `until` bound the claim's date), with
+    the evidence it rests on: the records' seqs, their kinds of evidence, references and who
+    verified them; `flagged` when the evidence has changed since (for a person to resolve).
+    Pseudonymised like every export: the participant by their id, staff by theirs."""
+    events = store.event_table(
+        case_id=sel.case_id,
+        cases=sel.case_filter() if sel.picks_cases else None,
+        since=sel.since,
+        before=sel.before,
+        kinds=("claim",),
+    )
+    cols = {name: i for i, name in enumerate(FIELDS)}
+    cases: dict[str, Case] = {}
+    for row in events:
+        payload = json.loads(row[cols["payload"]])
+        ref = str(payload.get("programme") or "")
+        if sel.programme is not None and ref.partition("@")[0] != sel.programme:
+            continue
+        case_id = str(row[cols["case_id"]])
+        case = cases.get(case_id) or store.case(case_id)
+        cases[case_id] = case
+        if sel.picks_cases and not sel.matches(case):
+            continue
+        snap = store.read().snapshot(
+            case_id, lambda _case: Needs(kinds=frozenset(), history=HISTORY_TRIGGERS)
+        )
+        held = logged(snap.history, ref).get(str(payload["key"]))
+        seqs = [int(s) for s in payload.get("evidence") or ()]
+        by_seq = {r.seq: r for r in store.records(case_id) if r.seq in seqs}
+        work = [by_seq[s] for s in seqs if s in by_seq]
+        yield (
+            case_id,
+            case.participant_id,
+            ref,
+            payload.get("milestone"),
+            payload.get("key"),
+            payload.get("achieved_on"),
+            payload.get("band"),
+            str(row[cols["effective_at"]])[:10],
+            row[cols["actor"]],
+            payload.get("reference"),
+            payload.get("claim_by"),
+            ";".join(map(str, seqs)),
+            ";".join(str(r.get("evidence") or r.kind) for r in work),
+            ";".join(str(r.get("reference")) for r in work if r.get("reference")),
+            ";".join(str(r.get("verified_by")) for r in work if r.get("verified_by")),
+            "yes" if held is not None and held.flag is not None else "no",
+            row[cols["seq"]],
+        )
+
+
 @frozen
 class _Table:
     name: str
@@ -624,6 +712,8 @@ def _open_table(
         return _Table(name, FIELDS, rows, as_json=as_json)
     if name == "stage_histories":
         return _Table(name, SPELL_COLUMNS, _spell_rows(store, workflow, sel, today))
+    if name == "claims":
+        return _Table(name, CLAIM_COLUMNS, _claim_rows(store, sel))
     columns = CLIENT_COLUMNS + (PERSONAL_COLUMNS if personal else ())
     return _Table(name, columns, _client_rows(store, workflow, sel, today, personal))
 
@@ -958,6 +1048,7 @@ def write_export(
     include_personal_data: bool = False,
     force: bool = False,
     progress: Progress | None = None,
+    programme: str | None = None,
 ) -> Manifest:
     """The export behind `SEFlow.export` (see there and the module doc)."""
     if fmt not in FORMATS:
@@ -978,6 +1069,7 @@ def write_export(
         coach=coach,
         stage=stage,
         status=status,
+        programme=programme,
     )
     out_dir = Path(out_dir).expanduser().absolute()
     _target(out_dir, force, _database(store))

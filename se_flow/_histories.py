@@ -53,19 +53,24 @@ def _open(coach: str | None, mark: str) -> Query:
     return where, params
 
 
-def history_queries(workflow: Workflow, coach: str | None, mark: str) -> HistoryQueries:
+def history_queries(
+    workflow: Workflow, coach: str | None, mark: str, *, case_id: str | None = None
+) -> HistoryQueries:
     """The three queries, with `mark` the driver's placeholder ("?" or "%s").
 
     The records and events queries pick one coach's open cases by a subquery (an index seek
     per case); for the whole team they read every row of the kinds and triggers named, by
     an index on kind or trigger, and `histories` drops the closed cases' rows: cheaper than
-    asking the cases table once per row."""
+    asking the cases table once per row. Given `case_id`, they read that one case, open or
+    closed (its standards, for `show`), by the indexes on (case, kind) and (case, trigger)."""
     record_kinds, field_kinds, triggers = needs(workflow.standards)
     pause, resume = pause_triggers(workflow)
     all_triggers = sorted(triggers | pause | resume)
-    where, params = _open(coach, mark)
+    where, params = _open(coach, mark) if case_id is None else (f"id = {mark}", [case_id])
     cases: Query = (f"SELECT id, coach FROM cases WHERE {where} ORDER BY num", params)
     mine = f" AND case_id IN (SELECT id FROM cases WHERE {where})" if coach is not None else ""
+    if case_id is not None:
+        mine = f" AND case_id = {mark}"
     records: Query | None = None
     if record_kinds:
         kinds = sorted(record_kinds)

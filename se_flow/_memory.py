@@ -105,12 +105,14 @@ class _MemoryTx(Tx):
             mine = s._records.get(case_id, [])
             # A correction has the kind of what it corrects, so filtering by kind keeps
             # supersession whole.
-            records = current([r for r in mine if kinds is None or r.kind in kinds])
+            picked = [r for r in mine if kinds is None or r.kind in kinds]
+            records = tuple(picked) if need.superseded else current(picked)
             records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}
-        return Snapshot(case=case, records=tuple(records), marks=dict(marks))
+        history = tuple(e for e in s._case_events.get(case_id, []) if e.trigger in need.history)
+        return Snapshot(case=case, records=tuple(records), marks=dict(marks), history=history)
 
     def new_case_id(self) -> str:
         return f"C-{len(self._s._cases) + 1}"
@@ -206,6 +208,7 @@ class MemoryStore(Store):
         self._commands: dict[str, Event] = {}
         # (seq, slot) -> (salt hex, text), both None once erased (`_texts`).
         self._texts: dict[tuple[int, str], tuple[str | None, str | None]] = {}
+        self._case_events: dict[str, list[Event]] = {}
         self._undo: list[Undo] | None = None
 
     # --- writes ------------------------------------------------------------------------
@@ -303,6 +306,9 @@ class MemoryStore(Store):
             if event.trigger is not None:
                 marks = self._marks.setdefault(case.id, {})
                 self._put(marks, event.trigger, seq)
+            told = self._case_events.setdefault(case.id, [])
+            told.append(event)
+            self._did(told.pop)
         if record is not None:
             assert case is not None
             mine = self._records.setdefault(case.id, [])
@@ -383,6 +389,8 @@ class MemoryStore(Store):
                     self._marks.setdefault(event.case_id, {})[event.trigger] = event.seq
                 if event.command_id is not None:
                     self._commands[event.command_id] = event
+                if event.case_id is not None:
+                    self._case_events.setdefault(event.case_id, []).append(event)
             for record in records:
                 self._records.setdefault(record.case_id, []).append(record)
                 self._record_seqs.append(record.seq)
@@ -402,6 +410,7 @@ class MemoryStore(Store):
             self._marks,
             self._commands,
             self._texts,
+            self._case_events,
         ):
             table.clear()
         self._rows.clear()
@@ -498,6 +507,26 @@ class MemoryStore(Store):
     def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
         with self._lock:
             return {seq: self._texts_for(seq) for seq in seqs if 1 <= seq <= len(self._events)}
+
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        records = self.records(case_id)
+        if not include_superseded:
+            gone = {r.supersedes for r in records if r.supersedes is not None}
+            records = [r for r in records if r.seq not in gone]
+        return records[-limit:] if limit else []
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        found = [
+            e for e in self.events(case_id=case_id) if before_seq is None or e.seq < before_seq
+        ]
+        return found[-limit:] if limit else []
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        return sum(1 for e in self.events(case_id=case_id) if e.seq < before_seq)
 
     def events_by_case(self) -> Iterator[Event]:
         with self._lock:

@@ -47,8 +47,9 @@ class Role(StrEnum):
 class EventKind(StrEnum):
     """What an audit event records. Case events: a referral or reopen opens a case; a
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
-    coach. Events of no case: staff changes, erasures of personal data, exports, reports and a
-    database moved to another workflow."""
+    coach; an enrolment puts it on a programme, a milestone event logs what a write made of
+    its milestones, a claim marks one claimed. Events of no case: staff changes, erasures of
+    personal data, exports, reports and a database moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -69,6 +70,13 @@ class EventKind(StrEnum):
     """An admin let an auditor see (and export) free texts, or took that back."""
     SETTING = "setting"
     """An admin changed a database setting (`DatabaseSettings`): its payload is all of them."""
+    ENROL = "enrol"
+    """A case put on a programme (a funder definition and version), or moved to another."""
+    MILESTONE = "milestone"
+    """A milestone of the case's programme reached, changed or retracted by the write before
+    it (in the same transaction), or a change to a claimed one flagged for a person."""
+    CLAIM = "claim"
+    """A milestone claimed from the funder, with the funder's reference."""
 
 
 class Status(StrEnum):

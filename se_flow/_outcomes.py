@@ -48,11 +48,11 @@ rate); `bands` (by mean weekly hours over the days counted up to achieved_on: `o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import evolve, frozen
 
@@ -60,6 +60,9 @@ from ._model import Record
 from ._spells import Employment, Spell
 from ._workflow import ADULT_BAND, WAGE_BANDS, WageRate
 from .errors import Fault, ProgrammeInvalid
+
+if TYPE_CHECKING:
+    from ._milestones import Enrolment, Logged
 
 __all__ = [
     "STATUSES",
@@ -493,6 +496,10 @@ class Outcomes:
     spells: tuple[Spell, ...]
     milestones: tuple[Milestone, ...]
     note: str = ""
+    enrolment: Enrolment | None = None
+    """The case's enrolment (programme, version, since when, by whom)."""
+    logged: tuple[Logged, ...] = ()
+    """The milestones its log holds as reached (with claims, and flags to resolve)."""
 
 
 @frozen
@@ -543,22 +550,30 @@ def _days(spell: Spell, employment: Employment, on: dt.date) -> _Days:
         for i in range(
             max((w.start - spell.start).days, 0), min((w.end - spell.start).days, n - 1) + 1
         ):
-            hours[i] += h
-            pay[i] += p
-            covered[i] = True
+            # Fractions are costly to add: the first period on a day is taken as it is.
+            if covered[i]:
+                hours[i] += h
+                pay[i] += p
+            else:
+                hours[i], pay[i], covered[i] = h, p, True
     breaks = [b for b in employment.breaks if b.job in (None, spell.job)]
     estimated = [False] * n
     spell_days = (spell.last_day(on) - spell.start).days + 1
+    # Each terms' daily hours and pay, worked out once, not per day.
+    daily: dict[int, tuple[Fraction, Fraction]] = {}
     for i in range(min(spell_days, n)):
         if covered[i]:
             continue
         day = spell.start + dt.timedelta(days=i)
-        if any(b.start <= day and (b.end is None or day <= b.end) for b in breaks):
+        if breaks and any(b.start <= day and (b.end is None or day <= b.end) for b in breaks):
             covered[i] = True
             continue
         terms = spell.terms_on(day)
-        hours[i] = Fraction(terms.hours_per_week) / 7
-        pay[i] = hours[i] * Fraction(terms.hourly_pay)
+        rate = daily.get(terms.seq)
+        if rate is None:
+            per_day = Fraction(terms.hours_per_week) / 7
+            rate = daily[terms.seq] = (per_day, per_day * Fraction(terms.hourly_pay))
+        hours[i], pay[i] = rate
         estimated[i] = True
     return _Days(
         start=spell.start,
@@ -722,7 +737,7 @@ def _duration(
                 jobs,
                 None,
                 evidence,
-                mean=_mean(used, dt.date.fromordinal(first), when),
+                mean=_mean_counted(used, counted, day, gaps_count),
                 first_day=dt.date.fromordinal(first),
             )
     return _Result(
@@ -731,9 +746,30 @@ def _duration(
         jobs,
         Needed(days=target - n),
         evidence,
-        mean=_mean(used, dt.date.fromordinal(first), dt.date.fromordinal(last)),
+        mean=_mean_counted(used, counted, last, gaps_count),
         first_day=dt.date.fromordinal(first),
     )
+
+
+def _mean_counted(
+    days: Sequence[_Days], counted: Iterable[int], last: int, gaps_count: bool
+) -> Fraction | None:
+    """Mean weekly hours over the days a duration counted up to ordinal `last`: a bridged gap
+    that does not count toward the duration does not dilute the band either."""
+    if gaps_count:
+        first = min(counted, default=last)
+        return _mean(days, dt.date.fromordinal(first), dt.date.fromordinal(last))
+    ordinals = [n for n in counted if n <= last]
+    if not ordinals:
+        return None
+    total = Fraction(0)
+    for d in days:
+        base = d.start.toordinal()
+        for n in ordinals:
+            i = n - base
+            if 0 <= i < len(d.hours):
+                total += d.hours[i]
+    return total * 7 / len(ordinals)
 
 
 def _earnings(
@@ -799,11 +835,17 @@ def _events(m: MilestoneDef, facts: CaseFacts, hi: dt.date) -> _Result:
 
 
 def _instances(
-    m: MilestoneDef, facts: CaseFacts, on: dt.date, horizon: dt.date | None = None
+    m: MilestoneDef,
+    facts: CaseFacts,
+    on: dt.date,
+    horizon: dt.date | None = None,
+    memo: dict[tuple[str, dt.date], _Days] | None = None,
 ) -> list[_Result]:
     """Each instance of `m` (a job, an episode, or the case) as seen on `on`; with `horizon`,
-    as it would stand then if every open job went on at its current terms."""
+    as it would stand then if every open job went on at its current terms. `memo` keeps each
+    job's days for the milestones of one evaluation (they read the same days)."""
     until = horizon or on
+    memo = {} if memo is None else memo
     spells_all = sorted(
         (s for s in facts.employment.spells if s.start <= until), key=lambda s: (s.start, s.job)
     )
@@ -820,7 +862,12 @@ def _instances(
             excluded[s.job] = why
             continue
         spells.append(s)
-    days = {s.job: _days(s, facts.employment, until) for s in spells}
+    days: dict[str, _Days] = {}
+    for s in spells:
+        key = (s.job, until)
+        if key not in memo:
+            memo[key] = _days(s, facts.employment, until)
+        days[s.job] = memo[key]
     out: list[_Result] = [
         _Result(None, False, (job,), None, (), excluded=why) for job, why in excluded.items()
     ]
@@ -904,12 +951,16 @@ def evaluate(
     on: dt.date,
     *,
     prior: Mapping[str, str] | None = None,
+    project: bool = True,
 ) -> tuple[Milestone, ...]:
     """Every milestone of `programme` for one case as the evidence stands on `on`, in the
     definition's order (a milestone counted per job or episode: one per job or episode).
     `prior` maps a milestone id to the case that already counted it for this participant
-    (for `once_per = "participant"`). Pure: the same facts give the same milestones."""
+    (for `once_per = "participant"`). `project=False` skips the projected dates of milestones
+    not yet reached (what the write path and `verify` need is only what is reached). Pure:
+    the same facts give the same milestones."""
     out: list[Milestone] = []
+    memo: dict[tuple[str, dt.date], _Days] = {}
     for m in programme.milestones:
         if m.exclude_in_work_at_referral and facts.in_work_at_referral in ("retention", "new_job"):
             out.append(
@@ -931,14 +982,14 @@ def evaluate(
                 )
             )
             continue
-        now = _instances(m, facts, on)
+        now = _instances(m, facts, on, memo=memo)
         ahead: list[_Result] | None = None
         made: list[Milestone] = []
         for i, r in enumerate(now):
             projected = None
-            if r.achieved_on is None and not r.excluded:
+            if project and r.achieved_on is None and not r.excluded:
                 if ahead is None:
-                    ahead = _instances(m, facts, on, on + dt.timedelta(days=PROJECTION_DAYS))
+                    ahead = _instances(m, facts, on, on + dt.timedelta(days=PROJECTION_DAYS), memo)
                 projected = _projection(r, ahead, i)
             made.append(_milestone(m, r, projected))
         if all(x.state is MilestoneState.EXCLUDED for x in made):

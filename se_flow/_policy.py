@@ -28,6 +28,8 @@ __all__ = [
     "may_act_from",
     "may_adopt_workflow",
     "may_change_settings",
+    "may_claim",
+    "may_enrol",
     "may_erase",
     "may_erase_text",
     "may_export",
@@ -242,3 +244,34 @@ def may_act_from(by: Staff, login: str | None, shared_terminal: bool) -> None:
         f"{by.login} (or an admin allows a shared terminal: se-flow settings shared-terminal on)",
         by.id,
     )
+
+
+def may_enrol(by: Staff, case_id: str, moving_from: str | None) -> None:
+    """Putting a case on a programme (a funder definition and version): an active coach or
+    team leader, who work cases. Moving a case already on one (`moving_from`, its ref) to
+    another definition or version changes what the funder is told: a team leader only."""
+    _active(by)
+    if by.role not in (Role.COACH, Role.TEAM_LEADER):
+        raise PermissionDenied(
+            f"case {case_id}: only a coach or team leader may enrol a case on a programme; "
+            f"{by.id} is {_words(by.role)}",
+            by.id,
+        )
+    if moving_from is not None and by.role is not Role.TEAM_LEADER:
+        raise PermissionDenied(
+            f"case {case_id} is on {moving_from}: only a team leader may move it to another "
+            f"programme or version; {by.id} is {_words(by.role)}",
+            by.id,
+        )
+
+
+def may_claim(by: Staff, case_id: str) -> None:
+    """Marking a milestone claimed from the funder: an active team leader or admin (who answer
+    to the funder for it), never a coach on their own cases or an auditor."""
+    _active(by)
+    if by.role not in (Role.TEAM_LEADER, Role.ADMIN):
+        raise PermissionDenied(
+            f"case {case_id}: only a team leader or admin may mark a milestone claimed; "
+            f"{by.id} is {_words(by.role)}",
+            by.id,
+        )

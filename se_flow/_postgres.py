@@ -59,6 +59,7 @@ from ._rows import (
     case_where,
     event_columns,
     event_where,
+    latest_records,
     record_from_row,
     refuse_if_not_empty,
     restore_order,
@@ -484,6 +485,9 @@ class _Local(threading.local):
         self.pipeline_failed = False
         """A pipeline of this connection was aborted: psycopg may then believe statements
         prepared that never were ("prepared statement ... does not exist" next time)."""
+        self.close_after = False
+        """A batch's pipeline was aborted: its connection is closed when the batch ends, for
+        the pool to replace (DEALLOCATE ALL alone did not always leave psycopg in step)."""
 
 
 class _PgTx(Tx):
@@ -531,7 +535,8 @@ class _PgTx(Tx):
             self.versions[case.id] = case.version
         need = needs(case) if needs is not None else Needs()
         kinds = need.kinds
-        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        records = tuple(found) if need.superseded else current(found)
         marks: dict[str, int] = {}
         if need.triggers is None:
             marks = dict(
@@ -549,7 +554,17 @@ class _PgTx(Tx):
                     (case_id, sorted(need.triggers)),
                 )
             )
-        return Snapshot(case=case, records=tuple(records), marks=marks)
+        history: tuple[Event, ...] = ()
+        if need.history:
+            history = tuple(
+                event_from_row(dict(zip(EVENT_COLUMNS, row, strict=True)))
+                for row in self._all(
+                    f"SELECT {_EVENT_COLS} FROM events WHERE case_id = %s "
+                    "AND trigger = ANY(%s) ORDER BY seq",
+                    (case_id, sorted(need.history)),
+                )
+            )
+        return Snapshot(case=case, records=tuple(records), marks=marks, history=history)
 
     def new_case_id(self) -> str:
         if self._locking:
@@ -772,6 +787,7 @@ class PostgresStore(Store):
             return
         self._local.pipeline_failed = False
         if self._local.depth:
+            self._local.close_after = True
             with contextlib.suppress(psycopg.Error):
                 conn.execute("DEALLOCATE ALL")
         else:
@@ -876,6 +892,9 @@ class PostgresStore(Store):
             raise
         finally:
             loc.conn, loc.depth, loc.failed = None, 0, None
+            if loc.close_after:
+                loc.close_after = False
+                conn.close()
             self._pool.putconn(conn)
 
     def _apply(
@@ -1251,9 +1270,9 @@ class PostgresStore(Store):
             yield _case_from_row(row)
 
     def case_histories(
-        self, workflow: Workflow, *, coach: str | None = None
+        self, workflow: Workflow, *, coach: str | None = None, case_id: str | None = None
     ) -> Iterator[CaseHistory]:
-        q = history_queries(workflow, coach, "%s")
+        q = history_queries(workflow, coach, "%s", case_id=case_id)
         with self.read_snapshot():
             found = histories(
                 workflow,
@@ -1306,6 +1325,45 @@ class PostgresStore(Store):
     def records(self, case_id: str) -> list[Record]:
         self.case(case_id)
         return self._records(case_id)
+
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        def page(before: int | None, size: int) -> list[tuple[Any, ...]]:
+            sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = %s"
+            params: list[Any] = [case_id]
+            if before is not None:
+                sql += " AND seq < %s"
+                params.append(before)
+            return self._all(sql + " ORDER BY seq DESC LIMIT %s", [*params, size])
+
+        with self.read_snapshot():
+            self.case(case_id)
+            found = latest_records(page, limit, include_superseded, self.workflow)
+            texts = self.texts_of([r.seq for r in found]) if found else {}
+        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in found]
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE case_id = %s"
+        params: list[Any] = [case_id]
+        if before_seq is not None:
+            sql += " AND seq < %s"
+            params.append(before_seq)
+        rows = self._all(sql + " ORDER BY seq DESC LIMIT %s", [*params, limit])
+        events = [event_from_row(dict(zip(EVENT_COLUMNS, r, strict=True))) for r in reversed(rows)]
+        with_texts = [e.seq for e in events if e.texts]
+        if not with_texts:
+            return events
+        texts = self.texts_of(with_texts)
+        return [fill_event(e, texts.get(e.seq, {})) if e.texts else e for e in events]
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        ((count,),) = self._all(
+            "SELECT COUNT(*) FROM events WHERE case_id = %s AND seq < %s", [case_id, before_seq]
+        )
+        return int(count)
 
     def record_rows(self) -> Iterator[RecordRow]:
         sql = (

@@ -41,7 +41,13 @@ from attrs import frozen
 from ._limits import EARLIEST_DATE, LATEST_DATE
 from ._model import EVENT_COLUMNS, Case, Event, EventKind, Record
 from ._outcomes import CaseFacts, Milestone, Programme, evaluate
-from ._spells import START_TRIGGER, Employment, Spell, build_employment, current_records
+from ._spells import (
+    START_TRIGGER,
+    Employment,
+    Spell,
+    build_employment,
+    current_records,
+)
 from ._standards import MET, MISSED, OVERDUE, CaseHistory, StandardResult
 from ._workflow import ADULT_BAND, Workflow
 from .errors import InvalidInput
@@ -411,8 +417,9 @@ class CaseView:
 
 
 class Entry(NamedTuple):
-    """What a report reads of one audit event (decoding only these columns of a stored row
-    keeps a report on a million events to the columns it needs)."""
+    """What a report reads of one audit event. Decoding only these columns of a stored row,
+    and of the payload only the record it carries (else it stays `{}`), keeps a report on a
+    million events to what it needs; `recorded_at` is decoded only for records."""
 
     seq: int
     case_id: str | None
@@ -421,11 +428,25 @@ class Entry(NamedTuple):
     to_state: str | None
     actor: str
     effective_at: dt.datetime
-    recorded_at: dt.datetime
+    recorded_at: Any
     payload: Mapping[str, Any]
 
 
 _AT = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+_SEQ, _CASE, _KIND, _TRIGGER, _TO, _ACTOR, _EFFECTIVE, _RECORDED, _PAYLOAD = (
+    _AT[name]
+    for name in (
+        "seq",
+        "case_id",
+        "kind",
+        "trigger",
+        "to_state",
+        "actor",
+        "effective_at",
+        "recorded_at",
+        "payload",
+    )
+)
 
 
 def _moment(value: Any) -> dt.datetime:
@@ -434,18 +455,18 @@ def _moment(value: Any) -> dt.datetime:
 
 def entry_from_row(row: Sequence[Any]) -> Entry:
     """An `Entry` from a stored event row in `EVENT_COLUMNS` order (text or typed values)."""
-    payload = row[_AT["payload"]]
+    payload = row[_PAYLOAD]
     if isinstance(payload, str | bytes):
-        payload = json.loads(payload) if payload else {}
+        payload = json.loads(payload) if payload and '"record"' in str(payload) else {}
     return Entry(
-        seq=row[_AT["seq"]],
-        case_id=row[_AT["case_id"]],
-        kind=row[_AT["kind"]],
-        trigger=row[_AT["trigger"]],
-        to_state=row[_AT["to_state"]],
-        actor=row[_AT["actor"]],
-        effective_at=_moment(row[_AT["effective_at"]]),
-        recorded_at=_moment(row[_AT["recorded_at"]]),
+        seq=row[_SEQ],
+        case_id=row[_CASE],
+        kind=row[_KIND],
+        trigger=row[_TRIGGER],
+        to_state=row[_TO],
+        actor=row[_ACTOR],
+        effective_at=_moment(row[_EFFECTIVE]),
+        recorded_at=row[_RECORDED],
         payload=payload or {},
     )
 
@@ -470,7 +491,7 @@ def _records(events: Sequence[AnyEvent], workflow: Workflow) -> list[Record]:
                 kind=kind,
                 fields=spec.from_json(values) if spec is not None else dict(values),
                 effective_at=e.effective_at,
-                recorded_at=e.recorded_at,
+                recorded_at=_moment(e.recorded_at),
                 actor=e.actor,
                 supersedes=raw.get("supersedes"),
             )
@@ -861,19 +882,22 @@ def _active_on(v: CaseView, day: dt.date) -> bool:
     return any(since <= c.on <= day for c in v.contacts)
 
 
-def _active_days(v: CaseView, p: Period) -> set[dt.date]:
-    """The days of `p` on which the case was active: open, with a contact in the 28 days
-    ending that day."""
-    days: set[dt.date] = set()
+def _active_spans(v: CaseView, p: Period) -> list[tuple[dt.date, dt.date]]:
+    """The stretches of `p` (first and last day) on which the case was active: open, with a
+    contact in the 28 days ending that day. Merged, in order."""
+    lo = max(p.start, v.referred_on)
+    hi = p.end if v.closed_on is None else min(p.end, v.closed_on)
+    spans: list[tuple[dt.date, dt.date]] = []
     for c in v.contacts:
-        first = max(c.on, p.start)
-        last = min(c.on + dt.timedelta(days=ACTIVE_DAYS - 1), p.end)
-        day = first
-        while day <= last:
-            if v.open_on(day):
-                days.add(day)
-            day += _DAY
-    return days
+        first = max(c.on, lo)
+        last = min(c.on + dt.timedelta(days=ACTIVE_DAYS - 1), hi)
+        if first > last:
+            continue
+        if spans and first <= spans[-1][1] + _DAY:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], last))
+        else:
+            spans.append((first, last))
+    return spans
 
 
 def coaches(
@@ -895,17 +919,23 @@ def coaches(
     last = min(p.end, on)
     for coach in staff:
         mine = by_coach.get(coach, [])
-        per_day: dict[dt.date, list[str]] = defaultdict(list)
-        active_ids: set[str] = set()
-        for v in mine:
-            for day in _active_days(v, Period(p.start, last, p.label)):
-                per_day[day].append(v.id)
-                active_ids.add(v.id)
-        if per_day:
-            peak_day = max(sorted(per_day), key=lambda d: len(per_day[d]))
-            peak = sorted(per_day[peak_day])
-        else:
-            peak_day, peak = p.start, []
+        # How many cases were active each day: +1 where a stretch starts, -1 after it ends.
+        window = Period(p.start, max(p.start, last), p.label)
+        spans = {v.id: _active_spans(v, window) for v in mine}
+        change: Counter[dt.date] = Counter()
+        for stretches in spans.values():
+            for first, end in stretches:
+                change[first] += 1
+                change[end + _DAY] -= 1
+        active_ids = {cid for cid, stretches in spans.items() if stretches}
+        peak_day, most, running = p.start, 0, 0
+        for day in sorted(change):
+            running += change[day]
+            if running > most:
+                peak_day, most = day, running
+        peak = (
+            [v.id for v in mine if any(a <= peak_day <= z for a, z in spans[v.id])] if most else []
+        )
         access = [v for v in mine if v.id in active_ids and v.out_of_work]
         cohort = _sustain_cohort(mine, p)
         anchors = "≤ 20 → 5, 21–25 → 4, 26–30 → 3, 31–40 → 2, ≥ 41 → 1"

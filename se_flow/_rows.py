@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
@@ -30,6 +30,7 @@ __all__ = [
     "dt_or_none",
     "event_columns",
     "event_where",
+    "latest_records",
     "record_from_row",
     "refuse_if_not_empty",
     "restore_order",
@@ -266,3 +267,34 @@ def restore_order(copy: StoreCopy) -> Iterator[tuple[str, Any]]:
         text = next(texts, None)
     for record in copy.records:
         yield "record", record
+
+
+RecordPage = Callable[[int | None, int], Sequence[Sequence[Any]]]
+"""A store's query for a case's record rows (in `RECORD_COLS` order) before a seq (None: from
+the newest), newest first, at most so many."""
+
+
+def latest_records(
+    page: RecordPage, limit: int, include_superseded: bool, workflow: Workflow
+) -> list[Record]:
+    """The last `limit` records `page` reads, oldest first, skipping corrected ones unless
+    `include_superseded`. Reads newest first, in pages: a correction always comes after what
+    it corrects, so by the time a record is read, whatever corrects it has been."""
+    kept: list[Sequence[Any]] = []
+    gone: set[int] = set()
+    before: int | None = None
+    size = limit + 1
+    while len(kept) < limit:
+        rows = page(before, size)
+        for row in rows:
+            if row[7] is not None:
+                gone.add(row[7])
+            if include_superseded or row[0] not in gone:
+                kept.append(row)
+                if len(kept) == limit:
+                    break
+        if len(rows) < size:
+            break
+        before = rows[-1][0]
+        size *= 2
+    return [record_from_row(row, workflow) for row in reversed(kept)]

@@ -45,6 +45,7 @@ from ._rows import (
     case_where,
     event_columns,
     event_where,
+    latest_records,
     record_from_row,
     refuse_if_not_empty,
     restore_order,
@@ -418,7 +419,8 @@ class _SQLiteTx(Tx):
         # A correction has the kind of what it corrects, so filtering by kind keeps
         # supersession whole.
         kinds = need.kinds
-        records = current(self._store._records(case_id, kinds)) if kinds is None or kinds else ()
+        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        records = tuple(found) if need.superseded else current(found)
         marks: dict[str, int] = {}
         if need.triggers is None:
             marks = dict(
@@ -437,7 +439,19 @@ class _SQLiteTx(Tx):
                 ).fetchone()
                 if last is not None:
                     marks[trigger] = last
-        return Snapshot(case=case, records=tuple(records), marks=marks)
+        history: list[Event] = []
+        for trigger in need.history:
+            # One index seek per trigger (events_case_trigger), each in seq order; merged here.
+            history.extend(
+                event_from_row(row)
+                for row in self._store.event_rows_sql(
+                    f"SELECT {_EVENT_COLS} FROM events WHERE case_id = ? AND trigger = ? "
+                    "ORDER BY seq",
+                    [case_id, trigger],
+                )
+            )
+        history.sort(key=lambda e: e.seq)
+        return Snapshot(case=case, records=tuple(records), marks=marks, history=tuple(history))
 
     def new_case_id(self) -> str:
         (num,) = self._conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()
@@ -1290,9 +1304,9 @@ class SQLiteStore(Store):
                 yield _case_from_row(row)
 
     def case_histories(
-        self, workflow: Workflow, *, coach: str | None = None
+        self, workflow: Workflow, *, coach: str | None = None, case_id: str | None = None
     ) -> Iterator[CaseHistory]:
-        q = history_queries(workflow, coach, "?")
+        q = history_queries(workflow, coach, "?", case_id=case_id)
         conn = self.conn
         with _translated(self.path), self.read_snapshot():
             found = histories(
@@ -1330,6 +1344,47 @@ class SQLiteStore(Store):
         with _translated(self.path):
             self.case(case_id)
             return self._records(case_id)
+
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        def page(before: int | None, size: int) -> list[Any]:
+            sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = ?"
+            params: list[Any] = [case_id]
+            if before is not None:
+                sql += " AND seq < ?"
+                params.append(before)
+            return self.conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*params, size]).fetchall()
+
+        with _translated(self.path), self.read_snapshot():
+            self.case(case_id)
+            found = latest_records(page, limit, include_superseded, self.workflow)
+            texts = _texts_of(self.conn, [r.seq for r in found]) if found else {}
+        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in found]
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE case_id = ?"
+        params: list[Any] = [case_id]
+        if before_seq is not None:
+            sql += " AND seq < ?"
+            params.append(before_seq)
+        rows = list(self.event_rows_sql(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit]))
+        events = [event_from_row(row) for row in reversed(rows)]
+        with_texts = [e.seq for e in events if e.texts]
+        if not with_texts:
+            return events
+        with _translated(self.path):
+            texts = _texts_of(self.conn, with_texts)
+        return [fill_event(e, texts.get(e.seq, {})) if e.texts else e for e in events]
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        with _translated(self.path):
+            (count,) = self.conn.execute(
+                "SELECT COUNT(*) FROM events WHERE case_id = ? AND seq < ?", [case_id, before_seq]
+            ).fetchone()
+        return int(count)
 
     def record_rows(self) -> Iterator[RecordRow]:
         with _translated(self.path):

@@ -38,6 +38,7 @@ __all__ = [
     "TransitionSpec",
     "WageRate",
     "Workflow",
+    "age_band",
     "build",
 ]
 
@@ -385,6 +386,21 @@ WAGE_BANDS = ("21_over", "18_20", "under_18", "apprentice")
 """The minimum-wage age bands (and the apprentice rate) a wage table may hold."""
 
 ADULT_BAND = "21_over"
+
+
+def age_band(date_of_birth: dt.date, on: dt.date) -> str:
+    """The minimum-wage age band of someone born on `date_of_birth`, on day `on` (their age
+    in whole years then: 21 and over, 18 to 20, under 18). THE rule: a job's band at its start
+    is worked out here and kept with the job, never the date of birth."""
+    age = (
+        on.year
+        - date_of_birth.year
+        - ((on.month, on.day) < (date_of_birth.month, date_of_birth.day))
+    )
+    if age >= 21:
+        return ADULT_BAND
+    return "18_20" if age >= 18 else "under_18"
+
 
 BAND_WORDS = {
     "21_over": "21 and over",

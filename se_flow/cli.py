@@ -25,7 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 import se_flow
-from se_flow._api import is_database_url, seal_key_path
+from se_flow._api import PAGE, is_database_url, seal_key_path
 from se_flow._limits import check_date
 from se_flow._urls import shown_database
 
@@ -69,10 +69,11 @@ def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True
 
 # The API names a parameter where the command has an option: `limit` is `--limit`. Used only
 # where the command that failed has that option (assign's coach is an argument, not --coach).
-_OPTION_FOR = {
+_OPTION_FOR: dict[str, str | tuple[str, ...]] = {
     "limit": "--limit",
     "after": "--after",
-    "within_days": "--within",
+    # `due --within`, `outcomes --due-within`: whichever the command has.
+    "within_days": ("--within", "--due-within"),
     "coach": "--coach",
     "review date": "--review",
     "close reason": "--close-reason",
@@ -99,9 +100,10 @@ def _words(exc: se_flow.SEFlowError, ctx: Any) -> str:
         if field == "actor" and from_login:
             name, hint = "your login name", f"; {_SAY_WHO}"
         else:
-            name, hint = _OPTION_FOR.get(field, field), ""
-            if name not in ctx.meta.get(_OPTIONS_KEY, ()):
-                name = field
+            has = ctx.meta.get(_OPTIONS_KEY, ())
+            named = _OPTION_FOR.get(field, field)
+            options = (named,) if isinstance(named, str) else named
+            name, hint = next((o for o in options if o in has), field), ""
         if message.startswith(field):
             message = name + message[len(field) :]
         message += hint
@@ -292,6 +294,11 @@ store_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(store_app, name="store")
+claims_app = typer.Typer(
+    help="Claims: milestones marked claimed from the funder, and their export.",
+    no_args_is_help=True,
+)
+app.add_typer(claims_app, name="claims")
 report_app = typer.Typer(
     help="Returns and KPIs, each figure with its method and the cases behind it.",
     no_args_is_help=True,
@@ -642,6 +649,13 @@ def _confirm(yes: bool, question: str, what: str) -> None:
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")
 ]
+# `show` and `history` print the API's page (about a screen) unless told otherwise.
+LimitOption = Annotated[
+    int, typer.Option("--limit", help="Show this many of the latest events and records.")
+]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Show every event and record, however many.")
+]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON (dates ISO) to stdout.")
@@ -704,29 +718,21 @@ def init(
     url = is_database_url(path)
     seal = not no_seal and path != ":memory:" and (not url or s.seal_key is not None)
     key_path = seal_key_path(path, s.seal_key)
-    key: se_flow.VerificationKey | None = None
+    # A key file there before is never ours to remove, even if this init is refused.
+    key_was_there = key_path is not None and key_path.exists()
     try:
         with _open(ctx, write=True, create=True) as flow:
-            if flow.has_staff():
-                _fail(
-                    f"{shown_database(path)} is already set up; add people with `se-flow staff add`"
-                )
-            if s.actor is None:
-                _fail("no actor: say who you are with --as or SE_FLOW_ACTOR")
-            if seal:
-                key = flow.start_sealing(epoch_seconds=seal_epoch)
             # The first admin is bound to the login that set se-flow up.
-            member = flow.add_staff(
-                s.actor, name or s.actor, role, login=_os_user(), command_id=_command_id(ctx)
-            )
+            done = flow.set_up(name, role, seal=seal, epoch_seconds=seal_epoch, login=_os_user())
     except BaseException:
         if not existed:
             # A refused init leaves nothing behind, not even an empty database.
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
-            if key is not None and key_path is not None:
+            if key_path is not None and not key_was_there:
                 key_path.unlink(missing_ok=True)
         raise
+    member, key = done.staff, done.key
     _say(f"created {shown_database(path)}")
     _say(f"{member.id} ({member.name}) is its first staff member, as {member.role.value}")
     if member.login is not None:
@@ -930,6 +936,14 @@ def refer(
         ),
     ] = False,
     json: JsonOption = False,
+    programme: Annotated[
+        str | None,
+        typer.Option(
+            "--programme",
+            help="Enrol the case on this funder definition (id or id@version), e.g. mhep.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Refer a new participant: opens their case at Referred.
 
@@ -952,13 +966,15 @@ def refer(
             coach=coach,
             effective_at=_when(on),
             command_id=_command_id(ctx),
+            programme=programme,
         )
         if _written(ctx, flow, done, json):
             return
         case = done.case
+    on_programme = f", on {programme}" if programme else ""
     _say(
         f"referred {name}: case {case.id}, participant {case.participant_id}, "
-        f"coach {case.coach or 'none yet'}"
+        f"coach {case.coach or 'none yet'}{on_programme}"
     )
     _say(f"  next: se-flow next {case.id}")
 
@@ -1022,7 +1038,7 @@ def cases(
     Names show beside the pseudonyms for those who may see them.
     Examples: se-flow cases --stage 3; se-flow cases --stuck 28 --sort days"""
     with _open(ctx) as flow:
-        found = flow.cases(
+        view = flow.caseload(
             coach=coach,
             stage=stage,
             status=status,
@@ -1031,10 +1047,10 @@ def cases(
             stuck_days=stuck,
             sort=sort,
             after=after,
+            names=not json,
         )
-        today = flow.now().date()
         wf = flow.workflow
-        names = {} if json else flow.names(c.participant_id for c in found)
+    found, today, names = view.cases, view.today, view.names
     if json:
         from ._cli_text import caseload_lines, json_array
 
@@ -1095,36 +1111,48 @@ def show(
         bool,
         typer.Option("--corrected", help="Also list records that a later record corrected."),
     ] = False,
+    limit: LimitOption = PAGE,
+    everything: AllOption = False,
     json: JsonOption = False,
 ) -> None:
-    """One case: details, current records and its timeline."""
+    """One case: details, its latest records and events, and its service standards."""
     with _open(ctx) as flow:
-        case = flow.case(case_id)
-        participant = flow.participant(case.participant_id)
-        records = flow.records(case_id, include_superseded=corrected)
-        events = flow.history(case_id)
-        today = flow.now().date()
-        standards = flow.standards(case_id, as_of=today)
+        view = flow.case_view(
+            case_id, limit=None if everything else limit, include_superseded=corrected
+        )
         wf = flow.workflow
+    case, today, standards, page = view.case, view.today, view.standards, view.history
     if json:
         from ._cli_text import case_json
 
         _echo_json(
             {
                 "case": case_json(wf, case, today),
-                "participant": participant,
-                "records": records,
+                "participant": view.participant,
+                "records": view.records,
+                "more_records": view.more_records,
                 "standards": [r.to_json() for r in standards.results],
-                "history": events,
+                "history": page.events,
+                "earlier_events": page.earlier,
             }
         )
         return
     from ._cli_render import print_case, print_standards
 
     out = _console()
-    print_case(out, wf, case, participant, records, events, today)
+    print_case(out, wf, case, view.participant, view.records, page.events, today)
+    _earlier(page.earlier, f"se-flow show {case.id} --all", view.more_records)
     warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
     print_standards(out, standards.results, today, warnings)
+
+
+def _earlier(events: int, command: str, records: bool = False) -> None:
+    """The hint under a page: what was left out, and the command that shows it all."""
+    left = [f"{events} earlier event(s)"] if events else []
+    if records:
+        left.append("older records")
+    if left:
+        _say(f"{' and '.join(left)} not shown: {command}")
 
 
 @app.command()
@@ -1244,9 +1272,9 @@ def check(
 def next_(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
     """What can happen next to a case, and what is missing for each."""
     with _open(ctx) as flow:
-        case = flow.case(case_id)
-        checks = flow.available(case_id)
+        steps = flow.next_steps(case_id)
         wf = flow.workflow
+    case, checks = steps.case, steps.checks
     if json:
         from ._cli_text import check_json
 
@@ -1504,22 +1532,30 @@ def erase(
 
 
 @app.command()
-def history(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
-    """A case's timeline: every event, who, when, and why; then its service standards, met
-    (on which date, in how many days), missed, due or overdue."""
+def history(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    limit: LimitOption = PAGE,
+    everything: AllOption = False,
+    json: JsonOption = False,
+) -> None:
+    """A case's timeline, newest last: each event, who, when, and why; then its service
+    standards, met (on which date, in how many days), missed, due or overdue."""
     with _open(ctx) as flow:
-        events = flow.history(case_id)
+        # Met late or missed stays part of the case's story (issue 12): the standards are
+        # shown with the timeline, both from the one view.
+        view = flow.case_view(case_id, limit=None if everything else limit)
         wf = flow.workflow
-        today = flow.now().date()
-        # Met late or missed stays part of the case's story (issue 12): shown with it.
-        standards = flow.standards(case_id, as_of=today) if not json else None
+    page, today = view.history, view.today
+    standards = None if json else view.standards
     if json:
-        _echo_json(events)
+        _echo_json(page.events)
         return
     from ._cli_render import print_standards, print_timeline
 
     out = _console()
-    print_timeline(out, wf, events, title=f"Timeline of {case_id}")
+    print_timeline(out, wf, page.events, title=f"Timeline of {case_id}")
+    _earlier(page.earlier, f"se-flow history {case_id} --all")
     if standards is not None:
         warnings = () if not standards.uncovered_years else _year_note(standards.uncovered_years)
         print_standards(out, standards.results, today, warnings)
@@ -1545,21 +1581,27 @@ def due(
     ] = 7,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only what is past its date.")] = False,
     json: JsonOption = False,
+    outcomes: Annotated[
+        bool,
+        typer.Option(
+            "--outcomes", help="Also milestones coming up and claims due (enrolled cases)."
+        ),
+    ] = False,
 ) -> None:
     """Everything due and overdue on a caseload (yours by default).
 
     Reviews, service standards and follow-along visits, by date, each with the command that
-    does it."""
-    s = _settings(ctx)
+    does it; with --outcomes, milestones coming up and claims due too."""
     with _open(ctx) as flow:
-        if coach is None and not everyone and s.actor is not None:
-            # The actor is read as themselves: someone not on the staff list is refused here.
-            me = flow.staff_member(s.actor)
-            if me.role is se_flow.Role.COACH:
-                coach = me.id
-        found = flow.due_items(coach=coach, within_days=within, overdue=overdue)
-        today = flow.now().date()
-        names = {} if json else flow.case_names(i.case_id for i in found.items)
+        view = flow.due_for(
+            coach=coach,
+            everyone=everyone,
+            within_days=within,
+            overdue=overdue,
+            outcomes=outcomes,
+            names=not json,
+        )
+    found, today, coach, names = view.items, view.today, view.coach, view.names
     for warning in found.warnings:
         _say(f"warning: {warning}", err=True)
     if json:
@@ -2136,7 +2178,10 @@ def audit_verify_export(
 @app.command()
 def outcomes(
     ctx: typer.Context,
-    case_id: CaseArg,
+    case_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[CASE]", help="The case id, e.g. C-12.", show_default=False),
+    ] = None,
     on: Annotated[
         str | None,
         typer.Option(
@@ -2144,13 +2189,51 @@ def outcomes(
             help="Evaluate as of this date (YYYY-MM-DD, today or yesterday). Default: today.",
         ),
     ] = None,
+    due_within: Annotated[
+        int | None,
+        typer.Option(
+            "--due-within",
+            metavar="DAYS",
+            help="Instead of one case: the caseload's milestones coming up and claims due "
+            "within DAYS.",
+            show_default=False,
+        ),
+    ] = None,
+    coach: Annotated[
+        str | None,
+        typer.Option("--coach", help="With --due-within: one coach's cases.", show_default=False),
+    ] = None,
+    programme: Annotated[
+        str | None,
+        typer.Option(
+            "--programme", help="With --due-within: one programme's cases.", show_default=False
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
-    """The case's milestones under its programme, and its jobs.
+    """The case's milestones under its programme, and its jobs; or what is coming up.
 
     Each milestone achieved (date, band), provisional, or not yet with what is still needed
-    and when at the current hours."""
+    and when at the current hours. With --due-within: milestones the caseload reaches within
+    that many days at the current hours, and claims whose window closes by then."""
     day = _day(on, "--on") if on is not None else None
+    if due_within is not None or case_id is None:
+        if case_id is not None:
+            _fail("give a CASE or --due-within, not both")
+        with _open(ctx) as flow:
+            coming = flow.outcomes_due(
+                within_days=14 if due_within is None else due_within,
+                coach=coach,
+                programme=programme,
+                as_of=day,
+            )
+        if json:
+            _echo_json(list(coming))
+            return
+        from ._cli_render import print_outcomes_due
+
+        print_outcomes_due(_console(), coming)
+        return
     with _open(ctx) as flow:
         found = flow.outcomes(case_id, on=day)
     if json:
@@ -2163,8 +2246,10 @@ def outcomes(
                 if p is None
                 else {"id": p.id, "version": p.version, "status": p.status, "title": p.title},
                 "note": found.note,
+                "enrolment": found.enrolment,
                 "spells": found.spells,
                 "milestones": found.milestones,
+                "logged": found.logged,
             }
         )
         return
@@ -2177,6 +2262,126 @@ def _programmes(folder: Path | None) -> tuple[Any, ...]:
     from ._loader import load_programmes
 
     return load_programmes(folder)
+
+
+@app.command()
+def enrol(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    programme: Annotated[
+        str,
+        typer.Argument(metavar="PROGRAMME", help="A funder definition: id, or id@version."),
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason", help="Why (moving a case needs a team leader).", show_default=False
+        ),
+    ] = None,
+    on: OnOption = None,
+) -> None:
+    """Put a case on a programme (funder definition and version), audited.
+
+    The case keeps that version until a person moves it (a team leader)."""
+    with _open(ctx, write=True) as flow:
+        case = flow.enrol(
+            case_id, programme, reason=reason, effective_at=_when(on), command_id=_command_id(ctx)
+        ).case
+        found = flow.outcomes(case.id)
+    ref = found.enrolment.ref if found.enrolment else programme
+    _say(f"{case.id} is on {ref}; its milestones: se-flow outcomes {case.id}")
+
+
+@claims_app.command("mark")
+def claims_mark(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    milestone: Annotated[
+        str,
+        typer.Argument(
+            metavar="MILESTONE", help="A milestone id, or an instance such as job_start:J7."
+        ),
+    ],
+    reference: Annotated[
+        str, typer.Option("--reference", help="The funder's claim reference.", show_default=False)
+    ],
+) -> None:
+    """Mark a milestone claimed from the funder (team leader or admin), audited.
+
+    Only a milestone achieved on work evidence (not provisional), under a definition that is
+    not unverified; else the refusal names what is missing (exit 5)."""
+    with _open(ctx, write=True) as flow:
+        case = flow.claim(case_id, milestone, reference, command_id=_command_id(ctx)).case
+    _say(f"{case.id}: {milestone} claimed, reference {reference}")
+
+
+@claims_app.command("resolve")
+def claims_resolve(
+    ctx: typer.Context,
+    case_id: CaseArg,
+    milestone: Annotated[
+        str, typer.Argument(metavar="MILESTONE", help="The flagged milestone (id or instance).")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the new evidence stands.", show_default=False)
+    ],
+) -> None:
+    """Accept what the evidence now says of a claimed, flagged milestone (team leader or
+    admin), audited; its claim is kept beside it."""
+    with _open(ctx, write=True) as flow:
+        case = flow.resolve_claim(
+            case_id, milestone, reason=reason, command_id=_command_id(ctx)
+        ).case
+    _say(f"{case.id}: {milestone} resolved; see se-flow outcomes {case.id}")
+
+
+@claims_app.command("export")
+def claims_export(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT_DIR", help="A new (or empty) folder to write into.", show_default=False
+        ),
+    ],
+    programme: Annotated[
+        str | None,
+        typer.Option(
+            "--programme", help="Only this programme's claims (an id).", show_default=False
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="DATE", help="Claims made on or after this date.", show_default=False
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE",
+            help="Claims made on or before this date.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="csv, jsonl or json.")
+    ] = "csv",
+) -> None:
+    """Export the claims of a period: milestone, dates, band, evidence and verification.
+
+    The same manifest, audit event and pseudonymisation as `export`; check it with
+    `se-flow audit verify-export OUT_DIR`."""
+    with _open(ctx, write=True) as flow:
+        manifest = flow.export_claims(
+            out_dir,
+            programme=programme,
+            since=_moment(since, "--since"),
+            until=_moment(until, "--until"),
+            fmt=fmt,
+        )
+    _say(f"exported {manifest.rows.get('claims', 0)} claim(s) to {out_dir}")
 
 
 @programme_app.command("list")

@@ -28,6 +28,7 @@ import pytest
 import se_flow
 from se_flow._audit import GENESIS, event_from_row, row_hash, verify_chain, verify_log
 from se_flow._engine import Engine, context
+from se_flow._loader import load_programmes
 from se_flow._memory import KeyInMemory
 from se_flow._model import (
     EVENT_COLUMNS,
@@ -265,6 +266,48 @@ class StoreContract:
         snap = staffed.read().snapshot(case.id, lambda c: Needs(kinds=frozenset({"referral"})))
         assert [r.kind for r in snap.records] == ["referral"]
 
+    def test_snapshot_history_lists_every_event_of_the_triggers_asked_for(
+        self, staffed: Store
+    ) -> None:
+        """What outcomes read: every event of a few triggers on the case, in seq order, inside
+        the write that is going on (a batch sees its own events), and nothing else."""
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        _engage(staffed, case.id)
+        _note(staffed, case.id, "a note")
+        _engage(staffed, other.id)
+        wanted = Needs(kinds=frozenset(), triggers=frozenset(), history=frozenset({"engage"}))
+        snap = staffed.read().snapshot(case.id, lambda _case: wanted)
+        assert [(e.case_id, e.trigger) for e in snap.history] == [(case.id, "engage")]
+        with staffed.batch():
+            (programme,) = [p for p in load_programmes() if p.id == "mhep"]
+
+            def enrol(tx: Tx) -> Change:
+                return ENGINE.enrol(
+                    tx.snapshot(case.id, lambda _case: NOTHING),
+                    programme,
+                    actor=tx.staff("sam"),
+                    now=NOW,
+                    effective_at=NOW,
+                )
+
+            staffed.write(enrol)
+            both = Needs(history=frozenset({"engage", EventKind.ENROL.value}))
+            inside = staffed.read().snapshot(case.id, lambda _case: both).history
+            assert [e.kind for e in inside] == ["transition", "enrol"]
+            assert [e.seq for e in inside] == sorted(e.seq for e in inside)
+        assert staffed.read().snapshot(case.id, lambda _case: NOTHING).history == ()
+
+    def test_snapshot_gives_superseded_records_when_asked(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        first = _note(staffed, case.id, "first")
+        second = _note(staffed, case.id, "second", supersedes=first)
+        notes = frozenset({"note"})
+        current = staffed.read().snapshot(case.id, lambda _case: Needs(kinds=notes))
+        every = staffed.read().snapshot(case.id, lambda _case: Needs(kinds=notes, superseded=True))
+        assert [r.seq for r in current.records] == [second]
+        assert [r.seq for r in every.records] == [first, second]
+
     def test_case_filters(self, staffed: Store) -> None:
         a = _refer(staffed, "P-a")
         b = _engage(staffed, _refer(staffed, "P-b").id)
@@ -361,6 +404,31 @@ class StoreContract:
         with pytest.raises(se_flow.CaseNotFound):
             staffed.records("C-404")
 
+    def test_latest_records_read_back_from_the_newest_past_corrections(
+        self, staffed: Store
+    ) -> None:
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        notes = [_note(staffed, case.id, f"note {n}") for n in range(6)]
+        _note(staffed, other.id, "another case's")
+        fixed = _note(staffed, case.id, "note 4, corrected", supersedes=notes[4])
+        fixed_again = _note(staffed, case.id, "note 1, corrected", supersedes=notes[1])
+        seqs = [r.seq for r in staffed.latest_records(case.id, 3)]
+        assert seqs == [notes[5], fixed, fixed_again]
+        # Past a page's worth of corrected records, still the last so many current ones.
+        current = [r.seq for r in staffed.latest_records(case.id, 100)]
+        referral = staffed.records(case.id)[0].seq
+        assert current == [referral, notes[0], notes[2], notes[3], notes[5], fixed, fixed_again]
+        assert [r.seq for r in staffed.latest_records(case.id, 6)] == current[1:]
+        every = staffed.latest_records(case.id, 3, include_superseded=True)
+        assert [r.seq for r in every] == [notes[5], fixed, fixed_again]
+        assert every == staffed.records(case.id)[-3:]
+        assert staffed.latest_records(case.id, 100, include_superseded=True) == staffed.records(
+            case.id
+        )
+        with pytest.raises(se_flow.CaseNotFound):
+            staffed.latest_records("C-404", 3)
+
     def test_case_numbers_are_dense_and_counted(self, staffed: Store) -> None:
         assert staffed.count_cases() == 0
         assert staffed.read().new_case_id() == "C-1"
@@ -454,6 +522,10 @@ class StoreContract:
         assert staffed.records(case.id)[-1]["text"] == "lives with sister Jane Doe, 12 High St"
         snap = staffed.read().snapshot(case.id)
         assert snap.records[-1]["text"] == "lives with sister Jane Doe, 12 High St"
+        # The paged reads of `show` and `history` put the text back too.
+        assert staffed.latest_records(case.id, 1)[-1]["text"] == kept.text
+        (last,) = staffed.case_events(case.id, 1)
+        assert last.payload["record"]["fields"] == {"text": kept.text}
         assert staffed.texts_of([seq]) == {seq: {"record.text": kept.text}}
         assert staffed.read().text_slots(seq) == {"record.text": True}
         assert staffed.read().text_slots(999) is None
@@ -556,6 +628,23 @@ class StoreContract:
             (b.id, 5),
         ]
         assert every[-1] == list(staffed.events(case_id=b.id))[-1]
+
+    def test_a_case_s_events_are_paged_from_the_newest_back(self, staffed: Store) -> None:
+        a = _refer(staffed, "P-a")
+        b = _refer(staffed, "P-b")
+        _engage(staffed, a.id)
+        notes = [_note(staffed, a.id, f"note {n}") for n in range(4)]
+        _engage(staffed, b.id)
+        every = list(staffed.events(case_id=a.id))
+        assert staffed.case_events(a.id, 100) == every
+        assert staffed.case_events(a.id, 2) == every[-2:]
+        assert [e.seq for e in staffed.case_events(a.id, 2, before_seq=notes[2])] == notes[:2]
+        assert staffed.case_events(a.id, 100, before_seq=notes[0]) == every[:2]
+        assert staffed.case_events(a.id, 3, before_seq=every[0].seq) == []
+        assert staffed.case_events("C-404", 3) == []
+        assert staffed.count_case_events(a.id, notes[2]) == 4
+        assert staffed.count_case_events(a.id, every[-1].seq + 100) == len(every)
+        assert staffed.count_case_events(b.id, every[0].seq) == 0
 
     def test_record_rows_are_the_records_as_kept(self, staffed: Store) -> None:
         case = _refer(staffed)

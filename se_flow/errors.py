@@ -15,6 +15,7 @@ SEFlowError                               exit 1
 │   ├── InvalidRecord                     a record field missing, unknown or of the wrong type
 │   ├── FutureEffectiveDate               effective_at later than now
 │   ├── InvalidExportRequest              an export asked for something that cannot be given
+│   ├── ClaimRefused                      a milestone that cannot be claimed: what is missing
 │   ├── WorkflowMismatch                  a write under another workflow than the log's
 │   ├── CommandIdReused                   a command id already used for a different command
 │   ├── StoreNotEmpty                     a `store copy` destination that holds data
@@ -65,6 +66,7 @@ __all__ = [
     "CasePaused",
     "ChainBroken",
     "CheckpointFileRefused",
+    "ClaimRefused",
     "CommandIdReused",
     "CommandRepeated",
     "ExportMismatch",
@@ -286,6 +288,20 @@ class FutureEffectiveDate(InvalidInput):
 
 class InvalidExportRequest(InvalidInput):
     pass
+
+
+class ClaimRefused(InvalidInput):
+    """A milestone cannot be claimed; `missing` names each thing missing (not reached, work
+    evidence, a verified definition, a reference), in words a person can act on."""
+
+    def __init__(self, case_id: str, milestone: str, missing: Sequence[str]) -> None:
+        self.case_id = case_id
+        self.milestone = milestone
+        self.missing = tuple(missing)
+        super().__init__(
+            f"case {case_id}: {milestone} cannot be claimed: {'; '.join(self.missing)}",
+            field="milestone",
+        )
 
 
 class WorkflowMismatch(InvalidInput):

@@ -117,6 +117,12 @@ class Needs:
 
     kinds: frozenset[str] | None = None
     triggers: frozenset[str] | None = None
+    history: frozenset[str] = frozenset()
+    """Triggers whose every event on the case the snapshot lists (`Snapshot.history`): what
+    outcomes read (each `start_job`, the enrolments, the milestones and claims logged)."""
+    superseded: bool = False
+    """Records superseded by a later one too, in seq order (spells name a corrected job by
+    the first record of its chain)."""
 
 
 NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
@@ -125,12 +131,14 @@ NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
 @frozen
 class Snapshot:
     """A case as the store read it inside the write transaction: the case, its current
-    (not superseded) records of the kinds asked for, and the seq of the last event of each
-    trigger asked for (its marks)."""
+    (not superseded) records of the kinds asked for (all of them with `Needs.superseded`), and
+    the seq of the last event of each trigger asked for (its marks)."""
 
     case: Case
     records: tuple[Record, ...]
     marks: Mapping[str, int]
+    history: tuple[Event, ...] = ()
+    """Every event of the triggers `Needs.history` asked for, in seq order."""
 
 
 @frozen
@@ -293,6 +301,15 @@ class CaseReads(Protocol):
 
     def count_cases(self) -> int: ...
 
+    def latest_records(
+        self, case_id: str, limit: int, *, include_superseded: bool = False
+    ) -> list[Record]:
+        """The case's last `limit` records in the order recorded, only those no later record
+        corrects unless `include_superseded`. Read from the newest back (a correction always
+        comes after what it corrects), so a first page costs the same however many records the
+        case has. Raises `CaseNotFound`."""
+        ...
+
     def list_staff(self) -> list[Staff]:
         """Every staff member, by id."""
         ...
@@ -318,6 +335,18 @@ class LogReads(Protocol):
 
     def events_by_case(self) -> Iterator[Event]:
         """Every event that belongs to a case, ordered by case id then seq (streamed)."""
+        ...
+
+    def case_events(
+        self, case_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Event]:
+        """The case's last `limit` events before seq `before_seq` (all its events if None),
+        in seq order: read from the newest back, so a page costs the same however long the
+        case's history is."""
+        ...
+
+    def count_case_events(self, case_id: str, before_seq: int) -> int:
+        """How many of the case's events come before seq `before_seq`."""
         ...
 
     def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:

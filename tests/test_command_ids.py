@@ -139,3 +139,14 @@ def test_an_old_database_gains_command_ids_and_still_verifies(tmp_path: Path) ->
         flow.record("C-1", "note", text="after", command_id="n-1")
         assert flow.verify().ok
         assert len(flow.records("C-1")) == 2
+
+
+def test_a_referral_that_enrols_is_retried_whole(flow: se_flow.SEFlow) -> None:
+    first = flow.refer("Alex", source="GP", programme="mhep", command_id="r-9")
+    head = flow.store.head()
+    # The retry after an ambiguous commit: neither the referral nor its enrolment again.
+    again = flow.refer("Alex", source="GP", programme="mhep", command_id="r-9")
+    assert flow.store.head() == head
+    assert again.event == first.event and again.case.id == first.case.id
+    assert [e.kind for e in flow.history(first.case.id)].count("enrol") == 1
+    assert flow.verify().ok

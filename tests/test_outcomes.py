@@ -148,6 +148,15 @@ def test_a_gap_of_the_tolerance_is_bridged_and_one_more_is_not(
     assert (m.state, m.achieved_on) == (state, achieved_on)
 
 
+def test_a_bridged_gap_that_does_not_count_does_not_lower_the_band() -> None:
+    # 71 days at 16 hours, 11 days' gap, then 20 hours: over the 91 days counted the mean is
+    # 16.9 hours a week (upper band); over the 102 calendar days it would be 15.1.
+    first = spell("J1", J, J + dt.timedelta(days=70), hours="16")
+    second = spell("J2", J + dt.timedelta(days=82), None, hours="20")
+    m = one("mhep", "sustain_13w", facts([first, second]), D(2027, 1, 1))
+    assert (m.band, m.mean_weekly_hours) == ("ge16", Decimal("16.9"))
+
+
 def test_gap_days_count_when_the_definition_says_so() -> None:
     p = custom(
         '[[milestones]]\nid = "d"\ntest = "duration"\ndays = 91\ngap_tolerance_days = 14\n'
@@ -357,10 +366,12 @@ def test_a_case_on_no_programme_says_so(flow: SEFlow, steps: Steps) -> None:
     assert "no programme" in out.note
 
 
-def test_an_unknown_programme_is_refused_by_name(flow: SEFlow, steps: Steps) -> None:
-    case = in_work(flow, steps, programme="nope")
-    with pytest.raises(se_flow.NotFound, match="unknown programme 'nope'"):
-        flow.outcomes(case.id)
+def test_an_unknown_programme_is_refused_by_name_and_nothing_is_written(
+    flow: SEFlow, steps: Steps
+) -> None:
+    with pytest.raises(se_flow.UnknownProgramme, match="unknown programme 'nope'"):
+        steps.refer(referral={"programme": "nope"})
+    assert flow.cases() == [] and {e.kind for e in flow.events()} == {"staff"}
 
 
 WORK = {

@@ -58,12 +58,13 @@ def problems(conn: sqlite3.Connection, statements: list[str]) -> list[str]:
                 found.append(f"{sql}\n    scans: {step}")
             if "USE TEMP B-TREE" in step:
                 found.append(f"{sql}\n    sorts: {step}")
+        # A table may be read under an alias (`records r`): the plan then names the alias.
         if re.search(r"FROM records\b.*\bkind (IN|=)", sql) and not any(
-            re.search(r"records USING .*\bkind=", step) for step in plan
+            re.search(r"\b(records|r) USING .*\bkind=", step) for step in plan
         ):
             found.append(f"{sql}\n    reads every record of the case to pick kinds: {plan}")
         if re.search(r"FROM events\b.*\btrigger (IN|=)", sql) and not any(
-            re.search(r"events USING .*\btrigger[=>]", step) for step in plan
+            re.search(r"\b(events|e) USING .*\btrigger[=>]", step) for step in plan
         ):
             found.append(f"{sql}\n    reads every event of the case to pick triggers: {plan}")
     return found
@@ -82,15 +83,6 @@ def long_case(flow: se_flow.SEFlow, steps: Steps) -> se_flow.Case:
     return flow.case(case.id)
 
 
-def _show(flow: se_flow.SEFlow, case_id: str) -> None:
-    """The reads behind `se-flow show` (cli.show)."""
-    case = flow.case(case_id)
-    flow.participant(case.participant_id)
-    flow.records(case_id)
-    flow.history(case_id)
-    flow.standards(case_id)
-
-
 COMMANDS: dict[str, Callable[[se_flow.SEFlow, str], object]] = {
     "advance": lambda f, c: f.advance(c, "start_job_search"),
     "advance twice": lambda f, c: (
@@ -99,9 +91,11 @@ COMMANDS: dict[str, Callable[[se_flow.SEFlow, str], object]] = {
     ),
     "record": lambda f, c: f.record(c, "review", summary=SUMMARY),
     "check": lambda f, c: f.check(c, "start_job_search"),
-    "next": lambda f, c: f.available(c),
-    "show": _show,
-    "history": lambda f, c: f.history(c),
+    "next": lambda f, c: f.next_steps(c),
+    "show": lambda f, c: f.case_view(c),
+    "show --corrected": lambda f, c: f.case_view(c, include_superseded=True),
+    "history": lambda f, c: f.history_page(c),
+    "history, an earlier page": lambda f, c: f.history_page(c, before_seq=f.case(c).version),
 }
 
 

@@ -436,3 +436,26 @@ def test_totals_equal_the_lengths_of_their_case_lists(cases: list[CaseView], tex
     grow = {k.id: k for k in reports[0].kpis}
     assert grow["total_job_starts"].numerator >= grow["clients_into_work"].numerator
     assert period_between(p.start, p.end) == p or p.label != f"{p.start}..{p.end}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(views(), st.sampled_from(["2026-Q1", "2026-07", "2026-12"]))
+def test_peak_caseload_is_the_most_active_on_any_one_day(cases: list[CaseView], text: str) -> None:
+    """The peak found from stretches equals a count day by day of the definition itself."""
+    p = parse_period(text)
+    report = coaches(cases, p, p.end, GROW, WF, ["sam", "kim"])
+    for coach in ("sam", "kim"):
+        mine = [v for v in cases if v.case.coach == coach]
+        most = 0
+        day = p.start
+        while day <= p.end:
+            active = [
+                v
+                for v in mine
+                if v.open_on(day)
+                and any(day - dt.timedelta(days=27) <= c.on <= day for c in v.contacts)
+            ]
+            most = max(most, len(active))
+            day += dt.timedelta(days=1)
+        peak = report.kpi(f"caseload_max:{coach}")
+        assert peak is not None and peak.numerator == most

@@ -436,6 +436,11 @@ def test_every_store_gives_the_same_due_list(tmp_path: Path, pg_url: str) -> Non
         assert all(found == kims[0] for found in kims[1:])
         earlier = [f.due_items(as_of=START.date() + dt.timedelta(days=4)).items for f in flows]
         assert all(found == earlier[0] for found in earlier[1:])
+        # One case's standards (show), closed ones too, read the slim way on the SQL stores.
+        for case in flows[1].cases(status="all"):
+            per_store = [f.standards(case.id) for f in flows]
+            assert all(found == per_store[0] for found in per_store[1:]), case.id
+        assert any(flows[0].standards(c.id).results for c in flows[0].cases(status="closed"))
     finally:
         for flow in flows:
             flow.disconnect()

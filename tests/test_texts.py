@@ -65,6 +65,20 @@ def test_only_an_admin_grants_or_erases_texts(flow: SEFlow, steps: Steps, actor:
     assert flow.records(case.id)[-1]["text"] == NOTE
 
 
+def test_show_and_history_pages_read_texts_as_history_does(flow: SEFlow, steps: Steps) -> None:
+    case, _ = _noted(flow, steps)
+    view = flow.case_view(case.id, actor="sam")
+    assert view.records[-1]["text"] == NOTE
+    assert view.history.events[-1].payload["record"]["fields"]["text"] == NOTE
+    audited = flow.case_view(case.id, actor="ava")
+    assert audited.records[-1]["text"] == WITHHELD
+    page = flow.history_page(case.id, actor="ava")
+    assert page.events[-1].payload["record"]["fields"]["text"] == WITHHELD
+    assert flow.history_page(case.id, actor="sam").events[-1].payload["record"]["fields"] == {
+        "text": NOTE
+    }
+
+
 def test_a_grant_is_for_auditors_and_not_given_twice(flow: SEFlow) -> None:
     head = flow.store.head()
     with pytest.raises(se_flow.InvalidInput, match="not an auditor"):
