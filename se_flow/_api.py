@@ -78,7 +78,7 @@ from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
 from ._standards import DueItem, DueList, Verdicts
-from ._texts import withhold_event, withhold_record
+from ._texts import text_fields, withhold_event, withhold_record
 from ._urls import shown_database
 from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
 from ._workflow import Workflow, age_band
@@ -504,14 +504,32 @@ class _Command:
     hash: str
 
 
-def _command(command_id: str | None, what: str, **args: Any) -> _Command | None:
-    """The command a write names by `command_id`: its name and arguments as asked (never
-    personal data: the log holds none, not even hashed), fingerprinted."""
+# Arguments that are free text (a reason, an override's reason): never fingerprinted.
+_FREE_TEXT_ARGS = frozenset({"reason", "override"})
+_TEXT = "<text>"
+
+
+def _command(
+    command_id: str | None, what: str, *, text_fields: Iterable[str] = (), **args: Any
+) -> _Command | None:
+    """The command a write names by `command_id`: its name and arguments as asked,
+    fingerprinted. Never personal data (the log holds none, not even hashed), and never free
+    text (a reason, or a record field of type text, named by `text_fields`): an admin may
+    erase a text (`erase_text`), and an unsalted hash of it left in the log would let anyone
+    confirm a guess of what it said. So a retry that differs only in its words is the same
+    command, and returns what the first made."""
     if command_id is None:
         return None
     check_command_id(command_id)
+    free = frozenset(text_fields)
+    shown = {k: _TEXT if k in _FREE_TEXT_ARGS and v is not None else v for k, v in args.items()}
+    fields = shown.get("fields")
+    if isinstance(fields, Mapping) and free:
+        shown["fields"] = {
+            k: _TEXT if k in free and v is not None else v for k, v in fields.items()
+        }
     text = json.dumps(
-        [what, args], sort_keys=True, default=_plain, separators=(",", ":"), ensure_ascii=False
+        [what, shown], sort_keys=True, default=_plain, separators=(",", ":"), ensure_ascii=False
     )
     return _Command(command_id, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
 
@@ -1067,7 +1085,13 @@ class SEFlow:
         now = self.now()
         at = _at(effective_at, now)
         command = _command(
-            command_id, "refer", fields=fields, coach=coach, actor=who, effective_at=effective_at
+            command_id,
+            "refer",
+            text_fields=text_fields(self.workflow, self.workflow.referral_kind),
+            fields=fields,
+            coach=coach,
+            actor=who,
+            effective_at=effective_at,
         )
 
         def decide(tx: Tx) -> Change:
@@ -1125,6 +1149,7 @@ class SEFlow:
         command = _command(
             command_id,
             "reopen",
+            text_fields=text_fields(self.workflow, self.workflow.reopen.record),
             case_id=case_id,
             fields=fields,
             coach=coach,
@@ -1189,6 +1214,7 @@ class SEFlow:
         command = _command(
             command_id,
             "record",
+            text_fields=text_fields(self.workflow, kind),
             case_id=case_id,
             kind=kind,
             fields=values,

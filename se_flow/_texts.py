@@ -51,6 +51,7 @@ __all__ = [
     "record_slot",
     "split",
     "split_change",
+    "text_fields",
     "withhold_event",
     "withhold_record",
 ]
@@ -90,7 +91,8 @@ class TextDraft:
 _TEXT_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
-def _text_fields(workflow: Workflow, kind: str) -> tuple[str, ...]:
+def text_fields(workflow: Workflow, kind: str) -> tuple[str, ...]:
+    """The fields of record kind `kind` whose type is free text (none for an unknown kind)."""
     key = (workflow.hash, kind)
     found = _TEXT_FIELDS.get(key)
     if found is None:
@@ -124,9 +126,7 @@ def split(
     fields = dict(record_fields) if record_fields is not None else None
     stored = draft.payload.get("record")
     if isinstance(stored, Mapping):
-        names = [
-            n for n in _text_fields(workflow, str(stored.get("kind"))) if n in stored["fields"]
-        ]
+        names = [n for n in text_fields(workflow, str(stored.get("kind"))) if n in stored["fields"]]
         if names:
             kept = {k: v for k, v in stored["fields"].items() if k not in names}
             for name in names:
@@ -200,7 +200,7 @@ def fill_record(record: Record, found: Mapping[str, str | None]) -> Record:
 def withhold_record(record: Record, workflow: Workflow) -> Record:
     """`record` as a reader who may not see free text reads it: each text field it holds
     reads `WITHHELD`."""
-    names = [n for n in _text_fields(workflow, record.kind) if n in record.fields]
+    names = [n for n in text_fields(workflow, record.kind) if n in record.fields]
     if not names:
         return record
     return attrs.evolve(record, fields={**record.fields, **dict.fromkeys(names, WITHHELD)})

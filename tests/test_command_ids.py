@@ -40,7 +40,18 @@ def test_the_same_command_id_at_the_terminal_writes_once(tmp_path: Path) -> None
         assert [r.kind for r in flow.records("C-1")] == ["referral", "note"]
         seqs = {e.command_id: e.seq for e in flow.events() if e.command_id}
         assert set(seqs) == {"ref-1", "n-1"}
-    code, out = _cli(db, "--command-id", "n-1", "record", "C-1", "note", "text=other")
+    # Another record (here: one correcting the note) under the same id is refused.
+    code, out = _cli(
+        db,
+        "--command-id",
+        "n-1",
+        "record",
+        "C-1",
+        "note",
+        "text=x",
+        "--supersedes",
+        str(seqs["n-1"]),
+    )
     assert code == 5
     assert out.strip().count("\n") == 0
     assert "command id 'n-1' was already used for another command" in out
@@ -150,3 +161,25 @@ def test_a_referral_that_enrols_is_retried_whole(flow: se_flow.SEFlow) -> None:
     assert again.event == first.event and again.case.id == first.case.id
     assert [e.kind for e in flow.history(first.case.id)].count("enrol") == 1
     assert flow.verify().ok
+
+
+def test_free_text_is_never_fingerprinted_in_the_log(tmp_path: Path) -> None:
+    # An admin may erase a text; an unsalted hash of it in `command_hash` would let anyone
+    # confirm a guess. So words are left out: a retry differing only in them is the same
+    # command, while any other argument still makes it another one.
+    with se_flow.open(staffed_db(tmp_path / "c.db"), actor="sam") as flow:
+        case = flow.refer("Alex", source="GP").case
+        first = flow.record(case.id, "note", {"text": "lives with Jane"}, command_id="n-1")
+        again = flow.record(case.id, "note", {"text": "something else"}, command_id="n-1")
+        assert again == first
+        logged = flow.store.read().command("n-1")
+        assert logged is not None
+        other = flow.record(case.id, "note", {"text": "a third"}, command_id="n-2")
+        # The fingerprint holds no trace of the words: two notes' are the same.
+        assert other.event.command_hash == logged.command_hash
+        moved = flow.advance(case.id, "engage", reason="met Jane at the centre", command_id="a-1")
+        assert flow.advance(case.id, "engage", reason="other words", command_id="a-1") == moved
+        with pytest.raises(se_flow.CommandIdReused):
+            flow.record(
+                case.id, "note", {"text": "x"}, supersedes=first.record.seq, command_id="n-1"
+            )
