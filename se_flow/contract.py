@@ -800,8 +800,11 @@ class StoreContract:
         assert flow.refer("Alex", source="GP", command_id="r-1") == referred
         assert staffed.head() == head
         assert staffed.count_cases() == 1
+        # Words alone never make another command (free text is not fingerprinted: it may
+        # be erased); any other argument does.
+        assert flow.record(case.id, "note", text="other words", command_id="n-1") == noted
         with pytest.raises(se_flow.CommandIdReused) as caught:
-            flow.record(case.id, "note", text="other words", command_id="n-1")
+            flow.record(case.id, "note", text="called", supersedes=note.seq, command_id="n-1")
         assert caught.value.seq == note.seq
         with pytest.raises(se_flow.CommandIdReused):
             flow.advance(case.id, "engage", command_id="n-1")
