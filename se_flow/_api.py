@@ -2733,15 +2733,15 @@ class SEFlow:
             check_target(target, force=force, folder=name == "seqf")
         programme = self.programme("ips_grow")
         with self.store.read_snapshot():
-            cases = list(self.store.cases(CaseFilter()))
             staff_ids = sorted(
                 s.id for s in self.store.list_staff() if s.active and s.role is Role.COACH
             )
-            views = self._views(cases, programme, on, with_history=name == "standards")
+            views = self._views(programme, on, with_history=name == "standards")
         if name == "ips-grow":
             made = rp.ips_grow(views, span, on, programme, self.workflow)
         elif name == "coaches":
-            who = [coach] if coach else sorted({*staff_ids, *(c.coach for c in cases if c.coach)})
+            held = {c for v in views for _, c in v.coaches if c}
+            who = [coach] if coach else sorted({*staff_ids, *held})
             made = rp.coaches(views, span, on, programme, self.workflow, who)
         elif name == "fidelity":
             made = rp.fidelity(views, span, on, programme, self.workflow)
@@ -2870,49 +2870,15 @@ class SEFlow:
             raise NotFound(f"no figure {quoted(key)} in the {name} report for {made.period.label}")
         return found
 
-    def _views(
-        self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
-    ) -> list[ReportCase]:
-        """Every case as the reports read it, from one streamed pass over the log."""
-        from ._report import Entry, case_view, entry_from_row
-        from ._standards import CaseHistory, happenings, pause_triggers
+    def _views(self, programme: Programme, on: dt.date, *, with_history: bool) -> list[ReportCase]:
+        """Every case as the reports read it, from the store's few ordered scans
+        (`case_readings`), each case's rows decoded once."""
+        from ._report import case_view
 
-        by_id = {c.id: c for c in cases}
-        pause, resume = pause_triggers(self.workflow)
-        views: list[ReportCase] = []
-
-        def done(case_id: str | None, events: list[Entry]) -> None:
-            case = by_id.get(case_id or "")
-            if case is None:
-                return
-            history = (
-                CaseHistory(
-                    case_id=case.id,
-                    coach=case.coach,
-                    happenings=happenings(events, self.workflow.records),
-                    closed_on=case.closed_at.date() if case.closed_at else None,
-                    pause_triggers=pause,
-                    resume_triggers=resume,
-                )
-                if with_history
-                else None
-            )
-            views.append(case_view(case, events, self.workflow, programme, on, history=history))
-
-        current: str | None = None
-        batch: list[Entry] = []
-        # One scan of the log in case order, decoding only the columns a report reads.
-        for row in self.store.event_table(cases=CaseFilter(), by_case=True):
-            e = entry_from_row(row)
-            if e.case_id != current:
-                if batch:
-                    done(current, batch)
-                current, batch = e.case_id, []
-            batch.append(e)
-        if batch:
-            done(current, batch)
-        views.sort(key=lambda v: _case_order(v.id))
-        return views
+        return [
+            case_view(reading, self.workflow, programme, on, with_history=with_history)
+            for reading in self.store.case_readings()
+        ]
 
 
 def _case_order(case_id: str) -> tuple[int, str]:

@@ -57,12 +57,15 @@ from .errors import (
     StaffNotFound,
 )
 from .ports import (
+    READING_SKIPS,
     CaseFilter,
+    CaseReading,
     Change,
     Needs,
     RecordRow,
     SealKeys,
     Snapshot,
+    StageRow,
     Store,
     StoreCopy,
     TextRow,
@@ -648,6 +651,39 @@ class MemoryStore(Store):
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
                 yield tuple(row[f] for f in names)
+
+    # --- reports (issue 14): every case as the reports read it -------------------------------
+
+    def case_readings(self) -> Iterator[CaseReading]:
+        with self._lock:
+            cases = sorted(self._cases.values(), key=lambda c: _num(c.id))
+            events = {c.id: list(self._case_events.get(c.id, ())) for c in cases}
+            records = {c.id: list(self._records.get(c.id, ())) for c in cases}
+        for case in cases:
+            rows = []
+            for e in sorted(events[case.id], key=lambda e: e.seq):
+                if e.kind in READING_SKIPS:
+                    continue
+                coach = (
+                    e.payload.get("to_coach")
+                    if e.kind == EventKind.ASSIGN
+                    else e.payload.get("coach")
+                    if e.kind in (EventKind.REFERRAL, EventKind.REOPEN)
+                    else None
+                )
+                rows.append(
+                    StageRow(
+                        e.seq,
+                        str(e.kind),
+                        e.trigger,
+                        e.to_state,
+                        e.effective_at,
+                        e.actor,
+                        coach,
+                    )
+                )
+            kept = tuple(sorted(records[case.id], key=lambda r: r.seq))
+            yield CaseReading(case, tuple(rows), kept)
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

@@ -92,7 +92,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, SealKeys, Store, StoreCopy, TextRow, Tx
+from .ports import CaseFilter, CaseReading, SealKeys, Store, StoreCopy, TextRow, Tx
 
 __all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
 
@@ -1541,6 +1541,28 @@ class PostgresStore(Store):
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
                 yield row
+
+    # --- reports (issue 14): every case as the reports read it -------------------------------
+
+    def case_readings(self) -> Iterator[CaseReading]:
+        from ._rows import case_readings, reading_queries
+
+        cases, events, records, params = reading_queries("%s", "(e.payload::jsonb ->> '{key}')")
+        with self._translated(), self.read_snapshot(), self._conn() as conn:
+            # Server-side cursors in the snapshot's transaction: three ordered scans streamed
+            # side by side, a few thousand rows fetched at a time.
+            def scan(name: str, sql: str, args: list[Any]) -> Iterator[tuple[Any, ...]]:
+                cur = conn.cursor(name=name)
+                cur.itersize = _PAGE
+                cur.execute(sql.encode(), args)
+                yield from cur
+
+            yield from case_readings(
+                self.workflow,
+                (_case_from_row(row) for row in scan("reading_cases", cases, [])),
+                scan("reading_events", events, params),
+                scan("reading_records", records, []),
+            )
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

@@ -79,6 +79,7 @@ from .errors import (
 )
 from .ports import (
     CaseFilter,
+    CaseReading,
     Change,
     Needs,
     RecordRow,
@@ -1535,6 +1536,22 @@ class SQLiteStore(Store):
         sql += " ORDER BY cases.num, events.seq" if by_case else " ORDER BY events.seq"
         with _translated(self.path):
             yield from self.conn.execute(sql, params)
+
+    # --- reports (issue 14): every case as the reports read it -------------------------------
+
+    def case_readings(self) -> Iterator[CaseReading]:
+        from ._rows import case_readings, reading_queries
+
+        cases, events, records, params = reading_queries("?", "json_extract(e.payload, '$.{key}')")
+        conn = self.conn
+        with _translated(self.path), self.read_snapshot():
+            # Three cursors at once on one connection, in one snapshot, merged in case order.
+            yield from case_readings(
+                self.workflow,
+                (_case_from_row(row) for row in conn.execute(cases)),
+                conn.execute(events, params),
+                conn.execute(records),
+            )
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

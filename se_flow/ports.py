@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from attrs import frozen
 
@@ -47,7 +47,9 @@ from .errors import InvalidInput
 
 __all__ = [
     "NOTHING",
+    "READING_SKIPS",
     "CaseFilter",
+    "CaseReading",
     "CaseReads",
     "Change",
     "LogReads",
@@ -56,6 +58,7 @@ __all__ = [
     "RecordRow",
     "SealKeys",
     "Snapshot",
+    "StageRow",
     "Store",
     "StoreCopy",
     "TextRow",
@@ -172,6 +175,36 @@ class RecordRow:
     recorded_at: str
     actor: str
     supersedes: int | None
+
+
+READING_SKIPS = ("record", "milestone", "claim", "enrol")
+"""The event kinds a `CaseReading` leaves out of its `events`: records come from the records
+table, decoded; milestones, claims and enrolments are the evaluator's to work out again."""
+
+
+class StageRow(NamedTuple):
+    """One event of a case as a report reads it (no payload, no hashes): `coach` is the coach
+    it gave the case (a referral's or reopen's coach, an assign's new one), else None."""
+
+    seq: int
+    kind: str
+    trigger: str | None
+    to_state: str | None
+    effective_at: dt.datetime
+    actor: str
+    coach: str | None
+
+
+@frozen
+class CaseReading:
+    """One case as the reports read it (`LogReads.case_readings`): the case as it is now, its
+    events but those of `READING_SKIPS` in seq order, and every record of it (superseded ones
+    too) in seq order, typed by the workflow, its free texts left out as the records table
+    keeps them (a report that shows one reads it through `texts_of`)."""
+
+    case: Case
+    events: tuple[StageRow, ...]
+    records: tuple[Record, ...]
 
 
 @frozen
@@ -395,6 +428,12 @@ class LogReads(Protocol):
         case (the stage histories), however many cases there are. `columns` (names from
         `EVENT_COLUMNS`) gives only those, in that order: what reads a few of them (the stage
         histories read 8 of 19) need not fetch the hashes, guards and payloads."""
+        ...
+
+    def case_readings(self) -> Iterator[CaseReading]:
+        """Every case with its events and records (`CaseReading`), in case-number order,
+        streamed from a few ordered scans (cases, their events, their records: each decoded
+        once), not a read per case: what a report on every case reads."""
         ...
 
     def text_rows(self) -> Iterator[TextRow]:
