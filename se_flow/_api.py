@@ -2873,11 +2873,12 @@ class SEFlow:
     def _views(self, programme: Programme, on: dt.date, *, with_history: bool) -> list[ReportCase]:
         """Every case as the reports read it, from the store's few ordered scans
         (`case_readings`), each case's rows decoded once."""
-        from ._report import case_view
+        from ._report import case_view, kinds_read
 
+        kinds = None if with_history else kinds_read(self.workflow, programme)
         return [
             case_view(reading, self.workflow, programme, on, with_history=with_history)
-            for reading in self.store.case_readings()
+            for reading in self.store.case_readings(kinds)
         ]
 
 

@@ -654,7 +654,7 @@ class MemoryStore(Store):
 
     # --- reports (issue 14): every case as the reports read it -------------------------------
 
-    def case_readings(self) -> Iterator[CaseReading]:
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
         with self._lock:
             cases = sorted(self._cases.values(), key=lambda c: _num(c.id))
             events = {c.id: list(self._case_events.get(c.id, ())) for c in cases}
@@ -682,7 +682,12 @@ class MemoryStore(Store):
                         coach,
                     )
                 )
-            kept = tuple(sorted(records[case.id], key=lambda r: r.seq))
+            kept = tuple(
+                sorted(
+                    (r for r in records[case.id] if kinds is None or r.kind in kinds),
+                    key=lambda r: r.seq,
+                )
+            )
             yield CaseReading(case, tuple(rows), kept)
 
     @contextlib.contextmanager

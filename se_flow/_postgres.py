@@ -1544,10 +1544,12 @@ class PostgresStore(Store):
 
     # --- reports (issue 14): every case as the reports read it -------------------------------
 
-    def case_readings(self) -> Iterator[CaseReading]:
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
         from ._rows import case_readings, reading_queries
 
-        cases, events, records, params = reading_queries("%s", "(e.payload::jsonb ->> '{key}')")
+        cases, events, records, params, picked = reading_queries(
+            "%s", "(e.payload::jsonb ->> '{key}')", kinds
+        )
         with self._translated(), self.read_snapshot(), self._conn() as conn:
             # Server-side cursors in the snapshot's transaction: three ordered scans streamed
             # side by side, a few thousand rows fetched at a time.
@@ -1561,7 +1563,7 @@ class PostgresStore(Store):
                 self.workflow,
                 (_case_from_row(row) for row in scan("reading_cases", cases, [])),
                 scan("reading_events", events, params),
-                scan("reading_records", records, []),
+                scan("reading_records", records, picked),
             )
 
     @contextlib.contextmanager

@@ -43,6 +43,7 @@ from ._limits import EARLIEST_DATE, LATEST_DATE
 from ._model import Case, EventKind
 from ._outcomes import CaseFacts, Milestone, Programme, evaluate
 from ._spells import (
+    OUTCOME_RECORD_KINDS,
     START_TRIGGER,
     Employment,
     Spell,
@@ -75,6 +76,7 @@ __all__ = [
     "coaches",
     "fidelity",
     "ips_grow",
+    "kinds_read",
     "parse_period",
     "period_between",
     "sample",
@@ -436,6 +438,24 @@ class CaseView:
 
     def open_during(self, p: Period) -> bool:
         return self.referred_on <= p.end and (self.closed_on is None or self.closed_on >= p.start)
+
+
+def kinds_read(workflow: Workflow, programme: Programme) -> frozenset[str]:
+    """The record kinds the reports read (`case_view`): the referral, contacts, employer
+    contacts, vocational profiles, the job records and whatever `programme`'s `events`
+    milestones count. A store need decode no other (the standards report reads all)."""
+    kinds = {
+        workflow.names.referral or "referral",
+        "employer_contact",
+        "vocational_profile",
+        *OUTCOME_RECORD_KINDS,
+        *(k.name for k in workflow.records.values() if k.contact),
+    }
+    for m in programme.milestones:
+        kinds.update(str(k) for k in m.params.get("kinds") or ())
+        if m.params.get("or_kind"):
+            kinds.add(str(m.params["or_kind"]))
+    return frozenset(kinds)
 
 
 def _coach_on(coaches: Sequence[tuple[dt.date, str | None]], day: dt.date) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
@@ -305,12 +305,14 @@ def latest_records(
 # --- what a report reads of every case (`LogReads.case_readings`) ------------------------------
 
 
-def reading_queries(mark: str, payload_coach: str) -> tuple[str, str, str, list[Any]]:
+def reading_queries(
+    mark: str, payload_coach: str, kinds: Collection[str] | None
+) -> tuple[str, str, str, list[Any], list[Any]]:
     """The three ordered scans of `case_readings`, with `mark` the driver's placeholder and
     `payload_coach` the SQL that reads a JSON key (`{key}`) of the payload: the cases, their
     events but `READING_SKIPS`, their records (`RECORD_COLS`), each by case number then seq
     (the `events_case` and `records_case` indexes, no sort), and the parameters of the
-    events' query."""
+    events' and the records' queries (`kinds`: only records of those kinds)."""
     cases = f"SELECT {CASE_COLS} FROM cases ORDER BY num"
     coach = (
         f"CASE WHEN e.kind = 'assign' THEN {payload_coach.format(key='to_coach')} "
@@ -322,8 +324,17 @@ def reading_queries(mark: str, payload_coach: str) -> tuple[str, str, str, list[
         f"WHERE e.kind NOT IN ({', '.join(mark for _ in READING_SKIPS)}) ORDER BY c.num, e.seq"
     )
     cols = ", ".join(f"r.{c.strip()}" for c in RECORD_COLS.split(","))
-    records = f"SELECT {cols} FROM records r JOIN cases c ON c.id = r.case_id ORDER BY c.num, r.seq"
-    return cases, events, records, list(READING_SKIPS)
+    picked = sorted(kinds) if kinds is not None else []
+    where = ""
+    if kinds is not None:
+        where = (
+            f" WHERE r.kind IN ({', '.join(mark for _ in picked)})" if picked else " WHERE 1 = 0"
+        )
+    records = (
+        f"SELECT {cols} FROM records r JOIN cases c ON c.id = r.case_id{where} "
+        "ORDER BY c.num, r.seq"
+    )
+    return cases, events, records, list(READING_SKIPS), picked
 
 
 def _moment(value: Any) -> dt.datetime:

@@ -1539,10 +1539,12 @@ class SQLiteStore(Store):
 
     # --- reports (issue 14): every case as the reports read it -------------------------------
 
-    def case_readings(self) -> Iterator[CaseReading]:
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
         from ._rows import case_readings, reading_queries
 
-        cases, events, records, params = reading_queries("?", "json_extract(e.payload, '$.{key}')")
+        cases, events, records, params, picked = reading_queries(
+            "?", "json_extract(e.payload, '$.{key}')", kinds
+        )
         conn = self.conn
         with _translated(self.path), self.read_snapshot():
             # Three cursors at once on one connection, in one snapshot, merged in case order.
@@ -1550,7 +1552,7 @@ class SQLiteStore(Store):
                 self.workflow,
                 (_case_from_row(row) for row in conn.execute(cases)),
                 conn.execute(events, params),
-                conn.execute(records),
+                conn.execute(records, picked),
             )
 
     @contextlib.contextmanager

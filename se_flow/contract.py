@@ -248,6 +248,51 @@ class StoreContract:
         one = staffed.event_table(case_id=cases[10].id, by_case=True)
         assert [r[kind] for r in one] == ["referral", "transition"]
 
+    def test_case_readings_give_every_case_its_events_and_records_in_case_order(
+        self, staffed: Store
+    ) -> None:
+        # Eleven cases engaged in reverse (seq, text and number order differ); C-2 has a
+        # note and its correction, C-3 passes to kim.
+        _add_staff(staffed, Staff(id="kim", name="Kim", role="coach"))
+        cases = [_refer(staffed, f"P-{n}") for n in range(11)]
+        for case in reversed(cases):
+            _engage(staffed, case.id)
+        first = _note(staffed, cases[1].id, "met at the library")
+        fixed = _note(staffed, cases[1].id, "met at the job centre", supersedes=first)
+
+        def assign(tx: Tx) -> Change:
+            return ENGINE.assign(
+                tx.snapshot(cases[2].id), "kim", actor=tx.staff("sam"), now=NOW, reason=None
+            )
+
+        staffed.write(assign)
+        readings = list(staffed.case_readings())
+        assert [r.case for r in readings] == [staffed.case(c.id) for c in cases]
+        assert readings[2].case.coach == "kim"
+        for r in readings:
+            assert [e.seq for e in r.events] == sorted(e.seq for e in r.events)
+            assert [(e.kind, e.trigger, e.to_state) for e in r.events][:2] == [
+                ("referral", "referral", WORKFLOW.initial),
+                ("transition", "engage", "customer_engagement"),
+            ]
+            assert r.events[0].coach == "sam" and r.events[1].coach is None
+            assert r.events[0].effective_at == NOW and r.events[0].actor == "sam"
+        (handed,) = readings[2].events[2:]
+        assert (handed.kind, handed.coach) == ("assign", "kim")
+        # Records are the records table's, superseded ones too, their free texts left out.
+        assert [(x.kind, x.seq, x.supersedes) for x in readings[1].records] == [
+            ("referral", readings[1].events[0].seq, None),
+            ("note", first, None),
+            ("note", fixed, first),
+        ]
+        assert all("text" not in x.fields for x in readings[1].records)
+        assert readings[1].records[0]["source"] == "GP"
+        # `kinds` keeps only those records; the events stay.
+        notes = list(staffed.case_readings({"note"}))
+        assert [[x.seq for x in r.records] for r in notes[:3]] == [[], [first, fixed], []]
+        assert [r.events for r in notes] == [r.events for r in readings]
+        assert [r.records for r in staffed.case_readings(set())][:2] == [(), ()]
+
     def test_snapshot_holds_current_records_and_marks(self, staffed: Store) -> None:
         case = _engage(staffed, _refer(staffed).id)
         snap = staffed.read().snapshot(case.id)

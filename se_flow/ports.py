@@ -430,10 +430,12 @@ class LogReads(Protocol):
         histories read 8 of 19) need not fetch the hashes, guards and payloads."""
         ...
 
-    def case_readings(self) -> Iterator[CaseReading]:
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
         """Every case with its events and records (`CaseReading`), in case-number order,
         streamed from a few ordered scans (cases, their events, their records: each decoded
-        once), not a read per case: what a report on every case reads."""
+        once), not a read per case: what a report on every case reads. `kinds` keeps only
+        the records of those kinds (a correction is always of its record's kind, so chains
+        stay whole); None keeps all."""
         ...
 
     def text_rows(self) -> Iterator[TextRow]:

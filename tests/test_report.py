@@ -57,10 +57,11 @@ def client(
     second_job: dt.date | None = None,
     coach: str = "sam",
     profile: bool = True,
+    start: bool = True,
 ) -> str:
     """A case referred on `referred`, engaged that day; with `job`, walked with the least
     evidence (dated `referred`) to a job starting on `job` at 16 hours a week; `second_job`
-    adds a further job."""
+    adds a further job; `start=False` stops before the job starts (its offer recorded)."""
     case = flow.refer(
         "P",
         source="GP",
@@ -86,6 +87,8 @@ def client(
         if kind == "job_offer":
             values.update(start_date=job.isoformat(), job="J1")
         flow.record(case.id, kind, values, effective_at=referred)
+    if not start:
+        return case.id
     flow.advance(case.id, "start_job", effective_at=job)
     if second_job is not None:
         flow.record(
@@ -214,6 +217,52 @@ def test_coaches_caseload_peak_score_and_outcomes(q3: se_flow.SEFlow) -> None:
     assert {k.coach for k in report.kpis} == {"kim"}
     score = report.kpi("caseload_score:kim")
     assert score is not None and score.value == 5
+
+
+def test_a_reassigned_case_counts_for_the_coach_who_held_it_each_day() -> None:
+    """Three cases in July 2026. C-1 (sam, referred 20 June, first job 10 July) and C-2 (sam,
+    referred 22 June, first job 20 July) pass to kim on 15 July; C-3 is kim's from its
+    referral on 1 July. Every record is dated its referral day (referral, meeting and profile
+    are contacts: active for 28 days), and C-1 has a review on 25 July.
+
+    Active (open, a contact in the 28 days to the day): C-1 1-17 and 25-31 July, C-2 1-19
+    July, C-3 1-28 July. A day is the coach's who held the case at its end, so sam holds C-1
+    and C-2 on 1-14 July and kim from 15 July on:
+    - sam: C-1 and C-2 active on 1 July, peak 2; access C-1, C-2; job outcomes: C-1's job
+      began on 10 July under sam, C-2's on 20 July under kim: 1 of 2 (C-1);
+    - kim: C-1, C-2, C-3 all active on 15 July, peak 3; access C-1, C-2, C-3; job
+      outcomes: C-2 only, 1 of 3.
+    Under the coach now (the old rule) sam would have no cases at all.
+    In October the 13 weeks of both first jobs end (8 and 18 October): C-1's sustained job
+    is sam's, C-2's kim's."""
+    clock = Clock(dt.datetime(2026, 7, 15, 8, tzinfo=dt.UTC))
+    with se_flow.open(":memory:", actor="sam", clock=clock) as f:
+        flow = _staffed(f)
+        one = client(flow, D(2026, 6, 20), job=D(2026, 7, 10))
+        two = client(flow, D(2026, 6, 22), job=D(2026, 7, 20), start=False)
+        three = client(flow, D(2026, 7, 1), coach="kim", profile=False)
+        assert (one, two, three) == ("C-1", "C-2", "C-3")
+        clock.now = dt.datetime(2026, 7, 15, 9, tzinfo=dt.UTC)
+        flow.assign(one, "kim", actor="ada")
+        flow.assign(two, "kim", actor="ada")
+        clock.now = NOW
+        flow.advance(two, "start_job", effective_at=D(2026, 7, 20), actor="kim")
+        flow.record(one, "review", summary="s", effective_at=D(2026, 7, 25), actor="kim")
+        report = flow.report("coaches", month="2026-07")
+        got = figures(report)
+        assert got["caseload_max:sam"] == (["C-1", "C-2"], None)
+        assert got["caseload_max:kim"] == (["C-1", "C-2", "C-3"], None)
+        peak = report.kpi("caseload_max:kim")
+        assert peak is not None and peak.as_at == D(2026, 7, 15)
+        assert got["access:sam"] == (["C-1", "C-2"], None)
+        assert got["access:kim"] == (["C-1", "C-2", "C-3"], None)
+        assert got["job_outcomes:sam"] == (["C-1"], ["C-1", "C-2"])
+        assert got["job_outcomes:kim"] == (["C-2"], ["C-1", "C-2", "C-3"])
+        outcomes = report.kpi("job_outcomes:sam")
+        assert outcomes is not None and "the coach at its start day" in outcomes.method
+        october = figures(flow.report("coaches", month="2026-10"))
+        assert october["sustained:sam"] == (["C-1"], ["C-1"])
+        assert october["sustained:kim"] == (["C-2"], ["C-2"])
 
 
 @pytest.mark.parametrize(
@@ -387,6 +436,10 @@ def views(draw: Any) -> list[CaseView]:
             for k, d in enumerate(sorted(draw(st.lists(days, max_size=4))))
         )
         first = min((s.started for s in starts), default=None)
+        coach = case.coach
+        handovers = sorted(
+            draw(st.lists(st.tuples(days, st.sampled_from(["sam", "kim"])), max_size=2))
+        )
         out.append(
             CaseView(
                 case=case,
@@ -406,6 +459,7 @@ def views(draw: Any) -> list[CaseView]:
                 sustained_on=draw(st.none() | st.just(first + dt.timedelta(days=90)))
                 if first
                 else None,
+                coaches=((referred, coach), *((d, c) for d, c in handovers if d >= referred)),
             )
         )
     return out
@@ -441,18 +495,19 @@ def test_totals_equal_the_lengths_of_their_case_lists(cases: list[CaseView], tex
 @settings(max_examples=60, deadline=None)
 @given(views(), st.sampled_from(["2026-Q1", "2026-07", "2026-12"]))
 def test_peak_caseload_is_the_most_active_on_any_one_day(cases: list[CaseView], text: str) -> None:
-    """The peak found from stretches equals a count day by day of the definition itself."""
+    """The peak found from stretches equals a count day by day of the definition itself, each
+    day's cases those its coach held at the end of it (reassignments replayed)."""
     p = parse_period(text)
     report = coaches(cases, p, p.end, GROW, WF, ["sam", "kim"])
     for coach in ("sam", "kim"):
-        mine = [v for v in cases if v.case.coach == coach]
         most = 0
         day = p.start
         while day <= p.end:
             active = [
                 v
-                for v in mine
-                if v.open_on(day)
+                for v in cases
+                if v.coach_on(day) == coach
+                and v.open_on(day)
                 and any(day - dt.timedelta(days=27) <= c.on <= day for c in v.contacts)
             ]
             most = max(most, len(active))
