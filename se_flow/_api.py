@@ -2737,6 +2737,16 @@ class SEFlow:
                 s.id for s in self.store.list_staff() if s.active and s.role is Role.COACH
             )
             views = self._views(programme, on, with_history=name == "standards")
+            texts: dict[int, dict[str, str | None]] = {}
+            names: dict[str, str] = {}
+            if name == "seqf":
+                # A job's end reason is a free text: read from the text table (erasure
+                # shown), withheld from whoever may not read texts, the participant's name
+                # taken out; in the same snapshot as the cases.
+                ends = [seq for v in views for seq in v.job_ends.values()]
+                texts = self.store.texts_of(ends) if ends else {}
+                ended = sorted({v.case.participant_id for v in views if v.job_ends})
+                names = self.store.names_of(ended) if ended else {}
         if name == "ips-grow":
             made = rp.ips_grow(views, span, on, programme, self.workflow)
         elif name == "coaches":
@@ -2758,7 +2768,9 @@ class SEFlow:
         else:
             grow = rp.ips_grow(views, span, on, programme, self.workflow)
             fid = rp.fidelity(views, span, on, programme, self.workflow)
-            clients = rp.client_rows(views, self.workflow, on)
+            clients = rp.client_rows(
+                views, self.workflow, on, texts=texts, shown=self._shows_text(by), names=names
+            )
             drawn = seed if seed is not None else secrets.randbelow(2**32)
             made = rp.Report(
                 name="seqf",

@@ -59,6 +59,7 @@ from ._standards import (
     StandardResult,
     pause_triggers,
 )
+from ._texts import ERASED, WITHHELD, record_slot
 from ._workflow import ADULT_BAND, Workflow
 from .errors import InvalidInput
 from .ports import CaseReading
@@ -1374,13 +1375,48 @@ def _case_number(case_id: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, case_id)
 
 
-def client_rows(views: Sequence[CaseView], workflow: Workflow, on: dt.date) -> list[dict[str, Any]]:
-    """The SEQF client list: open cases, with their timeline, status and jobs (pseudonymous)."""
+def client_rows(
+    views: Sequence[CaseView],
+    workflow: Workflow,
+    on: dt.date,
+    *,
+    texts: Mapping[int, Mapping[str, str | None]] | None = None,
+    shown: bool = True,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The SEQF client list: open cases, with their timeline, status and jobs (pseudonymous).
+
+    A job that ended shows why, a free text kept apart from the log: `texts` are the texts of
+    the cases' `job_end` records (`LogReads.texts_of`, by seq and slot, None once erased).
+    An erased one reads `ERASED`; one the reader may not see (`shown` False) reads
+    `WITHHELD`; in any other the participant's own name (`names`, by participant id) is
+    replaced by their pseudonymous id, so the pack names nobody it knows of."""
+    texts = texts or {}
+    names = names or {}
     rows = []
     for v in views:
         if v.closed_on is not None and v.closed_on <= on:
             continue
         c = v.case
+
+        def why(s: Spell, c: Case = c, v: CaseView = v) -> str:
+            seq = v.job_ends.get(s.job)
+            slots = texts.get(seq, {}) if seq is not None else {}
+            if _REASON not in slots:
+                # Kept inline (an event from before texts were kept apart), or none at all.
+                said = s.end_reason
+            elif slots[_REASON] is None:
+                return ERASED
+            elif not shown:
+                return WITHHELD
+            else:
+                said = slots[_REASON]
+            return (
+                _pseudonymous(str(said), names.get(c.participant_id), c.participant_id)
+                if said
+                else ""
+            )
+
         state = workflow.states.get(c.state)
         rows.append(
             {
@@ -1399,6 +1435,7 @@ def client_rows(views: Sequence[CaseView], workflow: Workflow, on: dt.date) -> l
                     + f" from {s.start}"
                     + (f" to {s.end}" if s.end else "")
                     + f", {s.terms[-1].hours_per_week} h/week at £{s.terms[-1].hourly_pay}"
+                    + (f", ended: {why(s)}" if s.end and why(s) else "")
                     for s in v.spells
                 ),
                 "first_job_start": v.first_start.on.isoformat() if v.first_start else None,
@@ -1406,3 +1443,17 @@ def client_rows(views: Sequence[CaseView], workflow: Workflow, on: dt.date) -> l
             }
         )
     return rows
+
+
+_REASON = record_slot("reason")
+
+
+def _pseudonymous(text: str, name: str | None, pseudonym: str) -> str:
+    """`text` with the participant's name (whole, then each part of it of 3 letters or
+    more), in any case, replaced by their pseudonymous id."""
+    if not name or not name.strip():
+        return text
+    parts = [name.strip(), *(p for p in name.split() if len(p) >= 3)]
+    for part in parts:
+        text = re.sub(rf"\b{re.escape(part)}\b", pseudonym, text, flags=re.IGNORECASE)
+    return text

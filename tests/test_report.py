@@ -58,12 +58,13 @@ def client(
     coach: str = "sam",
     profile: bool = True,
     start: bool = True,
+    name: str = "P",
 ) -> str:
     """A case referred on `referred`, engaged that day; with `job`, walked with the least
     evidence (dated `referred`) to a job starting on `job` at 16 hours a week; `second_job`
     adds a further job; `start=False` stops before the job starts (its offer recorded)."""
     case = flow.refer(
-        "P",
+        name,
         source="GP",
         referral={"programme": "ips_grow", "in_work_at_referral": in_work},
         coach=coach,
@@ -388,6 +389,48 @@ def test_seqf_pack_records_its_seed_and_redraws(q3: se_flow.SEFlow, tmp_path: Pa
         "sample.csv",
         "seqf.json",
     ]
+
+
+def test_seqf_shows_a_job_s_end_reason_from_the_texts_never_a_name(
+    flow: se_flow.SEFlow, tmp_path: Path
+) -> None:
+    """A job's end reason is a free text, kept in the text table: the client list reads it
+    from there; erased it reads (erased), to an auditor without a grant (withheld), and the
+    participant's own name in it is their pseudonymous id in every file of the pack."""
+    robin = client(flow, D(2026, 7, 6), job=D(2026, 7, 20), name="Robin Fox")
+    gale = client(flow, D(2026, 7, 6), job=D(2026, 7, 21), name="Gale Ash")
+    said = flow.record(
+        robin,
+        "job_end",
+        reason="Robin Fox found the early shifts hard; robin asked to stop",
+        end_date="2026-08-10",
+        effective_at=D(2026, 8, 10),
+    ).event
+    gone = flow.record(
+        gale, "job_end", reason="Gale Ash moved away", effective_at=D(2026, 8, 12)
+    ).event
+    flow.erase_text(gone.seq, "record.reason", reason="asked to", actor="ada")
+    pid = flow.case(robin).participant_id
+    # Kept apart from the log (the event and the records table hold its hash only).
+    kept = flow.store.texts_of([said.seq])[said.seq]["record.reason"]
+    assert kept is not None and kept.startswith("Robin Fox")
+
+    def jobs(made: Report) -> dict[str, str]:
+        return {c["case_id"]: c["jobs"] for c in made.clients}
+
+    made = flow.report("seqf", quarter=Q3, out=tmp_path / "pack", sample=2, seed=1)
+    assert jobs(made)[robin] == (
+        "J1 Corner Shop from 2026-07-20 to 2026-08-10, 16 h/week at £12.80, "
+        f"ended: {pid} found the early shifts hard; {pid} asked to stop"
+    )
+    assert jobs(made)[gale].endswith("ended: (erased)")
+    for f in (tmp_path / "pack").iterdir():
+        text = f.read_text()
+        assert "Robin" not in text and "Fox" not in text and "Gale" not in text, f.name
+        assert "moved away" not in text, f.name
+    audited = flow.report("seqf", quarter=Q3, out=tmp_path / "pack2", sample=2, seed=1, actor="ava")
+    assert jobs(audited)[robin].endswith("ended: (withheld)")
+    assert jobs(audited)[gale].endswith("ended: (erased)")
 
 
 # --- totals are the lengths of their lists (any caseload) ---------------------------------------
