@@ -306,13 +306,15 @@ def latest_records(
 
 
 def reading_queries(
-    mark: str, payload_coach: str, kinds: Collection[str] | None
+    mark: str, payload_coach: str, kinds: Collection[str] | None, join: str = "JOIN"
 ) -> tuple[str, str, str, list[Any], list[Any]]:
     """The three ordered scans of `case_readings`, with `mark` the driver's placeholder and
     `payload_coach` the SQL that reads a JSON key (`{key}`) of the payload: the cases, their
     events but `READING_SKIPS`, their records (`RECORD_COLS`), each by case number then seq
     (the `events_case` and `records_case` indexes, no sort), and the parameters of the
-    events' and the records' queries (`kinds`: only records of those kinds)."""
+    events' and the records' queries (`kinds`: only records of those kinds). `join` is how
+    the records join the cases: SQLite's `CROSS JOIN` keeps its planner on cases by number
+    then `records_case` (with `kinds` it would take `records_kind` and sort them all)."""
     cases = f"SELECT {CASE_COLS} FROM cases ORDER BY num"
     coach = (
         f"CASE WHEN e.kind = 'assign' THEN {payload_coach.format(key='to_coach')} "
@@ -331,7 +333,7 @@ def reading_queries(
             f" WHERE r.kind IN ({', '.join(mark for _ in picked)})" if picked else " WHERE 1 = 0"
         )
     records = (
-        f"SELECT {cols} FROM records r JOIN cases c ON c.id = r.case_id{where} "
+        f"SELECT {cols} FROM cases c {join} records r ON r.case_id = c.id{where} "
         "ORDER BY c.num, r.seq"
     )
     return cases, events, records, list(READING_SKIPS), picked

@@ -1543,7 +1543,7 @@ class SQLiteStore(Store):
         from ._rows import case_readings, reading_queries
 
         cases, events, records, params, picked = reading_queries(
-            "?", "json_extract(e.payload, '$.{key}')", kinds
+            "?", "json_extract(e.payload, '$.{key}')", kinds, "CROSS JOIN"
         )
         conn = self.conn
         with _translated(self.path), self.read_snapshot():
