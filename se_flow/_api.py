@@ -2887,7 +2887,12 @@ class SEFlow:
         (`case_readings`), each case's rows decoded once."""
         from ._report import case_view, kinds_read
 
-        kinds = None if with_history else kinds_read(self.workflow, programme)
+        kinds = kinds_read(self.workflow, programme)
+        if with_history:
+            from ._standards import needs
+
+            # The standards read only the record kinds they name (as the due list does).
+            kinds |= needs(self.workflow.standards)[0]
         return [
             case_view(reading, self.workflow, programme, on, with_history=with_history)
             for reading in self.store.case_readings(kinds)

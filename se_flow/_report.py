@@ -1402,20 +1402,15 @@ def client_rows(
         def why(s: Spell, c: Case = c, v: CaseView = v) -> str:
             seq = v.job_ends.get(s.job)
             slots = texts.get(seq, {}) if seq is not None else {}
-            if _REASON not in slots:
-                # Kept inline (an event from before texts were kept apart), or none at all.
-                said = s.end_reason
-            elif slots[_REASON] is None:
+            if _REASON in slots and slots[_REASON] is None:
                 return ERASED
-            elif not shown:
+            # From the text table, or kept inline (an event from before texts were apart).
+            said = slots.get(_REASON) or s.end_reason
+            if not said:
+                return ""
+            if not shown:
                 return WITHHELD
-            else:
-                said = slots[_REASON]
-            return (
-                _pseudonymous(str(said), names.get(c.participant_id), c.participant_id)
-                if said
-                else ""
-            )
+            return _pseudonymous(str(said), names.get(c.participant_id), c.participant_id)
 
         state = workflow.states.get(c.state)
         rows.append(

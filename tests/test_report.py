@@ -312,6 +312,36 @@ def test_standards_met_per_standard(q3: se_flow.SEFlow) -> None:
 # --- periods -----------------------------------------------------------------------------------
 
 
+def test_standards_read_from_case_readings_as_from_the_whole_log(q3: se_flow.SEFlow) -> None:
+    """The standards report's histories (from the store's readings, records of the kinds
+    read) give every standard's results that the events themselves give."""
+    from se_flow._standards import CaseHistory, happenings, pause_triggers
+    from se_flow._standards import evaluate as judge
+
+    wf = q3.workflow
+    q3.record("C-1", "note", text="called", effective_at=D(2026, 7, 9))
+    views = q3._views(q3.programme("ips_grow"), D(2026, 9, 30), with_history=True)
+    pause, resume = pause_triggers(wf)
+    whole = [
+        CaseHistory(
+            case_id=v.id,
+            coach=v.case.coach,
+            happenings=happenings(q3.store.events(case_id=v.id), wf.records),
+            closed_on=v.closed_on,
+            pause_triggers=pause,
+            resume_triggers=resume,
+        )
+        for v in views
+    ]
+    mine = [v.history for v in views if v.history is not None]
+    assert len(mine) == len(whole) == 6
+    on = D(2026, 9, 30)
+    assert (
+        judge(mine, wf.standards, wf.calendar, on).results
+        == judge(whole, wf.standards, wf.calendar, on).results
+    )
+
+
 def test_periods_parse() -> None:
     assert quarter("2026-Q3").start == D(2026, 7, 1) and quarter("2026-Q3").end == D(2026, 9, 30)
     assert month("2026-02").end == D(2026, 2, 28)
