@@ -1554,10 +1554,12 @@ class PostgresStore(Store):
             # Server-side cursors in the snapshot's transaction: three ordered scans streamed
             # side by side, a few thousand rows fetched at a time.
             def scan(name: str, sql: str, args: list[Any]) -> Iterator[tuple[Any, ...]]:
-                cur = conn.cursor(name=name)
-                cur.itersize = _PAGE
-                cur.execute(sql.encode(), args)
-                yield from cur
+                # Closed when read to the end, so a second reading in one snapshot can
+                # declare the same names again.
+                with conn.cursor(name=name) as cur:
+                    cur.itersize = _PAGE
+                    cur.execute(sql.encode(), args)
+                    yield from cur
 
             yield from case_readings(
                 self.workflow,

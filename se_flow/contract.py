@@ -292,6 +292,9 @@ class StoreContract:
         assert [[x.seq for x in r.records] for r in notes[:3]] == [[], [first, fixed], []]
         assert [r.events for r in notes] == [r.events for r in readings]
         assert [r.records for r in staffed.case_readings(set())][:2] == [(), ()]
+        with staffed.read_snapshot():
+            twice = [list(staffed.case_readings()) for _ in range(2)]
+        assert twice == [readings, readings]
 
     def test_snapshot_holds_current_records_and_marks(self, staffed: Store) -> None:
         case = _engage(staffed, _refer(staffed).id)
