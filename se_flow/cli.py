@@ -53,6 +53,31 @@ def _os_user() -> str | None:
         return None
 
 
+def _complete(kind: str) -> Callable[[Any, list[str], str], list[str]]:
+    """An `autocompletion` callback offering the `kind` words of `SEFlow.completions` (ids only)
+    from the database the command line names. Silent on any failure (no database, not staff,
+    a bad option before the word): the shell then offers nothing, and no traceback is shown."""
+
+    # Typer passes the context, the words so far and the word being typed, by these names.
+    def offer(ctx: Any, args: list[str], incomplete: str) -> list[str]:
+        try:
+            given = ctx.find_root().params
+            case_id = ctx.params.get("case_id") if kind == "trigger" else None
+            with se_flow.open(
+                given.get("db") or default_db_path(),
+                stages=given.get("stages"),
+                actor=given.get("actor") or _os_user(),
+                create=False,
+                read_only=True,
+                login=_os_user(),
+            ) as flow:
+                return list(flow.completions(kind, incomplete, case_id=case_id))
+        except Exception:
+            return []
+
+    return offer
+
+
 # --- errors: one place ------------------------------------------------------------------------
 
 
@@ -396,6 +421,7 @@ def _root(
         typer.Option(
             "--as",
             envvar=ACTOR_ENV,
+            autocompletion=_complete("staff"),
             help="Who is acting: your staff id. Default: your login name.",
             show_default=False,
         ),
@@ -661,7 +687,13 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON (dates ISO) to stdout.")
 ]
 CaseArg = Annotated[
-    str, typer.Argument(metavar="CASE", help="The case id, e.g. C-12.", show_default=False)
+    str,
+    typer.Argument(
+        metavar="CASE",
+        help="The case id, e.g. C-12.",
+        show_default=False,
+        autocompletion=_complete("case"),
+    ),
 ]
 OnOption = Annotated[
     str | None,
@@ -772,7 +804,10 @@ def staff_add(
 @staff_app.command("edit")
 def staff_edit(
     ctx: typer.Context,
-    staff_id: Annotated[str, typer.Argument(metavar="ID", help="Their staff id.")],
+    staff_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="Their staff id.", autocompletion=_complete("staff")),
+    ],
     name: Annotated[
         str | None, typer.Option("--name", help="Their full name.", show_default=False)
     ] = None,
@@ -918,6 +953,7 @@ def refer(
         typer.Option(
             "--coach",
             help="The coach's staff id. Default: you, if you are a coach.",
+            autocompletion=_complete("coach"),
             show_default=False,
         ),
     ] = None,
@@ -983,7 +1019,13 @@ def refer(
 def cases(
     ctx: typer.Context,
     coach: Annotated[
-        str | None, typer.Option("--coach", help="Only this coach's cases.", show_default=False)
+        str | None,
+        typer.Option(
+            "--coach",
+            help="Only this coach's cases.",
+            show_default=False,
+            autocompletion=_complete("coach"),
+        ),
     ] = None,
     stage: Annotated[
         str | None,
@@ -1162,7 +1204,9 @@ def record(
     kind: Annotated[
         str,
         typer.Argument(
-            metavar="KIND", help="The record kind, e.g. consent (se-flow workflow show lists them)."
+            metavar="KIND",
+            help="The record kind, e.g. consent (se-flow workflow show lists them).",
+            autocompletion=_complete("record"),
         ),
     ],
     pairs: Annotated[
@@ -1219,7 +1263,12 @@ def check(
     ctx: typer.Context,
     case_id: CaseArg,
     trigger: Annotated[
-        str, typer.Argument(metavar="TRIGGER", help="The trigger to try, e.g. start_profiling.")
+        str,
+        typer.Argument(
+            metavar="TRIGGER",
+            help="The trigger to try, e.g. start_profiling.",
+            autocompletion=_complete("trigger"),
+        ),
     ],
     reason: Annotated[
         str | None,
@@ -1322,7 +1371,9 @@ def advance(
     trigger: Annotated[
         str,
         typer.Argument(
-            metavar="TRIGGER", help="The trigger, e.g. start_profiling (see: se-flow next)."
+            metavar="TRIGGER",
+            help="The trigger, e.g. start_profiling (see: se-flow next).",
+            autocompletion=_complete("trigger"),
         ),
     ],
     reason: ReasonOption = None,
@@ -1462,7 +1513,10 @@ def reopen(
     coach: Annotated[
         str | None,
         typer.Option(
-            "--coach", help="The coach (default: the closed case's coach).", show_default=False
+            "--coach",
+            help="The coach (default: the closed case's coach).",
+            show_default=False,
+            autocompletion=_complete("coach"),
         ),
     ] = None,
     note: Annotated[
@@ -1489,7 +1543,12 @@ def reopen(
 def assign(
     ctx: typer.Context,
     case_id: CaseArg,
-    coach: Annotated[str, typer.Argument(metavar="COACH", help="The new coach's staff id.")],
+    coach: Annotated[
+        str,
+        typer.Argument(
+            metavar="COACH", help="The new coach's staff id.", autocompletion=_complete("coach")
+        ),
+    ],
     reason: ReasonOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -1569,6 +1628,7 @@ def due(
         typer.Option(
             "--coach",
             help="Whose caseload. Default: yours if you are a coach, else everyone's.",
+            autocompletion=_complete("coach"),
             show_default=False,
         ),
     ] = None,
@@ -1703,13 +1763,21 @@ def export(
     case_id: Annotated[
         str | None,
         typer.Option(
-            "--case", metavar="CASE", help="Only this case, e.g. C-12.", show_default=False
+            "--case",
+            metavar="CASE",
+            help="Only this case, e.g. C-12.",
+            show_default=False,
+            autocompletion=_complete("case"),
         ),
     ] = None,
     coach: Annotated[
         str | None,
         typer.Option(
-            "--coach", metavar="ID", help="Only this coach's cases (staff id).", show_default=False
+            "--coach",
+            metavar="ID",
+            help="Only this coach's cases (staff id).",
+            show_default=False,
+            autocompletion=_complete("coach"),
         ),
     ] = None,
     stage: Annotated[
@@ -1988,7 +2056,12 @@ def audit_grant_texts(
     ctx: typer.Context,
     staff_id: Annotated[
         str,
-        typer.Argument(metavar="AUDITOR", help="The auditor's staff id.", show_default=False),
+        typer.Argument(
+            metavar="AUDITOR",
+            help="The auditor's staff id.",
+            show_default=False,
+            autocompletion=_complete("staff"),
+        ),
     ],
     reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
     revoke: Annotated[bool, typer.Option("--revoke", help="Take the grant back instead.")] = False,
@@ -2180,7 +2253,12 @@ def outcomes(
     ctx: typer.Context,
     case_id: Annotated[
         str | None,
-        typer.Argument(metavar="[CASE]", help="The case id, e.g. C-12.", show_default=False),
+        typer.Argument(
+            metavar="[CASE]",
+            help="The case id, e.g. C-12.",
+            show_default=False,
+            autocompletion=_complete("case"),
+        ),
     ] = None,
     on: Annotated[
         str | None,
@@ -2201,7 +2279,12 @@ def outcomes(
     ] = None,
     coach: Annotated[
         str | None,
-        typer.Option("--coach", help="With --due-within: one coach's cases.", show_default=False),
+        typer.Option(
+            "--coach",
+            help="With --due-within: one coach's cases.",
+            show_default=False,
+            autocompletion=_complete("coach"),
+        ),
     ] = None,
     programme: Annotated[
         str | None,
@@ -2538,7 +2621,13 @@ def report_coaches(
     ctx: typer.Context,
     month: MonthOption = None,
     coach: Annotated[
-        str | None, typer.Option("--coach", help="One coach only.", show_default=False)
+        str | None,
+        typer.Option(
+            "--coach",
+            help="One coach only.",
+            show_default=False,
+            autocompletion=_complete("coach"),
+        ),
     ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
