@@ -77,7 +77,7 @@ from ._report import CaseView as ReportCase  # a case as the reports read it
 from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
-from ._standards import DueItem, DueList, Verdicts
+from ._standards import DueItem, DueList, Verdicts, due_key
 from ._texts import text_fields, withhold_event, withhold_record
 from ._urls import shown_database
 from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
@@ -451,7 +451,8 @@ def _with_outcomes(
         if d.overdue or not overdue_only
     ]
     items = sorted(
-        (*found.items, *extra), key=lambda i: (i.due_on, i.case_id, i.what != "review", i.title)
+        (*found.items, *extra),
+        key=lambda i: due_key(i.due_on, i.case_id, i.what != "review", i.title, i.occurrence),
     )
     return DueList(tuple(items[:limit] if limit is not None else items), found.warnings)
 
@@ -2141,6 +2142,7 @@ class SEFlow:
         overdue: bool = False,
         as_of: dt.date | None = None,
         limit: int | None = None,
+        after: str | None = None,
         actor: str | None = None,
         outcomes: bool = False,
     ) -> DueList:
@@ -2151,16 +2153,24 @@ class SEFlow:
         what is past its date. Each item says what satisfies it and the command that does.
         `warnings` names calendar years needed but not listed. `due` stays reviews only.
         `outcomes` adds the milestones and claims `outcomes_due` finds (`what` = milestone or
-        claim): off by default, as it evaluates every enrolled case."""
-        from ._due import due_list
+        claim): off by default, as it evaluates every enrolled case. `limit` keeps the first
+        so many; `after` (the `key` of the page before's last item) starts the next page."""
+        from ._due import After, after_item, due_list
 
         self._reader(actor)
         _target(coach)
         check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
+        mark = None
+        if after is not None:
+            try:
+                mark = After.parse(str(after))
+            except ValueError as exc:
+                raise InvalidInput(f"after {quoted(str(after))}: {exc}", field="after") from None
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         found = due_list(
             self.store,
             self.workflow,
@@ -2169,15 +2179,19 @@ class SEFlow:
             within_days=within_days,
             overdue_only=overdue,
             limit=None if outcomes else limit,
+            live=today >= now,
+            after=mark,
         )
         if not outcomes:
             return found
-        return _with_outcomes(
+        both = _with_outcomes(
             found,
             self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
             overdue,
-            limit,
+            None,
         )
+        items = after_item(both.items, self.workflow, mark)
+        return DueList(tuple(items[:limit] if limit is not None else items), both.warnings)
 
     def standards(
         self, case_id: str, *, as_of: dt.date | None = None, actor: str | None = None
@@ -2191,7 +2205,9 @@ class SEFlow:
         if as_of is not None:
             check_date(as_of, "as_of")
         case = self.store.case(case_id)
-        return case_standards(self.store, self.workflow, case, as_of or self.now().date())
+        now = self.now().date()
+        day = as_of or now
+        return case_standards(self.store, self.workflow, case, day, live=day >= now)
 
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
@@ -2358,7 +2374,8 @@ class SEFlow:
         check_limit(before_seq, "before_seq")
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         from ._due import case_standards
 
         with self.store.read_snapshot():
@@ -2373,7 +2390,7 @@ class SEFlow:
             shown = records[1:] if more else records
             if not self._shows_text(viewer):
                 shown = [withhold_record(r, self.workflow) for r in shown]
-            standards = case_standards(self.store, self.workflow, case, today)
+            standards = case_standards(self.store, self.workflow, case, today, today >= now)
             history = self._history_page(case, limit, before_seq, viewer)
         return CaseView(
             case=case,
@@ -2435,12 +2452,14 @@ class SEFlow:
         within_days: int = 0,
         overdue: bool = False,
         limit: int | None = None,
+        after: str | None = None,
         outcomes: bool = False,
         names: bool = False,
         actor: str | None = None,
     ) -> DueView:
         """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
-        they are a coach, else everyone's. Says whose list it is and today's date."""
+        they are a coach, else everyone's. Says whose list it is and today's date. `limit`
+        and `after` page it (see `due_items`)."""
         by = self._reader(actor)
         if coach is None and not everyone and by.role is Role.COACH:
             coach = by.id
@@ -2451,6 +2470,7 @@ class SEFlow:
             overdue=overdue,
             as_of=today,
             limit=limit,
+            after=after,
             actor=by.id,
             outcomes=outcomes,
         )

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import itertools
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import attrs
+from attrs import frozen
 
 from ._model import Case, Status
 from ._standards import (
@@ -23,16 +26,19 @@ from ._standards import (
     DueList,
     Required,
     Verdicts,
+    case_number,
+    due_key,
     evaluate,
     happenings,
     merge,
     pause_triggers,
     record_command,
+    verdicts_at,
 )
 from ._workflow import Workflow
 from .ports import CaseFilter, Store
 
-__all__ = ["case_histories", "case_standards", "due_list"]
+__all__ = ["After", "after_item", "case_histories", "case_standards", "due_list"]
 
 
 def case_histories(
@@ -112,20 +118,80 @@ class _Reviews:
 
 
 def _review_rows(
-    store: Store, coach: str | None, last_day: dt.date
+    store: Store,
+    coach: str | None,
+    last_day: dt.date,
+    limit: int | None,
+    since: tuple[dt.date, int] | None,
 ) -> Iterable[tuple[str, str | None, bool, dt.date]]:
     """(case id, coach, paused, review date) of every open case whose review is due by
-    `last_day`, soonest first. A store may answer this itself, reading four columns rather
-    than whole cases (both SQL stores do); any other is read through its ports."""
+    `last_day`, soonest first, past `since` (a day and case number), the first `limit`. A
+    store may answer this itself, reading four columns rather than whole cases (both SQL
+    stores do); any other is read through its ports."""
     own = getattr(store, "due_reviews", None)
     if own is not None:
-        found: Iterable[tuple[str, str | None, bool, dt.date]] = own(coach, last_day)
+        found: Iterable[tuple[str, str | None, bool, dt.date]] = own(coach, last_day, limit, since)
         return found
-    return (
+    rows = (
         (c.id, c.coach, c.status is Status.PAUSED, c.review_due)
         for c in store.cases(CaseFilter(coach=coach, due_by=last_day))
-        if c.review_due is not None
+        if c.review_due is not None and (since is None or (c.review_due, case_number(c.id)) > since)
     )
+    return itertools.islice(rows, limit) if limit is not None else rows
+
+
+@frozen
+class After:
+    """Where the page before ended: its last item's `DueItem.key`, read."""
+
+    due_on: dt.date
+    case_id: str
+    what: str
+    name: str
+    occurrence: int
+
+    @classmethod
+    def parse(cls, key: str) -> After:
+        """Raises ValueError for a key that is not `DATE/CASE/WHAT/NAME/OCCURRENCE`."""
+        parts = key.split("/")
+        if len(parts) != 5 or not parts[4].isdigit():
+            raise ValueError("expected DATE/CASE/WHAT/NAME/OCCURRENCE, a due item's key")
+        day, case_id, what, name, occurrence = parts
+        return cls(dt.date.fromisoformat(day), case_id, what, name, int(occurrence))
+
+    @property
+    def since(self) -> tuple[dt.date, int]:
+        return self.due_on, case_number(self.case_id)
+
+    def cut(self, wf: Workflow) -> tuple[Any, ...]:
+        """Its place in a due list's order (`_standards.due_key`)."""
+        titles = {s.id: s.title for s in wf.standards}
+        title = {"review": "Review or contact", "pause_review": "Review the pause"}.get(
+            self.name, ""
+        )
+        if self.what != REVIEW:
+            title = titles.get(self.name, self.name)
+        return due_key(self.due_on, self.case_id, self.what != REVIEW, title, self.occurrence)
+
+
+def after_item(items: Iterable[DueItem], wf: Workflow, after: After | None) -> list[DueItem]:
+    """`items` (in due list order) past `after`."""
+    found = list(items)
+    if after is None:
+        return found
+    cut = after.cut(wf)
+    return [
+        i
+        for i in found
+        if due_key(i.due_on, i.case_id, i.what != REVIEW, i.title, i.occurrence) > cut
+    ]
+
+
+def _projected(store: Store, wf: Workflow, live: bool) -> bool:
+    """Whether the due projection answers: asked about today or later (`live`: every
+    effective date is on or before it) and kept under this very workflow (a reader with other
+    stage data evaluates the log itself)."""
+    return live and store.head_workflow_hash() in (None, wf.hash)
 
 
 @contextlib.contextmanager
@@ -151,35 +217,57 @@ def due_list(
     within_days: int,
     overdue_only: bool,
     limit: int | None,
+    live: bool = True,
+    after: After | None = None,
 ) -> DueList:
+    """Reviews and open standards due by `today` + `within_days` (before `today` with
+    `overdue_only`), the first `limit`. `live`: `today` is no earlier than the clock's day,
+    so the due projection answers, reading a page's rows by index (`Store.due_page`);
+    otherwise (a day in the past) every open case's history is evaluated as of that day.
+    `after`: the page starts after that item."""
     last_day = (
         today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
     )
     required = required_fields(wf)
     make = _Reviews(wf, required, today).item
-    with _no_cycle_collection():
-        reviews = [make(*row) for row in _review_rows(store, coach, last_day)]
-        verdicts = (
-            evaluate(
+    with _no_cycle_collection(), store.read_snapshot():
+        since = after.since if after is not None else None
+        reviews = [make(*row) for row in _review_rows(store, coach, last_day, limit, since)]
+        if not wf.standards:
+            verdicts = Verdicts(())
+        elif _projected(store, wf, live):
+            verdicts = verdicts_at(
+                store.due_page(coach, today, last_day, limit, since),
+                wf.standards,
+                wf.calendar,
+                today,
+                open_only=True,
+            )
+        else:
+            verdicts = evaluate(
                 case_histories(store, wf, coach=coach),
                 wf.standards,
                 wf.calendar,
                 today,
                 open_only=True,
             )
-            if wf.standards
-            else Verdicts(())
-        )
         found = merge(reviews, verdicts, last_day, required)
+    if after is not None:
+        found = DueList(tuple(after_item(found.items, wf, after)), found.warnings)
     if limit is not None:
         return DueList(found.items[:limit], found.warnings)
     return found
 
 
-def case_standards(store: Store, wf: Workflow, case: Case, today: dt.date) -> Verdicts:
-    """Every standard's instances on one case, open or closed."""
+def case_standards(
+    store: Store, wf: Workflow, case: Case, today: dt.date, live: bool = True
+) -> Verdicts:
+    """Every standard's instances on one case, open or closed: from its few due projection
+    rows when `today` is `live` (see `due_list`), however long the case's history."""
     if not wf.standards:
         return Verdicts(())
+    if _projected(store, wf, live):
+        return verdicts_at(store.due_rows(case.id), wf.standards, wf.calendar, today)
     closed_on = case.closed_at.date() if case.closed_at else None
     own = getattr(store, "case_histories", None)
     if own is not None:
