@@ -287,10 +287,10 @@ def due_page_queries(
 ) -> tuple[Query, Query]:
     """The open deadlines due by `last_day`, and the schedule windows holding `today` that
     fall due by then, each soonest first (then by case number and row), `coach`'s only if
-    given, after `after` (a day and case number: `due_page` reads that case's rows of the
-    day apart): one range of an index that covers what is read (on (state, due_on, num), or
-    (coach, state, due_on, num)), never a walk of the caseload. Closed cases have no open or
-    window rows (a case's closing ends what it owes)."""
+    given, past `after` (a day and case number): one range of an index that covers what is
+    read (on (state, due_on, num), or (coach, state, due_on, num)), never a walk of the
+    caseload. Closed cases have no open or window rows (a case's closing ends what it
+    owes)."""
     who, who_params = ("d.coach = " + mark + " AND ", [coach]) if coach is not None else ("", [])
     since, since_params = "", []
     if after is not None:
@@ -339,18 +339,6 @@ def due_page(
         if limit is not None and hits and len(hits) >= limit:
             hits += [due_row(r) for r in run(due_ties_query(hits[-1], mark))]
         found += hits
-    if after is not None:
-        # The case the page before ended on, that day: its items past the last one shown
-        # (the caller cuts them by title, as the list orders them).
-        group: Query = (
-            f"SELECT {_DUE_SELECT} FROM due_index d WHERE d.state IN ('{OPEN_ROW}', "
-            f"'{WINDOW_ROW}') AND d.due_on = {mark} AND d.num = {mark}",
-            [after[0].isoformat(), after[1]],
-        )
-        for r in run(group):
-            row = due_row(r)
-            if (coach is None or row.coach == coach) and due_open(row, today, last_day):
-                found.append(row)
     found.sort(key=due_order)
     return found
 

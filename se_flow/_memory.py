@@ -575,7 +575,7 @@ class MemoryStore(Store):
                 for row in rows
                 if (coach is None or row.coach == coach)
                 and due_open(row, today, last_day)
-                and (after is None or (row.due_on, case_number(cid)) >= after)
+                and (after is None or (row.due_on, case_number(cid)) > after)
             ]
         found.sort(key=due_order)
         return found

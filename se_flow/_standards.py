@@ -827,12 +827,6 @@ class DueItem:
     commands: tuple[str, ...]
     occurrence: int = 1
 
-    @property
-    def key(self) -> str:
-        """Names this item in its list, for `after` (the next page starts after it):
-        `DATE/CASE/WHAT/NAME/OCCURRENCE`, e.g. `2026-06-03/C-12/standard/ipes_first_meeting/1`."""
-        return f"{self.due_on}/{self.case_id}/{self.what}/{self.name}/{self.occurrence}"
-
     def to_json(self) -> dict[str, Any]:
         return {
             "case_id": self.case_id,

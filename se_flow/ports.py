@@ -331,8 +331,8 @@ class CaseReads(Protocol):
         that fall due by `last_day`, and schedule windows holding `today` that fall due by
         then; soonest first, then by case number and row. With `limit`, at least the first
         `limit` of each of the two (all there are, if fewer) and every row of the last one's
-        case and day after it; with `after` (a day and a case number), only rows from that
-        day and case on."""
+        case and day after it; with `after` (a day and a case number), only rows past that
+        day and case."""
         ...
 
     def count_due_rows(self) -> int:
