@@ -31,6 +31,7 @@ from ._standards import (
     evaluate,
     happenings,
     merge,
+    merge_rows,
     pause_triggers,
     record_command,
     verdicts_at,
@@ -218,13 +219,9 @@ def due_list(
         if not wf.standards:
             verdicts = Verdicts(())
         elif projected:
-            verdicts = verdicts_at(
-                store.due_page(coach, today, last_day, None),
-                wf.standards,
-                wf.calendar,
-                today,
-                open_only=True,
-            )
+            rows = store.due_page(coach, today, last_day, None)
+            found = merge_rows(reviews, rows, wf.standards, wf.calendar, today, required)
+            return by_cases(found, limit, after)
         else:
             verdicts = evaluate(
                 case_histories(store, wf, coach=coach),

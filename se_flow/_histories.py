@@ -12,6 +12,7 @@ checks it on every store).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -234,7 +235,13 @@ DUE_COLS = (
 def _day(value: Any) -> dt.date | None:
     if value is None or isinstance(value, dt.date):
         return value
-    return dt.date.fromisoformat(value)
+    return _parsed_day(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_day(text: str) -> dt.date:
+    # A team's due rows fall on few days: each parsed once.
+    return dt.date.fromisoformat(text)
 
 
 def due_row(row: Sequence[Any]) -> DueRow:

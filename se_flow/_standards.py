@@ -72,6 +72,7 @@ __all__ = [
     "evaluate",
     "happenings",
     "merge",
+    "merge_rows",
     "needs",
     "parse_standards",
     "pause_triggers",
@@ -918,16 +919,91 @@ def merge(
                 occurrence=r.occurrence,
             )
         )
-    items.sort(key=_due_order)
-    warnings: tuple[str, ...] = ()
-    if verdicts.uncovered_years:
-        years = ", ".join(map(str, verdicts.uncovered_years))
-        warnings = (
-            f"the calendar lists no bank holidays for {years}: every weekday in "
-            f"{'that year' if len(verdicts.uncovered_years) == 1 else 'those years'} counts "
-            "as a working day",
+    items.sort(key=_orderer())
+    return DueList(tuple(items), _year_warnings(verdicts.uncovered_years))
+
+
+def _year_warnings(uncovered: Sequence[int]) -> tuple[str, ...]:
+    if not uncovered:
+        return ()
+    years = ", ".join(map(str, uncovered))
+    return (
+        f"the calendar lists no bank holidays for {years}: every weekday in "
+        f"{'that year' if len(uncovered) == 1 else 'those years'} counts as a working day",
+    )
+
+
+def _orderer() -> Any:
+    """`_due_order`, each case's number read once (a team's list has a few items a case)."""
+    numbers: dict[str, int] = {}
+
+    def order(i: DueItem) -> tuple[dt.date, int, str, bool, str, int]:
+        cid = i.case_id
+        n = numbers.get(cid)
+        if n is None:
+            n = numbers[cid] = case_number(cid)
+        return (i.due_on, n, cid, i.what != REVIEW, i.title, i.occurrence)
+
+    return order
+
+
+def merge_rows(
+    reviews: Iterable[DueItem],
+    rows: Iterable[DueRow],
+    standards: Sequence[StandardSpec],
+    calendar: Calendar | None,
+    today: dt.date,
+    required: Required,
+) -> DueList:
+    """`merge` of reviews and `verdicts_at(rows, ..., open_only=True)`, the rows read straight
+    into due items (a team's list has one or two a case: no `StandardResult` between)."""
+    items = list(reviews)
+    specs = {s.id: s for s in standards}
+    shared: dict[str, tuple[StandardSpec, tuple[str, ...], list[list[str]]]] = {}
+    years: set[int] = set()
+    new = DueItem
+    for row in rows:
+        found = shared.get(row.standard)
+        if found is None:
+            spec = specs.get(row.standard)
+            if spec is None:
+                continue  # a standard the workflow no longer has (verify names the row)
+            found = shared[row.standard] = (
+                spec,
+                tuple(s.words() for s in spec.met_by),
+                [command_for(_HOLE, s, required).split(_HOLE) for s in spec.met_by],
+            )
+        spec, words, commands = found
+        due = row.due_on
+        if due is None:
+            continue
+        state = row.state
+        if state == OPEN_ROW:
+            overdue = due < today
+        elif state == WINDOW_ROW and row.window_start <= today <= due:
+            overdue = False
+        else:
+            continue
+        cid = row.case_id
+        items.append(
+            new(
+                case_id=cid,
+                coach=row.coach,
+                what=STANDARD,
+                name=row.standard,
+                title=spec.title,
+                due_on=due,
+                overdue=overdue,
+                does_it=words,
+                commands=tuple(c[0] + cid + c[1] for c in commands),
+                occurrence=row.occurrence,
+            )
         )
-    return DueList(tuple(items), warnings)
+        if spec.working_days and calendar is not None:
+            years.update(range(row.anchor_on.year, due.year + 1))
+    items.sort(key=_orderer())
+    uncovered = calendar.uncovered(years) if calendar is not None else ()
+    return DueList(tuple(items), _year_warnings(uncovered))
 
 
 _HOLE = "\0"
