@@ -77,7 +77,7 @@ from ._report import CaseView as ReportCase  # a case as the reports read it
 from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
-from ._standards import DueItem, DueList, Verdicts
+from ._standards import DueItem, DueList, Verdicts, due_key
 from ._texts import text_fields, withhold_event, withhold_record
 from ._urls import shown_database
 from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
@@ -454,26 +454,10 @@ def _with_outcomes(
         if d.overdue or not overdue_only
     ]
     items = sorted(
-        (*found.items, *extra), key=lambda i: (i.due_on, i.case_id, i.what != "review", i.title)
+        (*found.items, *extra),
+        key=lambda i: due_key(i.due_on, i.case_id, i.what != "review", i.title, i.occurrence),
     )
     return DueList(tuple(items[:limit] if limit is not None else items), found.warnings)
-
-
-def _due_page(found: DueList, limit: int | None, after: str | None) -> DueList:
-    """The page of `found` holding the `limit` cases that come after case `after` in it
-    (each case where its first, most urgent, item is), with all their items, in order."""
-    if limit is None and after is None:
-        return found
-    order = list(dict.fromkeys(i.case_id for i in found.items))
-    if after is not None:
-        if after not in order:
-            raise NotFound(
-                f"case {quoted(after)} is not on this due list (nothing due on it now): "
-                "start again from the first page"
-            )
-        order = order[order.index(after) + 1 :]
-    kept = set(order if limit is None else order[:limit])
-    return DueList(tuple(i for i in found.items if i.case_id in kept), found.warnings)
 
 
 def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
@@ -2211,8 +2195,10 @@ class SEFlow:
         Paged by whole cases, so no case is split over two pages: `limit` keeps everything
         due on the first so many cases (each placed by its most urgent item), `after` (the
         last case of the page before) starts after that case. Raises `CaseNotFound` for an
-        `after` that is no case, `NotFound` for one with nothing on the list (any more)."""
-        from ._due import due_list
+        `after` that is no case, `NotFound` for one with nothing on the list (any more). A
+        page of today's list (or a later day's) reads only its cases' rows of the due table,
+        however big the caseload."""
+        from ._due import by_cases, due_list
 
         self._reader(actor)
         _target(coach)
@@ -2222,7 +2208,8 @@ class SEFlow:
             self.store.case(_case_id(after, "after"))
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         found = due_list(
             self.store,
             self.workflow,
@@ -2230,16 +2217,20 @@ class SEFlow:
             coach=coach,
             within_days=within_days,
             overdue_only=overdue,
-            limit=None,
+            # Paged here only without outcomes (added to the whole list below).
+            limit=None if outcomes else limit,
+            live=today >= now,
+            after=None if outcomes else after,
         )
-        if outcomes:
-            found = _with_outcomes(
-                found,
-                self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
-                overdue,
-                None,
-            )
-        return _due_page(found, limit, after)
+        if not outcomes:
+            return found
+        found = _with_outcomes(
+            found,
+            self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
+            overdue,
+            None,
+        )
+        return by_cases(found, limit, after)
 
     def standards(
         self, case_id: str, *, as_of: dt.date | None = None, actor: str | None = None
@@ -2253,7 +2244,9 @@ class SEFlow:
         if as_of is not None:
             check_date(as_of, "as_of")
         case = self.store.case(case_id)
-        return case_standards(self.store, self.workflow, case, as_of or self.now().date())
+        now = self.now().date()
+        day = as_of or now
+        return case_standards(self.store, self.workflow, case, day, live=day >= now)
 
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
@@ -2430,7 +2423,8 @@ class SEFlow:
         check_limit(before_seq, "before_seq")
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         from ._due import case_standards
 
         with self.store.read_snapshot():
@@ -2445,7 +2439,7 @@ class SEFlow:
             shown = records[1:] if more else records
             if not self._shows_text(viewer):
                 shown = [withhold_record(r, self.workflow) for r in shown]
-            standards = case_standards(self.store, self.workflow, case, today)
+            standards = case_standards(self.store, self.workflow, case, today, today >= now)
             history = self._history_page(case, limit, before_seq, viewer)
         return CaseView(
             case=case,
@@ -2513,7 +2507,8 @@ class SEFlow:
         actor: str | None = None,
     ) -> DueView:
         """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
-        they are a coach, else everyone's. Says whose list it is and today's date."""
+        they are a coach, else everyone's. Says whose list it is and today's date. `limit`
+        and `after` page it (see `due_items`)."""
         by = self._reader(actor)
         if coach is None and not everyone and by.role is Role.COACH:
             coach = by.id
@@ -2931,7 +2926,6 @@ class SEFlow:
         that holds it, for a period as `report` takes it, with the cases behind it. Raises
         `NotFound` for a figure no report has (or a coach's figure of a coach with no cases)."""
         from ._report import FIGURES, report_for
-        from .errors import NotFound
 
         check_text(key, "figure")
         name = report_for(key, [s.id for s in self.workflow.standards])

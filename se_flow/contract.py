@@ -41,6 +41,7 @@ from se_flow._model import (
     Status,
 )
 from se_flow._seal import DAY, VerificationKey, seal_verifies
+from se_flow._standards import OPEN_ROW, DueRow, case_history, project
 from se_flow._texts import ERASED, digest
 from se_flow.errors import PermissionDenied, TextAlreadyErased, TextNotFound
 from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
@@ -190,6 +191,53 @@ class StoreContract:
             assert staffed.read().count_active_admins() == 2
             _add_staff(staffed, Staff(id="ada", name="Ada", role="coach"))
             assert staffed.read().count_active_admins() == 1
+
+    def test_the_due_projection_follows_each_write_and_equals_its_replay(
+        self, staffed: Store
+    ) -> None:
+        """`due_rows` after each write is what the case's history projects; a write that
+        cannot change it (a note) leaves it; one rolled back with its batch takes its rows
+        with it; `due_page` finds the open ones by day, coach and limit."""
+
+        def replay(case_id: str) -> list[DueRow]:
+            case = staffed.case(case_id)
+            closed = case.closed_at.date() if case.closed_at else None
+            events = staffed.events(case_id=case_id)
+            history = case_history(case_id, case.coach, closed, events, WORKFLOW)
+            return list(project(history, WORKFLOW.standards, WORKFLOW.calendar))
+
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        rows = staffed.due_rows(case.id)
+        assert {r.standard for r in rows} == {"ipes_acknowledge_referral", "ipes_first_meeting"}
+        assert {r.state for r in rows} == {OPEN_ROW}
+        assert rows == replay(case.id)
+        assert staffed.due_rows("C-404") == []
+        _note(staffed, case.id, "called")
+        assert staffed.due_rows(case.id) == rows
+        with pytest.raises(RuntimeError), staffed.batch():
+            _engage(staffed, case.id)
+            raise RuntimeError("rolled back")
+        assert staffed.due_rows(case.id) == rows
+        _engage(staffed, case.id)
+        engaged = staffed.due_rows(case.id)
+        assert engaged == replay(case.id) and engaged != rows
+        assert [r.state for r in engaged if r.standard == "ipes_acknowledge_referral"] == ["met"]
+        assert staffed.count_due_rows() == len(engaged) + len(staffed.due_rows(other.id))
+        today = NOW.date()
+        page = staffed.due_page(None, today, today + dt.timedelta(days=60), None)
+        assert page and all(r.coach == "sam" for r in page)
+        assert {r.case_id for r in page} == {case.id, other.id}
+        assert all(r.state == OPEN_ROW for r in page)
+        keys = [(r.due_on, r.case_id, r.n) for r in page]
+        assert keys == sorted(keys)
+        first = staffed.due_page(None, today, today + dt.timedelta(days=60), 1)
+        assert first[0] == page[0]
+        tied = [h for h in page if (h.due_on, h.case_id) == (page[0].due_on, page[0].case_id)]
+        assert all(h in first for h in tied)
+        assert staffed.due_page("kim", today, today + dt.timedelta(days=60), None) == []
+        early = staffed.due_page(None, today, today, None)
+        assert all(r.due_on is not None and r.due_on <= today for r in early)
 
     def test_version_checked_update_refuses_a_stale_version(self, staffed: Store) -> None:
         case = _refer(staffed)

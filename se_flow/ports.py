@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from attrs import frozen
 
@@ -44,6 +44,9 @@ from ._model import (
 )
 from ._seal import Sealing, SealRow, VerificationKey
 from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ._standards import DueRow
 
 __all__ = [
     "NOTHING",
@@ -341,6 +344,32 @@ class CaseReads(Protocol):
         corrects unless `include_superseded`. Read from the newest back (a correction always
         comes after what it corrects), so a first page costs the same however many records the
         case has. Raises `CaseNotFound`."""
+        ...
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        """The case's rows of the due projection (`_standards.project`: what is due, met and
+        missed, kept beside the log and brought up to date by every write that can change
+        it), in order (none for an unknown case)."""
+        ...
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        """Due projection rows of open cases (`coach`'s only, if given): deadlines not met
+        that fall due by `last_day`, and schedule windows holding `today` that fall due by
+        then; soonest first, then by case number and row. With `limit`, at least the first
+        `limit` of each of the two (all there are, if fewer) and every row of the last one's
+        case and day after it; with `after` (a day and a case number), only rows past that
+        day and case."""
+        ...
+
+    def count_due_rows(self) -> int:
+        """How many rows the due projection holds (`verify` counts its replay's)."""
         ...
 
     def list_staff(self) -> list[Staff]:
