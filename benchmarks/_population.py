@@ -75,12 +75,12 @@ def offset_days(num: int) -> int:
     return (num * 2654435761 % 2**32) % SPREAD_DAYS
 
 
-def _day(n: int) -> dt.datetime:
+def day(n: int) -> dt.datetime:
     return T0 - dt.timedelta(days=n)
 
 
 # On top of the least evidence: the sizes a real service's records have.
-_EXTRA: dict[str, dict[str, Any]] = {
+EXTRA: dict[str, dict[str, Any]] = {
     "consent": {"employer_contact": True},
     "action_plan": {"summary": "Explore retail and admin roles; visit two employers"},
     "vocational_profile": {
@@ -94,14 +94,14 @@ _EXTRA: dict[str, dict[str, Any]] = {
 def walk_template(flow: se_flow.SEFlow, case_id: str, actor: str, start: int = 30) -> None:
     """The template's history after the referral: to employer engagement, `start` days ago."""
     s = start
-    flow.advance(case_id, "engage", actor=actor, effective_at=_day(s - 1))
+    flow.advance(case_id, "engage", actor=actor, effective_at=day(s - 1))
     # (place, recorded this many days after the start, moved on this many days after it)
     for place, recorded, moved in (("customer_engagement", 4, 5), ("vocational_profiling", 20, 29)):
         forward = LEAST_EVIDENCE[place]
         for kind, fields in forward.records:
-            fields = {**fields, **_EXTRA.get(kind, {})}
-            flow.record(case_id, kind, fields, actor=actor, effective_at=_day(s - recorded))
-        flow.advance(case_id, forward.trigger, actor=actor, effective_at=_day(s - moved))
+            fields = {**fields, **EXTRA.get(kind, {})}
+            flow.record(case_id, kind, fields, actor=actor, effective_at=day(s - recorded))
+        flow.advance(case_id, forward.trigger, actor=actor, effective_at=day(s - moved))
 
 
 def refer_template(flow: se_flow.SEFlow, actor: str, name: str, start: int = 30) -> se_flow.Case:
@@ -110,7 +110,7 @@ def refer_template(flow: se_flow.SEFlow, actor: str, name: str, start: int = 30)
         source="Jobcentre Plus",
         coach=actor,
         actor=actor,
-        effective_at=_day(start),
+        effective_at=day(start),
     ).case
 
 
