@@ -309,7 +309,7 @@ def _histories(draw: st.DrawFn) -> list[ImportedCase]:
         day = start - 1
         for _ in range(max(steps - 1, 0) * 2):
             day = max(day - draw(st.integers(0, 5)), 1)
-            if commands and draw(st.booleans()):
+            if bool(commands) and draw(st.booleans()):
                 commands.append(ImportedRecord("note", {"text": draw(_NOTES)}, _day(day)))
             else:
                 commands.append(
