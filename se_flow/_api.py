@@ -810,6 +810,7 @@ class SEFlow:
         command: int | None = None
         try:
             with scratch.batch():
+                flow.milestone_check = self.milestone_check
                 done = flow.refer(
                     case.person,
                     referral=case.referral,
@@ -820,6 +821,11 @@ class SEFlow:
                     command_id=mine[0],
                 )
                 case_id = done.case.id
+                # A case on no programme makes no milestones (`_sync_milestones` finds no
+                # enrolment): not asked after each of its commands. Only its referral enrols.
+                flow.milestone_check = self.milestone_check and any(
+                    e.kind == EventKind.ENROL for e in scratch.events(case_id=case_id)
+                )
                 seqs: list[int | None] = []
                 for index, step in enumerate(case.commands):
                     command = index

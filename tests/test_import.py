@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from helpers import LEAST_EVIDENCE
 from hypothesis import HealthCheck, given, settings
@@ -51,6 +52,10 @@ def open_flow(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         flow.disconnect()
 
 
+def _bad(case: ImportedCase, **changes: Any) -> ImportedCase:
+    return attrs.evolve(case, **changes)
+
+
 def _day(n: int) -> dt.date:
     return (NOW - dt.timedelta(days=n)).date()
 
@@ -86,6 +91,7 @@ def _by_hand(flow: se_flow.SEFlow, case: ImportedCase, actor: str = "sam") -> st
         coach=case.coach,
         actor=case.actor or actor,
         effective_at=case.referred_at,
+        programme=case.programme,
         command_id=f"import:{case.ref}",
     )
     seqs: list[int] = []
@@ -171,6 +177,8 @@ def test_an_import_is_the_same_history_as_the_commands_entered_one_by_one(open_f
     imported.refer("Before", source="GP", actor="sam")
     by_hand.refer("Before", source="GP", actor="sam")
     cases = [_walked(f"OLD-{i}", 40 + i) for i in range(3)]
+    # One on a programme: its enrolment, and any milestone its history makes, as by hand.
+    cases[1] = _bad(cases[1], programme="mhep")
     report = imported.import_history(cases, by="sam", chunk=2)
     assert report.imported == (("OLD-0", "C-2"), ("OLD-1", "C-3"), ("OLD-2", "C-4"))
     assert report.records == 3 * 10 and report.skipped == ()
@@ -178,6 +186,7 @@ def test_an_import_is_the_same_history_as_the_commands_entered_one_by_one(open_f
         _by_hand(by_hand, case)
     assert _comparable(imported) == _comparable(by_hand)
     assert _projections(imported) == _projections(by_hand)
+    assert "enrol" in {e["kind"] for e in _comparable(imported)}
     assert report.events == len(imported.events(actor="lead")) - 3
     check = imported.verify(actor="lead")
     assert check.ok, check.problem
@@ -198,12 +207,6 @@ def test_an_import_into_a_sealing_database_seals_every_event(tmp_path: Path) -> 
         assert check.ok and check.seals is not None, check
         head, _ = flow.store.head()
         assert [s.seq for s in flow.store.seal_rows()] == list(range(2, head + 1))
-
-
-def _bad(case: ImportedCase, **changes: Any) -> ImportedCase:
-    import attrs
-
-    return attrs.evolve(case, **changes)
 
 
 def test_a_case_refused_mid_way_writes_nothing_of_the_import(open_flow: Any) -> None:
