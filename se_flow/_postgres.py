@@ -1111,7 +1111,7 @@ class PostgresStore(Store):
         assert found is not None
         ((num,),) = conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchall()
         head = LogHead(int(found[0]), found[1], found[2], int(num))
-        rows = build(_PgTx(self, locking=False), head)
+        rows = build(_PgTx(self, locking=True), head)
         if not rows.events:
             return rows
         check_appended(head, rows)

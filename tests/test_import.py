@@ -18,10 +18,13 @@ import pytest
 from helpers import LEAST_EVIDENCE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg import pg_server, pg_url
 
 import se_flow
 from se_flow import ImportedCase, ImportedRecord, ImportedTrigger, PersonalDetails
 from se_flow._seal import DAY
+
+__all__ = ["pg_server", "pg_url"]
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "import.jsonl"
@@ -193,6 +196,23 @@ def test_an_import_is_the_same_history_as_the_commands_entered_one_by_one(open_f
     # Writing goes on as usual after it.
     imported.record("C-2", "note", {"text": "after"}, actor="sam")
     assert imported.verify(actor="lead").ok
+
+
+def test_an_import_into_postgresql_is_the_same_history(pg_url: str) -> None:
+    wf = se_flow.load_workflow()
+    by_hand = _staffed(se_flow.SEFlow(se_flow.MemoryStore(wf), wf, clock=lambda: NOW))
+    cases = [_walked("PG-1"), _bad(_walked("PG-2"), programme="mhep"), _walked("PG-3")]
+    with se_flow.open(pg_url, clock=lambda: NOW) as imported:
+        _staffed(imported)
+        imported.import_history(cases[:1], by="sam")
+        imported.import_history(cases[1:], by="sam", chunk=1)
+        for case in cases:
+            _by_hand(by_hand, case)
+        assert _comparable(imported) == _comparable(by_hand)
+        assert _projections(imported) == _projections(by_hand)
+        assert imported.verify(actor="lead").ok
+        imported.record("C-1", "note", {"text": "after"}, actor="sam")
+        assert imported.verify(actor="lead").ok
 
 
 def test_an_import_into_a_sealing_database_seals_every_event(tmp_path: Path) -> None:
