@@ -56,6 +56,7 @@ EXPECTED = [
     "Needed",
     "NextSteps",
     "NotFound",
+    "NoteRequired",
     "Outcomes",
     "Override",
     "Participant",
