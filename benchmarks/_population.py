@@ -77,12 +77,12 @@ def offset_days(num: int) -> int:
     return (num * 2654435761 % 2**32) % SPREAD_DAYS
 
 
-def _day(n: int) -> dt.datetime:
+def day(n: int) -> dt.datetime:
     return T0 - dt.timedelta(days=n)
 
 
 # On top of the least evidence: the sizes a real service's records have.
-_EXTRA: dict[str, dict[str, Any]] = {
+EXTRA: dict[str, dict[str, Any]] = {
     "consent": {"employer_contact": True},
     "action_plan": {"summary": "Explore retail and admin roles; visit two employers"},
     "vocational_profile": {
@@ -96,14 +96,14 @@ _EXTRA: dict[str, dict[str, Any]] = {
 def walk_template(flow: se_flow.SEFlow, case_id: str, actor: str, start: int = 30) -> None:
     """The template's history after the referral: to employer engagement, `start` days ago."""
     s = start
-    flow.advance(case_id, "engage", actor=actor, effective_at=_day(s - 1))
+    flow.advance(case_id, "engage", actor=actor, effective_at=day(s - 1))
     # (place, recorded this many days after the start, moved on this many days after it)
     for place, recorded, moved in (("customer_engagement", 4, 5), ("vocational_profiling", 20, 29)):
         forward = LEAST_EVIDENCE[place]
         for kind, fields in forward.records:
-            fields = {**fields, **_EXTRA.get(kind, {})}
-            flow.record(case_id, kind, fields, actor=actor, effective_at=_day(s - recorded))
-        flow.advance(case_id, forward.trigger, actor=actor, effective_at=_day(s - moved))
+            fields = {**fields, **EXTRA.get(kind, {})}
+            flow.record(case_id, kind, fields, actor=actor, effective_at=day(s - recorded))
+        flow.advance(case_id, forward.trigger, actor=actor, effective_at=day(s - moved))
 
 
 def refer_template(
@@ -119,7 +119,7 @@ def refer_template(
         referral=referral,
         coach=actor,
         actor=actor,
-        effective_at=_day(start),
+        effective_at=day(start),
     ).case
 
 
@@ -163,18 +163,18 @@ def _forward(
     before it (`extra`: fields by record kind)."""
     forward = LEAST_EVIDENCE[place]
     for kind, fields in forward.records:
-        fields = {**fields, **_EXTRA.get(kind, {}), **extra.get(kind, {})}
-        flow.record(case_id, kind, fields, actor=COACH, effective_at=_day(recorded))
-    flow.advance(case_id, forward.trigger, actor=COACH, effective_at=_day(moved))
+        fields = {**fields, **EXTRA.get(kind, {}), **extra.get(kind, {})}
+        flow.record(case_id, kind, fields, actor=COACH, effective_at=day(recorded))
+    flow.advance(case_id, forward.trigger, actor=COACH, effective_at=day(moved))
 
 
-def _contact(flow: se_flow.SEFlow, case_id: str, day: int, where: str, actor: str) -> None:
+def _contact(flow: se_flow.SEFlow, case_id: str, ago: int, where: str, actor: str) -> None:
     flow.record(
         case_id,
         "review",
         {"summary": "review", "location": where, "minutes": "45"},
         actor=actor,
-        effective_at=_day(day),
+        effective_at=day(ago),
     )
 
 
@@ -182,13 +182,13 @@ def walk_working(flow: se_flow.SEFlow, case_id: str, clock: _Clock) -> None:
     """Into work 120 days before T0 (its 13 weeks end in the quarter before T0), a second
     job 45 days before, reviews in the community, the office and by phone, employer contacts
     face to face and not."""
-    flow.advance(case_id, "engage", actor=COACH, effective_at=_day(169))
+    flow.advance(case_id, "engage", actor=COACH, effective_at=day(169))
     _forward(flow, case_id, "customer_engagement", 166, 165)
     _forward(flow, case_id, "vocational_profiling", 160, 158)
     _forward(
         flow, case_id, "employer_engagement", 150, 140, employer_contact={"face_to_face": True}
     )
-    offer = {"start_date": _day(120).date().isoformat(), "job": "J1"}
+    offer = {"start_date": day(120).date().isoformat(), "job": "J1"}
     _forward(flow, case_id, "job_matching", 130, 120, job_offer=offer)
     flow.record(
         case_id,
@@ -196,18 +196,18 @@ def walk_working(flow: se_flow.SEFlow, case_id: str, clock: _Clock) -> None:
         {
             "employer": "Cafe",
             "role": "barista",
-            "start_date": _day(45).date().isoformat(),
+            "start_date": day(45).date().isoformat(),
             "hours_per_week": "10",
             "hourly_pay": "13",
             "job": "J2",
         },
         actor=COACH,
-        effective_at=_day(45),
+        effective_at=day(45),
     )
-    for day, where in ((40, "community"), (20, "office"), (10, "phone")):
-        _contact(flow, case_id, day, where, COACH)
+    for ago, where in ((40, "community"), (20, "office"), (10, "phone")):
+        _contact(flow, case_id, ago, where, COACH)
     flow.record(
-        case_id, "employer_contact", {"employer": "Bakery"}, actor=COACH, effective_at=_day(30)
+        case_id, "employer_contact", {"employer": "Bakery"}, actor=COACH, effective_at=day(30)
     )
 
 
@@ -215,25 +215,25 @@ def walk_reassigned(flow: se_flow.SEFlow, case_id: str, clock: _Clock) -> None:
     """Referred 58 days before T0, into work 35 days before (a first job start in the
     quarter) with contact every week of its first four, passed to the next coach 25 days
     before T0, who keeps in touch and records the job's end (a free-text reason)."""
-    clock.now = _day(25)
-    flow.advance(case_id, "engage", actor=COACH, effective_at=_day(57))
+    clock.now = day(25)
+    flow.advance(case_id, "engage", actor=COACH, effective_at=day(57))
     _forward(flow, case_id, "customer_engagement", 55, 54)
     _forward(flow, case_id, "vocational_profiling", 52, 50)
     _forward(flow, case_id, "employer_engagement", 45, 40, employer_contact={"face_to_face": True})
-    offer = {"start_date": _day(35).date().isoformat(), "job": "J1"}
+    offer = {"start_date": day(35).date().isoformat(), "job": "J1"}
     _forward(flow, case_id, "job_matching", 38, 35, job_offer=offer)
     _contact(flow, case_id, 34, "phone", COACH)
     _contact(flow, case_id, 30, "community", COACH)
     flow.assign(case_id, COACH2, actor=LEAD, reason="caseload balance")
     clock.now = T0
-    for day, where in ((24, "community"), (18, "video"), (10, "office")):
-        _contact(flow, case_id, day, where, COACH2)
+    for ago, where in ((24, "community"), (18, "video"), (10, "office")):
+        _contact(flow, case_id, ago, where, COACH2)
     flow.record(
         case_id,
         "job_end",
-        {"reason": "shifts changed to nights", "end_date": _day(5).date().isoformat()},
+        {"reason": "shifts changed to nights", "end_date": day(5).date().isoformat()},
         actor=COACH2,
-        effective_at=_day(5),
+        effective_at=day(5),
     )
 
 
@@ -241,7 +241,7 @@ def walk_retained(flow: se_flow.SEFlow, case_id: str, clock: _Clock) -> None:
     """The plain template's history, of a client in work at referral (retention), who then
     moved away (closed on T0)."""
     walk_template(flow, case_id, COACH)
-    flow.close(case_id, "moved_away", actor=COACH, effective_at=_day(0))
+    flow.close(case_id, "moved_away", actor=COACH, effective_at=day(0))
 
 
 WALKS = {"working": walk_working, "reassigned": walk_reassigned, "retained": walk_retained}

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import decimal
 import enum
+import functools
 import hashlib
 import itertools
 import json
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
 
 from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import JOBS, Engine, context
+from ._import import (
+    ImportedCase,
+    ImportedRecord,
+    ImportFailure,
+    ImportReport,
+    read_lines,
+    referral_command_id,
+)
 from ._keyfile import SealKeyFile
 from ._limits import (
     check_command_id,
@@ -36,7 +45,7 @@ from ._limits import (
     check_text,
 )
 from ._loader import load_programmes, load_workflow
-from ._memory import KeyInMemory
+from ._memory import KeyInMemory, ScratchStore
 from ._milestones import (
     HISTORY_TRIGGERS,
     Logged,
@@ -87,9 +96,11 @@ from .errors import (
     CheckpointFileRefused,
     ClaimRefused,
     CommandIdReused,
+    ImportRefused,
     InvalidInput,
     InvalidRecord,
     NotFound,
+    PermissionDenied,
     SEFlowError,
     StaffHoldsCases,
     StaffNotFound,
@@ -98,7 +109,19 @@ from .errors import (
     WorkflowMismatch,
     quoted,
 )
-from .ports import NOTHING, CaseFilter, Change, Needs, SealKeys, Snapshot, Store, StoreCopy, Tx
+from .ports import (
+    NOTHING,
+    Appended,
+    CaseFilter,
+    Change,
+    LogHead,
+    Needs,
+    SealKeys,
+    Snapshot,
+    Store,
+    StoreCopy,
+    Tx,
+)
 
 __all__ = ["CheckpointAppended", "Copied", "SEFlow", "copy_store", "open"]
 
@@ -538,6 +561,27 @@ def _command(
     return _Command(command_id, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
 
 
+class _CaseRefused(Exception):
+    """Inside an import: one case refused (`failure`); nothing of it is kept."""
+
+    def __init__(self, failure: ImportFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _refused(case: ImportedCase, exc: SEFlowError, command: int | None) -> _CaseRefused:
+    return _CaseRefused(
+        ImportFailure(
+            exc.message,
+            case.ref,
+            case.line,
+            command,
+            getattr(exc, "field", None),
+            exc.exit_code,
+        )
+    )
+
+
 class _Logged(Exception):
     """Inside a write: the command id is already in the log (`event`); nothing is written."""
 
@@ -634,6 +678,198 @@ class SEFlow:
         finally:
             self._batching = False
         self._auto_checkpoint(before)
+
+    # --- history from another system ------------------------------------------------------
+
+    def import_history(
+        self,
+        cases: Iterable[ImportedCase],
+        *,
+        by: str | None = None,
+        skip_bad: bool = False,
+        chunk: int = 1000,
+    ) -> ImportReport:
+        """Import cases from another system: each case's referral and dated commands are run
+        in memory through the same facade, engine, guards and policy as any write (against a
+        scratch store that continues this log: the same events, hash for hash, as the same
+        commands entered one by one now), then written in bulk (`ports.Writer.append`), chunk
+        by chunk, chained and sealed as usual. Actors are staff here: `by` (default: the
+        actor) acts where a case or command names nobody.
+
+        A case is refused whole (nothing of it written) if any of its commands is, if its
+        `ref` appears twice, or if its referral's command id (`import:<ref>`) or a command id
+        it gives is already logged or used twice. Without `skip_bad` the import is all or
+        nothing: the first refused case raises `ImportRefused` naming its line, case, command
+        and rule, and nothing is written (one transaction for all of it). With `skip_bad`
+        each chunk of `chunk` cases commits on its own and refused cases are left out and
+        listed in the report. Raises `PermissionDenied` if `by` may not write cases."""
+        return self._import(cases, by, skip_bad, chunk)
+
+    def import_lines(
+        self,
+        lines: Iterable[str],
+        *,
+        by: str | None = None,
+        skip_bad: bool = False,
+        chunk: int = 1000,
+    ) -> ImportReport:
+        """`import_history` of a JSON Lines text, one case a line (`_import.parse_case`, the
+        format in the README): a line that is not a case is refused like a bad case."""
+        return self._import(read_lines(lines), by, skip_bad, chunk)
+
+    def _import(
+        self,
+        items: Iterable[ImportedCase | ImportFailure],
+        by: str | None,
+        skip_bad: bool,
+        chunk: int,
+    ) -> ImportReport:
+        who = self._actor_id(by)
+        check_limit(chunk, "chunk")
+        importer = acting(self.store.read(), who)
+        if not self.engine.writes_cases(importer):
+            raise PermissionDenied(f"{who} may not write cases: nothing imported", who)
+        imported: list[tuple[str, str]] = []
+        skipped: list[ImportFailure] = []
+        written = [0, 0]
+        refs: set[str] = set()
+        ids: set[str] = set()
+        before, _ = self.store.head()
+
+        def chunks() -> Iterator[list[ImportedCase | ImportFailure]]:
+            group: list[ImportedCase | ImportFailure] = []
+            for item in items:
+                group.append(item)
+                if len(group) >= chunk:
+                    yield group
+                    group = []
+            if group:
+                yield group
+
+        def build(group: list[ImportedCase | ImportFailure], tx: Tx, head: LogHead) -> Appended:
+            scratch = ScratchStore(self.workflow, head, tx)
+            flow = SEFlow(scratch, self.workflow, actor=who, clock=self._clock, login=self.login)
+            flow._programmes_dir, flow._programmes = self._programmes_dir, self._programmes
+            flow.milestone_check = self.milestone_check
+            made: list[tuple[str, str]] = []
+            for item in group:
+                try:
+                    if isinstance(item, ImportFailure):
+                        raise _CaseRefused(item)
+                    made.append((item.ref, self._import_case(flow, scratch, tx, item, refs, ids)))
+                except _CaseRefused as refused:
+                    if not skip_bad:
+                        raise ImportRefused(refused.failure) from None
+                    skipped.append(refused.failure)
+            self._programmes = flow._programmes
+            rows = scratch.appended()
+            imported.extend(made)
+            written[0] += len(rows.events)
+            written[1] += len(rows.records)
+            return rows
+
+        if skip_bad:
+            for group in chunks():
+                self.store.append(functools.partial(build, group))
+        else:
+            with self._batch():
+                for group in chunks():
+                    self.store.append(functools.partial(build, group))
+        if skip_bad:
+            self._auto_checkpoint(before)
+        return ImportReport(tuple(imported), written[0], written[1], tuple(skipped))
+
+    def _import_case(
+        self,
+        flow: SEFlow,
+        scratch: ScratchStore,
+        tx: Tx,
+        case: ImportedCase,
+        refs: set[str],
+        ids: set[str],
+    ) -> str:
+        """Run one imported case in `flow` (over `scratch`): its new case id, or `_CaseRefused`
+        with nothing of it kept. `refs` and `ids` are the refs and command ids taken so far."""
+        if case.ref in refs:
+            raise _CaseRefused(
+                ImportFailure("this case's ref appears twice in the import", case.ref, case.line)
+            )
+        mine = [referral_command_id(case.ref)]
+        mine.extend(c.command_id for c in case.commands if c.command_id is not None)
+        for index, command_id in enumerate(mine):
+            at = None if index == 0 else index - 1
+            try:
+                check_command_id(command_id)
+            except InvalidInput as exc:
+                raise _refused(case, exc, at) from None
+            if command_id in ids or command_id in mine[:index]:
+                why = f"command id {quoted(command_id)} is used twice in the import"
+                raise _CaseRefused(ImportFailure(why, case.ref, case.line, at, "id"))
+            logged = tx.command(command_id)
+            if logged is not None:
+                what = "this case was already imported" if index == 0 else "its command id"
+                why = f"{what}: command id {quoted(command_id)} is logged (event {logged.seq})"
+                raise _CaseRefused(ImportFailure(why, case.ref, case.line, at, "id"))
+        actor = case.actor
+        command: int | None = None
+        try:
+            with scratch.batch():
+                flow.milestone_check = self.milestone_check
+                done = flow.refer(
+                    case.person,
+                    referral=case.referral,
+                    coach=case.coach,
+                    actor=actor,
+                    effective_at=case.referred_at,
+                    programme=case.programme,
+                    command_id=mine[0],
+                )
+                case_id = done.case.id
+                # A case on no programme makes no milestones (`_sync_milestones` finds no
+                # enrolment): not asked after each of its commands. Only its referral enrols.
+                flow.milestone_check = self.milestone_check and any(
+                    e.kind == EventKind.ENROL for e in scratch.events(case_id=case_id)
+                )
+                seqs: list[int | None] = []
+                for index, step in enumerate(case.commands):
+                    command = index
+                    if isinstance(step, ImportedRecord):
+                        corrects = None
+                        if step.supersedes is not None:
+                            corrects = seqs[step.supersedes]
+                            if corrects is None:
+                                raise InvalidInput(
+                                    f"supersedes {step.supersedes}: that command is no record",
+                                    field="supersedes",
+                                )
+                        made = flow.record(
+                            case_id,
+                            step.kind,
+                            step.fields,
+                            actor=step.actor or actor,
+                            effective_at=step.effective_at,
+                            supersedes=corrects,
+                            command_id=step.command_id,
+                        )
+                        seqs.append(made.event.seq)
+                    else:
+                        flow.advance(
+                            case_id,
+                            step.trigger,
+                            actor=step.actor or actor,
+                            reason=step.reason,
+                            override=step.override,
+                            effective_at=step.effective_at,
+                            review_date=step.review_date,
+                            outcome=step.outcome,
+                            command_id=step.command_id,
+                        )
+                        seqs.append(None)
+        except SEFlowError as exc:
+            raise _refused(case, exc, command) from None
+        refs.add(case.ref)
+        ids.update(mine)
+        return case_id
 
     def now(self) -> dt.datetime:
         now = self._clock()

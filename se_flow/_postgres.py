@@ -50,6 +50,7 @@ from ._histories import (
     review_query,
     review_rows,
 )
+from ._import import check_appended
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
@@ -107,7 +108,17 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, CaseReading, SealKeys, Store, StoreCopy, TextRow, Tx
+from .ports import (
+    Appended,
+    CaseFilter,
+    CaseReading,
+    LogHead,
+    SealKeys,
+    Store,
+    StoreCopy,
+    TextRow,
+    Tx,
+)
 
 __all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
 
@@ -1186,6 +1197,182 @@ class PostgresStore(Store):
                 f"INSERT INTO cases ({_CASE_COLS}, num) VALUES ({', '.join(['%s'] * 16)})".encode(),
                 (case.id, case.participant_id, *_case_params(case), int(case.id.split("-", 1)[1])),
             )
+
+    # --- rows appended in bulk (an import) ---------------------------------------------------
+
+    def append(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        self._refuse_if_read_only()
+        loc = self._local
+        with self._translated():
+            if loc.depth:
+                conn = loc.conn
+                assert conn is not None
+                self._check_batch(conn)
+                # Inside a batch, its own savepoint: a refused append undoes only itself.
+                conn.execute("SAVEPOINT se_flow_append")
+                try:
+                    rows = self._append_rows(conn, build)
+                except BaseException as exc:
+                    if conn.closed or conn.info.transaction_status not in (
+                        pq.TransactionStatus.INTRANS,
+                        pq.TransactionStatus.INERROR,
+                    ):
+                        self._abandon(conn, exc)
+                        raise
+                    try:
+                        conn.execute("ROLLBACK TO SAVEPOINT se_flow_append")
+                        conn.execute("RELEASE SAVEPOINT se_flow_append")
+                        self._forget_prepared(conn)
+                    except psycopg.Error as undo:
+                        self._abandon(conn, undo)
+                        raise exc from None
+                    raise
+                conn.execute("RELEASE SAVEPOINT se_flow_append")
+                return rows
+            with self._pool.connection() as conn:
+                loc.conn = conn
+                try:
+                    conn.execute(self._begin)
+                    rows = self._append_rows(conn, build)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                finally:
+                    loc.conn = None
+        return rows
+
+    def _append_rows(
+        self, conn: psycopg.Connection[Any], build: Callable[[Tx, LogHead], Appended]
+    ) -> Appended:
+        # Under the head's lock and the case numbers' (as a referral takes it): nobody appends
+        # or numbers a case meanwhile.
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _CASE_NUM_LOCK)
+        found = conn.execute(
+            "SELECT seq, hash, workflow_hash FROM chain_head FOR UPDATE"
+        ).fetchone()
+        assert found is not None
+        ((num,),) = conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchall()
+        head = LogHead(int(found[0]), found[1], found[2], int(num))
+        rows = build(_PgTx(self, locking=True), head)
+        if not rows.events:
+            return rows
+        check_appended(head, rows)
+        commands = [r["command_id"] for r in rows.events if r.get("command_id")]
+        if commands:
+            logged = conn.execute(
+                "SELECT command_id FROM events WHERE command_id = ANY(%s) LIMIT 1", (commands,)
+            ).fetchone()
+            if logged is not None:
+                raise CommandRepeated(logged[0])
+        seals: dict[int, SealRow] = {}
+        sealing = self._sealing_now()
+        if sealing is not None:
+            keys, own = self._keys(), self.store_id()
+            for r in rows.events:
+                seals[r["seq"]] = seal_event(
+                    sealing,
+                    lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                    r["seq"],
+                    r["hash"],
+                    dt.datetime.fromisoformat(r["recorded_at"]),
+                )
+        texts: dict[int, list[TextRow]] = {}
+        for t in rows.texts:
+            texts.setdefault(t.seq, []).append(t)
+        cases = {c.id: c for c in rows.cases}
+        insert_event = f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_EVENT_VALUES})".encode()
+        try:
+            with conn.pipeline() as pipeline, conn.cursor() as cur:
+                cur.executemany(
+                    b"INSERT INTO participants (id, created_at) VALUES (%s, %s)",
+                    [(p.id, _ts(p.created_at)) for p in rows.participants],
+                )
+                cur.executemany(
+                    b"INSERT INTO personal_data (participant_id, name, contact, date_of_birth, "
+                    b"health_notes) VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (
+                            p.id,
+                            p.details.name,
+                            p.details.contact,
+                            p.details.date_of_birth.isoformat()
+                            if p.details.date_of_birth
+                            else None,
+                            p.details.health_notes,
+                        )
+                        for p in rows.participants
+                        if p.details is not None
+                    ],
+                )
+                # Each text, seal and new case row right after its event, as the triggers
+                # want them (the log's last event is theirs), all in one pipeline.
+                for written, r in enumerate(rows.events, 1):
+                    conn.execute(insert_event, {c: r.get(c) for c in EVENT_COLUMNS})
+                    for t in texts.get(r["seq"], ()):
+                        conn.execute(
+                            b"INSERT INTO texts (seq, slot, salt, text) VALUES (%s, %s, %s, %s)",
+                            (t.seq, t.slot, t.salt, t.text),
+                        )
+                    sealed = seals.get(r["seq"])
+                    if sealed is not None:
+                        conn.execute(
+                            b"INSERT INTO seals (seq, epoch, mac) VALUES (%s, %s, %s)",
+                            (sealed.seq, sealed.epoch, sealed.mac),
+                        )
+                    case = cases.pop(r["case_id"], None) if r["case_id"] is not None else None
+                    if case is not None:
+                        conn.execute(
+                            f"INSERT INTO cases ({_CASE_COLS}, num) "
+                            f"VALUES ({', '.join(['%s'] * 16)})".encode(),
+                            (
+                                case.id,
+                                case.participant_id,
+                                *_case_params(case),
+                                int(case.id.split("-", 1)[1]),
+                            ),
+                        )
+                    if written % _PAGE == 0:
+                        pipeline.sync()
+                if cases:
+                    raise InvalidInput(
+                        f"case {next(iter(cases))} has no event among the rows appended"
+                    )
+                cur.executemany(
+                    b"INSERT INTO records (seq, case_id, kind, fields, effective_at, "
+                    b"recorded_at, actor, supersedes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            r.seq,
+                            r.case_id,
+                            r.kind,
+                            json.dumps(r.fields, sort_keys=True),
+                            r.effective_at,
+                            r.recorded_at,
+                            r.actor,
+                            r.supersedes,
+                        )
+                        for r in rows.records
+                    ],
+                )
+                last = rows.events[-1]
+                conn.execute(
+                    b"UPDATE chain_head SET seq = %s, prev_hash = %s, hash = %s, "
+                    b"workflow_hash = %s",
+                    (last["seq"], last["prev_hash"], last["hash"], last["workflow_hash"]),
+                )
+        except psycopg.Error as exc:
+            self._local.pipeline_failed = True
+            if (
+                isinstance(exc, psycopg.errors.UniqueViolation)
+                and exc.diag.constraint_name == "events_command"
+            ):
+                raise CommandRepeated(str(exc.diag.message_detail or "")) from None
+            raise
+        # The due table, as the commands one by one would have left it (`_apply`).
+        for case in rows.cases:
+            self._project_due(conn, case)
+        return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------
 

@@ -38,6 +38,7 @@ from ._histories import (
     review_query,
     review_rows,
 )
+from ._import import check_appended
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
@@ -94,9 +95,11 @@ from .errors import (
     StoreUnavailable,
 )
 from .ports import (
+    Appended,
     CaseFilter,
     CaseReading,
     Change,
+    LogHead,
     Needs,
     RecordRow,
     SealKeys,
@@ -1227,6 +1230,152 @@ class SQLiteStore(Store):
         with _translated(self.path):
             (n,) = self.conn.execute("SELECT COUNT(*) FROM due_index").fetchone()
         return int(n)
+
+    # --- rows appended in bulk (an import) ---------------------------------------------------
+
+    def append(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        conn = self.conn
+        self._refuse_if_read_only()
+        with _translated(self.path):
+            if not self._batch_depth:
+                conn.execute("BEGIN IMMEDIATE")
+                self._writing = True
+                try:
+                    rows = self._append_rows(build)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+                finally:
+                    self._writing = False
+                return rows
+            self._check_batch()
+            # Inside a batch, its own savepoint: a refused append undoes only itself.
+            conn.execute("SAVEPOINT se_flow_append")
+            try:
+                rows = self._append_rows(build)
+            except BaseException as exc:
+                if isinstance(exc, sqlite3.Error) and (
+                    not conn.in_transaction or _primary(exc) in _TRANSACTION_ENDERS
+                ):
+                    self._abandon(exc)
+                    raise
+                try:
+                    self._forget_staff()
+                    conn.execute("ROLLBACK TO se_flow_append")
+                    conn.execute("RELEASE se_flow_append")
+                except sqlite3.Error as undo:
+                    self._abandon(undo)
+                    raise exc from None
+                raise
+            conn.execute("RELEASE se_flow_append")
+            return rows
+
+    def _append_rows(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        conn = self.conn
+        row = conn.execute(
+            "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        (num,) = conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()
+        head = LogHead(row[0], row[1], row[2], num) if row else LogHead(0, GENESIS, None, num)
+        rows = build(_SQLiteTx(self), head)
+        if not rows.events:
+            return rows
+        check_appended(head, rows)
+        commands = [r["command_id"] for r in rows.events if r.get("command_id")]
+        if commands:
+            logged = conn.execute(
+                "SELECT command_id FROM events WHERE command_id IN "
+                "(SELECT value FROM json_each(?)) LIMIT 1",
+                (json.dumps(commands),),
+            ).fetchone()
+            if logged is not None:
+                raise CommandRepeated(logged[0])
+        seals: list[tuple[int, int, str]] = []
+        sealing = self._sealing_now()
+        if sealing is not None:
+            keys, own = self._keys(), self._own_id()
+            for r in rows.events:
+                found = seal_event(
+                    sealing,
+                    lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                    r["seq"],
+                    r["hash"],
+                    dt.datetime.fromisoformat(r["recorded_at"]),
+                )
+                seals.append((found.seq, found.epoch, found.mac))
+        changed_before = conn.total_changes
+        # The triggers that want each case row, text and seal written while its own event is
+        # the log's last check one statement at a time what holds here for the whole
+        # transaction: every row comes with its event, all chained and checked above. Lifted
+        # for the bulk write and put back, as they were, before the transaction ends: no
+        # other connection ever sees the schema without them (and a failure undoes both).
+        lifted = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN "
+            "('cases_through_the_log_insert', 'texts_with_their_event', "
+            "'seals_with_their_event')"
+        ).fetchall()
+        for name, _ in lifted:
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.executemany(
+            "INSERT INTO participants (id, created_at) VALUES (?, ?)",
+            [(p.id, _ts(p.created_at)) for p in rows.participants],
+        )
+        conn.executemany(
+            "INSERT INTO personal_data (participant_id, name, contact, date_of_birth, "
+            "health_notes) VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    p.id,
+                    p.details.name,
+                    p.details.contact,
+                    p.details.date_of_birth.isoformat() if p.details.date_of_birth else None,
+                    p.details.health_notes,
+                )
+                for p in rows.participants
+                if p.details is not None
+            ],
+        )
+        conn.executemany(_INSERT_EVENT, [{c: r.get(c) for c in EVENT_COLUMNS} for r in rows.events])
+        conn.executemany(
+            "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
+            [(t.seq, t.slot, t.salt, t.text) for t in rows.texts],
+        )
+        conn.executemany("INSERT INTO seals (seq, epoch, mac) VALUES (?, ?, ?)", seals)
+        conn.executemany(
+            "INSERT INTO records (seq, case_id, kind, fields, effective_at, recorded_at, "
+            "actor, supersedes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.seq,
+                    r.case_id,
+                    r.kind,
+                    json.dumps(r.fields, sort_keys=True),
+                    r.effective_at,
+                    r.recorded_at,
+                    r.actor,
+                    r.supersedes,
+                )
+                for r in rows.records
+            ],
+        )
+        conn.executemany(
+            f"INSERT INTO cases ({_CASE_COLS}, num) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (c.id, c.participant_id, *_case_params(c), int(c.id.split("-", 1)[1]))
+                for c in rows.cases
+            ],
+        )
+        for _, sql in lifted:
+            conn.execute(sql)
+        # The due table, as the commands one by one would have left it (`_apply`).
+        for case in rows.cases:
+            self._project_due(case)
+        if self._staff_key is not None and self._staff_key[1] == changed_before:
+            # No staff row changed: the staff cache stays valid (see `_apply`).
+            self._staff_key = (self._staff_key[0], conn.total_changes)
+        return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------
 

@@ -29,7 +29,7 @@ import se_flow
 from se_flow._audit import GENESIS, event_from_row, row_hash, verify_chain, verify_log
 from se_flow._engine import Engine, context
 from se_flow._loader import load_programmes
-from se_flow._memory import KeyInMemory
+from se_flow._memory import KeyInMemory, ScratchStore
 from se_flow._model import (
     EVENT_COLUMNS,
     DatabaseSettings,
@@ -44,7 +44,17 @@ from se_flow._seal import DAY, VerificationKey, seal_verifies
 from se_flow._standards import OPEN_ROW, DueRow, case_history, project
 from se_flow._texts import ERASED, digest
 from se_flow.errors import PermissionDenied, TextAlreadyErased, TextNotFound
-from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
+from se_flow.ports import (
+    NOTHING,
+    Appended,
+    CaseFilter,
+    Change,
+    LogHead,
+    Needs,
+    Snapshot,
+    Store,
+    Tx,
+)
 
 __all__ = ["COACH", "NOW", "WORKFLOW", "StoreContract"]
 
@@ -133,6 +143,18 @@ def _plain_event(kind: str, workflow_hash: str = WORKFLOW.hash) -> EventDraft:
         recorded_at=NOW,
         workflow_hash=workflow_hash,
     )
+
+
+def _two_cases(tx: Tx, head: LogHead) -> tuple[ScratchStore, Appended]:
+    """Two cases (a referral, a move, a note and its correction, a second referral) made in a
+    scratch store continuing the log at `head`, as rows to append."""
+    scratch = ScratchStore(WORKFLOW, head, tx)
+    case = _refer(scratch, pid="P-10", details=PersonalDetails(name="Cy", contact="01234"))
+    _engage(scratch, case.id)
+    first = _note(scratch, case.id, "met at the library")
+    _note(scratch, case.id, "met at the café", supersedes=first)
+    _refer(scratch, pid="P-11", details=PersonalDetails(name="Di"))
+    return scratch, scratch.appended()
 
 
 class StoreContract:
@@ -987,3 +1009,109 @@ class StoreContract:
         assert store.head() == (0, GENESIS)
         assert store.list_staff() == []
         assert store.count_cases() == 0
+
+    # --- rows appended in bulk (`Writer.append`, an import) ---------------------------------
+
+    def test_rows_appended_in_bulk_chain_on_from_the_head(self, staffed: Store) -> None:
+        before = _refer(staffed, details=PersonalDetails(name="Alex"))
+        made: list[ScratchStore] = []
+
+        def build(tx: Tx, head: LogHead) -> Appended:
+            assert (head.seq, head.hash) == staffed.head()
+            assert head.workflow_hash == WORKFLOW.hash and head.next_case == 2
+            scratch, rows = _two_cases(tx, head)
+            made.append(scratch)
+            return rows
+
+        rows = staffed.append(build)
+        (scratch,) = made
+        assert [r["seq"] for r in rows.events] == [3, 4, 5, 6, 7]
+        assert list(staffed.event_rows(after_seq=2)) == list(scratch.event_rows())
+        assert staffed.head() == scratch.head()
+        for case_id in ("C-2", "C-3"):
+            assert staffed.case(case_id) == scratch.case(case_id)
+            assert staffed.records(case_id) == scratch.records(case_id)
+        assert [r for r in staffed.record_rows() if r.seq > 2] == list(scratch.record_rows())
+        assert list(staffed.text_rows()) == list(scratch.text_rows())
+        assert staffed.personal_details("P-10") == PersonalDetails(name="Cy", contact="01234")
+        assert staffed.read().participant("P-11") is not None
+        assert staffed.case(before.id) == before
+        assert se_flow.SEFlow(staffed, WORKFLOW, actor="sam").verify().ok
+        # The log goes on from where the append left it.
+        assert staffed.read().new_case_id() == "C-4"
+        _note(staffed, "C-2", "after the import")
+        assert verify_chain(staffed.event_rows()).ok
+
+    def test_an_append_that_does_not_fit_the_log_writes_nothing(self, staffed: Store) -> None:
+        head = staffed.head()
+
+        def elsewhere(tx: Tx, head: LogHead) -> Appended:
+            return _two_cases(tx, attrs.evolve(head, seq=head.seq + 1))[1]
+
+        with pytest.raises(se_flow.InvalidInput, match="does not chain on"):
+            staffed.append(elsewhere)
+
+        def refused(tx: Tx, head: LogHead) -> Appended:
+            raise PermissionDenied("no", "sam")
+
+        with pytest.raises(PermissionDenied):
+            staffed.append(refused)
+        assert staffed.append(lambda tx, head: Appended()) == Appended()
+        assert staffed.head() == head and staffed.count_cases() == 0
+
+        def logged(tx: Tx) -> Change:
+            change = ENGINE.open_case(
+                tx.new_case_id(),
+                Participant(id="P-8", created_at=NOW),
+                {"source": "GP"},
+                actor=tx.staff("sam"),
+                now=NOW,
+                effective_at=NOW,
+                coach="sam",
+            )
+            return attrs.evolve(change, event=attrs.evolve(change.event, command_id="again"))
+
+        staffed.write(logged)
+
+        def repeated(tx: Tx, head: LogHead) -> Appended:
+            # A command id already in the log: the row sealed as a store would seal it.
+            scratch = ScratchStore(WORKFLOW, head, tx)
+            _refer(scratch, pid="P-9")
+            rows = scratch.appended()
+            (row,) = rows.events
+            named = {**row, "command_id": "again"}
+            named["hash"] = row_hash(named)
+            return attrs.evolve(rows, events=[named])
+
+        head = staffed.head()
+        with pytest.raises(se_flow.CommandRepeated):
+            staffed.append(repeated)
+        assert staffed.head() == head and staffed.count_cases() == 1
+
+    def test_an_append_inside_a_batch_left_by_an_exception_keeps_nothing(
+        self, staffed: Store
+    ) -> None:
+        head = staffed.head()
+        with pytest.raises(RuntimeError), staffed.batch():
+            staffed.append(lambda tx, head: _two_cases(tx, head)[1])
+            assert staffed.count_cases() == 2
+            raise RuntimeError("the import stops")
+        assert staffed.head() == head and staffed.count_cases() == 0
+        assert list(staffed.text_rows()) == []
+        # A refused append inside a batch undoes only itself.
+        with staffed.batch():
+            _refer(staffed)
+            with pytest.raises(se_flow.InvalidInput):
+                staffed.append(lambda tx, head: _two_cases(tx, attrs.evolve(head, hash=GENESIS))[1])
+        assert staffed.count_cases() == 1
+        assert se_flow.SEFlow(staffed, WORKFLOW, actor="sam").verify().ok
+
+    def test_a_sealing_store_seals_every_event_appended(self, store: Store) -> None:
+        if getattr(store, "seal_keys", None) is None:
+            store.seal_keys = KeyInMemory()  # type: ignore[attr-defined]
+        key = store.start_sealing(NOW, DAY)
+        _add_staff(store, COACH)
+        rows = store.append(lambda tx, head: _two_cases(tx, head)[1])
+        seals = list(store.seal_rows())
+        assert [s.seq for s in seals] == [1, *(r["seq"] for r in rows.events)]
+        assert verify_log(store, WORKFLOW, None, key).ok

@@ -51,10 +51,12 @@ if TYPE_CHECKING:
 __all__ = [
     "NOTHING",
     "READING_SKIPS",
+    "Appended",
     "CaseFilter",
     "CaseReading",
     "CaseReads",
     "Change",
+    "LogHead",
     "LogReads",
     "Needs",
     "RecordDraft",
@@ -235,6 +237,32 @@ class StoreCopy:
     (salt and text None), so the copy proves the same texts present and erased."""
 
 
+@frozen
+class LogHead:
+    """Where a log stands inside a write transaction: its last event's seq, hash and workflow
+    hash (0, GENESIS and None when empty), and the number the next case takes."""
+
+    seq: int
+    hash: str
+    workflow_hash: str | None
+    next_case: int
+
+
+@frozen
+class Appended:
+    """Rows to append in bulk (`Writer.append`): events exactly as kept, already sealed with
+    `_audit.seal` and chained on from the head the build was given (seq head.seq + 1 on, the
+    first `prev_hash` the head's hash), in seq order; the records, free texts (`TextRow`) and
+    new participants (with their personal details) those events speak of; the new cases, each
+    as its events leave it (inserted, never updated)."""
+
+    events: Sequence[Mapping[str, Any]] = ()
+    records: Sequence[RecordRow] = ()
+    texts: Sequence[TextRow] = ()
+    participants: Sequence[Participant] = ()
+    cases: Sequence[Case] = ()
+
+
 # --- the ports -----------------------------------------------------------------------------------
 
 
@@ -305,6 +333,18 @@ class Writer(Protocol):
         """Group the writes inside into one transaction (one commit) for bulk loads. Each
         write stays atomic on its own: a refused one undoes only itself; an exception leaving
         the block, or a failure that ends the transaction, writes nothing of the batch."""
+        ...
+
+    def append(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        """Run `build` inside one write transaction (or the current batch's, undone alone if
+        it fails) with the log's head as it stands there, and write the rows it returns in
+        bulk: every event sealed (`_seal`) if the store seals, the tables beside the log
+        written with them; nothing if `build` returns no events. Returns what was written.
+
+        Raises whatever `build` raises (nothing is written), `InvalidInput` if the rows do not
+        chain on from the head or a case is not new, `CommandRepeated` if a command id is
+        already logged, `WorkflowMismatch` for events under another workflow than the log's
+        last, `StoreBusy`, `StoreError`."""
         ...
 
     def read(self) -> Tx:
