@@ -680,6 +680,7 @@ class SEFlow:
         command: _Command | None = None,
         *,
         on_case: bool = False,
+        milestones: bool = True,
     ) -> tuple[Case | None, Event, Record | None]:
         """Commit what `decide` returns: the case as written, the sealed event and the record
         it added, so no write reads anything back to say what it did. A write `on_case` also
@@ -689,7 +690,8 @@ class SEFlow:
         Under a `command` id, once: a retry after an ambiguous commit (a lost connection, a
         timeout) with the same id appends nothing, however it races the first attempt, and
         answers with what the first attempt made; the same id for a different command raises
-        `CommandIdReused`."""
+        `CommandIdReused`. A write known not to be `milestones`' business (a transition
+        other than `start_job`: `_milestones.touches`) skips that check and its batch."""
         made: list[Change] = []
 
         def deciding(tx: Tx) -> Change:
@@ -706,7 +708,7 @@ class SEFlow:
             return change
 
         try:
-            if on_case and self.milestone_check:
+            if on_case and milestones and self.milestone_check:
                 # The milestones a write to an enrolled case makes due go in its transaction.
                 with self.store.batch():
                     case, event = self.store.write(deciding)
@@ -760,9 +762,13 @@ class SEFlow:
         return case, logged, record
 
     def _case_done(
-        self, decide: Callable[[Tx], Change], command: _Command | None = None
+        self,
+        decide: Callable[[Tx], Change],
+        command: _Command | None = None,
+        *,
+        milestones: bool = True,
     ) -> Done[Case, None]:
-        case, event, _ = self._write(decide, command, on_case=True)
+        case, event, _ = self._write(decide, command, on_case=True, milestones=milestones)
         assert case is not None
         return Done(case=case, event=event, record=None)
 
@@ -1381,7 +1387,8 @@ class SEFlow:
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
 
-        return self._case_done(decide, command)
+        # Of the transitions only `start_job` (a job taken up) can change a milestone.
+        return self._case_done(decide, command, milestones=trigger == START_TRIGGER)
 
     def pause(
         self,
