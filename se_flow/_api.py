@@ -430,12 +430,19 @@ def _mismatch_words(logged: str | None, loaded: str) -> str | None:
     )
 
 
+_ENROL = EventKind.ENROL.value
+# With the case's `enrol` mark: whether the milestone check has anything to look at.
+_RECORD_JOBS = attrs.evolve(JOBS, triggers=frozenset({START_TRIGGER, _ENROL}))
+_RECORD_NOTHING = attrs.evolve(NOTHING, triggers=frozenset({_ENROL}))
+
+
 def _record_needs(kind: str, supersedes: int | None) -> Needs:
     """What recording `kind` reads of the case: the record it corrects, and for jobs and
-    work the case's jobs and work (`_spells.record_problems`)."""
+    work the case's jobs and work (`_spells.record_problems`); and the case's `enrol` mark,
+    for `_Probe`."""
     if supersedes is not None:
         return Needs()
-    return JOBS if kind in OUTCOME_RECORD_KINDS else NOTHING
+    return _RECORD_JOBS if kind in OUTCOME_RECORD_KINDS else _RECORD_NOTHING
 
 
 # What the outcomes of a case read of its history: whether it is enrolled; every job start,
@@ -582,6 +589,19 @@ def _refused(case: ImportedCase, exc: SEFlowError, command: int | None) -> _Case
     )
 
 
+@attrs.define
+class _Probe:
+    """Whether a write's own snapshot found its case enrolled (an `enrol` mark): a case on no
+    programme has no milestones, so its write needs neither the check nor its batch."""
+
+    case_id: str
+    enrolled: bool = False
+
+
+class _Enrolled(Exception):
+    """Inside a write tried without the milestone batch: its case is enrolled after all."""
+
+
 class _Logged(Exception):
     """Inside a write: the command id is already in the log (`event`); nothing is written."""
 
@@ -616,6 +636,8 @@ class SEFlow:
         self.engine = Engine(workflow)
         self.default_actor = actor
         self._clock = clock or _system_clock
+        self._enrolled: set[str] = set()
+        """Cases seen enrolled: their writes take the milestone batch without a try first."""
         self.milestone_check = True
         """Whether each write to an enrolled case logs the milestones it makes due (off only
         to measure what the check costs: `verify` then finds the milestone events missing)."""
@@ -920,6 +942,8 @@ class SEFlow:
         command: _Command | None = None,
         *,
         on_case: bool = False,
+        milestones: bool = True,
+        probe: _Probe | None = None,
     ) -> tuple[Case | None, Event, Record | None]:
         """Commit what `decide` returns: the case as written, the sealed event and the record
         it added, so no write reads anything back to say what it did. A write `on_case` also
@@ -929,8 +953,12 @@ class SEFlow:
         Under a `command` id, once: a retry after an ambiguous commit (a lost connection, a
         timeout) with the same id appends nothing, however it races the first attempt, and
         answers with what the first attempt made; the same id for a different command raises
-        `CommandIdReused`."""
+        `CommandIdReused`. A write known not to be `milestones`' business (a transition
+        other than `start_job`: `_milestones.touches`) skips that check and its batch; so does
+        one whose `probe` finds its case on no programme (tried unbatched first, and again in
+        the batch if the case turns out enrolled)."""
         made: list[Change] = []
+        unbatched = False
 
         def deciding(tx: Tx) -> Change:
             if command is not None:
@@ -938,6 +966,8 @@ class SEFlow:
                 if logged is not None:
                     raise _Logged(logged)
             change = decide(tx)
+            if unbatched and probe is not None and probe.enrolled:
+                raise _Enrolled
             if command is not None:
                 named = attrs.evolve(change.event, command_id=command.id, command_hash=command.hash)
                 change = attrs.evolve(change, event=named)
@@ -945,8 +975,22 @@ class SEFlow:
             made.append(change)
             return change
 
+        check = on_case and milestones and self.milestone_check
+        head: int | None
         try:
-            if on_case and self.milestone_check:
+            written = None
+            if check and probe is not None and probe.case_id not in self._enrolled:
+                unbatched = True
+                try:
+                    written = self.store.write(deciding)
+                except _Enrolled:
+                    # Once enrolled, always (enrolments are never undone): the batch first.
+                    self._enrolled.add(probe.case_id)
+                unbatched = False
+            if written is not None:
+                case, event = written
+                head = event.seq
+            elif check:
                 # The milestones a write to an enrolled case makes due go in its transaction.
                 with self.store.batch():
                     case, event = self.store.write(deciding)
@@ -956,7 +1000,7 @@ class SEFlow:
                         else None
                     )
                 # After milestone events the head is past the write's own event: read it then.
-                head: int | None = event.seq if after is None else None
+                head = event.seq if after is None else None
                 case = after or case
             else:
                 case, event = self.store.write(deciding)
@@ -1000,16 +1044,23 @@ class SEFlow:
         return case, logged, record
 
     def _case_done(
-        self, decide: Callable[[Tx], Change], command: _Command | None = None
+        self,
+        decide: Callable[[Tx], Change],
+        command: _Command | None = None,
+        *,
+        milestones: bool = True,
     ) -> Done[Case, None]:
-        case, event, _ = self._write(decide, command, on_case=True)
+        case, event, _ = self._write(decide, command, on_case=True, milestones=milestones)
         assert case is not None
         return Done(case=case, event=event, record=None)
 
     def _recorded(
-        self, decide: Callable[[Tx], Change], command: _Command | None = None
+        self,
+        decide: Callable[[Tx], Change],
+        command: _Command | None = None,
+        probe: _Probe | None = None,
     ) -> Done[Case, Record]:
-        case, event, record = self._write(decide, command, on_case=True)
+        case, event, record = self._write(decide, command, on_case=True, probe=probe)
         assert case is not None and record is not None
         return Done(case=case, event=event, record=record)
 
@@ -1464,10 +1515,14 @@ class SEFlow:
             expected_version=expected_version,
         )
 
+        probe = _Probe(case_id)
+
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
+            snap = tx.snapshot(case_id, lambda _case: _record_needs(kind, supersedes))
+            probe.enrolled = _ENROL in snap.marks
             change = self.engine.add_record(
-                tx.snapshot(case_id, lambda _case: _record_needs(kind, supersedes)),
+                snap,
                 kind,
                 values,
                 actor=by,
@@ -1478,7 +1533,7 @@ class SEFlow:
             )
             return change
 
-        return self._recorded(decide, command)
+        return self._recorded(decide, command, probe)
 
     def _with_age_band(
         self, case_id: str, kind: str, values: dict[str, Any], who: str, at: dt.datetime
@@ -1662,7 +1717,8 @@ class SEFlow:
                 snap, ctx, trigger, override=override, expected_version=expected_version
             )
 
-        return self._case_done(decide, command)
+        # Of the transitions only `start_job` (a job taken up) can change a milestone.
+        return self._case_done(decide, command, milestones=trigger == START_TRIGGER)
 
     def pause(
         self,

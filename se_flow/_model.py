@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from attrs import field, frozen
@@ -90,8 +91,6 @@ class Status(StrEnum):
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    from types import MappingProxyType
-
     return MappingProxyType(dict(value or {}))
 
 

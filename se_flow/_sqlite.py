@@ -434,6 +434,11 @@ def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
     return StoreError(f"database {path}: {text}")
 
 
+# A record's fields as the records table keeps them (`json.dumps(..., sort_keys=True)`'s
+# text), from one encoder: `json.dumps` with options builds a new one per call.
+_FIELDS_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def _staff_from_row(row: tuple[Any, ...]) -> Staff:
     return Staff(id=row[0], name=row[1], role=Role(row[2]), active=bool(row[3]), login=row[4])
 
@@ -1148,7 +1153,7 @@ class SQLiteStore(Store):
                     seq,
                     case.id,
                     r.kind,
-                    json.dumps(kind.to_json(r.fields), sort_keys=True),
+                    _FIELDS_JSON.encode(kind.to_json(r.fields)),
                     event_row["effective_at"],
                     event_row["recorded_at"],
                     event_row["actor"],

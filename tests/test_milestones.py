@@ -188,6 +188,22 @@ def test_verify_finds_a_milestone_the_log_should_hold(flow: SEFlow, steps: Steps
     assert "changed job_start" in result.problem
 
 
+def test_a_record_on_a_case_enrolled_by_another_connection_logs_its_milestones(
+    flow: SEFlow, steps: Steps, tmp_path: Path, clock: Clock
+) -> None:
+    # `flow` has written to the case while it was on no programme (no milestone batch then);
+    # another connection enrols it: the next record finds the enrolment inside its write.
+    case = in_work(steps)
+    flow.record(case.id, "review", summary="before the programme")
+    assert "milestone" not in kinds(flow, case.id)
+    with se_flow.open(tmp_path / "t.db", clock=clock, actor="lee") as other:
+        other.enrol(case.id, "mhep")
+    before = milestone_events(flow, case.id)
+    flow.record(case.id, "work_evidence", WORK)
+    assert milestone_events(flow, case.id) == [*before, ("changed", "job_start", "achieved")]
+    assert flow.verify()
+
+
 # --- claims ---------------------------------------------------------------------------------
 
 
