@@ -130,6 +130,14 @@ def measure(count: int, keep: Path | None) -> list[Row]:
             c: (totals[(c, op, 2 * count)] - totals[(c, op, count)]) / (count * per_command)
             for c in CONTENDERS
         }
+        for c, each in cost.items():
+            if each <= 0:
+                # Seen once: a one-off in the n run (a WAL checkpoint?) outweighed n commands.
+                # A ratio over it would be a number that means nothing, reported as met.
+                raise RuntimeError(
+                    f"callgrind/{op}: {c}'s 2n run cost no more than its n run "
+                    f"({each:.0f} instructions a command); rerun with more --commands"
+                )
         for c in CONTENDERS:
             row = Row(
                 f"callgrind/{op}",
