@@ -3060,7 +3060,7 @@ class SEFlow:
         `StaffNotFound` (no such coach), `PermissionDenied`."""
         from . import _report as rp
         from ._report_out import PACK_MANIFEST, check_target, place_file, place_pack
-        from ._report_render import FORMATS, render, to_csv, to_html, to_json
+        from ._report_render import FORMATS, clients_csv, render, to_csv, to_html, to_json
 
         by = self._reader(actor)
         self.engine.may_export(by, False)
@@ -3151,23 +3151,10 @@ class SEFlow:
             )
         placed = None
         if target is not None and name == "seqf":
-            import csv
-            import io
-
-            def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-                buf = io.StringIO()
-                w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
-                w.writeheader()
-                w.writerows(rows)
-                return buf.getvalue()
-
-            columns = tuple(made.clients[0]) if made.clients else ("case_id",)
             picked = set(made.sample)
             pack = {
-                "clients.csv": table([dict(c) for c in made.clients], columns),
-                "sample.csv": table(
-                    [dict(c) for c in made.clients if c["case_id"] in picked], columns
-                ),
+                "clients.csv": clients_csv(made),
+                "sample.csv": clients_csv(made, picked),
                 "kpis.csv": to_csv(made),
                 "report.html": to_html(made),
                 PACK_MANIFEST: to_json(made),
