@@ -2624,7 +2624,13 @@ class SEFlow:
     ) -> list[PersonFound]:
         """Participants with an open case who are likely the person `details` describes: the
         same name (any case and spacing) and date of birth, or the same contact. Empty for
-        those who may not see personal data. What `refer` warns of before a second referral."""
+        those who may not see personal data. What `refer` warns of before a second referral.
+
+        An audited read, as `find` is: each check is a `search` audit event (purpose
+        `duplicates`: who, when, how many matched and their pseudonyms, never the details
+        searched for), its own event rather than part of the referral's, since the check
+        shows who matched whether or not the referral then goes ahead; committed before the
+        results are returned."""
         viewer = self._reader(actor)
         if isinstance(details, str):
             details = PersonalDetails(name=details)
@@ -2642,7 +2648,15 @@ class SEFlow:
             )
             or (contact and d.contact is not None and _squash(d.contact) == contact)
         ]
-        return [found for found in self._found(hits) if found.open_cases]
+        found = [found for found in self._found(hits) if found.open_cases]
+        matched = [person.participant_id for person in found]
+        now = self.now()
+        self.store.write(
+            lambda tx: self.engine.record_search(
+                matched, by=acting(tx, viewer.id), now=now, duplicates=True
+            )
+        )
+        return found
 
     def _found(self, hits: Iterable[tuple[str, PersonalDetails]]) -> list[PersonFound]:
         return [
