@@ -1630,10 +1630,10 @@ class SEFlow:
         who may hold cases). Ids only, never a name or other personal data; reads without
         writing or auditing anything. At most `COMPLETIONS` words. Raises as any read does
         (the actor must be active staff) and `InvalidInput` for an unknown `kind`."""
-        self._reader(actor)
+        by = self._reader(actor)
         words: Iterable[str]
         if kind == "case":
-            words = (c.id for c in self.store.cases(CaseFilter()))
+            words = self._case_words(prefix, by.id)
         elif kind == "trigger":
             if case_id is None:
                 words = self.workflow.triggers
@@ -1656,6 +1656,20 @@ class SEFlow:
                 if len(found) == COMPLETIONS:
                     break
         return tuple(found)
+
+    def _case_words(self, prefix: str, staff_id: str) -> Iterator[str]:
+        """Case ids starting with `prefix`: the reader's own open cases first, then any, each
+        read picked and limited by the store (an index range), never every case."""
+        try:
+            check_text(prefix, "case id")
+        except InvalidInput:
+            return
+        for where in (
+            CaseFilter(coach=staff_id, open_only=True, id_prefix=prefix, limit=COMPLETIONS),
+            CaseFilter(id_prefix=prefix, limit=COMPLETIONS),
+        ):
+            for case in self.store.cases(where):
+                yield case.id
 
     def _as_written(self, check: Check) -> Check:
         """`check` as a write would meet it: under a workflow other than the log's every write
