@@ -73,9 +73,7 @@ def _run(args: list[str], tmp: Path, db: Path) -> tuple[subprocess.CompletedProc
     return done, set(json.loads(out.read_text(encoding="utf-8")))
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "caseload.db"
+def _caseload(path: Path) -> Path:
     with se_flow.open(path, actor="ada") as flow:
         flow.add_staff("ada", "Ada Admin", "admin")
         flow.add_staff("sam", "Sam Coach", "coach")
@@ -83,6 +81,20 @@ def db(tmp_path: Path) -> Path:
             case = flow.refer(name, source="GP", coach="sam", actor="sam").case
         flow.advance(case.id, "engage", actor="sam")
     return path
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return _caseload(tmp_path / "caseload.db")
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A caseload and a cache folder the first start of all has kept the workflow in."""
+    folder = tmp_path_factory.mktemp("warm")
+    db = _caseload(folder / "caseload.db")
+    _run(["cases"], folder, db)
+    return folder, db
 
 
 @pytest.mark.parametrize(
@@ -98,10 +110,9 @@ def db(tmp_path: Path) -> Path:
     ids=" ".join,
 )
 def test_the_everyday_commands_load_only_what_they_use(
-    args: list[str], tmp_path: Path, db: Path
+    args: list[str], warm: tuple[Path, Path]
 ) -> None:
-    _run(["cases"], tmp_path, db)  # the first start of all keeps the workflow built
-    done, loaded = _run(args, tmp_path, db)
+    done, loaded = _run(args, *warm)
     assert done.stdout.strip()
     assert "se_flow._sqlite" in loaded and "se_flow._workflow" in loaded
     assert sorted(loaded.intersection(ONLY_FOR_OTHER_COMMANDS)) == []
