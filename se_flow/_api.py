@@ -77,7 +77,7 @@ from ._projections import replay_cases
 from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
-from ._standards import DueItem, DueList, Verdicts
+from ._standards import DueItem, DueList, Verdicts, due_key
 from ._texts import text_fields, withhold_event, withhold_record
 from ._urls import shown_database
 from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
@@ -458,26 +458,10 @@ def _with_outcomes(
         if d.overdue or not overdue_only
     ]
     items = sorted(
-        (*found.items, *extra), key=lambda i: (i.due_on, i.case_id, i.what != "review", i.title)
+        (*found.items, *extra),
+        key=lambda i: due_key(i.due_on, i.case_id, i.what != "review", i.title, i.occurrence),
     )
     return DueList(tuple(items[:limit] if limit is not None else items), found.warnings)
-
-
-def _due_page(found: DueList, limit: int | None, after: str | None) -> DueList:
-    """The page of `found` holding the `limit` cases that come after case `after` in it
-    (each case where its first, most urgent, item is), with all their items, in order."""
-    if limit is None and after is None:
-        return found
-    order = list(dict.fromkeys(i.case_id for i in found.items))
-    if after is not None:
-        if after not in order:
-            raise NotFound(
-                f"case {quoted(after)} is not on this due list (nothing due on it now): "
-                "start again from the first page"
-            )
-        order = order[order.index(after) + 1 :]
-    kept = set(order if limit is None else order[:limit])
-    return DueList(tuple(i for i in found.items if i.case_id in kept), found.warnings)
 
 
 def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
@@ -2217,8 +2201,10 @@ class SEFlow:
         Paged by whole cases, so no case is split over two pages: `limit` keeps everything
         due on the first so many cases (each placed by its most urgent item), `after` (the
         last case of the page before) starts after that case. Raises `CaseNotFound` for an
-        `after` that is no case, `NotFound` for one with nothing on the list (any more)."""
-        from ._due import due_list
+        `after` that is no case, `NotFound` for one with nothing on the list (any more). A
+        page of today's list (or a later day's) reads only its cases' rows of the due table,
+        however big the caseload."""
+        from ._due import by_cases, due_list
 
         self._reader(actor)
         _target(coach)
@@ -2228,7 +2214,8 @@ class SEFlow:
             self.store.case(_case_id(after, "after"))
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         found = due_list(
             self.store,
             self.workflow,
@@ -2236,16 +2223,20 @@ class SEFlow:
             coach=coach,
             within_days=within_days,
             overdue_only=overdue,
-            limit=None,
+            # Paged here only without outcomes (added to the whole list below).
+            limit=None if outcomes else limit,
+            live=today >= now,
+            after=None if outcomes else after,
         )
-        if outcomes:
-            found = _with_outcomes(
-                found,
-                self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
-                overdue,
-                None,
-            )
-        return _due_page(found, limit, after)
+        if not outcomes:
+            return found
+        found = _with_outcomes(
+            found,
+            self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
+            overdue,
+            None,
+        )
+        return by_cases(found, limit, after)
 
     def standards(
         self, case_id: str, *, as_of: dt.date | None = None, actor: str | None = None
@@ -2259,7 +2250,9 @@ class SEFlow:
         if as_of is not None:
             check_date(as_of, "as_of")
         case = self.store.case(case_id)
-        return case_standards(self.store, self.workflow, case, as_of or self.now().date())
+        now = self.now().date()
+        day = as_of or now
+        return case_standards(self.store, self.workflow, case, day, live=day >= now)
 
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
@@ -2436,7 +2429,8 @@ class SEFlow:
         check_limit(before_seq, "before_seq")
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         from ._due import case_standards
 
         with self.store.read_snapshot():
@@ -2451,7 +2445,7 @@ class SEFlow:
             shown = records[1:] if more else records
             if not self._shows_text(viewer):
                 shown = [withhold_record(r, self.workflow) for r in shown]
-            standards = case_standards(self.store, self.workflow, case, today)
+            standards = case_standards(self.store, self.workflow, case, today, today >= now)
             history = self._history_page(case, limit, before_seq, viewer)
         return CaseView(
             case=case,
@@ -2519,7 +2513,8 @@ class SEFlow:
         actor: str | None = None,
     ) -> DueView:
         """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
-        they are a coach, else everyone's. Says whose list it is and today's date."""
+        they are a coach, else everyone's. Says whose list it is and today's date. `limit`
+        and `after` page it (see `due_items`)."""
         by = self._reader(actor)
         if coach is None and not everyone and by.role is Role.COACH:
             coach = by.id
@@ -2813,15 +2808,25 @@ class SEFlow:
             check_target(target, force=force, folder=name == "seqf")
         programme = self.programme("ips_grow")
         with self.store.read_snapshot():
-            cases = list(self.store.cases(CaseFilter()))
             staff_ids = sorted(
                 s.id for s in self.store.list_staff() if s.active and s.role is Role.COACH
             )
-            views = self._views(cases, programme, on, with_history=name == "standards")
+            views = self._views(programme, on, with_history=name == "standards")
+            texts: dict[int, dict[str, str | None]] = {}
+            names: dict[str, str] = {}
+            if name == "seqf":
+                # A job's end reason is a free text: read from the text table (erasure
+                # shown), withheld from whoever may not read texts, the participant's name
+                # taken out; in the same snapshot as the cases.
+                ends = [seq for v in views for seq in v.job_ends.values()]
+                texts = self.store.texts_of(ends) if ends else {}
+                ended = sorted({v.case.participant_id for v in views if v.job_ends})
+                names = self.store.names_of(ended) if ended else {}
         if name == "ips-grow":
             made = rp.ips_grow(views, span, on, programme, self.workflow)
         elif name == "coaches":
-            who = [coach] if coach else sorted({*staff_ids, *(c.coach for c in cases if c.coach)})
+            held = {c for v in views for _, c in v.coaches if c}
+            who = [coach] if coach else sorted({*staff_ids, *held})
             made = rp.coaches(views, span, on, programme, self.workflow, who)
         elif name == "fidelity":
             made = rp.fidelity(views, span, on, programme, self.workflow)
@@ -2838,7 +2843,9 @@ class SEFlow:
         else:
             grow = rp.ips_grow(views, span, on, programme, self.workflow)
             fid = rp.fidelity(views, span, on, programme, self.workflow)
-            clients = rp.client_rows(views, self.workflow, on)
+            clients = rp.client_rows(
+                views, self.workflow, on, texts=texts, shown=self._shows_text(by), names=names
+            )
             drawn = seed if seed is not None else secrets.randbelow(2**32)
             made = rp.Report(
                 name="seqf",
@@ -2925,7 +2932,6 @@ class SEFlow:
         that holds it, for a period as `report` takes it, with the cases behind it. Raises
         `NotFound` for a figure no report has (or a coach's figure of a coach with no cases)."""
         from ._report import FIGURES, report_for
-        from .errors import NotFound
 
         check_text(key, "figure")
         name = report_for(key, [s.id for s in self.workflow.standards])
@@ -2950,49 +2956,21 @@ class SEFlow:
             raise NotFound(f"no figure {quoted(key)} in the {name} report for {made.period.label}")
         return found
 
-    def _views(
-        self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
-    ) -> list[ReportCase]:
-        """Every case as the reports read it, from one streamed pass over the log."""
-        from ._report import Entry, case_view, entry_from_row
-        from ._standards import CaseHistory, happenings, pause_triggers
+    def _views(self, programme: Programme, on: dt.date, *, with_history: bool) -> list[ReportCase]:
+        """Every case as the reports read it, from the store's few ordered scans
+        (`case_readings`), each case's rows decoded once."""
+        from ._report import case_view, kinds_read
 
-        by_id = {c.id: c for c in cases}
-        pause, resume = pause_triggers(self.workflow)
-        views: list[ReportCase] = []
+        kinds = kinds_read(self.workflow, programme)
+        if with_history:
+            from ._standards import needs
 
-        def done(case_id: str | None, events: list[Entry]) -> None:
-            case = by_id.get(case_id or "")
-            if case is None:
-                return
-            history = (
-                CaseHistory(
-                    case_id=case.id,
-                    coach=case.coach,
-                    happenings=happenings(events, self.workflow.records),
-                    closed_on=case.closed_at.date() if case.closed_at else None,
-                    pause_triggers=pause,
-                    resume_triggers=resume,
-                )
-                if with_history
-                else None
-            )
-            views.append(case_view(case, events, self.workflow, programme, on, history=history))
-
-        current: str | None = None
-        batch: list[Entry] = []
-        # One scan of the log in case order, decoding only the columns a report reads.
-        for row in self.store.event_table(cases=CaseFilter(), by_case=True):
-            e = entry_from_row(row)
-            if e.case_id != current:
-                if batch:
-                    done(current, batch)
-                current, batch = e.case_id, []
-            batch.append(e)
-        if batch:
-            done(current, batch)
-        views.sort(key=lambda v: _case_order(v.id))
-        return views
+            # The standards read only the record kinds they name (as the due list does).
+            kinds |= needs(self.workflow.standards)[0]
+        return [
+            case_view(reading, self.workflow, programme, on, with_history=with_history)
+            for reading in self.store.case_readings(kinds)
+        ]
 
 
 def _case_order(case_id: str) -> tuple[int, str]:

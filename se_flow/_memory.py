@@ -21,6 +21,7 @@ import attrs
 
 from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
+from ._histories import due_open, due_order
 from ._model import (
     EVENT_COLUMNS,
     Case,
@@ -46,6 +47,14 @@ from ._seal import (
     first_key,
     seal_event,
 )
+from ._standards import (
+    DueRow,
+    DueTouch,
+    case_history,
+    case_number,
+    due_touched,
+    project,
+)
 from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._workflow import Workflow
 from .errors import (
@@ -57,12 +66,15 @@ from .errors import (
     StaffNotFound,
 )
 from .ports import (
+    READING_SKIPS,
     CaseFilter,
+    CaseReading,
     Change,
     Needs,
     RecordRow,
     SealKeys,
     Snapshot,
+    StageRow,
     Store,
     StoreCopy,
     TextRow,
@@ -209,6 +221,9 @@ class MemoryStore(Store):
         # (seq, slot) -> (salt hex, text), both None once erased (`_texts`).
         self._texts: dict[tuple[int, str], tuple[str | None, str | None]] = {}
         self._case_events: dict[str, list[Event]] = {}
+        # The due projection (`_standards.project`), by case.
+        self._due: dict[str, tuple[DueRow, ...]] = {}
+        self._due_touch = DueTouch.of(workflow)
         self._undo: list[Undo] | None = None
 
     # --- writes ------------------------------------------------------------------------
@@ -316,8 +331,29 @@ class MemoryStore(Store):
             self._record_seqs.append(seq)
             self._did(mine.pop)
             self._did(self._record_seqs.pop)
+        if event.kind == EventKind.WORKFLOW:
+            for cid in self._cases:
+                self._project_due(cid)
+        elif case is not None and due_touched(
+            self._due_touch, event.kind, event.trigger, change.record, case
+        ):
+            self._project_due(case.id)
         # Kept without its texts (an erased one must not linger here); given back with them.
         return fill_event(event, {t.slot: t.text for t in texts}) if texts else event
+
+    def _project_due(self, case_id: str) -> None:
+        self._put(self._due, case_id, self._due_of(case_id))
+
+    def _due_of(self, case_id: str) -> tuple[DueRow, ...]:
+        case = self._cases[case_id]
+        history = case_history(
+            case_id,
+            case.coach,
+            case.closed_at.date() if case.closed_at else None,
+            self._case_events.get(case_id, ()),
+            self.workflow,
+        )
+        return project(history, self.workflow.standards, self.workflow.calendar)
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         had, old = key in table, table.get(key)
@@ -394,6 +430,10 @@ class MemoryStore(Store):
             for record in records:
                 self._records.setdefault(record.case_id, []).append(record)
                 self._record_seqs.append(record.seq)
+            # The due projection rebuilt from the log copied in (the copy carries none); an
+            # undone restore clears it with the rest.
+            for cid in self._cases:
+                self._due[cid] = self._due_of(cid)
             self._did(lambda: self._clear(old_id))
             return len(events)
 
@@ -411,6 +451,7 @@ class MemoryStore(Store):
             self._commands,
             self._texts,
             self._case_events,
+            self._due,
         ):
             table.clear()
         self._rows.clear()
@@ -516,6 +557,35 @@ class MemoryStore(Store):
             gone = {r.supersedes for r in records if r.supersedes is not None}
             records = [r for r in records if r.seq not in gone]
         return records[-limit:] if limit else []
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        with self._lock:
+            return list(self._due.get(case_id, ()))
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        # Every row looked at: the reference store keeps no index (`limit` is a floor).
+        with self._lock:
+            found = [
+                row
+                for cid, rows in self._due.items()
+                for row in rows
+                if (coach is None or row.coach == coach)
+                and due_open(row, today, last_day)
+                and (after is None or (row.due_on, case_number(cid)) > after)
+            ]
+        found.sort(key=due_order)
+        return found
+
+    def count_due_rows(self) -> int:
+        with self._lock:
+            return sum(len(rows) for rows in self._due.values())
 
     def case_events(
         self, case_id: str, limit: int, *, before_seq: int | None = None
@@ -648,6 +718,44 @@ class MemoryStore(Store):
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
                 yield tuple(row[f] for f in names)
+
+    # --- reports (issue 14): every case as the reports read it -------------------------------
+
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
+        with self._lock:
+            cases = sorted(self._cases.values(), key=lambda c: _num(c.id))
+            events = {c.id: list(self._case_events.get(c.id, ())) for c in cases}
+            records = {c.id: list(self._records.get(c.id, ())) for c in cases}
+        for case in cases:
+            rows = []
+            for e in sorted(events[case.id], key=lambda e: e.seq):
+                if e.kind in READING_SKIPS:
+                    continue
+                coach = (
+                    e.payload.get("to_coach")
+                    if e.kind == EventKind.ASSIGN
+                    else e.payload.get("coach")
+                    if e.kind in (EventKind.REFERRAL, EventKind.REOPEN)
+                    else None
+                )
+                rows.append(
+                    StageRow(
+                        e.seq,
+                        str(e.kind),
+                        e.trigger,
+                        e.to_state,
+                        e.effective_at,
+                        e.actor,
+                        coach,
+                    )
+                )
+            kept = tuple(
+                sorted(
+                    (r for r in records[case.id] if kinds is None or r.kind in kinds),
+                    key=lambda r: r.seq,
+                )
+            )
+            yield CaseReading(case, tuple(rows), kept)
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

@@ -41,6 +41,7 @@ from se_flow._model import (
     Status,
 )
 from se_flow._seal import DAY, VerificationKey, seal_verifies
+from se_flow._standards import OPEN_ROW, DueRow, case_history, project
 from se_flow._texts import ERASED, digest
 from se_flow.errors import PermissionDenied, TextAlreadyErased, TextNotFound
 from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
@@ -191,6 +192,53 @@ class StoreContract:
             _add_staff(staffed, Staff(id="ada", name="Ada", role="coach"))
             assert staffed.read().count_active_admins() == 1
 
+    def test_the_due_projection_follows_each_write_and_equals_its_replay(
+        self, staffed: Store
+    ) -> None:
+        """`due_rows` after each write is what the case's history projects; a write that
+        cannot change it (a note) leaves it; one rolled back with its batch takes its rows
+        with it; `due_page` finds the open ones by day, coach and limit."""
+
+        def replay(case_id: str) -> list[DueRow]:
+            case = staffed.case(case_id)
+            closed = case.closed_at.date() if case.closed_at else None
+            events = staffed.events(case_id=case_id)
+            history = case_history(case_id, case.coach, closed, events, WORKFLOW)
+            return list(project(history, WORKFLOW.standards, WORKFLOW.calendar))
+
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        rows = staffed.due_rows(case.id)
+        assert {r.standard for r in rows} == {"ipes_acknowledge_referral", "ipes_first_meeting"}
+        assert {r.state for r in rows} == {OPEN_ROW}
+        assert rows == replay(case.id)
+        assert staffed.due_rows("C-404") == []
+        _note(staffed, case.id, "called")
+        assert staffed.due_rows(case.id) == rows
+        with pytest.raises(RuntimeError), staffed.batch():
+            _engage(staffed, case.id)
+            raise RuntimeError("rolled back")
+        assert staffed.due_rows(case.id) == rows
+        _engage(staffed, case.id)
+        engaged = staffed.due_rows(case.id)
+        assert engaged == replay(case.id) and engaged != rows
+        assert [r.state for r in engaged if r.standard == "ipes_acknowledge_referral"] == ["met"]
+        assert staffed.count_due_rows() == len(engaged) + len(staffed.due_rows(other.id))
+        today = NOW.date()
+        page = staffed.due_page(None, today, today + dt.timedelta(days=60), None)
+        assert page and all(r.coach == "sam" for r in page)
+        assert {r.case_id for r in page} == {case.id, other.id}
+        assert all(r.state == OPEN_ROW for r in page)
+        keys = [(r.due_on, r.case_id, r.n) for r in page]
+        assert keys == sorted(keys)
+        first = staffed.due_page(None, today, today + dt.timedelta(days=60), 1)
+        assert first[0] == page[0]
+        tied = [h for h in page if (h.due_on, h.case_id) == (page[0].due_on, page[0].case_id)]
+        assert all(h in first for h in tied)
+        assert staffed.due_page("kim", today, today + dt.timedelta(days=60), None) == []
+        early = staffed.due_page(None, today, today, None)
+        assert all(r.due_on is not None and r.due_on <= today for r in early)
+
     def test_version_checked_update_refuses_a_stale_version(self, staffed: Store) -> None:
         case = _refer(staffed)
         _engage(staffed, case.id, expected=case.version)
@@ -247,6 +295,54 @@ class StoreContract:
         assert [r[case_id] for r in picked] == [c.id for c in cases]
         one = staffed.event_table(case_id=cases[10].id, by_case=True)
         assert [r[kind] for r in one] == ["referral", "transition"]
+
+    def test_case_readings_give_every_case_its_events_and_records_in_case_order(
+        self, staffed: Store
+    ) -> None:
+        # Eleven cases engaged in reverse (seq, text and number order differ); C-2 has a
+        # note and its correction, C-3 passes to kim.
+        _add_staff(staffed, Staff(id="kim", name="Kim", role="coach"))
+        cases = [_refer(staffed, f"P-{n}") for n in range(11)]
+        for case in reversed(cases):
+            _engage(staffed, case.id)
+        first = _note(staffed, cases[1].id, "met at the library")
+        fixed = _note(staffed, cases[1].id, "met at the job centre", supersedes=first)
+
+        def assign(tx: Tx) -> Change:
+            return ENGINE.assign(
+                tx.snapshot(cases[2].id), "kim", actor=tx.staff("sam"), now=NOW, reason=None
+            )
+
+        staffed.write(assign)
+        readings = list(staffed.case_readings())
+        assert [r.case for r in readings] == [staffed.case(c.id) for c in cases]
+        assert readings[2].case.coach == "kim"
+        for r in readings:
+            assert [e.seq for e in r.events] == sorted(e.seq for e in r.events)
+            assert [(e.kind, e.trigger, e.to_state) for e in r.events][:2] == [
+                ("referral", "referral", WORKFLOW.initial),
+                ("transition", "engage", "customer_engagement"),
+            ]
+            assert r.events[0].coach == "sam" and r.events[1].coach is None
+            assert r.events[0].effective_at == NOW and r.events[0].actor == "sam"
+        (handed,) = readings[2].events[2:]
+        assert (handed.kind, handed.coach) == ("assign", "kim")
+        # Records are the records table's, superseded ones too, their free texts left out.
+        assert [(x.kind, x.seq, x.supersedes) for x in readings[1].records] == [
+            ("referral", readings[1].events[0].seq, None),
+            ("note", first, None),
+            ("note", fixed, first),
+        ]
+        assert all("text" not in x.fields for x in readings[1].records)
+        assert readings[1].records[0]["source"] == "GP"
+        # `kinds` keeps only those records; the events stay.
+        notes = list(staffed.case_readings({"note"}))
+        assert [[x.seq for x in r.records] for r in notes[:3]] == [[], [first, fixed], []]
+        assert [r.events for r in notes] == [r.events for r in readings]
+        assert [r.records for r in staffed.case_readings(set())][:2] == [(), ()]
+        with staffed.read_snapshot():
+            twice = [list(staffed.case_readings()) for _ in range(2)]
+        assert twice == [readings, readings]
 
     def test_snapshot_holds_current_records_and_marks(self, staffed: Store) -> None:
         case = _engage(staffed, _refer(staffed).id)

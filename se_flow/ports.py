@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from attrs import frozen
 
@@ -45,9 +45,14 @@ from ._model import (
 from ._seal import Sealing, SealRow, VerificationKey
 from .errors import InvalidInput
 
+if TYPE_CHECKING:
+    from ._standards import DueRow
+
 __all__ = [
     "NOTHING",
+    "READING_SKIPS",
     "CaseFilter",
+    "CaseReading",
     "CaseReads",
     "Change",
     "LogReads",
@@ -56,6 +61,7 @@ __all__ = [
     "RecordRow",
     "SealKeys",
     "Snapshot",
+    "StageRow",
     "Store",
     "StoreCopy",
     "TextRow",
@@ -172,6 +178,36 @@ class RecordRow:
     recorded_at: str
     actor: str
     supersedes: int | None
+
+
+READING_SKIPS = ("record", "milestone", "claim", "enrol")
+"""The event kinds a `CaseReading` leaves out of its `events`: records come from the records
+table, decoded; milestones, claims and enrolments are the evaluator's to work out again."""
+
+
+class StageRow(NamedTuple):
+    """One event of a case as a report reads it (no payload, no hashes): `coach` is the coach
+    it gave the case (a referral's or reopen's coach, an assign's new one), else None."""
+
+    seq: int
+    kind: str
+    trigger: str | None
+    to_state: str | None
+    effective_at: dt.datetime
+    actor: str
+    coach: str | None
+
+
+@frozen
+class CaseReading:
+    """One case as the reports read it (`LogReads.case_readings`): the case as it is now, its
+    events but those of `READING_SKIPS` in seq order, and every record of it (superseded ones
+    too) in seq order, typed by the workflow, its free texts left out as the records table
+    keeps them (a report that shows one reads it through `texts_of`)."""
+
+    case: Case
+    events: tuple[StageRow, ...]
+    records: tuple[Record, ...]
 
 
 @frozen
@@ -310,6 +346,32 @@ class CaseReads(Protocol):
         case has. Raises `CaseNotFound`."""
         ...
 
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        """The case's rows of the due projection (`_standards.project`: what is due, met and
+        missed, kept beside the log and brought up to date by every write that can change
+        it), in order (none for an unknown case)."""
+        ...
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        """Due projection rows of open cases (`coach`'s only, if given): deadlines not met
+        that fall due by `last_day`, and schedule windows holding `today` that fall due by
+        then; soonest first, then by case number and row. With `limit`, at least the first
+        `limit` of each of the two (all there are, if fewer) and every row of the last one's
+        case and day after it; with `after` (a day and a case number), only rows past that
+        day and case."""
+        ...
+
+    def count_due_rows(self) -> int:
+        """How many rows the due projection holds (`verify` counts its replay's)."""
+        ...
+
     def list_staff(self) -> list[Staff]:
         """Every staff member, by id."""
         ...
@@ -395,6 +457,14 @@ class LogReads(Protocol):
         case (the stage histories), however many cases there are. `columns` (names from
         `EVENT_COLUMNS`) gives only those, in that order: what reads a few of them (the stage
         histories read 8 of 19) need not fetch the hashes, guards and payloads."""
+        ...
+
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
+        """Every case with its events and records (`CaseReading`), in case-number order,
+        streamed from a few ordered scans (cases, their events, their records: each decoded
+        once), not a read per case: what a report on every case reads. `kinds` keeps only
+        the records of those kinds (a correction is always of its record's kind, so chains
+        stay whole); None keeps all."""
         ...
 
     def text_rows(self) -> Iterator[TextRow]:
