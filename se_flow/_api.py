@@ -405,11 +405,11 @@ def _mismatch_words(logged: str | None, loaded: str) -> str | None:
 
 
 def _record_needs(kind: str, supersedes: int | None) -> Needs:
-    """What recording `kind` reads of the case: the record it corrects, and for jobs and
-    work the case's jobs and work (`_spells.record_problems`)."""
-    if supersedes is not None:
-        return Needs()
-    return JOBS if kind in OUTCOME_RECORD_KINDS else NOTHING
+    """What recording `kind` reads of the case: the record it corrects (whatever its kind, so
+    a correction of another kind is refused saying so), and for jobs and work the case's jobs
+    and work (`_spells.record_problems`)."""
+    need = JOBS if kind in OUTCOME_RECORD_KINDS else NOTHING
+    return need if supersedes is None else need | Needs(kinds=frozenset(), record=supersedes)
 
 
 # What the outcomes of a case read of its history: whether it is enrolled; every job start,

@@ -34,7 +34,7 @@ from ._model import (
     Staff,
     Status,
 )
-from ._rows import event_columns, refuse_if_not_empty, restore_order
+from ._rows import event_columns, guard_records, refuse_if_not_empty, restore_order
 from ._seal import (
     SEED_BYTES,
     Sealing,
@@ -74,6 +74,10 @@ __all__ = ["MemoryStore"]
 Undo = Callable[[], object]
 
 
+def _latest_first(record: Record) -> tuple[dt.datetime, int]:
+    return record.effective_at, record.seq
+
+
 class _MemoryTx(Tx):
     def __init__(self, store: MemoryStore) -> None:
         self._s = store
@@ -108,11 +112,30 @@ class _MemoryTx(Tx):
             picked = [r for r in mine if kinds is None or r.kind in kinds]
             records = tuple(picked) if need.superseded else current(picked)
             records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
+        records = guard_records(
+            need,
+            records,
+            lambda kind: max(self._current_of(case_id, kind), key=_latest_first, default=None),
+            lambda kind, at: [
+                r
+                for r in self._current_of(case_id, kind)
+                if at is None or r.effective_at > dt.datetime.fromisoformat(at)
+            ],
+            lambda seq: next((r for r in self._current_of(case_id) if r.seq == seq), None),
+        )
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}
         history = tuple(e for e in s._case_events.get(case_id, []) if e.trigger in need.history)
         return Snapshot(case=case, records=tuple(records), marks=dict(marks), history=history)
+
+    def _current_of(self, case_id: str, kind: str | None = None) -> list[Record]:
+        s = self._s
+        mine = s._records.get(case_id, [])
+        return [
+            fill_record(r, s._texts_for(r.seq))
+            for r in current([r for r in mine if kind is None or r.kind == kind])
+        ]
 
     def new_case_id(self) -> str:
         return f"C-{len(self._s._cases) + 1}"
