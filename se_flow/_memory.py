@@ -34,7 +34,14 @@ from ._model import (
     Staff,
     Status,
 )
-from ._rows import event_columns, guard_records, refuse_if_not_empty, restore_order
+from ._rows import case_columns as _case_columns
+from ._rows import (
+    case_values,
+    event_columns,
+    guard_records,
+    refuse_if_not_empty,
+    restore_order,
+)
 from ._seal import (
     SEED_BYTES,
     Sealing,
@@ -634,10 +641,15 @@ class MemoryStore(Store):
         as_json: bool = False,
         by_case: bool = False,
         columns: tuple[str, ...] | None = None,
+        case_columns: tuple[str, ...] = (),
     ) -> Iterator[tuple[Any, ...]]:
         names = event_columns(columns)
+        if case_columns and (as_json or not by_case):
+            raise ValueError("case_columns come with by_case, not as_json")
+        case_columns = _case_columns(case_columns)
         with self._lock:
             rows = list(self._rows)
+            held = dict(self._cases)
             if by_case:
                 rows = sorted(
                     (r for r in rows if r["case_id"] in self._cases),
@@ -669,6 +681,9 @@ class MemoryStore(Store):
             if as_json:
                 ordered = {f: row[f] for f in names}
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
+            elif case_columns:
+                case = case_values(held[row["case_id"]], case_columns)
+                yield case + tuple(row[f] for f in names)
             else:
                 yield tuple(row[f] for f in names)
 

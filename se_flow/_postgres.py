@@ -67,6 +67,7 @@ from ._rows import (
     restore_order,
 )
 from ._rows import CASE_COLS as _CASE_COLS
+from ._rows import case_columns as case_columns_checked
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -1574,12 +1575,17 @@ class PostgresStore(Store):
         as_json: bool = False,
         by_case: bool = False,
         columns: tuple[str, ...] | None = None,
+        case_columns: tuple[str, ...] = (),
     ) -> Iterator[tuple[Any, ...]]:
         names = event_columns(columns)
         clauses, params = event_where(
             "%s", case_id=case_id, cases=cases, since=since, before=before, kinds=kinds
         )
         cols = ", ".join(f"events.{c}" for c in names)
+        if case_columns:
+            if as_json or not by_case:
+                raise ValueError("case_columns come with by_case, not as_json")
+            cols = ", ".join(f"c.{c}" for c in case_columns_checked(case_columns)) + ", " + cols
         rows = self._event_rows_by_case if by_case else self._event_rows
         for row in rows(clauses, params, cols):
             if as_json:

@@ -24,9 +24,11 @@ __all__ = [
     "CASE_COLS",
     "CURRENT",
     "RECORD_COLS",
+    "case_columns",
     "case_from_row",
     "case_order",
     "case_params",
+    "case_values",
     "case_where",
     "dt_or_none",
     "event_columns",
@@ -152,6 +154,31 @@ def event_columns(columns: tuple[str, ...] | None) -> tuple[str, ...]:
     if unknown or not columns:
         raise ValueError(f"not event columns: {unknown or 'none given'}")
     return columns
+
+
+# The case columns an event row may carry (`LogReads.event_table`'s `case_columns`): plain
+# text and numbers, the same in every store.
+_CASE_VALUES: dict[str, Callable[[Case], Any]] = {
+    "participant_id": lambda c: c.participant_id,
+    "episode": lambda c: c.episode,
+    "coach": lambda c: c.coach,
+    "state": lambda c: c.state,
+    "phase": lambda c: c.phase,
+    "status": lambda c: c.status.value,
+}
+
+
+def case_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """`LogReads.event_table`'s `case_columns`, checked (they are written into SQL)."""
+    unknown = [c for c in columns if c not in _CASE_VALUES]
+    if unknown:
+        raise ValueError(f"not case columns an event row may carry: {unknown}")
+    return columns
+
+
+def case_values(case: Case, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    """The case's `columns` as the case table keeps them (for a store that keeps no table)."""
+    return tuple(_CASE_VALUES[c](case) for c in columns)
 
 
 def event_where(

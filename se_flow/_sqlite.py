@@ -53,6 +53,7 @@ from ._rows import (
     restore_order,
 )
 from ._rows import CASE_COLS as _CASE_COLS
+from ._rows import case_columns as _case_columns
 from ._rows import case_from_row as _case_from_row
 from ._rows import case_params as _case_params
 from ._rows import ts as _ts
@@ -1562,9 +1563,14 @@ class SQLiteStore(Store):
         as_json: bool = False,
         by_case: bool = False,
         columns: tuple[str, ...] | None = None,
+        case_columns: tuple[str, ...] = (),
     ) -> Iterator[tuple[Any, ...]]:
         names = event_columns(columns)
         cols = ", ".join(f"events.{c}" for c in names)
+        if case_columns:
+            if as_json or not by_case:
+                raise ValueError("case_columns come with by_case, not as_json")
+            cols = ", ".join(f"cases.{c}" for c in _case_columns(case_columns)) + ", " + cols
         if as_json:
             # SQLite builds the JSON text ~2x faster than json.dumps per row; TEXT columns
             # (guards, payload...) stay strings, exactly as stored.

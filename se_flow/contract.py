@@ -275,6 +275,27 @@ class StoreContract:
         one = staffed.event_table(case_id=cases[10].id, by_case=True)
         assert [r[kind] for r in one] == ["referral", "transition"]
 
+    def test_event_table_by_case_carries_the_case_columns_asked_for(self, staffed: Store) -> None:
+        """What the stage histories write of a case, in the one scan of its events."""
+        first = _refer(staffed, "P-a")
+        second = _engage(staffed, _refer(staffed, "P-b").id)
+        rows = list(
+            staffed.event_table(
+                by_case=True,
+                columns=("case_id", "kind"),
+                case_columns=("participant_id", "episode", "state", "status", "coach"),
+            )
+        )
+        assert rows == [
+            ("P-a", 1, "referred", "active", "sam", first.id, "referral"),
+            ("P-b", 1, second.state, "active", "sam", second.id, "referral"),
+            ("P-b", 1, second.state, "active", "sam", second.id, "transition"),
+        ]
+        with pytest.raises(ValueError, match="not case columns"):
+            list(staffed.event_table(by_case=True, case_columns=("id; DROP TABLE cases",)))
+        with pytest.raises(ValueError, match="by_case"):
+            list(staffed.event_table(case_columns=("participant_id",)))
+
     def test_snapshot_holds_current_records_and_marks(self, staffed: Store) -> None:
         case = _engage(staffed, _refer(staffed).id)
         snap = staffed.read().snapshot(case.id)

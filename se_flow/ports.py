@@ -410,6 +410,7 @@ class LogReads(Protocol):
         as_json: bool = False,
         by_case: bool = False,
         columns: tuple[str, ...] | None = None,
+        case_columns: tuple[str, ...] = (),
     ) -> Iterator[tuple[Any, ...]]:
         """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
         read any size in constant memory): tuples in `EVENT_COLUMNS` order or, with `as_json`,
@@ -424,7 +425,10 @@ class LogReads(Protocol):
         then by seq, and leaves out events of no case: one scan for what is worked out case by
         case (the stage histories), however many cases there are. `columns` (names from
         `EVENT_COLUMNS`) gives only those, in that order: what reads a few of them (the stage
-        histories read 8 of 19) need not fetch the hashes, guards and payloads."""
+        histories read 8 of 19) need not fetch the hashes, guards and payloads.
+        `case_columns` (with `by_case`: `participant_id`, `episode`, `coach`, `state`, `phase`,
+        `status`) puts those of the event's case, as kept, before the event's columns: one
+        scan gives what a case-by-case table writes, without reading the cases apart."""
         ...
 
     def text_rows(self) -> Iterator[TextRow]:
