@@ -550,10 +550,10 @@ def _spell_rows(
     final = workflow.final
     since, before = sel.since, sel.before
     cut = operator.itemgetter(slice(3, None))
-    for (participant, episode, case_id), group in itertools.groupby(
-        events, key=operator.itemgetter(0, 1, 2)
-    ):
-        for spell in spells(map(cut, group), final):
+    for case_id, group in itertools.groupby(events, key=operator.itemgetter(2)):
+        first = next(group)
+        participant, episode = first[0], first[1]
+        for spell in spells(map(cut, itertools.chain((first,), group)), final):
             if before is not None and dt.datetime.fromisoformat(spell.entered) >= before:
                 continue
             if (
