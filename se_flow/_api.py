@@ -89,6 +89,7 @@ from .errors import (
     CommandIdReused,
     InvalidInput,
     InvalidRecord,
+    NotFound,
     SEFlowError,
     StaffHoldsCases,
     StaffNotFound,
@@ -454,6 +455,23 @@ def _with_outcomes(
         (*found.items, *extra), key=lambda i: (i.due_on, i.case_id, i.what != "review", i.title)
     )
     return DueList(tuple(items[:limit] if limit is not None else items), found.warnings)
+
+
+def _due_page(found: DueList, limit: int | None, after: str | None) -> DueList:
+    """The page of `found` holding the `limit` cases that come after case `after` in it
+    (each case where its first, most urgent, item is), with all their items, in order."""
+    if limit is None and after is None:
+        return found
+    order = list(dict.fromkeys(i.case_id for i in found.items))
+    if after is not None:
+        if after not in order:
+            raise NotFound(
+                f"case {quoted(after)} is not on this due list (nothing due on it now): "
+                "start again from the first page"
+            )
+        order = order[order.index(after) + 1 :]
+    kept = set(order if limit is None else order[:limit])
+    return DueList(tuple(i for i in found.items if i.case_id in kept), found.warnings)
 
 
 def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
@@ -1457,8 +1475,9 @@ class SEFlow:
         expected_version: int | None = None,
         command_id: str | None = None,
     ) -> Done[Case, None]:
-        """Close for one of the workflow's `close_reasons` (`ineligible` needs a team leader).
-        For withdrawal, disengagement or completion use their own triggers."""
+        """Close for one of the workflow's `close_reasons` (`ineligible` needs a team leader;
+        `other` a `note`, else `NoteRequired`). For withdrawal, disengagement or completion
+        use their own triggers."""
         return self.advance(
             case_id,
             self.workflow.trigger_for("close"),
@@ -1991,7 +2010,8 @@ class SEFlow:
         check_text(participant_id, "participant id")
         check_limit(limit, "limit")
         if after is not None:
-            _case_id(after, "after")
+            # A page after a case that is not there would read as an empty page: say so.
+            self.store.case(_case_id(after, "after"))
         if stuck_days is not None:
             check_days(stuck_days, "stuck_days", ahead_only=True)
         if sort is not None and sort not in CASE_SORTS:
@@ -2044,17 +2064,8 @@ class SEFlow:
 
     def stage_id(self, stage: str | None) -> str | None:
         """The state `stage` names: its id, its number (`3`) or its title (any case, e.g.
-        `job matching`). Raises `InvalidInput` listing the stages."""
-        if stage is None or stage in self.workflow.states:
-            return stage
-        wanted = " ".join(str(stage).split()).casefold()
-        for spec in self.workflow.states.values():
-            if wanted in (str(spec.order) if spec.order else "", spec.title.casefold()):
-                return spec.id
-        known = ", ".join(
-            f"{s.order} {s.title}" if s.order else s.id for s in self.workflow.states.values()
-        )
-        raise InvalidInput(f"unknown stage {quoted(str(stage))}; stages: {known}", field="stage")
+        `job matching`; `Workflow.stage_id`). Raises `InvalidInput` listing the stages."""
+        return None if stage is None else self.workflow.stage_id(stage)
 
     def due(
         self,
@@ -2074,7 +2085,7 @@ class SEFlow:
         check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
         if after is not None:
-            _case_id(after, "after")
+            self.store.case(_case_id(after, "after"))
         if as_of is not None:
             check_date(as_of, "as_of")
         day = (as_of or self.now().date()) + dt.timedelta(days=within_days)
@@ -2143,6 +2154,7 @@ class SEFlow:
         limit: int | None = None,
         actor: str | None = None,
         outcomes: bool = False,
+        after: str | None = None,
     ) -> DueList:
         """Everything due on open cases, in one list sorted by date (most overdue first):
         reviews (as `due` finds them) and every service standard and follow-along occurrence
@@ -2151,13 +2163,20 @@ class SEFlow:
         what is past its date. Each item says what satisfies it and the command that does.
         `warnings` names calendar years needed but not listed. `due` stays reviews only.
         `outcomes` adds the milestones and claims `outcomes_due` finds (`what` = milestone or
-        claim): off by default, as it evaluates every enrolled case."""
+        claim): off by default, as it evaluates every enrolled case.
+
+        Paged by whole cases, so no case is split over two pages: `limit` keeps everything
+        due on the first so many cases (each placed by its most urgent item), `after` (the
+        last case of the page before) starts after that case. Raises `CaseNotFound` for an
+        `after` that is no case, `NotFound` for one with nothing on the list (any more)."""
         from ._due import due_list
 
         self._reader(actor)
         _target(coach)
         check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
+        if after is not None:
+            self.store.case(_case_id(after, "after"))
         if as_of is not None:
             check_date(as_of, "as_of")
         today = as_of or self.now().date()
@@ -2168,16 +2187,16 @@ class SEFlow:
             coach=coach,
             within_days=within_days,
             overdue_only=overdue,
-            limit=None if outcomes else limit,
+            limit=None,
         )
-        if not outcomes:
-            return found
-        return _with_outcomes(
-            found,
-            self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
-            overdue,
-            limit,
-        )
+        if outcomes:
+            found = _with_outcomes(
+                found,
+                self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
+                overdue,
+                None,
+            )
+        return _due_page(found, limit, after)
 
     def standards(
         self, case_id: str, *, as_of: dt.date | None = None, actor: str | None = None
@@ -2246,7 +2265,11 @@ class SEFlow:
 
     def find(self, text: str, *, actor: str | None = None) -> list[PersonFound]:
         """Participants whose name or contact holds `text` (any case; spaces ignored in a
-        contact), each with every case of theirs, by name. Coaches and team leaders only."""
+        contact), each with every case of theirs, by name. Coaches and team leaders only.
+
+        An audited read: each search is an audit event (`EventKind.SEARCH`: who, when, how
+        many matched and their pseudonyms, never the text), committed before the results
+        are returned, so a store that cannot log it (opened read-only) refuses the search."""
         viewer = self._reader(actor)
         self.engine.may_find_people(viewer)
         check_text(text, "search text")
@@ -2260,7 +2283,13 @@ class SEFlow:
             if needle in " ".join(d.name.split()).casefold()
             or (d.contact is not None and squashed in _squash(d.contact))
         ]
-        return self._found(sorted(hits, key=lambda hit: (hit[1].name.casefold(), hit[0])))
+        found = self._found(sorted(hits, key=lambda hit: (hit[1].name.casefold(), hit[0])))
+        matched = [person.participant_id for person in found]
+        now = self.now()
+        self.store.write(
+            lambda tx: self.engine.record_search(matched, by=acting(tx, viewer.id), now=now)
+        )
+        return found
 
     def duplicates(
         self, details: PersonalDetails | str, *, actor: str | None = None
@@ -2437,6 +2466,7 @@ class SEFlow:
         limit: int | None = None,
         outcomes: bool = False,
         names: bool = False,
+        after: str | None = None,
         actor: str | None = None,
     ) -> DueView:
         """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
@@ -2453,6 +2483,7 @@ class SEFlow:
             limit=limit,
             actor=by.id,
             outcomes=outcomes,
+            after=after,
         )
         shown = self.case_names((i.case_id for i in found.items), actor=by.id) if names else {}
         return DueView(items=found, coach=coach, today=today, names=shown)

@@ -253,6 +253,13 @@ def state_title(wf: Workflow, state: str | None) -> str:
     return spec.title if spec else words(state)
 
 
+def trigger_title(wf: Workflow, trigger: str) -> str:
+    """The title the stage data gives `trigger` (its first transition's), else its words."""
+    return next(
+        (t.title for t in wf.transitions if t.trigger == trigger and t.title), words(trigger)
+    )
+
+
 def stage_label(wf: Workflow, case: Case) -> str:
     """Where a case is, as a coach says it: `3 Employer Engagement`, `5 Career development
     (paused)`, `Closed: withdrawn`."""

@@ -186,6 +186,9 @@ class Engine:
         self._check_version(case, expected_version)
         self._check_effective(ctx.effective_at, ctx.now)
         spec = self._spec(case, trigger)
+        if spec.dest == self.workflow.final:
+            # Here, not only in `close`: a library user firing the close trigger gets it too.
+            self.workflow.check_closure_note(spec.outcome or ctx.outcome, ctx.reason)
         if ctx.effective_at.date() < case.stage_entered_at.date():
             # A stage cannot be left before it was entered: stage spells would run backwards.
             raise InvalidInput(
@@ -798,6 +801,15 @@ class Engine:
         pseudonymised, so whoever may take a pseudonymised export may run one."""
         policy.may_export(by, False)
         event = self._system_event(EventKind.REPORT, by.id, by.role.value, now, payload)
+        return Change(case=None, expected_version=None, event=event)
+
+    def record_search(self, matched: Sequence[str], *, by: Staff, now: dt.datetime) -> Change:
+        """The audit event of a search of participants by `by` (read again now) that showed
+        the participants `matched` (pseudonyms). The text searched for is not kept: see
+        `EventKind.SEARCH`."""
+        policy.may_find_people(by)
+        payload = {"matched": len(matched), "participants": list(matched)}
+        event = self._system_event(EventKind.SEARCH, by.id, by.role.value, now, payload)
         return Change(case=None, expected_version=None, event=event)
 
     # --- the policy, for reads and early checks, which draft no event ----------------------

@@ -105,6 +105,7 @@ from ._workflow import Workflow
 from .errors import (
     CaseNotFound,
     InvalidExportRequest,
+    InvalidInput,
     SEFlowError,
     StaffNotFound,
     StoreError,
@@ -391,8 +392,12 @@ def _select(
     before = _moment("until", until, end=True)
     if start is not None and before is not None and start >= before:
         raise InvalidExportRequest(f"since ({_as_text(since)}) is after until ({_as_text(until)})")
-    if stage is not None and stage not in workflow.states:
-        raise InvalidExportRequest(f"unknown stage {stage!r}; stages: {', '.join(workflow.states)}")
+    if stage is not None:
+        # Its number, title or id, read as the caseload reads it; the manifest says the id.
+        try:
+            stage = workflow.stage_id(stage)
+        except InvalidInput as exc:
+            raise InvalidExportRequest(exc.message) from None
     try:
         wanted = Status(status) if status is not None else None
     except ValueError:

@@ -49,7 +49,7 @@ class EventKind(StrEnum):
     transition, phase, pause or resume moves it; a record adds evidence; assign changes its
     coach; an enrolment puts it on a programme, a milestone event logs what a write made of
     its milestones, a claim marks one claimed. Events of no case: staff changes, erasures of
-    personal data, exports, reports and a database moved to another workflow."""
+    personal data, exports, reports, searches and a database moved to another workflow."""
 
     REFERRAL = "referral"
     REOPEN = "reopen"
@@ -77,6 +77,10 @@ class EventKind(StrEnum):
     it (in the same transaction), or a change to a claimed one flagged for a person."""
     CLAIM = "claim"
     """A milestone claimed from the funder, with the funder's reference."""
+    SEARCH = "search"
+    """A search of participants by name or contact (`find`): an audited read of personal
+    data. Its payload says how many matched and their pseudonyms, never the text searched
+    for (a name or phone number would sit in the hashed log for good, past any erasure)."""
 
 
 class Status(StrEnum):

@@ -23,7 +23,7 @@ from ._limits import DECIMAL_PLACES, date_fault, decimal_fault, text_fault
 from ._model import Record
 from ._schema import NamesTable, ReopenTable, StageFile, TransitionTable, WorkflowTable, structure
 from ._standards import StandardSpec, parse_standards
-from .errors import Fault, UnknownTrigger, WorkflowInvalid
+from .errors import Fault, InvalidInput, NoteRequired, UnknownTrigger, WorkflowInvalid, quoted
 
 __all__ = [
     "FIELD_TYPES",
@@ -449,6 +449,10 @@ class JobRule:
         return {detail: values.get(name) for detail, name in self.fields.items()}
 
 
+OTHER_CLOSE_REASON = "other"
+"""The close reason that says nothing by itself: a closure for it needs a note."""
+
+
 @frozen
 class Names:
     """The names code uses, from `[workflow.names]`: the trigger each convenience call fires
@@ -513,6 +517,33 @@ class Workflow:
             if spec.from_phase is None or spec.from_phase == phase:
                 return spec
         return None
+
+    def stage_id(self, stage: str) -> str:
+        """The state `stage` names: its id, its number (`3`) or its title (any case and
+        spacing, e.g. `job matching`). The one reading of a stage filter, wherever one is
+        typed. Raises `InvalidInput` listing the stages."""
+        if stage in self.states:
+            return stage
+        wanted = " ".join(str(stage).split()).casefold()
+        for spec in self.states.values():
+            if wanted in (str(spec.order) if spec.order else "", spec.title.casefold()):
+                return spec.id
+        known = ", ".join(f"{s.order} {s.title}" if s.order else s.id for s in self.states.values())
+        raise InvalidInput(f"unknown stage {quoted(str(stage))}; stages: {known}", field="stage")
+
+    def closes(self, trigger: str) -> bool:
+        """Whether `trigger` takes a case to the final state from any stage: what cannot be
+        undone (reopening makes a new case), so a person is asked first."""
+        return any(t.trigger == trigger and t.dest == self.final for t in self.transitions)
+
+    def check_closure_note(self, outcome: str | None, note: str | None) -> None:
+        """A closure for the catch-all reason (`other`, where the workflow's close reasons
+        have it) says why in a note: the reason alone tells a reader nothing. Raises
+        `NoteRequired`."""
+        if outcome != OTHER_CLOSE_REASON or outcome not in self.close_reasons:
+            return
+        if note is None or not note.strip() or note.strip().casefold() == outcome:
+            raise NoteRequired(outcome)
 
     def trigger_for(self, call: str) -> str:
         """The trigger the convenience call `call` (pause, resume, withdraw, close) fires:

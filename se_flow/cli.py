@@ -77,6 +77,8 @@ _OPTION_FOR: dict[str, str | tuple[str, ...]] = {
     "coach": "--coach",
     "review date": "--review",
     "close reason": "--close-reason",
+    # `close --note`; `advance --reason` is the note when the close trigger is fired directly.
+    "note": ("--note", "--reason"),
     "date of birth": "--dob",
     "contact": "--contact",
     "quarter": "--quarter",
@@ -646,6 +648,9 @@ def _confirm(yes: bool, question: str, what: str) -> None:
         raise typer.Exit(1)
 
 
+_CLOSING = "closing case {case_id} cannot be undone"
+"""The warning before a case is closed, by `close` or by a trigger that closes it."""
+
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")
 ]
@@ -1075,8 +1080,9 @@ def find(
 ) -> None:
     """Find participants by name or contact, with their cases (coaches and team leaders).
 
+    Each search is an audit event (who, when, how many matched; never the text).
     Example: se-flow find alex"""
-    with _open(ctx) as flow:
+    with _open(ctx, write=True) as flow:
         found = flow.find(text)
         wf = flow.workflow
     if json:
@@ -1335,10 +1341,18 @@ def advance(
         ),
     ] = None,
     on: OnOption = None,
+    yes: YesOption = False,
     json: JsonOption = False,
 ) -> None:
-    """Move a case on by firing a trigger; refused with every missing piece if guards fail."""
+    """Move a case on by firing a trigger; refused with every missing piece if guards fail.
+
+    A trigger that closes the case asks first in a terminal (--yes for scripts)."""
     with _open(ctx, write=True) as flow:
+        if flow.workflow.closes(trigger):
+            from ._cli_text import trigger_title
+
+            title = trigger_title(flow.workflow, trigger)
+            _confirm(yes, f"Close {case_id} ({title})?", _CLOSING.format(case_id=case_id))
         done = flow.advance(
             case_id,
             trigger,
@@ -1427,7 +1441,7 @@ def close(
         typer.Argument(
             metavar="REASON",
             help="ineligible, moved_away, time_limit, transferred, deceased or other "
-            "(ineligible needs a team leader).",
+            "(ineligible needs a team leader, other a --note).",
         ),
     ],
     note: Annotated[
@@ -1442,10 +1456,13 @@ def close(
 ) -> None:
     """Close a case for another reason (withdrawals and completions have their own commands).
 
-    Asks first in a terminal (--yes for scripts); reopen starts a new episode.
+    Asks first in a terminal (--yes for scripts); reopen starts a new episode. The reason
+    other needs a --note.
     Example: se-flow close C-12 moved_away --note "to Leeds" --yes"""
-    _confirm(yes, f"Close {case_id} ({reason})?", f"closing case {case_id} cannot be undone")
     with _open(ctx, write=True) as flow:
+        # A closure refused anyway is refused before anyone is asked to confirm it.
+        flow.workflow.check_closure_note(reason, note)
+        _confirm(yes, f"Close {case_id} ({reason})?", _CLOSING.format(case_id=case_id))
         done = flow.close(
             case_id, reason, note=note, effective_at=_when(on), command_id=_command_id(ctx)
         )
@@ -1587,6 +1604,22 @@ def due(
             "--outcomes", help="Also milestones coming up and claims due (enrolled cases)."
         ),
     ] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help="Show what is due on at most this many cases (most urgent first).",
+            show_default=False,
+        ),
+    ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Start after this case (the last case of the page before).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Everything due and overdue on a caseload (yours by default).
 
@@ -1600,6 +1633,8 @@ def due(
             overdue=overdue,
             outcomes=outcomes,
             names=not json,
+            limit=limit,
+            after=after,
         )
     found, today, coach, names = view.items, view.today, view.coach, view.names
     for warning in found.warnings:
@@ -1717,7 +1752,7 @@ def export(
         typer.Option(
             "--stage",
             metavar="STAGE",
-            help="Only cases now in this state (a stage id, e.g. job_matching).",
+            help='Only cases now in this stage: its number (3), title ("job matching") or id.',
             show_default=False,
         ),
     ] = None,

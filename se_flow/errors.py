@@ -22,6 +22,7 @@ SEFlowError                               exit 1
 │   ├── CheckpointFileRefused             a checkpoint file that is not append-only, or not
 │   │                                     ours (another database's, not checkpoints at all)
 │   ├── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
+│   ├── NoteRequired                      a closure for the reason `other` with no note
 │   └── TextAlreadyErased                 erasing a free text an admin already erased
 ├── TransitionRefused                     exit 6   (also `se-flow check` when a guard blocks)
 │   ├── TriggerNotAvailable               the trigger does not leave the case's stage or phase
@@ -77,6 +78,7 @@ __all__ = [
     "InvalidInput",
     "InvalidRecord",
     "NotFound",
+    "NoteRequired",
     "PermissionDenied",
     "ProgrammeInvalid",
     "SEFlowError",
@@ -261,6 +263,18 @@ class StaffHoldsCases(InvalidInput):
         super().__init__(
             f"{staff_id} still holds {len(self.case_ids)} open case(s) ({shown}): assign them "
             "to someone else first, or confirm (--yes) to deactivate anyway"
+        )
+
+
+class NoteRequired(InvalidInput):
+    """A case closed for the catch-all reason (`other`) without a note saying why: the reason
+    alone tells nobody reading the case later what happened. Nothing was written."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"note missing: closing for the reason {quoted(reason)} needs one saying why",
+            field="note",
         )
 
 

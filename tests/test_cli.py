@@ -689,9 +689,10 @@ def test_advance_refusals(run: CLI, case: str) -> None:
     refused(run("advance", case, "teleport"), 4, "unknown trigger 'teleport'")
     refused(run("advance", "C-99", "engage"), 4, "no case 'C-99'")
     refused(run("advance", case, "engage"), 6, "not possible from customer_engagement")
-    refused(run("advance", case, "withdraw", "--reason", "x", actor="ava"), 7, "auditor")
+    # A trigger that closes the case asks first (--yes here): then it is refused as any move.
+    refused(run("advance", case, "withdraw", "--reason", "x", "--yes", actor="ava"), 7, "auditor")
     future = (TODAY + dt.timedelta(days=2)).isoformat()
-    refused(run("advance", case, "withdraw", "--reason", "x", "--on", future), 5, "future")
+    refused(run("advance", case, "withdraw", "--reason", "x", "--on", future, "--yes"), 5, "future")
 
 
 # --- pause, resume, withdraw, close, reopen, assign -----------------------------------------------

@@ -50,6 +50,7 @@ EXPECTED = [
     "Needed",
     "NextSteps",
     "NotFound",
+    "NoteRequired",
     "Outcomes",
     "Override",
     "Participant",
