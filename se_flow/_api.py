@@ -106,6 +106,8 @@ Clock = Callable[[], dt.datetime]
 
 PAGE = 20
 """How many events (and records) a view shows by default: a screen's worth."""
+COMPLETIONS = 200
+"""The most words `SEFlow.completions` offers: past that a shell list helps nobody."""
 
 
 @attrs.frozen
@@ -1338,6 +1340,47 @@ class SEFlow:
     def available(self, case_id: str, *, actor: str | None = None) -> list[Check]:
         """Every trigger open from the case's stage now, each with its guards' results."""
         return list(self.next_steps(case_id, actor=actor).checks)
+
+    def completions(
+        self,
+        kind: str,
+        prefix: str = "",
+        *,
+        case_id: str | None = None,
+        actor: str | None = None,
+    ) -> tuple[str, ...]:
+        """The words a shell may offer for a `kind` of argument that start with `prefix`:
+        `case` (case ids, by number), `trigger` (those open from `case_id`'s stage now, else
+        every trigger), `record` (record kinds), `staff` (active staff ids) or `coach` (those
+        who may hold cases). Ids only, never a name or other personal data; reads without
+        writing or auditing anything. At most `COMPLETIONS` words. Raises as any read does
+        (the actor must be active staff) and `InvalidInput` for an unknown `kind`."""
+        self._reader(actor)
+        words: Iterable[str]
+        if kind == "case":
+            words = (c.id for c in self.store.cases(CaseFilter()))
+        elif kind == "trigger":
+            if case_id is None:
+                words = self.workflow.triggers
+            else:
+                words = (c.trigger for c in self.next_steps(case_id, actor=actor).checks)
+        elif kind == "record":
+            words = self.workflow.records
+        elif kind in ("staff", "coach"):
+            holds = (Role.COACH, Role.TEAM_LEADER) if kind == "coach" else tuple(Role)
+            words = (s.id for s in self.store.list_staff() if s.active and s.role in holds)
+        else:
+            raise InvalidInput(
+                f"unknown completion {quoted(kind)}; kinds: case, trigger, record, staff, coach",
+                field="kind",
+            )
+        found: dict[str, None] = {}
+        for word in words:
+            if word.startswith(prefix):
+                found.setdefault(word, None)
+                if len(found) == COMPLETIONS:
+                    break
+        return tuple(found)
 
     def _as_written(self, check: Check) -> Check:
         """`check` as a write would meet it: under a workflow other than the log's every write

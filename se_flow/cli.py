@@ -53,6 +53,31 @@ def _os_user() -> str | None:
         return None
 
 
+def _complete(kind: str) -> Callable[[Any, list[str], str], list[str]]:
+    """An `autocompletion` callback offering the `kind` words of `SEFlow.completions` (ids only)
+    from the database the command line names. Silent on any failure (no database, not staff,
+    a bad option before the word): the shell then offers nothing, and no traceback is shown."""
+
+    # Typer passes the context, the words so far and the word being typed, by these names.
+    def offer(ctx: Any, args: list[str], incomplete: str) -> list[str]:
+        try:
+            given = ctx.find_root().params
+            case_id = ctx.params.get("case_id") if kind == "trigger" else None
+            with se_flow.open(
+                given.get("db") or default_db_path(),
+                stages=given.get("stages"),
+                actor=given.get("actor") or _os_user(),
+                create=False,
+                read_only=True,
+                login=_os_user(),
+            ) as flow:
+                return list(flow.completions(kind, incomplete, case_id=case_id))
+        except Exception:
+            return []
+
+    return offer
+
+
 # --- errors: one place ------------------------------------------------------------------------
 
 
@@ -262,47 +287,57 @@ app = typer.Typer(
     name=APP_NAME,
     help="se-flow: the Supported Employment workflow for job coaches. Your caseload, what is "
     "due, what evidence is missing, and moving cases on; every change is kept in a "
-    "tamper-evident audit trail.",
+    "tamper-evident audit trail.\n\n"
+    "Examples: se-flow cases; se-flow next C-1; se-flow advance C-1 engage",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 staff_app = typer.Typer(
-    help="Staff: who may work on cases, and in which role.", no_args_is_help=True
+    help="Staff: who may work on cases, and in which role.\n\n"
+    "Examples: se-flow staff list; se-flow staff edit sam --role team_leader",
+    no_args_is_help=True,
 )
 workflow_app = typer.Typer(
-    help="The workflow definition: stages, triggers, guards and record kinds.",
+    help="The workflow definition: stages, triggers, guards and record kinds.\n\n"
+    "Examples: se-flow workflow show; se-flow workflow diagram",
     no_args_is_help=True,
 )
 audit_app = typer.Typer(
-    help="The audit trail: verify the hash chain, keep checkpoints of it, check exports.",
+    help="The audit trail: verify the hash chain, keep checkpoints of it, check exports.\n\n"
+    "Examples: se-flow audit verify; se-flow audit checkpoint --out head.json",
     no_args_is_help=True,
 )
 app.add_typer(staff_app, name="staff")
 app.add_typer(workflow_app, name="workflow")
 programme_app = typer.Typer(
-    help="Funder definitions (programmes): the milestones outcomes are counted by.",
+    help="Funder definitions (programmes): the milestones outcomes are counted by.\n\n"
+    "Examples: se-flow programme list; se-flow programme show mhep",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
 settings_app = typer.Typer(
-    help="The database's own settings (each change an audit event): shared terminal.",
+    help="The database's own settings (each change an audit event): shared terminal.\n\n"
+    "Examples: se-flow settings show; se-flow settings shared-terminal off",
     no_args_is_help=True,
 )
 app.add_typer(settings_app, name="settings")
 app.add_typer(programme_app, name="programme")
 store_app = typer.Typer(
-    help="The database as a whole: copy it to another (SQLite file or PostgreSQL).",
+    help="The database as a whole: copy it to another (SQLite file or PostgreSQL).\n\n"
+    "Example: se-flow store copy caseload.db caseload-copy.db",
     no_args_is_help=True,
 )
 app.add_typer(store_app, name="store")
 claims_app = typer.Typer(
-    help="Claims: milestones marked claimed from the funder, and their export.",
+    help="Claims: milestones marked claimed from the funder, and their export.\n\n"
+    "Example: se-flow claims mark C-1 job_start --reference MHEP-2026-001",
     no_args_is_help=True,
 )
 app.add_typer(claims_app, name="claims")
 report_app = typer.Typer(
-    help="Returns and KPIs, each figure with its method and the cases behind it.",
+    help="Returns and KPIs, each figure with its method and the cases behind it.\n\n"
+    "Examples: se-flow report ips-grow; se-flow report kpi total_job_starts --cases",
     no_args_is_help=True,
 )
 app.add_typer(report_app, name="report")
@@ -398,6 +433,7 @@ def _root(
         typer.Option(
             "--as",
             envvar=ACTOR_ENV,
+            autocompletion=_complete("staff"),
             help="Who is acting: your staff id. Default: your login name.",
             show_default=False,
         ),
@@ -666,7 +702,13 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON (dates ISO) to stdout.")
 ]
 CaseArg = Annotated[
-    str, typer.Argument(metavar="CASE", help="The case id, e.g. C-12.", show_default=False)
+    str,
+    typer.Argument(
+        metavar="CASE",
+        help="The case id, e.g. C-12.",
+        show_default=False,
+        autocompletion=_complete("case"),
+    ),
 ]
 OnOption = Annotated[
     str | None,
@@ -712,7 +754,10 @@ def init(
     """Create the database and add you (--as) as its first staff member.
 
     A database file also gets forward-secure sealing: a key file beside it, and a
-    verification key printed once, for the auditor to keep (see `audit verify --key`)."""
+    verification key printed once, for the auditor to keep (see `audit verify --key`).
+
+    Example: se-flow --as ada init --name "Ada Okafor"
+    """
     s = _settings(ctx)
     path = s.db_path
     if s.db is None:
@@ -765,7 +810,9 @@ def staff_add(
         bool, typer.Option("--inactive", help="Mark them as no longer working on cases.")
     ] = False,
 ) -> None:
-    """Add a staff member (or change one): needs a team leader or admin."""
+    """Add a staff member (or change one): needs a team leader or admin.
+
+    Example: se-flow --as ada staff add sam --name "Sam Patel" --role coach"""
     with _open(ctx, write=True) as flow:
         member = flow.add_staff(
             staff_id, name, role, active=not inactive, command_id=_command_id(ctx)
@@ -777,7 +824,10 @@ def staff_add(
 @staff_app.command("edit")
 def staff_edit(
     ctx: typer.Context,
-    staff_id: Annotated[str, typer.Argument(metavar="ID", help="Their staff id.")],
+    staff_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="Their staff id.", autocompletion=_complete("staff")),
+    ],
     name: Annotated[
         str | None, typer.Option("--name", help="Their full name.", show_default=False)
     ] = None,
@@ -807,7 +857,9 @@ def staff_edit(
         typer.Option("--yes", "-y", help="Deactivate even if they still hold open cases."),
     ] = False,
 ) -> None:
-    """Change a staff member: name, role, active or not, the OS login they are bound to."""
+    """Change a staff member: name, role, active or not, the OS login they are bound to.
+
+    Example: se-flow staff edit sam --login sam --role team_leader"""
     with _open(ctx, write=True) as flow:
         try:
             member = flow.edit_staff(
@@ -840,7 +892,9 @@ def staff_edit(
 
 @staff_app.command("list")
 def staff_list(ctx: typer.Context, json: JsonOption = False) -> None:
-    """List staff and their roles."""
+    """List staff and their roles.
+
+    Examples: se-flow staff list; se-flow staff list --json"""
     with _open(ctx) as flow:
         staff = flow.staff()
     if json:
@@ -871,7 +925,9 @@ def _settings_words(found: se_flow.DatabaseSettings) -> str:
 
 @settings_app.command("show")
 def settings_show(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Show the database's settings."""
+    """Show the database's settings.
+
+    Examples: se-flow settings show; se-flow settings show --json"""
     with _open(ctx) as flow:
         found = flow.settings()
     if json:
@@ -887,7 +943,9 @@ def settings_shared_terminal(
         str, typer.Argument(metavar="on|off", help="on: allow a shared terminal; off: not.")
     ],
 ) -> None:
-    """Admin: allow (on) or forbid (off) acting as login-bound staff from another login."""
+    """Admin: allow (on) or forbid (off) acting as login-bound staff from another login.
+
+    Example: se-flow --as ada settings shared-terminal on"""
     if allow not in ("on", "off"):
         _fail(f"shared-terminal: expected on or off, got {allow!r}")
     with _open(ctx, write=True) as flow:
@@ -923,6 +981,7 @@ def refer(
         typer.Option(
             "--coach",
             help="The coach's staff id. Default: you, if you are a coach.",
+            autocompletion=_complete("coach"),
             show_default=False,
         ),
     ] = None,
@@ -988,7 +1047,13 @@ def refer(
 def cases(
     ctx: typer.Context,
     coach: Annotated[
-        str | None, typer.Option("--coach", help="Only this coach's cases.", show_default=False)
+        str | None,
+        typer.Option(
+            "--coach",
+            help="Only this coach's cases.",
+            show_default=False,
+            autocompletion=_complete("coach"),
+        ),
     ] = None,
     stage: Annotated[
         str | None,
@@ -1121,7 +1186,9 @@ def show(
     everything: AllOption = False,
     json: JsonOption = False,
 ) -> None:
-    """One case: details, its latest records and events, and its service standards."""
+    """One case: details, its latest records and events, and its service standards.
+
+    Examples: se-flow show C-1; se-flow show C-1 --all"""
     with _open(ctx) as flow:
         view = flow.case_view(
             case_id, limit=None if everything else limit, include_superseded=corrected
@@ -1168,7 +1235,9 @@ def record(
     kind: Annotated[
         str,
         typer.Argument(
-            metavar="KIND", help="The record kind, e.g. consent (se-flow workflow show lists them)."
+            metavar="KIND",
+            help="The record kind, e.g. consent (se-flow workflow show lists them).",
+            autocompletion=_complete("record"),
         ),
     ],
     pairs: Annotated[
@@ -1225,7 +1294,12 @@ def check(
     ctx: typer.Context,
     case_id: CaseArg,
     trigger: Annotated[
-        str, typer.Argument(metavar="TRIGGER", help="The trigger to try, e.g. start_profiling.")
+        str,
+        typer.Argument(
+            metavar="TRIGGER",
+            help="The trigger to try, e.g. start_profiling.",
+            autocompletion=_complete("trigger"),
+        ),
     ],
     reason: Annotated[
         str | None,
@@ -1276,7 +1350,9 @@ def check(
 
 @app.command("next")
 def next_(ctx: typer.Context, case_id: CaseArg, json: JsonOption = False) -> None:
-    """What can happen next to a case, and what is missing for each."""
+    """What can happen next to a case, and what is missing for each.
+
+    Examples: se-flow next C-1; se-flow next C-1 --json"""
     with _open(ctx) as flow:
         steps = flow.next_steps(case_id)
         wf = flow.workflow
@@ -1328,7 +1404,9 @@ def advance(
     trigger: Annotated[
         str,
         typer.Argument(
-            metavar="TRIGGER", help="The trigger, e.g. start_profiling (see: se-flow next)."
+            metavar="TRIGGER",
+            help="The trigger, e.g. start_profiling (see: se-flow next).",
+            autocompletion=_complete("trigger"),
         ),
     ],
     reason: ReasonOption = None,
@@ -1346,7 +1424,9 @@ def advance(
 ) -> None:
     """Move a case on by firing a trigger; refused with every missing piece if guards fail.
 
-    A trigger that closes the case asks first in a terminal (--yes for scripts)."""
+    A trigger that closes the case asks first in a terminal (--yes for scripts).
+
+    Examples: se-flow advance C-1 engage; se-flow advance C-1 engage --on today"""
     with _open(ctx, write=True) as flow:
         if flow.workflow.closes(trigger):
             from ._cli_text import trigger_title
@@ -1378,7 +1458,9 @@ def pause(
     on: OnOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Pause support (no stage moves while paused) until a review date."""
+    """Pause support (no stage moves while paused) until a review date.
+
+    Example: se-flow pause C-1 --reason "in hospital" --review 2026-12-21"""
     with _open(ctx, write=True) as flow:
         done = flow.pause(
             case_id,
@@ -1398,7 +1480,10 @@ def resume(
     on: OnOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Resume a paused case."""
+    """Resume a paused case.
+
+    Example: se-flow resume C-1 --reason "out of hospital"
+    """
     with _open(ctx, write=True) as flow:
         done = flow.resume(
             case_id, reason=reason, effective_at=_when(on), command_id=_command_id(ctx)
@@ -1479,7 +1564,10 @@ def reopen(
     coach: Annotated[
         str | None,
         typer.Option(
-            "--coach", help="The coach (default: the closed case's coach).", show_default=False
+            "--coach",
+            help="The coach (default: the closed case's coach).",
+            show_default=False,
+            autocompletion=_complete("coach"),
         ),
     ] = None,
     note: Annotated[
@@ -1488,7 +1576,9 @@ def reopen(
     on: OnOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Start a new episode (a new case) for the participant of a closed case."""
+    """Start a new episode (a new case) for the participant of a closed case.
+
+    Example: se-flow reopen C-12 --source self --coach sam"""
     referral = {"notes": note} if note else None
     with _open(ctx, write=True) as flow:
         done = flow.reopen(
@@ -1506,11 +1596,19 @@ def reopen(
 def assign(
     ctx: typer.Context,
     case_id: CaseArg,
-    coach: Annotated[str, typer.Argument(metavar="COACH", help="The new coach's staff id.")],
+    coach: Annotated[
+        str,
+        typer.Argument(
+            metavar="COACH", help="The new coach's staff id.", autocompletion=_complete("coach")
+        ),
+    ],
     reason: ReasonOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Give a case to another coach."""
+    """Give a case to another coach.
+
+    Example: se-flow assign C-1 sam --reason "caseload balance"
+    """
     with _open(ctx, write=True) as flow:
         done = flow.assign(case_id, coach, reason=reason, command_id=_command_id(ctx))
         _done(ctx, flow, done, json=json)
@@ -1537,7 +1635,7 @@ def erase(
 
     The audit trail never held them and stays whole; the erasure is itself an audit event.
     Asks first in a terminal (--yes for scripts).
-    Example: se-flow erase P-1a2b3c4d5e --reason "erasure request of 2026-12-01" --yes"""
+    Example: se-flow erase P-1a2b3c4d5e --reason "request of 2026-12-01" --yes"""
     _confirm(
         yes,
         f"Erase the personal data of {participant_id}? This cannot be undone.",
@@ -1556,8 +1654,12 @@ def history(
     everything: AllOption = False,
     json: JsonOption = False,
 ) -> None:
-    """A case's timeline, newest last: each event, who, when, and why; then its service
-    standards, met (on which date, in how many days), missed, due or overdue."""
+    """A case's timeline, newest last: each event, who, when, and why.
+
+    Then its service standards: met (on which date, in how many days), missed,
+    due or overdue.
+
+    Examples: se-flow history C-1; se-flow history C-1 --all --json"""
     with _open(ctx) as flow:
         # Met late or missed stays part of the case's story (issue 12): the standards are
         # shown with the timeline, both from the one view.
@@ -1586,6 +1688,7 @@ def due(
         typer.Option(
             "--coach",
             help="Whose caseload. Default: yours if you are a coach, else everyone's.",
+            autocompletion=_complete("coach"),
             show_default=False,
         ),
     ] = None,
@@ -1624,7 +1727,9 @@ def due(
     """Everything due and overdue on a caseload (yours by default).
 
     Reviews, service standards and follow-along visits, by date, each with the command that
-    does it; with --outcomes, milestones coming up and claims due too."""
+    does it; with --outcomes, milestones coming up and claims due too.
+
+    Examples: se-flow due; se-flow due --coach sam --within 14"""
     with _open(ctx) as flow:
         view = flow.due_for(
             coach=coach,
@@ -1667,7 +1772,7 @@ def team(
 ) -> None:
     """Per coach: open cases by stage, due this week, overdue, no recent contact, stuck.
 
-    Example: se-flow team --stuck 60; then se-flow cases --coach ID --stuck 60"""
+    Examples: se-flow team; se-flow team --stuck 60 --no-contact 14"""
     with _open(ctx) as flow:
         lines = flow.team(quiet_days=quiet_days, stuck_days=stuck)
         wf = flow.workflow
@@ -1738,13 +1843,21 @@ def export(
     case_id: Annotated[
         str | None,
         typer.Option(
-            "--case", metavar="CASE", help="Only this case, e.g. C-12.", show_default=False
+            "--case",
+            metavar="CASE",
+            help="Only this case, e.g. C-12.",
+            show_default=False,
+            autocompletion=_complete("case"),
         ),
     ] = None,
     coach: Annotated[
         str | None,
         typer.Option(
-            "--coach", metavar="ID", help="Only this coach's cases (staff id).", show_default=False
+            "--coach",
+            metavar="ID",
+            help="Only this coach's cases (staff id).",
+            show_default=False,
+            autocompletion=_complete("coach"),
         ),
     ] = None,
     stage: Annotated[
@@ -1787,7 +1900,9 @@ def export(
 
     Writes a manifest beside the files (row counts, the audit chain's head, the SHA-256 of
     every file). Pseudonymised by default; the export is itself an audit event. A refused or
-    failed export leaves nothing behind."""
+    failed export leaves nothing behind.
+
+    Examples: se-flow export review-2026-06; se-flow export c1 --case C-1"""
     from ._export import TABLES
 
     start, end = _moment(since, "--since"), _moment(until, "--until")
@@ -1882,7 +1997,9 @@ def workflow_validate(
         ),
     ] = None,
 ) -> None:
-    """Check a stage folder with every named check; list every fault (exit 3 if any)."""
+    """Check a stage folder with every named check; list every fault (exit 3 if any).
+
+    Examples: se-flow workflow validate; se-flow workflow validate my-stages"""
     wf = _workflow(ctx, folder)
     _say(
         f"ok: {wf.source}: {len(wf.states)} states, {len(wf.triggers)} triggers, "
@@ -1897,7 +2014,10 @@ def workflow_adopt(
         str, typer.Option("--reason", help="Why the database moves on.", show_default=False)
     ],
 ) -> None:
-    """Move the database on to this workflow (--stages), admin only; it is an audit event."""
+    """Move the database on to this workflow (--stages), admin only; it is an audit event.
+
+    Example: se-flow --stages my-stages workflow adopt --reason "new consent form"
+    """
     with _open(ctx, write=True) as flow:
         flow.adopt_workflow(reason=reason, command_id=_command_id(ctx))
         digest = flow.workflow.hash
@@ -1914,7 +2034,9 @@ def workflow_diagram(
         ),
     ] = False,
 ) -> None:
-    """The workflow as a Mermaid stateDiagram-v2, built from the loaded definition."""
+    """The workflow as a Mermaid stateDiagram-v2, built from the loaded definition.
+
+    Examples: se-flow workflow diagram; se-flow workflow diagram --exits"""
     from ._cli_text import mermaid
 
     _say(mermaid(_workflow(ctx), exits=exits), nl=False, one_line=False)
@@ -1972,7 +2094,9 @@ def audit_verify(
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Walk the whole hash chain: ok (exit 0), or the first event that does not fit (exit 9)."""
+    """Walk the whole hash chain: ok (exit 0), or the first event that does not fit (exit 9).
+
+    Examples: se-flow audit verify; se-flow audit verify --checkpoint head.json"""
     kept = _read_checkpoint(checkpoint) if checkpoint is not None else None
     # The result says a workflow mismatch itself ("but ..."): once is enough.
     with _open(ctx, mismatch=False) as flow:
@@ -2012,7 +2136,10 @@ def audit_erase_text(
         str, typer.Option("--reason", help="Why (the request and its basis).", show_default=False)
     ],
 ) -> None:
-    """Erase one free text (admin only); an audit event names it, the chain stays whole."""
+    """Erase one free text (admin only); an audit event names it, the chain stays whole.
+
+    Example: se-flow audit erase-text 42 reason --reason "erasure request"
+    """
     with _open(ctx, write=True) as flow:
         done = flow.erase_text(seq, slot, reason=reason, command_id=_command_id(ctx))
     _say(f"erased the text {slot} of event {seq} (audit event {done.event.seq})")
@@ -2023,12 +2150,20 @@ def audit_grant_texts(
     ctx: typer.Context,
     staff_id: Annotated[
         str,
-        typer.Argument(metavar="AUDITOR", help="The auditor's staff id.", show_default=False),
+        typer.Argument(
+            metavar="AUDITOR",
+            help="The auditor's staff id.",
+            show_default=False,
+            autocompletion=_complete("staff"),
+        ),
     ],
     reason: Annotated[str, typer.Option("--reason", help="Why.", show_default=False)],
     revoke: Annotated[bool, typer.Option("--revoke", help="Take the grant back instead.")] = False,
 ) -> None:
-    """Let an auditor read and export free texts, or take that back (admin only; audited)."""
+    """Let an auditor read and export free texts, or take that back (admin only; audited).
+
+    Example: se-flow audit grant-texts ava --reason "case file review"
+    """
     with _open(ctx, write=True) as flow:
         done = flow.grant_texts(
             staff_id, reason=reason, granted=not revoke, command_id=_command_id(ctx)
@@ -2062,7 +2197,9 @@ def audit_checkpoint(
     """Print the audit log's head (as JSON) for an auditor to keep.
 
     Later, `se-flow audit verify --checkpoint FILE` proves the log has only been appended to
-    since."""
+    since.
+
+    Example: se-flow audit checkpoint --out head-2026-06.json"""
     if append is not None:
         if out is not None:
             _fail("give --out or --append, not both")
@@ -2121,7 +2258,9 @@ def store_copy(
     or empty one, SQLite file to postgresql://... or back, verified there before it commits.
 
     Exit 5: DST is not empty, or a URL does not parse; 9: the copy does not verify; 10: a
-    database cannot be opened (missing, a server refusing). On failure nothing is kept."""
+    database cannot be opened (missing, a server refusing). On failure nothing is kept.
+
+    Example: se-flow store copy caseload.db caseload-copy.db"""
     copied = se_flow.copy_store(source, destination, stages=_settings(ctx).stages)
     result = copied.verification
     _say(
@@ -2159,7 +2298,9 @@ def audit_auto_checkpoint(
     ] = None,
     off: Annotated[bool, typer.Option("--off", help="Stop automatic checkpoints.")] = False,
 ) -> None:
-    """Admin: append checkpoints to an external file automatically (an audit event)."""
+    """Admin: append checkpoints to an external file automatically (an audit event).
+
+    Example: se-flow audit auto-checkpoint --file /mnt/audit/cp.jsonl --on-export"""
     with _open(ctx, write=True) as flow:
         found = flow.change_settings(
             checkpoint_file=file,
@@ -2183,7 +2324,9 @@ def audit_verify_export(
 
     Every file's SHA-256, the row counts and each event's own hash; when the database is here
     (--db, SE_FLOW_DB or the default path exists), also that the export came from it and its
-    own audit event holds the same file hashes."""
+    own audit event holds the same file hashes.
+
+    Example: se-flow audit verify-export review-2026-06"""
     s = _settings(ctx)
     db = s.db_path
     against: str | None = None
@@ -2215,7 +2358,12 @@ def outcomes(
     ctx: typer.Context,
     case_id: Annotated[
         str | None,
-        typer.Argument(metavar="[CASE]", help="The case id, e.g. C-12.", show_default=False),
+        typer.Argument(
+            metavar="[CASE]",
+            help="The case id, e.g. C-12.",
+            show_default=False,
+            autocompletion=_complete("case"),
+        ),
     ] = None,
     on: Annotated[
         str | None,
@@ -2236,7 +2384,12 @@ def outcomes(
     ] = None,
     coach: Annotated[
         str | None,
-        typer.Option("--coach", help="With --due-within: one coach's cases.", show_default=False),
+        typer.Option(
+            "--coach",
+            help="With --due-within: one coach's cases.",
+            show_default=False,
+            autocompletion=_complete("coach"),
+        ),
     ] = None,
     programme: Annotated[
         str | None,
@@ -2250,7 +2403,9 @@ def outcomes(
 
     Each milestone achieved (date, band), provisional, or not yet with what is still needed
     and when at the current hours. With --due-within: milestones the caseload reaches within
-    that many days at the current hours, and claims whose window closes by then."""
+    that many days at the current hours, and claims whose window closes by then.
+
+    Examples: se-flow outcomes C-1; se-flow outcomes --due-within 30"""
     day = _day(on, "--on") if on is not None else None
     if due_within is not None or case_id is None:
         if case_id is not None:
@@ -2317,7 +2472,9 @@ def enrol(
 ) -> None:
     """Put a case on a programme (funder definition and version), audited.
 
-    The case keeps that version until a person moves it (a team leader)."""
+    The case keeps that version until a person moves it (a team leader).
+
+    Example: se-flow enrol C-1 mhep"""
     with _open(ctx, write=True) as flow:
         case = flow.enrol(
             case_id, programme, reason=reason, effective_at=_when(on), command_id=_command_id(ctx)
@@ -2344,7 +2501,9 @@ def claims_mark(
     """Mark a milestone claimed from the funder (team leader or admin), audited.
 
     Only a milestone achieved on work evidence (not provisional), under a definition that is
-    not unverified; else the refusal names what is missing (exit 5)."""
+    not unverified; else the refusal names what is missing (exit 5).
+
+    Example: se-flow claims mark C-1 job_start --reference MHEP-2026-001"""
     with _open(ctx, write=True) as flow:
         case = flow.claim(case_id, milestone, reference, command_id=_command_id(ctx)).case
     _say(f"{case.id}: {milestone} claimed, reference {reference}")
@@ -2362,7 +2521,10 @@ def claims_resolve(
     ],
 ) -> None:
     """Accept what the evidence now says of a claimed, flagged milestone (team leader or
-    admin), audited; its claim is kept beside it."""
+    admin), audited; its claim is kept beside it.
+
+    Example: se-flow claims resolve C-1 job_start --reason "payslip reread"
+    """
     with _open(ctx, write=True) as flow:
         case = flow.resolve_claim(
             case_id, milestone, reason=reason, command_id=_command_id(ctx)
@@ -2407,7 +2569,9 @@ def claims_export(
     """Export the claims of a period: milestone, dates, band, evidence and verification.
 
     The same manifest, audit event and pseudonymisation as `export`; check it with
-    `se-flow audit verify-export OUT_DIR`."""
+    `se-flow audit verify-export OUT_DIR`.
+
+    Example: se-flow claims export claims-06 --programme mhep --since 2026-06-01"""
     with _open(ctx, write=True) as flow:
         manifest = flow.export_claims(
             out_dir,
@@ -2421,7 +2585,9 @@ def claims_export(
 
 @programme_app.command("list")
 def programme_list(json: JsonOption = False) -> None:
-    """The shipped funder definitions: id@version, status and milestones."""
+    """The shipped funder definitions: id@version, status and milestones.
+
+    Examples: se-flow programme list; se-flow programme list --json"""
     found = _programmes(None)
     if json:
         _echo_json(
@@ -2447,7 +2613,9 @@ def programme_show(
     ref: Annotated[str, typer.Argument(metavar="PROGRAMME", help="An id, or id@version.")],
     json: JsonOption = False,
 ) -> None:
-    """One funder definition: its source, status and each milestone's test and parameters."""
+    """One funder definition: its source, status and each milestone's test and parameters.
+
+    Examples: se-flow programme show mhep; se-flow programme show mhep@1"""
     pid, _, version = ref.partition("@")
     matches = [p for p in _programmes(None) if p.id == pid and version in ("", p.version)]
     if not matches:
@@ -2468,7 +2636,9 @@ def programme_validate(
         typer.Argument(metavar="DIR", help="A folder of funder definition files (*.toml)."),
     ],
 ) -> None:
-    """Check a folder of funder definitions with every named check (exit 3 if any fault)."""
+    """Check a folder of funder definitions with every named check (exit 3 if any fault).
+
+    Example: se-flow programme validate my-programmes"""
     found = _programmes(folder)
     _say(f"ok: {folder}: {len(found)} programme(s): {', '.join(p.ref for p in found)}")
 
@@ -2554,7 +2724,9 @@ def report_ips_grow(
     force: ForceOption = False,
     explain: ExplainOption = False,
 ) -> None:
-    """The IPS Grow quarterly return (default: this quarter)."""
+    """The IPS Grow quarterly return (default: this quarter).
+
+    Example: se-flow report ips-grow --quarter 2026-Q4 --explain"""
     _report(
         ctx,
         "ips-grow",
@@ -2573,7 +2745,13 @@ def report_coaches(
     ctx: typer.Context,
     month: MonthOption = None,
     coach: Annotated[
-        str | None, typer.Option("--coach", help="One coach only.", show_default=False)
+        str | None,
+        typer.Option(
+            "--coach",
+            help="One coach only.",
+            show_default=False,
+            autocompletion=_complete("coach"),
+        ),
     ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -2582,7 +2760,9 @@ def report_coaches(
     force: ForceOption = False,
     explain: ExplainOption = False,
 ) -> None:
-    """Per coach: peak active caseload against 20, IPS-25 caseload score, access, outcomes."""
+    """Per coach: peak active caseload against 20, IPS-25 caseload score, access, outcomes.
+
+    Example: se-flow report coaches --month 2026-12 --format html --out team.html"""
     _report(
         ctx,
         "coaches",
@@ -2608,7 +2788,9 @@ def report_fidelity(
     force: ForceOption = False,
     explain: ExplainOption = False,
 ) -> None:
-    """IPS fidelity evidence from the data (not a score: the scale also needs interviews)."""
+    """IPS fidelity evidence from the data (not a score: the scale also needs interviews).
+
+    Example: se-flow report fidelity --quarter 2026-Q4 --format csv"""
     _report(
         ctx,
         "fidelity",
@@ -2634,7 +2816,9 @@ def report_standards(
     force: ForceOption = False,
     explain: ExplainOption = False,
 ) -> None:
-    """Service standards met, % per standard (deadlines in the period; default this quarter)."""
+    """Service standards met, % per standard (deadlines in the period; default this quarter).
+
+    Examples: se-flow report standards; se-flow report standards --month 2026-12"""
     _report(
         ctx,
         "standards",
@@ -2672,7 +2856,9 @@ def report_seqf(
         bool, typer.Option("--force", help="Replace an earlier SEQF pack in OUT_DIR.")
     ] = False,
 ) -> None:
-    """The SEQF pack: client list, KPI sheet with methods, HTML report and a seeded sample."""
+    """The SEQF pack: client list, KPI sheet with methods, HTML report and a seeded sample.
+
+    Example: se-flow report seqf pack-q4 --quarter 2026-Q4 --sample 1 --seed 7"""
     with _open(ctx, write=True) as flow:
         made = flow.report(
             "seqf",
@@ -2709,7 +2895,9 @@ def report_kpi(
     until: UntilOption = None,
     json: JsonOption = False,
 ) -> None:
-    """One figure, how it was counted and (with --cases) the cases behind it."""
+    """One figure, how it was counted and (with --cases) the cases behind it.
+
+    Example: se-flow report kpi total_job_starts --quarter 2026-Q4 --cases"""
     with _open(ctx, write=True) as flow:
         found = flow.kpi(kpi_id, quarter=quarter, month=month, since=since, until=until)
     if json:
@@ -2725,7 +2913,9 @@ def demo(ctx: typer.Context) -> None:
     """Build a realistic caseload and show it: caseload, a timeline, what is due, the audit.
 
     Without --db it runs in memory and leaves nothing behind; with --db it needs a new or
-    empty database file."""
+    empty database file.
+
+    Examples: se-flow demo; se-flow --db demo.db demo"""
     from . import _cli_demo
 
     s = _settings(ctx)
@@ -2734,7 +2924,9 @@ def demo(ctx: typer.Context) -> None:
 
 @app.command()
 def version() -> None:
-    """Print the se-flow version."""
+    """Print the se-flow version.
+
+    Example: se-flow version"""
     typer.echo(se_flow.__version__)
 
 
