@@ -29,7 +29,7 @@ from se_flow._sqlite import THROUGH_THE_LOG, SQLiteStore
 from ._common import T0, log, remove_db
 
 # Bump when the template or the replication changes: cached populations are rebuilt.
-VERSION = "4"
+VERSION = "5"
 CASELOAD = 30
 SPREAD_DAYS = 28
 
@@ -55,6 +55,8 @@ _STAFF_SQL = "INSERT INTO staff (id, name, role, active) VALUES (?, ?, ?, ?)"
 # A valid staff id (no "@@" markers: ids are validated), unlikely to occur anywhere else.
 COACH = "zqCOACHSENTINELqz"
 COACH_NAME = "@@COACHNAME@@"
+# The coach a reassigned case passes to (the rich population's: case i's goes to coach i+1).
+COACH2 = "zqCOACHTWOSENTINELqz"
 LEAD = "lead"
 
 
@@ -75,12 +77,12 @@ def offset_days(num: int) -> int:
     return (num * 2654435761 % 2**32) % SPREAD_DAYS
 
 
-def _day(n: int) -> dt.datetime:
+def day(n: int) -> dt.datetime:
     return T0 - dt.timedelta(days=n)
 
 
 # On top of the least evidence: the sizes a real service's records have.
-_EXTRA: dict[str, dict[str, Any]] = {
+EXTRA: dict[str, dict[str, Any]] = {
     "consent": {"employer_contact": True},
     "action_plan": {"summary": "Explore retail and admin roles; visit two employers"},
     "vocational_profile": {
@@ -94,23 +96,30 @@ _EXTRA: dict[str, dict[str, Any]] = {
 def walk_template(flow: se_flow.SEFlow, case_id: str, actor: str, start: int = 30) -> None:
     """The template's history after the referral: to employer engagement, `start` days ago."""
     s = start
-    flow.advance(case_id, "engage", actor=actor, effective_at=_day(s - 1))
+    flow.advance(case_id, "engage", actor=actor, effective_at=day(s - 1))
     # (place, recorded this many days after the start, moved on this many days after it)
     for place, recorded, moved in (("customer_engagement", 4, 5), ("vocational_profiling", 20, 29)):
         forward = LEAST_EVIDENCE[place]
         for kind, fields in forward.records:
-            fields = {**fields, **_EXTRA.get(kind, {})}
-            flow.record(case_id, kind, fields, actor=actor, effective_at=_day(s - recorded))
-        flow.advance(case_id, forward.trigger, actor=actor, effective_at=_day(s - moved))
+            fields = {**fields, **EXTRA.get(kind, {})}
+            flow.record(case_id, kind, fields, actor=actor, effective_at=day(s - recorded))
+        flow.advance(case_id, forward.trigger, actor=actor, effective_at=day(s - moved))
 
 
-def refer_template(flow: se_flow.SEFlow, actor: str, name: str, start: int = 30) -> se_flow.Case:
+def refer_template(
+    flow: se_flow.SEFlow,
+    actor: str,
+    name: str,
+    start: int = 30,
+    referral: dict[str, Any] | None = None,
+) -> se_flow.Case:
     return flow.refer(
         se_flow.PersonalDetails(name=name, contact="07700 900000"),
         source="Jobcentre Plus",
+        referral=referral,
         coach=actor,
         actor=actor,
-        effective_at=_day(start),
+        effective_at=day(start),
     ).case
 
 
@@ -139,13 +148,122 @@ def _as_format(text: str, sentinels: dict[str, str]) -> str:
     return out
 
 
-def build_template() -> Template:
-    """Walk the template case through the API and keep its rows as formats."""
-    with se_flow.open(":memory:", clock=lambda: T0) as flow:
+class _Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def _forward(
+    flow: se_flow.SEFlow, case_id: str, place: str, recorded: int, moved: int, **extra: Any
+) -> None:
+    """`place`'s least evidence recorded `recorded` days before T0, moved on `moved` days
+    before it (`extra`: fields by record kind)."""
+    forward = LEAST_EVIDENCE[place]
+    for kind, fields in forward.records:
+        fields = {**fields, **EXTRA.get(kind, {}), **extra.get(kind, {})}
+        flow.record(case_id, kind, fields, actor=COACH, effective_at=day(recorded))
+    flow.advance(case_id, forward.trigger, actor=COACH, effective_at=day(moved))
+
+
+def _contact(flow: se_flow.SEFlow, case_id: str, ago: int, where: str, actor: str) -> None:
+    flow.record(
+        case_id,
+        "review",
+        {"summary": "review", "location": where, "minutes": "45"},
+        actor=actor,
+        effective_at=day(ago),
+    )
+
+
+def walk_working(flow: se_flow.SEFlow, case_id: str, clock: _Clock) -> None:
+    """Into work 120 days before T0 (its 13 weeks end in the quarter before T0), a second
+    job 45 days before, reviews in the community, the office and by phone, employer contacts
+    face to face and not."""
+    flow.advance(case_id, "engage", actor=COACH, effective_at=day(169))
+    _forward(flow, case_id, "customer_engagement", 166, 165)
+    _forward(flow, case_id, "vocational_profiling", 160, 158)
+    _forward(
+        flow, case_id, "employer_engagement", 150, 140, employer_contact={"face_to_face": True}
+    )
+    offer = {"start_date": day(120).date().isoformat(), "job": "J1"}
+    _forward(flow, case_id, "job_matching", 130, 120, job_offer=offer)
+    flow.record(
+        case_id,
+        "job_start",
+        {
+            "employer": "Cafe",
+            "role": "barista",
+            "start_date": day(45).date().isoformat(),
+            "hours_per_week": "10",
+            "hourly_pay": "13",
+            "job": "J2",
+        },
+        actor=COACH,
+        effective_at=day(45),
+    )
+    for ago, where in ((40, "community"), (20, "office"), (10, "phone")):
+        _contact(flow, case_id, ago, where, COACH)
+    flow.record(
+        case_id, "employer_contact", {"employer": "Bakery"}, actor=COACH, effective_at=day(30)
+    )
+
+
+def walk_reassigned(flow: se_flow.SEFlow, case_id: str, clock: _Clock) -> None:
+    """Referred 58 days before T0, into work 35 days before (a first job start in the
+    quarter) with contact every week of its first four, passed to the next coach 25 days
+    before T0, who keeps in touch and records the job's end (a free-text reason)."""
+    clock.now = day(25)
+    flow.advance(case_id, "engage", actor=COACH, effective_at=day(57))
+    _forward(flow, case_id, "customer_engagement", 55, 54)
+    _forward(flow, case_id, "vocational_profiling", 52, 50)
+    _forward(flow, case_id, "employer_engagement", 45, 40, employer_contact={"face_to_face": True})
+    offer = {"start_date": day(35).date().isoformat(), "job": "J1"}
+    _forward(flow, case_id, "job_matching", 38, 35, job_offer=offer)
+    _contact(flow, case_id, 34, "phone", COACH)
+    _contact(flow, case_id, 30, "community", COACH)
+    flow.assign(case_id, COACH2, actor=LEAD, reason="caseload balance")
+    clock.now = T0
+    for ago, where in ((24, "community"), (18, "video"), (10, "office")):
+        _contact(flow, case_id, ago, where, COACH2)
+    flow.record(
+        case_id,
+        "job_end",
+        {"reason": "shifts changed to nights", "end_date": day(5).date().isoformat()},
+        actor=COACH2,
+        effective_at=day(5),
+    )
+
+
+def walk_retained(flow: se_flow.SEFlow, case_id: str, clock: _Clock) -> None:
+    """The plain template's history, of a client in work at referral (retention), who then
+    moved away (closed on T0)."""
+    walk_template(flow, case_id, COACH)
+    flow.close(case_id, "moved_away", actor=COACH, effective_at=day(0))
+
+
+WALKS = {"working": walk_working, "reassigned": walk_reassigned, "retained": walk_retained}
+"""The rich population's histories beside the template's (`build_template(walk)`)."""
+
+
+def build_template(walk: str | None = None) -> Template:
+    """Walk the template case through the API and keep its rows as formats (`walk`: one of
+    `WALKS`, starting further back; None: the plain template)."""
+    clock = _Clock()
+    with se_flow.open(":memory:", clock=clock) as flow:
         flow.add_staff(LEAD, "Team Leader", "team_leader", actor="setup")
         flow.add_staff(COACH, COACH_NAME, "coach", actor=LEAD)
-        case = refer_template(flow, COACH, "@@NAME@@")
-        walk_template(flow, case.id, COACH)
+        if walk is not None:
+            flow.add_staff(COACH2, "Second coach", "coach", actor=LEAD)
+            start = {"working": 170, "reassigned": 58}.get(walk, 30)
+            referral = {"in_work_at_referral": "retention" if walk == "retained" else "no"}
+            case = refer_template(flow, COACH, "@@NAME@@", start=start, referral=referral)
+            WALKS[walk](flow, case.id, clock)
+        else:
+            case = refer_template(flow, COACH, "@@NAME@@")
+            walk_template(flow, case.id, COACH)
         assert isinstance(flow.store, SQLiteStore)
         conn = flow.store.conn
         conn.row_factory = sqlite3.Row
@@ -169,6 +287,7 @@ def build_template() -> Template:
         "@@PID@@": "pid",
         COACH_NAME: "coach_name",
         COACH: "coach",
+        COACH2: "coach2",
     }
     made = []
     for ev in events:
@@ -193,7 +312,8 @@ def build_template() -> Template:
                 effective=effective,
             )
         )
-    staff_events, case_events = made[:2], made[2:]
+    staff = 2 if walk is None else 3
+    staff_events, case_events = made[:staff], made[staff:]
     record_at = {
         i: records[t.row["seq"]] for i, t in enumerate(case_events) if t.row["seq"] in records
     }
@@ -223,7 +343,9 @@ def _seal(t: _EventTemplate, chain: Chain, values: dict[str, Any]) -> tuple[Any,
         r["to_state"],
         r["from_phase"],
         r["to_phase"],
-        r["actor"].replace(COACH, values.get("coach", "")),
+        r["actor"]
+        .replace(COACH, values.get("coach", ""))
+        .replace(COACH2, values.get("coach2", "")),
         r["role"],
         values["eff"],
         values["rec"],
@@ -274,10 +396,19 @@ class Batch:
 
 
 def generate(
-    template: Template, n: int, *, chunk: int = 5000, first: int = 1, chain: Chain | None = None
+    template: Template,
+    n: int,
+    *,
+    chunk: int = 5000,
+    first: int = 1,
+    chain: Chain | None = None,
+    variants: tuple[Template, ...] = (),
 ) -> Iterator[Batch]:
-    """The rows of cases first..first+n-1 (and, when first is 1, of the staff), in batches."""
+    """The rows of cases first..first+n-1 (and, when first is 1, of the staff), in batches.
+    With `variants`, case i is made from `variants[i % len(variants)]` (the staff rows still
+    from `template`)."""
     chain = chain or Chain()
+    kinds = variants or (template,)
     ncoach = coaches_for(first + n - 1)
     shifted: dict[int, list[tuple[str, ...]]] = {}
     batch = Batch()
@@ -293,17 +424,20 @@ def generate(
             batch.events.append(_seal(coach_ev, chain, staff_values))
         for row in batch.events:
             _check(row)
-    case_t = template.case
     for num in range(first, first + n):
+        k = num % len(kinds)
+        template = kinds[k]
+        case_t = template.case
         off = offset_days(num)
-        dates = shifted.get(off)
+        dates = shifted.get(off * len(kinds) + k)
         if dates is None:
             delta = dt.timedelta(days=off)
             dates = [((t.effective - delta).isoformat(),) * 2 for t in template.events]
-            shifted[off] = dates
+            shifted[off * len(kinds) + k] = dates
         delta = dt.timedelta(days=off)
         case_id, pid, coach = f"C-{num}", f"P-{num:010x}", coach_id(num % ncoach)
-        values: dict[str, Any] = {"case": case_id, "pid": pid, "coach": coach}
+        coach2 = coach_id((num + 1) % ncoach)
+        values: dict[str, Any] = {"case": case_id, "pid": pid, "coach": coach, "coach2": coach2}
         for i, t in enumerate(template.events):
             values["eff"], values["rec"] = dates[i]
             row = _seal(t, chain, values)
@@ -311,7 +445,7 @@ def generate(
             rec = template.records.get(i)
             if rec is not None:
                 batch.records.append(
-                    (row[0], case_id, rec[2], rec[3], row[10], row[11], coach, None)
+                    (row[0], case_id, rec[2], rec[3], row[10], row[11], row[8], None)
                 )
             for slot, salt, text in template.texts.get(i, ()):
                 batch.texts.append((row[0], slot, salt, text))
@@ -320,6 +454,7 @@ def generate(
         batch.personal.append((pid, f"Participant {num}", "07700 900000", None, None))
         last = case_t["last_contact_at"]
         due = case_t["review_due"]
+        closed = case_t["closed_at"]
         batch.cases.append(
             (
                 case_id,
@@ -331,16 +466,16 @@ def generate(
                 case_t["version"],
                 opened,
                 _iso(dt.datetime.fromisoformat(case_t["stage_entered_at"]) - delta),
-                coach,
+                coach2 if case_t["coach"] == COACH2 else coach,
                 1,
                 None,
                 _iso(dt.datetime.fromisoformat(last) - delta) if last else None,
                 (dt.date.fromisoformat(due) - delta).isoformat() if due else None,
-                None,
-                None,
+                case_t["outcome"],
+                _iso(dt.datetime.fromisoformat(closed) - delta) if closed else None,
             )
         )
-        if num == first:
+        if num - first < len(kinds):
             for row in batch.events[-len(template.events) :]:
                 _check(row)
         if len(batch.cases) >= chunk:
@@ -355,9 +490,12 @@ def create_schema(path: Path) -> None:
     se_flow.open(path).disconnect()
 
 
-def populate(path: Path, n: int, template: Template | None = None) -> None:
+def populate(
+    path: Path, n: int, template: Template | None = None, variants: tuple[Template, ...] = ()
+) -> None:
     """Write a population of n cases to a new database at `path`, as fast as SQLite allows
-    (no journal, no fsync while loading; WAL again at the end, as se-flow expects)."""
+    (no journal, no fsync while loading; WAL again at the end, as se-flow expects); with
+    `variants`, case i made from `variants[i % len(variants)]`."""
     template = template or build_template()
     create_schema(path)
     conn = sqlite3.connect(path, isolation_level=None)
@@ -371,7 +509,7 @@ def populate(path: Path, n: int, template: Template | None = None) -> None:
         for name in THROUGH_THE_LOG:
             conn.execute(f"DROP TRIGGER {name}")
         done = 0
-        for batch in generate(template, n, chunk=20000):
+        for batch in generate(template, n, chunk=20000, variants=variants):
             conn.execute("BEGIN")
             batch.write(conn)
             conn.execute("COMMIT")
@@ -385,6 +523,19 @@ def populate(path: Path, n: int, template: Template | None = None) -> None:
             raise RuntimeError(f"could not return {path} to WAL ({mode})")
     finally:
         conn.close()
+    build_due_index(path)
+
+
+def build_due_index(path: Path) -> None:
+    """The due table of a database whose log was written raw, worked out from the log as the
+    migration that made the table does (not part of any timing)."""
+    store = SQLiteStore(path, se_flow.load_workflow(), synchronous="OFF")
+    try:
+        store.conn.execute("BEGIN IMMEDIATE")
+        store._rebuild_due()
+        store.conn.execute("COMMIT")
+    finally:
+        store.close()
 
 
 def expected_events(n: int) -> int:
@@ -421,5 +572,35 @@ def population(folder: Path, n: int, *, pristine: bool = True) -> Path:
     populate(path, n)
     if _head(path) != expected_events(n):
         raise RuntimeError(f"population {path}: expected {expected_events(n)} events")
+    marker.write_text(want)
+    return path
+
+
+# --- the rich population (the reports' benchmark) ----------------------------------------------
+
+RICH_VERSION = "1"
+RICH = (None, "working", "reassigned", "retained")
+"""Case i follows `RICH[i % 4]`: the plain template (in employer engagement), a client in
+work since 120 days before T0 with a second job, one into work 35 days before T0, passed to
+the next coach 25 days before T0, whose job then ended, or the plain template's history of a
+client in work at referral."""
+
+
+def rich_population(folder: Path, n: int) -> Path:
+    """A population of n cases with job starts, sustained jobs, employer contacts, contact
+    locations and reassignments (`RICH`), built once and reused."""
+    path = folder / f"population-rich-{n}.db"
+    marker = folder / f"population-rich-{n}.ok"
+    want = f"{VERSION}.{RICH_VERSION}:{n}:{se_flow.load_workflow().hash}"
+    if path.exists() and marker.exists() and marker.read_text() == want:
+        return path
+    marker.unlink(missing_ok=True)
+    log(f"building a rich population of {n} cases in {path} ...")
+    variants = tuple(build_template(w) for w in RICH)
+    populate(path, n, variants[0], variants)
+    per = [len(v.events) for v in variants]
+    expected = 1 + coaches_for(n) + sum(per[num % len(per)] for num in range(1, n + 1))
+    if _head(path) != expected:
+        raise RuntimeError(f"population {path}: expected {expected} events")
     marker.write_text(want)
     return path

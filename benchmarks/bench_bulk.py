@@ -7,6 +7,10 @@ transaction, interleaved chunk by chunk (order alternating), so each chunk is on
 
 * **se-flow**: `with flow.batch(): flow.refer(...); flow.advance(...); flow.record(...) ...`
   Every command is validated, guarded and chained; one commit per batch.
+* **se-flow import**: `flow.import_history(cases)`, the same history as `ImportedCase`
+  values (a referral and 10 dated commands each), one call per chunk: every case run in
+  memory through the same facade, engine and guards, its rows then written with `executemany`
+  by the store's bulk port (`Writer.append`), chained as usual; one commit per chunk.
 * **raw**: the equivalent rows (cases, participants, personal data, events with their hash
   chain computed, records) built in Python from the template and written with `executemany`
   in one `BEGIN IMMEDIATE` … `COMMIT` per chunk. Nothing is validated.
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 import se_flow
+from se_flow._evidence import LEAST_EVIDENCE
 from se_flow._sqlite import THROUGH_THE_LOG
 
 from . import _population as pop
@@ -46,7 +51,7 @@ from ._common import (
 )
 
 MODULE = "benchmarks.bench_bulk"
-TABLES = ("staff", "participants", "personal_data", "cases", "events", "records")
+TABLES = ("staff", "participants", "personal_data", "cases", "events", "records", "texts")
 
 
 def _sizes(quick: bool) -> tuple[int, int, int]:
@@ -92,11 +97,54 @@ class SEFlowLoader:
         self.flow.disconnect()
 
 
+def _imported(num: int, n: int) -> se_flow.ImportedCase:
+    """Case `num` of the template as another system would hand it over (`pop.walk_template`'s
+    commands, with their dates)."""
+    coach = pop.coach_of(num, n)
+    s = 30 + pop.offset_days(num)
+    commands: list[se_flow.ImportedRecord | se_flow.ImportedTrigger] = [
+        se_flow.ImportedTrigger("engage", pop.day(s - 1))
+    ]
+    for place, recorded, moved in (("customer_engagement", 4, 5), ("vocational_profiling", 20, 29)):
+        forward = LEAST_EVIDENCE[place]
+        for kind, fields in forward.records:
+            fields = {**fields, **pop.EXTRA.get(kind, {})}
+            commands.append(se_flow.ImportedRecord(kind, fields, pop.day(s - recorded)))
+        commands.append(se_flow.ImportedTrigger(forward.trigger, pop.day(s - moved)))
+    return se_flow.ImportedCase(
+        ref=f"OLD-{num}",
+        person=se_flow.PersonalDetails(name=f"Participant {num}", contact="07700 900000"),
+        referred_at=pop.day(s),
+        referral={"source": "Jobcentre Plus"},
+        commands=tuple(commands),
+        coach=coach,
+        actor=coach,
+    )
+
+
+class ImportLoader(SEFlowLoader):
+    name = "se-flow import"
+
+    def load(self, first: int, count: int) -> None:
+        flow = self.flow
+        if not self.staffed:
+            with flow.batch():
+                flow.add_staff(pop.LEAD, "Team Leader", "team_leader", actor="setup")
+                for k in range(pop.coaches_for(self.n)):
+                    flow.add_staff(pop.coach_id(k), f"Coach {k}", "coach", actor=pop.LEAD)
+            self.staffed = True
+        cases = [_imported(num, self.n) for num in range(first, first + count)]
+        report = flow.import_history(cases, by=pop.LEAD, chunk=count)
+        if report.imported[0][1] != f"C-{first}" or len(report.imported) != count:
+            raise RuntimeError(f"import gave {report.imported[:1]}, expected C-{first}")
+
+
 class RawLoader:
     name = "raw"
 
     def __init__(self, path: Path, n: int, chunk: int) -> None:
         pop.create_schema(path)
+        self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=10)
         for pragma in (
             "busy_timeout = 10000",
@@ -127,6 +175,9 @@ class RawLoader:
 
     def close(self) -> None:
         self.conn.close()
+        # Raw rows carry no due table (se-flow's batch writes it as it goes): built from the
+        # log after the timing, so the file verifies like se-flow's.
+        pop.build_due_index(self.path)
 
 
 def _counts(path: Path) -> dict[str, int]:
@@ -144,40 +195,50 @@ def _verify(path: Path) -> se_flow.Verification:
 
 def child(folder: Path, quick: bool) -> list[Row]:
     n, chunk, _ = _sizes(quick)
-    se_path, raw_path = folder / "bulk-se-flow.db", folder / "bulk-raw.db"
+    paths = {
+        "se-flow": folder / "bulk-se-flow.db",
+        "import": folder / "bulk-import.db",
+        "raw": folder / "bulk-raw.db",
+    }
     loaders: dict[str, Loader] = {
-        "se-flow": SEFlowLoader(se_path, n),
-        "raw": RawLoader(raw_path, n, chunk),
+        "se-flow": SEFlowLoader(paths["se-flow"], n),
+        "import": ImportLoader(paths["import"], n),
+        "raw": RawLoader(paths["raw"], n, chunk),
     }
     samples: dict[str, list[float]] = {name: [] for name in loaders}
+    names = list(loaders)
     for k, first in enumerate(range(1, n + 1, chunk)):
-        order = ["se-flow", "raw"] if k % 2 == 0 else ["raw", "se-flow"]
+        # Each contender first, middle and last in turn.
+        order = names[k % 3 :] + names[: k % 3]
         for name in order:
             t = time.perf_counter()
             loaders[name].load(first, min(chunk, n - first + 1))
             samples[name].append((time.perf_counter() - t) / chunk)
         if n >= 20_000 and (k + 1) % 20 == 0:
-            log(f"bulk: {first + chunk - 1} of {n} cases loaded by both")
+            log(f"bulk: {first + chunk - 1} of {n} cases loaded by each")
     for loader in loaders.values():
         loader.close()
     peak = peak_rss_mb()
 
-    se_counts, raw_counts = _counts(se_path), _counts(raw_path)
-    if se_counts != raw_counts:
-        raise RuntimeError(f"bulk loads differ: se-flow {se_counts}, raw {raw_counts}")
-    for path in (se_path, raw_path):
+    counts = {name: _counts(path) for name, path in paths.items()}
+    se_counts = counts["se-flow"]
+    for name, found in counts.items():
+        if found != se_counts:
+            raise RuntimeError(f"bulk loads differ: se-flow {se_counts}, {name} {found}")
+    for path in paths.values():
         check = _verify(path)
         if not check.ok:
             raise RuntimeError(f"{path.name}: chain does not verify: {check.problem}")
     events = se_counts["events"]
-    for path in (se_path, raw_path):
+    for path in paths.values():
         remove_db(path)
 
     size = f"{size_label(n)} cases"
     raw_us, se_us = median(samples["raw"]) * 1e6, median(samples["se-flow"]) * 1e6
+    import_us = median(samples["import"]) * 1e6
     note = (
         f"{events} events, {se_counts['records']} records each; chunks of {chunk} cases; "
-        f"same row counts in every table, both chains verify; peak RSS is both loaders together"
+        f"same row counts in every table, every chain verifies; peak RSS is all loaders together"
     )
     return [
         Row(
@@ -203,13 +264,33 @@ def child(folder: Path, quick: bool) -> list[Row]:
             note=note,
             extra={"cases_per_s": round(1e6 / se_us), "events": events},
         ),
+        Row(
+            "bulk load",
+            size,
+            "se-flow import_history()",
+            import_us,
+            "µs/case",
+            ratio=raw_us / import_us,
+            vs="import/raw",
+            target="≥ 0.5",
+            met=raw_us / import_us >= 0.5,
+            n=len(samples["import"]),
+            peak_mb=peak,
+            extra={"cases_per_s": round(1e6 / import_us), "events": events},
+        ),
     ]
 
 
 def memory_child(folder: Path, name: str, quick: bool) -> list[Row]:
     _, chunk, m = _sizes(quick)
     path = folder / f"bulk-mem-{name}.db"
-    loader = SEFlowLoader(path, m) if name == "se-flow" else RawLoader(path, m, chunk)
+    loader: Loader
+    if name == "se-flow":
+        loader = SEFlowLoader(path, m)
+    elif name == "import":
+        loader = ImportLoader(path, m)
+    else:
+        loader = RawLoader(path, m, chunk)
     t = time.perf_counter()
     for first in range(1, m + 1, chunk):
         loader.load(first, min(chunk, m - first + 1))
@@ -221,7 +302,9 @@ def memory_child(folder: Path, name: str, quick: bool) -> list[Row]:
         Row(
             "bulk load/peak memory",
             f"{size_label(m)} cases",
-            "se-flow batch()" if name == "se-flow" else "raw executemany",
+            {"se-flow": "se-flow batch()", "import": "se-flow import_history()"}.get(
+                name, "raw executemany"
+            ),
             peak,
             "MB",
             peak_mb=peak,
@@ -249,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         n, chunk, m = _sizes(args.quick)
         log(f"bulk: loading {size_label(n)} cases each, interleaved in chunks of {chunk}")
         rows.extend(run_child(MODULE, ["--child", "--folder", str(folder), *quick]))
-        for name in ("raw", "se-flow"):
+        for name in ("raw", "se-flow", "import"):
             log(f"bulk: {name} alone, {size_label(m)} cases, for its peak memory")
             memory_args = ["--child", "--memory", name, "--folder", str(folder), *quick]
             rows.extend(run_child(MODULE, memory_args))

@@ -68,8 +68,8 @@ SUMMARY = "Weekly review: two applications sent, one interview booked"
 
 NOTES = {
     "whole history": "every event read: grows with the case, by nature",
-    "show": "the page is read from the newest back (see history); the service standards read "
-    "every record of the kinds they count (5,000 reviews here), and that grows",
+    "show": "the page is read from the newest back (see history); the service standards are "
+    "the case's few rows of the due table, however many reviews it holds",
 }
 
 

@@ -9,6 +9,10 @@ the table; reviews due between 21 days ago and 6 days ahead):
 * **due (team)**: `flow.due()`, every open case whose review is due today: most of the
   population, so its time and memory grow with n by nature; measured in its own process.
 * **timeline**: `flow.history(case_id)`, one case's events.
+* **due list (first 50)**: `flow.due_items(within_days=7, limit=50)`, the first page of the
+  one due list (reviews, standards, follow-along) for the whole team; **due list, overdue
+  (first 50)** with `overdue=True`; **due list (coach)**: one coach's whole list. The raw
+  baseline runs the same queries (reviews and the due projection's two index ranges).
 
 The baseline is the SQL se-flow runs (taken from its store), executed with sqlite3 and
 fetched as tuples, in the same process, interleaved. Each query's plan (EXPLAIN QUERY PLAN)
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import se_flow
+from se_flow._histories import due_page_queries, review_query
 from se_flow._rows import CASE_COLS as _CASE_COLS
 
 from . import _population as pop
@@ -68,8 +73,49 @@ SQL = {
     + _DUE_ORDER,
     "timeline": "SELECT * FROM events WHERE seq > ? AND case_id = ? ORDER BY seq",
 }
-SMALL = ("caseload", "due (coach)", "overdue (first 50)", "timeline")
+# The one due list's queries (`_histories`): reviews, then the due projection's deadlines and
+# schedule windows, each an index range read up to the page's end.
+_LIST = {
+    "due list (first 50)": (None, 7, False, 50),
+    "due list, overdue (first 50)": (None, 0, True, 50),
+    "due list (coach)": ("coach", 7, False, None),
+}
+SMALL = (
+    "caseload",
+    "due (coach)",
+    "overdue (first 50)",
+    "timeline",
+    "due list (first 50)",
+    "due list, overdue (first 50)",
+    "due list (coach)",
+)
 BIG = ("due (team)",)
+
+
+def _list_sql(name: str, coach: str | None) -> list[tuple[str, list[Any]]]:
+    who, within, overdue, limit = _LIST[name]
+    today = T0.date()
+    last = today - dt.timedelta(days=1) if overdue else today + dt.timedelta(days=within)
+    mine = coach if who else None
+    return [
+        review_query(mine, last, "?", limit),
+        *due_page_queries(mine, today, last, "?", limit),
+    ]
+
+
+def _list_calls(
+    flow: se_flow.SEFlow, name: str, coaches: list[str]
+) -> tuple[Callable[[int], int], Callable[[sqlite3.Connection, int], int]]:
+    who, within, overdue, limit = _LIST[name]
+
+    def se(i: int) -> int:
+        coach = coaches[i % 64] if who else None
+        return len(flow.due_items(coach=coach, within_days=within, overdue=overdue, limit=limit))
+
+    def raw(conn: sqlite3.Connection, i: int) -> int:
+        return sum(len(conn.execute(*q).fetchall()) for q in _list_sql(name, coaches[i % 64]))
+
+    return se, raw
 
 
 def _queries(
@@ -109,10 +155,16 @@ def _queries(
             lambda i: len(flow.history(cases[i % 64])),
             raw(SQL["timeline"], lambda i: (0, cases[i % 64])),
         ),
+        **{name: _list_calls(flow, name, coaches) for name in _LIST},
     }
 
 
 def _plan(conn: sqlite3.Connection, name: str, n: int) -> str:
+    if name in _LIST:
+        return " | ".join(
+            "; ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + q[0], q[1]))
+            for q in _list_sql(name, "coach-00001")
+        )
     params: dict[str, tuple[Any, ...]] = {
         "caseload": ("coach-00001",),
         "due (coach)": ("coach-00001", T0.date().isoformat()),

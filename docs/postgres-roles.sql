@@ -41,6 +41,10 @@ GRANT SELECT, INSERT, UPDATE ON settings TO se_flow_app;
 -- Free texts apart from the log: written with their event, cleared (never deleted) only by the
 -- erasure event naming them (the triggers refuse anything else).
 GRANT SELECT, INSERT, UPDATE ON texts TO se_flow_app;
+-- The due table (schema version 7): each case's deadlines, worked out again by the writes that
+-- can change them (a row replaced or dropped as the case's history moves on); `verify`
+-- replays it from the log.
+GRANT SELECT, INSERT, UPDATE, DELETE ON due_index TO se_flow_app;
 
 -- Auditors: everything the chain covers, nothing of personal_data.
 GRANT SELECT ON events, records, staff, cases, participants, chain_head, meta, se_flow_schema,
@@ -48,3 +52,4 @@ GRANT SELECT ON events, records, staff, cases, participants, chain_head, meta, s
 -- `verify` proves every free text against its hash, so it reads them; se-flow itself still
 -- shows an auditor `(withheld)` until an admin grants the texts.
 GRANT SELECT ON texts TO se_flow_audit;
+GRANT SELECT ON due_index TO se_flow_audit;

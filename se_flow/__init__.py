@@ -12,6 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._api import Copied, SEFlow, copy_store, open
 from ._audit import GENESIS, Checkpoint
+from ._import import (
+    ImportedCase,
+    ImportedRecord,
+    ImportedTrigger,
+    ImportFailure,
+    ImportReport,
+)
 from ._loader import default_stages_dir, load_workflow
 from ._memory import MemoryStore
 from ._model import (
@@ -51,6 +58,7 @@ from .errors import (
     Fault,
     FutureEffectiveDate,
     GuardsFailed,
+    ImportRefused,
     InvalidExportRequest,
     InvalidInput,
     InvalidRecord,
@@ -132,6 +140,12 @@ __all__ = [
     "GuardResult",
     "GuardsFailed",
     "HistoryPage",
+    "ImportFailure",
+    "ImportRefused",
+    "ImportReport",
+    "ImportedCase",
+    "ImportedRecord",
+    "ImportedTrigger",
     "InvalidExportRequest",
     "InvalidInput",
     "InvalidRecord",

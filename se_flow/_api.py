@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import decimal
 import enum
+import functools
 import hashlib
 import itertools
 import json
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
 
 from ._audit import Checkpoint, take_checkpoint, verify_log
 from ._engine import JOBS, Engine, context
+from ._import import (
+    ImportedCase,
+    ImportedRecord,
+    ImportFailure,
+    ImportReport,
+    read_lines,
+    referral_command_id,
+)
 from ._keyfile import SealKeyFile
 from ._limits import (
     check_command_id,
@@ -36,7 +45,7 @@ from ._limits import (
     check_text,
 )
 from ._loader import load_programmes, load_workflow
-from ._memory import KeyInMemory
+from ._memory import KeyInMemory, ScratchStore
 from ._milestones import (
     HISTORY_TRIGGERS,
     Logged,
@@ -77,7 +86,7 @@ from ._report import CaseView as ReportCase  # a case as the reports read it
 from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
-from ._standards import DueItem, DueList, Verdicts
+from ._standards import DueItem, DueList, Verdicts, due_key
 from ._texts import text_fields, withhold_event, withhold_record
 from ._urls import shown_database
 from ._views import Caseload, CaseView, DueView, HistoryPage, NextSteps, SetUp
@@ -87,9 +96,11 @@ from .errors import (
     CheckpointFileRefused,
     ClaimRefused,
     CommandIdReused,
+    ImportRefused,
     InvalidInput,
     InvalidRecord,
     NotFound,
+    PermissionDenied,
     SEFlowError,
     StaffHoldsCases,
     StaffNotFound,
@@ -98,7 +109,19 @@ from .errors import (
     WorkflowMismatch,
     quoted,
 )
-from .ports import NOTHING, CaseFilter, Change, Needs, SealKeys, Snapshot, Store, StoreCopy, Tx
+from .ports import (
+    NOTHING,
+    Appended,
+    CaseFilter,
+    Change,
+    LogHead,
+    Needs,
+    SealKeys,
+    Snapshot,
+    Store,
+    StoreCopy,
+    Tx,
+)
 
 __all__ = ["CheckpointAppended", "Copied", "SEFlow", "copy_store", "open"]
 
@@ -454,26 +477,10 @@ def _with_outcomes(
         if d.overdue or not overdue_only
     ]
     items = sorted(
-        (*found.items, *extra), key=lambda i: (i.due_on, i.case_id, i.what != "review", i.title)
+        (*found.items, *extra),
+        key=lambda i: due_key(i.due_on, i.case_id, i.what != "review", i.title, i.occurrence),
     )
     return DueList(tuple(items[:limit] if limit is not None else items), found.warnings)
-
-
-def _due_page(found: DueList, limit: int | None, after: str | None) -> DueList:
-    """The page of `found` holding the `limit` cases that come after case `after` in it
-    (each case where its first, most urgent, item is), with all their items, in order."""
-    if limit is None and after is None:
-        return found
-    order = list(dict.fromkeys(i.case_id for i in found.items))
-    if after is not None:
-        if after not in order:
-            raise NotFound(
-                f"case {quoted(after)} is not on this due list (nothing due on it now): "
-                "start again from the first page"
-            )
-        order = order[order.index(after) + 1 :]
-    kept = set(order if limit is None else order[:limit])
-    return DueList(tuple(i for i in found.items if i.case_id in kept), found.warnings)
 
 
 def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
@@ -552,6 +559,27 @@ def _command(
         [what, shown], sort_keys=True, default=_plain, separators=(",", ":"), ensure_ascii=False
     )
     return _Command(command_id, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+class _CaseRefused(Exception):
+    """Inside an import: one case refused (`failure`); nothing of it is kept."""
+
+    def __init__(self, failure: ImportFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _refused(case: ImportedCase, exc: SEFlowError, command: int | None) -> _CaseRefused:
+    return _CaseRefused(
+        ImportFailure(
+            exc.message,
+            case.ref,
+            case.line,
+            command,
+            getattr(exc, "field", None),
+            exc.exit_code,
+        )
+    )
 
 
 class _Logged(Exception):
@@ -650,6 +678,198 @@ class SEFlow:
         finally:
             self._batching = False
         self._auto_checkpoint(before)
+
+    # --- history from another system ------------------------------------------------------
+
+    def import_history(
+        self,
+        cases: Iterable[ImportedCase],
+        *,
+        by: str | None = None,
+        skip_bad: bool = False,
+        chunk: int = 1000,
+    ) -> ImportReport:
+        """Import cases from another system: each case's referral and dated commands are run
+        in memory through the same facade, engine, guards and policy as any write (against a
+        scratch store that continues this log: the same events, hash for hash, as the same
+        commands entered one by one now), then written in bulk (`ports.Writer.append`), chunk
+        by chunk, chained and sealed as usual. Actors are staff here: `by` (default: the
+        actor) acts where a case or command names nobody.
+
+        A case is refused whole (nothing of it written) if any of its commands is, if its
+        `ref` appears twice, or if its referral's command id (`import:<ref>`) or a command id
+        it gives is already logged or used twice. Without `skip_bad` the import is all or
+        nothing: the first refused case raises `ImportRefused` naming its line, case, command
+        and rule, and nothing is written (one transaction for all of it). With `skip_bad`
+        each chunk of `chunk` cases commits on its own and refused cases are left out and
+        listed in the report. Raises `PermissionDenied` if `by` may not write cases."""
+        return self._import(cases, by, skip_bad, chunk)
+
+    def import_lines(
+        self,
+        lines: Iterable[str],
+        *,
+        by: str | None = None,
+        skip_bad: bool = False,
+        chunk: int = 1000,
+    ) -> ImportReport:
+        """`import_history` of a JSON Lines text, one case a line (`_import.parse_case`, the
+        format in the README): a line that is not a case is refused like a bad case."""
+        return self._import(read_lines(lines), by, skip_bad, chunk)
+
+    def _import(
+        self,
+        items: Iterable[ImportedCase | ImportFailure],
+        by: str | None,
+        skip_bad: bool,
+        chunk: int,
+    ) -> ImportReport:
+        who = self._actor_id(by)
+        check_limit(chunk, "chunk")
+        importer = acting(self.store.read(), who)
+        if not self.engine.writes_cases(importer):
+            raise PermissionDenied(f"{who} may not write cases: nothing imported", who)
+        imported: list[tuple[str, str]] = []
+        skipped: list[ImportFailure] = []
+        written = [0, 0]
+        refs: set[str] = set()
+        ids: set[str] = set()
+        before, _ = self.store.head()
+
+        def chunks() -> Iterator[list[ImportedCase | ImportFailure]]:
+            group: list[ImportedCase | ImportFailure] = []
+            for item in items:
+                group.append(item)
+                if len(group) >= chunk:
+                    yield group
+                    group = []
+            if group:
+                yield group
+
+        def build(group: list[ImportedCase | ImportFailure], tx: Tx, head: LogHead) -> Appended:
+            scratch = ScratchStore(self.workflow, head, tx)
+            flow = SEFlow(scratch, self.workflow, actor=who, clock=self._clock, login=self.login)
+            flow._programmes_dir, flow._programmes = self._programmes_dir, self._programmes
+            flow.milestone_check = self.milestone_check
+            made: list[tuple[str, str]] = []
+            for item in group:
+                try:
+                    if isinstance(item, ImportFailure):
+                        raise _CaseRefused(item)
+                    made.append((item.ref, self._import_case(flow, scratch, tx, item, refs, ids)))
+                except _CaseRefused as refused:
+                    if not skip_bad:
+                        raise ImportRefused(refused.failure) from None
+                    skipped.append(refused.failure)
+            self._programmes = flow._programmes
+            rows = scratch.appended()
+            imported.extend(made)
+            written[0] += len(rows.events)
+            written[1] += len(rows.records)
+            return rows
+
+        if skip_bad:
+            for group in chunks():
+                self.store.append(functools.partial(build, group))
+        else:
+            with self._batch():
+                for group in chunks():
+                    self.store.append(functools.partial(build, group))
+        if skip_bad:
+            self._auto_checkpoint(before)
+        return ImportReport(tuple(imported), written[0], written[1], tuple(skipped))
+
+    def _import_case(
+        self,
+        flow: SEFlow,
+        scratch: ScratchStore,
+        tx: Tx,
+        case: ImportedCase,
+        refs: set[str],
+        ids: set[str],
+    ) -> str:
+        """Run one imported case in `flow` (over `scratch`): its new case id, or `_CaseRefused`
+        with nothing of it kept. `refs` and `ids` are the refs and command ids taken so far."""
+        if case.ref in refs:
+            raise _CaseRefused(
+                ImportFailure("this case's ref appears twice in the import", case.ref, case.line)
+            )
+        mine = [referral_command_id(case.ref)]
+        mine.extend(c.command_id for c in case.commands if c.command_id is not None)
+        for index, command_id in enumerate(mine):
+            at = None if index == 0 else index - 1
+            try:
+                check_command_id(command_id)
+            except InvalidInput as exc:
+                raise _refused(case, exc, at) from None
+            if command_id in ids or command_id in mine[:index]:
+                why = f"command id {quoted(command_id)} is used twice in the import"
+                raise _CaseRefused(ImportFailure(why, case.ref, case.line, at, "id"))
+            logged = tx.command(command_id)
+            if logged is not None:
+                what = "this case was already imported" if index == 0 else "its command id"
+                why = f"{what}: command id {quoted(command_id)} is logged (event {logged.seq})"
+                raise _CaseRefused(ImportFailure(why, case.ref, case.line, at, "id"))
+        actor = case.actor
+        command: int | None = None
+        try:
+            with scratch.batch():
+                flow.milestone_check = self.milestone_check
+                done = flow.refer(
+                    case.person,
+                    referral=case.referral,
+                    coach=case.coach,
+                    actor=actor,
+                    effective_at=case.referred_at,
+                    programme=case.programme,
+                    command_id=mine[0],
+                )
+                case_id = done.case.id
+                # A case on no programme makes no milestones (`_sync_milestones` finds no
+                # enrolment): not asked after each of its commands. Only its referral enrols.
+                flow.milestone_check = self.milestone_check and any(
+                    e.kind == EventKind.ENROL for e in scratch.events(case_id=case_id)
+                )
+                seqs: list[int | None] = []
+                for index, step in enumerate(case.commands):
+                    command = index
+                    if isinstance(step, ImportedRecord):
+                        corrects = None
+                        if step.supersedes is not None:
+                            corrects = seqs[step.supersedes]
+                            if corrects is None:
+                                raise InvalidInput(
+                                    f"supersedes {step.supersedes}: that command is no record",
+                                    field="supersedes",
+                                )
+                        made = flow.record(
+                            case_id,
+                            step.kind,
+                            step.fields,
+                            actor=step.actor or actor,
+                            effective_at=step.effective_at,
+                            supersedes=corrects,
+                            command_id=step.command_id,
+                        )
+                        seqs.append(made.event.seq)
+                    else:
+                        flow.advance(
+                            case_id,
+                            step.trigger,
+                            actor=step.actor or actor,
+                            reason=step.reason,
+                            override=step.override,
+                            effective_at=step.effective_at,
+                            review_date=step.review_date,
+                            outcome=step.outcome,
+                            command_id=step.command_id,
+                        )
+                        seqs.append(None)
+        except SEFlowError as exc:
+            raise _refused(case, exc, command) from None
+        refs.add(case.ref)
+        ids.update(mine)
+        return case_id
 
     def now(self) -> dt.datetime:
         now = self._clock()
@@ -2211,8 +2431,10 @@ class SEFlow:
         Paged by whole cases, so no case is split over two pages: `limit` keeps everything
         due on the first so many cases (each placed by its most urgent item), `after` (the
         last case of the page before) starts after that case. Raises `CaseNotFound` for an
-        `after` that is no case, `NotFound` for one with nothing on the list (any more)."""
-        from ._due import due_list
+        `after` that is no case, `NotFound` for one with nothing on the list (any more). A
+        page of today's list (or a later day's) reads only its cases' rows of the due table,
+        however big the caseload."""
+        from ._due import by_cases, due_list
 
         self._reader(actor)
         _target(coach)
@@ -2222,7 +2444,8 @@ class SEFlow:
             self.store.case(_case_id(after, "after"))
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         found = due_list(
             self.store,
             self.workflow,
@@ -2230,16 +2453,20 @@ class SEFlow:
             coach=coach,
             within_days=within_days,
             overdue_only=overdue,
-            limit=None,
+            # Paged here only without outcomes (added to the whole list below).
+            limit=None if outcomes else limit,
+            live=today >= now,
+            after=None if outcomes else after,
         )
-        if outcomes:
-            found = _with_outcomes(
-                found,
-                self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
-                overdue,
-                None,
-            )
-        return _due_page(found, limit, after)
+        if not outcomes:
+            return found
+        found = _with_outcomes(
+            found,
+            self.outcomes_due(within_days=within_days, coach=coach, as_of=today, actor=actor),
+            overdue,
+            None,
+        )
+        return by_cases(found, limit, after)
 
     def standards(
         self, case_id: str, *, as_of: dt.date | None = None, actor: str | None = None
@@ -2253,7 +2480,9 @@ class SEFlow:
         if as_of is not None:
             check_date(as_of, "as_of")
         case = self.store.case(case_id)
-        return case_standards(self.store, self.workflow, case, as_of or self.now().date())
+        now = self.now().date()
+        day = as_of or now
+        return case_standards(self.store, self.workflow, case, day, live=day >= now)
 
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
@@ -2430,7 +2659,8 @@ class SEFlow:
         check_limit(before_seq, "before_seq")
         if as_of is not None:
             check_date(as_of, "as_of")
-        today = as_of or self.now().date()
+        now = self.now().date()
+        today = as_of or now
         from ._due import case_standards
 
         with self.store.read_snapshot():
@@ -2445,7 +2675,7 @@ class SEFlow:
             shown = records[1:] if more else records
             if not self._shows_text(viewer):
                 shown = [withhold_record(r, self.workflow) for r in shown]
-            standards = case_standards(self.store, self.workflow, case, today)
+            standards = case_standards(self.store, self.workflow, case, today, today >= now)
             history = self._history_page(case, limit, before_seq, viewer)
         return CaseView(
             case=case,
@@ -2513,7 +2743,8 @@ class SEFlow:
         actor: str | None = None,
     ) -> DueView:
         """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
-        they are a coach, else everyone's. Says whose list it is and today's date."""
+        they are a coach, else everyone's. Says whose list it is and today's date. `limit`
+        and `after` page it (see `due_items`)."""
         by = self._reader(actor)
         if coach is None and not everyone and by.role is Role.COACH:
             coach = by.id
@@ -2807,15 +3038,25 @@ class SEFlow:
             check_target(target, force=force, folder=name == "seqf")
         programme = self.programme("ips_grow")
         with self.store.read_snapshot():
-            cases = list(self.store.cases(CaseFilter()))
             staff_ids = sorted(
                 s.id for s in self.store.list_staff() if s.active and s.role is Role.COACH
             )
-            views = self._views(cases, programme, on, with_history=name == "standards")
+            views = self._views(programme, on, with_history=name == "standards")
+            texts: dict[int, dict[str, str | None]] = {}
+            names: dict[str, str] = {}
+            if name == "seqf":
+                # A job's end reason is a free text: read from the text table (erasure
+                # shown), withheld from whoever may not read texts, the participant's name
+                # taken out; in the same snapshot as the cases.
+                ends = [seq for v in views for seq in v.job_ends.values()]
+                texts = self.store.texts_of(ends) if ends else {}
+                ended = sorted({v.case.participant_id for v in views if v.job_ends})
+                names = self.store.names_of(ended) if ended else {}
         if name == "ips-grow":
             made = rp.ips_grow(views, span, on, programme, self.workflow)
         elif name == "coaches":
-            who = [coach] if coach else sorted({*staff_ids, *(c.coach for c in cases if c.coach)})
+            held = {c for v in views for _, c in v.coaches if c}
+            who = [coach] if coach else sorted({*staff_ids, *held})
             made = rp.coaches(views, span, on, programme, self.workflow, who)
         elif name == "fidelity":
             made = rp.fidelity(views, span, on, programme, self.workflow)
@@ -2832,7 +3073,9 @@ class SEFlow:
         else:
             grow = rp.ips_grow(views, span, on, programme, self.workflow)
             fid = rp.fidelity(views, span, on, programme, self.workflow)
-            clients = rp.client_rows(views, self.workflow, on)
+            clients = rp.client_rows(
+                views, self.workflow, on, texts=texts, shown=self._shows_text(by), names=names
+            )
             drawn = seed if seed is not None else secrets.randbelow(2**32)
             made = rp.Report(
                 name="seqf",
@@ -2919,7 +3162,6 @@ class SEFlow:
         that holds it, for a period as `report` takes it, with the cases behind it. Raises
         `NotFound` for a figure no report has (or a coach's figure of a coach with no cases)."""
         from ._report import FIGURES, report_for
-        from .errors import NotFound
 
         check_text(key, "figure")
         name = report_for(key, [s.id for s in self.workflow.standards])
@@ -2944,49 +3186,21 @@ class SEFlow:
             raise NotFound(f"no figure {quoted(key)} in the {name} report for {made.period.label}")
         return found
 
-    def _views(
-        self, cases: list[Case], programme: Programme, on: dt.date, *, with_history: bool
-    ) -> list[ReportCase]:
-        """Every case as the reports read it, from one streamed pass over the log."""
-        from ._report import Entry, case_view, entry_from_row
-        from ._standards import CaseHistory, happenings, pause_triggers
+    def _views(self, programme: Programme, on: dt.date, *, with_history: bool) -> list[ReportCase]:
+        """Every case as the reports read it, from the store's few ordered scans
+        (`case_readings`), each case's rows decoded once."""
+        from ._report import case_view, kinds_read
 
-        by_id = {c.id: c for c in cases}
-        pause, resume = pause_triggers(self.workflow)
-        views: list[ReportCase] = []
+        kinds = kinds_read(self.workflow, programme)
+        if with_history:
+            from ._standards import needs
 
-        def done(case_id: str | None, events: list[Entry]) -> None:
-            case = by_id.get(case_id or "")
-            if case is None:
-                return
-            history = (
-                CaseHistory(
-                    case_id=case.id,
-                    coach=case.coach,
-                    happenings=happenings(events, self.workflow.records),
-                    closed_on=case.closed_at.date() if case.closed_at else None,
-                    pause_triggers=pause,
-                    resume_triggers=resume,
-                )
-                if with_history
-                else None
-            )
-            views.append(case_view(case, events, self.workflow, programme, on, history=history))
-
-        current: str | None = None
-        batch: list[Entry] = []
-        # One scan of the log in case order, decoding only the columns a report reads.
-        for row in self.store.event_table(cases=CaseFilter(), by_case=True):
-            e = entry_from_row(row)
-            if e.case_id != current:
-                if batch:
-                    done(current, batch)
-                current, batch = e.case_id, []
-            batch.append(e)
-        if batch:
-            done(current, batch)
-        views.sort(key=lambda v: _case_order(v.id))
-        return views
+            # The standards read only the record kinds they name (as the due list does).
+            kinds |= needs(self.workflow.standards)[0]
+        return [
+            case_view(reading, self.workflow, programme, on, with_history=with_history)
+            for reading in self.store.case_readings(kinds)
+        ]
 
 
 def _case_order(case_id: str) -> tuple[int, str]:

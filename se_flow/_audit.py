@@ -49,6 +49,7 @@ from ._projections import (
     staff_mismatch,
 )
 from ._seal import SealCheck, SealRow, VerificationKey, seal_verifies
+from ._standards import case_history, due_row_mismatch, project
 from ._texts import ERASING_KINDS, TextCheck
 from .errors import CaseNotFound, InvalidInput, WorkflowMismatch
 
@@ -587,9 +588,10 @@ def _case_table_problem(
     store: Store, workflow: Workflow, programmes: Sequence[Programme] | None
 ) -> tuple[int | None, str | None]:
     """Replay each case's events (streamed case by case, so memory stays flat) and compare
-    with the case table, which reads trust: a case changed behind the log's back is named;
-    with `programmes`, its milestone events too."""
-    replayed = 0
+    with the case table, which reads trust, and with the case's due projection rows
+    (`_standards.project`): a case or row changed behind the log's back is named; with
+    `programmes`, its milestone events too."""
+    replayed = due_rows = 0
     # For milestones counted once per participant: every case's milestone events, by the
     # participant, read in a first pass (only those events are kept).
     participants: dict[str, str] = {}
@@ -625,7 +627,26 @@ def _case_table_problem(
         problem = case_mismatch(stored, found, episode_known=episode_known)
         if problem:
             return None, problem
+        if workflow.standards:
+            history = case_history(
+                case_id,
+                found.coach,
+                found.closed_at.date() if found.closed_at else None,
+                events,
+                workflow,
+            )
+            due = project(history, workflow.standards, workflow.calendar)
+            due_rows += len(due)
+            problem = due_row_mismatch(case_id, store.due_rows(case_id), due)
+            if problem:
+                return None, problem
     total = store.count_cases()
     if total != replayed:
         return None, f"the case table holds {total} cases but the log has events for {replayed}"
+    held = store.count_due_rows()
+    if held != due_rows:
+        return None, (
+            f"the due table holds {held} rows but the log says {due_rows}: rows were added "
+            "behind the log's back"
+        )
     return None, None

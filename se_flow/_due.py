@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import itertools
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import attrs
 
+from ._histories import due_open, due_order
 from ._model import Case, Status
 from ._standards import (
     _HOLE,
@@ -23,16 +26,21 @@ from ._standards import (
     DueList,
     Required,
     Verdicts,
+    case_number,
+    due_key,
     evaluate,
     happenings,
     merge,
+    merge_rows,
     pause_triggers,
     record_command,
+    verdicts_at,
 )
 from ._workflow import Workflow
+from .errors import NotFound, quoted
 from .ports import CaseFilter, Store
 
-__all__ = ["case_histories", "case_standards", "due_list"]
+__all__ = ["by_cases", "case_histories", "case_standards", "due_list"]
 
 
 def case_histories(
@@ -112,20 +120,58 @@ class _Reviews:
 
 
 def _review_rows(
-    store: Store, coach: str | None, last_day: dt.date
+    store: Store,
+    coach: str | None,
+    last_day: dt.date,
+    limit: int | None,
+    since: tuple[dt.date, int] | None,
 ) -> Iterable[tuple[str, str | None, bool, dt.date]]:
     """(case id, coach, paused, review date) of every open case whose review is due by
-    `last_day`, soonest first. A store may answer this itself, reading four columns rather
-    than whole cases (both SQL stores do); any other is read through its ports."""
+    `last_day`, soonest first, past `since` (a day and case number), the first `limit`. A
+    store may answer this itself, reading four columns rather than whole cases (both SQL
+    stores do); any other is read through its ports."""
     own = getattr(store, "due_reviews", None)
     if own is not None:
-        found: Iterable[tuple[str, str | None, bool, dt.date]] = own(coach, last_day)
+        found: Iterable[tuple[str, str | None, bool, dt.date]] = own(coach, last_day, limit, since)
         return found
-    return (
+    rows = (
         (c.id, c.coach, c.status is Status.PAUSED, c.review_due)
         for c in store.cases(CaseFilter(coach=coach, due_by=last_day))
-        if c.review_due is not None
+        if c.review_due is not None and (since is None or (c.review_due, case_number(c.id)) > since)
     )
+    return itertools.islice(rows, limit) if limit is not None else rows
+
+
+def _projected(store: Store, wf: Workflow, live: bool) -> bool:
+    """Whether the due projection answers: asked about today or later (`live`: every
+    effective date is on or before it) and kept under this very workflow (a reader with other
+    stage data evaluates the log itself)."""
+    return live and store.head_workflow_hash() in (None, wf.hash)
+
+
+def by_cases(found: DueList, limit: int | None, after: str | None) -> DueList:
+    """The page of `found` holding the `limit` cases that come after case `after` in it
+    (each case where its first, most urgent, item is), with all their items, in order."""
+    if limit is None and after is None:
+        return found
+    order = list(dict.fromkeys(i.case_id for i in found.items))
+    if after is not None:
+        if after not in order:
+            raise _not_on_list(after)
+        order = order[order.index(after) + 1 :]
+    kept = set(order if limit is None else order[:limit])
+    return DueList(tuple(i for i in found.items if i.case_id in kept), found.warnings)
+
+
+def _not_on_list(after: str) -> NotFound:
+    return NotFound(
+        f"case {quoted(after)} is not on this due list (nothing due on it now): "
+        "start again from the first page"
+    )
+
+
+def _key(item: DueItem) -> tuple[Any, ...]:
+    return due_key(item.due_on, item.case_id, item.what != REVIEW, item.title, item.occurrence)
 
 
 @contextlib.contextmanager
@@ -151,35 +197,144 @@ def due_list(
     within_days: int,
     overdue_only: bool,
     limit: int | None,
+    live: bool = True,
+    after: str | None = None,
 ) -> DueList:
+    """Reviews and open standards due by `today` + `within_days` (before `today` with
+    `overdue_only`), paged by whole cases: everything due on the first `limit` cases after
+    case `after` (each case placed by its first item). `live`: `today` is no earlier than
+    the clock's day, so the due projection answers, a page reading only its cases' rows
+    (`Store.due_page`, then each case's own); otherwise (a day in the past) every open
+    case's history is evaluated as of that day and the page cut from the whole list."""
     last_day = (
         today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
     )
     required = required_fields(wf)
     make = _Reviews(wf, required, today).item
-    with _no_cycle_collection():
-        reviews = [make(*row) for row in _review_rows(store, coach, last_day)]
-        verdicts = (
-            evaluate(
+    with _no_cycle_collection(), store.read_snapshot():
+        projected = not wf.standards or _projected(store, wf, live)
+        if projected and (limit is not None or after is not None):
+            return _page(store, wf, today, last_day, coach, limit, after, required, make)
+        reviews = [make(*row) for row in _review_rows(store, coach, last_day, None, None)]
+        if not wf.standards:
+            verdicts = Verdicts(())
+        elif projected:
+            rows = store.due_page(coach, today, last_day, None)
+            found = merge_rows(reviews, rows, wf.standards, wf.calendar, today, required)
+            return by_cases(found, limit, after)
+        else:
+            verdicts = evaluate(
                 case_histories(store, wf, coach=coach),
                 wf.standards,
                 wf.calendar,
                 today,
                 open_only=True,
             )
-            if wf.standards
-            else Verdicts(())
-        )
         found = merge(reviews, verdicts, last_day, required)
-    if limit is not None:
-        return DueList(found.items[:limit], found.warnings)
-    return found
+    return by_cases(found, limit, after)
 
 
-def case_standards(store: Store, wf: Workflow, case: Case, today: dt.date) -> Verdicts:
-    """Every standard's instances on one case, open or closed."""
+def _case_items(
+    store: Store,
+    wf: Workflow,
+    case_ids: Iterable[str],
+    today: dt.date,
+    last_day: dt.date,
+    required: Required,
+    make: Any,
+) -> DueList:
+    """Everything due on these cases, from their own rows (a few each)."""
+    reviews: list[DueItem] = []
+    rows = []
+    for cid in case_ids:
+        case = store.case(cid)
+        if case.status is Status.CLOSED:
+            continue
+        if case.review_due is not None and case.review_due <= last_day:
+            reviews.append(make(cid, case.coach, case.status is Status.PAUSED, case.review_due))
+        rows += [r for r in store.due_rows(cid) if due_open(r, today, last_day)]
+    verdicts = verdicts_at(rows, wf.standards, wf.calendar, today, open_only=True)
+    return merge(reviews, verdicts, last_day, required)
+
+
+def _page(
+    store: Store,
+    wf: Workflow,
+    today: dt.date,
+    last_day: dt.date,
+    coach: str | None,
+    limit: int | None,
+    after: str | None,
+    required: Required,
+    make: Any,
+) -> DueList:
+    """`by_cases` of the whole list, reading only what the page needs: the list's items in
+    order from the three index ranges (reviews, deadlines, schedule windows), read further
+    until `limit` cases are found, then those cases' own rows."""
+    cut: tuple[Any, ...] | None = None
+    since: tuple[dt.date, int] | None = None
+    if after is not None:
+        mine = _case_items(store, wf, [after], today, last_day, required, make).items
+        if coach is not None and store.case(after).coach != coach:
+            mine = ()
+        if not mine:
+            raise _not_on_list(after)
+        cut = _key(mine[0])
+        since = (mine[0].due_on, case_number(after))
+    size = max(2 * (limit or 0), 64)
+    while True:
+        reviews = [make(*row) for row in _review_rows(store, coach, last_day, size, since)]
+        rows = store.due_page(coach, today, last_day, size, since) if wf.standards else []
+        # Each range is read in order up to `size`: the merged list is whole up to the first
+        # range's end that was reached.
+        ends = []
+        if len(reviews) >= size:
+            ends.append(_key(reviews[-1]))
+        if rows and len(rows) >= size:
+            last = max(rows, key=due_order)
+            assert last.due_on is not None
+            ends.append((last.due_on, case_number(last.case_id), last.case_id))
+        bound = min(ends) if ends else None
+        verdicts = verdicts_at(rows, wf.standards, wf.calendar, today, open_only=True)
+        items = merge(reviews, verdicts, last_day, required)
+        chosen: list[str] = []
+        seen: set[str] = set()
+        complete = True
+        for item in items.items:
+            key = _key(item)
+            if bound is not None and key[:3] > bound[:3]:
+                complete = False
+                break
+            if item.case_id in seen or (cut is not None and key <= cut):
+                seen.add(item.case_id)
+                continue
+            seen.add(item.case_id)
+            if cut is not None:
+                # A case met here first may have come earlier in the list: it was then on
+                # an earlier page (its first item is where it stands).
+                own = _case_items(store, wf, [item.case_id], today, last_day, required, make)
+                if own.items and _key(own.items[0]) <= cut:
+                    continue
+            chosen.append(item.case_id)
+            if limit is not None and len(chosen) >= limit:
+                break
+        else:
+            complete = bound is None
+        if (limit is not None and len(chosen) >= limit) or complete or bound is None:
+            page = _case_items(store, wf, chosen, today, last_day, required, make)
+            return DueList(page.items, items.warnings or page.warnings)
+        size *= 4
+
+
+def case_standards(
+    store: Store, wf: Workflow, case: Case, today: dt.date, live: bool = True
+) -> Verdicts:
+    """Every standard's instances on one case, open or closed: from its few due projection
+    rows when `today` is `live` (see `due_list`), however long the case's history."""
     if not wf.standards:
         return Verdicts(())
+    if _projected(store, wf, live):
+        return verdicts_at(store.due_rows(case.id), wf.standards, wf.calendar, today)
     closed_on = case.closed_at.date() if case.closed_at else None
     own = getattr(store, "case_histories", None)
     if own is not None:

@@ -21,6 +21,8 @@ import attrs
 
 from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
+from ._histories import due_open, due_order
+from ._import import check_appended
 from ._model import (
     EVENT_COLUMNS,
     Case,
@@ -53,6 +55,14 @@ from ._seal import (
     first_key,
     seal_event,
 )
+from ._standards import (
+    DueRow,
+    DueTouch,
+    case_history,
+    case_number,
+    due_touched,
+    project,
+)
 from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._workflow import Workflow
 from .errors import (
@@ -64,19 +74,24 @@ from .errors import (
     StaffNotFound,
 )
 from .ports import (
+    READING_SKIPS,
+    Appended,
     CaseFilter,
+    CaseReading,
     Change,
+    LogHead,
     Needs,
     RecordRow,
     SealKeys,
     Snapshot,
+    StageRow,
     Store,
     StoreCopy,
     TextRow,
     Tx,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "ScratchStore"]
 
 Undo = Callable[[], object]
 
@@ -145,7 +160,7 @@ class _MemoryTx(Tx):
         ]
 
     def new_case_id(self) -> str:
-        return f"C-{len(self._s._cases) + 1}"
+        return f"C-{self._s._next_case + len(self._s._cases)}"
 
     def participant(self, participant_id: str) -> Participant | None:
         return self._s._participants.get(participant_id)
@@ -159,7 +174,7 @@ class _MemoryTx(Tx):
 
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         s = self._s
-        if not 1 <= seq <= len(s._events):
+        if not s._seq0 < seq <= s._seq0 + len(s._events):
             return None
         return {slot: text is not None for slot, text in s._texts_for(seq).items()}
 
@@ -169,7 +184,7 @@ class _MemoryTx(Tx):
         return sorted(
             (seq, slot)
             for (seq, slot), (_, text) in s._texts.items()
-            if text is not None and s._events[seq - 1].case_id in mine
+            if text is not None and s._events[seq - 1 - s._seq0].case_id in mine
         )
 
     def text_granted(self, staff_id: str) -> bool:
@@ -239,7 +254,14 @@ class MemoryStore(Store):
         # (seq, slot) -> (salt hex, text), both None once erased (`_texts`).
         self._texts: dict[tuple[int, str], tuple[str | None, str | None]] = {}
         self._case_events: dict[str, list[Event]] = {}
+        # The due projection (`_standards.project`), by case.
+        self._due: dict[str, tuple[DueRow, ...]] = {}
+        self._due_touch = DueTouch.of(workflow)
         self._undo: list[Undo] | None = None
+        # Where this store's log starts: after event `_seq0`, its first case numbered
+        # `_next_case` (a `ScratchStore` continues another store's log).
+        self._seq0 = 0
+        self._next_case = 1
 
     # --- writes ------------------------------------------------------------------------
 
@@ -271,7 +293,7 @@ class MemoryStore(Store):
     def _texts_for(self, seq: int) -> dict[str, str | None]:
         return {
             slot: text
-            for slot in self._events[seq - 1].texts
+            for slot in self._events[seq - 1 - self._seq0].texts
             for _, text in (self._texts.get((seq, slot), (None, None)),)
         }
 
@@ -346,8 +368,120 @@ class MemoryStore(Store):
             self._record_seqs.append(seq)
             self._did(mine.pop)
             self._did(self._record_seqs.pop)
+        if event.kind == EventKind.WORKFLOW:
+            for cid in self._cases:
+                self._project_due(cid)
+        elif case is not None and due_touched(
+            self._due_touch, event.kind, event.trigger, change.record, case
+        ):
+            self._project_due(case.id)
         # Kept without its texts (an erased one must not linger here); given back with them.
         return fill_event(event, {t.slot: t.text for t in texts}) if texts else event
+
+    def _project_due(self, case_id: str) -> None:
+        self._put(self._due, case_id, self._due_of(case_id))
+
+    def _due_of(self, case_id: str) -> tuple[DueRow, ...]:
+        case = self._cases[case_id]
+        history = case_history(
+            case_id,
+            case.coach,
+            case.closed_at.date() if case.closed_at else None,
+            self._case_events.get(case_id, ()),
+            self.workflow,
+        )
+        return project(history, self.workflow.standards, self.workflow.calendar)
+
+    def append(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        with self._lock:
+            seq, prev = self.head()
+            head = LogHead(seq, prev, self.head_workflow_hash(), self._next_case + len(self._cases))
+            rows = build(_MemoryTx(self), head)
+            if not rows.events:
+                return rows
+            # Every check first: past them nothing can fail, so nothing is half-applied.
+            check_appended(head, rows)
+            for command_id in (r["command_id"] for r in rows.events if r.get("command_id")):
+                if command_id in self._commands:
+                    raise CommandRepeated(command_id)
+            for case in rows.cases:
+                if case.id in self._cases:
+                    raise InvalidInput(f"case {case.id} is not new: nothing was written")
+            events = [event_from_row(dict(r)) for r in rows.events]
+            seals: list[SealRow] = []
+            if self._sealing is not None:
+                keys, own, sealing = self.seal_keys, self._id, self._sealing
+                seals = [
+                    seal_event(
+                        sealing,
+                        lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                        e.seq,
+                        e.hash,
+                        e.recorded_at,
+                    )
+                    for e in events
+                ]
+            for row, event in zip(rows.events, events, strict=True):
+                self._rows.append({c: row.get(c) for c in EVENT_COLUMNS})
+                self._events.append(event)
+                self._did(self._rows.pop)
+                self._did(self._events.pop)
+                if event.command_id is not None:
+                    self._put(self._commands, event.command_id, event)
+                if event.case_id is not None:
+                    if event.trigger is not None:
+                        marks = self._marks.setdefault(event.case_id, {})
+                        self._put(marks, event.trigger, event.seq)
+                    told = self._case_events.setdefault(event.case_id, [])
+                    told.append(event)
+                    self._did(told.pop)
+            for found in seals:
+                self._seals.append(found)
+                self._did(self._seals.pop)
+            for t in rows.texts:
+                self._put(self._texts, (t.seq, t.slot), (t.salt, t.text))
+            for p in rows.participants:
+                self._put(self._participants, p.id, attrs.evolve(p, details=None))
+                if p.details is not None:
+                    self._put(self._personal, p.id, p.details)
+            for case in rows.cases:
+                self._put(self._cases, case.id, case)
+            for r in rows.records:
+                spec = self.workflow.records.get(r.kind)
+                mine = self._records.setdefault(r.case_id or "", [])
+                mine.append(
+                    Record(
+                        seq=r.seq,
+                        case_id=r.case_id or "",
+                        kind=r.kind,
+                        fields=spec.from_json(r.fields) if spec else dict(r.fields),
+                        effective_at=dt.datetime.fromisoformat(r.effective_at),
+                        recorded_at=dt.datetime.fromisoformat(r.recorded_at),
+                        actor=r.actor,
+                        supersedes=r.supersedes,
+                    )
+                )
+                self._record_seqs.append(r.seq)
+                self._did(mine.pop)
+                self._did(self._record_seqs.pop)
+            # The due table, as the commands one by one would have left it.
+            for case in rows.cases:
+                self._project_due(case.id)
+            return rows
+
+    def appended(self) -> Appended:
+        """Everything this store holds, as rows another store appends (`Writer.append`)."""
+        with self._lock:
+            return Appended(
+                events=[dict(r) for r in self._rows],
+                records=list(self.record_rows()),
+                texts=list(self.text_rows()),
+                participants=[
+                    attrs.evolve(p, details=self._personal.get(p.id))
+                    for p in self._participants.values()
+                ],
+                cases=list(self._cases.values()),
+            )
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         had, old = key in table, table.get(key)
@@ -424,6 +558,10 @@ class MemoryStore(Store):
             for record in records:
                 self._records.setdefault(record.case_id, []).append(record)
                 self._record_seqs.append(record.seq)
+            # The due projection rebuilt from the log copied in (the copy carries none); an
+            # undone restore clears it with the rest.
+            for cid in self._cases:
+                self._due[cid] = self._due_of(cid)
             self._did(lambda: self._clear(old_id))
             return len(events)
 
@@ -441,6 +579,7 @@ class MemoryStore(Store):
             self._commands,
             self._texts,
             self._case_events,
+            self._due,
         ):
             table.clear()
         self._rows.clear()
@@ -523,7 +662,7 @@ class MemoryStore(Store):
         with self._lock:
             events = [
                 fill_event(e, self._texts_for(e.seq))
-                for e in self._events[after_seq:]
+                for e in self._events[max(after_seq - self._seq0, 0) :]
                 if case_id is None or e.case_id == case_id
             ]
         return iter(events)
@@ -536,7 +675,8 @@ class MemoryStore(Store):
 
     def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
         with self._lock:
-            return {seq: self._texts_for(seq) for seq in seqs if 1 <= seq <= len(self._events)}
+            top = self._seq0 + len(self._events)
+            return {seq: self._texts_for(seq) for seq in seqs if self._seq0 < seq <= top}
 
     def latest_records(
         self, case_id: str, limit: int, *, include_superseded: bool = False
@@ -546,6 +686,35 @@ class MemoryStore(Store):
             gone = {r.supersedes for r in records if r.supersedes is not None}
             records = [r for r in records if r.seq not in gone]
         return records[-limit:] if limit else []
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        with self._lock:
+            return list(self._due.get(case_id, ()))
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        # Every row looked at: the reference store keeps no index (`limit` is a floor).
+        with self._lock:
+            found = [
+                row
+                for cid, rows in self._due.items()
+                for row in rows
+                if (coach is None or row.coach == coach)
+                and due_open(row, today, last_day)
+                and (after is None or (row.due_on, case_number(cid)) > after)
+            ]
+        found.sort(key=due_order)
+        return found
+
+    def count_due_rows(self) -> int:
+        with self._lock:
+            return sum(len(rows) for rows in self._due.values())
 
     def case_events(
         self, case_id: str, limit: int, *, before_seq: int | None = None
@@ -568,7 +737,7 @@ class MemoryStore(Store):
 
     def event_rows(self, after_seq: int = 0) -> Iterator[Mapping[str, Any]]:
         with self._lock:
-            rows = self._rows[after_seq:]
+            rows = self._rows[max(after_seq - self._seq0, 0) :]
         return (dict(row) for row in rows)
 
     def head(self) -> tuple[int, str]:
@@ -687,6 +856,44 @@ class MemoryStore(Store):
             else:
                 yield tuple(row[f] for f in names)
 
+    # --- reports (issue 14): every case as the reports read it -------------------------------
+
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
+        with self._lock:
+            cases = sorted(self._cases.values(), key=lambda c: _num(c.id))
+            events = {c.id: list(self._case_events.get(c.id, ())) for c in cases}
+            records = {c.id: list(self._records.get(c.id, ())) for c in cases}
+        for case in cases:
+            rows = []
+            for e in sorted(events[case.id], key=lambda e: e.seq):
+                if e.kind in READING_SKIPS:
+                    continue
+                coach = (
+                    e.payload.get("to_coach")
+                    if e.kind == EventKind.ASSIGN
+                    else e.payload.get("coach")
+                    if e.kind in (EventKind.REFERRAL, EventKind.REOPEN)
+                    else None
+                )
+                rows.append(
+                    StageRow(
+                        e.seq,
+                        str(e.kind),
+                        e.trigger,
+                        e.to_state,
+                        e.effective_at,
+                        e.actor,
+                        coach,
+                    )
+                )
+            kept = tuple(
+                sorted(
+                    (r for r in records[case.id] if kinds is None or r.kind in kinds),
+                    key=lambda r: r.seq,
+                )
+            )
+            yield CaseReading(case, tuple(rows), kept)
+
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:
         # One view: no other thread writes while the lock is held.
@@ -696,3 +903,71 @@ class MemoryStore(Store):
 
 def _num(case_id: str) -> int:
     return int(case_id.split("-", 1)[1])
+
+
+class _ScratchTx(_MemoryTx):
+    """What a scratch store does not hold (staff, settings, participants) read through the
+    other store's transaction. Command ids logged there the import checks itself, and the
+    other store again when it appends."""
+
+    _s: ScratchStore
+
+    def staff(self, staff_id: str) -> Staff:
+        s = self._s
+        found = s._known_staff.get(staff_id)
+        if found is None:
+            found = s._known_staff[staff_id] = s._outside.staff(staff_id)
+        return found
+
+    def has_staff(self) -> bool:
+        return self._s._outside.has_staff()
+
+    def settings(self) -> DatabaseSettings:
+        s = self._s
+        if s._known_settings is None:
+            s._known_settings = s._outside.settings()
+        return s._known_settings
+
+    def count_active_admins(self) -> int:
+        return self._s._outside.count_active_admins()
+
+    def participant(self, participant_id: str) -> Participant | None:
+        return super().participant(participant_id) or self._s._outside.participant(participant_id)
+
+    def text_granted(self, staff_id: str) -> bool:
+        return self._s._outside.text_granted(staff_id)
+
+
+class ScratchStore(MemoryStore):
+    """A memory store that continues another store's log from `head`: its first event is
+    seq `head.seq + 1` chained on `head.hash`, its first case `C-<head.next_case>`; staff,
+    settings and participants it does not hold are read through `outside`, that
+    store's write transaction. An import (`SEFlow.import_history`) runs a case's commands here,
+    through the same facade, engine and guards as any write, and the other store appends what
+    they made (`appended`) in bulk: the same events, hash for hash. Holds only its own rows:
+    staff and settings are never written from it."""
+
+    def __init__(self, workflow: Workflow, head: LogHead, outside: Tx) -> None:
+        super().__init__(workflow)
+        self._seq0, self._next_case = head.seq, head.next_case
+        self._head0 = (head.seq, head.hash)
+        self._workflow0 = head.workflow_hash
+        self._outside = outside
+        self._known_staff: dict[str, Staff] = {}
+        self._known_settings: DatabaseSettings | None = None
+
+    def write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
+        with self._lock:
+            change = decide(_ScratchTx(self))
+            return change.case, self._apply(change)
+
+    def read(self) -> Tx:
+        return _ScratchTx(self)
+
+    def head(self) -> tuple[int, str]:
+        with self._lock:
+            return (self._events[-1].seq, self._events[-1].hash) if self._events else self._head0
+
+    def head_workflow_hash(self) -> str | None:
+        with self._lock:
+            return self._events[-1].workflow_hash if self._events else self._workflow0

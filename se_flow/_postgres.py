@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+import attrs
 import psycopg
 import psycopg_pool
 from psycopg import conninfo, pq
@@ -35,7 +36,21 @@ from ._audit import (
     seal,
 )
 from ._engine import Change, Needs, Snapshot, current
-from ._histories import ReviewRow, histories, history_queries, review_query, review_rows
+from ._histories import (
+    DUE_COLS,
+    ReviewRow,
+    due_changes,
+    due_histories,
+    due_page,
+    due_row,
+    due_row_params,
+    due_upsert,
+    histories,
+    history_queries,
+    review_query,
+    review_rows,
+)
+from ._import import check_appended
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
@@ -45,6 +60,7 @@ from ._model import (
     DatabaseSettings,
     Event,
     EventField,
+    EventKind,
     Participant,
     PersonalDetails,
     Record,
@@ -79,7 +95,7 @@ from ._seal import (
     check_epoch_seconds,
     seal_event,
 )
-from ._standards import CaseHistory
+from ._standards import CaseHistory, DueRow, DueTouch, due_touched, project
 from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._urls import shown_database, without_password
 from ._workflow import Workflow
@@ -95,7 +111,17 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .ports import CaseFilter, SealKeys, Store, StoreCopy, TextRow, Tx
+from .ports import (
+    Appended,
+    CaseFilter,
+    CaseReading,
+    LogHead,
+    SealKeys,
+    Store,
+    StoreCopy,
+    TextRow,
+    Tx,
+)
 
 __all__ = ["MIGRATIONS", "PostgresStore", "cut_canonical"]
 
@@ -380,6 +406,32 @@ _SCHEMA_V6 = [
     "CREATE UNIQUE INDEX events_command ON events (command_id) WHERE command_id IS NOT NULL",
 ]
 
+# The due projection (`_standards.project`), as in the SQLite store (its 0011_due_index): built
+# from the log when the migration runs (`PostgresStore._rebuild_due`); `verify` replays it.
+_SCHEMA_V7 = [
+    """CREATE TABLE due_index (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        n INTEGER NOT NULL,
+        standard TEXT NOT NULL,
+        anchor_on TEXT NOT NULL,
+        occurrence INTEGER NOT NULL,
+        window_start TEXT NOT NULL,
+        due_on TEXT,
+        state TEXT NOT NULL,
+        met_on TEXT,
+        took INTEGER,
+        coach TEXT,
+        num BIGINT NOT NULL,
+        PRIMARY KEY (case_id, n)
+    )""",
+    # A due list orders cases by number, as every list does: `num` is the case id's. Both
+    # indexes cover what a page reads (`_histories.DUE_COLS`): a page is one index range.
+    "CREATE INDEX due_index_due ON due_index (state, due_on, num, n, case_id, standard, "
+    "anchor_on, occurrence, window_start, met_on, took, coach)",
+    "CREATE INDEX due_index_coach ON due_index (coach, state, due_on, num, n, case_id, "
+    "standard, anchor_on, occurrence, window_start, met_on, took)",
+]
+_DUE_MIGRATION = "0007_due_index"
 # What a command's guards read of a long case (`Needs.latest`, `since_contact`): the latest
 # record of a kind by effective date (a backdated record may be the latest), or those after
 # the last contact, a seek each; and whether a record is corrected, a seek on the few that
@@ -399,6 +451,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0004_cases_by_number", _SCHEMA_V4),
     ("0005_texts", _SCHEMA_V5),
     ("0006_command_ids", _SCHEMA_V6),
+    (_DUE_MIGRATION, _SCHEMA_V7),
     ("0008_case_reads", _SCHEMA_V8),
 ]
 """Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
@@ -660,6 +713,7 @@ class PostgresStore(Store):
         self._sealing: Sealing | None = None
         self.name = shown_database(url)
         self.workflow = workflow
+        self._due_touch = DueTouch.of(workflow)
         self.read_only = read_only
         self._local = _Local()
         self._lock_ms = max(1, int(busy_timeout * 1000))
@@ -754,6 +808,8 @@ class PostgresStore(Store):
                         continue
                     for sql in statements:
                         conn.execute(sql.encode())
+                    if name == _DUE_MIGRATION:
+                        self._rebuild_due(conn)  # an existing database's log, projected
                     conn.execute(
                         "INSERT INTO se_flow_schema (version, name) VALUES (%s, %s)",
                         (number, name),
@@ -938,6 +994,12 @@ class PostgresStore(Store):
             if actual != change.expected_version:
                 raise CaseConflict(case.id, change.expected_version, actual)
         sealing = self._sealing_now()
+        # A write that can change the due projection reads the case's history after the
+        # pipeline, so its transaction ends after that (as a sealed one's does).
+        rebuild = draft.kind == EventKind.WORKFLOW
+        due = rebuild or due_touched(
+            self._due_touch, draft.kind, draft.trigger, change.record, case
+        )
         row = event_to_row(draft, 0, GENESIS)
         cut_a, cut_b, cut_c = cut_canonical(row)
         params = {**row, "cut_a": cut_a, "cut_b": cut_b, "cut_c": cut_c}
@@ -982,7 +1044,7 @@ class PostgresStore(Store):
                             r.supersedes,
                         ),
                     )
-                if sealing is None:
+                if sealing is None and not due:
                     conn.execute(finish.encode())
         except psycopg.Error as exc:
             self._local.pipeline_failed = True
@@ -1010,6 +1072,13 @@ class PostgresStore(Store):
                 f"{server_hash[:12]}, not {event.hash[:12]} as se-flow seals it; the audit chain "
                 "will not verify: stop writing and report this"
             )
+        if rebuild:
+            self._rebuild_due(conn)
+        elif due:
+            assert case is not None
+            self._project_due(conn, case)
+        if due and sealing is None:
+            conn.execute(finish.encode())
         if sealing is not None:
             # A second round trip, for sealed databases only: the seal needs the hash, which
             # needs the seq the server handed out; the key never leaves this process.
@@ -1028,6 +1097,80 @@ class PostgresStore(Store):
                 )
                 conn.execute(finish.encode())
         return event
+
+    # --- the due projection ---------------------------------------------------------------
+
+    @staticmethod
+    def _runner(
+        conn: psycopg.Connection[Any],
+    ) -> Callable[[tuple[str, list[Any]]], list[tuple[Any, ...]]]:
+        return lambda q: conn.execute(q[0].encode(), q[1]).fetchall()
+
+    def _project_due(self, conn: psycopg.Connection[Any], case: Case) -> None:
+        """The case's due rows worked out again from its history, written where they moved."""
+        (history,) = due_histories(self.workflow, self._runner(conn), "%s", case_id=case.id)
+        closed = case.closed_at.date() if case.closed_at else None
+        new = project(
+            attrs.evolve(history, closed_on=closed),
+            self.workflow.standards,
+            self.workflow.calendar,
+        )
+        old = [
+            due_row(r)
+            for r in conn.execute(
+                f"SELECT {DUE_COLS} FROM due_index WHERE case_id = %s ORDER BY n".encode(),
+                (case.id,),
+            ).fetchall()
+        ]
+        if len(old) > len(new):
+            conn.execute(
+                b"DELETE FROM due_index WHERE case_id = %s AND n >= %s", (case.id, len(new))
+            )
+        changed = due_changes(old, new)
+        if changed:
+            with conn.cursor() as cur:
+                cur.executemany(due_upsert("%s").encode(), changed)
+
+    def _rebuild_due(self, conn: psycopg.Connection[Any]) -> None:
+        """The whole due projection from the log, a slice of cases at a time (memory flat)."""
+        conn.execute(b"DELETE FROM due_index")
+        if not self.workflow.standards:
+            return
+        ((top,),) = conn.execute(b"SELECT COALESCE(MAX(num), 0) FROM cases").fetchall()
+        step = 5000
+        for lo in range(1, int(top) + 1, step):
+            found = due_histories(self.workflow, self._runner(conn), "%s", span=(lo, lo + step))
+            rows = [
+                due_row_params(r)
+                for h in found
+                for r in project(h, self.workflow.standards, self.workflow.calendar)
+            ]
+            if rows:
+                with conn.cursor() as cur:
+                    cur.executemany(due_upsert("%s").encode(), rows)
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        return [
+            due_row(r)
+            for r in self._all(
+                f"SELECT {DUE_COLS} FROM due_index WHERE case_id = %s ORDER BY n", (case_id,)
+            )
+        ]
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        with self.read_snapshot():
+            return due_page(lambda q: self._all(*q), coach, today, last_day, "%s", limit, after)
+
+    def count_due_rows(self) -> int:
+        ((n,),) = self._all("SELECT COUNT(*) FROM due_index")
+        return int(n)
 
     def _write_tables(self, conn: psycopg.Connection[Any], change: Change) -> None:
         """The projections a change writes besides the event (after it: see the triggers)."""
@@ -1075,6 +1218,182 @@ class PostgresStore(Store):
                 f"INSERT INTO cases ({_CASE_COLS}, num) VALUES ({', '.join(['%s'] * 16)})".encode(),
                 (case.id, case.participant_id, *_case_params(case), int(case.id.split("-", 1)[1])),
             )
+
+    # --- rows appended in bulk (an import) ---------------------------------------------------
+
+    def append(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        self._refuse_if_read_only()
+        loc = self._local
+        with self._translated():
+            if loc.depth:
+                conn = loc.conn
+                assert conn is not None
+                self._check_batch(conn)
+                # Inside a batch, its own savepoint: a refused append undoes only itself.
+                conn.execute("SAVEPOINT se_flow_append")
+                try:
+                    rows = self._append_rows(conn, build)
+                except BaseException as exc:
+                    if conn.closed or conn.info.transaction_status not in (
+                        pq.TransactionStatus.INTRANS,
+                        pq.TransactionStatus.INERROR,
+                    ):
+                        self._abandon(conn, exc)
+                        raise
+                    try:
+                        conn.execute("ROLLBACK TO SAVEPOINT se_flow_append")
+                        conn.execute("RELEASE SAVEPOINT se_flow_append")
+                        self._forget_prepared(conn)
+                    except psycopg.Error as undo:
+                        self._abandon(conn, undo)
+                        raise exc from None
+                    raise
+                conn.execute("RELEASE SAVEPOINT se_flow_append")
+                return rows
+            with self._pool.connection() as conn:
+                loc.conn = conn
+                try:
+                    conn.execute(self._begin)
+                    rows = self._append_rows(conn, build)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                finally:
+                    loc.conn = None
+        return rows
+
+    def _append_rows(
+        self, conn: psycopg.Connection[Any], build: Callable[[Tx, LogHead], Appended]
+    ) -> Appended:
+        # Under the head's lock and the case numbers' (as a referral takes it): nobody appends
+        # or numbers a case meanwhile.
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _CASE_NUM_LOCK)
+        found = conn.execute(
+            "SELECT seq, hash, workflow_hash FROM chain_head FOR UPDATE"
+        ).fetchone()
+        assert found is not None
+        ((num,),) = conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchall()
+        head = LogHead(int(found[0]), found[1], found[2], int(num))
+        rows = build(_PgTx(self, locking=True), head)
+        if not rows.events:
+            return rows
+        check_appended(head, rows)
+        commands = [r["command_id"] for r in rows.events if r.get("command_id")]
+        if commands:
+            logged = conn.execute(
+                "SELECT command_id FROM events WHERE command_id = ANY(%s) LIMIT 1", (commands,)
+            ).fetchone()
+            if logged is not None:
+                raise CommandRepeated(logged[0])
+        seals: dict[int, SealRow] = {}
+        sealing = self._sealing_now()
+        if sealing is not None:
+            keys, own = self._keys(), self.store_id()
+            for r in rows.events:
+                seals[r["seq"]] = seal_event(
+                    sealing,
+                    lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                    r["seq"],
+                    r["hash"],
+                    dt.datetime.fromisoformat(r["recorded_at"]),
+                )
+        texts: dict[int, list[TextRow]] = {}
+        for t in rows.texts:
+            texts.setdefault(t.seq, []).append(t)
+        cases = {c.id: c for c in rows.cases}
+        insert_event = f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_EVENT_VALUES})".encode()
+        try:
+            with conn.pipeline() as pipeline, conn.cursor() as cur:
+                cur.executemany(
+                    b"INSERT INTO participants (id, created_at) VALUES (%s, %s)",
+                    [(p.id, _ts(p.created_at)) for p in rows.participants],
+                )
+                cur.executemany(
+                    b"INSERT INTO personal_data (participant_id, name, contact, date_of_birth, "
+                    b"health_notes) VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (
+                            p.id,
+                            p.details.name,
+                            p.details.contact,
+                            p.details.date_of_birth.isoformat()
+                            if p.details.date_of_birth
+                            else None,
+                            p.details.health_notes,
+                        )
+                        for p in rows.participants
+                        if p.details is not None
+                    ],
+                )
+                # Each text, seal and new case row right after its event, as the triggers
+                # want them (the log's last event is theirs), all in one pipeline.
+                for written, r in enumerate(rows.events, 1):
+                    conn.execute(insert_event, {c: r.get(c) for c in EVENT_COLUMNS})
+                    for t in texts.get(r["seq"], ()):
+                        conn.execute(
+                            b"INSERT INTO texts (seq, slot, salt, text) VALUES (%s, %s, %s, %s)",
+                            (t.seq, t.slot, t.salt, t.text),
+                        )
+                    sealed = seals.get(r["seq"])
+                    if sealed is not None:
+                        conn.execute(
+                            b"INSERT INTO seals (seq, epoch, mac) VALUES (%s, %s, %s)",
+                            (sealed.seq, sealed.epoch, sealed.mac),
+                        )
+                    case = cases.pop(r["case_id"], None) if r["case_id"] is not None else None
+                    if case is not None:
+                        conn.execute(
+                            f"INSERT INTO cases ({_CASE_COLS}, num) "
+                            f"VALUES ({', '.join(['%s'] * 16)})".encode(),
+                            (
+                                case.id,
+                                case.participant_id,
+                                *_case_params(case),
+                                int(case.id.split("-", 1)[1]),
+                            ),
+                        )
+                    if written % _PAGE == 0:
+                        pipeline.sync()
+                if cases:
+                    raise InvalidInput(
+                        f"case {next(iter(cases))} has no event among the rows appended"
+                    )
+                cur.executemany(
+                    b"INSERT INTO records (seq, case_id, kind, fields, effective_at, "
+                    b"recorded_at, actor, supersedes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            r.seq,
+                            r.case_id,
+                            r.kind,
+                            json.dumps(r.fields, sort_keys=True),
+                            r.effective_at,
+                            r.recorded_at,
+                            r.actor,
+                            r.supersedes,
+                        )
+                        for r in rows.records
+                    ],
+                )
+                last = rows.events[-1]
+                conn.execute(
+                    b"UPDATE chain_head SET seq = %s, prev_hash = %s, hash = %s, "
+                    b"workflow_hash = %s",
+                    (last["seq"], last["prev_hash"], last["hash"], last["workflow_hash"]),
+                )
+        except psycopg.Error as exc:
+            self._local.pipeline_failed = True
+            if (
+                isinstance(exc, psycopg.errors.UniqueViolation)
+                and exc.diag.constraint_name == "events_command"
+            ):
+                raise CommandRepeated(str(exc.diag.message_detail or "")) from None
+            raise
+        # The due table, as the commands one by one would have left it (`_apply`).
+        for case in rows.cases:
+            self._project_due(conn, case)
+        return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------
 
@@ -1189,6 +1508,8 @@ class PostgresStore(Store):
         except psycopg.Error:
             self._local.pipeline_failed = True
             raise
+        # The copy carries the log, not the due projection: worked out here from it.
+        self._rebuild_due(conn)
         self._sealing = None
         return written
 
@@ -1304,8 +1625,14 @@ class PostgresStore(Store):
             )
         return iter(found)
 
-    def due_reviews(self, coach: str | None, last_day: dt.date) -> Iterator[ReviewRow]:
-        return review_rows(self._all(*review_query(coach, last_day, "%s")))
+    def due_reviews(
+        self,
+        coach: str | None,
+        last_day: dt.date,
+        limit: int | None = None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> Iterator[ReviewRow]:
+        return review_rows(self._all(*review_query(coach, last_day, "%s", limit, after)))
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
         sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = %s"
@@ -1596,6 +1923,32 @@ class PostgresStore(Store):
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
             else:
                 yield row
+
+    # --- reports (issue 14): every case as the reports read it -------------------------------
+
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
+        from ._rows import case_readings, reading_queries
+
+        cases, events, records, params, picked = reading_queries(
+            "%s", "(e.payload::jsonb ->> '{key}')", kinds
+        )
+        with self._translated(), self.read_snapshot(), self._conn() as conn:
+            # Server-side cursors in the snapshot's transaction: three ordered scans streamed
+            # side by side, a few thousand rows fetched at a time.
+            def scan(name: str, sql: str, args: list[Any]) -> Iterator[tuple[Any, ...]]:
+                # Closed when read to the end, so a second reading in one snapshot can
+                # declare the same names again.
+                with conn.cursor(name=name) as cur:
+                    cur.itersize = _PAGE
+                    cur.execute(sql.encode(), args)
+                    yield from cur
+
+            yield from case_readings(
+                self.workflow,
+                (_case_from_row(row) for row in scan("reading_cases", cases, [])),
+                scan("reading_events", events, params),
+                scan("reading_records", records, picked),
+            )
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

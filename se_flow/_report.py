@@ -18,7 +18,9 @@ Conventions (our choice where the sources are silent), said once:
 - job starts and sustainment are the `ips_grow` definition's milestones, evaluated by the one
   evaluator (`_outcomes.evaluate`) as the evidence stands on `on`; provisional ones
   (estimated from contracted hours) count, and the method says so;
-- a case counts towards a coach under its coach now (reassignments are not replayed);
+- a case counts towards the coach who held it on each day (its referral's coach, then each
+  reassignment from its own day on; the coach at a day's end holds that day); a job outcome
+  counts for the coach who held the case on the job's start day;
 - a contact is a record of a kind marked `contact`; its location is its `location` field when
   that is `community`, `office`, `phone` or `video`;
 - an employer contact is face to face only when its `face_to_face` field says so, and is the
@@ -29,28 +31,38 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from attrs import frozen
 
 from ._limits import EARLIEST_DATE, LATEST_DATE
-from ._model import EVENT_COLUMNS, Case, Event, EventKind, Record
+from ._model import Case, EventKind
 from ._outcomes import CaseFacts, Milestone, Programme, evaluate
 from ._spells import (
+    OUTCOME_RECORD_KINDS,
     START_TRIGGER,
     Employment,
     Spell,
     build_employment,
     current_records,
 )
-from ._standards import MET, MISSED, OVERDUE, CaseHistory, StandardResult
+from ._standards import (
+    MET,
+    MISSED,
+    OVERDUE,
+    CaseHistory,
+    Happening,
+    StandardResult,
+    pause_triggers,
+)
+from ._texts import ERASED, WITHHELD, record_slot
 from ._workflow import ADULT_BAND, Workflow
 from .errors import InvalidInput
+from .ports import CaseReading
 
 __all__ = [
     "CASELOAD_LIMIT",
@@ -65,6 +77,7 @@ __all__ = [
     "coaches",
     "fidelity",
     "ips_grow",
+    "kinds_read",
     "parse_period",
     "period_between",
     "sample",
@@ -396,6 +409,11 @@ class CaseView:
     starts: tuple[JobStart, ...]
     sustained_on: dt.date | None
     history: CaseHistory | None = None
+    coaches: tuple[tuple[dt.date, str | None], ...] = ()
+    """The case's coach from each day on (its referral's, then each reassignment's), in
+    order: the coach at the end of a day holds it that day (`coach_on`)."""
+    job_ends: Mapping[str, int] = {}
+    """Each ended job's `job_end` record (seq): where its free-text reason is kept."""
 
     @property
     def id(self) -> str:
@@ -409,6 +427,13 @@ class CaseView:
     def first_start(self) -> JobStart | None:
         return min(self.starts, key=lambda s: (s.on, s.started)) if self.starts else None
 
+    def coach_on(self, day: dt.date) -> str | None:
+        """The coach who held the case at the end of `day` (its coach now if none was
+        recorded)."""
+        if not self.coaches:
+            return self.case.coach
+        return _coach_on(self.coaches, day)
+
     def open_on(self, day: dt.date) -> bool:
         return self.referred_on <= day and (self.closed_on is None or self.closed_on >= day)
 
@@ -416,101 +441,48 @@ class CaseView:
         return self.referred_on <= p.end and (self.closed_on is None or self.closed_on >= p.start)
 
 
-class Entry(NamedTuple):
-    """What a report reads of one audit event. Decoding only these columns of a stored row,
-    and of the payload only the record it carries (else it stays `{}`), keeps a report on a
-    million events to what it needs; `recorded_at` is decoded only for records."""
-
-    seq: int
-    case_id: str | None
-    kind: str
-    trigger: str | None
-    to_state: str | None
-    actor: str
-    effective_at: dt.datetime
-    recorded_at: Any
-    payload: Mapping[str, Any]
-
-
-_AT = {name: i for i, name in enumerate(EVENT_COLUMNS)}
-_SEQ, _CASE, _KIND, _TRIGGER, _TO, _ACTOR, _EFFECTIVE, _RECORDED, _PAYLOAD = (
-    _AT[name]
-    for name in (
-        "seq",
-        "case_id",
-        "kind",
-        "trigger",
-        "to_state",
-        "actor",
-        "effective_at",
-        "recorded_at",
-        "payload",
-    )
-)
+def kinds_read(workflow: Workflow, programme: Programme) -> frozenset[str]:
+    """The record kinds the reports read (`case_view`): the referral, contacts, employer
+    contacts, vocational profiles, the job records and whatever `programme`'s `events`
+    milestones count. A store need decode no other (the standards report reads all)."""
+    kinds = {
+        workflow.names.referral or "referral",
+        "employer_contact",
+        "vocational_profile",
+        *OUTCOME_RECORD_KINDS,
+        *(k.name for k in workflow.records.values() if k.contact),
+    }
+    for m in programme.milestones:
+        kinds.update(str(k) for k in m.params.get("kinds") or ())
+        if m.params.get("or_kind"):
+            kinds.add(str(m.params["or_kind"]))
+    return frozenset(kinds)
 
 
-def _moment(value: Any) -> dt.datetime:
-    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
-
-
-def entry_from_row(row: Sequence[Any]) -> Entry:
-    """An `Entry` from a stored event row in `EVENT_COLUMNS` order (text or typed values)."""
-    payload = row[_PAYLOAD]
-    if isinstance(payload, str | bytes):
-        payload = json.loads(payload) if payload and '"record"' in str(payload) else {}
-    return Entry(
-        seq=row[_SEQ],
-        case_id=row[_CASE],
-        kind=row[_KIND],
-        trigger=row[_TRIGGER],
-        to_state=row[_TO],
-        actor=row[_ACTOR],
-        effective_at=_moment(row[_EFFECTIVE]),
-        recorded_at=row[_RECORDED],
-        payload=payload or {},
-    )
-
-
-AnyEvent = Entry | Event
-
-
-def _records(events: Sequence[AnyEvent], workflow: Workflow) -> list[Record]:
-    out = []
-    for e in events:
-        # A record event, or a referral or reopen, which carries its record too.
-        raw = e.payload.get("record") if e.payload else None
-        if not isinstance(raw, Mapping):
-            continue
-        kind = str(raw.get("kind"))
-        spec = workflow.records.get(kind)
-        values = raw.get("fields") or {}
-        out.append(
-            Record(
-                seq=e.seq,
-                case_id=e.case_id or "",
-                kind=kind,
-                fields=spec.from_json(values) if spec is not None else dict(values),
-                effective_at=e.effective_at,
-                recorded_at=_moment(e.recorded_at),
-                actor=e.actor,
-                supersedes=raw.get("supersedes"),
-            )
-        )
-    return out
+def _coach_on(coaches: Sequence[tuple[dt.date, str | None]], day: dt.date) -> str | None:
+    """Who held the case at the end of `day`, from its coach changes (the first coach before
+    its first day)."""
+    held = coaches[0][1] if coaches else None
+    for since, coach in coaches:
+        if since > day:
+            break
+        held = coach
+    return held
 
 
 def case_view(
-    case: Case,
-    events: Sequence[AnyEvent],
+    reading: CaseReading,
     workflow: Workflow,
     programme: Programme,
     on: dt.date,
     *,
-    history: CaseHistory | None = None,
+    with_history: bool = False,
 ) -> CaseView:
-    """What the reports read of one case (its events in seq order), with `programme`'s job
-    starts and sustainment as the evidence stands on `on`."""
-    current, _ = current_records(_records(events, workflow))
+    """What the reports read of one case (`CaseReading`: the case, its events and records),
+    with `programme`'s job starts and sustainment as the evidence stands on `on`; with
+    `with_history`, its history as the service standards read it."""
+    case, events = reading.case, reading.events
+    current, _ = current_records(reading.records)
     starts_at = [
         e.seq for e in events if e.kind == EventKind.TRANSITION and e.trigger == START_TRIGGER
     ]
@@ -546,6 +518,7 @@ def case_view(
     contacts = []
     employer_contacts = []
     profiled = None
+    ends: dict[int, str] = {}
     for r in current:
         day = r.effective_at.date()
         if r.kind in contact_kinds:
@@ -570,6 +543,8 @@ def case_view(
                     by=str(r.get("by") or r.actor),
                 )
             )
+        if r.kind == "job_end":
+            ends[r.seq] = r.kind
         if r.kind == "vocational_profile" and profiled is None:
             profiled = day
     engaged = next(
@@ -585,6 +560,11 @@ def case_view(
         for e in events
         if e.to_state is not None and e.kind in (EventKind.TRANSITION, EventKind.REFERRAL)
     )
+    coaches = tuple(
+        (e.effective_at.date(), e.coach)
+        for e in events
+        if e.kind in (EventKind.REFERRAL, EventKind.REOPEN, EventKind.ASSIGN)
+    )
     return CaseView(
         case=case,
         referred_on=case.opened_at.date(),
@@ -598,7 +578,43 @@ def case_view(
         spells=employment.spells,
         starts=tuple(sorted(starts, key=lambda s: (s.on, s.started, s.job))),
         sustained_on=sustained_on,
-        history=history,
+        history=_history(reading, workflow) if with_history else None,
+        coaches=coaches or ((case.opened_at.date(), case.coach),),
+        job_ends={s.job: seq for s in employment.spells for seq in s.seqs if seq in ends},
+    )
+
+
+def _history(reading: CaseReading, workflow: Workflow) -> CaseHistory:
+    """The case's history as the service standards read it (`_standards.happenings`: every
+    event in seq order, a record with its typed fields, corrected records left out), from
+    its reading: a referral's or reopen's record joins its event."""
+    pause, resume = pause_triggers(workflow)
+    gone = {r.supersedes for r in reading.records if r.supersedes is not None}
+    by_seq = {r.seq: r for r in reading.records}
+    out: list[Happening] = []
+    for e in reading.events:
+        r = by_seq.pop(e.seq, None)
+        out.append(
+            Happening(
+                e.effective_at.date(),
+                e.seq,
+                e.kind,
+                e.trigger,
+                r.kind if r is not None else None,
+                r.fields if r is not None else None,
+            )
+        )
+    for r in by_seq.values():
+        out.append(Happening(r.effective_at.date(), r.seq, "record", None, r.kind, r.fields))
+    out.sort(key=lambda h: h.seq)
+    case = reading.case
+    return CaseHistory(
+        case_id=case.id,
+        coach=case.coach,
+        happenings=tuple(h for h in out if h.seq not in gone),
+        closed_on=case.closed_at.date() if case.closed_at else None,
+        pause_triggers=pause,
+        resume_triggers=resume,
     )
 
 
@@ -732,8 +748,9 @@ def _charts(
     load: Counter[str] = Counter()
     last = min(p.end, on)
     for v in views:
-        if v.case.coach and _active_on(v, last):
-            load[v.case.coach] += 1
+        held = v.coach_on(last)
+        if held and _active_on(v, last):
+            load[held] += 1
     return {
         "funnel": funnel,
         "job_starts": tuple((f"{y}-{m:02d}", starts[(y, m)]) for y, m in months),
@@ -900,6 +917,20 @@ def _active_spans(v: CaseView, p: Period) -> list[tuple[dt.date, dt.date]]:
     return spans
 
 
+def _holdings(v: CaseView, p: Period) -> list[tuple[str | None, dt.date, dt.date]]:
+    """Who held the case over `p`: (coach, first day, last day), in order. A day belongs to
+    the coach who held the case at its end, so a reassignment counts from its own day."""
+    changes = list(v.coaches) or [(p.start, v.case.coach)]
+    out: list[tuple[str | None, dt.date, dt.date]] = []
+    for i, (since, coach) in enumerate(changes):
+        first = p.start if i == 0 else max(since, p.start)
+        end = changes[i + 1][0] - _DAY if i + 1 < len(changes) else p.end
+        end = min(end, p.end)
+        if first <= end:
+            out.append((coach, first, end))
+    return out
+
+
 def coaches(
     views: Sequence[CaseView],
     p: Period,
@@ -911,42 +942,64 @@ def coaches(
     """Per coach (employment specialist): the active caseload's peak against 20 and its
     IPS-25 score, access, job outcomes and sustained jobs. `staff`: the coaches to report on."""
     b = _Basis(p, on, programme.ref, programme.status)
-    by_coach: dict[str, list[CaseView]] = defaultdict(list)
-    for v in views:
-        if v.case.coach:
-            by_coach[v.case.coach].append(v)
-    kpis: list[KPI] = []
     last = min(p.end, on)
+    window = Period(p.start, max(p.start, last), p.label)
+    # Each case's active stretches, cut where its coach changed: (coach, first, last day).
+    held: dict[str, list[tuple[CaseView, list[tuple[dt.date, dt.date]]]]] = defaultdict(list)
+    for v in views:
+        spans = _active_spans(v, window)
+        for coach, first, end in _holdings(v, window):
+            if coach is None:
+                continue
+            mine = [(max(a, first), min(z, end)) for a, z in spans if a <= end and z >= first]
+            held[coach].append((v, mine))
+    # A first job counts for the coach who held the case on its start day.
+    started_with: dict[str, list[CaseView]] = defaultdict(list)
+    for v in views:
+        starter = v.first_start
+        if starter is not None:
+            at_start = v.coach_on(starter.started)
+            if at_start:
+                started_with[at_start].append(v)
+    kpis: list[KPI] = []
     for coach in staff:
-        mine = by_coach.get(coach, [])
+        # A case under several coaches in the period is one case to each: its stretches joined.
+        cut: dict[str, list[tuple[dt.date, dt.date]]] = {}
+        case_of: dict[str, CaseView] = {}
+        for v, stretches in held.get(coach, []):
+            cut.setdefault(v.id, []).extend(stretches)
+            case_of[v.id] = v
         # How many cases were active each day: +1 where a stretch starts, -1 after it ends.
-        window = Period(p.start, max(p.start, last), p.label)
-        spans = {v.id: _active_spans(v, window) for v in mine}
         change: Counter[dt.date] = Counter()
-        for stretches in spans.values():
+        for stretches in cut.values():
             for first, end in stretches:
                 change[first] += 1
                 change[end + _DAY] -= 1
-        active_ids = {cid for cid, stretches in spans.items() if stretches}
         peak_day, most, running = p.start, 0, 0
         for day in sorted(change):
             running += change[day]
             if running > most:
                 peak_day, most = day, running
         peak = (
-            [v.id for v in mine if any(a <= peak_day <= z for a, z in spans[v.id])] if most else []
+            [cid for cid, stretches in cut.items() if any(a <= peak_day <= z for a, z in stretches)]
+            if most
+            else []
         )
-        access = [v for v in mine if v.id in active_ids and v.out_of_work]
-        cohort = _sustain_cohort(mine, p)
+        access = [case_of[cid] for cid, stretches in cut.items() if stretches]
+        access = [v for v in access if v.out_of_work]
+        access.sort(key=lambda v: _case_number(v.id))
+        peak.sort(key=_case_number)
+        cohort = _sustain_cohort(started_with.get(coach, []), p)
         anchors = "≤ 20 → 5, 21–25 → 4, 26–30 → 3, 31–40 → 2, ≥ 41 → 1"
         kpis += [
             _kpi(
                 b,
                 "caseload_max",
                 f"Peak active caseload ({coach})",
-                f"The most cases of {coach}'s active on one day of the period (open, with a "
-                f"contact in the 28 days to that day), against the IPS limit of 20; the peak "
-                f"was on {peak_day}.",
+                f"The most cases active on one day of the period while {coach} held them (open, "
+                "with a contact in the 28 days to that day; a reassigned case counts for the "
+                "coach who held it at the end of each day), against the IPS limit of 20; the "
+                f"peak was on {peak_day}.",
                 peak,
                 basis=AS_AT,
                 as_at=peak_day,
@@ -970,8 +1023,9 @@ def coaches(
                 b,
                 "access",
                 f"Access: unemployed clients worked with ({coach})",
-                f"{coach}'s cases out of work at referral that were active on some day of the "
-                "period (IPS Grow: at least 35 a year in year 1, 40 in year 2).",
+                f"Cases out of work at referral that were active on some day of the period "
+                f"while {coach} held them (IPS Grow: at least 35 a year in year 1, 40 in "
+                "year 2).",
                 [v.id for v in access],
                 coach=coach,
             ),
@@ -979,9 +1033,17 @@ def coaches(
                 b,
                 "job_outcomes",
                 f"Job outcomes ({coach})",
-                f"Of {coach}'s clients out of work at referral active in the period, those with "
-                "a first job start by the period's end (target at least 40%).",
-                [v.id for v in access if _started_by(v, p.end)],
+                f"Of the clients out of work at referral active in the period while {coach} "
+                "held their case, those with a first job start by the period's end that began "
+                f"while {coach} held it (a job counts for the coach at its start day; target "
+                "at least 40%).",
+                [
+                    v.id
+                    for v in access
+                    if _started_by(v, p.end)
+                    and v.first_start is not None
+                    and v.coach_on(v.first_start.started) == coach
+                ],
                 [v.id for v in access],
                 coach=coach,
                 target=Decimal(40),
@@ -990,8 +1052,9 @@ def coaches(
                 b,
                 "sustained",
                 f"Sustained 13 weeks ({coach})",
-                f"Of {coach}'s previously unemployed starters whose first job's 13 weeks ended "
-                "in the period, those sustained by its end (target at least 65%).",
+                f"Of the previously unemployed starters whose first job began while {coach} "
+                "held their case (the coach at its start day) and whose 13 weeks ended in the "
+                "period, those sustained by its end (target at least 65%).",
                 [v.id for v in cohort if _sustained(v, p)],
                 [v.id for v in cohort],
                 coach=coach,
@@ -1312,13 +1375,43 @@ def _case_number(case_id: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, case_id)
 
 
-def client_rows(views: Sequence[CaseView], workflow: Workflow, on: dt.date) -> list[dict[str, Any]]:
-    """The SEQF client list: open cases, with their timeline, status and jobs (pseudonymous)."""
+def client_rows(
+    views: Sequence[CaseView],
+    workflow: Workflow,
+    on: dt.date,
+    *,
+    texts: Mapping[int, Mapping[str, str | None]] | None = None,
+    shown: bool = True,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The SEQF client list: open cases, with their timeline, status and jobs (pseudonymous).
+
+    A job that ended shows why, a free text kept apart from the log: `texts` are the texts of
+    the cases' `job_end` records (`LogReads.texts_of`, by seq and slot, None once erased).
+    An erased one reads `ERASED`; one the reader may not see (`shown` False) reads
+    `WITHHELD`; in any other the participant's own name (`names`, by participant id) is
+    replaced by their pseudonymous id, so the pack names nobody it knows of."""
+    texts = texts or {}
+    names = names or {}
     rows = []
     for v in views:
         if v.closed_on is not None and v.closed_on <= on:
             continue
         c = v.case
+
+        def why(s: Spell, c: Case = c, v: CaseView = v) -> str:
+            seq = v.job_ends.get(s.job)
+            slots = texts.get(seq, {}) if seq is not None else {}
+            if _REASON in slots and slots[_REASON] is None:
+                return ERASED
+            # From the text table, or kept inline (an event from before texts were apart).
+            said = slots.get(_REASON) or s.end_reason
+            if not said:
+                return ""
+            if not shown:
+                return WITHHELD
+            return _pseudonymous(str(said), names.get(c.participant_id), c.participant_id)
+
         state = workflow.states.get(c.state)
         rows.append(
             {
@@ -1337,6 +1430,7 @@ def client_rows(views: Sequence[CaseView], workflow: Workflow, on: dt.date) -> l
                     + f" from {s.start}"
                     + (f" to {s.end}" if s.end else "")
                     + f", {s.terms[-1].hours_per_week} h/week at £{s.terms[-1].hourly_pay}"
+                    + (f", ended: {why(s)}" if s.end and why(s) else "")
                     for s in v.spells
                 ),
                 "first_job_start": v.first_start.on.isoformat() if v.first_start else None,
@@ -1344,3 +1438,17 @@ def client_rows(views: Sequence[CaseView], workflow: Workflow, on: dt.date) -> l
             }
         )
     return rows
+
+
+_REASON = record_slot("reason")
+
+
+def _pseudonymous(text: str, name: str | None, pseudonym: str) -> str:
+    """`text` with the participant's name (whole, then each part of it of 3 letters or
+    more), in any case, replaced by their pseudonymous id."""
+    if not name or not name.strip():
+        return text
+    parts = [name.strip(), *(p for p in name.split() if len(p) >= 3)]
+    for part in parts:
+        text = re.sub(rf"\b{re.escape(part)}\b", pseudonym, text, flags=re.IGNORECASE)
+    return text

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
 from .errors import StoreNotEmpty
-from .ports import CaseFilter, Needs, StoreCopy
+from .ports import READING_SKIPS, CaseFilter, CaseReading, Needs, StageRow, StoreCopy
 
 if TYPE_CHECKING:
     from ._workflow import Workflow
@@ -28,6 +28,7 @@ __all__ = [
     "case_from_row",
     "case_order",
     "case_params",
+    "case_readings",
     "case_values",
     "case_where",
     "dt_or_none",
@@ -35,6 +36,7 @@ __all__ = [
     "event_where",
     "guard_records",
     "latest_records",
+    "reading_queries",
     "record_from_row",
     "refuse_if_not_empty",
     "restore_order",
@@ -364,3 +366,71 @@ def guard_records(
         for r in effective_after(kind, ts(last)):
             picked[r.seq] = r
     return tuple(picked[seq] for seq in sorted(picked))
+
+
+# --- what a report reads of every case (`LogReads.case_readings`) ------------------------------
+
+
+def reading_queries(
+    mark: str, payload_coach: str, kinds: Collection[str] | None, join: str = "JOIN"
+) -> tuple[str, str, str, list[Any], list[Any]]:
+    """The three ordered scans of `case_readings`, with `mark` the driver's placeholder and
+    `payload_coach` the SQL that reads a JSON key (`{key}`) of the payload: the cases, their
+    events but `READING_SKIPS`, their records (`RECORD_COLS`), each by case number then seq
+    (the `events_case` and `records_case` indexes, no sort), and the parameters of the
+    events' and the records' queries (`kinds`: only records of those kinds). `join` is how
+    the records join the cases: SQLite's `CROSS JOIN` keeps its planner on cases by number
+    then `records_case` (with `kinds` it would take `records_kind` and sort them all)."""
+    cases = f"SELECT {CASE_COLS} FROM cases ORDER BY num"
+    coach = (
+        f"CASE WHEN e.kind = 'assign' THEN {payload_coach.format(key='to_coach')} "
+        f"WHEN e.kind IN ('referral', 'reopen') THEN {payload_coach.format(key='coach')} END"
+    )
+    events = (
+        f"SELECT e.case_id, e.seq, e.kind, e.trigger, e.to_state, e.effective_at, e.actor, "
+        f"{coach} FROM events e JOIN cases c ON c.id = e.case_id "
+        f"WHERE e.kind NOT IN ({', '.join(mark for _ in READING_SKIPS)}) ORDER BY c.num, e.seq"
+    )
+    cols = ", ".join(f"r.{c.strip()}" for c in RECORD_COLS.split(","))
+    picked = sorted(kinds) if kinds is not None else []
+    where = ""
+    if kinds is not None:
+        where = (
+            f" WHERE r.kind IN ({', '.join(mark for _ in picked)})" if picked else " WHERE 1 = 0"
+        )
+    records = (
+        f"SELECT {cols} FROM cases c {join} records r ON r.case_id = c.id{where} "
+        "ORDER BY c.num, r.seq"
+    )
+    return cases, events, records, list(READING_SKIPS), picked
+
+
+def _moment(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+
+
+def case_readings(
+    workflow: Workflow,
+    cases: Iterable[Case],
+    events: Iterable[Sequence[Any]],
+    records: Iterable[Sequence[Any]],
+) -> Iterator[CaseReading]:
+    """Each case with its rows, from the three scans of `reading_queries` (all in case
+    order): events as (case_id, seq, kind, trigger, to_state, effective_at, actor, coach),
+    records in `RECORD_COLS` order. Streamed: one case's rows in memory at a time."""
+    new = tuple.__new__
+    ev, rec = iter(events), iter(records)
+    e_row = next(ev, None)
+    r_row = next(rec, None)
+    for case in cases:
+        cid = case.id
+        mine: list[StageRow] = []
+        while e_row is not None and e_row[0] == cid:
+            seq, kind, trigger, to_state, at, actor, coach = e_row[1:]
+            mine.append(new(StageRow, (seq, kind, trigger, to_state, _moment(at), actor, coach)))
+            e_row = next(ev, None)
+        kept: list[Record] = []
+        while r_row is not None and r_row[1] == cid:
+            kept.append(record_from_row(r_row, workflow))
+            r_row = next(rec, None)
+        yield CaseReading(case, tuple(mine), tuple(kept))

@@ -20,9 +20,25 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ._audit import GENESIS, check_workflow, event_from_row, seal
 from ._engine import current
-from ._histories import ReviewRow, histories, history_queries, review_query, review_rows
+from ._histories import (
+    DUE_COLS,
+    ReviewRow,
+    due_changes,
+    due_histories,
+    due_page,
+    due_row,
+    due_row_params,
+    due_upsert,
+    histories,
+    history_queries,
+    review_query,
+    review_rows,
+)
+from ._import import check_appended
 from ._limits import unstorable
 from ._model import (
     EVENT_COLUMNS,
@@ -32,6 +48,7 @@ from ._model import (
     DatabaseSettings,
     Event,
     EventField,
+    EventKind,
     Participant,
     PersonalDetails,
     Record,
@@ -65,7 +82,7 @@ from ._seal import (
     check_epoch_seconds,
     seal_event,
 )
-from ._standards import CaseHistory
+from ._standards import CaseHistory, DueRow, DueTouch, due_touched, project
 from ._texts import SALT_BYTES, fill_event, fill_record, split_change
 from ._workflow import Workflow
 from .errors import (
@@ -81,8 +98,11 @@ from .errors import (
     StoreUnavailable,
 )
 from .ports import (
+    Appended,
     CaseFilter,
+    CaseReading,
     Change,
+    LogHead,
     Needs,
     RecordRow,
     SealKeys,
@@ -315,6 +335,34 @@ _SCHEMA_V10 = [
     "CREATE UNIQUE INDEX events_command ON events (command_id) WHERE command_id IS NOT NULL",
 ]
 
+# The due projection (`_standards.project`): per case, each standard's instances and schedule
+# occurrences with their deadline, kept by every write that can change them, so a due list's
+# first page is an index range on (state, due_on) and `show` reads a case's few rows. Built
+# from the log when the migration runs (`SQLiteStore._rebuild_due`); `verify` replays it.
+_SCHEMA_V11 = [
+    """CREATE TABLE due_index (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        n INTEGER NOT NULL,
+        standard TEXT NOT NULL,
+        anchor_on TEXT NOT NULL,
+        occurrence INTEGER NOT NULL,
+        window_start TEXT NOT NULL,
+        due_on TEXT,
+        state TEXT NOT NULL,
+        met_on TEXT,
+        took INTEGER,
+        coach TEXT,
+        num INTEGER NOT NULL,
+        PRIMARY KEY (case_id, n)
+    ) WITHOUT ROWID""",
+    # A due list orders cases by number, as every list does: `num` is the case id's. Both
+    # indexes cover what a page reads (`_histories.DUE_COLS`): a page is one index range.
+    "CREATE INDEX due_index_due ON due_index (state, due_on, num, n, case_id, standard, "
+    "anchor_on, occurrence, window_start, met_on, took, coach)",
+    "CREATE INDEX due_index_coach ON due_index (coach, state, due_on, num, n, case_id, "
+    "standard, anchor_on, occurrence, window_start, met_on, took)",
+]
+_DUE_MIGRATION = "0011_due_index"
 # What a command's guards read of a long case (`Needs.latest`, `since_contact`): the latest
 # record of a kind by effective date (a backdated record may be the latest), or those after
 # the last contact, a seek each; and whether a record is corrected, a seek on the few that
@@ -339,6 +387,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0008_cases_by_number", _SCHEMA_V7),
     ("0009_texts", _SCHEMA_V9),
     ("0010_command_ids", _SCHEMA_V10),
+    (_DUE_MIGRATION, _SCHEMA_V11),
     ("0012_case_reads", _SCHEMA_V12),
 ]
 
@@ -525,6 +574,23 @@ class _SQLiteTx(Tx):
         return bool(row and row[0])
 
 
+class _SQLiteReadTx(_SQLiteTx):
+    """`SQLiteStore.read()`: a read outside any write's `decide`, its errors translated. In a
+    batch a read can fail as a write does (a small page cache spills the batch's pages to the
+    WAL, onto a full disk): the batch is then abandoned, as after a failed write."""
+
+    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+        store = self._store
+        try:
+            return super().snapshot(case_id, needs)
+        except sqlite3.DatabaseError as exc:
+            if store._batch_depth and (
+                not store.conn.in_transaction or _primary(exc) in _TRANSACTION_ENDERS
+            ):
+                store._abandon(exc)
+            raise _translate(store.path, exc) from exc
+
+
 def _new_salt() -> bytes:
     return os.urandom(SALT_BYTES)
 
@@ -633,6 +699,7 @@ class SQLiteStore(Store):
         self._staff_cache: dict[str, Staff] = {}
         self._staff_key: tuple[int, int] | None = None
         self._writing = False
+        self._due_touch = DueTouch.of(workflow)
         self._batch_depth = 0
         self._batch_failed: str | None = None
         self.read_only = read_only
@@ -825,9 +892,11 @@ class SQLiteStore(Store):
         migrations = Migrations(MIGRATION_SET)
         for name, statements in MIGRATIONS:
 
-            def apply(db: Database, statements: list[str] = statements) -> None:
+            def apply(db: Database, statements: list[str] = statements, name: str = name) -> None:
                 for sql in statements:
                     db.execute(sql)
+                if name == _DUE_MIGRATION:
+                    self._rebuild_due()  # an existing database's log, projected
 
             migrations(name=name)(apply)
         db = Database(self.conn, execute_plugins=False)
@@ -1107,7 +1176,227 @@ class SQLiteStore(Store):
                     r.supersedes,
                 ),
             )
+        if change.event.kind == EventKind.WORKFLOW:
+            self._rebuild_due()
+        elif due_touched(self._due_touch, change.event.kind, event.trigger, change.record, case):
+            assert case is not None
+            self._project_due(case)
         return event
+
+    # --- the due projection ---------------------------------------------------------------
+
+    def _run(self, query: tuple[str, list[Any]]) -> Iterator[Sequence[Any]]:
+        return iter(self.conn.execute(*query))
+
+    def _project_due(self, case: Case) -> None:
+        """The case's due rows worked out again from its history, written where they moved."""
+        conn = self.conn
+        (history,) = due_histories(self.workflow, self._run, "?", case_id=case.id)
+        closed = case.closed_at.date() if case.closed_at else None
+        new = project(
+            attrs.evolve(history, closed_on=closed),
+            self.workflow.standards,
+            self.workflow.calendar,
+        )
+        old = [
+            due_row(r)
+            for r in conn.execute(
+                f"SELECT {DUE_COLS} FROM due_index WHERE case_id = ? ORDER BY n", (case.id,)
+            )
+        ]
+        if len(old) > len(new):
+            conn.execute("DELETE FROM due_index WHERE case_id = ? AND n >= ?", (case.id, len(new)))
+        changed = due_changes(old, new)
+        if changed:
+            conn.executemany(due_upsert("?"), changed)
+
+    def _rebuild_due(self) -> None:
+        """The whole due projection from the log, a slice of cases at a time (memory flat)."""
+        conn = self.conn
+        conn.execute("DELETE FROM due_index")
+        if not self.workflow.standards:
+            return
+        (top,) = conn.execute("SELECT COALESCE(MAX(num), 0) FROM cases").fetchone()
+        step = 5000
+        for lo in range(1, top + 1, step):
+            found = due_histories(self.workflow, self._run, "?", span=(lo, lo + step))
+            rows = [
+                due_row_params(r)
+                for h in found
+                for r in project(h, self.workflow.standards, self.workflow.calendar)
+            ]
+            conn.executemany(due_upsert("?"), rows)
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        with _translated(self.path):
+            return [
+                due_row(r)
+                for r in self.conn.execute(
+                    f"SELECT {DUE_COLS} FROM due_index WHERE case_id = ? ORDER BY n", (case_id,)
+                )
+            ]
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        with _translated(self.path), self.read_snapshot():
+            return due_page(self._run, coach, today, last_day, "?", limit, after)
+
+    def count_due_rows(self) -> int:
+        with _translated(self.path):
+            (n,) = self.conn.execute("SELECT COUNT(*) FROM due_index").fetchone()
+        return int(n)
+
+    # --- rows appended in bulk (an import) ---------------------------------------------------
+
+    def append(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        conn = self.conn
+        self._refuse_if_read_only()
+        with _translated(self.path):
+            if not self._batch_depth:
+                conn.execute("BEGIN IMMEDIATE")
+                self._writing = True
+                try:
+                    rows = self._append_rows(build)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+                finally:
+                    self._writing = False
+                return rows
+            self._check_batch()
+            # Inside a batch, its own savepoint: a refused append undoes only itself.
+            conn.execute("SAVEPOINT se_flow_append")
+            try:
+                rows = self._append_rows(build)
+            except BaseException as exc:
+                if isinstance(exc, sqlite3.Error) and (
+                    not conn.in_transaction or _primary(exc) in _TRANSACTION_ENDERS
+                ):
+                    self._abandon(exc)
+                    raise
+                try:
+                    self._forget_staff()
+                    conn.execute("ROLLBACK TO se_flow_append")
+                    conn.execute("RELEASE se_flow_append")
+                except sqlite3.Error as undo:
+                    self._abandon(undo)
+                    raise exc from None
+                raise
+            conn.execute("RELEASE se_flow_append")
+            return rows
+
+    def _append_rows(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        conn = self.conn
+        row = conn.execute(
+            "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        (num,) = conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()
+        head = LogHead(row[0], row[1], row[2], num) if row else LogHead(0, GENESIS, None, num)
+        rows = build(_SQLiteTx(self), head)
+        if not rows.events:
+            return rows
+        check_appended(head, rows)
+        commands = [r["command_id"] for r in rows.events if r.get("command_id")]
+        if commands:
+            logged = conn.execute(
+                "SELECT command_id FROM events WHERE command_id IN "
+                "(SELECT value FROM json_each(?)) LIMIT 1",
+                (json.dumps(commands),),
+            ).fetchone()
+            if logged is not None:
+                raise CommandRepeated(logged[0])
+        seals: list[tuple[int, int, str]] = []
+        sealing = self._sealing_now()
+        if sealing is not None:
+            keys, own = self._keys(), self._own_id()
+            for r in rows.events:
+                found = seal_event(
+                    sealing,
+                    lambda epoch, seconds: keys.key_for(own, epoch, seconds),
+                    r["seq"],
+                    r["hash"],
+                    dt.datetime.fromisoformat(r["recorded_at"]),
+                )
+                seals.append((found.seq, found.epoch, found.mac))
+        changed_before = conn.total_changes
+        # The triggers that want each case row, text and seal written while its own event is
+        # the log's last check one statement at a time what holds here for the whole
+        # transaction: every row comes with its event, all chained and checked above. Lifted
+        # for the bulk write and put back, as they were, before the transaction ends: no
+        # other connection ever sees the schema without them (and a failure undoes both).
+        lifted = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN "
+            "('cases_through_the_log_insert', 'texts_with_their_event', "
+            "'seals_with_their_event')"
+        ).fetchall()
+        for name, _ in lifted:
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.executemany(
+            "INSERT INTO participants (id, created_at) VALUES (?, ?)",
+            [(p.id, _ts(p.created_at)) for p in rows.participants],
+        )
+        conn.executemany(
+            "INSERT INTO personal_data (participant_id, name, contact, date_of_birth, "
+            "health_notes) VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    p.id,
+                    p.details.name,
+                    p.details.contact,
+                    p.details.date_of_birth.isoformat() if p.details.date_of_birth else None,
+                    p.details.health_notes,
+                )
+                for p in rows.participants
+                if p.details is not None
+            ],
+        )
+        conn.executemany(_INSERT_EVENT, [{c: r.get(c) for c in EVENT_COLUMNS} for r in rows.events])
+        conn.executemany(
+            "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
+            [(t.seq, t.slot, t.salt, t.text) for t in rows.texts],
+        )
+        conn.executemany("INSERT INTO seals (seq, epoch, mac) VALUES (?, ?, ?)", seals)
+        conn.executemany(
+            "INSERT INTO records (seq, case_id, kind, fields, effective_at, recorded_at, "
+            "actor, supersedes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.seq,
+                    r.case_id,
+                    r.kind,
+                    json.dumps(r.fields, sort_keys=True),
+                    r.effective_at,
+                    r.recorded_at,
+                    r.actor,
+                    r.supersedes,
+                )
+                for r in rows.records
+            ],
+        )
+        conn.executemany(
+            f"INSERT INTO cases ({_CASE_COLS}, num) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (c.id, c.participant_id, *_case_params(c), int(c.id.split("-", 1)[1]))
+                for c in rows.cases
+            ],
+        )
+        for _, sql in lifted:
+            conn.execute(sql)
+        # The due table, as the commands one by one would have left it (`_apply`).
+        for case in rows.cases:
+            self._project_due(case)
+        if self._staff_key is not None and self._staff_key[1] == changed_before:
+            # No staff row changed: the staff cache stays valid (see `_apply`).
+            self._staff_key = (self._staff_key[0], conn.total_changes)
+        return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------
 
@@ -1202,6 +1491,8 @@ class SQLiteStore(Store):
                         row.supersedes,
                     ),
                 )
+        # The copy carries the log, not the due projection: worked out here from it.
+        self._rebuild_due()
         self._forget_staff()
         self._store_id = None
         self._sealing = None
@@ -1299,7 +1590,7 @@ class SQLiteStore(Store):
     # --- reads ---------------------------------------------------------------------------
 
     def read(self) -> Tx:
-        return _SQLiteTx(self)
+        return _SQLiteReadTx(self)
 
     def case(self, case_id: str) -> Case:
         with _translated(self.path):
@@ -1339,9 +1630,15 @@ class SQLiteStore(Store):
             )
         return iter(found)
 
-    def due_reviews(self, coach: str | None, last_day: dt.date) -> Iterator[ReviewRow]:
+    def due_reviews(
+        self,
+        coach: str | None,
+        last_day: dt.date,
+        limit: int | None = None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> Iterator[ReviewRow]:
         with _translated(self.path):
-            rows = self.conn.execute(*review_query(coach, last_day, "?")).fetchall()
+            rows = self.conn.execute(*review_query(coach, last_day, "?", limit, after)).fetchall()
         return review_rows(rows)
 
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
@@ -1590,6 +1887,24 @@ class SQLiteStore(Store):
         sql += " ORDER BY cases.num, events.seq" if by_case else " ORDER BY events.seq"
         with _translated(self.path):
             yield from self.conn.execute(sql, params)
+
+    # --- reports (issue 14): every case as the reports read it -------------------------------
+
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
+        from ._rows import case_readings, reading_queries
+
+        cases, events, records, params, picked = reading_queries(
+            "?", "json_extract(e.payload, '$.{key}')", kinds, "CROSS JOIN"
+        )
+        conn = self.conn
+        with _translated(self.path), self.read_snapshot():
+            # Three cursors at once on one connection, in one snapshot, merged in case order.
+            yield from case_readings(
+                self.workflow,
+                (_case_from_row(row) for row in conn.execute(cases)),
+                conn.execute(events, params),
+                conn.execute(records, picked),
+            )
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:

@@ -49,23 +49,36 @@ __all__ = [
     "MAX_DEADLINE_DAYS",
     "MET",
     "MISSED",
+    "OPEN_ROW",
     "OVERDUE",
     "PAUSED",
+    "WINDOW_ROW",
     "CaseHistory",
     "DueItem",
     "DueList",
+    "DueRow",
+    "DueTouch",
     "Happening",
     "ScheduleStep",
     "Signal",
     "StandardResult",
     "StandardSpec",
     "Verdicts",
+    "case_history",
+    "case_number",
+    "due_key",
+    "due_row_mismatch",
+    "due_touched",
     "evaluate",
     "happenings",
     "merge",
+    "merge_rows",
     "needs",
     "parse_standards",
     "pause_triggers",
+    "project",
+    "result_at",
+    "verdicts_at",
 ]
 
 MET, MISSED, DUE, OVERDUE, PAUSED = "met", "missed", "due", "overdue", "paused"
@@ -302,9 +315,12 @@ def evaluate(
     today: dt.date,
     *,
     open_only: bool = False,
+    count_years: bool = True,
 ) -> Verdicts:
     """Every standard's instances on each case in `histories`, as of `today`; with
-    `open_only`, only those still to be done (due or overdue), as a due list needs."""
+    `open_only`, only those still to be done (due or overdue), as a due list needs. Without
+    `count_years`, `uncovered_years` is left empty (the due projection works it out as it
+    is read: worked out here as of the end of time it would name every year to 9999)."""
     results: list[StandardResult] = []
     years: set[int] = set()
     # A caseload's anchors fall on few distinct days: each deadline without a pause is worked
@@ -349,11 +365,11 @@ def evaluate(
                 continue
             before = len(results)
             _one(history, index, spec, count, pauses, today, results, open_only, deadlines)
-            if count is not ALL_DAYS:
+            if count is not ALL_DAYS and count_years:
                 for r in results[before:]:
                     last = r.due_on or today
                     years.update(range(r.anchor_on.year, max(last, r.met_on or last).year + 1))
-    uncovered = calendar.uncovered(years) if calendar is not None else ()
+    uncovered = calendar.uncovered(years) if calendar is not None and count_years else ()
     return Verdicts(tuple(results), uncovered)
 
 
@@ -903,24 +919,113 @@ def merge(
                 occurrence=r.occurrence,
             )
         )
-    items.sort(key=_due_order)
-    warnings: tuple[str, ...] = ()
-    if verdicts.uncovered_years:
-        years = ", ".join(map(str, verdicts.uncovered_years))
-        warnings = (
-            f"the calendar lists no bank holidays for {years}: every weekday in "
-            f"{'that year' if len(verdicts.uncovered_years) == 1 else 'those years'} counts "
-            "as a working day",
+    items.sort(key=_orderer())
+    return DueList(tuple(items), _year_warnings(verdicts.uncovered_years))
+
+
+def _year_warnings(uncovered: Sequence[int]) -> tuple[str, ...]:
+    if not uncovered:
+        return ()
+    years = ", ".join(map(str, uncovered))
+    return (
+        f"the calendar lists no bank holidays for {years}: every weekday in "
+        f"{'that year' if len(uncovered) == 1 else 'those years'} counts as a working day",
+    )
+
+
+def _orderer() -> Any:
+    """`_due_order`, each case's number read once (a team's list has a few items a case)."""
+    numbers: dict[str, int] = {}
+
+    def order(i: DueItem) -> tuple[dt.date, int, str, bool, str, int]:
+        cid = i.case_id
+        n = numbers.get(cid)
+        if n is None:
+            n = numbers[cid] = case_number(cid)
+        return (i.due_on, n, cid, i.what != REVIEW, i.title, i.occurrence)
+
+    return order
+
+
+def merge_rows(
+    reviews: Iterable[DueItem],
+    rows: Iterable[DueRow],
+    standards: Sequence[StandardSpec],
+    calendar: Calendar | None,
+    today: dt.date,
+    required: Required,
+) -> DueList:
+    """`merge` of reviews and `verdicts_at(rows, ..., open_only=True)`, the rows read straight
+    into due items (a team's list has one or two a case: no `StandardResult` between)."""
+    items = list(reviews)
+    specs = {s.id: s for s in standards}
+    shared: dict[str, tuple[StandardSpec, tuple[str, ...], list[list[str]]]] = {}
+    years: set[int] = set()
+    new = DueItem
+    for row in rows:
+        found = shared.get(row.standard)
+        if found is None:
+            spec = specs.get(row.standard)
+            if spec is None:
+                continue  # a standard the workflow no longer has (verify names the row)
+            found = shared[row.standard] = (
+                spec,
+                tuple(s.words() for s in spec.met_by),
+                [command_for(_HOLE, s, required).split(_HOLE) for s in spec.met_by],
+            )
+        spec, words, commands = found
+        due = row.due_on
+        if due is None:
+            continue
+        state = row.state
+        if state == OPEN_ROW:
+            overdue = due < today
+        elif state == WINDOW_ROW and row.window_start <= today <= due:
+            overdue = False
+        else:
+            continue
+        cid = row.case_id
+        items.append(
+            new(
+                case_id=cid,
+                coach=row.coach,
+                what=STANDARD,
+                name=row.standard,
+                title=spec.title,
+                due_on=due,
+                overdue=overdue,
+                does_it=words,
+                commands=tuple(c[0] + cid + c[1] for c in commands),
+                occurrence=row.occurrence,
+            )
         )
-    return DueList(tuple(items), warnings)
+        if spec.working_days and calendar is not None:
+            years.update(range(row.anchor_on.year, due.year + 1))
+    items.sort(key=_orderer())
+    uncovered = calendar.uncovered(years) if calendar is not None else ()
+    return DueList(tuple(items), _year_warnings(uncovered))
 
 
 _HOLE = "\0"
 """Stands for the case id in a command worked out once (no case id holds a NUL)."""
 
 
-def _due_order(i: DueItem) -> tuple[dt.date, str, bool, str]:
-    return (i.due_on, i.case_id, i.what != REVIEW, i.title)
+def _due_order(i: DueItem) -> tuple[dt.date, int, str, bool, str, int]:
+    return due_key(i.due_on, i.case_id, i.what != REVIEW, i.title, i.occurrence)
+
+
+def case_number(case_id: str) -> int:
+    """The number in a case id ("C-12": 12): what lists order cases by (C-9 before C-10)."""
+    _, _, digits = case_id.partition("-")
+    return int(digits) if digits.isdigit() else -1
+
+
+def due_key(
+    due_on: dt.date, case_id: str, standard: bool, title: str, occurrence: int
+) -> tuple[dt.date, int, str, bool, str, int]:
+    """Where an item stands in a due list: by date, then case number (then id), a case's
+    review before its standards, then by title and occurrence."""
+    return (due_on, case_number(case_id), case_id, standard, title, occurrence)
 
 
 def pause_triggers(workflow: Workflow) -> tuple[frozenset[str], frozenset[str]]:
@@ -928,4 +1033,233 @@ def pause_triggers(workflow: Workflow) -> tuple[frozenset[str], frozenset[str]]:
     return (
         frozenset(t.trigger for t in workflow.transitions if t.effect == "pause"),
         frozenset(t.trigger for t in workflow.transitions if t.effect == "resume"),
+    )
+
+
+# --- the due projection ------------------------------------------------------------------------
+# What is due on a case, kept as a table beside the log (`DueRow`s, one per standard instance or
+# schedule occurrence): worked out from the case's history, the standards and the calendar alone,
+# never the clock. It is `evaluate` as of the end of time; the day only decides, at read time,
+# whether a deadline is due or overdue and which occurrence's window is the current one
+# (`results_at`). Effective dates are never in the future, so every happening on a case is on or
+# before any day asked about from now on, and the two agree (a property test checks it).
+
+OPEN_ROW = "open"
+"""A one-shot standard not met yet: due, or overdue once `due_on` has passed."""
+WINDOW_ROW = "window"
+"""A schedule occurrence not met: due while its window (from `window_start` to `due_on`) holds
+the day asked about, missed once it has passed, not shown before it starts."""
+_ROW_STATE = {MET: MET, MISSED: MISSED, PAUSED: PAUSED}
+
+
+class DueRow(NamedTuple):
+    """One row of the due projection: the `n`th result (from 0) of a case's standards, in the
+    order `evaluate` gives them. `state` is met, missed, paused, open or window. `coach` is
+    the case's (kept with the rows, so a coach's list reads them alone)."""
+
+    case_id: str
+    n: int
+    standard: str
+    anchor_on: dt.date
+    occurrence: int
+    window_start: dt.date
+    due_on: dt.date | None
+    state: str
+    met_on: dt.date | None = None
+    took: int | None = None
+    coach: str | None = None
+
+
+def project(
+    history: CaseHistory, standards: Sequence[StandardSpec], calendar: Calendar | None
+) -> tuple[DueRow, ...]:
+    """The due projection's rows for one case (its `closed_on` given when it is closed)."""
+    if not standards:
+        return ()
+    found = evaluate([history], standards, calendar, dt.date.max, count_years=False).results
+    repeats = {s.id for s in standards if s.within is None}
+    rows: list[DueRow] = []
+    starts: dict[tuple[str, dt.date], dt.date] = {}
+    for n, r in enumerate(found):
+        start = r.anchor_on
+        if r.standard in repeats:
+            # Occurrences come in order, one after another: each window starts the day after
+            # the one before falls due.
+            key = (r.standard, r.anchor_on)
+            start = starts.get(key, r.anchor_on) if r.occurrence > 1 else r.anchor_on
+            if r.due_on is not None:
+                starts[key] = r.due_on + _DAY
+            state = _ROW_STATE.get(r.status, WINDOW_ROW) if r.status != MISSED else WINDOW_ROW
+        else:
+            state = _ROW_STATE.get(r.status, OPEN_ROW)
+        rows.append(
+            DueRow(
+                case_id=r.case_id,
+                n=n,
+                standard=r.standard,
+                anchor_on=r.anchor_on,
+                occurrence=r.occurrence,
+                window_start=start,
+                due_on=r.due_on,
+                state=state,
+                met_on=r.met_on,
+                took=r.took,
+                coach=history.coach,
+            )
+        )
+    return tuple(rows)
+
+
+def result_at(row: DueRow, spec: StandardSpec, today: dt.date) -> StandardResult | None:
+    """A due projection row as `evaluate` gives it on `today` (None: not shown yet, as a
+    schedule occurrence whose window has not started)."""
+    state, due = row.state, row.due_on
+    if state == OPEN_ROW:
+        assert due is not None
+        status = DUE if today <= due else OVERDUE
+    elif state == WINDOW_ROW:
+        assert due is not None
+        if row.window_start > today:
+            return None
+        status = DUE if today <= due else MISSED
+    elif state == PAUSED and spec.within is None and row.window_start > today:
+        return None
+    else:
+        status = state
+    return StandardResult(
+        case_id=row.case_id,
+        coach=row.coach,
+        standard=row.standard,
+        title=spec.title,
+        anchor_on=row.anchor_on,
+        due_on=due,
+        status=status,
+        occurrence=row.occurrence,
+        met_on=row.met_on,
+        took=row.took,
+        unit=spec.unit,
+        met_by=spec.met_by,
+    )
+
+
+def verdicts_at(
+    rows: Iterable[DueRow],
+    standards: Sequence[StandardSpec],
+    calendar: Calendar | None,
+    today: dt.date,
+    *,
+    open_only: bool = False,
+) -> Verdicts:
+    """`evaluate`'s verdicts on `today` from due projection rows, in the rows' order; with
+    `open_only`, only those due or overdue."""
+    specs = {s.id: s for s in standards}
+    results: list[StandardResult] = []
+    years: set[int] = set()
+    for row in rows:
+        spec = specs.get(row.standard)
+        if spec is None:
+            continue  # a standard the workflow no longer has (verify names the row)
+        r = result_at(row, spec, today)
+        if r is None or (open_only and not r.open):
+            continue
+        results.append(r)
+        if spec.working_days and calendar is not None:
+            last = r.due_on or today
+            years.update(range(r.anchor_on.year, max(last, r.met_on or last).year + 1))
+    uncovered = calendar.uncovered(years) if calendar is not None else ()
+    return Verdicts(tuple(results), uncovered)
+
+
+@frozen
+class DueTouch:
+    """What a write must touch for the due projection to change: a record of one of `records`
+    (or a correction), a trigger among `triggers` (pauses and resumes included), the case
+    closing, or its coach changing (`assign`). Any other write leaves the case's rows as they
+    are."""
+
+    records: frozenset[str]
+    triggers: frozenset[str]
+
+    @classmethod
+    def of(cls, workflow: Workflow) -> DueTouch:
+        if not workflow.standards:
+            return cls(frozenset(), frozenset())
+        records, _fields, triggers = needs(workflow.standards)
+        pause, resume = pause_triggers(workflow)
+        return cls(records, triggers | pause | resume)
+
+    def touches(
+        self, trigger: str | None, record: str | None, corrects: bool, closed: bool, kind: str = ""
+    ) -> bool:
+        if not self.records and not self.triggers:
+            return False
+        return (
+            closed
+            or kind == "assign"  # the rows carry the case's coach
+            or corrects
+            or (record is not None and record in self.records)
+            or (trigger is not None and trigger in self.triggers)
+        )
+
+
+def due_row_mismatch(case_id: str, stored: Sequence[DueRow], found: Sequence[DueRow]) -> str | None:
+    """The first difference between a case's due projection rows and their replay."""
+    if list(stored) == list(found):
+        return None
+    for a, b in zip(stored, found, strict=False):
+        if a != b:
+            return (
+                f"case {case_id}: the due table says {_row_words(a)}, but the log says "
+                f"{_row_words(b)}: the table was changed behind the log's back"
+            )
+    if len(stored) > len(found):
+        return (
+            f"case {case_id}: the due table holds {_row_words(stored[len(found)])}, which the "
+            "log does not say: the table was changed behind the log's back"
+        )
+    return (
+        f"case {case_id}: the due table lacks {_row_words(found[len(stored)])}, which the log "
+        "says: the table was changed behind the log's back"
+    )
+
+
+def _row_words(row: DueRow) -> str:
+    due = row.due_on.isoformat() if row.due_on else "no date"
+    return (
+        f"{row.standard} #{row.occurrence} from {row.anchor_on} {row.state} (due {due}, "
+        f"coach {row.coach or '-'})"
+    )
+
+
+def case_history(
+    case_id: str,
+    coach: str | None,
+    closed_on: dt.date | None,
+    events: Iterable[_EventLike],
+    workflow: Workflow,
+) -> CaseHistory:
+    """A case's history as the standards read it, from its events in log order."""
+    pause, resume = pause_triggers(workflow)
+    return CaseHistory(
+        case_id=case_id,
+        coach=coach,
+        happenings=happenings(events, workflow.records),
+        closed_on=closed_on,
+        pause_triggers=pause,
+        resume_triggers=resume,
+    )
+
+
+def due_touched(touch: DueTouch, kind: str, trigger: str | None, record: Any, case: Any) -> bool:
+    """Whether a write (its event's kind and trigger, its `RecordDraft` or None, the case
+    after it or None) can change the case's due projection rows; a `workflow` event (the log
+    moving to other stage data) can change every case's."""
+    if case is None:
+        return False
+    return touch.touches(
+        trigger,
+        record.kind if record is not None else None,
+        record is not None and record.supersedes is not None,
+        case.closed_at is not None,
+        str(kind),
     )

@@ -1043,6 +1043,53 @@ def refer(
     _say(f"  next: se-flow next {case.id}")
 
 
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.jsonl",
+            help="Cases from another system, one JSON object a line (see the README).",
+            show_default=False,
+        ),
+    ],
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad",
+            help="Import the cases that pass and list the refused ones, one commit per "
+            "chunk. Default: all or nothing (the first refused case writes nothing).",
+        ),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Import history from another case system: every case's commands are checked as if
+    entered one by one now (the same guards and rules), then written in bulk.
+
+    Example: se-flow import examples/import.jsonl"""
+    try:
+        lines = file.open(encoding="utf-8", newline="")
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}")
+    with lines, _open(ctx, write=True) as flow:
+        try:
+            report = flow.import_lines(lines, skip_bad=skip_bad)
+        except UnicodeDecodeError as exc:
+            _fail(f"{file} is not UTF-8 text (byte {exc.start}): nothing was imported")
+    if json:
+        _echo_json(report.to_json())
+        return
+    for failure in report.skipped:
+        _say(f"skipped: {failure.words()}", err=True)
+    first = f" ({report.imported[0][1]} to {report.imported[-1][1]})" if report.imported else ""
+    _say(
+        f"imported {len(report.imported)} case(s){first}: {report.events} events, "
+        f"{report.records} records"
+        + (f"; {len(report.skipped)} case(s) skipped" if report.skipped else "")
+    )
+
+
 @app.command()
 def cases(
     ctx: typer.Context,

@@ -31,7 +31,7 @@ import se_flow
 from se_flow._audit import GENESIS, event_from_row, row_hash, verify_chain, verify_log
 from se_flow._engine import Engine, context
 from se_flow._loader import load_programmes
-from se_flow._memory import KeyInMemory
+from se_flow._memory import KeyInMemory, ScratchStore
 from se_flow._model import (
     EVENT_COLUMNS,
     DatabaseSettings,
@@ -43,9 +43,20 @@ from se_flow._model import (
     Status,
 )
 from se_flow._seal import DAY, VerificationKey, seal_verifies
+from se_flow._standards import OPEN_ROW, DueRow, case_history, project
 from se_flow._texts import ERASED, digest
 from se_flow.errors import PermissionDenied, TextAlreadyErased, TextNotFound
-from se_flow.ports import NOTHING, CaseFilter, Change, Needs, Snapshot, Store, Tx
+from se_flow.ports import (
+    NOTHING,
+    Appended,
+    CaseFilter,
+    Change,
+    LogHead,
+    Needs,
+    Snapshot,
+    Store,
+    Tx,
+)
 
 __all__ = ["COACH", "NOW", "WORKFLOW", "StoreContract"]
 
@@ -161,6 +172,18 @@ def _plain_event(kind: str, workflow_hash: str = WORKFLOW.hash) -> EventDraft:
     )
 
 
+def _two_cases(tx: Tx, head: LogHead) -> tuple[ScratchStore, Appended]:
+    """Two cases (a referral, a move, a note and its correction, a second referral) made in a
+    scratch store continuing the log at `head`, as rows to append."""
+    scratch = ScratchStore(WORKFLOW, head, tx)
+    case = _refer(scratch, pid="P-10", details=PersonalDetails(name="Cy", contact="01234"))
+    _engage(scratch, case.id)
+    first = _note(scratch, case.id, "met at the library")
+    _note(scratch, case.id, "met at the café", supersedes=first)
+    _refer(scratch, pid="P-11", details=PersonalDetails(name="Di"))
+    return scratch, scratch.appended()
+
+
 class StoreContract:
     """Every test gets a new, empty store from the subclass's `store` fixture."""
 
@@ -217,6 +240,53 @@ class StoreContract:
             assert staffed.read().count_active_admins() == 2
             _add_staff(staffed, Staff(id="ada", name="Ada", role="coach"))
             assert staffed.read().count_active_admins() == 1
+
+    def test_the_due_projection_follows_each_write_and_equals_its_replay(
+        self, staffed: Store
+    ) -> None:
+        """`due_rows` after each write is what the case's history projects; a write that
+        cannot change it (a note) leaves it; one rolled back with its batch takes its rows
+        with it; `due_page` finds the open ones by day, coach and limit."""
+
+        def replay(case_id: str) -> list[DueRow]:
+            case = staffed.case(case_id)
+            closed = case.closed_at.date() if case.closed_at else None
+            events = staffed.events(case_id=case_id)
+            history = case_history(case_id, case.coach, closed, events, WORKFLOW)
+            return list(project(history, WORKFLOW.standards, WORKFLOW.calendar))
+
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        rows = staffed.due_rows(case.id)
+        assert {r.standard for r in rows} == {"ipes_acknowledge_referral", "ipes_first_meeting"}
+        assert {r.state for r in rows} == {OPEN_ROW}
+        assert rows == replay(case.id)
+        assert staffed.due_rows("C-404") == []
+        _note(staffed, case.id, "called")
+        assert staffed.due_rows(case.id) == rows
+        with pytest.raises(RuntimeError), staffed.batch():
+            _engage(staffed, case.id)
+            raise RuntimeError("rolled back")
+        assert staffed.due_rows(case.id) == rows
+        _engage(staffed, case.id)
+        engaged = staffed.due_rows(case.id)
+        assert engaged == replay(case.id) and engaged != rows
+        assert [r.state for r in engaged if r.standard == "ipes_acknowledge_referral"] == ["met"]
+        assert staffed.count_due_rows() == len(engaged) + len(staffed.due_rows(other.id))
+        today = NOW.date()
+        page = staffed.due_page(None, today, today + dt.timedelta(days=60), None)
+        assert page and all(r.coach == "sam" for r in page)
+        assert {r.case_id for r in page} == {case.id, other.id}
+        assert all(r.state == OPEN_ROW for r in page)
+        keys = [(r.due_on, r.case_id, r.n) for r in page]
+        assert keys == sorted(keys)
+        first = staffed.due_page(None, today, today + dt.timedelta(days=60), 1)
+        assert first[0] == page[0]
+        tied = [h for h in page if (h.due_on, h.case_id) == (page[0].due_on, page[0].case_id)]
+        assert all(h in first for h in tied)
+        assert staffed.due_page("kim", today, today + dt.timedelta(days=60), None) == []
+        early = staffed.due_page(None, today, today, None)
+        assert all(r.due_on is not None and r.due_on <= today for r in early)
 
     def test_version_checked_update_refuses_a_stale_version(self, staffed: Store) -> None:
         case = _refer(staffed)
@@ -295,6 +365,54 @@ class StoreContract:
             list(staffed.event_table(by_case=True, case_columns=("id; DROP TABLE cases",)))
         with pytest.raises(ValueError, match="by_case"):
             list(staffed.event_table(case_columns=("participant_id",)))
+
+    def test_case_readings_give_every_case_its_events_and_records_in_case_order(
+        self, staffed: Store
+    ) -> None:
+        # Eleven cases engaged in reverse (seq, text and number order differ); C-2 has a
+        # note and its correction, C-3 passes to kim.
+        _add_staff(staffed, Staff(id="kim", name="Kim", role="coach"))
+        cases = [_refer(staffed, f"P-{n}") for n in range(11)]
+        for case in reversed(cases):
+            _engage(staffed, case.id)
+        first = _note(staffed, cases[1].id, "met at the library")
+        fixed = _note(staffed, cases[1].id, "met at the job centre", supersedes=first)
+
+        def assign(tx: Tx) -> Change:
+            return ENGINE.assign(
+                tx.snapshot(cases[2].id), "kim", actor=tx.staff("sam"), now=NOW, reason=None
+            )
+
+        staffed.write(assign)
+        readings = list(staffed.case_readings())
+        assert [r.case for r in readings] == [staffed.case(c.id) for c in cases]
+        assert readings[2].case.coach == "kim"
+        for r in readings:
+            assert [e.seq for e in r.events] == sorted(e.seq for e in r.events)
+            assert [(e.kind, e.trigger, e.to_state) for e in r.events][:2] == [
+                ("referral", "referral", WORKFLOW.initial),
+                ("transition", "engage", "customer_engagement"),
+            ]
+            assert r.events[0].coach == "sam" and r.events[1].coach is None
+            assert r.events[0].effective_at == NOW and r.events[0].actor == "sam"
+        (handed,) = readings[2].events[2:]
+        assert (handed.kind, handed.coach) == ("assign", "kim")
+        # Records are the records table's, superseded ones too, their free texts left out.
+        assert [(x.kind, x.seq, x.supersedes) for x in readings[1].records] == [
+            ("referral", readings[1].events[0].seq, None),
+            ("note", first, None),
+            ("note", fixed, first),
+        ]
+        assert all("text" not in x.fields for x in readings[1].records)
+        assert readings[1].records[0]["source"] == "GP"
+        # `kinds` keeps only those records; the events stay.
+        notes = list(staffed.case_readings({"note"}))
+        assert [[x.seq for x in r.records] for r in notes[:3]] == [[], [first, fixed], []]
+        assert [r.events for r in notes] == [r.events for r in readings]
+        assert [r.records for r in staffed.case_readings(set())][:2] == [(), ()]
+        with staffed.read_snapshot():
+            twice = [list(staffed.case_readings()) for _ in range(2)]
+        assert twice == [readings, readings]
 
     def test_snapshot_holds_current_records_and_marks(self, staffed: Store) -> None:
         case = _engage(staffed, _refer(staffed).id)
@@ -1013,3 +1131,109 @@ class StoreContract:
         assert store.head() == (0, GENESIS)
         assert store.list_staff() == []
         assert store.count_cases() == 0
+
+    # --- rows appended in bulk (`Writer.append`, an import) ---------------------------------
+
+    def test_rows_appended_in_bulk_chain_on_from_the_head(self, staffed: Store) -> None:
+        before = _refer(staffed, details=PersonalDetails(name="Alex"))
+        made: list[ScratchStore] = []
+
+        def build(tx: Tx, head: LogHead) -> Appended:
+            assert (head.seq, head.hash) == staffed.head()
+            assert head.workflow_hash == WORKFLOW.hash and head.next_case == 2
+            scratch, rows = _two_cases(tx, head)
+            made.append(scratch)
+            return rows
+
+        rows = staffed.append(build)
+        (scratch,) = made
+        assert [r["seq"] for r in rows.events] == [3, 4, 5, 6, 7]
+        assert list(staffed.event_rows(after_seq=2)) == list(scratch.event_rows())
+        assert staffed.head() == scratch.head()
+        for case_id in ("C-2", "C-3"):
+            assert staffed.case(case_id) == scratch.case(case_id)
+            assert staffed.records(case_id) == scratch.records(case_id)
+        assert [r for r in staffed.record_rows() if r.seq > 2] == list(scratch.record_rows())
+        assert list(staffed.text_rows()) == list(scratch.text_rows())
+        assert staffed.personal_details("P-10") == PersonalDetails(name="Cy", contact="01234")
+        assert staffed.read().participant("P-11") is not None
+        assert staffed.case(before.id) == before
+        assert se_flow.SEFlow(staffed, WORKFLOW, actor="sam").verify().ok
+        # The log goes on from where the append left it.
+        assert staffed.read().new_case_id() == "C-4"
+        _note(staffed, "C-2", "after the import")
+        assert verify_chain(staffed.event_rows()).ok
+
+    def test_an_append_that_does_not_fit_the_log_writes_nothing(self, staffed: Store) -> None:
+        head = staffed.head()
+
+        def elsewhere(tx: Tx, head: LogHead) -> Appended:
+            return _two_cases(tx, attrs.evolve(head, seq=head.seq + 1))[1]
+
+        with pytest.raises(se_flow.InvalidInput, match="does not chain on"):
+            staffed.append(elsewhere)
+
+        def refused(tx: Tx, head: LogHead) -> Appended:
+            raise PermissionDenied("no", "sam")
+
+        with pytest.raises(PermissionDenied):
+            staffed.append(refused)
+        assert staffed.append(lambda tx, head: Appended()) == Appended()
+        assert staffed.head() == head and staffed.count_cases() == 0
+
+        def logged(tx: Tx) -> Change:
+            change = ENGINE.open_case(
+                tx.new_case_id(),
+                Participant(id="P-8", created_at=NOW),
+                {"source": "GP"},
+                actor=tx.staff("sam"),
+                now=NOW,
+                effective_at=NOW,
+                coach="sam",
+            )
+            return attrs.evolve(change, event=attrs.evolve(change.event, command_id="again"))
+
+        staffed.write(logged)
+
+        def repeated(tx: Tx, head: LogHead) -> Appended:
+            # A command id already in the log: the row sealed as a store would seal it.
+            scratch = ScratchStore(WORKFLOW, head, tx)
+            _refer(scratch, pid="P-9")
+            rows = scratch.appended()
+            (row,) = rows.events
+            named = {**row, "command_id": "again"}
+            named["hash"] = row_hash(named)
+            return attrs.evolve(rows, events=[named])
+
+        head = staffed.head()
+        with pytest.raises(se_flow.CommandRepeated):
+            staffed.append(repeated)
+        assert staffed.head() == head and staffed.count_cases() == 1
+
+    def test_an_append_inside_a_batch_left_by_an_exception_keeps_nothing(
+        self, staffed: Store
+    ) -> None:
+        head = staffed.head()
+        with pytest.raises(RuntimeError), staffed.batch():
+            staffed.append(lambda tx, head: _two_cases(tx, head)[1])
+            assert staffed.count_cases() == 2
+            raise RuntimeError("the import stops")
+        assert staffed.head() == head and staffed.count_cases() == 0
+        assert list(staffed.text_rows()) == []
+        # A refused append inside a batch undoes only itself.
+        with staffed.batch():
+            _refer(staffed)
+            with pytest.raises(se_flow.InvalidInput):
+                staffed.append(lambda tx, head: _two_cases(tx, attrs.evolve(head, hash=GENESIS))[1])
+        assert staffed.count_cases() == 1
+        assert se_flow.SEFlow(staffed, WORKFLOW, actor="sam").verify().ok
+
+    def test_a_sealing_store_seals_every_event_appended(self, store: Store) -> None:
+        if getattr(store, "seal_keys", None) is None:
+            store.seal_keys = KeyInMemory()  # type: ignore[attr-defined]
+        key = store.start_sealing(NOW, DAY)
+        _add_staff(store, COACH)
+        rows = store.append(lambda tx, head: _two_cases(tx, head)[1])
+        seals = list(store.seal_rows())
+        assert [s.seq for s in seals] == [1, *(r["seq"] for r in rows.events)]
+        assert verify_log(store, WORKFLOW, None, key).ok

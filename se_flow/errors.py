@@ -22,6 +22,7 @@ SEFlowError                               exit 1
 │   ├── CheckpointFileRefused             a checkpoint file that is not append-only, or not
 │   │                                     ours (another database's, not checkpoints at all)
 │   ├── StaffHoldsCases                   deactivating someone with open cases, unconfirmed
+│   ├── ImportRefused                     an imported case refused (line, case, command, rule)
 │   ├── NoteRequired                      a closure for the reason `other` with no note
 │   └── TextAlreadyErased                 erasing a free text an admin already erased
 ├── TransitionRefused                     exit 6   (also `se-flow check` when a guard blocks)
@@ -57,6 +58,7 @@ from typing import TYPE_CHECKING
 from ._model import soft_only
 
 if TYPE_CHECKING:
+    from ._import import ImportFailure
     from ._model import GuardResult
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "Fault",
     "FutureEffectiveDate",
     "GuardsFailed",
+    "ImportRefused",
     "InvalidExportRequest",
     "InvalidInput",
     "InvalidRecord",
@@ -354,6 +357,16 @@ class CommandIdReused(InvalidInput):
             f"command id {quoted(command_id)} was already used for another command (event "
             f"{seq}); a retry repeats its command exactly, a new command needs a new id"
         )
+
+
+class ImportRefused(InvalidInput):
+    """An import (`SEFlow.import_history`) met a case it cannot take: `failure` names its
+    line, its reference, the command at fault, the field and the rule broken (and the exit
+    code that rule's own error has). Without `skip_bad`, nothing of the import was written."""
+
+    def __init__(self, failure: ImportFailure) -> None:
+        self.failure = failure
+        super().__init__(f"{failure.words()}; nothing was imported", field=failure.field)
 
 
 class StoreNotEmpty(InvalidInput):

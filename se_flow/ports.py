@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from attrs import frozen
 
@@ -45,17 +45,25 @@ from ._model import (
 from ._seal import Sealing, SealRow, VerificationKey
 from .errors import InvalidInput
 
+if TYPE_CHECKING:
+    from ._standards import DueRow
+
 __all__ = [
     "NOTHING",
+    "READING_SKIPS",
+    "Appended",
     "CaseFilter",
+    "CaseReading",
     "CaseReads",
     "Change",
+    "LogHead",
     "LogReads",
     "Needs",
     "RecordDraft",
     "RecordRow",
     "SealKeys",
     "Snapshot",
+    "StageRow",
     "Store",
     "StoreCopy",
     "TextRow",
@@ -204,6 +212,36 @@ class RecordRow:
     supersedes: int | None
 
 
+READING_SKIPS = ("record", "milestone", "claim", "enrol")
+"""The event kinds a `CaseReading` leaves out of its `events`: records come from the records
+table, decoded; milestones, claims and enrolments are the evaluator's to work out again."""
+
+
+class StageRow(NamedTuple):
+    """One event of a case as a report reads it (no payload, no hashes): `coach` is the coach
+    it gave the case (a referral's or reopen's coach, an assign's new one), else None."""
+
+    seq: int
+    kind: str
+    trigger: str | None
+    to_state: str | None
+    effective_at: dt.datetime
+    actor: str
+    coach: str | None
+
+
+@frozen
+class CaseReading:
+    """One case as the reports read it (`LogReads.case_readings`): the case as it is now, its
+    events but those of `READING_SKIPS` in seq order, and every record of it (superseded ones
+    too) in seq order, typed by the workflow, its free texts left out as the records table
+    keeps them (a report that shows one reads it through `texts_of`)."""
+
+    case: Case
+    events: tuple[StageRow, ...]
+    records: tuple[Record, ...]
+
+
 @frozen
 class StoreCopy:
     """A whole store as another keeps it, for `Writer.restore` (`se-flow store copy`): the log's
@@ -227,6 +265,32 @@ class StoreCopy:
     texts: Iterable[TextRow] = ()
     """The text table as kept (`_texts`), in (seq, slot) order: erased ones as tombstones
     (salt and text None), so the copy proves the same texts present and erased."""
+
+
+@frozen
+class LogHead:
+    """Where a log stands inside a write transaction: its last event's seq, hash and workflow
+    hash (0, GENESIS and None when empty), and the number the next case takes."""
+
+    seq: int
+    hash: str
+    workflow_hash: str | None
+    next_case: int
+
+
+@frozen
+class Appended:
+    """Rows to append in bulk (`Writer.append`): events exactly as kept, already sealed with
+    `_audit.seal` and chained on from the head the build was given (seq head.seq + 1 on, the
+    first `prev_hash` the head's hash), in seq order; the records, free texts (`TextRow`) and
+    new participants (with their personal details) those events speak of; the new cases, each
+    as its events leave it (inserted, never updated)."""
+
+    events: Sequence[Mapping[str, Any]] = ()
+    records: Sequence[RecordRow] = ()
+    texts: Sequence[TextRow] = ()
+    participants: Sequence[Participant] = ()
+    cases: Sequence[Case] = ()
 
 
 # --- the ports -----------------------------------------------------------------------------------
@@ -301,6 +365,18 @@ class Writer(Protocol):
         the block, or a failure that ends the transaction, writes nothing of the batch."""
         ...
 
+    def append(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
+        """Run `build` inside one write transaction (or the current batch's, undone alone if
+        it fails) with the log's head as it stands there, and write the rows it returns in
+        bulk: every event sealed (`_seal`) if the store seals, the tables beside the log
+        written with them; nothing if `build` returns no events. Returns what was written.
+
+        Raises whatever `build` raises (nothing is written), `InvalidInput` if the rows do not
+        chain on from the head or a case is not new, `CommandRepeated` if a command id is
+        already logged, `WorkflowMismatch` for events under another workflow than the log's
+        last, `StoreBusy`, `StoreError`."""
+        ...
+
     def read(self) -> Tx:
         """A `Tx` for dry runs (check, available): the same reads, nothing written."""
         ...
@@ -338,6 +414,32 @@ class CaseReads(Protocol):
         corrects unless `include_superseded`. Read from the newest back (a correction always
         comes after what it corrects), so a first page costs the same however many records the
         case has. Raises `CaseNotFound`."""
+        ...
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        """The case's rows of the due projection (`_standards.project`: what is due, met and
+        missed, kept beside the log and brought up to date by every write that can change
+        it), in order (none for an unknown case)."""
+        ...
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        """Due projection rows of open cases (`coach`'s only, if given): deadlines not met
+        that fall due by `last_day`, and schedule windows holding `today` that fall due by
+        then; soonest first, then by case number and row. With `limit`, at least the first
+        `limit` of each of the two (all there are, if fewer) and every row of the last one's
+        case and day after it; with `after` (a day and a case number), only rows past that
+        day and case."""
+        ...
+
+    def count_due_rows(self) -> int:
+        """How many rows the due projection holds (`verify` counts its replay's)."""
         ...
 
     def list_staff(self) -> list[Staff]:
@@ -429,6 +531,14 @@ class LogReads(Protocol):
         `case_columns` (with `by_case`: `participant_id`, `episode`, `coach`, `state`, `phase`,
         `status`) puts those of the event's case, as kept, before the event's columns: one
         scan gives what a case-by-case table writes, without reading the cases apart."""
+        ...
+
+    def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:
+        """Every case with its events and records (`CaseReading`), in case-number order,
+        streamed from a few ordered scans (cases, their events, their records: each decoded
+        once), not a read per case: what a report on every case reads. `kinds` keeps only
+        the records of those kinds (a correction is always of its record's kind, so chains
+        stay whole); None keeps all."""
         ...
 
     def text_rows(self) -> Iterator[TextRow]:

@@ -641,6 +641,7 @@ def rename_staff_in_the_log(db: Path, old: str, new: str) -> None:
         conn.execute("UPDATE staff SET id = ? WHERE id = ?", (new, old))
         conn.execute("UPDATE cases SET coach = ? WHERE coach = ?", (new, old))
         conn.execute("UPDATE records SET actor = ? WHERE actor = ?", (new, old))
+        conn.execute("UPDATE due_index SET coach = ? WHERE coach = ?", (new, old))
         prev = GENESIS
         for found in conn.execute("SELECT * FROM events ORDER BY seq").fetchall():
             row = dict(found)

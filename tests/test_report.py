@@ -57,12 +57,14 @@ def client(
     second_job: dt.date | None = None,
     coach: str = "sam",
     profile: bool = True,
+    start: bool = True,
+    name: str = "P",
 ) -> str:
     """A case referred on `referred`, engaged that day; with `job`, walked with the least
     evidence (dated `referred`) to a job starting on `job` at 16 hours a week; `second_job`
-    adds a further job."""
+    adds a further job; `start=False` stops before the job starts (its offer recorded)."""
     case = flow.refer(
-        "P",
+        name,
         source="GP",
         referral={"programme": "ips_grow", "in_work_at_referral": in_work},
         coach=coach,
@@ -86,6 +88,8 @@ def client(
         if kind == "job_offer":
             values.update(start_date=job.isoformat(), job="J1")
         flow.record(case.id, kind, values, effective_at=referred)
+    if not start:
+        return case.id
     flow.advance(case.id, "start_job", effective_at=job)
     if second_job is not None:
         flow.record(
@@ -216,6 +220,52 @@ def test_coaches_caseload_peak_score_and_outcomes(q3: se_flow.SEFlow) -> None:
     assert score is not None and score.value == 5
 
 
+def test_a_reassigned_case_counts_for_the_coach_who_held_it_each_day() -> None:
+    """Three cases in July 2026. C-1 (sam, referred 20 June, first job 10 July) and C-2 (sam,
+    referred 22 June, first job 20 July) pass to kim on 15 July; C-3 is kim's from its
+    referral on 1 July. Every record is dated its referral day (referral, meeting and profile
+    are contacts: active for 28 days), and C-1 has a review on 25 July.
+
+    Active (open, a contact in the 28 days to the day): C-1 1-17 and 25-31 July, C-2 1-19
+    July, C-3 1-28 July. A day is the coach's who held the case at its end, so sam holds C-1
+    and C-2 on 1-14 July and kim from 15 July on:
+    - sam: C-1 and C-2 active on 1 July, peak 2; access C-1, C-2; job outcomes: C-1's job
+      began on 10 July under sam, C-2's on 20 July under kim: 1 of 2 (C-1);
+    - kim: C-1, C-2, C-3 all active on 15 July, peak 3; access C-1, C-2, C-3; job
+      outcomes: C-2 only, 1 of 3.
+    Under the coach now (the old rule) sam would have no cases at all.
+    In October the 13 weeks of both first jobs end (8 and 18 October): C-1's sustained job
+    is sam's, C-2's kim's."""
+    clock = Clock(dt.datetime(2026, 7, 15, 8, tzinfo=dt.UTC))
+    with se_flow.open(":memory:", actor="sam", clock=clock) as f:
+        flow = _staffed(f)
+        one = client(flow, D(2026, 6, 20), job=D(2026, 7, 10))
+        two = client(flow, D(2026, 6, 22), job=D(2026, 7, 20), start=False)
+        three = client(flow, D(2026, 7, 1), coach="kim", profile=False)
+        assert (one, two, three) == ("C-1", "C-2", "C-3")
+        clock.now = dt.datetime(2026, 7, 15, 9, tzinfo=dt.UTC)
+        flow.assign(one, "kim", actor="ada")
+        flow.assign(two, "kim", actor="ada")
+        clock.now = NOW
+        flow.advance(two, "start_job", effective_at=D(2026, 7, 20), actor="kim")
+        flow.record(one, "review", summary="s", effective_at=D(2026, 7, 25), actor="kim")
+        report = flow.report("coaches", month="2026-07")
+        got = figures(report)
+        assert got["caseload_max:sam"] == (["C-1", "C-2"], None)
+        assert got["caseload_max:kim"] == (["C-1", "C-2", "C-3"], None)
+        peak = report.kpi("caseload_max:kim")
+        assert peak is not None and peak.as_at == D(2026, 7, 15)
+        assert got["access:sam"] == (["C-1", "C-2"], None)
+        assert got["access:kim"] == (["C-1", "C-2", "C-3"], None)
+        assert got["job_outcomes:sam"] == (["C-1"], ["C-1", "C-2"])
+        assert got["job_outcomes:kim"] == (["C-2"], ["C-1", "C-2", "C-3"])
+        outcomes = report.kpi("job_outcomes:sam")
+        assert outcomes is not None and "the coach at its start day" in outcomes.method
+        october = figures(flow.report("coaches", month="2026-10"))
+        assert october["sustained:sam"] == (["C-1"], ["C-1"])
+        assert october["sustained:kim"] == (["C-2"], ["C-2"])
+
+
 @pytest.mark.parametrize(
     ("active", "score"),
     [(0, 5), (20, 5), (21, 4), (25, 4), (26, 3), (30, 3), (31, 2), (40, 2), (41, 1), (90, 1)],
@@ -260,6 +310,36 @@ def test_standards_met_per_standard(q3: se_flow.SEFlow) -> None:
 
 
 # --- periods -----------------------------------------------------------------------------------
+
+
+def test_standards_read_from_case_readings_as_from_the_whole_log(q3: se_flow.SEFlow) -> None:
+    """The standards report's histories (from the store's readings, records of the kinds
+    read) give every standard's results that the events themselves give."""
+    from se_flow._standards import CaseHistory, happenings, pause_triggers
+    from se_flow._standards import evaluate as judge
+
+    wf = q3.workflow
+    q3.record("C-1", "note", text="called", effective_at=D(2026, 7, 9))
+    views = q3._views(q3.programme("ips_grow"), D(2026, 9, 30), with_history=True)
+    pause, resume = pause_triggers(wf)
+    whole = [
+        CaseHistory(
+            case_id=v.id,
+            coach=v.case.coach,
+            happenings=happenings(q3.store.events(case_id=v.id), wf.records),
+            closed_on=v.closed_on,
+            pause_triggers=pause,
+            resume_triggers=resume,
+        )
+        for v in views
+    ]
+    mine = [v.history for v in views if v.history is not None]
+    assert len(mine) == len(whole) == 6
+    on = D(2026, 9, 30)
+    assert (
+        judge(mine, wf.standards, wf.calendar, on).results
+        == judge(whole, wf.standards, wf.calendar, on).results
+    )
 
 
 def test_periods_parse() -> None:
@@ -341,6 +421,48 @@ def test_seqf_pack_records_its_seed_and_redraws(q3: se_flow.SEFlow, tmp_path: Pa
     ]
 
 
+def test_seqf_shows_a_job_s_end_reason_from_the_texts_never_a_name(
+    flow: se_flow.SEFlow, tmp_path: Path
+) -> None:
+    """A job's end reason is a free text, kept in the text table: the client list reads it
+    from there; erased it reads (erased), to an auditor without a grant (withheld), and the
+    participant's own name in it is their pseudonymous id in every file of the pack."""
+    robin = client(flow, D(2026, 7, 6), job=D(2026, 7, 20), name="Robin Fox")
+    gale = client(flow, D(2026, 7, 6), job=D(2026, 7, 21), name="Gale Ash")
+    said = flow.record(
+        robin,
+        "job_end",
+        reason="Robin Fox found the early shifts hard; robin asked to stop",
+        end_date="2026-08-10",
+        effective_at=D(2026, 8, 10),
+    ).event
+    gone = flow.record(
+        gale, "job_end", reason="Gale Ash moved away", effective_at=D(2026, 8, 12)
+    ).event
+    flow.erase_text(gone.seq, "record.reason", reason="asked to", actor="ada")
+    pid = flow.case(robin).participant_id
+    # Kept apart from the log (the event and the records table hold its hash only).
+    kept = flow.store.texts_of([said.seq])[said.seq]["record.reason"]
+    assert kept is not None and kept.startswith("Robin Fox")
+
+    def jobs(made: Report) -> dict[str, str]:
+        return {c["case_id"]: c["jobs"] for c in made.clients}
+
+    made = flow.report("seqf", quarter=Q3, out=tmp_path / "pack", sample=2, seed=1)
+    assert jobs(made)[robin] == (
+        "J1 Corner Shop from 2026-07-20 to 2026-08-10, 16 h/week at £12.80, "
+        f"ended: {pid} found the early shifts hard; {pid} asked to stop"
+    )
+    assert jobs(made)[gale].endswith("ended: (erased)")
+    for f in (tmp_path / "pack").iterdir():
+        text = f.read_text()
+        assert "Robin" not in text and "Fox" not in text and "Gale" not in text, f.name
+        assert "moved away" not in text, f.name
+    audited = flow.report("seqf", quarter=Q3, out=tmp_path / "pack2", sample=2, seed=1, actor="ava")
+    assert jobs(audited)[robin].endswith("ended: (withheld)")
+    assert jobs(audited)[gale].endswith("ended: (erased)")
+
+
 # --- totals are the lengths of their lists (any caseload) ---------------------------------------
 
 WF = load_workflow()
@@ -387,6 +509,10 @@ def views(draw: Any) -> list[CaseView]:
             for k, d in enumerate(sorted(draw(st.lists(days, max_size=4))))
         )
         first = min((s.started for s in starts), default=None)
+        coach = case.coach
+        handovers = sorted(
+            draw(st.lists(st.tuples(days, st.sampled_from(["sam", "kim"])), max_size=2))
+        )
         out.append(
             CaseView(
                 case=case,
@@ -406,6 +532,7 @@ def views(draw: Any) -> list[CaseView]:
                 sustained_on=draw(st.none() | st.just(first + dt.timedelta(days=90)))
                 if first
                 else None,
+                coaches=((referred, coach), *((d, c) for d, c in handovers if d >= referred)),
             )
         )
     return out
@@ -441,18 +568,19 @@ def test_totals_equal_the_lengths_of_their_case_lists(cases: list[CaseView], tex
 @settings(max_examples=60, deadline=None)
 @given(views(), st.sampled_from(["2026-Q1", "2026-07", "2026-12"]))
 def test_peak_caseload_is_the_most_active_on_any_one_day(cases: list[CaseView], text: str) -> None:
-    """The peak found from stretches equals a count day by day of the definition itself."""
+    """The peak found from stretches equals a count day by day of the definition itself, each
+    day's cases those its coach held at the end of it (reassignments replayed)."""
     p = parse_period(text)
     report = coaches(cases, p, p.end, GROW, WF, ["sam", "kim"])
     for coach in ("sam", "kim"):
-        mine = [v for v in cases if v.case.coach == coach]
         most = 0
         day = p.start
         while day <= p.end:
             active = [
                 v
-                for v in mine
-                if v.open_on(day)
+                for v in cases
+                if v.coach_on(day) == coach
+                and v.open_on(day)
                 and any(day - dt.timedelta(days=27) <= c.on <= day for c in v.contacts)
             ]
             most = max(most, len(active))

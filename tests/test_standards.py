@@ -23,6 +23,8 @@ from se_flow._standards import (
     Happening,
     StandardResult,
     evaluate,
+    project,
+    verdicts_at,
 )
 from se_flow.cli import app
 
@@ -214,6 +216,59 @@ def test_due_items_depend_on_effective_dates_not_entry_order(
     first = evaluate([history(list(range(len(records))))], wf.standards, wf.calendar, day)
     again = evaluate([history(list(order))], wf.standards, wf.calendar, day)
     assert first == again
+
+
+EVENTS = (
+    ("record", "referral"),
+    ("record", "first_meeting"),
+    ("record", "action_plan"),
+    ("record", "employer_contact"),
+    ("record", "review"),
+    ("record", "final_review"),
+    ("trigger", "engage"),
+    ("trigger", "start_job"),
+    ("trigger", "end_job"),
+    ("trigger", "pause"),
+    ("trigger", "resume"),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    happened=st.lists(
+        st.tuples(st.sampled_from(EVENTS), st.integers(min_value=0, max_value=400)), max_size=16
+    ),
+    later=st.integers(min_value=0, max_value=500),
+    closed=st.none() | st.integers(min_value=0, max_value=400),
+)
+def test_the_due_projection_read_on_any_later_day_is_the_evaluation(
+    happened: list[tuple[tuple[str, str], int]], later: int, closed: int | None
+) -> None:
+    """What the due table keeps (`project`: no clock) read on a day (`verdicts_at`) is what
+    evaluating the history on that day gives, for any day on or after the case's last
+    happening: pauses, schedules, closures, several anchors and all."""
+    wf = se_flow.load_workflow()
+    base = D(2026, 3, 2)
+    found = [
+        Happening(
+            base + dt.timedelta(days=day),
+            n,
+            what,
+            trigger=name if what == "trigger" else None,
+            record=name if what == "record" else None,
+        )
+        for n, ((what, name), day) in enumerate(happened, start=1)
+    ]
+    last = max((h.on for h in found), default=base)
+    closed_on = None if closed is None else max(last, base + dt.timedelta(days=closed))
+    history = CaseHistory("C-1", "sam", tuple(found), closed_on=closed_on)
+    rows = project(history, wf.standards, wf.calendar)
+    day = max(last, closed_on or last) + dt.timedelta(days=later)
+    want = evaluate([history], wf.standards, wf.calendar, day)
+    assert verdicts_at(rows, wf.standards, wf.calendar, day) == want
+    open_only = evaluate([history], wf.standards, wf.calendar, day, open_only=True)
+    got = verdicts_at(rows, wf.standards, wf.calendar, day, open_only=True)
+    assert got.results == open_only.results
 
 
 # --- calendar years ---------------------------------------------------------------------------

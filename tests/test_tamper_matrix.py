@@ -143,6 +143,35 @@ def case_table_edit(bed: Bed) -> None:
         conn.execute("UPDATE cases SET state = 'job_matching' WHERE id = 'C-1'")
 
 
+def due_table_edit(bed: Bed) -> None:
+    """Move a deadline on (a first meeting that is overdue made to look due next month)."""
+    with raw(bed) as conn:
+        conn.execute(
+            "UPDATE due_index SET due_on = '2099-01-01' WHERE (case_id, n) = "
+            "(SELECT case_id, n FROM due_index WHERE due_on IS NOT NULL ORDER BY case_id, n "
+            "LIMIT 1)"
+        )
+
+
+def due_table_delete(bed: Bed) -> None:
+    """Take a deadline out of the due table: it would drop off every due list."""
+    with raw(bed) as conn:
+        conn.execute(
+            "DELETE FROM due_index WHERE (case_id, n) = "
+            "(SELECT case_id, n FROM due_index ORDER BY case_id DESC, n DESC LIMIT 1)"
+        )
+
+
+def due_table_insert(bed: Bed) -> None:
+    """Add a deadline the log never made, on a case number nobody has."""
+    with raw(bed) as conn:
+        conn.execute(
+            "INSERT INTO due_index (case_id, n, standard, anchor_on, occurrence, window_start, "
+            "due_on, state, coach, num) VALUES ('C-99', 0, 'ipes_first_meeting', '2026-01-01', "
+            "1, '2026-01-01', '2026-01-20', 'open', 'sam', 99)"
+        )
+
+
 def delete_the_exports_own_event(bed: Bed) -> None:
     """Remove the export's audit event and re-chain what follows: the log then looks as if
     nobody ever exported."""
@@ -225,6 +254,9 @@ CAUGHT: dict[str, tuple[Callable[[Bed], None], Catch, str]] = {
     "records table edit": (records_table_edit, plain_verify, "record"),
     "staff table edit": (staff_table_edit, plain_verify, "staff member sam"),
     "case table edit": (case_table_edit, plain_verify, "C-1"),
+    "due table edit": (due_table_edit, plain_verify, "the due table says"),
+    "due table row deleted": (due_table_delete, plain_verify, "the due table lacks"),
+    "due table row added": (due_table_insert, plain_verify, "the due table holds"),
     "deleting the export's own event": (
         delete_the_exports_own_event,
         export_check,

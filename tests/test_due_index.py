@@ -1,0 +1,305 @@
+"""The due projection (issues 11 and 12): per case, each standard's instances and schedule
+occurrences with their deadlines, kept beside the log by the writes that can change them, so a
+due list's first page is an index range and `show` reads a case's few rows.
+
+It must always be its replay (`_standards.project` over the case's events): after any history,
+on every store, and in a database that had none before its migration. Read on today or later
+it answers exactly what evaluating every open case's history answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import LEAST_EVIDENCE, START, Clock, Steps, drop_triggers, staffed_db, where
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pg import pg_server, pg_url
+from test_query_plans import traced
+
+import se_flow
+from se_flow._due import by_cases, case_standards, due_list
+from se_flow._standards import DueList, case_history, project
+
+__all__ = ["pg_server", "pg_url"]  # fixtures
+
+
+def replayed(flow: se_flow.SEFlow, case_id: str) -> list[Any]:
+    case = flow.store.case(case_id)
+    closed = case.closed_at.date() if case.closed_at else None
+    events = flow.store.events(case_id=case_id)
+    history = case_history(case_id, case.coach, closed, events, flow.workflow)
+    return list(project(history, flow.workflow.standards, flow.workflow.calendar))
+
+
+def same_as_evaluated(flow: se_flow.SEFlow, **kw: Any) -> None:
+    """The due list and every case's standards, from the table and evaluated from the log."""
+    today = flow.now().date()
+    for within in (0, 30, 400):
+        args: dict[str, Any] = dict(
+            today=today, coach=None, within_days=within, overdue_only=False, limit=None
+        )
+        args |= kw
+        if "after" in args and within != args["within_days"]:
+            continue
+        table = due_list(flow.store, flow.workflow, live=True, **args)
+        log = due_list(flow.store, flow.workflow, live=False, **args)
+        assert table == log
+    for case in flow.cases(status="all"):
+        table_v = case_standards(flow.store, flow.workflow, case, today, live=True)
+        log_v = case_standards(flow.store, flow.workflow, case, today, live=False)
+        assert table_v == log_v, case.id
+
+
+def test_a_day_in_the_past_is_evaluated_from_the_log(flow: se_flow.SEFlow, clock: Clock) -> None:
+    """Asked about a day before today, what was dated after it had not happened yet: the
+    table (which knows the whole history) is not what answers."""
+    steps = Steps(flow)
+    case = steps.refer()
+    clock.advance(days=3)
+    flow.advance(case.id, "engage")
+    before = flow.standards(case.id, as_of=START.date() + dt.timedelta(days=1))
+    found = {r.standard: r.status for r in before.results}
+    assert found["ipes_acknowledge_referral"] == "due"
+    now = {r.standard: r.status for r in flow.standards(case.id).results}
+    assert now["ipes_acknowledge_referral"] == "missed"
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "refer",
+                "first_meeting",
+                "action_plan",
+                "employer_contact",
+                "review",
+                "note",
+                "correct",
+                "forward",
+                "pause",
+                "resume",
+                "withdraw",
+                "assign",
+            ]
+        ),
+        st.integers(min_value=0, max_value=3),  # which case
+        st.integers(min_value=0, max_value=20),  # days back-dated
+        st.integers(min_value=0, max_value=9),  # days the clock moves on first
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _apply(flow: se_flow.SEFlow, clock: Clock, steps: Steps, op: tuple[str, int, int, int]) -> None:
+    what, which, back, wait = op
+    clock.advance(days=wait)
+    cases = [c.id for c in flow.cases(status="all")]
+    if what == "refer" or not cases:
+        steps.refer(effective_at=clock.now.date() - dt.timedelta(days=min(back, 3)))
+        return
+    cid = cases[which % len(cases)]
+    case = flow.case(cid)
+    when = clock.now.date() - dt.timedelta(days=back)
+    try:
+        if what == "forward":
+            forward = LEAST_EVIDENCE.get(where(case))
+            if forward is None:
+                return
+            steps.record(cid, forward.records)
+            flow.advance(cid, forward.trigger)
+        elif what == "pause":
+            flow.pause(cid, reason="unwell", review_date=clock.now.date() + dt.timedelta(days=30))
+        elif what == "resume":
+            flow.resume(cid)
+        elif what == "withdraw":
+            flow.withdraw(cid, reason="moved on")
+        elif what == "assign":
+            flow.assign(cid, "kim", actor="ada")
+        elif what == "correct":
+            found = [r for r in flow.records(cid) if r.kind in ("referral", "review")]
+            if found:
+                r = found[-1]
+                flow.record(cid, r.kind, dict(r.fields), supersedes=r.seq, effective_at=when)
+        elif what == "note":
+            flow.record(cid, "note", {"text": "called"}, effective_at=when)
+        elif what == "review":
+            flow.record(cid, "review", {"summary": "visit"}, effective_at=when)
+        elif what == "first_meeting":
+            flow.record(cid, "first_meeting", {"location": "library"}, effective_at=when)
+        elif what == "action_plan":
+            flow.record(cid, "action_plan", {"summary": "retail roles"}, effective_at=when)
+        else:
+            flow.record(cid, "employer_contact", {"employer": "Acme"}, effective_at=when)
+    except se_flow.SEFlowError:
+        pass  # refused (a closed or paused case, a date before the referral): nothing written
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=OPS)
+def test_the_projection_is_its_replay_after_any_history(tmp_path: Path, ops: list[Any]) -> None:
+    clock = Clock()
+    with se_flow.open(":memory:", clock=clock, actor="sam") as flow:
+        flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
+        flow.add_staff("sam", "Sam Coach", "coach", actor="ada")
+        flow.add_staff("kim", "Kim Coach", "coach", actor="ada")
+        steps = Steps(flow)
+        for op in ops:
+            _apply(flow, clock, steps, op)
+        for case in flow.cases(status="all"):
+            assert flow.store.due_rows(case.id) == replayed(flow, case.id), case.id
+        assert flow.verify().ok
+        same_as_evaluated(flow)
+        same_as_evaluated(flow, coach="kim")
+        same_as_evaluated(flow, limit=2)
+        listed = flow.due_items(within_days=30).items
+        if listed:
+            same_as_evaluated(flow, limit=1, after=listed[0].case_id, within_days=30)
+        clock.advance(days=45)  # the table keeps no day: read later, it still agrees
+        same_as_evaluated(flow)
+
+
+def test_a_page_is_the_first_of_the_whole_list(flow: se_flow.SEFlow, clock: Clock) -> None:
+    steps = Steps(flow)
+    for n in range(12):
+        case = steps.to("employer_engagement") if n % 3 else steps.refer()
+        if n % 4 == 0:
+            flow.record(case.id, "review", {"summary": "visit"})
+        clock.advance(days=1)
+    clock.advance(days=20)
+    whole = flow.due_items(within_days=60).items
+    assert len(whole) > 10
+    cases = list(dict.fromkeys(i.case_id for i in whole))
+    for limit in (1, 2, 5, 10):
+        first = flow.due_items(within_days=60, limit=limit).items
+        assert first == by_cases(DueList(whole), limit, None).items
+        assert list(dict.fromkeys(i.case_id for i in first)) == cases[:limit]
+        # Page after page, each starting after the last case of the one before.
+        pages: list[Any] = []
+        after = None
+        while True:
+            page = flow.due_items(within_days=60, limit=limit, after=after).items
+            if not page:
+                break
+            pages += page
+            after = list(dict.fromkeys(i.case_id for i in page))[-1]
+        assert sorted(map(repr, pages)) == sorted(map(repr, whole))
+    mine = flow.due_for(coach="sam", within_days=60, limit=3).items.items
+    last = list(dict.fromkeys(i.case_id for i in mine))[-1]
+    later = flow.due_for(coach="sam", within_days=60, limit=3, after=last)
+    want = by_cases(flow.due_items(coach="sam", within_days=60), 3, last)
+    assert later.items.items == want.items
+    with pytest.raises(se_flow.NotFound):
+        flow.due_items(after=Steps(flow).refer().id, overdue=True)
+    # On C-9 and C-10 due the same day, C-9 comes first (by number, as every list).
+    numbers = [(i.due_on, int(i.case_id[2:])) for i in whole]
+    assert numbers == sorted(numbers)
+    overdue = flow.due_items(overdue=True).items
+    assert overdue and all(i.overdue for i in overdue)
+
+
+def test_an_old_sqlite_database_gains_its_due_table_from_the_log(tmp_path: Path) -> None:
+    db = staffed_db(tmp_path / "old.db")
+    clock = Clock()
+    with se_flow.open(db, clock=clock, actor="sam") as flow:
+        steps = Steps(flow)
+        steps.to("employer_engagement")
+        paused = steps.refer()
+        flow.pause(paused.id, reason="unwell", review_date=clock.now.date() + dt.timedelta(9))
+        flow.withdraw(steps.refer().id, reason="moved on")
+        before = flow.due_items(within_days=60)
+        rows = {c.id: flow.store.due_rows(c.id) for c in flow.cases(status="all")}
+    assert any(rows.values())
+    # As a database from before migration 0011 holds it: no due table.
+    conn = sqlite3.connect(db)
+    drop_triggers(conn)
+    conn.execute("DROP TABLE due_index")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0011_due_index'")
+    conn.commit()
+    conn.close()
+    with se_flow.open(db, clock=clock, actor="sam") as flow:
+        assert {c.id: flow.store.due_rows(c.id) for c in flow.cases(status="all")} == rows
+        assert flow.due_items(within_days=60) == before
+        assert flow.verify().ok
+
+
+def test_an_old_postgres_database_gains_its_due_table_from_the_log(pg_url: str) -> None:
+    clock = Clock()
+    with se_flow.open(pg_url, clock=clock, actor="ada") as flow:
+        flow.add_staff("ada", "Ada Admin", "admin")
+        flow.add_staff("sam", "Sam Coach", "coach")
+        flow.default_actor = "sam"
+        steps = Steps(flow)
+        steps.to("employer_engagement")
+        flow.withdraw(steps.refer().id, reason="moved on")
+        steps.refer()
+        before = flow.due_items(within_days=60)
+        rows = {c.id: flow.store.due_rows(c.id) for c in flow.cases(status="all")}
+        store: Any = flow.store
+        with store._pool.connection() as conn:
+            conn.execute("DROP TABLE due_index")
+            conn.execute("DELETE FROM se_flow_schema WHERE name = '0007_due_index'")
+    assert any(rows.values())
+    with se_flow.open(pg_url, clock=clock, actor="sam") as flow:
+        assert {c.id: flow.store.due_rows(c.id) for c in flow.cases(status="all")} == rows
+        assert flow.due_items(within_days=60) == before
+        assert flow.verify().ok
+
+
+def test_a_write_that_cannot_change_what_is_due_does_not_touch_the_table(
+    flow: se_flow.SEFlow,
+) -> None:
+    case = Steps(flow).refer()
+    conn: Any = flow.store.conn  # type: ignore[attr-defined]
+    with traced(conn) as statements:
+        flow.record(case.id, "note", {"text": "called"})
+    assert not any("due_index" in s for s in statements), statements
+    with traced(conn) as statements:
+        flow.record(case.id, "first_meeting", {"location": "library"})
+    assert any("due_index" in s for s in statements), statements
+
+
+def test_a_due_page_reads_by_index(flow: se_flow.SEFlow, clock: Clock) -> None:
+    """The first page of the team's list and of one coach's: no scan of the due table or the
+    cases, no sort of either."""
+    steps = Steps(flow)
+    for _ in range(5):
+        steps.to("employer_engagement")
+    conn: Any = flow.store.conn  # type: ignore[attr-defined]
+    for coach in (None, "sam"):
+        with traced(conn) as statements:
+            flow.due_items(coach=coach, within_days=30, limit=10)
+        due = [s for s in statements if "due_index" in s]
+        assert due, statements
+        for sql in due:
+            plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+            assert not any(p.startswith("SCAN d") or p.startswith("SCAN due_index") for p in plan)
+            if coach is None:
+                assert not any("TEMP B-TREE" in p for p in plan), (sql, plan)
+
+
+@pytest.mark.parametrize("within", [0, 7])
+def test_cli_due_reads_the_table(tmp_path: Path, within: int) -> None:
+    from typer.testing import CliRunner
+
+    from se_flow.cli import app
+
+    db = staffed_db(tmp_path / "cli.db")
+    with se_flow.open(db, actor="sam") as flow:
+        Steps(flow).to("employer_engagement")
+        want = [i.to_json() for i in flow.due_items(within_days=within, coach="sam").items]
+    result = CliRunner().invoke(
+        app, ["--db", str(db), "--as", "sam", "due", "--within", str(within), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    assert json.loads(result.output) == want
