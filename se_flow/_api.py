@@ -442,12 +442,11 @@ _RECORD_NOTHING = attrs.evolve(NOTHING, triggers=frozenset({_ENROL}))
 
 
 def _record_needs(kind: str, supersedes: int | None) -> Needs:
-    """What recording `kind` reads of the case: the record it corrects, and for jobs and
-    work the case's jobs and work (`_spells.record_problems`); and the case's `enrol` mark,
-    for `_Probe`."""
-    if supersedes is not None:
-        return Needs()
-    return _RECORD_JOBS if kind in OUTCOME_RECORD_KINDS else _RECORD_NOTHING
+    """What recording `kind` reads of the case: the record it corrects (whatever its kind, so
+    a correction of another kind is refused saying so), and for jobs and work the case's jobs
+    and work (`_spells.record_problems`); and the case's `enrol` mark, for `_Probe`."""
+    need = _RECORD_JOBS if kind in OUTCOME_RECORD_KINDS else _RECORD_NOTHING
+    return need if supersedes is None else need | Needs(kinds=frozenset(), record=supersedes)
 
 
 # What the outcomes of a case read of its history: whether it is enrolled; every job start,

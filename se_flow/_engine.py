@@ -142,13 +142,11 @@ class Engine:
         return self._needs(self._open(case))
 
     def _needs(self, specs: Iterable[TransitionSpec]) -> Needs:
-        kinds: set[str] = set()
-        triggers: set[str] = set()
+        need = NOTHING
         for spec in specs:
             for g in spec.guards:
-                kinds |= GUARDS[g.guard].kinds_read(g.params, self.workflow)
-                triggers |= set(g.params.get("since") or ())
-        return Needs(kinds=frozenset(kinds), triggers=frozenset(triggers))
+                need |= GUARDS[g.guard].needs(g.params, self.workflow)
+        return need
 
     def check(self, snap: Snapshot, ctx: GuardContext, trigger: str) -> Check:
         spec = self._spec(snap.case, trigger)
