@@ -1670,6 +1670,9 @@ class SEFlow:
             check_text(prefix, "case id")
         except InvalidInput:
             return
+        if not prefix.isprintable():
+            # No case id holds a control character (PostgreSQL refuses a NUL in a query).
+            return
         for where in (
             CaseFilter(coach=staff_id, open_only=True, id_prefix=prefix, limit=COMPLETIONS),
             CaseFilter(id_prefix=prefix, limit=COMPLETIONS),

@@ -76,6 +76,8 @@ def test_a_prefix_offers_exactly_the_ids_it_starts_and_own_open_cases_first(
     assert flow.completions("case", "C-2500", actor="kim") == ()
     assert flow.completions("case", "X", actor="kim") == ()
     assert flow.completions("case", "C-1%", actor="kim") == ()
+    assert flow.completions("case", "C-1\x00", actor="kim") == ()
+    assert flow.completions("case", "C-\udc80", actor="kim") == ()  # not UTF-8
 
 
 def test_a_store_of_250_cases_offers_at_most_200_read_by_limited_filters(
