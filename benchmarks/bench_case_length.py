@@ -11,6 +11,14 @@ Each command is timed on the long case and on a short one, interleaved in rounds
   writes, and prints its result from what the write returned;
 * **se-flow pause+resume**: two CLI writes that print "now at ..." (before issue 9 each read
   the case's whole history back to print one line);
+* **advance**: `flow.advance(case, "start_job_search")` (three guards reading the vocational
+  profile, disclosure preference and benefits advice: a contact kind among them) and back
+  with `revise_goals`, two writes;
+* **check close_disengaged**: `flow.check(case, "close_disengaged")`, the dry run whose
+  outreach guard reads the last contact and the outreach attempts since (5,000 reviews are
+  contacts);
+* **next**: `flow.next_steps(case)`, every trigger open from the stage with its guards'
+  results (`se-flow next`);
 * **show**: `flow.case_view(case, limit=10)`, what `se-flow show` prints (first page), and
   **se-flow show --limit 10** itself;
 * **history**: `flow.history_page(case, limit=10)`, the timeline's first page, and **se-flow
@@ -78,11 +86,12 @@ def build(path: Path, long_records: int) -> tuple[str, list[str]]:
 
         def opened(records: int) -> str:
             case = flow.refer("Pat Long", source="GP", coach="sam", effective_at=start).case
-            for place in ("referred", "customer_engagement"):
+            for place in ("referred", "customer_engagement", "vocational_profiling"):
                 forward = LEAST_EVIDENCE[place]
                 for kind, fields in forward.records:
                     flow.record(case.id, kind, fields, effective_at=start)
-                flow.advance(case.id, forward.trigger, effective_at=start)
+                if place != "vocational_profiling":  # its evidence, kept there for `advance`
+                    flow.advance(case.id, forward.trigger, effective_at=start)
             have = len(flow.records(case.id))
             for n in range(records - have):
                 at = start + dt.timedelta(hours=n * 3)
@@ -134,6 +143,12 @@ def measure(path: Path, long_id: str, short_ids: list[str], rounds: int, per: in
                 cli("pause", c, "--reason", "away", "--review", review),
                 cli("resume", c),
             ),
+            "advance": lambda c: (
+                flow.advance(c, "start_job_search"),
+                flow.advance(c, "revise_goals", reason="back to profiling"),
+            ),
+            "check close_disengaged": lambda c: flow.check(c, "close_disengaged"),
+            "next": lambda c: flow.next_steps(c),
             "show": lambda c: flow.case_view(c, limit=PAGE),
             "se-flow show": lambda c: cli("show", c, "--limit", str(PAGE)),
             "history": lambda c: flow.history_page(c, limit=PAGE),

@@ -19,8 +19,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    # Exports are imported on first use: most commands never need them.
+    # Exports, reports and the outcomes evaluator are imported on first use: most commands
+    # never need them (and `se-flow cases` starts faster without them).
     from ._export import Manifest, Progress
+    from ._memory import ScratchStore
+    from ._outcomes import Outcomes, Programme
+    from ._report import KPI, Period, Report
+    from ._report import CaseView as ReportCase  # a case as the reports read it
     from ._verify_export import ExportVerification
 
 from ._audit import Checkpoint, take_checkpoint, verify_log
@@ -45,7 +50,6 @@ from ._limits import (
     check_text,
 )
 from ._loader import load_programmes, load_workflow
-from ._memory import KeyInMemory, ScratchStore
 from ._milestones import (
     HISTORY_TRIGGERS,
     Logged,
@@ -78,11 +82,8 @@ from ._model import (
     TeamLine,
     Verification,
 )
-from ._outcomes import Outcomes, Programme, evaluate
 from ._policy import acting
 from ._projections import replay_cases
-from ._report import KPI, Period, Report
-from ._report import CaseView as ReportCase  # a case as the reports read it
 from ._seal import DAY, VerificationKey
 from ._spells import JOB_RECORD_KINDS, OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment
 from ._sqlite import SQLiteStore
@@ -321,8 +322,12 @@ def seal_key_path(path: str | Path, seal_key: str | Path | None = None) -> Path 
 
 def _seal_keys(path: str | Path, seal_key: str | Path | None) -> SealKeys:
     found = seal_key_path(path, seal_key)
+    if found is not None:
+        return SealKeyFile(found)
+    from ._memory import KeyInMemory  # the memory store loads only for a database in memory
+
     # A database in memory keeps its sealing key in memory too: both go with the process.
-    return SealKeyFile(found) if found is not None else KeyInMemory()
+    return KeyInMemory()
 
 
 def is_database_url(target: str) -> bool:
@@ -437,12 +442,11 @@ _RECORD_NOTHING = attrs.evolve(NOTHING, triggers=frozenset({_ENROL}))
 
 
 def _record_needs(kind: str, supersedes: int | None) -> Needs:
-    """What recording `kind` reads of the case: the record it corrects, and for jobs and
-    work the case's jobs and work (`_spells.record_problems`); and the case's `enrol` mark,
-    for `_Probe`."""
-    if supersedes is not None:
-        return Needs()
-    return _RECORD_JOBS if kind in OUTCOME_RECORD_KINDS else _RECORD_NOTHING
+    """What recording `kind` reads of the case: the record it corrects (whatever its kind, so
+    a correction of another kind is refused saying so), and for jobs and work the case's jobs
+    and work (`_spells.record_problems`); and the case's `enrol` mark, for `_Probe`."""
+    need = _RECORD_JOBS if kind in OUTCOME_RECORD_KINDS else _RECORD_NOTHING
+    return need if supersedes is None else need | Needs(kinds=frozenset(), record=supersedes)
 
 
 # What the outcomes of a case read of its history: whether it is enrolled; every job start,
@@ -769,6 +773,8 @@ class SEFlow:
                 yield group
 
         def build(group: list[ImportedCase | ImportFailure], tx: Tx, head: LogHead) -> Appended:
+            from ._memory import ScratchStore  # loads only for an import
+
             scratch = ScratchStore(self.workflow, head, tx)
             flow = SEFlow(scratch, self.workflow, actor=who, clock=self._clock, login=self.login)
             flow._programmes_dir, flow._programmes = self._programmes_dir, self._programmes
@@ -2260,6 +2266,8 @@ class SEFlow:
         """The milestones of the case's programme (named by its referral record's `programme`
         field) as its evidence stands on `on` (default: today), with its employment spells.
         See `se_flow._outcomes` for what each test counts."""
+        from ._outcomes import Outcomes, evaluate
+
         self._reader(actor)
         _case_id(case_id)
         if on is not None:

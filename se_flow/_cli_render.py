@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.cells import cell_len
@@ -41,12 +42,15 @@ from ._cli_text import (
     type_words,
     words,
 )
-from ._milestones import OutcomeDue
 from ._model import TeamLine, soft_only
-from ._outcomes import Outcomes, Programme
-from ._report import KPI, Report
 from ._standards import DueItem, StandardResult
 from ._workflow import RecordKind
+
+if TYPE_CHECKING:
+    # Only the commands that show them load outcomes and reports.
+    from ._milestones import OutcomeDue
+    from ._outcomes import Outcomes, Programme
+    from ._report import KPI, Report
 
 __all__ = [
     "Grid",

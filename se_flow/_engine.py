@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _policy as policy
 from ._guards import GUARDS, GuardContext
@@ -32,7 +32,6 @@ from ._model import (
     Status,
     soft_only,
 )
-from ._outcomes import MilestoneState, Programme
 from ._projections import apply
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, record_problems
 from ._workflow import TransitionSpec, Workflow
@@ -55,6 +54,9 @@ from .errors import (
     quoted,
 )
 from .ports import NOTHING, Change, Needs, RecordDraft, Snapshot
+
+if TYPE_CHECKING:
+    from ._outcomes import Programme
 
 __all__ = ["JOBS", "NOTHING", "Change", "Engine", "Needs", "RecordDraft", "Snapshot"]
 
@@ -140,13 +142,11 @@ class Engine:
         return self._needs(self._open(case))
 
     def _needs(self, specs: Iterable[TransitionSpec]) -> Needs:
-        kinds: set[str] = set()
-        triggers: set[str] = set()
+        need = NOTHING
         for spec in specs:
             for g in spec.guards:
-                kinds |= GUARDS[g.guard].kinds_read(g.params, self.workflow)
-                triggers |= set(g.params.get("since") or ())
-        return Needs(kinds=frozenset(kinds), triggers=frozenset(triggers))
+                need |= GUARDS[g.guard].needs(g.params, self.workflow)
+        return need
 
     def check(self, snap: Snapshot, ctx: GuardContext, trigger: str) -> Check:
         spec = self._spec(snap.case, trigger)
@@ -495,6 +495,8 @@ class Engine:
         claimed under the funder's `reference`. Only a milestone the log holds as achieved on
         work evidence, not provisional, not already claimed or flagged, under a definition
         whose status is not `unverified`: else `ClaimRefused` naming everything missing."""
+        from ._outcomes import MilestoneState
+
         case = snap.case
         policy.may_write(actor, case.id)
         policy.may_claim(actor, case.id)

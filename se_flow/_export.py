@@ -540,34 +540,34 @@ def _cases(store: Store, sel: _Selection) -> Iterator[Case]:
 def _spell_rows(
     store: Store, workflow: Workflow, sel: _Selection, today: dt.date
 ) -> Iterator[tuple[Any, ...]]:
-    # Two scans in the same case order, whatever the number of cases: the cases, and their
-    # stage events grouped by case, merged as they come (a case has a group unless it has no
-    # stage events at all).
+    if sel.case_id is not None:
+        store.case(sel.case_id)  # raises CaseNotFound, as any read of one case
+    # One scan, whatever the number of cases: the selected cases' stage events in case then
+    # seq order, each with its case's participant and episode (what the rows write of it).
     events = store.event_table(
         case_id=sel.case_id,
         cases=sel.case_filter() if sel.picks_cases else None,
         kinds=SPELL_KINDS,
         by_case=True,
         columns=_SPELL_COLUMNS,
+        case_columns=("participant_id", "episode"),
     )
-    groups = itertools.groupby(events, key=operator.itemgetter(0))
-    pending = next(groups, None)
     final = workflow.final
-    cut = operator.itemgetter(slice(1, None))
-    for case in _cases(store, sel):
-        if pending is None or pending[0] != case.id:
-            continue
-        for spell in spells(map(StageEvent._make, map(cut, pending[1])), final):
-            if sel.before is not None and dt.datetime.fromisoformat(spell.entered) >= sel.before:
+    since, before = sel.since, sel.before
+    cut = operator.itemgetter(slice(3, None))
+    for case_id, group in itertools.groupby(events, key=operator.itemgetter(2)):
+        first = next(group)
+        participant, episode = first[0], first[1]
+        for spell in spells(map(cut, itertools.chain((first,), group)), final):
+            if before is not None and dt.datetime.fromisoformat(spell.entered) >= before:
                 continue
             if (
-                sel.since is not None
+                since is not None
                 and spell.left is not None
-                and dt.datetime.fromisoformat(spell.left) < sel.since
+                and dt.datetime.fromisoformat(spell.left) < since
             ):
                 continue
-            yield spell.row(case, today)
-        pending = next(groups, None)
+            yield spell.row(case_id, participant, episode, today)
 
 
 def _client_rows(

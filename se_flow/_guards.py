@@ -17,6 +17,7 @@ from attrs import frozen
 
 from ._model import Case, Record, Role, Staff
 from ._workflow import BAND_WORDS, RecordKind, Workflow
+from .ports import Needs
 
 __all__ = ["GUARDS", "GuardContext", "GuardDef"]
 
@@ -63,13 +64,24 @@ class GuardDef:
     field_params: tuple[str, ...] = ()
     default_kinds: tuple[str, ...] = ()
     reads_contacts: bool = False
+    """Reads the last contact and its kinds' records since (`Needs.since_contact`)."""
+    latest_only: bool = False
+    """Reads only the latest record of each kind it names, unless given `since` (the latest
+    since a trigger may be an earlier one)."""
 
-    def kinds_read(self, params: Mapping[str, Any], workflow: Workflow) -> set[str]:
-        """The record kinds this guard looks at, so a command loads only those."""
-        kinds = {params[p] for p in self.kind_params if p in params} | set(self.default_kinds)
+    def needs(self, params: Mapping[str, Any], workflow: Workflow) -> Needs:
+        """What this guard reads of a case, so a command loads only that: on a case of
+        thousands of records, a few of them."""
+        kinds = frozenset(
+            {params[p] for p in self.kind_params if p in params} | set(self.default_kinds)
+        )
+        since = frozenset(params.get("since") or ())
         if self.reads_contacts:
-            kinds |= {k.name for k in workflow.records.values() if k.contact}
-        return kinds
+            contacts = frozenset(k.name for k in workflow.records.values() if k.contact)
+            return Needs(kinds=frozenset(), triggers=since, contacts=contacts, since_contact=kinds)
+        if self.latest_only and not since:
+            return Needs(kinds=frozenset(), triggers=since, latest=kinds)
+        return Needs(kinds=kinds, triggers=since)
 
     def check_params(
         self,
@@ -362,13 +374,14 @@ def _def(fn: GuardFn, required: Sequence[str], optional: Sequence[str] = (), **k
 GUARDS: Mapping[str, GuardDef] = {
     g.name: g
     for g in (
-        _def(record, ["kind"], ["since"], kind_params=("kind",)),
+        _def(record, ["kind"], ["since"], kind_params=("kind",), latest_only=True),
         _def(
             field_equals,
             ["kind", "field", "value"],
             ["since"],
             kind_params=("kind",),
             field_params=("field",),
+            latest_only=True,
         ),
         _def(
             field_nonempty,
@@ -376,6 +389,7 @@ GUARDS: Mapping[str, GuardDef] = {
             ["since"],
             kind_params=("kind",),
             field_params=("field",),
+            latest_only=True,
         ),
         _def(
             any_field_true,
@@ -383,8 +397,16 @@ GUARDS: Mapping[str, GuardDef] = {
             ["since"],
             kind_params=("kind",),
             field_params=("fields",),
+            latest_only=True,
         ),
-        _def(consent, ["fields"], ["kind"], kind_params=("kind",), default_kinds=("consent",)),
+        _def(
+            consent,
+            ["fields"],
+            ["kind"],
+            kind_params=("kind",),
+            default_kinds=("consent",),
+            latest_only=True,
+        ),
         _def(
             records_match,
             ["kind", "other", "field"],
@@ -398,6 +420,7 @@ GUARDS: Mapping[str, GuardDef] = {
             ["since", "band_field", "job_kind_field"],
             kind_params=("kind",),
             field_params=("date_field", "pay_field", "band_field", "job_kind_field"),
+            latest_only=True,
         ),
         _def(
             disclosure_consent,
@@ -406,6 +429,7 @@ GUARDS: Mapping[str, GuardDef] = {
             kind_params=("kind", "consent_kind"),
             field_params=("field",),
             default_kinds=("consent",),
+            latest_only=True,
         ),
         _def(reason, []),
         _def(review_date, []),

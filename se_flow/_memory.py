@@ -36,7 +36,14 @@ from ._model import (
     Staff,
     Status,
 )
-from ._rows import event_columns, refuse_if_not_empty, restore_order
+from ._rows import case_columns as _case_columns
+from ._rows import (
+    case_values,
+    event_columns,
+    guard_records,
+    refuse_if_not_empty,
+    restore_order,
+)
 from ._seal import (
     SEED_BYTES,
     Sealing,
@@ -89,6 +96,10 @@ __all__ = ["MemoryStore", "ScratchStore"]
 Undo = Callable[[], object]
 
 
+def _latest_first(record: Record) -> tuple[dt.datetime, int]:
+    return record.effective_at, record.seq
+
+
 class _MemoryTx(Tx):
     def __init__(self, store: MemoryStore) -> None:
         self._s = store
@@ -123,11 +134,30 @@ class _MemoryTx(Tx):
             picked = [r for r in mine if kinds is None or r.kind in kinds]
             records = tuple(picked) if need.superseded else current(picked)
             records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
+        records = guard_records(
+            need,
+            records,
+            lambda kind: max(self._current_of(case_id, kind), key=_latest_first, default=None),
+            lambda kind, at: [
+                r
+                for r in self._current_of(case_id, kind)
+                if at is None or r.effective_at > dt.datetime.fromisoformat(at)
+            ],
+            lambda seq: next((r for r in self._current_of(case_id) if r.seq == seq), None),
+        )
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}
         history = tuple(e for e in s._case_events.get(case_id, []) if e.trigger in need.history)
         return Snapshot(case=case, records=tuple(records), marks=dict(marks), history=history)
+
+    def _current_of(self, case_id: str, kind: str | None = None) -> list[Record]:
+        s = self._s
+        mine = s._records.get(case_id, [])
+        return [
+            fill_record(r, s._texts_for(r.seq))
+            for r in current([r for r in mine if kind is None or r.kind == kind])
+        ]
 
     def new_case_id(self) -> str:
         return f"C-{self._s._next_case + len(self._s._cases)}"
@@ -780,10 +810,15 @@ class MemoryStore(Store):
         as_json: bool = False,
         by_case: bool = False,
         columns: tuple[str, ...] | None = None,
+        case_columns: tuple[str, ...] = (),
     ) -> Iterator[tuple[Any, ...]]:
         names = event_columns(columns)
+        if case_columns and (as_json or not by_case):
+            raise ValueError("case_columns come with by_case, not as_json")
+        case_columns = _case_columns(case_columns)
         with self._lock:
             rows = list(self._rows)
+            held = dict(self._cases)
             if by_case:
                 rows = sorted(
                     (r for r in rows if r["case_id"] in self._cases),
@@ -815,6 +850,9 @@ class MemoryStore(Store):
             if as_json:
                 ordered = {f: row[f] for f in names}
                 yield (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")),)
+            elif case_columns:
+                case = case_values(held[row["case_id"]], case_columns)
+                yield case + tuple(row[f] for f in names)
             else:
                 yield tuple(row[f] for f in names)
 

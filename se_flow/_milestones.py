@@ -26,16 +26,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import frozen
 
 from ._model import Case, Event, EventKind, Record
-from ._outcomes import CaseFacts, Milestone, MilestoneState, Programme, evaluate
 from ._projections import apply
 from ._spells import OUTCOME_RECORD_KINDS, START_TRIGGER, build_employment, current_records
 from ._workflow import Workflow
+
+if TYPE_CHECKING:
+    # The evaluator loads when outcomes are first asked for: listing cases never needs it.
+    from ._outcomes import CaseFacts, Milestone, Programme
 
 __all__ = [
     "HISTORY_TRIGGERS",
@@ -139,6 +142,8 @@ def _day(value: Any) -> dt.date | None:
 def logged(history: Iterable[Event], programme: str | None = None) -> dict[str, Logged]:
     """The milestone instances the log holds as reached, by instance key, folding its
     `milestone` and `claim` events in order; only those under `programme` (a ref) if given."""
+    from ._outcomes import MilestoneState
+
     held: dict[str, Logged] = {}
     for e in history:
         if e.kind not in (EventKind.MILESTONE, EventKind.CLAIM):
@@ -212,6 +217,8 @@ def _signature(m: Milestone | None) -> tuple[Any, ...]:
 
 
 def _payload_signature(p: Mapping[str, Any]) -> tuple[Any, ...]:
+    from ._outcomes import MilestoneState
+
     state = str(p.get("state"))
     if state not in (MilestoneState.ACHIEVED, MilestoneState.PROVISIONAL):
         return ("not_reached", None, None, ())
@@ -221,6 +228,8 @@ def _payload_signature(p: Mapping[str, Any]) -> tuple[Any, ...]:
 def _payload(
     programme: Programme, key: str, mid: str, change: str, m: Milestone | None, old: Logged | None
 ) -> dict[str, Any]:
+    from ._outcomes import MilestoneState
+
     reached = m is not None and m.reached
     payload: dict[str, Any] = {
         "programme": programme.ref,
@@ -344,6 +353,8 @@ def case_facts(
 ) -> CaseFacts:
     """What the evaluator reads of a case: its spells from its records and the seqs of its
     `start_job` events, its current records, its programme start (the referral date)."""
+    from ._outcomes import CaseFacts
+
     employment = build_employment(records, starts)
     current, _ = current_records(records)
     referral = next((r for r in current if r.kind == workflow.referral_kind), None)
@@ -368,6 +379,8 @@ def evaluate_case(
     project: bool = True,
     prior: Mapping[str, str] | None = None,
 ) -> tuple[Milestone, ...]:
+    from ._outcomes import evaluate
+
     return evaluate(
         programme,
         case_facts(workflow, case, records, starts),
@@ -520,6 +533,8 @@ def coming_up(
     """What of one case falls due by `until`: milestones not yet reached whose projected date
     is from `today` to `until` (open cases only), and claims not yet made whose window
     (`claim_within_days` after `achieved_on`) closes by `until`, past ones too."""
+    from ._outcomes import MilestoneState
+
     out: list[OutcomeDue] = []
     if case.is_open:
         for m in evaluated:

@@ -424,19 +424,24 @@ class Spell(NamedTuple):
         end = _day(self.left) if self.left else today
         return (end - _day(self.entered)).days
 
-    def row(self, case: Case, today: dt.date) -> tuple[Any, ...]:
-        """The stage_histories row, in `SPELL_COLUMNS` order."""
+    def row(
+        self, case_id: str, participant_id: str, episode: int, today: dt.date
+    ) -> tuple[Any, ...]:
+        """The stage_histories row of the spell of that case, in `SPELL_COLUMNS` order."""
+        # `days` inline: this runs for every row an export writes.
+        left = self.left
+        end = _day(left) if left else today
         return (
-            case.id,
-            case.participant_id,
-            case.episode,
+            case_id,
+            participant_id,
+            episode,
             self.number,
             self.stage,
             self.phase,
             self.status,
             self.entered,
-            self.left,
-            self.days(today),
+            left,
+            (end - _day(self.entered)).days,
             self.trigger_in,
             self.trigger_out,
             self.actor,
@@ -448,29 +453,34 @@ class Spell(NamedTuple):
 def spells(events: Iterable[StageEvent], final: str) -> Iterator[Spell]:
     """The spells of one case from its events in seq order (events of kinds other than
     `SPELL_KINDS` are passed over), `final` being the workflow's final state."""
-    spell: Spell | None = None
+    # The open spell as a plain tuple of its first eight fields, made a `Spell` once, when it
+    # is yielded: an export runs this for every stage event of every case.
+    held: tuple[Any, ...] | None = None
     for seq, kind, trigger, stage, phase, at, actor in events:
         if kind not in SPELL_KINDS:
             continue
-        if spell is None or kind == "resume":
+        if held is None or kind == "resume":
             status = "active"
         elif kind == "pause":
             status = "paused"
-        elif kind == "transition" and stage != spell.stage:
+        elif kind == "transition" and stage != held[1]:
             status = "active"
         else:
-            status = spell.status
+            status = held[3]
         number = 1
-        if spell is not None:
-            if (stage, phase, status) == (spell.stage, spell.phase, spell.status):
+        if held is not None:
+            if stage == held[1] and phase == held[2] and status == held[3]:
                 continue
-            yield Spell(*spell[:8], at, trigger, seq)
-            number = spell.number + 1
-            spell = None
+            yield _new_spell(Spell, (*held, at, trigger, seq))
+            number = held[0] + 1
+            held = None
         if stage is not None and stage != final:
-            spell = Spell(number, stage, phase, status, at, trigger, actor, seq)
-    if spell is not None:
-        yield spell
+            held = (number, stage, phase, status, at, trigger, actor, seq)
+    if held is not None:
+        yield _new_spell(Spell, (*held, None, None, None))
+
+
+_new_spell = tuple.__new__
 
 
 # --- the client list (the export's clients) ------------------------------------------------

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
 from .errors import StoreNotEmpty
-from .ports import READING_SKIPS, CaseFilter, CaseReading, StageRow, StoreCopy
+from .ports import READING_SKIPS, CaseFilter, CaseReading, Needs, StageRow, StoreCopy
 
 if TYPE_CHECKING:
     from ._workflow import Workflow
@@ -22,15 +22,19 @@ if TYPE_CHECKING:
 __all__ = [
     "AFTER_KEY",
     "CASE_COLS",
+    "CURRENT",
     "RECORD_COLS",
+    "case_columns",
     "case_from_row",
     "case_order",
     "case_params",
     "case_readings",
+    "case_values",
     "case_where",
     "dt_or_none",
     "event_columns",
     "event_where",
+    "guard_records",
     "latest_records",
     "reading_queries",
     "record_from_row",
@@ -152,6 +156,31 @@ def event_columns(columns: tuple[str, ...] | None) -> tuple[str, ...]:
     if unknown or not columns:
         raise ValueError(f"not event columns: {unknown or 'none given'}")
     return columns
+
+
+# The case columns an event row may carry (`LogReads.event_table`'s `case_columns`): plain
+# text and numbers, the same in every store.
+_CASE_VALUES: dict[str, Callable[[Case], Any]] = {
+    "participant_id": lambda c: c.participant_id,
+    "episode": lambda c: c.episode,
+    "coach": lambda c: c.coach,
+    "state": lambda c: c.state,
+    "phase": lambda c: c.phase,
+    "status": lambda c: c.status.value,
+}
+
+
+def case_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """`LogReads.event_table`'s `case_columns`, checked (they are written into SQL)."""
+    unknown = [c for c in columns if c not in _CASE_VALUES]
+    if unknown:
+        raise ValueError(f"not case columns an event row may carry: {unknown}")
+    return columns
+
+
+def case_values(case: Case, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    """The case's `columns` as the case table keeps them (for a store that keeps no table)."""
+    return tuple(_CASE_VALUES[c](case) for c in columns)
 
 
 def event_where(
@@ -300,6 +329,43 @@ def latest_records(
         before = rows[-1][0]
         size *= 2
     return [record_from_row(row, workflow) for row in reversed(kept)]
+
+
+CURRENT = "NOT EXISTS (SELECT 1 FROM records s WHERE s.supersedes = r.seq)"
+"""A record (read as `r`) that no other corrects: one seek (`records_superseded`)."""
+
+
+def guard_records(
+    need: Needs,
+    whole: tuple[Record, ...],
+    latest_of: Callable[[str], Record | None],
+    effective_after: Callable[[str, str | None], Sequence[Record]],
+    record_at: Callable[[int], Record | None],
+) -> tuple[Record, ...]:
+    """The records a snapshot holds: `whole` (the records of `need.kinds` read whole) and
+    those `need.latest`, `contacts` and `since_contact` pick of the other kinds, in seq order.
+    `latest_of(kind)` is a store's latest current record of a kind; `effective_after(kind,
+    at)` its current records of a kind effective after `at` (as kept: UTC ISO text, which
+    sorts as the times do), all of them for None; `record_at(seq)` the case's record at seq,
+    if current."""
+    if need.kinds is None or not (
+        need.latest or need.contacts or need.since_contact or need.record is not None
+    ):
+        return whole
+    picked = {r.seq: r for r in whole}
+    if need.record is not None and need.record not in picked:
+        found = record_at(need.record)
+        if found is not None:
+            picked[found.seq] = found
+    for kind in sorted((need.latest | need.contacts) - need.kinds):
+        found = latest_of(kind)
+        if found is not None:
+            picked[found.seq] = found
+    last = max((r.effective_at for r in picked.values() if r.kind in need.contacts), default=None)
+    for kind in sorted(need.since_contact - need.kinds):
+        for r in effective_after(kind, ts(last)):
+            picked[r.seq] = r
+    return tuple(picked[seq] for seq in sorted(picked))
 
 
 # --- what a report reads of every case (`LogReads.case_readings`) ------------------------------

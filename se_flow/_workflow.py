@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 from attrs import frozen
@@ -21,9 +21,13 @@ from transitions import Machine
 from ._calendar import Calendar, parse_calendar
 from ._limits import DECIMAL_PLACES, date_fault, decimal_fault, text_fault
 from ._model import Record
-from ._schema import NamesTable, ReopenTable, StageFile, TransitionTable, WorkflowTable, structure
 from ._standards import StandardSpec, parse_standards
 from .errors import Fault, InvalidInput, NoteRequired, UnknownTrigger, WorkflowInvalid, quoted
+
+if TYPE_CHECKING:
+    # The stage-file shapes (and cattrs) load only to build a workflow from its files: a
+    # workflow from `_loader`'s cache never needs them.
+    from ._schema import ReopenTable, StageFile, TransitionTable, WorkflowTable
 
 __all__ = [
     "FIELD_TYPES",
@@ -732,6 +736,8 @@ def build(
     A file with only unknown keys still feeds the named checks, so its typos are listed beside
     every other fault. A file whose values have the wrong type is left out, and the named
     checks wait until it is fixed: they would only report its stages and kinds as missing."""
+    from ._schema import WorkflowTable, structure
+
     shaped: list[tuple[str, StageFile]] = []
     shape_faults: list[Fault] = []
     misshapen = False
@@ -980,6 +986,8 @@ def _names(
     faults: _Faults,
 ) -> Names:
     """The `[workflow.names]` table, each name checked against what the workflow declares."""
+    from ._schema import NamesTable
+
     raw = header.names or NamesTable()
     where = f"{src}: [workflow.names]"
     effects = {t.trigger: t.effect for t in transitions}

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import pytest
@@ -126,6 +128,31 @@ def _note(store: Store, case_id: str, text: str, supersedes: int | None = None) 
             actor=tx.staff("sam"),
             now=NOW,
             effective_at=NOW,
+            supersedes=supersedes,
+        )
+
+    _, event = store.write(decide)
+    return event.seq
+
+
+def _kept(
+    store: Store,
+    case_id: str,
+    kind: str,
+    fields: Mapping[str, Any],
+    at: dt.datetime,
+    supersedes: int | None = None,
+) -> int:
+    """A record of `kind` effective `at` (recorded now); its seq."""
+
+    def decide(tx: Tx) -> Change:
+        return ENGINE.add_record(
+            tx.snapshot(case_id),
+            kind,
+            fields,
+            actor=tx.staff("sam"),
+            now=NOW,
+            effective_at=at,
             supersedes=supersedes,
         )
 
@@ -318,6 +345,27 @@ class StoreContract:
         one = staffed.event_table(case_id=cases[10].id, by_case=True)
         assert [r[kind] for r in one] == ["referral", "transition"]
 
+    def test_event_table_by_case_carries_the_case_columns_asked_for(self, staffed: Store) -> None:
+        """What the stage histories write of a case, in the one scan of its events."""
+        first = _refer(staffed, "P-a")
+        second = _engage(staffed, _refer(staffed, "P-b").id)
+        rows = list(
+            staffed.event_table(
+                by_case=True,
+                columns=("case_id", "kind"),
+                case_columns=("participant_id", "episode", "state", "status", "coach"),
+            )
+        )
+        assert rows == [
+            ("P-a", 1, "referred", "active", "sam", first.id, "referral"),
+            ("P-b", 1, second.state, "active", "sam", second.id, "referral"),
+            ("P-b", 1, second.state, "active", "sam", second.id, "transition"),
+        ]
+        with pytest.raises(ValueError, match="not case columns"):
+            list(staffed.event_table(by_case=True, case_columns=("id; DROP TABLE cases",)))
+        with pytest.raises(ValueError, match="by_case"):
+            list(staffed.event_table(case_columns=("participant_id",)))
+
     def test_case_readings_give_every_case_its_events_and_records_in_case_order(
         self, staffed: Store
     ) -> None:
@@ -425,6 +473,80 @@ class StoreContract:
         every = staffed.read().snapshot(case.id, lambda _case: Needs(kinds=notes, superseded=True))
         assert [r.seq for r in current.records] == [second]
         assert [r.seq for r in every.records] == [first, second]
+
+    # --- what guards read of a long case (Needs.latest, contacts, since_contact, record) ---
+
+    def test_snapshot_reads_the_latest_record_of_a_kind_by_effective_date(
+        self, staffed: Store
+    ) -> None:
+        """Only the latest current record of a `latest` kind: a backdated record recorded
+        last is not the latest; a corrected one is never it, though effective later."""
+        case = _refer(staffed)
+        noon = _kept(staffed, case.id, "note", {"text": "noon"}, NOW)
+        _kept(staffed, case.id, "note", {"text": "backdated"}, NOW - dt.timedelta(hours=3))
+        latest = Needs(kinds=frozenset(), triggers=frozenset(), latest=frozenset({"note"}))
+        snap = staffed.read().snapshot(case.id, lambda _case: latest)
+        assert [(r.seq, r["text"]) for r in snap.records] == [(noon, "noon")]
+        fixed = _kept(
+            staffed, case.id, "note", {"text": "fixed"}, NOW - dt.timedelta(hours=5), noon
+        )
+        snap = staffed.read().snapshot(case.id, lambda _case: latest)
+        assert [r["text"] for r in snap.records] == ["backdated"]
+        # With the kind read whole too, every current record of it.
+        whole = latest | Needs(kinds=frozenset({"note", "nothing_kept"}))
+        snap = staffed.read().snapshot(case.id, lambda _case: whole)
+        assert [r["text"] for r in snap.records] == ["backdated", "fixed"]
+        assert snap.records[1].seq == fixed
+        none = Needs(kinds=frozenset(), triggers=frozenset(), latest=frozenset({"consent"}))
+        assert staffed.read().snapshot(case.id, lambda _case: none).records == ()
+
+    def test_snapshot_reads_the_last_contact_and_what_came_after(self, staffed: Store) -> None:
+        """The outreach guard's read: the latest record of each contact kind, and of the
+        `since_contact` kinds only the current records effective after the last contact."""
+        case = _refer(staffed)
+        at = [NOW - dt.timedelta(hours=h) for h in range(6)]
+        before = _kept(staffed, case.id, "outreach_attempt", {"channel": "phone"}, at[5])
+        _kept(staffed, case.id, "note", {"text": "old"}, at[4])
+        contact = _kept(staffed, case.id, "note", {"text": "met"}, at[3])
+        after = _kept(staffed, case.id, "outreach_attempt", {"channel": "text"}, at[2])
+        gone = _kept(staffed, case.id, "outreach_attempt", {"channel": "email"}, at[1])
+        fixed = _kept(staffed, case.id, "outreach_attempt", {"channel": "visit"}, at[0], gone)
+        need = Needs(
+            kinds=frozenset(),
+            triggers=frozenset(),
+            contacts=frozenset({"note", "first_meeting"}),
+            since_contact=frozenset({"outreach_attempt"}),
+        )
+        snap = staffed.read().snapshot(case.id, lambda _case: need)
+        assert [r.seq for r in snap.records] == [contact, after, fixed]
+        # The referral is a contact too: with no note it is the last contact (NOW).
+        other = _refer(staffed, "P-2")
+        _kept(staffed, other.id, "outreach_attempt", {"channel": "phone"}, at[1])
+        need = attrs.evolve(need, contacts=frozenset({"referral"}))
+        snap = staffed.read().snapshot(other.id, lambda _case: need)
+        assert [r.kind for r in snap.records] == ["referral"]
+        no_contact = attrs.evolve(need, contacts=frozenset())
+        snap = staffed.read().snapshot(other.id, lambda _case: no_contact)
+        assert [r["channel"] for r in snap.records] == ["phone"]
+        # Without the note kinds as contacts on the first case, every current attempt.
+        snap = staffed.read().snapshot(case.id, lambda _case: no_contact)
+        assert [r.seq for r in snap.records] == [before, after, fixed]
+
+    def test_snapshot_reads_the_record_a_correction_names(self, staffed: Store) -> None:
+        case = _refer(staffed)
+        other = _refer(staffed, "P-2")
+        first = _note(staffed, case.id, "first")
+        second = _note(staffed, case.id, "second", supersedes=first)
+
+        def picked(case_id: str, seq: int) -> list[int]:
+            need = Needs(kinds=frozenset(), triggers=frozenset(), record=seq)
+            return [r.seq for r in staffed.read().snapshot(case_id, lambda _c: need).records]
+
+        assert picked(case.id, second) == [second]
+        # Superseded, another case's, or no record at all: none.
+        assert picked(case.id, first) == []
+        assert picked(other.id, second) == []
+        assert picked(case.id, second + 100) == []
 
     def test_case_filters(self, staffed: Store) -> None:
         a = _refer(staffed, "P-a")

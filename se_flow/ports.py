@@ -131,6 +131,35 @@ class Needs:
     superseded: bool = False
     """Records superseded by a later one too, in seq order (spells name a corrected job by
     the first record of its chain)."""
+    latest: frozenset[str] = frozenset()
+    """Kinds of which only the latest current record is read (by effective date, then seq;
+    a backdated record may be the latest): one seek each, however many the case has."""
+    contacts: frozenset[str] = frozenset()
+    """The kinds that count as contact with the participant: the latest current record of
+    each is read (as with `latest`), and the latest of them is the case's last contact."""
+    since_contact: frozenset[str] = frozenset()
+    """Kinds of which only the current records effective after the last contact (of the
+    `contacts` kinds; all of them if there is none) are read: the outreach since."""
+    record: int | None = None
+    """The record at this seq, if it is the case's and current: what a correction corrects
+    (one seek, whatever its kind)."""
+
+    def __or__(self, other: Needs) -> Needs:
+        """What two readers need together: a kind read whole in either is read whole."""
+
+        def both(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+            return None if a is None or b is None else a | b
+
+        return Needs(
+            kinds=both(self.kinds, other.kinds),
+            triggers=both(self.triggers, other.triggers),
+            history=self.history | other.history,
+            superseded=self.superseded or other.superseded,
+            latest=self.latest | other.latest,
+            contacts=self.contacts | other.contacts,
+            since_contact=self.since_contact | other.since_contact,
+            record=self.record if self.record is not None else other.record,
+        )
 
 
 NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
@@ -139,8 +168,9 @@ NOTHING = Needs(kinds=frozenset(), triggers=frozenset())
 @frozen
 class Snapshot:
     """A case as the store read it inside the write transaction: the case, its current
-    (not superseded) records of the kinds asked for (all of them with `Needs.superseded`), and
-    the seq of the last event of each trigger asked for (its marks)."""
+    (not superseded) records of the kinds asked for (all of them with `Needs.superseded`) and
+    those `Needs.latest`, `contacts`, `since_contact` and `record` pick, in seq order, and the
+    seq of the last event of each trigger asked for (its marks)."""
 
     case: Case
     records: tuple[Record, ...]
@@ -482,6 +512,7 @@ class LogReads(Protocol):
         as_json: bool = False,
         by_case: bool = False,
         columns: tuple[str, ...] | None = None,
+        case_columns: tuple[str, ...] = (),
     ) -> Iterator[tuple[Any, ...]]:
         """Stored event rows exactly as kept, streamed in seq order from one cursor (exports
         read any size in constant memory): tuples in `EVENT_COLUMNS` order or, with `as_json`,
@@ -496,7 +527,10 @@ class LogReads(Protocol):
         then by seq, and leaves out events of no case: one scan for what is worked out case by
         case (the stage histories), however many cases there are. `columns` (names from
         `EVENT_COLUMNS`) gives only those, in that order: what reads a few of them (the stage
-        histories read 8 of 19) need not fetch the hashes, guards and payloads."""
+        histories read 8 of 19) need not fetch the hashes, guards and payloads.
+        `case_columns` (with `by_case`: `participant_id`, `episode`, `coach`, `state`, `phase`,
+        `status`) puts those of the event's case, as kept, before the event's columns: one
+        scan gives what a case-by-case table writes, without reading the cases apart."""
         ...
 
     def case_readings(self, kinds: Collection[str] | None = None) -> Iterator[CaseReading]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import se_flow
 from se_flow._projections import Spell, StageEvent, spells
 
 FINAL = "closed"
@@ -95,18 +94,8 @@ def test_a_pause_in_a_paused_spell_changes_nothing_and_no_events_no_spells() -> 
 
 
 def test_a_row_is_the_spell_with_its_case() -> None:
-    case = se_flow.Case(
-        id="C-7",
-        participant_id="P-1",
-        state="referred",
-        phase=None,
-        status=se_flow.Status.ACTIVE,
-        version=1,
-        opened_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
-        stage_entered_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
-    )
     (spell,) = spells([event(1, "referral", None, "referred", 1)], FINAL)
-    row = spell.row(case, dt.date(2026, 3, 4))
+    row = spell.row("C-7", "P-1", 1, dt.date(2026, 3, 4))
     assert row == (
         "C-7",
         "P-1",
