@@ -1636,10 +1636,10 @@ class SEFlow:
         who may hold cases). Ids only, never a name or other personal data; reads without
         writing or auditing anything. At most `COMPLETIONS` words. Raises as any read does
         (the actor must be active staff) and `InvalidInput` for an unknown `kind`."""
-        self._reader(actor)
+        by = self._reader(actor)
         words: Iterable[str]
         if kind == "case":
-            words = (c.id for c in self.store.cases(CaseFilter()))
+            words = self._case_words(prefix, by.id)
         elif kind == "trigger":
             if case_id is None:
                 words = self.workflow.triggers
@@ -1662,6 +1662,23 @@ class SEFlow:
                 if len(found) == COMPLETIONS:
                     break
         return tuple(found)
+
+    def _case_words(self, prefix: str, staff_id: str) -> Iterator[str]:
+        """Case ids starting with `prefix`: the reader's own open cases first, then any, each
+        read picked and limited by the store (an index range), never every case."""
+        try:
+            check_text(prefix, "case id")
+        except InvalidInput:
+            return
+        if not prefix.isprintable():
+            # No case id holds a control character (PostgreSQL refuses a NUL in a query).
+            return
+        for where in (
+            CaseFilter(coach=staff_id, open_only=True, id_prefix=prefix, limit=COMPLETIONS),
+            CaseFilter(id_prefix=prefix, limit=COMPLETIONS),
+        ):
+            for case in self.store.cases(where):
+                yield case.id
 
     def _as_written(self, check: Check) -> Check:
         """`check` as a write would meet it: under a workflow other than the log's every write
@@ -2632,7 +2649,13 @@ class SEFlow:
     ) -> list[PersonFound]:
         """Participants with an open case who are likely the person `details` describes: the
         same name (any case and spacing) and date of birth, or the same contact. Empty for
-        those who may not see personal data. What `refer` warns of before a second referral."""
+        those who may not see personal data. What `refer` warns of before a second referral.
+
+        An audited read, as `find` is: each check is a `search` audit event (purpose
+        `duplicates`: who, when, how many matched and their pseudonyms, never the details
+        searched for), its own event rather than part of the referral's, since the check
+        shows who matched whether or not the referral then goes ahead; committed before the
+        results are returned."""
         viewer = self._reader(actor)
         if isinstance(details, str):
             details = PersonalDetails(name=details)
@@ -2650,7 +2673,15 @@ class SEFlow:
             )
             or (contact and d.contact is not None and _squash(d.contact) == contact)
         ]
-        return [found for found in self._found(hits) if found.open_cases]
+        found = [found for found in self._found(hits) if found.open_cases]
+        matched = [person.participant_id for person in found]
+        now = self.now()
+        self.store.write(
+            lambda tx: self.engine.record_search(
+                matched, by=acting(tx, viewer.id), now=now, duplicates=True
+            )
+        )
+        return found
 
     def _found(self, hits: Iterable[tuple[str, PersonalDetails]]) -> list[PersonFound]:
         return [
@@ -3068,7 +3099,7 @@ class SEFlow:
         `StaffNotFound` (no such coach), `PermissionDenied`."""
         from . import _report as rp
         from ._report_out import PACK_MANIFEST, check_target, place_file, place_pack
-        from ._report_render import FORMATS, render, to_csv, to_html, to_json
+        from ._report_render import FORMATS, clients_csv, render, to_csv, to_html, to_json
 
         by = self._reader(actor)
         self.engine.may_export(by, False)
@@ -3159,23 +3190,10 @@ class SEFlow:
             )
         placed = None
         if target is not None and name == "seqf":
-            import csv
-            import io
-
-            def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-                buf = io.StringIO()
-                w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
-                w.writeheader()
-                w.writerows(rows)
-                return buf.getvalue()
-
-            columns = tuple(made.clients[0]) if made.clients else ("case_id",)
             picked = set(made.sample)
             pack = {
-                "clients.csv": table([dict(c) for c in made.clients], columns),
-                "sample.csv": table(
-                    [dict(c) for c in made.clients if c["case_id"] in picked], columns
-                ),
+                "clients.csv": clients_csv(made),
+                "sample.csv": clients_csv(made, picked),
                 "kpis.csv": to_csv(made),
                 "report.html": to_html(made),
                 PACK_MANIFEST: to_json(made),

@@ -807,12 +807,26 @@ class Engine:
         event = self._system_event(EventKind.REPORT, by.id, by.role.value, now, payload)
         return Change(case=None, expected_version=None, event=event)
 
-    def record_search(self, matched: Sequence[str], *, by: Staff, now: dt.datetime) -> Change:
+    def record_search(
+        self,
+        matched: Sequence[str],
+        *,
+        by: Staff,
+        now: dt.datetime,
+        duplicates: bool = False,
+    ) -> Change:
         """The audit event of a search of participants by `by` (read again now) that showed
         the participants `matched` (pseudonyms). The text searched for is not kept: see
-        `EventKind.SEARCH`."""
-        policy.may_find_people(by)
-        payload = {"matched": len(matched), "participants": list(matched)}
+        `EventKind.SEARCH`. `duplicates`: the check for a likely duplicate a referral makes,
+        open to whoever may refer and see personal data (an admin too), as it looks for the
+        person being referred, not for someone else."""
+        if duplicates:
+            policy.may_see_personal_data(by)
+        else:
+            policy.may_find_people(by)
+        payload: dict[str, Any] = {"matched": len(matched), "participants": list(matched)}
+        if duplicates:
+            payload["purpose"] = "duplicates"
         event = self._system_event(EventKind.SEARCH, by.id, by.role.value, now, payload)
         return Change(case=None, expected_version=None, event=event)
 

@@ -87,6 +87,7 @@ import attrs
 from attrs import field, frozen
 
 from ._audit import FIELDS, canonical
+from ._csv_cells import MAYBE_FORMULA, defused
 from ._engine import Engine
 from ._limits import date_fault
 from ._milestones import HISTORY_TRIGGERS, logged
@@ -167,13 +168,6 @@ _READS = (1, 2)
 PERSONAL_COLUMNS = ("name", "contact", "date_of_birth")
 
 _CHUNK = 5000
-# What a spreadsheet takes as the start of a formula (OWASP's list for CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Where such a cell shows in csv.writer's text: first on a line or after a comma, its quote
-# before it when quoted (a cell holding a CR always is; the CR of each line's CRLF is not a
-# cell's).
-# Searched in "\n" + the text: a class of two characters first keeps the search in C.
-_MAYBE_FORMULA = re.compile(r'[,\n](?:"?[=+\-@\t]|"\r)')
 CSV_SAFETY = (
     "Open these files in a spreadsheet by importing them with every column as text. In "
     "stage_histories.csv and clients.csv a text cell that would start with =, +, -, @, a tab or "
@@ -748,17 +742,6 @@ def _json_lines(table: _Table, chunk: list[tuple[Any, ...]]) -> list[str]:
     return [json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) for row in chunk]
 
 
-def _defused(row: tuple[Any, ...]) -> list[Any]:
-    """The row with each text cell a spreadsheet would run as a formula given a `'` before it
-    (OWASP's advice against CSV injection). Numbers are never touched: se-flow writes them as
-    ints, and never a negative one, so a leading `'` always marks text that was escaped."""
-    # One comprehension per row, not a call per cell: this runs for every cell written.
-    return [
-        "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) else cell
-        for cell in row
-    ]
-
-
 def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
     writer = csv.writer(f)
     writer.writerow(table.columns)
@@ -779,10 +762,10 @@ def _write_csv(f: TextIO, table: _Table, progress: Progress | None) -> int:
         text.truncate()
         plain.writerows(chunk)
         out = text.getvalue()
-        if _MAYBE_FORMULA.search("\n" + out) is None:
+        if MAYBE_FORMULA.search("\n" + out) is None:
             f.write(out)
         else:
-            writer.writerows(map(_defused, chunk))
+            writer.writerows(map(defused, chunk))
 
     return _pump(table, write, progress)
 

@@ -605,6 +605,7 @@ class MemoryStore(Store):
             and (where.status is None or case.status is where.status)
             and (not where.open_only or case.status is not Status.CLOSED)
             and (where.participant_id is None or case.participant_id == where.participant_id)
+            and (not where.id_prefix or case.id.startswith(where.id_prefix))
             and (
                 where.due_by is None
                 or (
@@ -629,6 +630,9 @@ class MemoryStore(Store):
                 return (dt.date.min, _num(c.id))
 
         found.sort(key=key)
+        if where.id_prefix is not None and where.due_by is None:
+            # The SQL stores' order for it: by id, as text (their ids compare bytewise).
+            found.sort(key=lambda c: c.id.encode())
         if where.after is not None:
             found = [c for c in found if after is not None and key(c) > key(after)]
         yield from found[: where.limit] if where.limit is not None else found

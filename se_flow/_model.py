@@ -79,9 +79,10 @@ class EventKind(StrEnum):
     CLAIM = "claim"
     """A milestone claimed from the funder, with the funder's reference."""
     SEARCH = "search"
-    """A search of participants by name or contact (`find`): an audited read of personal
-    data. Its payload says how many matched and their pseudonyms, never the text searched
-    for (a name or phone number would sit in the hashed log for good, past any erasure)."""
+    """A search of participants by name or contact (`find`, or `duplicates`: `refer`'s check
+    for a likely duplicate, its payload's `purpose`): an audited read of personal data. Its
+    payload says how many matched and their pseudonyms, never the text searched for (a name
+    or phone number would sit in the hashed log for good, past any erasure)."""
 
 
 class Status(StrEnum):

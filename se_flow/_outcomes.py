@@ -48,10 +48,13 @@ rate); `bands` (by mean weekly hours over the days counted up to achieved_on: `o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import math
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from attrs import evolve, frozen
@@ -521,19 +524,56 @@ def _rate(wages: Sequence[WageRate], day: dt.date, band: str) -> WageRate | None
     return max(found, key=lambda w: w.effective_from) if found else None
 
 
+# A run of days alike: day offsets `first` to `end - 1` from a job's start, each with these
+# hours and pay, resting on an estimate (True) or on work evidence or a break (False).
+_Run = tuple[int, int, Fraction, Fraction, bool]
+
+
 @frozen
 class _Days:
-    """A job's days from its start: hours and pay each day, and whether each rests on an
-    estimate (True), on work evidence or a break (False)."""
+    """A job's days from its start (offsets 0 to `n - 1`) as runs of days alike (`_Run`),
+    in order and without a gap: hours and pay change only where a work period, a break or
+    terms start or end, so sums over days are sums over runs, exact, not day by day."""
 
     start: dt.date
-    hours: tuple[Fraction, ...]
-    pay: tuple[Fraction, ...]
-    estimated: tuple[bool, ...]
+    n: int
+    runs: tuple[_Run, ...]
     evidence: tuple[int, ...]
+    firsts: tuple[int, ...]
+    """Each run's first offset (to find a day's run by bisection)."""
+    before: tuple[Fraction, ...]
+    """The hours of the days before each run."""
 
     def index(self, day: dt.date) -> int:
         return (day - self.start).days
+
+    def _upto(self, i: int) -> Fraction:
+        """Hours on offsets below `i` (0 <= i <= n)."""
+        k = bisect_right(self.firsts, i) - 1
+        if k < 0:
+            return Fraction(0)
+        first, _end, hours, _pay, _est = self.runs[k]
+        return self.before[k] + hours * (i - first) if hours else self.before[k]
+
+    def hours_in(self, first: int, last: int) -> Fraction:
+        """Hours on offsets `first` to `last` inclusive (days outside the job's have none)."""
+        lo, hi = max(first, 0), min(last, self.n - 1) + 1
+        if lo >= hi:
+            return Fraction(0)
+        return self._upto(hi) - self._upto(lo)
+
+    def estimated_in(self, first: int, last: int) -> bool:
+        """Whether any day on offsets `first` to `last` inclusive rests on an estimate."""
+        lo, hi = max(first, 0), min(last, self.n - 1)
+        if lo > hi:
+            return False
+        for k in range(max(bisect_right(self.firsts, lo) - 1, 0), len(self.runs)):
+            run_first, _end, _hours, _pay, est = self.runs[k]
+            if run_first > hi:
+                return False
+            if est:
+                return True
+        return False
 
 
 def _days(spell: Spell, employment: Employment, on: dt.date) -> _Days:
@@ -542,45 +582,81 @@ def _days(spell: Spell, employment: Employment, on: dt.date) -> _Days:
     for w in work:
         last = max(last, min(w.end, on))
     n = max((last - spell.start).days + 1, 0)
-    hours = [Fraction(0)] * n
-    pay = [Fraction(0)] * n
-    covered = [False] * n
+    periods: list[tuple[int, int, Fraction, Fraction]] = []
+    # Periods alike (a timesheet a week) share their rates: Fractions are costly to make.
+    rates: dict[tuple[Decimal, Decimal, int], tuple[Fraction, Fraction]] = {}
     for w in work:
-        h, p = Fraction(w.hours) / w.days, Fraction(w.gross_pay) / w.days
-        for i in range(
-            max((w.start - spell.start).days, 0), min((w.end - spell.start).days, n - 1) + 1
-        ):
-            # Fractions are costly to add: the first period on a day is taken as it is.
-            if covered[i]:
-                hours[i] += h
-                pay[i] += p
-            else:
-                hours[i], pay[i], covered[i] = h, p, True
+        key = (w.hours, w.gross_pay, w.days)
+        if key not in rates:
+            rates[key] = (Fraction(w.hours) / w.days, Fraction(w.gross_pay) / w.days)
+        h, p = rates[key]
+        first, end = max((w.start - spell.start).days, 0), min((w.end - spell.start).days, n - 1)
+        if first <= end:
+            periods.append((first, end + 1, h, p))
     breaks = [b for b in employment.breaks if b.job in (None, spell.job)]
-    estimated = [False] * n
-    spell_days = (spell.last_day(on) - spell.start).days + 1
-    # Each terms' daily hours and pay, worked out once, not per day.
+    spell_days = min(max((spell.last_day(on) - spell.start).days + 1, 0), n)
+    # Hours and pay can change only at these offsets: between two, every day is alike.
+    cuts = {0, n, spell_days}
+    for first, end, _h, _p in periods:
+        cuts.update((first, end))
+    for b in breaks:
+        cuts.add((b.start - spell.start).days)
+        if b.end is not None:
+            cuts.add((b.end - spell.start).days + 1)
+    cuts.update((t.from_date - spell.start).days for t in spell.terms)
+    bounds = sorted(c for c in cuts if 0 <= c <= n)
+    by_first = sorted(range(len(periods)), key=lambda k: periods[k][0])
+    by_end = sorted(range(len(periods)), key=lambda k: periods[k][1])
+    opened = closed = 0
+    active: dict[int, tuple[Fraction, Fraction]] = {}
+    # Each terms' daily hours and pay, worked out once.
     daily: dict[int, tuple[Fraction, Fraction]] = {}
-    for i in range(min(spell_days, n)):
-        if covered[i]:
-            continue
-        day = spell.start + dt.timedelta(days=i)
-        if breaks and any(b.start <= day and (b.end is None or day <= b.end) for b in breaks):
-            covered[i] = True
-            continue
-        terms = spell.terms_on(day)
-        rate = daily.get(terms.seq)
-        if rate is None:
-            per_day = Fraction(terms.hours_per_week) / 7
-            rate = daily[terms.seq] = (per_day, per_day * Fraction(terms.hourly_pay))
-        hours[i], pay[i] = rate
-        estimated[i] = True
+    runs: list[_Run] = []
+    zero = Fraction(0)
+    for first, end in pairwise(bounds):
+        while opened < len(by_first) and periods[by_first[opened]][0] <= first:
+            k = by_first[opened]
+            active[k] = (periods[k][2], periods[k][3])
+            opened += 1
+        while closed < len(by_end) and periods[by_end[closed]][1] <= first:
+            del active[by_end[closed]]
+            closed += 1
+        est = False
+        if active:
+            on_day = list(active.values())
+            hours, pay = on_day[0]
+            for h, p in on_day[1:]:
+                hours, pay = hours + h, pay + p
+        else:
+            hours = pay = zero
+            day = spell.start + dt.timedelta(days=first)
+            if first < spell_days and not (
+                breaks and any(b.start <= day and (b.end is None or day <= b.end) for b in breaks)
+            ):
+                terms = spell.terms_on(day)
+                rate = daily.get(terms.seq)
+                if rate is None:
+                    per_day = Fraction(terms.hours_per_week) / 7
+                    rate = daily[terms.seq] = (per_day, per_day * Fraction(terms.hourly_pay))
+                hours, pay = rate
+                est = True
+        if runs and runs[-1][2:] == (hours, pay, est):
+            runs[-1] = (runs[-1][0], end, hours, pay, est)
+        else:
+            runs.append((first, end, hours, pay, est))
+    before: list[Fraction] = []
+    total = zero
+    for first, end, hours, _pay, _est in runs:
+        before.append(total)
+        if hours:
+            total += hours * (end - first)
     return _Days(
         start=spell.start,
-        hours=tuple(hours),
-        pay=tuple(pay),
-        estimated=tuple(estimated),
+        n=n,
+        runs=tuple(runs),
         evidence=tuple(sorted(w.seq for w in work)),
+        firsts=tuple(r[0] for r in runs),
+        before=tuple(before),
     )
 
 
@@ -631,31 +707,38 @@ def _not_competitive(m: MilestoneDef, spell: Spell, wages: Sequence[WageRate]) -
 def _mean(days: Sequence[_Days], first: dt.date, last: dt.date) -> Fraction | None:
     if last < first:
         return None
-    total = Fraction(0)
-    for d in days:
-        for i in range(max(d.index(first), 0), min(d.index(last), len(d.hours) - 1) + 1):
-            total += d.hours[i]
+    total = sum((d.hours_in(d.index(first), d.index(last)) for d in days), Fraction(0))
     return total * 7 / ((last - first).days + 1)
 
 
 def _estimated(days: Sequence[_Days], first: dt.date, last: dt.date) -> bool:
-    return any(
-        d.estimated[i]
-        for d in days
-        for i in range(max(d.index(first), 0), min(d.index(last), len(d.hours) - 1) + 1)
-    )
+    return any(d.estimated_in(d.index(first), d.index(last)) for d in days)
+
+
+def _reach(total: Fraction, target: Fraction, per_day: Fraction, count: int) -> int | None:
+    """The first of `count` days, each adding `per_day` to `total`, on which the sum reaches
+    `target` (1 for the first day), or None."""
+    need = target - total
+    if per_day >= need:
+        return 1
+    if per_day <= 0 or per_day * count < need:
+        return None
+    return math.ceil(need / per_day)
 
 
 def _paid_hours(m: MilestoneDef, spell: Spell, d: _Days, lo: dt.date, hi: dt.date) -> _Result:
     target = Fraction(_num(m.params["hours"]) or 0)
     total = Fraction(0)
-    for i, h in enumerate(d.hours):
-        day = d.start + dt.timedelta(days=i)
-        if day < lo or day > hi:
+    lo_i, hi_i = d.index(lo), d.index(hi)
+    for first, end, hours, _pay, _est in d.runs:
+        first, end = max(first, lo_i), min(end, hi_i + 1)
+        if first >= end:
             continue
-        total += h
-        if total >= target:
+        j = _reach(total, target, hours, end - first)
+        if j is not None:
+            day = d.start + dt.timedelta(days=first + j - 1)
             return _Result(day, _estimated([d], d.start, day), (spell.job,), None, d.evidence)
+        total += hours * (end - first)
     return _Result(None, False, (spell.job,), Needed(hours=_hours(target - total)), d.evidence)
 
 
@@ -664,26 +747,28 @@ def _qualifying_weeks(
 ) -> _Result:
     need, within = int(m.params["weeks"]), int(m.params["within_weeks"])
     floor = Fraction(_num(m.params["min_hours"]) or 0)
+    lo_i = d.index(lo)
     flags: list[bool] = []
     best = 0
+    count = 0
     week = 0
     while True:
         first = d.start + dt.timedelta(days=7 * week)
         last = first + dt.timedelta(days=6)
         if last > on or last > hi:
             break
-        hours = sum(
-            (
-                d.hours[i]
-                for i in range(7 * week, min(7 * week + 7, len(d.hours)))
-                if d.start + dt.timedelta(days=i) >= lo
-            ),
-            Fraction(0),
-        )
-        flags.append(hours >= floor)
-        count = sum(flags[-within:])
+        if 7 * week >= d.n and floor > 0:
+            # Past the job's last day no week has hours: none qualifies, and each window
+            # holds fewer qualifying weeks than the one before.
+            break
+        flag = d.hours_in(max(7 * week, lo_i), 7 * week + 6) >= floor
+        flags.append(flag)
+        count += flag
+        # As `sum(flags[-within:])`, which for `within = 0` is every week so far.
+        if 0 < within < len(flags):
+            count -= flags[-within - 1]
         best = max(best, count)
-        if flags[-1] and count >= need:
+        if flag and count >= need:
             return _Result(last, _estimated([d], d.start, last), (spell.job,), None, d.evidence)
         week += 1
     return _Result(None, False, (spell.job,), Needed(weeks=need - best), d.evidence)
@@ -715,21 +800,28 @@ def _duration(
 ) -> _Result:
     target = int(m.params["days"])
     gaps_count = bool(m.params.get("gap_counts_toward_duration", False))
-    covered: set[int] = set()
-    for s in chain:
-        start, end = max(s.start, lo), min(s.last_day(on), hi)
-        covered.update(range(start.toordinal(), end.toordinal() + 1))
+    # The days the spells cover, as ordinal ranges (inclusive) that neither overlap nor touch.
+    covered: list[tuple[int, int]] = []
+    for a, b in sorted(
+        (max(s.start, lo).toordinal(), min(s.last_day(on), hi).toordinal()) for s in chain
+    ):
+        if a > b:
+            continue
+        if covered and a <= covered[-1][1] + 1:
+            covered[-1] = (covered[-1][0], max(covered[-1][1], b))
+        else:
+            covered.append((a, b))
     jobs = tuple(s.job for s in chain)
     used = [days[j] for j in jobs]
     evidence = tuple(sorted({e for d in used for e in d.evidence}))
     if not covered:
         return _Result(None, False, jobs, Needed(days=target), evidence)
-    first, last = min(covered), max(covered)
-    counted = range(first, last + 1) if gaps_count else sorted(covered)
+    first, last = covered[0][0], covered[-1][1]
+    counted = [(first, last)] if gaps_count else covered
     n = 0
-    for day in counted:
-        n += 1
-        if n >= target:
+    for a, b in counted:
+        if n + (b - a + 1) >= target:
+            day = a + max(target - n, 1) - 1
             when = dt.date.fromordinal(day)
             return _Result(
                 when,
@@ -740,6 +832,7 @@ def _duration(
                 mean=_mean_counted(used, counted, day, gaps_count),
                 first_day=dt.date.fromordinal(first),
             )
+        n += b - a + 1
     return _Result(
         None,
         False,
@@ -752,24 +845,23 @@ def _duration(
 
 
 def _mean_counted(
-    days: Sequence[_Days], counted: Iterable[int], last: int, gaps_count: bool
+    days: Sequence[_Days], counted: Sequence[tuple[int, int]], last: int, gaps_count: bool
 ) -> Fraction | None:
-    """Mean weekly hours over the days a duration counted up to ordinal `last`: a bridged gap
-    that does not count toward the duration does not dilute the band either."""
+    """Mean weekly hours over the days a duration counted (ordinal ranges, inclusive) up to
+    ordinal `last`: a bridged gap that does not count toward the duration does not dilute
+    the band either."""
     if gaps_count:
-        first = min(counted, default=last)
+        first = counted[0][0] if counted else last
         return _mean(days, dt.date.fromordinal(first), dt.date.fromordinal(last))
-    ordinals = [n for n in counted if n <= last]
-    if not ordinals:
+    ranges = [(a, min(b, last)) for a, b in counted if a <= last]
+    if not ranges:
         return None
     total = Fraction(0)
     for d in days:
         base = d.start.toordinal()
-        for n in ordinals:
-            i = n - base
-            if 0 <= i < len(d.hours):
-                total += d.hours[i]
-    return total * 7 / len(ordinals)
+        for a, b in ranges:
+            total += d.hours_in(a - base, b - base)
+    return total * 7 / sum(b - a + 1 for a, b in ranges)
 
 
 def _earnings(
@@ -791,18 +883,29 @@ def _earnings(
     jobs = tuple(s.job for s in spells)
     used = [days[j] for j in jobs]
     evidence = tuple(sorted({e for d in used for e in d.evidence}))
-    daily: dict[int, Fraction] = {}
+    lo_n, hi_n = lo.toordinal(), hi.toordinal() + 1
+    # Between two of these ordinals every job's pay a day is alike.
+    cuts = {lo_n, hi_n}
     for d in used:
-        for i, p in enumerate(d.pay):
-            n = (d.start + dt.timedelta(days=i)).toordinal()
-            if lo.toordinal() <= n <= hi.toordinal():
-                daily[n] = daily.get(n, Fraction(0)) + p
+        base = d.start.toordinal()
+        cuts.update(base + first for first in d.firsts)
+        cuts.add(base + d.n)
+    bounds = sorted(c for c in cuts if lo_n <= c <= hi_n)
     total = Fraction(0)
-    for n in sorted(daily):
-        total += daily[n]
-        if total >= target:
-            when = dt.date.fromordinal(n)
+    for first, end in pairwise(bounds):
+        paid: list[Fraction] = []
+        for d in used:
+            i = first - d.start.toordinal()
+            if 0 <= i < d.n:
+                paid.append(d.runs[bisect_right(d.firsts, i) - 1][3])
+        if not paid:
+            continue
+        per_day = sum(paid[1:], paid[0])
+        j = _reach(total, target, per_day, end - first)
+        if j is not None:
+            when = dt.date.fromordinal(first + j - 1)
             return _Result(when, _estimated(used, lo, when), jobs, None, evidence)
+        total += per_day * (end - first)
     return _Result(None, False, jobs, Needed(earnings=_money(target - total)), evidence)
 
 

@@ -16,12 +16,12 @@ import csv
 import html
 import io
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
 
+from ._csv_cells import defused
 from ._report import CASELOAD_LIMIT, KPI, Report
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "render", "to_csv", "to_html", "to_json"]
+__all__ = ["CSV_COLUMNS", "FORMATS", "clients_csv", "render", "to_csv", "to_html", "to_json"]
 
 FORMATS = ("table", "json", "csv", "html")
 CSV_COLUMNS = (
@@ -45,12 +45,6 @@ CSV_COLUMNS = (
 
 def to_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
-
-
-def _cell(value: Any) -> str:
-    # Spreadsheets run a cell starting with these as a formula (OWASP), as in the exports.
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def to_csv(report: Report) -> str:
@@ -77,7 +71,20 @@ def to_csv(report: Report) -> str:
             " ".join(k.numerator_cases),
             " ".join(k.denominator_cases),
         ]
-        w.writerow([_cell(v) for v in row])
+        w.writerow(defused(row))
+    return out.getvalue()
+
+
+def clients_csv(report: Report, only: Collection[str] | None = None) -> str:
+    """An SEQF pack's client list (`clients`), or the clients whose case ids are in `only`
+    (its sample), one row per client, each text cell escaped as the exports escape it."""
+    columns = tuple(report.clients[0]) if report.clients else ("case_id",)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns)
+    for client in report.clients:
+        if only is None or client["case_id"] in only:
+            w.writerow(defused(client.get(c) for c in columns))
     return out.getvalue()
 
 

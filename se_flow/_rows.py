@@ -23,6 +23,7 @@ __all__ = [
     "AFTER_KEY",
     "CASE_COLS",
     "CURRENT",
+    "ID_PREFIX_END",
     "RECORD_COLS",
     "case_columns",
     "case_from_row",
@@ -119,6 +120,12 @@ def case_where(
             params.append(value)
     if where.open_only:
         clauses.append("status <> 'closed'")
+    if where.id_prefix:
+        # A range, not LIKE: it is a range of the primary key's index on both stores (their
+        # ids compare bytewise: SQLite's BINARY, PostgreSQL's COLLATE "C"), and no character of
+        # the prefix is a wildcard. U+10FFFF sorts after every character an id can hold.
+        clauses.append(f"id >= {mark} AND id < {mark}")
+        params.extend((where.id_prefix, where.id_prefix + ID_PREFIX_END))
     if where.due_by is not None:
         clauses.append(f"status <> 'closed' AND review_due <= {mark}")
         params.append(where.due_by.isoformat())
@@ -134,14 +141,22 @@ def case_where(
     return clauses, params
 
 
+ID_PREFIX_END = "\U0010ffff"
+"""Appended to an `id_prefix` for the end of its range: the last code point there is."""
+
 AFTER_KEY = "SELECT review_due, num FROM cases WHERE id = {mark}"
 """The key `case_where` pages after: the `after` case's review date and number."""
 
 
 def case_order(where: CaseFilter) -> str:
     """ORDER BY and LIMIT for `where`: by review date then number when it asks what is due,
-    else by number."""
-    sql = " ORDER BY review_due, num" if where.due_by else " ORDER BY num"
+    by id when it picks by `id_prefix`, else by number."""
+    if where.due_by:
+        sql = " ORDER BY review_due, num"
+    elif where.id_prefix is not None:
+        sql = " ORDER BY id"
+    else:
+        sql = " ORDER BY num"
     if where.limit is not None:
         sql += f" LIMIT {int(where.limit)}"
     return sql

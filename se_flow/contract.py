@@ -573,6 +573,25 @@ class StoreContract:
         assert [c.id for c in picked] == kept[:2]
         assert [c.id for c in staffed.cases(CaseFilter(status=Status.CLOSED))] == [closed.id]
 
+    def test_cases_by_id_prefix_come_in_id_order_and_limited(self, staffed: Store) -> None:
+        ids = [_refer(staffed, f"P-{n}").id for n in range(12)]
+        assert ids[0] == "C-1" and ids[-1] == "C-12"
+        by_prefix = [c.id for c in staffed.cases(CaseFilter(id_prefix="C-1"))]
+        assert by_prefix == ["C-1", "C-10", "C-11", "C-12"]
+        assert [c.id for c in staffed.cases(CaseFilter(id_prefix="C-1", limit=2))] == [
+            "C-1",
+            "C-10",
+        ]
+        assert [c.id for c in staffed.cases(CaseFilter(id_prefix=""))] == sorted(ids)
+        assert [c.id for c in staffed.cases(CaseFilter(id_prefix="C-12"))] == ["C-12"]
+        assert list(staffed.cases(CaseFilter(id_prefix="C-13"))) == []
+        assert list(staffed.cases(CaseFilter(id_prefix="c-1"))) == []
+        assert list(staffed.cases(CaseFilter(id_prefix="C-1%"))) == []  # no wildcard
+        assert [
+            c.id for c in staffed.cases(CaseFilter(id_prefix="C-1", coach="sam", open_only=True))
+        ] == by_prefix
+        assert list(staffed.cases(CaseFilter(id_prefix="C-1", coach="kim"))) == []
+
     def test_keyset_pages_give_every_case_exactly_once_in_order(self, staffed: Store) -> None:
         ids = [_refer(staffed, f"P-{n}").id for n in range(7)]
         _engage(staffed, ids[2])

@@ -196,6 +196,11 @@ class CaseFilter:
     """Only the cases after this one in the read's order (keyset paging: the last case id of
     the page before; a page costs the same however deep). A case id that is not there picks
     none."""
+    id_prefix: str | None = None
+    """Only cases whose id starts with this (`""`: every case), read in id order (text order,
+    `C-10` before `C-2`) unless `due_by` orders them, so that a limited read is a range of the
+    id index however many cases there are: what completing a case id reads. Not for paging
+    with `after`, which follows the number order."""
 
 
 @frozen
