@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -282,6 +283,7 @@ def due_row_params(row: DueRow) -> tuple[Any, ...]:
 
 
 _DUE_SELECT = ", ".join(f"d.{c}" for c in DUE_COLS.split(", "))
+_DUE_NUM_SELECT = _DUE_SELECT + ", d.num"
 
 
 def due_page_queries(
@@ -291,20 +293,22 @@ def due_page_queries(
     mark: str,
     limit: int | None,
     after: tuple[dt.date, int] | None = None,
+    *,
+    num: bool = False,
 ) -> tuple[Query, Query]:
     """The open deadlines due by `last_day`, and the schedule windows holding `today` that
     fall due by then, each soonest first (then by case number and row), `coach`'s only if
     given, past `after` (a day and case number): one range of an index that covers what is
     read (on (state, due_on, num), or (coach, state, due_on, num)), never a walk of the
     caseload. Closed cases have no open or window rows (a case's closing ends what it
-    owes)."""
+    owes). `num`: each row's case number read after its `DUE_COLS`."""
     who, who_params = ("d.coach = " + mark + " AND ", [coach]) if coach is not None else ("", [])
     since, since_params = "", []
     if after is not None:
         since = f" AND (d.due_on, d.num) > ({mark}, {mark})"
         since_params = [after[0].isoformat(), after[1]]
     tail = " ORDER BY d.due_on, d.num, d.n" + (f" LIMIT {int(limit)}" if limit else "")
-    head = f"SELECT {_DUE_SELECT} FROM due_index d WHERE {who}"
+    head = f"SELECT {_DUE_NUM_SELECT if num else _DUE_SELECT} FROM due_index d WHERE {who}"
     day, last = today.isoformat(), last_day.isoformat()
     deadlines: Query = (
         f"{head}d.state = '{OPEN_ROW}' AND d.due_on <= {mark}{since}{tail}",
@@ -318,15 +322,43 @@ def due_page_queries(
     return deadlines, windows
 
 
-def due_ties_query(last: DueRow, mark: str) -> Query:
+def due_ties_query(last: DueRow, mark: str, *, num: bool = False) -> Query:
     """The rows after `last` of its case that fall due on its day in its state: what a page
-    cut at `last` must still take (a due list orders a case's items of one day by title)."""
+    cut at `last` must still take (a due list orders a case's items of one day by title).
+    `num`: as for `due_page_queries`."""
     assert last.due_on is not None
+    cols = _DUE_NUM_SELECT if num else _DUE_SELECT
     return (
-        f"SELECT {_DUE_SELECT} FROM due_index d WHERE d.case_id = {mark} AND d.due_on = {mark} "
+        f"SELECT {cols} FROM due_index d WHERE d.case_id = {mark} AND d.due_on = {mark} "
         f"AND d.state = {mark} AND d.n > {mark} ORDER BY d.n",
         [last.case_id, last.due_on.isoformat(), last.state, last.n],
     )
+
+
+class _RowDays(dict[Any, Any]):
+    """Days as read (ISO text, or a date already), each parsed once: a team's due rows fall
+    on few days."""
+
+    def __missing__(self, value: Any) -> dt.date:
+        day = self[value] = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+        return day
+
+
+def _due_rows(rows: Iterable[Sequence[Any]]) -> list[DueRow]:
+    """`due_row` of each row (its `DUE_COLS`, then its case number), the days parsed once
+    each and no call per row: a team's list reads one or two rows a case."""
+    day, start = _RowDays(), _RowDays()
+    day[None], start[None] = None, dt.date.min
+    make = DueRow._make
+    return [
+        make((cid, n, std, start[anchor], occ, start[begin], day[due], state, day[met], took, who))
+        for cid, n, std, anchor, occ, begin, due, state, met, took, who, _num in rows
+    ]
+
+
+# The sort key of a row read with its case number last (`_DUE_NUM_SELECT`): as `due_order`,
+# days as ISO text (or dates) sorting as the days do.
+_raw_order = operator.itemgetter(6, 11, 0, 1)
 
 
 def due_page(
@@ -340,14 +372,16 @@ def due_page(
 ) -> list[DueRow]:
     """What `Store.due_page` answers, run through the store's `run` (a query to its rows):
     the first `limit` rows of each query and the ties of the last, merged by due day."""
-    found: list[DueRow] = []
-    for query in due_page_queries(coach, today, last_day, mark, limit, after):
-        hits = [due_row(r) for r in run(query)]
+    found: list[Sequence[Any]] = []
+    for query in due_page_queries(coach, today, last_day, mark, limit, after, num=True):
+        hits = list(run(query))
         if limit is not None and hits and len(hits) >= limit:
-            hits += [due_row(r) for r in run(due_ties_query(hits[-1], mark))]
+            (last,) = _due_rows(hits[-1:])
+            hits += run(due_ties_query(last, mark, num=True))
         found += hits
-    found.sort(key=due_order)
-    return found
+    # Sorted as read, before decoding: the key is columns, not a call per row.
+    found.sort(key=_raw_order)
+    return _due_rows(found)
 
 
 def due_open(row: DueRow, today: dt.date, last_day: dt.date) -> bool:

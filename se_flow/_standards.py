@@ -958,52 +958,77 @@ def merge_rows(
     """`merge` of reviews and `verdicts_at(rows, ..., open_only=True)`, the rows read straight
     into due items (a team's list has one or two a case: no `StandardResult` between)."""
     items = list(reviews)
+    numbers: dict[str, int] = {}
+    keys: list[tuple[dt.date, int, str, bool, str, int]] = []
+    for i in items:
+        cid = i.case_id
+        n = numbers.get(cid)
+        if n is None:
+            n = numbers[cid] = case_number(cid)
+        keys.append((i.due_on, n, cid, i.what != REVIEW, i.title, i.occurrence))
     specs = {s.id: s for s in standards}
-    shared: dict[str, tuple[StandardSpec, tuple[str, ...], list[list[str]]]] = {}
-    years: set[int] = set()
+    # Per standard, all an item takes from it, worked out once: title, what satisfies it,
+    # its commands (each split at the case id; the one command most have kept apart, so an
+    # item joins one string) and whether it counts working days.
+    shared: dict[str, _Shared | None] = {}
+    spans: set[tuple[int, int]] = set()
     new = DueItem
-    for row in rows:
-        found = shared.get(row.standard)
-        if found is None:
-            spec = specs.get(row.standard)
-            if spec is None:
-                continue  # a standard the workflow no longer has (verify names the row)
-            found = shared[row.standard] = (
-                spec,
-                tuple(s.words() for s in spec.met_by),
-                [command_for(_HOLE, s, required).split(_HOLE) for s in spec.met_by],
-            )
-        spec, words, commands = found
-        due = row.due_on
-        if due is None:
-            continue
-        state = row.state
+    for cid, _n, name, anchor, occurrence, start, due, state, _met, _took, coach in rows:
+        found = shared.get(name, _UNSEEN)
+        if found is _UNSEEN:
+            found = shared[name] = _shared(specs.get(name), calendar, required)
+        if found is None or due is None:
+            continue  # a standard the workflow no longer has (verify names the row)
         if state == OPEN_ROW:
             overdue = due < today
-        elif state == WINDOW_ROW and row.window_start <= today <= due:
+        elif state == WINDOW_ROW and start <= today <= due:
             overdue = False
         else:
             continue
-        cid = row.case_id
+        title, words, one, commands, working = found
         items.append(
             new(
-                case_id=cid,
-                coach=row.coach,
-                what=STANDARD,
-                name=row.standard,
-                title=spec.title,
-                due_on=due,
-                overdue=overdue,
-                does_it=words,
-                commands=tuple(c[0] + cid + c[1] for c in commands),
-                occurrence=row.occurrence,
+                cid,
+                coach,
+                STANDARD,
+                name,
+                title,
+                due,
+                overdue,
+                words,
+                (one[0] + cid + one[1],) if one else tuple([a + cid + b for a, b in commands]),
+                occurrence,
             )
         )
-        if spec.working_days and calendar is not None:
-            years.update(range(row.anchor_on.year, due.year + 1))
-    items.sort(key=_orderer())
+        n = numbers.get(cid)
+        if n is None:
+            n = numbers[cid] = case_number(cid)
+        keys.append((due, n, cid, True, title, occurrence))
+        if working:
+            spans.add((anchor.year, due.year))
+    # Sorted by keys made above (as `_orderer` makes them), not by a call per item.
+    order = sorted(range(len(items)), key=keys.__getitem__)
+    years = {y for first, last in spans for y in range(first, last + 1)}
     uncovered = calendar.uncovered(years) if calendar is not None else ()
-    return DueList(tuple(items), _year_warnings(uncovered))
+    return DueList(tuple([items[k] for k in order]), _year_warnings(uncovered))
+
+
+_Shared = tuple[str, tuple[str, ...], tuple[str, str] | None, tuple[tuple[str, str], ...], bool]
+_UNSEEN: Any = object()
+
+
+def _shared(
+    spec: StandardSpec | None, calendar: Calendar | None, required: Required
+) -> _Shared | None:
+    if spec is None:
+        return None
+    commands = tuple(
+        (head, tail)
+        for head, tail in (command_for(_HOLE, s, required).split(_HOLE) for s in spec.met_by)
+    )
+    words = tuple(s.words() for s in spec.met_by)
+    one = commands[0] if len(commands) == 1 else None
+    return spec.title, words, one, commands, spec.working_days and calendar is not None
 
 
 _HOLE = "\0"

@@ -1792,7 +1792,9 @@ def due(
     for warning in found.warnings:
         _say(f"warning: {warning}", err=True)
     if json:
-        _echo_json([item.to_json() for item in found.items])
+        from ._cli_text import dumps_rows
+
+        typer.echo(dumps_rows([item.to_json() for item in found.items]))
         return
     from ._cli_render import print_due_items
 
