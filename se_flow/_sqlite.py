@@ -973,14 +973,20 @@ class SQLiteStore(Store):
                 self.conn.execute("ROLLBACK")
 
     def _batch_write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
-        conn = self.conn
         self._check_batch()
-        # Inside a batch each command is its own savepoint: a refused command undoes only
-        # itself, and the batch commits (one fsync) at the end.
-        conn.execute("SAVEPOINT se_flow_command")
-        try:
+        with self._own_savepoint("se_flow_command"):
             change = decide(_SQLiteTx(self))
             event = self._apply(change)
+        return change.case, event
+
+    @contextlib.contextmanager
+    def _own_savepoint(self, name: str) -> Iterator[None]:
+        """Inside a batch, one write as its own savepoint: a refused write undoes only itself,
+        and the batch commits (one fsync) at the end."""
+        conn = self.conn
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
         except BaseException as exc:
             if isinstance(exc, sqlite3.Error) and (
                 not conn.in_transaction or _primary(exc) in _TRANSACTION_ENDERS
@@ -992,14 +998,13 @@ class SQLiteStore(Store):
                 raise
             try:
                 self._forget_staff()
-                conn.execute("ROLLBACK TO se_flow_command")
-                conn.execute("RELEASE se_flow_command")
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
             except sqlite3.Error as undo:
                 self._abandon(undo)
                 raise exc from None
             raise
-        conn.execute("RELEASE se_flow_command")
-        return change.case, event
+        conn.execute(f"RELEASE {name}")
 
     def _abandon(self, cause: sqlite3.Error) -> None:
         self._batch_failed = (
@@ -1276,25 +1281,8 @@ class SQLiteStore(Store):
                     self._writing = False
                 return rows
             self._check_batch()
-            # Inside a batch, its own savepoint: a refused append undoes only itself.
-            conn.execute("SAVEPOINT se_flow_append")
-            try:
+            with self._own_savepoint("se_flow_append"):
                 rows = self._append_rows(build)
-            except BaseException as exc:
-                if isinstance(exc, sqlite3.Error) and (
-                    not conn.in_transaction or _primary(exc) in _TRANSACTION_ENDERS
-                ):
-                    self._abandon(exc)
-                    raise
-                try:
-                    self._forget_staff()
-                    conn.execute("ROLLBACK TO se_flow_append")
-                    conn.execute("RELEASE se_flow_append")
-                except sqlite3.Error as undo:
-                    self._abandon(undo)
-                    raise exc from None
-                raise
-            conn.execute("RELEASE se_flow_append")
             return rows
 
     def _append_rows(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
