@@ -78,6 +78,9 @@ class Engine:
 
     def __init__(self, workflow: Workflow) -> None:
         self.workflow = workflow
+        # What a trigger's guards read from a stage is the workflow's alone (every command
+        # asks, the same few answers): worked out once each.
+        self._needs_of: dict[tuple[str, str, str | None], Needs] = {}
 
     # --- guards and triggers -------------------------------------------------------------
 
@@ -133,8 +136,12 @@ class Engine:
     def needs(self, case: Case, trigger: str) -> Needs:
         """What `trigger`'s guards read of this case (nothing, if the trigger is not open from
         here: `fire` refuses it in its own words without reading anything)."""
-        spec = self.workflow.transition(trigger, case.state, case.phase)
-        return NOTHING if spec is None else self._needs([spec])
+        key = (trigger, case.state, case.phase)
+        need = self._needs_of.get(key)
+        if need is None:
+            spec = self.workflow.transition(trigger, case.state, case.phase)
+            need = self._needs_of[key] = NOTHING if spec is None else self._needs([spec])
+        return need
 
     def needs_open(self, case: Case) -> Needs:
         """What the guards of every trigger open from the case's stage read (`available`):
