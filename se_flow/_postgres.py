@@ -72,12 +72,12 @@ from ._rows import (
     AFTER_KEY,
     RECORD_COLS,
     case_order,
+    case_query,
     case_where,
     event_columns,
     event_where,
     guard_records,
     latest_records,
-    marks_columns,
     marks_of,
     needs_of,
     picks_query,
@@ -605,11 +605,8 @@ class _PgTx(Tx):
         store = self._store
         # Needs known before the case: its marks are read with it, in the same statement.
         early = sorted(needs.triggers) if isinstance(needs, Needs) and needs.triggers else []
-        cols, params = marks_columns("%s", case_id, early)
-        rows = self._all(
-            f"SELECT {_CASE_COLS}{', ' if early else ''}{cols} FROM cases WHERE id = %s{lock}",
-            [*params, case_id],
-        )
+        sql, params = case_query("%s", case_id, early)
+        rows = self._all(sql + lock, params)
         if not rows:
             raise CaseNotFound(case_id)
         row = rows[0]

@@ -8,6 +8,7 @@ id and participant. No I/O.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ __all__ = [
     "case_from_row",
     "case_order",
     "case_params",
+    "case_query",
     "case_readings",
     "case_values",
     "case_where",
@@ -261,15 +263,16 @@ def record_from_row(
         values = spec.from_json(values)
     if texts:
         values.update(texts)
+    # Positional, in `RECORD_COLS` order, which is the record's own.
     return Record(
-        seq=seq,
-        case_id=case_id,
-        kind=kind,
-        fields=values,
-        effective_at=dt.datetime.fromisoformat(effective_at),
-        recorded_at=dt.datetime.fromisoformat(recorded_at),
-        actor=actor,
-        supersedes=supersedes,
+        seq,
+        case_id,
+        kind,
+        values,
+        dt.datetime.fromisoformat(effective_at),
+        dt.datetime.fromisoformat(recorded_at),
+        actor,
+        supersedes,
     )
 
 
@@ -380,22 +383,29 @@ def picks_query(
     the latest current record of each of `kinds` (by effective time, then seq: one seek each
     on records_case_kind_at) and the case's current record at seq `record`, with their texts
     (`with_texts`)."""
-    parts: list[str] = []
     params: list[Any] = []
-    for n, kind in enumerate(kinds):
-        # A member of a compound SELECT takes no ORDER BY or LIMIT of its own: a subquery does.
-        parts.append(
-            f"SELECT * FROM (SELECT {RECORD_COLS} FROM records r WHERE case_id = {mark} "
-            f"AND kind = {mark} AND {CURRENT} ORDER BY effective_at DESC, seq DESC LIMIT 1) l{n}"
-        )
+    for kind in kinds:
         params.extend((case_id, kind))
     if record is not None:
+        params.extend((record, case_id))
+    return _picks_sql(mark, len(kinds), record is not None), params
+
+
+# Every command asks for one of a few shapes of each statement: each written once.
+@functools.cache
+def _picks_sql(mark: str, kinds: int, record: bool) -> str:
+    # A member of a compound SELECT takes no ORDER BY or LIMIT of its own: a subquery does.
+    parts = [
+        f"SELECT * FROM (SELECT {RECORD_COLS} FROM records r WHERE case_id = {mark} "
+        f"AND kind = {mark} AND {CURRENT} ORDER BY effective_at DESC, seq DESC LIMIT 1) l{n}"
+        for n in range(kinds)
+    ]
+    if record:
         parts.append(
             f"SELECT {RECORD_COLS} FROM records r WHERE seq = {mark} AND case_id = {mark} "
             f"AND {CURRENT}"
         )
-        params.extend((record, case_id))
-    return with_texts(" UNION ALL ".join(parts)), params
+    return with_texts(" UNION ALL ".join(parts))
 
 
 def since_query(
@@ -404,25 +414,51 @@ def since_query(
     """One statement for the current records of `kinds` effective after `at` (all of them
     for None; `guard_records`' `effective_after`), with their texts: a seek per kind on
     records_case_kind_at, from `at` on."""
-    sql = (
-        f"SELECT {RECORD_COLS} FROM records r WHERE case_id = {mark} "
-        f"AND kind IN ({', '.join(mark for _ in kinds)})"
-    )
     params: list[Any] = [case_id, *kinds]
     if at is not None:
-        sql += f" AND effective_at > {mark}"
         params.append(at)
-    return with_texts(f"{sql} AND {CURRENT}"), params
+    return _since_sql(mark, len(kinds), at is not None), params
+
+
+@functools.cache
+def _since_sql(mark: str, kinds: int, after: bool) -> str:
+    sql = (
+        f"SELECT {RECORD_COLS} FROM records r WHERE case_id = {mark} "
+        f"AND kind IN ({', '.join(mark for _ in range(kinds))})"
+    )
+    if after:
+        sql += f" AND effective_at > {mark}"
+    return with_texts(f"{sql} AND {CURRENT}")
 
 
 def marks_columns(mark: str, case_id: str, triggers: Sequence[str]) -> tuple[str, list[Any]]:
     """The seq of the case's last event of each of `triggers` (NULL for none), as columns of
     one row (a select list to add to): one index seek each, however long the case's history."""
-    one = f"(SELECT MAX(seq) FROM events WHERE case_id = {mark} AND trigger = {mark})"
     params: list[Any] = []
     for trigger in triggers:
         params.extend((case_id, trigger))
-    return ", ".join(one for _ in triggers), params
+    return _marks_sql(mark, len(triggers)), params
+
+
+@functools.cache
+def _marks_sql(mark: str, triggers: int) -> str:
+    one = f"(SELECT MAX(seq) FROM events WHERE case_id = {mark} AND trigger = {mark})"
+    return ", ".join(one for _ in range(triggers))
+
+
+def case_query(mark: str, case_id: str, triggers: Sequence[str]) -> tuple[str, list[Any]]:
+    """The case's row (`CASE_COLS`), then its marks of `triggers` (`marks_columns`)."""
+    params: list[Any] = []
+    for trigger in triggers:
+        params.extend((case_id, trigger))
+    params.append(case_id)
+    return _case_sql(mark, len(triggers)), params
+
+
+@functools.cache
+def _case_sql(mark: str, triggers: int) -> str:
+    marks = f", {_marks_sql(mark, triggers)}" if triggers else ""
+    return f"SELECT {CASE_COLS}{marks} FROM cases WHERE id = {mark}"
 
 
 def marks_of(triggers: Sequence[str], values: Sequence[Any]) -> dict[str, int]:

@@ -59,6 +59,7 @@ from ._rows import (
     AFTER_KEY,
     RECORD_COLS,
     case_order,
+    case_query,
     case_where,
     event_columns,
     event_where,
@@ -488,18 +489,10 @@ class _SQLiteTx(Tx):
     ) -> Snapshot:
         conn = self._conn
         store = self._store
-        given = needs if isinstance(needs, Needs) else None
         # Needs known before the case: its marks are read with it, in the same statement.
-        early = sorted(given.triggers) if given is not None and given.triggers else []
-        if early:
-            cols, params = marks_columns("?", case_id, early)
-            row = conn.execute(
-                f"SELECT {_CASE_COLS}, {cols} FROM cases WHERE id = ?", [*params, case_id]
-            ).fetchone()
-        else:
-            row = conn.execute(
-                f"SELECT {_CASE_COLS} FROM cases WHERE id = ?", (case_id,)
-            ).fetchone()
+        early = sorted(needs.triggers) if isinstance(needs, Needs) and needs.triggers else []
+        sql, params = case_query("?", case_id, early)
+        row = conn.execute(sql, params).fetchone()
         if row is None:
             raise CaseNotFound(case_id)
         case = _case_from_row(row)
@@ -507,10 +500,13 @@ class _SQLiteTx(Tx):
         # A correction has the kind of what it corrects, so filtering by kind keeps
         # supersession whole.
         kinds = need.kinds
-        found = store._records(case_id, kinds) if kinds is None or kinds else []
+        whole: tuple[Record, ...] = ()
+        if kinds is None or kinds:
+            found = store._records(case_id, kinds)
+            whole = tuple(found) if need.superseded else current(found)
         records = guard_records(
             need,
-            tuple(found) if need.superseded else current(found),
+            whole,
             lambda kinds, seq: store._read_records(*picks_query("?", case_id, kinds, seq)),
             lambda kinds, at: store._read_records(*since_query("?", case_id, kinds, at)),
         )
@@ -540,8 +536,9 @@ class _SQLiteTx(Tx):
                     [case_id, trigger],
                 )
             )
-        history.sort(key=lambda e: e.seq)
-        return Snapshot(case=case, records=tuple(records), marks=marks, history=tuple(history))
+        if history:
+            history.sort(key=lambda e: e.seq)
+        return Snapshot(case, records, marks, tuple(history))
 
     def new_case_id(self) -> str:
         (num,) = self._conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()
