@@ -3,7 +3,8 @@
 A text cell that starts with what a spreadsheet takes as the start of a formula (OWASP's list
 for CSV injection: `=`, `+`, `-`, `@`, a tab, a carriage return) gets a `'` put before it.
 Numbers are never touched: se-flow writes them as ints (never a negative one) or as text, so a
-leading `'` always marks text that was escaped. No I/O.
+leading `'` always marks text that was escaped. `csv_text` is one text cell as `csv.writer`
+writes it, escaped, for a writer that builds its lines itself. No I/O.
 """
 
 from __future__ import annotations

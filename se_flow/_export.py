@@ -34,10 +34,11 @@ and no sweep touches it; whoever made the change looks at it and removes it by h
 
 Tables (the rows are projections of the log: `_projections`, which states the rules):
 
-- **stage_histories**: one row per *spell* (`_projections.spells`), a stretch of time a case
-  spent in one stage, phase and status, worked out from its stage events (referral, reopen,
-  transition, phase, pause, resume), read for all the selected cases in one scan. `days` runs
-  to the export date for a spell still open (`left` empty).
+- **stage_histories**: one row per *spell* (`_projections.spell_spans`), a stretch of time a
+  case spent in one stage, phase and status, worked out from its stage events (referral,
+  reopen, transition, phase, pause, resume), read for all the selected cases in one scan. `days`
+  runs to the export date for a spell still open (`left` empty). In CSV its lines are built
+  here (`_spell_lines`), not by `csv.writer`: the same bytes, at most of the cost.
 - **events**: the audit events, every column exactly as stored, so the chain can be re-verified
   from the file. In CSV an empty cell is NULL (the log never stores empty text).
 - **clients** (the SEQF client list, `_projections.client_row`): open cases now, with the
@@ -534,9 +535,10 @@ def _cases(store: Store, sel: _Selection) -> Iterator[Case]:
     yield from store.cases(sel.case_filter())
 
 
-def _spell_spans(
-    store: Store, workflow: Workflow, sel: _Selection
-) -> Iterator[tuple[Sequence[Any], Sequence[Any] | None, int, str]]:
+_Span = tuple[Sequence[Any], Sequence[Any] | None, int, str]
+
+
+def _spell_spans(store: Store, workflow: Workflow, sel: _Selection) -> Iterator[_Span]:
     """`spell_spans` of the selected cases, those outside `since` / `until` left out."""
     if sel.case_id is not None:
         store.case(sel.case_id)  # raises CaseNotFound, as any read of one case
@@ -550,9 +552,17 @@ def _spell_spans(
         columns=_SPELL_COLUMNS,
         case_columns=("participant_id", "episode"),
     )
-    since, before = sel.since, sel.before
+    spans = spell_spans(events, workflow.final)
+    if sel.since is None and sel.before is None:
+        return spans
+    return _overlapping(spans, sel.since, sel.before)
+
+
+def _overlapping(
+    spans: Iterator[_Span], since: dt.datetime | None, before: dt.datetime | None
+) -> Iterator[_Span]:
     at = dt.datetime.fromisoformat
-    for span in spell_spans(events, workflow.final):
+    for span in spans:
         if before is not None and at(span[0][-2]) >= before:
             continue
         ended = span[1]
@@ -594,11 +604,12 @@ def _spell_lines(
     for began, ended, number, status in _spell_spans(store, workflow, sel):
         if began[2] != case:
             case = began[2]
-            # Constant memory: an export may hold every case.
+            # Constant memory: an export may hold every case. (Case and participant ids are
+            # each written on one case's rows only: not worth remembering.)
             cells.trim(_CELLS_KEPT)
             if len(stamps) > _CELLS_KEPT:
                 stamps.clear()
-            head = f"{cells[case]},{cells[began[0]]},{began[1]},"
+            head = f"{csv_text(case)},{csv_text(began[0])},{began[1]},"
         entered, start = stamps[began[8]]
         if ended is None:
             yield (
