@@ -38,7 +38,7 @@ Tables (the rows are projections of the log: `_projections`, which states the ru
   case spent in one stage, phase and status, worked out from its stage events (referral,
   reopen, transition, phase, pause, resume), read for all the selected cases in one scan. `days`
   runs to the export date for a spell still open (`left` empty). In CSV its lines are built
-  here (`_spell_lines`), not by `csv.writer`: the same bytes, at most of the cost.
+  here (`_spell_lines`), not by `csv.writer`: the same bytes, for less than half the time.
 - **events**: the audit events, every column exactly as stored, so the chain can be re-verified
   from the file. In CSV an empty cell is NULL (the log never stores empty text).
 - **clients** (the SEQF client list, `_projections.client_row`): open cases now, with the
