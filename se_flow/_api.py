@@ -855,9 +855,7 @@ class SEFlow:
                 case_id = done.case.id
                 # A case on no programme makes no milestones (`_sync_milestones` finds no
                 # enrolment): not asked after each of its commands. Only its referral enrols.
-                flow.milestone_check = self.milestone_check and any(
-                    e.kind == EventKind.ENROL for e in scratch.events(case_id=case_id)
-                )
+                flow.milestone_check = self.milestone_check and scratch.enrolled(case_id)
                 seqs: list[int | None] = []
                 for index, step in enumerate(case.commands):
                     command = index

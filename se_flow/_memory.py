@@ -464,9 +464,13 @@ class MemoryStore(Store):
                 self._record_seqs.append(r.seq)
                 self._did(mine.pop)
                 self._did(self._record_seqs.pop)
-            # The due table, as the commands one by one would have left it.
+            # The due table, as the commands one by one would have left it: the new cases'
+            # rows, projected as their events were made.
+            due: dict[str, list[DueRow]] = {}
+            for d in rows.due:
+                due.setdefault(d.case_id, []).append(d)
             for case in rows.cases:
-                self._project_due(case.id)
+                self._put(self._due, case.id, tuple(due.get(case.id, ())))
             return rows
 
     def appended(self) -> Appended:
@@ -481,6 +485,7 @@ class MemoryStore(Store):
                     for p in self._participants.values()
                 ],
                 cases=list(self._cases.values()),
+                due=[row for rows in self._due.values() for row in rows],
             )
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -975,3 +980,43 @@ class ScratchStore(MemoryStore):
     def head_workflow_hash(self) -> str | None:
         with self._lock:
             return self._events[-1].workflow_hash if self._events else self._workflow0
+
+    def enrolled(self, case_id: str) -> bool:
+        """Whether case `case_id` has an `enrol` event here."""
+        with self._lock:
+            return any(e.kind == EventKind.ENROL for e in self._case_events.get(case_id, ()))
+
+    # The due projection is worked out once per case, when it is read (`appended` reads it),
+    # not after every event that moves it: no command of an import reads it meanwhile.
+    def _project_due(self, case_id: str) -> None:
+        pass
+
+    def _fresh_due(self) -> None:
+        self._due = {case_id: self._due_of(case_id) for case_id in self._cases}
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        with self._lock:
+            self._fresh_due()
+            return super().due_rows(case_id)
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        with self._lock:
+            self._fresh_due()
+            return super().due_page(coach, today, last_day, limit, after)
+
+    def count_due_rows(self) -> int:
+        with self._lock:
+            self._fresh_due()
+            return super().count_due_rows()
+
+    def appended(self) -> Appended:
+        with self._lock:
+            self._fresh_due()
+            return super().appended()

@@ -1390,9 +1390,11 @@ class PostgresStore(Store):
             ):
                 raise CommandRepeated(str(exc.diag.message_detail or "")) from None
             raise
-        # The due table, as the commands one by one would have left it (`_apply`).
-        for case in rows.cases:
-            self._project_due(conn, case)
+        # The due table, as the commands one by one would have left it (`_apply`): the new
+        # cases' rows, projected as their events were made.
+        if rows.due:
+            with conn.cursor() as cur:
+                cur.executemany(due_upsert("%s").encode(), [due_row_params(r) for r in rows.due])
         return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------

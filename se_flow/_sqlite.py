@@ -1383,9 +1383,9 @@ class SQLiteStore(Store):
         )
         for _, sql in lifted:
             conn.execute(sql)
-        # The due table, as the commands one by one would have left it (`_apply`).
-        for case in rows.cases:
-            self._project_due(case)
+        # The due table, as the commands one by one would have left it (`_apply`): the new
+        # cases' rows, projected as their events were made.
+        conn.executemany(due_upsert("?"), [due_row_params(r) for r in rows.due])
         if self._staff_key is not None and self._staff_key[1] == changed_before:
             # No staff row changed: the staff cache stays valid (see `_apply`).
             self._staff_key = (self._staff_key[0], conn.total_changes)

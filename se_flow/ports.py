@@ -289,13 +289,15 @@ class Appended:
     `_audit.seal` and chained on from the head the build was given (seq head.seq + 1 on, the
     first `prev_hash` the head's hash), in seq order; the records, free texts (`TextRow`) and
     new participants (with their personal details) those events speak of; the new cases, each
-    as its events leave it (inserted, never updated)."""
+    as its events leave it (inserted, never updated), and their due rows as their events
+    project them (`_standards.project`: inserted as they are, as the cases are)."""
 
     events: Sequence[Mapping[str, Any]] = ()
     records: Sequence[RecordRow] = ()
     texts: Sequence[TextRow] = ()
     participants: Sequence[Participant] = ()
     cases: Sequence[Case] = ()
+    due: Sequence[DueRow] = ()
 
 
 # --- the ports -----------------------------------------------------------------------------------

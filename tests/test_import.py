@@ -169,6 +169,7 @@ def _projections(flow: se_flow.SEFlow) -> list[Any]:
                 for r in flow.records(c.id, actor="lead")
             ],
             flow.participant(c.participant_id, actor="lead").details,
+            flow.store.due_rows(c.id),
         )
         for c in cases
     ]
