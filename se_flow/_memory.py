@@ -172,6 +172,10 @@ class _MemoryTx(Tx):
             return fill_event(event, self._s._texts_for(event.seq))
         return event
 
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        commands = self._s._commands
+        return {c: commands[c].seq for c in command_ids if c in commands}
+
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         s = self._s
         if not s._seq0 < seq <= s._seq0 + len(s._events):

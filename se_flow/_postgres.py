@@ -665,6 +665,14 @@ class _PgTx(Tx):
             event = fill_event(event, dict(held))
         return event
 
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        if not command_ids:
+            return {}
+        rows = self._all(
+            "SELECT command_id, seq FROM events WHERE command_id = ANY(%s)", (list(command_ids),)
+        )
+        return {command_id: int(seq) for command_id, seq in rows}
+
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         if not self._all("SELECT 1 FROM events WHERE seq = %s", (seq,)):
             return None

@@ -1026,6 +1026,8 @@ class StoreContract:
         _, first = staffed.write(decide)
         assert first.command_id == "cmd-1"
         assert staffed.read().command("cmd-1") == first
+        assert staffed.read().logged(["cmd-0", "cmd-1", "cmd-2"]) == {"cmd-1": first.seq}
+        assert staffed.read().logged([]) == {}
         head = staffed.head()
         with pytest.raises(se_flow.CommandRepeated) as caught:
             staffed.write(decide)

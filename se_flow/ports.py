@@ -340,6 +340,11 @@ class Tx(Protocol):
         the writers race."""
         ...
 
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        """Which of `command_ids` are logged, each with its event's seq (`command` for many
+        at once: an import checks a chunk's in one read)."""
+        ...
+
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         """The free texts kept apart for event `seq`, by slot: True present, False erased
         (`_texts`); None when there is no event `seq`."""
