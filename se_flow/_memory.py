@@ -134,16 +134,26 @@ class _MemoryTx(Tx):
             picked = [r for r in mine if kinds is None or r.kind in kinds]
             records = tuple(picked) if need.superseded else current(picked)
             records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
+        live: list[Record] = []
+
+        def current_of(kind: str | None = None) -> list[Record]:
+            # The case's current records worked out once for all the lookups below: a
+            # correction has the kind of what it corrects, so these filtered by kind are
+            # the current records of that kind.
+            if not live:
+                live.extend(self._current_of(case_id))
+            return live if kind is None else [r for r in live if r.kind == kind]
+
         records = guard_records(
             need,
             records,
-            lambda kind: max(self._current_of(case_id, kind), key=_latest_first, default=None),
+            lambda kind: max(current_of(kind), key=_latest_first, default=None),
             lambda kind, at: [
                 r
-                for r in self._current_of(case_id, kind)
+                for r in current_of(kind)
                 if at is None or r.effective_at > dt.datetime.fromisoformat(at)
             ],
-            lambda seq: next((r for r in self._current_of(case_id) if r.seq == seq), None),
+            lambda seq: next((r for r in current_of() if r.seq == seq), None),
         )
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
