@@ -845,8 +845,9 @@ class SEFlow:
                 ImportFailure("this case's ref appears twice in the import", case.ref, case.line)
             )
         mine = _import_ids(case)
-        for index, command_id in enumerate(mine):
-            at = None if index == 0 else index - 1
+        # Where each id is given: the referral (None), then its command's index.
+        where = [None, *(i for i, c in enumerate(case.commands) if c.command_id is not None)]
+        for index, (command_id, at) in enumerate(zip(mine, where, strict=True)):
             try:
                 check_command_id(command_id)
             except InvalidInput as exc:
