@@ -133,7 +133,7 @@ class _MemoryTx(Tx):
             # supersession whole.
             picked = [r for r in mine if kinds is None or r.kind in kinds]
             records = tuple(picked) if need.superseded else current(picked)
-            records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
+            records = tuple(s._filled(r) for r in records)
         live: list[Record] = []
 
         def current_of(kind: str | None = None) -> list[Record]:
@@ -161,13 +161,9 @@ class _MemoryTx(Tx):
         history = tuple(e for e in s._case_events.get(case_id, []) if e.trigger in need.history)
         return Snapshot(case=case, records=tuple(records), marks=dict(marks), history=history)
 
-    def _current_of(self, case_id: str, kind: str | None = None) -> list[Record]:
+    def _current_of(self, case_id: str) -> list[Record]:
         s = self._s
-        mine = s._records.get(case_id, [])
-        return [
-            fill_record(r, s._texts_for(r.seq))
-            for r in current([r for r in mine if kind is None or r.kind == kind])
-        ]
+        return [s._filled(r) for r in current(s._records.get(case_id, []))]
 
     def new_case_id(self) -> str:
         return f"C-{self._s._next_case + len(self._s._cases)}"
@@ -303,6 +299,12 @@ class MemoryStore(Store):
     def _did(self, undo: Undo) -> None:
         if self._undo is not None:
             self._undo.append(undo)
+
+    def _filled(self, record: Record) -> Record:
+        """`record` with its texts put back (most events hold none: as kept)."""
+        if not self._events[record.seq - 1 - self._seq0].texts:
+            return record
+        return fill_record(record, self._texts_for(record.seq))
 
     def _texts_for(self, seq: int) -> dict[str, str | None]:
         return {
@@ -679,7 +681,7 @@ class MemoryStore(Store):
             )
 
     def records_filled(self, records: list[Record]) -> list[Record]:
-        return [fill_record(r, self._texts_for(r.seq)) for r in records]
+        return [self._filled(r) for r in records]
 
     def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
         with self._lock:
