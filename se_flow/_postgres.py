@@ -665,6 +665,14 @@ class _PgTx(Tx):
             event = fill_event(event, dict(held))
         return event
 
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        if not command_ids:
+            return {}
+        rows = self._all(
+            "SELECT command_id, seq FROM events WHERE command_id = ANY(%s)", (list(command_ids),)
+        )
+        return {command_id: int(seq) for command_id, seq in rows}
+
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         if not self._all("SELECT 1 FROM events WHERE seq = %s", (seq,)):
             return None
@@ -1390,9 +1398,11 @@ class PostgresStore(Store):
             ):
                 raise CommandRepeated(str(exc.diag.message_detail or "")) from None
             raise
-        # The due table, as the commands one by one would have left it (`_apply`).
-        for case in rows.cases:
-            self._project_due(conn, case)
+        # The due table, as the commands one by one would have left it (`_apply`): the new
+        # cases' rows, projected as their events were made.
+        if rows.due:
+            with conn.cursor() as cur:
+                cur.executemany(due_upsert("%s").encode(), [due_row_params(r) for r in rows.due])
         return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------

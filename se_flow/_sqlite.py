@@ -139,6 +139,10 @@ _EVENT_COLS = ", ".join(EVENT_COLUMNS)
 _INSERT_EVENT = (
     f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
 )
+# The same by position, for rows in bulk: no dict made or looked up per row.
+_INSERT_EVENTS = (
+    f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
 
 _SCHEMA_V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -553,6 +557,17 @@ class _SQLiteTx(Tx):
             if event.texts:
                 event = fill_event(event, _texts_of(self._conn, [event.seq]).get(event.seq, {}))
         return event
+
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        if not command_ids:
+            return {}
+        with _translated(self._store.path):
+            rows = self._conn.execute(
+                "SELECT command_id, seq FROM events WHERE command_id IN "
+                "(SELECT value FROM json_each(?))",
+                (json.dumps(list(command_ids)),),
+            ).fetchall()
+        return {command_id: seq for command_id, seq in rows}
 
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         conn = self._conn
@@ -1350,7 +1365,7 @@ class SQLiteStore(Store):
                 if p.details is not None
             ],
         )
-        conn.executemany(_INSERT_EVENT, [{c: r.get(c) for c in EVENT_COLUMNS} for r in rows.events])
+        conn.executemany(_INSERT_EVENTS, [tuple(map(r.get, EVENT_COLUMNS)) for r in rows.events])
         conn.executemany(
             "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
             [(t.seq, t.slot, t.salt, t.text) for t in rows.texts],
@@ -1383,9 +1398,9 @@ class SQLiteStore(Store):
         )
         for _, sql in lifted:
             conn.execute(sql)
-        # The due table, as the commands one by one would have left it (`_apply`).
-        for case in rows.cases:
-            self._project_due(case)
+        # The due table, as the commands one by one would have left it (`_apply`): the new
+        # cases' rows, projected as their events were made.
+        conn.executemany(due_upsert("?"), [due_row_params(r) for r in rows.due])
         if self._staff_key is not None and self._staff_key[1] == changed_before:
             # No staff row changed: the staff cache stays valid (see `_apply`).
             self._staff_key = (self._staff_key[0], conn.total_changes)
