@@ -8,17 +8,32 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
 import hypothesis.strategies as st
 from hypothesis import given
 
-from se_flow._audit import FIELDS, canonical_body, event_to_row, row_hash
+from se_flow._audit import FIELDS, canonical, canonical_body, event_to_row, row_hash
 from se_flow._model import EventDraft, GuardResult, Override
 
 # Text that JSON must escape or keep as is: quotes, backslashes, controls, non-ASCII, U+2028.
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 values = st.none() | texts | st.integers(min_value=-(2**70), max_value=2**70)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_canonical_json_is_json_dumps_with_sorted_keys_and_no_spaces(value: Any) -> None:
+    # `canonical` drives the C encoder itself: the text must stay `json.dumps`'s.
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(value) == expected
 
 
 @given(st.fixed_dictionaries({k: values for k in FIELDS}))
