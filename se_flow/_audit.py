@@ -253,12 +253,22 @@ def check_workflow(logged: str | None, draft: EventDraft) -> None:
 
 
 def seal(
-    draft: EventDraft, seq: int, prev_hash: str, stored: Mapping[str, Any] | None = None
+    draft: EventDraft,
+    seq: int,
+    prev_hash: str,
+    stored: Mapping[str, Any] | None = None,
+    row: Mapping[str, Any] | None = None,
 ) -> tuple[Event, dict[str, Any]]:
     """The event `draft` becomes at `seq` after `prev_hash`, and the row a store keeps.
     `stored` (`_texts.Split.stored`): the fields the row holds in place of the draft's, its
-    free texts taken out; the event keeps the draft's texts, with their hashes (`texts`)."""
-    row = event_to_row(draft, seq, prev_hash, stored)
+    free texts taken out; the event keeps the draft's texts, with their hashes (`texts`).
+    `row`: the same draft's row made before its place was known (`event_to_row` with the same
+    `stored`): only its place is put in and hashed, nothing encoded again."""
+    if row is None:
+        row = event_to_row(draft, seq, prev_hash, stored)
+    else:
+        row = {**row, "seq": seq, "prev_hash": prev_hash}
+        row["hash"] = row_hash(row)
     values = list(_draft_values(draft))
     if stored:
         values[_TEXTS_AT] = stored["texts"]

@@ -1064,7 +1064,7 @@ class PostgresStore(Store):
         if moved is not None and moved.rowcount != 1:
             # Cannot happen: the case row is locked and its version was checked above.
             raise StoreError(f"database {self.name}: case {case and case.id} moved while locked")
-        event, _ = seal(draft, seq, prev, kept.stored)
+        event, _ = seal(draft, seq, prev, kept.stored, row)
         if event.hash != server_hash:
             raise StoreError(
                 f"database {self.name}: event {seq} was hashed by the server as "

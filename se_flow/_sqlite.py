@@ -136,9 +136,12 @@ _EVENTS_DDL = (
     + "\n)"
 )
 _EVENT_COLS = ", ".join(EVENT_COLUMNS)
+# Parameters by position, the row's values in `EVENT_COLUMNS` order (`_event_params`): a
+# name per parameter costs a lookup each, on every command.
 _INSERT_EVENT = (
-    f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
+    f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
 )
+_event_params: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*EVENT_COLUMNS)
 
 _SCHEMA_V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -1152,7 +1155,7 @@ class SQLiteStore(Store):
         event, event_row = seal(draft, seq, prev, kept.stored)
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
-        conn.execute(_INSERT_EVENT, event_row)
+        conn.execute(_INSERT_EVENT, _event_params(event_row))
         if texts:
             conn.executemany(
                 "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
@@ -1414,7 +1417,7 @@ class SQLiteStore(Store):
                 if p.details is not None
             ],
         )
-        conn.executemany(_INSERT_EVENT, [{c: r.get(c) for c in EVENT_COLUMNS} for r in rows.events])
+        conn.executemany(_INSERT_EVENT, [[r.get(c) for c in EVENT_COLUMNS] for r in rows.events])
         conn.executemany(
             "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
             [(t.seq, t.slot, t.salt, t.text) for t in rows.texts],
@@ -1491,7 +1494,7 @@ class SQLiteStore(Store):
         written = 0
         for table, row in restore_order(copy):
             if table == "event":
-                conn.execute(_INSERT_EVENT, {c: row.get(c) for c in EVENT_COLUMNS})
+                conn.execute(_INSERT_EVENT, [row.get(c) for c in EVENT_COLUMNS])
                 written += 1
             elif table == "seal":
                 conn.execute(
