@@ -67,6 +67,7 @@ __all__ = [
     "check_workflow",
     "event_from_row",
     "event_to_row",
+    "json_encoding",
     "seal",
     "take_checkpoint",
     "verify_chain",
@@ -78,35 +79,33 @@ GENESIS = "0" * 64
 FIELDS = EVENT_COLUMNS
 
 
-# One encoder for every canonical text: `json.dumps` with options builds a new one per call,
-# and so does `JSONEncoder.encode` (its C encoder, per call): the C encoder itself is made
-# once here, with the options `_CANONICAL` would give it. Without circular-reference markers:
-# what is encoded is plain data, never circular.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_encode_str: Callable[[str], str] = json.encoder.encode_basestring
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_C_CANONICAL: Callable[[Any, int], Sequence[str]] | None = (
-    None
-    if _c_make_encoder is None
-    else _c_make_encoder(
+def json_encoding(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """`encoder.encode`, made to run once per command: `json.dumps` with options builds a new
+    encoder per call, and `JSONEncoder.encode` its C encoder per call; here the C encoder is
+    made once, with the options `encoder` would give it. Without circular-reference markers:
+    what is encoded is plain data, never circular."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None:
+        return encoder.encode
+    encode = make(
         None,
-        _CANONICAL.default,
-        _encode_str,
+        encoder.default,
+        json.encoder.encode_basestring_ascii if encoder.ensure_ascii else _encode_str,
         None,
-        _CANONICAL.key_separator,
-        _CANONICAL.item_separator,
-        True,
-        False,
-        True,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
     )
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+canonical: Callable[[Any], str] = json_encoding(
+    json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 )
-
-
-def canonical(value: Any) -> str:
-    """The canonical JSON text of `value`: sorted keys, no spaces, non-ASCII kept as is."""
-    if _C_CANONICAL is None:
-        return _CANONICAL.encode(value)
-    return "".join(_C_CANONICAL(value, 0))
+"""The canonical JSON text of a value: sorted keys, no spaces, non-ASCII kept as is."""
 
 
 # JSON fields: the value an event holds, to and from what the row keeps. Each encoder gives

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from ._audit import GENESIS, check_workflow, event_from_row, seal
+from ._audit import GENESIS, check_workflow, event_from_row, json_encoding, seal
 from ._engine import current
 from ._histories import (
     DUE_COLS,
@@ -453,8 +453,8 @@ def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
 
 
 # A record's fields as the records table keeps them (`json.dumps(..., sort_keys=True)`'s
-# text), from one encoder: `json.dumps` with options builds a new one per call.
-_FIELDS_JSON = json.JSONEncoder(sort_keys=True)
+# text), from one encoder made once (`json_encoding`).
+_fields_json = json_encoding(json.JSONEncoder(sort_keys=True))
 
 
 def _staff_from_row(row: tuple[Any, ...]) -> Staff:
@@ -1248,7 +1248,7 @@ class SQLiteStore(Store):
                     seq,
                     case.id,
                     record.kind,
-                    _FIELDS_JSON.encode(kind.to_json(kept.fields)),
+                    _fields_json(kind.to_json(kept.fields)),
                     event_row["effective_at"],
                     event_row["recorded_at"],
                     event_row["actor"],

@@ -15,7 +15,15 @@ import attrs
 import hypothesis.strategies as st
 from hypothesis import given
 
-from se_flow._audit import FIELDS, canonical, canonical_body, event_to_row, row_hash, seal
+from se_flow._audit import (
+    FIELDS,
+    canonical,
+    canonical_body,
+    event_to_row,
+    json_encoding,
+    row_hash,
+    seal,
+)
 from se_flow._loader import load_workflow
 from se_flow._model import EventDraft, GuardResult, Override
 from se_flow._texts import split
@@ -37,6 +45,14 @@ def test_canonical_json_is_json_dumps_with_sorted_keys_and_no_spaces(value: Any)
     # `canonical` drives the C encoder itself: the text must stay `json.dumps`'s.
     expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical(value) == expected
+
+
+@given(json_values)
+def test_a_reused_encoder_writes_what_json_dumps_writes(value: Any) -> None:
+    # The records table's fields: `json.dumps(..., sort_keys=True)`'s text, ASCII only.
+    assert json_encoding(json.JSONEncoder(sort_keys=True))(value) == json.dumps(
+        value, sort_keys=True
+    )
 
 
 @given(st.fixed_dictionaries({k: values for k in FIELDS}))
