@@ -24,10 +24,12 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import se_flow
 import se_flow._memory as memory_store
 import se_flow._sqlite as sqlite_store
+from se_flow._texts import Split
 
 from ._common import (
     T0,
@@ -55,6 +57,10 @@ def _unsplit(change: object, workflow: object, new_salt: object) -> tuple[object
     return change, ()
 
 
+def _kept_inline(draft: object, fields: Any, workflow: object, new_salt: object) -> Split:
+    return Split({}, fields, ())
+
+
 def _no_texts(conn: object, seqs: object) -> dict[int, dict[str, str | None]]:
     return {}
 
@@ -64,7 +70,7 @@ def _inline() -> Iterator[None]:
     """se-flow as before: every store's split switched off for the duration."""
     # Nor does it look for texts to put back when it reads records.
     swaps = [
-        (sqlite_store, "split_change", _unsplit),
+        (sqlite_store, "split", _kept_inline),
         (memory_store, "split_change", _unsplit),
         (sqlite_store, "_texts_of", _no_texts),
     ]

@@ -40,6 +40,7 @@ from ._import import (
 )
 from ._keyfile import SealKeyFile
 from ._limits import (
+    COMMAND_ID,
     check_command_id,
     check_date,
     check_days,
@@ -572,6 +573,14 @@ def _command(
     return _Command(command_id, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
 
 
+def _import_ids(case: ImportedCase) -> list[str]:
+    """The command ids an imported case logs: its referral's (`import:<ref>`), then those its
+    commands give, in order."""
+    mine = [referral_command_id(case.ref)]
+    mine.extend(c.command_id for c in case.commands if c.command_id is not None)
+    return mine
+
+
 class _CaseRefused(Exception):
     """Inside an import: one case refused (`failure`); nothing of it is kept."""
 
@@ -780,11 +789,23 @@ class SEFlow:
             flow._programmes_dir, flow._programmes = self._programmes_dir, self._programmes
             flow.milestone_check = self.milestone_check
             made: list[tuple[str, str]] = []
+            # The chunk's command ids already logged, in one read (each case is refused by
+            # the first of its own, in `_import_case`; one not valid never reaches a query).
+            logged = tx.logged(
+                [
+                    command_id
+                    for item in group
+                    if isinstance(item, ImportedCase)
+                    for command_id in _import_ids(item)
+                    if COMMAND_ID.fullmatch(command_id)
+                ]
+            )
             for item in group:
                 try:
                     if isinstance(item, ImportFailure):
                         raise _CaseRefused(item)
-                    made.append((item.ref, self._import_case(flow, scratch, tx, item, refs, ids)))
+                    case_id = self._import_case(flow, scratch, item, refs, ids, logged)
+                    made.append((item.ref, case_id))
                 except _CaseRefused as refused:
                     if not skip_bad:
                         raise ImportRefused(refused.failure) from None
@@ -811,21 +832,22 @@ class SEFlow:
         self,
         flow: SEFlow,
         scratch: ScratchStore,
-        tx: Tx,
         case: ImportedCase,
         refs: set[str],
         ids: set[str],
+        logged: Mapping[str, int],
     ) -> str:
         """Run one imported case in `flow` (over `scratch`): its new case id, or `_CaseRefused`
-        with nothing of it kept. `refs` and `ids` are the refs and command ids taken so far."""
+        with nothing of it kept. `refs` and `ids` are the refs and command ids taken so far,
+        `logged` the seq of each of its command ids the log holds (`Tx.logged`)."""
         if case.ref in refs:
             raise _CaseRefused(
                 ImportFailure("this case's ref appears twice in the import", case.ref, case.line)
             )
-        mine = [referral_command_id(case.ref)]
-        mine.extend(c.command_id for c in case.commands if c.command_id is not None)
-        for index, command_id in enumerate(mine):
-            at = None if index == 0 else index - 1
+        mine = _import_ids(case)
+        # Where each id is given: the referral (None), then its command's index.
+        where = [None, *(i for i, c in enumerate(case.commands) if c.command_id is not None)]
+        for index, (command_id, at) in enumerate(zip(mine, where, strict=True)):
             try:
                 check_command_id(command_id)
             except InvalidInput as exc:
@@ -833,10 +855,10 @@ class SEFlow:
             if command_id in ids or command_id in mine[:index]:
                 why = f"command id {quoted(command_id)} is used twice in the import"
                 raise _CaseRefused(ImportFailure(why, case.ref, case.line, at, "id"))
-            logged = tx.command(command_id)
-            if logged is not None:
+            seq = logged.get(command_id)
+            if seq is not None:
                 what = "this case was already imported" if index == 0 else "its command id"
-                why = f"{what}: command id {quoted(command_id)} is logged (event {logged.seq})"
+                why = f"{what}: command id {quoted(command_id)} is logged (event {seq})"
                 raise _CaseRefused(ImportFailure(why, case.ref, case.line, at, "id"))
         actor = case.actor
         command: int | None = None
@@ -855,9 +877,7 @@ class SEFlow:
                 case_id = done.case.id
                 # A case on no programme makes no milestones (`_sync_milestones` finds no
                 # enrolment): not asked after each of its commands. Only its referral enrols.
-                flow.milestone_check = self.milestone_check and any(
-                    e.kind == EventKind.ENROL for e in scratch.events(case_id=case_id)
-                )
+                flow.milestone_check = self.milestone_check and scratch.enrolled(case_id)
                 seqs: list[int | None] = []
                 for index, step in enumerate(case.commands):
                     command = index

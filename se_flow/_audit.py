@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ __all__ = [
     "check_workflow",
     "event_from_row",
     "event_to_row",
+    "json_encoding",
     "seal",
     "take_checkpoint",
     "verify_chain",
@@ -77,24 +79,62 @@ GENESIS = "0" * 64
 FIELDS = EVENT_COLUMNS
 
 
-# One encoder for every canonical text: `json.dumps` with options builds a new one per call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def json_encoding(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """`encoder.encode`, made to run once per command: `json.dumps` with options builds a new
+    encoder per call, and `JSONEncoder.encode` its C encoder per call; here the C encoder is
+    made once, with the options `encoder` would give it. Without circular-reference markers:
+    what is encoded is plain data, never circular."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None:
+        return encoder.encode
+    encode = make(
+        None,
+        encoder.default,
+        json.encoder.encode_basestring_ascii if encoder.ensure_ascii else _encode_str,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
+canonical: Callable[[Any], str] = json_encoding(
+    json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+)
+"""The canonical JSON text of a value: sorted keys, no spaces, non-ASCII kept as is."""
 
 
-def canonical(value: Any) -> str:
-    return _CANONICAL.encode(value)
+# JSON fields: the value an event holds, to and from what the row keeps. Each encoder gives
+# the field's canonical text (None: absent); an empty value, the commonest, costs no encoding.
+def _guards_json(guards: Sequence[GuardResult]) -> str:
+    return canonical([g.to_json() for g in guards]) if guards else "[]"
 
 
-# JSON fields: the value an event holds, to and from what the row keeps.
-_TO_JSON: dict[str, Callable[[Any], Any]] = {
-    "guards": lambda guards: [g.to_json() for g in guards],
+def _override_json(o: Override | None) -> str:
+    if o is None:
+        return "null"
     # An override whose reason is kept apart (`_texts`) is stored without it.
-    "override": lambda o: (
-        None if o is None else {"by": o.by, "reason": o.reason} if o.reason else {"by": o.by}
-    ),
-    "payload": dict,
-    "texts": dict,
+    return canonical({"by": o.by, "reason": o.reason} if o.reason else {"by": o.by})
+
+
+def _payload_json(payload: Mapping[str, Any]) -> str:
+    return canonical(dict(payload)) if payload else "{}"
+
+
+def _texts_json(texts: Mapping[str, str]) -> str | None:
+    # Absent (NULL, and out of the hash) rather than an empty object.
+    return canonical(dict(texts)) if texts else None
+
+
+_TO_JSON: dict[str, Callable[[Any], str | None]] = {
+    "guards": _guards_json,
+    "override": _override_json,
+    "payload": _payload_json,
+    "texts": _texts_json,
 }
 _FROM_JSON: dict[str, Callable[[Any], Any]] = {
     "guards": lambda data: tuple(GuardResult.from_json(g) for g in data or ()),
@@ -106,29 +146,23 @@ _SEALING = frozenset({"seq", "prev_hash", "hash"})
 _DRAFTED = tuple(f for f in EVENT_FIELDS if f.name not in _SEALING)
 
 
-def _encoder(f: EventField) -> Callable[[Any], Any]:
-    if f.column is Column.TIME:
-        return _isoformat
-    if f.column is Column.JSON:
-        to_json = _TO_JSON[f.name]
-        if f.optional:
-            # Absent (NULL, and out of the hash) rather than an empty object.
-            return lambda value: canonical(to_json(value)) if value else None
-        return lambda value: canonical(to_json(value))
-    return _same
-
-
 def _isoformat(value: dt.datetime) -> str:
     return value.isoformat()
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
-# Sealing runs once per command: each field's encoder is looked up once, here.
-_DRAFT_ENCODERS = tuple((f.name, _encoder(f)) for f in _DRAFTED)
+# Sealing runs once per command: the drafted fields are read in one call, in the row's order,
+# and only the fields a row does not keep as they are (times, JSON) are encoded one by one.
+_ROW_NAMES = tuple(f.name for f in _DRAFTED)
+_row_values = operator.attrgetter(*_ROW_NAMES)
+_ROW_ENCODERS = tuple(
+    (f.name, _isoformat if f.column is Column.TIME else _TO_JSON[f.name])
+    for f in _DRAFTED
+    if f.column in (Column.TIME, Column.JSON)
+)
+# An event is made from a draft's fields in the order its class takes them.
 _DRAFT_NAMES = tuple(a.name for a in attrs.fields(EventDraft))
+_draft_values = operator.attrgetter(*_DRAFT_NAMES)
+_TEXTS_AT = _DRAFT_NAMES.index("texts")
 
 
 def _decode(f: EventField, value: Any) -> Any:
@@ -139,9 +173,17 @@ def _decode(f: EventField, value: Any) -> Any:
     return value
 
 
-def event_to_row(draft: EventDraft, seq: int, prev_hash: str) -> dict[str, Any]:
-    """The stored row of an event (JSON fields as canonical text), `hash` filled in."""
-    row = {name: encode(getattr(draft, name)) for name, encode in _DRAFT_ENCODERS}
+def event_to_row(
+    draft: EventDraft, seq: int, prev_hash: str, stored: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The stored row of an event (JSON fields as canonical text), `hash` filled in.
+    `stored`: fields the row holds in place of the draft's (`_texts.Split.stored`: the draft
+    with its free texts taken out)."""
+    row = dict(zip(_ROW_NAMES, _row_values(draft), strict=True))
+    if stored:
+        row.update(stored)
+    for name, encode in _ROW_ENCODERS:
+        row[name] = encode(row[name])
     row["seq"] = seq
     row["prev_hash"] = prev_hash
     row["hash"] = row_hash(row)
@@ -179,13 +221,21 @@ def canonical_body(row: Mapping[str, Any]) -> str:
 
 def row_hash(row: Mapping[str, Any]) -> str:
     get = row.get
+    # Text and None, most of a row, are encoded inline; anything else by `_value_text`.
     text = (
         "{"
         + ",".join(
             [
-                key + _value_text(get(k))
+                key
+                + (
+                    _encode_str(value)
+                    if type(value) is str
+                    else "null"
+                    if value is None
+                    else _value_text(value)
+                )
                 for k, key, optional in _HASH_KEYS
-                if not optional or get(k) is not None
+                if (value := get(k)) is not None or not optional
             ]
         )
         + "}"
@@ -202,16 +252,26 @@ def check_workflow(logged: str | None, draft: EventDraft) -> None:
 
 
 def seal(
-    draft: EventDraft, seq: int, prev_hash: str, shown: EventDraft | None = None
+    draft: EventDraft,
+    seq: int,
+    prev_hash: str,
+    stored: Mapping[str, Any] | None = None,
+    row: Mapping[str, Any] | None = None,
 ) -> tuple[Event, dict[str, Any]]:
     """The event `draft` becomes at `seq` after `prev_hash`, and the row a store keeps.
-    `shown`: the draft before its free texts were split off (`_texts.split_change`), whose
-    texts the returned event holds (with `draft`'s hashes of them)."""
-    row = event_to_row(draft, seq, prev_hash)
-    source = shown if shown is not None else draft
-    drafted = {name: getattr(source, name) for name in _DRAFT_NAMES}
-    drafted["texts"] = draft.texts
-    return Event(**drafted, seq=seq, prev_hash=prev_hash, hash=row["hash"]), row
+    `stored` (`_texts.Split.stored`): the fields the row holds in place of the draft's, its
+    free texts taken out; the event keeps the draft's texts, with their hashes (`texts`).
+    `row`: the same draft's row made before its place was known (`event_to_row` with the same
+    `stored`): only its place is put in and hashed, nothing encoded again."""
+    if row is None:
+        row = event_to_row(draft, seq, prev_hash, stored)
+    else:
+        row = {**row, "seq": seq, "prev_hash": prev_hash}
+        row["hash"] = row_hash(row)
+    values = list(_draft_values(draft))
+    if stored:
+        values[_TEXTS_AT] = stored["texts"]
+    return Event(*values, seq=seq, prev_hash=prev_hash, hash=row["hash"]), row
 
 
 def event_from_row(row: Mapping[str, Any]) -> Event:

@@ -326,7 +326,8 @@ def read_lines(lines: Iterable[str]) -> Iterator[ImportedCase | ImportFailure]:
 
 def check_appended(head: LogHead, rows: Appended) -> None:
     """Refuse rows that do not chain on from `head` (seq after seq, each `prev_hash` the hash
-    before it) or that were drafted under another workflow than the log's last."""
+    before it), that were drafted under another workflow than the log's last, or whose due
+    rows are of a case not among them."""
     seq, prev = head.seq, head.hash
     logged = head.workflow_hash
     for row in rows.events:
@@ -340,3 +341,11 @@ def check_appended(head: LogHead, rows: Appended) -> None:
             raise WorkflowMismatch(logged=logged, loaded=row["workflow_hash"])
         logged = row["workflow_hash"]
         seq, prev = row["seq"], row["hash"]
+    if rows.due:
+        new = {c.id for c in rows.cases}
+        stray = next((r.case_id for r in rows.due if r.case_id not in new), None)
+        if stray is not None:
+            raise InvalidInput(
+                f"appended due rows of case {stray}, which is not among the cases appended: "
+                "nothing was written"
+            )

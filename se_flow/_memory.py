@@ -136,15 +136,21 @@ class _MemoryTx(Tx):
             # supersession whole.
             picked = [r for r in mine if kinds is None or r.kind in kinds]
             records = tuple(picked) if need.superseded else current(picked)
-            records = tuple(fill_record(r, s._texts_for(r.seq)) for r in records)
+            records = tuple(s._filled(r) for r in records)
+        live: list[Record] = []
+
+        def current_of(kind: str | None = None) -> list[Record]:
+            # The case's current records worked out once for all the lookups below: a
+            # correction has the kind of what it corrects, so these filtered by kind are
+            # the current records of that kind.
+            if not live:
+                live.extend(self._current_of(case_id))
+            return live if kind is None else [r for r in live if r.kind == kind]
 
         def picks(kinds: Sequence[str], seq: int | None) -> list[Record]:
-            found = [
-                max(self._current_of(case_id, kind), key=_latest_first, default=None)
-                for kind in kinds
-            ]
+            found = [max(current_of(kind), key=_latest_first, default=None) for kind in kinds]
             if seq is not None:
-                found.append(next((r for r in self._current_of(case_id) if r.seq == seq), None))
+                found.append(next((r for r in current_of() if r.seq == seq), None))
             return [r for r in found if r is not None]
 
         def since(kinds: Sequence[str], at: str | None) -> list[Record]:
@@ -152,7 +158,7 @@ class _MemoryTx(Tx):
             return [
                 r
                 for kind in kinds
-                for r in self._current_of(case_id, kind)
+                for r in current_of(kind)
                 if after is None or r.effective_at > after
             ]
 
@@ -163,13 +169,9 @@ class _MemoryTx(Tx):
         history = tuple(e for e in s._case_events.get(case_id, []) if e.trigger in need.history)
         return Snapshot(case=case, records=tuple(records), marks=dict(marks), history=history)
 
-    def _current_of(self, case_id: str, kind: str | None = None) -> list[Record]:
+    def _current_of(self, case_id: str) -> list[Record]:
         s = self._s
-        mine = s._records.get(case_id, [])
-        return [
-            fill_record(r, s._texts_for(r.seq))
-            for r in current([r for r in mine if kind is None or r.kind == kind])
-        ]
+        return [s._filled(r) for r in current(s._records.get(case_id, []))]
 
     def new_case_id(self) -> str:
         return f"C-{self._s._next_case + len(self._s._cases)}"
@@ -183,6 +185,10 @@ class _MemoryTx(Tx):
         if event is not None and event.texts:
             return fill_event(event, self._s._texts_for(event.seq))
         return event
+
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        commands = self._s._commands
+        return {c: commands[c].seq for c in command_ids if c in commands}
 
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         s = self._s
@@ -301,6 +307,12 @@ class MemoryStore(Store):
     def _did(self, undo: Undo) -> None:
         if self._undo is not None:
             self._undo.append(undo)
+
+    def _filled(self, record: Record) -> Record:
+        """`record` with its texts put back (most events hold none: as kept)."""
+        if not self._events[record.seq - 1 - self._seq0].texts:
+            return record
+        return fill_record(record, self._texts_for(record.seq))
 
     def _texts_for(self, seq: int) -> dict[str, str | None]:
         return {
@@ -476,9 +488,13 @@ class MemoryStore(Store):
                 self._record_seqs.append(r.seq)
                 self._did(mine.pop)
                 self._did(self._record_seqs.pop)
-            # The due table, as the commands one by one would have left it.
+            # The due table, as the commands one by one would have left it: the new cases'
+            # rows, projected as their events were made.
+            due: dict[str, list[DueRow]] = {}
+            for d in rows.due:
+                due.setdefault(d.case_id, []).append(d)
             for case in rows.cases:
-                self._project_due(case.id)
+                self._put(self._due, case.id, tuple(due.get(case.id, ())))
             return rows
 
     def appended(self) -> Appended:
@@ -493,6 +509,7 @@ class MemoryStore(Store):
                     for p in self._participants.values()
                 ],
                 cases=list(self._cases.values()),
+                due=[row for rows in self._due.values() for row in rows],
             )
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -672,7 +689,7 @@ class MemoryStore(Store):
             )
 
     def records_filled(self, records: list[Record]) -> list[Record]:
-        return [fill_record(r, self._texts_for(r.seq)) for r in records]
+        return [self._filled(r) for r in records]
 
     def events(self, case_id: str | None = None, after_seq: int = 0) -> Iterator[Event]:
         with self._lock:
@@ -987,3 +1004,43 @@ class ScratchStore(MemoryStore):
     def head_workflow_hash(self) -> str | None:
         with self._lock:
             return self._events[-1].workflow_hash if self._events else self._workflow0
+
+    def enrolled(self, case_id: str) -> bool:
+        """Whether case `case_id` has an `enrol` event here."""
+        with self._lock:
+            return any(e.kind == EventKind.ENROL for e in self._case_events.get(case_id, ()))
+
+    # The due projection is worked out once per case, when it is read (`appended` reads it),
+    # not after every event that moves it: no command of an import reads it meanwhile.
+    def _project_due(self, case_id: str) -> None:
+        pass
+
+    def _fresh_due(self) -> None:
+        self._due = {case_id: self._due_of(case_id) for case_id in self._cases}
+
+    def due_rows(self, case_id: str) -> list[DueRow]:
+        with self._lock:
+            self._fresh_due()
+            return super().due_rows(case_id)
+
+    def due_page(
+        self,
+        coach: str | None,
+        today: dt.date,
+        last_day: dt.date,
+        limit: int | None,
+        after: tuple[dt.date, int] | None = None,
+    ) -> list[DueRow]:
+        with self._lock:
+            self._fresh_due()
+            return super().due_page(coach, today, last_day, limit, after)
+
+    def count_due_rows(self) -> int:
+        with self._lock:
+            self._fresh_due()
+            return super().count_due_rows()
+
+    def appended(self) -> Appended:
+        with self._lock:
+            self._fresh_due()
+            return super().appended()

@@ -100,7 +100,7 @@ from ._seal import (
     seal_event,
 )
 from ._standards import CaseHistory, DueRow, DueTouch, due_touched, project
-from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split_change
+from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split
 from ._urls import shown_database, without_password
 from ._workflow import Workflow
 from .errors import (
@@ -677,6 +677,14 @@ class _PgTx(Tx):
             event = fill_event(event, dict(held))
         return event
 
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        if not command_ids:
+            return {}
+        rows = self._all(
+            "SELECT command_id, seq FROM events WHERE command_id = ANY(%s)", (list(command_ids),)
+        )
+        return {command_id: int(seq) for command_id, seq in rows}
+
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         if not self._all("SELECT 1 FROM events WHERE seq = %s", (seq,)):
             return None
@@ -992,9 +1000,9 @@ class PostgresStore(Store):
     ) -> Event:
         """Append `change`: the checks that need a lock first, then one pipeline (the append,
         the tables, `finish`) in one round trip."""
-        shown = change.event
-        change, texts = split_change(change, self.workflow, _new_salt)
-        draft = change.event
+        draft, record = change.event, change.record
+        kept = split(draft, record.fields if record is not None else None, self.workflow, _new_salt)
+        texts = kept.texts
         case = change.case
         if case is not None and change.expected_version is not None:
             actual = tx.versions.get(case.id)
@@ -1009,10 +1017,8 @@ class PostgresStore(Store):
         # A write that can change the due projection reads the case's history after the
         # pipeline, so its transaction ends after that (as a sealed one's does).
         rebuild = draft.kind == EventKind.WORKFLOW
-        due = rebuild or due_touched(
-            self._due_touch, draft.kind, draft.trigger, change.record, case
-        )
-        row = event_to_row(draft, 0, GENESIS)
+        due = rebuild or due_touched(self._due_touch, draft.kind, draft.trigger, record, case)
+        row = event_to_row(draft, 0, GENESIS, kept.stored)
         cut_a, cut_b, cut_c = cut_canonical(row)
         params = {**row, "cut_a": cut_a, "cut_b": cut_b, "cut_c": cut_c}
         try:
@@ -1039,21 +1045,22 @@ class PostgresStore(Store):
                         b"outcome = %s, closed_at = %s WHERE id = %s AND version = %s",
                         (*_case_params(case), case.id, change.expected_version),
                     )
-                if change.record is not None and case is not None:
-                    r = change.record
-                    spec = self.workflow.records[r.kind]
+                if record is not None and case is not None:
+                    spec = self.workflow.records[record.kind]
+                    # The record's fields as kept: without its texts.
+                    assert kept.fields is not None
                     conn.execute(
                         b"INSERT INTO records (seq, case_id, kind, fields, effective_at, "
                         b"recorded_at, actor, supersedes) "
                         b"SELECT seq, %s, %s, %s, %s, %s, %s, %s FROM chain_head",
                         (
                             case.id,
-                            r.kind,
-                            json.dumps(spec.to_json(r.fields), sort_keys=True),
+                            record.kind,
+                            json.dumps(spec.to_json(kept.fields), sort_keys=True),
                             row["effective_at"],
                             row["recorded_at"],
                             row["actor"],
-                            r.supersedes,
+                            record.supersedes,
                         ),
                     )
                 if sealing is None and not due:
@@ -1077,7 +1084,7 @@ class PostgresStore(Store):
         if moved is not None and moved.rowcount != 1:
             # Cannot happen: the case row is locked and its version was checked above.
             raise StoreError(f"database {self.name}: case {case and case.id} moved while locked")
-        event, _ = seal(draft, seq, prev, shown)
+        event, _ = seal(draft, seq, prev, kept.stored, row)
         if event.hash != server_hash:
             raise StoreError(
                 f"database {self.name}: event {seq} was hashed by the server as "
@@ -1402,9 +1409,11 @@ class PostgresStore(Store):
             ):
                 raise CommandRepeated(str(exc.diag.message_detail or "")) from None
             raise
-        # The due table, as the commands one by one would have left it (`_apply`).
-        for case in rows.cases:
-            self._project_due(conn, case)
+        # The due table, as the commands one by one would have left it (`_apply`): the new
+        # cases' rows, projected as their events were made.
+        if rows.due:
+            with conn.cursor() as cur:
+                cur.executemany(due_upsert("%s").encode(), [due_row_params(r) for r in rows.due])
         return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from ._audit import GENESIS, check_workflow, event_from_row, seal
+from ._audit import GENESIS, check_workflow, event_from_row, json_encoding, seal
 from ._engine import current
 from ._histories import (
     DUE_COLS,
@@ -88,7 +88,7 @@ from ._seal import (
     seal_event,
 )
 from ._standards import CaseHistory, DueRow, DueTouch, due_touched, project
-from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split_change
+from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -141,9 +141,12 @@ _EVENTS_DDL = (
     + "\n)"
 )
 _EVENT_COLS = ", ".join(EVENT_COLUMNS)
+# Parameters by position, the row's values in `EVENT_COLUMNS` order (`_event_params`): a
+# name per parameter costs a lookup each, on every command.
 _INSERT_EVENT = (
-    f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
+    f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
 )
+_event_params: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*EVENT_COLUMNS)
 
 _SCHEMA_V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -455,8 +458,8 @@ def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
 
 
 # A record's fields as the records table keeps them (`json.dumps(..., sort_keys=True)`'s
-# text), from one encoder: `json.dumps` with options builds a new one per call.
-_FIELDS_JSON = json.JSONEncoder(sort_keys=True)
+# text), from one encoder made once (`json_encoding`).
+_fields_json = json_encoding(json.JSONEncoder(sort_keys=True))
 
 
 def _staff_from_row(row: tuple[Any, ...]) -> Staff:
@@ -475,8 +478,7 @@ class _SQLiteTx(Tx):
         return self._conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
 
     def settings(self) -> DatabaseSettings:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
-        return DatabaseSettings.from_json(json.loads(row[0])) if row else DatabaseSettings()
+        return self._store._settings_now()
 
     def count_active_admins(self) -> int:
         (count,) = self._conn.execute(
@@ -564,6 +566,17 @@ class _SQLiteTx(Tx):
             if event.texts:
                 event = fill_event(event, _texts_of(self._conn, [event.seq]).get(event.seq, {}))
         return event
+
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        if not command_ids:
+            return {}
+        with _translated(self._store.path):
+            rows = self._conn.execute(
+                "SELECT command_id, seq FROM events WHERE command_id IN "
+                "(SELECT value FROM json_each(?))",
+                (json.dumps(list(command_ids)),),
+            ).fetchall()
+        return {command_id: seq for command_id, seq in rows}
 
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:
         conn = self._conn
@@ -712,10 +725,17 @@ class SQLiteStore(Store):
     ) -> None:
         self.path = str(path)
         self.workflow = workflow
-        # Staff rows as last read, valid while `_staff_key` is the database's state (see
-        # `_staff`); None: nothing cached.
+        # Rows as last read, valid while `_cache_key` is the database's state (`_fresh`); None:
+        # nothing cached. Staff members by id, the settings, that the database does not seal
+        # (once it does, `_sealing` is kept for good), and the log's head.
+        self._cache_key: tuple[int, int] | None = None
         self._staff_cache: dict[str, Staff] = {}
-        self._staff_key: tuple[int, int] | None = None
+        self._settings: DatabaseSettings | None = None
+        self._unsealed = False
+        self._head: tuple[int, str, str | None] | None = None
+        # Inside one write, once `_fresh` has checked the key: nobody else can commit until
+        # it ends.
+        self._checked = False
         self._writing = False
         self._due_touch = DueTouch.of(workflow)
         self._batch_depth = 0
@@ -920,7 +940,7 @@ class SQLiteStore(Store):
         db = Database(self.conn, execute_plugins=False)
         migrations.apply(db)
 
-    # --- the staff cache -------------------------------------------------------------------
+    # --- the cache of staff, settings, sealing and head -------------------------------------
 
     def _state_key(self) -> tuple[int, int]:
         """Changes whenever anything may have changed a row: `data_version` moves when another
@@ -929,31 +949,83 @@ class SQLiteStore(Store):
         (version,) = self.conn.execute("PRAGMA data_version").fetchone()
         return int(version), self.conn.total_changes
 
+    def _fresh(self) -> bool:
+        """Forget every row cached here if anything may have changed in the database since it
+        was read (by anyone, through any connection). Returns whether a row read now may be
+        kept: inside someone else's transaction on this connection it may yet be rolled back
+        without this store knowing (our own writes forget it on rollback)."""
+        conn = self.conn
+        # In our own write transaction nobody else can commit: once the key is checked in
+        # it, only this connection's own changes can move it.
+        if (
+            self._checked
+            and self._cache_key is not None
+            and self._cache_key[1] == conn.total_changes
+        ):
+            return True
+        key = self._state_key()
+        if key != self._cache_key:
+            self._forget()
+            self._cache_key = key
+        return self._writing or not conn.in_transaction
+
     def _staff(self, staff_id: str) -> Staff:
         # Every command and read asks who is acting: a SELECT and a Staff each time, unless
         # nothing has changed in the database since that member was last read. A member
         # deactivated or demoted by anyone, through any connection, is read again.
-        conn = self.conn
-        key = self._state_key()
-        if key != self._staff_key:
-            self._staff_cache.clear()
-            self._staff_key = key
+        keep = self._fresh()
         found = self._staff_cache.get(staff_id)
         if found is not None:
             return found
-        row = conn.execute(f"{self._staff_select} WHERE id = ?", (staff_id,)).fetchone()
+        row = self.conn.execute(f"{self._staff_select} WHERE id = ?", (staff_id,)).fetchone()
         if row is None:
             raise StaffNotFound(staff_id)
         found = _staff_from_row(row)
-        # Inside someone else's transaction on this connection a row may yet be rolled back
-        # without this store knowing: not kept. (Our own writes forget it on rollback.)
-        if self._writing or not conn.in_transaction:
+        if keep:
             self._staff_cache[staff_id] = found
         return found
 
-    def _forget_staff(self) -> None:
+    def _settings_now(self) -> DatabaseSettings:
+        # Read after every write (is a checkpoint due?) and by commands: kept as `_staff` is.
+        keep = self._fresh()
+        if self._settings is not None:
+            return self._settings
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        found = DatabaseSettings.from_json(json.loads(row[0])) if row else DatabaseSettings()
+        if keep:
+            self._settings = found
+        return found
+
+    def _head_now(self) -> tuple[int, str, str | None]:
+        """The log's last (seq, hash, workflow_hash); (0, GENESIS, None) when it is empty.
+        Inside a write: sqlite3's errors pass untranslated, as `_batch_write` needs them."""
+        keep = self._fresh()
+        if self._head is not None:
+            return self._head
+        row = self.conn.execute(
+            "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        found: tuple[int, str, str | None] = (row[0], row[1], row[2]) if row else (0, GENESIS, None)
+        if keep:
+            self._head = found
+        return found
+
+    def _forget(self) -> None:
+        self._cache_key = None
         self._staff_cache.clear()
-        self._staff_key = None
+        self._settings = None
+        self._unsealed = False
+        self._head = None
+
+    def _wrote(self, changed_before: int, head: tuple[int, str, str | None] | None) -> None:
+        """After this connection's own write, which changed only what the caches are told
+        here (its event, now the `head`; None: the head moved otherwise): they stay valid,
+        without reading anything. The key's data_version part is kept as it was, so a commit
+        by another connection since then is still seen."""
+        if self._cache_key is None or self._cache_key[1] != changed_before:
+            return
+        self._cache_key = (self._cache_key[0], self.conn.total_changes)
+        self._head = head
 
     # --- writes --------------------------------------------------------------------------
 
@@ -966,6 +1038,8 @@ class SQLiteStore(Store):
             conn.execute("BEGIN IMMEDIATE")
             self._writing = True
             try:
+                self._fresh()
+                self._checked = True
                 change = decide(_SQLiteTx(self))
                 event = self._apply(change)
                 conn.execute("COMMIT")
@@ -973,12 +1047,12 @@ class SQLiteStore(Store):
                 self._rollback()
                 raise
             finally:
-                self._writing = False
+                self._writing = self._checked = False
         return change.case, event
 
     def _rollback(self) -> None:
-        # Staff read in the transaction may be undone with it.
-        self._forget_staff()
+        # Rows read (or cached as written) in the transaction may be undone with it.
+        self._forget()
         # After an error SQLite may already have rolled back (then ROLLBACK fails, harmlessly);
         # a failing ROLLBACK must not hide the error that caused it.
         if self.conn.in_transaction:
@@ -988,8 +1062,13 @@ class SQLiteStore(Store):
     def _batch_write(self, decide: Callable[[Tx], Change]) -> tuple[Case | None, Event]:
         self._check_batch()
         with self._own_savepoint("se_flow_command"):
-            change = decide(_SQLiteTx(self))
-            event = self._apply(change)
+            self._fresh()
+            self._checked = True
+            try:
+                change = decide(_SQLiteTx(self))
+                event = self._apply(change)
+            finally:
+                self._checked = False
         return change.case, event
 
     @contextlib.contextmanager
@@ -1010,7 +1089,7 @@ class SQLiteStore(Store):
                 self._abandon(exc)
                 raise
             try:
-                self._forget_staff()
+                self._forget()
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
             except sqlite3.Error as undo:
@@ -1070,36 +1149,37 @@ class SQLiteStore(Store):
         conn = self.conn
         changed_before = conn.total_changes
         event = self._append(change)
-        if change.staff is not None:
-            self._forget_staff()
-        elif self._staff_key is not None and self._staff_key[1] == changed_before:
-            # Only this command's own rows changed since the staff cache was keyed, none of
-            # them staff: it stays valid. Its data_version part is kept as it was, so a commit
-            # by another connection since then is still seen.
-            self._staff_key = (self._staff_key[0], conn.total_changes)
+        if change.staff is not None or change.settings is not None:
+            self._forget()
+        else:
+            # Only this command's own rows changed, none of them staff or settings: the
+            # cache stays valid, its head the event just written.
+            self._wrote(changed_before, (event.seq, event.hash, event.workflow_hash))
         return event
 
     def _append(self, change: Change) -> Event:
         conn = self.conn
-        row = conn.execute(
-            "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        last, prev, logged = self._head_now()
+        seq = last + 1
         # Checked here, inside the write transaction, so no writer under another workflow can
         # slip in between the check and the write.
-        check_workflow(row[2] if row else None, change.event)
-        command_id = change.event.command_id
+        draft = change.event
+        check_workflow(logged, draft)
+        command_id = draft.command_id
         if (
             command_id is not None
             and conn.execute("SELECT 1 FROM events WHERE command_id = ?", (command_id,)).fetchone()
         ):
             raise CommandRepeated(command_id)
-        shown = change.event
-        change, texts = split_change(change, self.workflow, _new_salt)
-        event, event_row = seal(change.event, seq, prev, shown)
+        # Read before anything is written, while the cache is known to be valid.
+        sealing = self._sealing_now()
+        record = change.record
+        kept = split(draft, record.fields if record is not None else None, self.workflow, _new_salt)
+        texts = kept.texts
+        event, event_row = seal(draft, seq, prev, kept.stored)
 
         # The event first: the triggers on staff and cases ask for it (see _SCHEMA_V3).
-        conn.execute(_INSERT_EVENT, event_row)
+        conn.execute(_INSERT_EVENT, _event_params(event_row))
         if texts:
             conn.executemany(
                 "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
@@ -1110,7 +1190,6 @@ class SQLiteStore(Store):
                 "UPDATE texts SET salt = NULL, text = NULL WHERE seq = ? AND slot = ?",
                 change.erase_texts,
             )
-        sealing = self._sealing_now()
         if sealing is not None:
             keys, own = self._keys(), self._own_id()
             found = seal_event(
@@ -1182,26 +1261,27 @@ class SQLiteStore(Store):
                     "SELECT version FROM cases WHERE id = ?", (case.id,)
                 ).fetchone() or (-1,)
                 raise CaseConflict(case.id, change.expected_version or 0, actual)
-        if change.record is not None and case is not None:
-            r = change.record
-            kind = self.workflow.records[r.kind]
+        if record is not None and case is not None:
+            kind = self.workflow.records[record.kind]
+            # The record's fields as kept: without its texts.
+            assert kept.fields is not None
             conn.execute(
                 "INSERT INTO records (seq, case_id, kind, fields, effective_at, recorded_at, "
                 "actor, supersedes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     seq,
                     case.id,
-                    r.kind,
-                    _FIELDS_JSON.encode(kind.to_json(r.fields)),
+                    record.kind,
+                    _fields_json(kind.to_json(kept.fields)),
                     event_row["effective_at"],
                     event_row["recorded_at"],
                     event_row["actor"],
-                    r.supersedes,
+                    record.supersedes,
                 ),
             )
-        if change.event.kind == EventKind.WORKFLOW:
+        if draft.kind == EventKind.WORKFLOW:
             self._rebuild_due()
-        elif due_touched(self._due_touch, change.event.kind, event.trigger, change.record, case):
+        elif due_touched(self._due_touch, draft.kind, event.trigger, record, case):
             assert case is not None
             self._project_due(case)
         return event
@@ -1300,11 +1380,9 @@ class SQLiteStore(Store):
 
     def _append_rows(self, build: Callable[[Tx, LogHead], Appended]) -> Appended:
         conn = self.conn
-        row = conn.execute(
-            "SELECT seq, hash, workflow_hash FROM events ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+        last, prev, logged = self._head_now()
         (num,) = conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()
-        head = LogHead(row[0], row[1], row[2], num) if row else LogHead(0, GENESIS, None, num)
+        head = LogHead(last, prev, logged, num)
         rows = build(_SQLiteTx(self), head)
         if not rows.events:
             return rows
@@ -1363,7 +1441,7 @@ class SQLiteStore(Store):
                 if p.details is not None
             ],
         )
-        conn.executemany(_INSERT_EVENT, [{c: r.get(c) for c in EVENT_COLUMNS} for r in rows.events])
+        conn.executemany(_INSERT_EVENT, [tuple(map(r.get, EVENT_COLUMNS)) for r in rows.events])
         conn.executemany(
             "INSERT INTO texts (seq, slot, salt, text) VALUES (?, ?, ?, ?)",
             [(t.seq, t.slot, t.salt, t.text) for t in rows.texts],
@@ -1396,12 +1474,11 @@ class SQLiteStore(Store):
         )
         for _, sql in lifted:
             conn.execute(sql)
-        # The due table, as the commands one by one would have left it (`_apply`).
-        for case in rows.cases:
-            self._project_due(case)
-        if self._staff_key is not None and self._staff_key[1] == changed_before:
-            # No staff row changed: the staff cache stays valid (see `_apply`).
-            self._staff_key = (self._staff_key[0], conn.total_changes)
+        # The due table, as the commands one by one would have left it (`_apply`): the new
+        # cases' rows, projected as their events were made.
+        conn.executemany(due_upsert("?"), [due_row_params(r) for r in rows.due])
+        # No staff row or setting changed: the cache stays valid but for the head (`_apply`).
+        self._wrote(changed_before, None)
         return rows
 
     # --- a whole store copied in (`store copy`) ---------------------------------------------
@@ -1441,7 +1518,7 @@ class SQLiteStore(Store):
         written = 0
         for table, row in restore_order(copy):
             if table == "event":
-                conn.execute(_INSERT_EVENT, {c: row.get(c) for c in EVENT_COLUMNS})
+                conn.execute(_INSERT_EVENT, [row.get(c) for c in EVENT_COLUMNS])
                 written += 1
             elif table == "seal":
                 conn.execute(
@@ -1499,7 +1576,7 @@ class SQLiteStore(Store):
                 )
         # The copy carries the log, not the due projection: worked out here from it.
         self._rebuild_due()
-        self._forget_staff()
+        self._forget()
         self._store_id = None
         self._sealing = None
         return written
@@ -1508,10 +1585,19 @@ class SQLiteStore(Store):
 
     def _sealing_now(self) -> Sealing | None:
         """Inside a write: sqlite3's errors pass untranslated, as `_batch_write` needs them.
-        Once on, sealing stays on (a trigger keeps the setting), so it is read until found."""
-        if self._sealing is None:
-            row = self.conn.execute("SELECT value FROM meta WHERE key = 'sealing'").fetchone()
-            self._sealing = Sealing.from_json(json.loads(row[0])) if row else None
+        Once on, sealing stays on (a trigger keeps the setting), so once found it is kept;
+        that it is off is kept only while nothing changed (`_fresh`): sealing started through
+        another connection is honoured by the next write here."""
+        if self._sealing is not None:
+            return self._sealing
+        keep = self._fresh()
+        if self._unsealed:
+            return None
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'sealing'").fetchone()
+        if row is not None:
+            self._sealing = Sealing.from_json(json.loads(row[0]))
+        elif keep:
+            self._unsealed = True
         return self._sealing
 
     def _own_id(self) -> str:

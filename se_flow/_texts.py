@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from attrs import frozen
@@ -42,6 +42,7 @@ __all__ = [
     "REASON",
     "SALT_BYTES",
     "WITHHELD",
+    "Split",
     "TextCheck",
     "TextDraft",
     "TextRow",
@@ -104,59 +105,72 @@ def text_fields(workflow: Workflow, kind: str) -> tuple[str, ...]:
     return found
 
 
+class Split(NamedTuple):
+    """A draft's free texts taken out (`split`)."""
+
+    stored: Mapping[str, Any]
+    """The event fields its stored row holds in place of the draft's (`_audit.seal`): the
+    reason, override and payload without the texts, and `texts`, their salted hashes by slot.
+    Empty when the draft holds no free text."""
+    fields: Mapping[str, Any] | None
+    """The record's typed fields without its texts (as given when it has none)."""
+    texts: tuple[TextDraft, ...]
+    """The texts to keep apart."""
+
+
 def split(
     draft: EventDraft,
     record_fields: Mapping[str, Any] | None,
     workflow: Workflow,
     new_salt: Callable[[], bytes],
-) -> tuple[EventDraft, dict[str, Any] | None, tuple[TextDraft, ...]]:
-    """The draft with its free texts taken out (their hashes in `texts`), the record's typed
-    fields without them, and the texts to keep apart."""
+) -> Split:
+    """What the draft's stored row and its record hold with the free texts taken out, and
+    the texts to keep apart. The draft itself is left as it is: the sealed event shows it."""
     taken: list[TextDraft] = []
 
     def take(slot: str, text: str) -> None:
         salt = new_salt()
         taken.append(TextDraft(slot, salt, text, digest(salt, text)))
 
-    changes: dict[str, Any] = {}
+    stored: dict[str, Any] = {}
     if draft.reason:
         take(REASON, draft.reason)
-        changes["reason"] = None
+        stored["reason"] = None
     if draft.override is not None and draft.override.reason:
         take(OVERRIDE, draft.override.reason)
-        changes["override"] = Override(by=draft.override.by)
-    fields = dict(record_fields) if record_fields is not None else None
-    stored = draft.payload.get("record")
-    if isinstance(stored, Mapping):
-        names = [n for n in text_fields(workflow, str(stored.get("kind"))) if n in stored["fields"]]
+        stored["override"] = Override(by=draft.override.by)
+    fields = record_fields
+    record = draft.payload.get("record")
+    if isinstance(record, Mapping):
+        names = [n for n in text_fields(workflow, str(record.get("kind"))) if n in record["fields"]]
         if names:
-            kept = {k: v for k, v in stored["fields"].items() if k not in names}
+            kept = {k: v for k, v in record["fields"].items() if k not in names}
             for name in names:
-                take(record_slot(name), stored["fields"][name])
-                if fields is not None:
-                    fields.pop(name, None)
+                take(record_slot(name), record["fields"][name])
+            if fields is not None:
+                fields = {k: v for k, v in fields.items() if k not in names}
             payload = dict(draft.payload)
-            payload["record"] = {**stored, "fields": kept}
-            changes["payload"] = payload
+            payload["record"] = {**record, "fields": kept}
+            stored["payload"] = payload
     if not taken:
-        return draft, fields, ()
-    changes["texts"] = {t.slot: t.digest for t in taken}
-    return attrs.evolve(draft, **changes), fields, tuple(taken)
+        return Split({}, record_fields, ())
+    stored["texts"] = {t.slot: t.digest for t in taken}
+    return Split(stored, fields, tuple(taken))
 
 
 def split_change(
     change: Change, workflow: Workflow, new_salt: Callable[[], bytes]
 ) -> tuple[Change, tuple[TextDraft, ...]]:
-    """`split` for a whole change: what every store does before it seals the event."""
+    """`split` for a whole change: the change as its store keeps it (the event and record
+    without their texts), and the texts to keep apart."""
     record = change.record
-    draft, fields, texts = split(
-        change.event, record.fields if record is not None else None, workflow, new_salt
-    )
-    if not texts:
+    found = split(change.event, record.fields if record is not None else None, workflow, new_salt)
+    if not found.texts:
         return change, ()
-    if record is not None and fields is not None:
-        record = attrs.evolve(record, fields=fields)
-    return attrs.evolve(change, event=draft, record=record), texts
+    if record is not None and found.fields is not None:
+        record = attrs.evolve(record, fields=found.fields)
+    event = attrs.evolve(change.event, **found.stored)
+    return attrs.evolve(change, event=event, record=record), found.texts
 
 
 def fill_event(event: Event, found: Mapping[str, str | None]) -> Event:

@@ -1069,6 +1069,8 @@ class StoreContract:
         _, first = staffed.write(decide)
         assert first.command_id == "cmd-1"
         assert staffed.read().command("cmd-1") == first
+        assert staffed.read().logged(["cmd-0", "cmd-1", "cmd-2"]) == {"cmd-1": first.seq}
+        assert staffed.read().logged([]) == {}
         head = staffed.head()
         with pytest.raises(se_flow.CommandRepeated) as caught:
             staffed.write(decide)
@@ -1215,6 +1217,7 @@ class StoreContract:
         for case_id in ("C-2", "C-3"):
             assert staffed.case(case_id) == scratch.case(case_id)
             assert staffed.records(case_id) == scratch.records(case_id)
+            assert staffed.due_rows(case_id) == scratch.due_rows(case_id) != []
         assert [r for r in staffed.record_rows() if r.seq > 2] == list(scratch.record_rows())
         assert list(staffed.text_rows()) == list(scratch.text_rows())
         assert staffed.personal_details("P-10") == PersonalDetails(name="Cy", contact="01234")
@@ -1234,6 +1237,13 @@ class StoreContract:
 
         with pytest.raises(se_flow.InvalidInput, match="does not chain on"):
             staffed.append(elsewhere)
+
+        def stray(tx: Tx, head: LogHead) -> Appended:
+            rows = _two_cases(tx, head)[1]
+            return attrs.evolve(rows, cases=rows.cases[:1])
+
+        with pytest.raises(se_flow.InvalidInput, match="due rows of case C-2, which is not among"):
+            staffed.append(stray)
 
         def refused(tx: Tx, head: LogHead) -> Appended:
             raise PermissionDenied("no", "sam")

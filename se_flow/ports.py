@@ -289,13 +289,15 @@ class Appended:
     `_audit.seal` and chained on from the head the build was given (seq head.seq + 1 on, the
     first `prev_hash` the head's hash), in seq order; the records, free texts (`TextRow`) and
     new participants (with their personal details) those events speak of; the new cases, each
-    as its events leave it (inserted, never updated)."""
+    as its events leave it (inserted, never updated), and their due rows as their events
+    project them (`_standards.project`: inserted as they are, as the cases are)."""
 
     events: Sequence[Mapping[str, Any]] = ()
     records: Sequence[RecordRow] = ()
     texts: Sequence[TextRow] = ()
     participants: Sequence[Participant] = ()
     cases: Sequence[Case] = ()
+    due: Sequence[DueRow] = ()
 
 
 # --- the ports -----------------------------------------------------------------------------------
@@ -339,6 +341,11 @@ class Tx(Protocol):
         """The event logged under `command_id` (`EventDraft.command_id`), or None. A store
         refuses to append a second event under one command id (`CommandRepeated`), however
         the writers race."""
+        ...
+
+    def logged(self, command_ids: Collection[str]) -> dict[str, int]:
+        """Which of `command_ids` are logged, each with its event's seq (`command` for many
+        at once: an import checks a chunk's in one read)."""
         ...
 
     def text_slots(self, seq: int) -> Mapping[str, bool] | None:

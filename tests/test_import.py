@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,7 @@ def _projections(flow: se_flow.SEFlow) -> list[Any]:
                 for r in flow.records(c.id, actor="lead")
             ],
             flow.participant(c.participant_id, actor="lead").details,
+            flow.store.due_rows(c.id),
         )
         for c in cases
     ]
@@ -273,7 +275,21 @@ def test_refs_and_command_ids_are_taken_once(open_flow: Any) -> None:
     # Imported once: again, it is refused as already logged.
     with pytest.raises(se_flow.ImportRefused, match=r"already imported.*event 3"):
         flow.import_history([one], by="sam")
-    assert len(flow.cases(status="all", actor="lead")) == 1
+    # A command id of its own already logged (by a write, or an earlier chunk): that command.
+    logged = flow.record("C-1", "note", {"text": "x"}, actor="sam", command_id="x-2").event.seq
+    again = _bad(
+        _walked("R-3"),
+        commands=(
+            ImportedTrigger("engage", _day(30)),
+            ImportedRecord("note", {"text": "a"}, _day(20), command_id="x-2"),
+        ),
+    )
+    report = flow.import_history([_walked("R-4"), again], by="sam", skip_bad=True, chunk=1)
+    assert report.imported == (("R-4", "C-2"),)
+    (failure,) = report.skipped
+    assert (failure.ref, failure.command, failure.field) == ("R-3", 1, "id")
+    assert f"its command id: command id 'x-2' is logged (event {logged})" in failure.words()
+    assert len(flow.cases(status="all", actor="lead")) == 2
 
 
 def test_lines_that_are_not_cases_are_named(open_flow: Any) -> None:
@@ -377,6 +393,30 @@ def test_imported_random_histories_equal_the_commands_entered_one_by_one(
     assert _comparable(imported) == _comparable(by_hand)
     assert _projections(imported) == _projections(by_hand)
     assert imported.verify(actor="lead").ok
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_histories())
+def test_imported_random_histories_written_to_sqlite_equal_the_commands_entered_one_by_one(
+    histories: list[ImportedCase],
+) -> None:
+    # SQLite writes the rows its own way (one executemany a table): the same history still.
+    wf = se_flow.load_workflow()
+    by_hand = _staffed(se_flow.SEFlow(se_flow.MemoryStore(wf), wf, clock=lambda: NOW))
+    with tempfile.TemporaryDirectory() as folder:
+        imported = _staffed(se_flow.open(Path(folder) / "i.db", workflow=wf, clock=lambda: NOW))
+        try:
+            report = imported.import_history(histories, by="sam", skip_bad=True, chunk=2)
+            taken = {ref for ref, _ in report.imported}
+            for case in histories:
+                if case.ref in taken:
+                    with by_hand.batch():
+                        _by_hand(by_hand, case)
+            assert _comparable(imported) == _comparable(by_hand)
+            assert _projections(imported) == _projections(by_hand)
+            assert imported.verify(actor="lead").ok
+        finally:
+            imported.disconnect()
 
 
 # --- the command line ------------------------------------------------------------------------

@@ -8,17 +8,51 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
+import attrs
 import hypothesis.strategies as st
 from hypothesis import given
 
-from se_flow._audit import FIELDS, canonical_body, event_to_row, row_hash
+from se_flow._audit import (
+    FIELDS,
+    canonical,
+    canonical_body,
+    event_to_row,
+    json_encoding,
+    row_hash,
+    seal,
+)
+from se_flow._loader import load_workflow
 from se_flow._model import EventDraft, GuardResult, Override
+from se_flow._texts import split
 
 # Text that JSON must escape or keep as is: quotes, backslashes, controls, non-ASCII, U+2028.
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 values = st.none() | texts | st.integers(min_value=-(2**70), max_value=2**70)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_canonical_json_is_json_dumps_with_sorted_keys_and_no_spaces(value: Any) -> None:
+    # `canonical` drives the C encoder itself: the text must stay `json.dumps`'s.
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(value) == expected
+
+
+@given(json_values)
+def test_a_reused_encoder_writes_what_json_dumps_writes(value: Any) -> None:
+    # The records table's fields: `json.dumps(..., sort_keys=True)`'s text, ASCII only.
+    assert json_encoding(json.JSONEncoder(sort_keys=True))(value) == json.dumps(
+        value, sort_keys=True
+    )
 
 
 @given(st.fixed_dictionaries({k: values for k in FIELDS}))
@@ -27,8 +61,8 @@ def test_the_hash_is_sha256_of_the_canonical_row(row: dict[str, Any]) -> None:
     assert row_hash(row) == expected
 
 
-def test_an_event_hashes_as_it_did_before_the_hash_was_written_by_hand() -> None:
-    draft = EventDraft(
+def _draft() -> EventDraft:
+    return EventDraft(
         case_id="C-7",
         kind="transition",
         actor="sam",
@@ -46,6 +80,28 @@ def test_an_event_hashes_as_it_did_before_the_hash_was_written_by_hand() -> None
         override=Override(by="lee", reason="ok"),
         payload={"z": 1, "a": [None, True, 1.5, "é"]},
     )
-    row = event_to_row(draft, 12345678901234, "f" * 64)
+
+
+def test_an_event_hashes_as_it_did_before_the_hash_was_written_by_hand() -> None:
+    row = event_to_row(_draft(), 12345678901234, "f" * 64)
     # Computed by se-flow 0.1 (c850958), which hashed json.dumps of the row as a dict.
     assert row["hash"] == "d52401cd0d215d09ba998d0de53b16778682ddd281b50a1c03d290307b41b9e5"
+
+
+def test_a_sealed_event_shows_its_texts_and_its_row_holds_their_hashes() -> None:
+    draft = _draft()
+    kept = split(draft, None, load_workflow(), lambda: b"\x01" * 16)
+    event, row = seal(draft, 9, "e" * 64, kept.stored)
+    assert (event.reason, event.override) == (draft.reason, draft.override)
+    assert event.texts == kept.stored["texts"] and set(event.texts) == {"reason", "override.reason"}
+    assert (row["reason"], row["override"]) == (None, '{"by":"lee"}')
+    assert json.loads(row["texts"]) == dict(event.texts)
+    assert (event.seq, event.prev_hash, event.hash) == (9, "e" * 64, row["hash"])
+    assert row == event_to_row(attrs.evolve(draft, **kept.stored), 9, "e" * 64)
+
+
+def test_a_row_made_before_its_place_was_known_seals_as_one_made_after() -> None:
+    # The PostgreSQL store encodes the row once, before the server hands out its place.
+    draft = _draft()
+    early = event_to_row(draft, 0, "0" * 64)
+    assert seal(draft, 42, "d" * 64, row=early) == seal(draft, 42, "d" * 64)
