@@ -602,8 +602,10 @@ def test_a_write_touches_the_rows_only_through_what_the_history_holds() -> None:
         if kind in (EventKind.REFERRAL, EventKind.REOPEN):
             continue  # a new case
         event = _Event(kind, at)
-        assert (apply(WORKFLOW, case, event).coach != "sam") == (kind == EventKind.ASSIGN)
-        assert apply(WORKFLOW, closed, event).closed_at == at, kind
+        after, after_closed = apply(WORKFLOW, case, event), apply(WORKFLOW, closed, event)
+        assert after is not None and after_closed is not None
+        assert (after.coach != "sam") == (kind == EventKind.ASSIGN), kind
+        assert after_closed.closed_at == at, kind
 
 
 @attrs.frozen
