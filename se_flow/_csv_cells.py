@@ -3,7 +3,8 @@
 A text cell that starts with what a spreadsheet takes as the start of a formula (OWASP's list
 for CSV injection: `=`, `+`, `-`, `@`, a tab, a carriage return) gets a `'` put before it.
 Numbers are never touched: se-flow writes them as ints (never a negative one) or as text, so a
-leading `'` always marks text that was escaped. No I/O.
+leading `'` always marks text that was escaped. `csv_text` is one text cell as `csv.writer`
+writes it, escaped, for a writer that builds its lines itself. No I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FORMULA_STARTS", "MAYBE_FORMULA", "defused"]
+__all__ = ["FORMULA_STARTS", "MAYBE_FORMULA", "CellTexts", "csv_text", "defused"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Where such a cell shows in csv.writer's text: first on a line or after a comma, its quote
@@ -30,3 +31,34 @@ def defused(row: Iterable[Any]) -> list[Any]:
         "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
         for cell in row
     ]
+
+
+_QUOTED = frozenset(',"\r\n')
+
+
+def csv_text(value: str | None) -> str:
+    """A text cell (None: empty) as `csv.writer` writes it once `defused`: quoted when it holds
+    a comma, a quote or a line break (its quotes doubled), as the excel dialect does. What a
+    writer that builds its lines itself puts between the commas."""
+    if value is None:
+        return ""
+    if value.startswith(FORMULA_STARTS):
+        value = "'" + value
+    if _QUOTED.isdisjoint(value):
+        return value
+    return '"' + value.replace('"', '""') + '"'
+
+
+class CellTexts(dict[str | None, str]):
+    """`csv_text` of each value looked up, worked out once: the ids, stages and triggers of an
+    export repeat on every row. Bounded: `trim` when a caller can afford to forget."""
+
+    __slots__ = ()
+
+    def __missing__(self, value: str | None) -> str:
+        text = self[value] = csv_text(value)
+        return text
+
+    def trim(self, most: int) -> None:
+        if len(self) > most:
+            self.clear()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
 
@@ -57,8 +57,11 @@ __all__ = [
     "replay_settings",
     "replay_staff",
     "review_due",
+    "spell_row",
+    "spell_spans",
     "spells",
     "staff_mismatch",
+    "utc_day",
 ]
 
 # The events that carry a record in their payload.
@@ -381,7 +384,8 @@ SPELL_COLUMNS = (
 )
 
 
-def _day(text: str) -> dt.date:
+def utc_day(text: str) -> dt.date:
+    """The UTC day of a stored time (ISO text)."""
     if text.endswith("+00:00"):
         # As stored: UTC ISO text, whose first ten characters are its UTC day (an export
         # reads two per spell).
@@ -421,8 +425,8 @@ class Spell(NamedTuple):
 
     def days(self, today: dt.date) -> int:
         """Calendar days (UTC) from entering to leaving, or to `today` while open."""
-        end = _day(self.left) if self.left else today
-        return (end - _day(self.entered)).days
+        end = utc_day(self.left) if self.left else today
+        return (end - utc_day(self.entered)).days
 
     def row(
         self, case_id: str, participant_id: str, episode: int, today: dt.date
@@ -430,7 +434,7 @@ class Spell(NamedTuple):
         """The stage_histories row of the spell of that case, in `SPELL_COLUMNS` order."""
         # `days` inline: this runs for every row an export writes.
         left = self.left
-        end = _day(left) if left else today
+        end = utc_day(left) if left else today
         return (
             case_id,
             participant_id,
@@ -441,7 +445,7 @@ class Spell(NamedTuple):
             self.status,
             self.entered,
             left,
-            (end - _day(self.entered)).days,
+            (end - utc_day(self.entered)).days,
             self.trigger_in,
             self.trigger_out,
             self.actor,
@@ -450,37 +454,103 @@ class Spell(NamedTuple):
         )
 
 
+_SPELL_KINDS = frozenset(SPELL_KINDS)
+_NO_CASE = object()
+
+
+def spell_spans(
+    rows: Iterable[Sequence[Any]], final: str
+) -> Iterator[tuple[Sequence[Any], Sequence[Any] | None, int, str]]:
+    """The spells of every case in `rows`, as `(began, ended, number, status)`: the rows of the
+    events that began and ended each (`ended` None while it is still open), its number within
+    its case and its status. `rows` are stage events in case then seq order, each ending in
+    `case_id` and then `StageEvent`'s fields (what comes before is the caller's); rows of kinds
+    other than `SPELL_KINDS` are passed over; `final` is the workflow's final state."""
+    # One loop over the whole scan, the open spell in locals: an export runs this for every
+    # stage event of every case, and it must cost little more than reading them.
+    kinds = _SPELL_KINDS
+    held: Sequence[Any] | None = None
+    number, status, stage_held, phase_held = 0, "", None, None
+    case: Any = _NO_CASE
+    for row in rows:
+        if row[-8] != case:
+            case = row[-8]
+            if held is not None:
+                yield held, None, number, status
+                held = None
+        kind = row[-6]
+        if kind not in kinds:
+            continue
+        stage, phase = row[-4], row[-3]
+        if held is None or kind == "resume":
+            now = "active"
+        elif kind == "pause":
+            now = "paused"
+        elif kind == "transition" and stage != stage_held:
+            now = "active"
+        else:
+            now = status
+        if held is not None:
+            if stage == stage_held and phase == phase_held and now == status:
+                continue
+            yield held, row, number, status
+            number += 1
+            held = None
+        else:
+            number = 1
+        if stage is not None and stage != final:
+            held, status, stage_held, phase_held = row, now, stage, phase
+    if held is not None:
+        yield held, None, number, status
+
+
+def spell_row(
+    began: Sequence[Any], ended: Sequence[Any] | None, number: int, status: str, today: dt.date
+) -> tuple[Any, ...]:
+    """The stage_histories row (`SPELL_COLUMNS` order) of a spell `spell_spans` gave, its rows
+    being `event_table`'s with the case's `participant_id` and `episode` first."""
+    entered = began[-2]
+    if ended is None:
+        left, trigger_out, seq_out, end = None, None, None, today
+    else:
+        left, trigger_out, seq_out = ended[-2], ended[-5], ended[-7]
+        end = utc_day(left)
+    return (
+        began[-8],
+        began[0],
+        began[1],
+        number,
+        began[-4],
+        began[-3],
+        status,
+        entered,
+        left,
+        (end - utc_day(entered)).days,
+        began[-5],
+        trigger_out,
+        began[-1],
+        began[-7],
+        seq_out,
+    )
+
+
 def spells(events: Iterable[StageEvent], final: str) -> Iterator[Spell]:
     """The spells of one case from its events in seq order (events of kinds other than
     `SPELL_KINDS` are passed over), `final` being the workflow's final state."""
-    # The open spell as a plain tuple of its first eight fields, made a `Spell` once, when it
-    # is yielded: an export runs this for every stage event of every case.
-    held: tuple[Any, ...] | None = None
-    for seq, kind, trigger, stage, phase, at, actor in events:
-        if kind not in SPELL_KINDS:
-            continue
-        if held is None or kind == "resume":
-            status = "active"
-        elif kind == "pause":
-            status = "paused"
-        elif kind == "transition" and stage != held[1]:
-            status = "active"
-        else:
-            status = held[3]
-        number = 1
-        if held is not None:
-            if stage == held[1] and phase == held[2] and status == held[3]:
-                continue
-            yield _new_spell(Spell, (*held, at, trigger, seq))
-            number = held[0] + 1
-            held = None
-        if stage is not None and stage != final:
-            held = (number, stage, phase, status, at, trigger, actor, seq)
-    if held is not None:
-        yield _new_spell(Spell, (*held, None, None, None))
-
-
-_new_spell = tuple.__new__
+    for began, ended, number, status in spell_spans(((None, *e) for e in events), final):
+        yield Spell(
+            number,
+            began[-4],
+            began[-3],
+            status,
+            began[-2],
+            began[-5],
+            began[-1],
+            began[-7],
+            ended[-2] if ended is not None else None,
+            ended[-5] if ended is not None else None,
+            ended[-7] if ended is not None else None,
+        )
 
 
 # --- the client list (the export's clients) ------------------------------------------------
