@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from ._model import Status
+from ._model import Case, Status
 from ._rows import case_order, case_where
 from ._standards import (
     OPEN_ROW,
     WINDOW_ROW,
+    Anchored,
     CaseHistory,
     DueRow,
     Happening,
@@ -41,6 +42,7 @@ __all__ = [
     "DUE_COLS",
     "HistoryQueries",
     "ReviewRow",
+    "anchored_query",
     "due_changes",
     "due_histories",
     "due_open",
@@ -417,18 +419,42 @@ def due_changes(old: Sequence[DueRow], new: Sequence[DueRow]) -> list[tuple[Any,
     return [due_row_params(r) for i, r in enumerate(new) if i >= len(old) or old[i] != r]
 
 
+def anchored_query(case_id: str, anchors: Anchored, mark: str) -> Query:
+    """Whether the case holds any of `anchors` (one row, true or false): by the indexes on
+    (case, trigger) and (case, kind), a seek or two however long its history."""
+    sql, params = _anchored_sql(anchors.triggers, anchors.records, mark)
+    return sql, [case_id if p is None else p for p in params]
+
+
+@functools.lru_cache(maxsize=64)
+def _anchored_sql(
+    triggers: frozenset[str], records: frozenset[str], mark: str
+) -> tuple[str, list[str | None]]:
+    # None in the parameters stands for the case id: the text is made once per set of anchors.
+    parts: list[str] = []
+    params: list[str | None] = []
+    for table, column, names in (("events", "trigger", triggers), ("records", "kind", records)):
+        if names:
+            marks = ", ".join(mark for _ in names)
+            parts.append(
+                f"EXISTS (SELECT 1 FROM {table} WHERE case_id = {mark} AND {column} IN ({marks}))"
+            )
+            params += [None, *sorted(names)]
+    return "SELECT " + (" OR ".join(parts) or "1 = 0"), params
+
+
 def due_histories(
     workflow: Workflow,
     run: Callable[[Query], Iterable[Sequence[Any]]],
     mark: str,
     *,
-    case_id: str | None = None,
+    case: Case | None = None,
     span: tuple[int, int] | None = None,
 ) -> list[CaseHistory]:
     """The histories the due projection is worked out from, read by `run` (a store's query
-    to its rows): one case's (`case_id`, its closing day the caller's to set) or a slice of
-    case numbers' (`span`, closed ones dated)."""
-    if case_id is None:
+    to its rows): one case's (`case`, as the write that changed it left it: its id, coach and
+    closing are not read again) or a slice of case numbers' (`span`, closed ones dated)."""
+    if case is None:
         q = history_queries(workflow, None, mark, span=span)
         return histories(
             workflow,
@@ -442,8 +468,8 @@ def due_histories(
     # anchor on the case has no instance whatever else the case holds.
     standards = workflow.standards
     anchors = {s.anchor.record for s in standards if s.anchor.record is not None}
-    q = history_queries(workflow, None, mark, case_id=case_id, kinds=anchors)
-    cases, events = list(run(q.cases)), list(run(q.events)) if q.events else []
+    q = history_queries(workflow, None, mark, case_id=case.id, kinds=anchors)
+    events = list(run(q.events)) if q.events else []
     records = list(run(q.records)) if q.records else []
     present = {("t", row[3]) for row in events} | {("r", row[2]) for row in records}
     wanted = {
@@ -454,7 +480,7 @@ def due_histories(
         if m.record is not None and m.record not in anchors
     }
     if wanted:
-        more = history_queries(workflow, None, mark, case_id=case_id, kinds=wanted).records
+        more = history_queries(workflow, None, mark, case_id=case.id, kinds=wanted).records
         if more is not None:
             records += run(more)
-    return histories(workflow, cases, records, events)
+    return histories(workflow, [(case.id, case.coach, case.closed_at)], records, events)

@@ -57,6 +57,7 @@ from ._seal import (
     seal_event,
 )
 from ._standards import (
+    Anchored,
     DueRow,
     DueTouch,
     case_history,
@@ -395,12 +396,18 @@ class MemoryStore(Store):
         if event.kind == EventKind.WORKFLOW:
             for cid in self._cases:
                 self._project_due(cid)
-        elif case is not None and due_touched(
-            self._due_touch, event.kind, event.trigger, change.record, case
-        ):
-            self._project_due(case.id)
+        elif case is not None:
+            effect = due_touched(self._due_touch, event.kind, event.trigger, change.record, case)
+            if effect is True or (isinstance(effect, Anchored) and self._anchored(case.id, effect)):
+                self._project_due(case.id)
         # Kept without its texts (an erased one must not linger here); given back with them.
         return fill_event(event, {t.slot: t.text for t in texts}) if texts else event
+
+    def _anchored(self, case_id: str, anchors: Anchored) -> bool:
+        """Whether the case holds any of `anchors` (see `DueTouch`)."""
+        if not anchors.triggers.isdisjoint(self._marks.get(case_id, ())):
+            return True
+        return any(r.kind in anchors.records for r in self._records.get(case_id, ()))
 
     def _project_due(self, case_id: str) -> None:
         self._put(self._due, case_id, self._due_of(case_id))

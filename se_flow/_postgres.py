@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-import attrs
 import psycopg
 import psycopg_pool
 from psycopg import conninfo, pq
@@ -39,6 +38,7 @@ from ._engine import Change, Needs, Snapshot, current
 from ._histories import (
     DUE_COLS,
     ReviewRow,
+    anchored_query,
     due_changes,
     due_histories,
     due_page,
@@ -99,7 +99,7 @@ from ._seal import (
     check_epoch_seconds,
     seal_event,
 )
-from ._standards import CaseHistory, DueRow, DueTouch, due_touched, project
+from ._standards import Anchored, CaseHistory, DueRow, DueTouch, due_touched, project
 from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split
 from ._urls import shown_database, without_password
 from ._workflow import Workflow
@@ -1017,7 +1017,14 @@ class PostgresStore(Store):
         # A write that can change the due projection reads the case's history after the
         # pipeline, so its transaction ends after that (as a sealed one's does).
         rebuild = draft.kind == EventKind.WORKFLOW
-        due = rebuild or due_touched(self._due_touch, draft.kind, draft.trigger, record, case)
+        effect = rebuild or due_touched(self._due_touch, draft.kind, draft.trigger, record, case)
+        if isinstance(effect, Anchored):
+            # The write adds no anchor (`DueTouch`): the case holds one after it exactly when
+            # it held one before, so asked here, and a write it cannot touch stays one round
+            # trip.
+            assert case is not None
+            ((effect,),) = self._runner(conn)(anchored_query(case.id, effect, "%s"))
+        due = bool(effect)
         row = event_to_row(draft, 0, GENESIS, kept.stored)
         cut_a, cut_b, cut_c = cut_canonical(row)
         params = {**row, "cut_a": cut_a, "cut_b": cut_b, "cut_c": cut_c}
@@ -1127,13 +1134,8 @@ class PostgresStore(Store):
 
     def _project_due(self, conn: psycopg.Connection[Any], case: Case) -> None:
         """The case's due rows worked out again from its history, written where they moved."""
-        (history,) = due_histories(self.workflow, self._runner(conn), "%s", case_id=case.id)
-        closed = case.closed_at.date() if case.closed_at else None
-        new = project(
-            attrs.evolve(history, closed_on=closed),
-            self.workflow.standards,
-            self.workflow.calendar,
-        )
+        (history,) = due_histories(self.workflow, self._runner(conn), "%s", case=case)
+        new = project(history, self.workflow.standards, self.workflow.calendar)
         old = [
             due_row(r)
             for r in conn.execute(

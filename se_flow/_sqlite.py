@@ -20,13 +20,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from ._audit import GENESIS, check_workflow, event_from_row, json_encoding, seal
 from ._engine import current
 from ._histories import (
     DUE_COLS,
     ReviewRow,
+    anchored_query,
     due_changes,
     due_histories,
     due_page,
@@ -87,7 +86,15 @@ from ._seal import (
     check_epoch_seconds,
     seal_event,
 )
-from ._standards import CaseHistory, DueRow, DueTouch, due_touched, project
+from ._standards import (
+    Anchored,
+    CaseHistory,
+    DueEffect,
+    DueRow,
+    DueTouch,
+    due_touched,
+    project,
+)
 from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split
 from ._workflow import Workflow
 from .errors import (
@@ -1281,9 +1288,11 @@ class SQLiteStore(Store):
             )
         if draft.kind == EventKind.WORKFLOW:
             self._rebuild_due()
-        elif due_touched(self._due_touch, draft.kind, event.trigger, record, case):
-            assert case is not None
-            self._project_due(case)
+        else:
+            effect = due_touched(self._due_touch, draft.kind, event.trigger, record, case)
+            if effect:
+                assert case is not None
+                self._project_due(case, effect)
         return event
 
     # --- the due projection ---------------------------------------------------------------
@@ -1291,16 +1300,16 @@ class SQLiteStore(Store):
     def _run(self, query: tuple[str, list[Any]]) -> Iterator[Sequence[Any]]:
         return iter(self.conn.execute(*query))
 
-    def _project_due(self, case: Case) -> None:
-        """The case's due rows worked out again from its history, written where they moved."""
+    def _project_due(self, case: Case, effect: DueEffect = True) -> None:
+        """The case's due rows worked out again from its history, written where they moved;
+        not at all when the write's `effect` (`DueTouch`) needs anchors the case lacks."""
         conn = self.conn
-        (history,) = due_histories(self.workflow, self._run, "?", case_id=case.id)
-        closed = case.closed_at.date() if case.closed_at else None
-        new = project(
-            attrs.evolve(history, closed_on=closed),
-            self.workflow.standards,
-            self.workflow.calendar,
-        )
+        if isinstance(effect, Anchored):
+            ((anchored,),) = conn.execute(*anchored_query(case.id, effect, "?"))
+            if not anchored:
+                return
+        (history,) = due_histories(self.workflow, self._run, "?", case=case)
+        new = project(history, self.workflow.standards, self.workflow.calendar)
         old = [
             due_row(r)
             for r in conn.execute(

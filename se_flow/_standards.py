@@ -53,7 +53,9 @@ __all__ = [
     "OVERDUE",
     "PAUSED",
     "WINDOW_ROW",
+    "Anchored",
     "CaseHistory",
+    "DueEffect",
     "DueItem",
     "DueList",
     "DueRow",
@@ -78,6 +80,7 @@ __all__ = [
     "pause_triggers",
     "project",
     "result_at",
+    "signals_read",
     "verdicts_at",
 ]
 
@@ -762,14 +765,13 @@ def needs(
     with_fields: set[str] = set()
     triggers: set[str] = set()
     for spec in standards:
-        for s in (spec.anchor, *spec.met_by):
+        for s in signals_read(spec):
             if s.trigger is not None:
                 triggers.add(s.trigger)
             elif s.record is not None:
                 records.add(s.record)
                 if s.field is not None:
                     with_fields.add(s.record)
-        triggers.update(spec.until)
     return frozenset(records), frozenset(with_fields), frozenset(triggers)
 
 
@@ -1196,35 +1198,106 @@ def verdicts_at(
 
 
 @frozen
-class DueTouch:
-    """What a write must touch for the due projection to change: a record of one of `records`
-    (or a correction), a trigger among `triggers` (pauses and resumes included), the case
-    closing, or its coach changing (`assign`). Any other write leaves the case's rows as they
-    are."""
+class Anchored:
+    """A write that changes a case's due rows only if the case holds one of these anchors
+    (any record of `records`, any firing of `triggers`): a standard with no anchor on the case
+    has no instance, whatever else the case holds, and the write adds none."""
 
-    records: frozenset[str]
     triggers: frozenset[str]
+    records: frozenset[str]
+
+    def __or__(self, other: Anchored) -> Anchored:
+        return Anchored(self.triggers | other.triggers, self.records | other.records)
+
+
+DueEffect = bool | Anchored
+"""What a write can do to a case's due rows: nothing (False), anything (True: worked out
+again), or something only if the case holds an anchor (`Anchored`: looked for first)."""
+
+
+def signals_read(spec: StandardSpec) -> tuple[Signal, ...]:
+    """What evaluating `spec` reads of a case's history besides its pauses and resumes (which
+    every standard reads): its anchor, what meets it and the triggers that end a schedule.
+    The one list of them, for `needs` (what a due list reads) and `DueTouch` (which writes
+    change the due table); a test fails if a standard gains a field of signals not here."""
+    return (spec.anchor, *spec.met_by, *(Signal(trigger=t) for t in spec.until))
+
+
+def _effect(anchors: Iterable[Signal]) -> Anchored:
+    keys = [_key(a) for a in anchors]
+    return Anchored(
+        frozenset(n for w, n in keys if w == "t"), frozenset(n for w, n in keys if w == "r")
+    )
+
+
+def _combined(a: DueEffect, b: DueEffect) -> DueEffect:
+    if a is True or b is True:
+        return True
+    if a is False:
+        return b
+    if b is False:
+        return a
+    assert isinstance(a, Anchored) and isinstance(b, Anchored)
+    return a | b
+
+
+@frozen
+class DueTouch:
+    """Which writes can change a case's due rows, worked out from the standards themselves.
+
+    The rows are `project` of the case's `CaseHistory`: its coach, its closing day and the
+    happenings its standards read (`signals_read`, pauses and resumes). So a write changes
+    them only by adding (or correcting) such a happening, closing the case or changing its
+    coach (an `assign`: `_projections.apply` changes the coach there only). A happening
+    that anchors a standard makes an instance: worked out again. Any other write changes only
+    the instances of the standards that read it, and those exist only where the case holds
+    their anchors (`Anchored`). Everything else leaves the rows as they are."""
+
+    by_signal: Mapping[tuple[str, str], DueEffect]
+    """Each record kind ("r", kind) and trigger ("t", trigger) a standard reads: what a
+    write adding it can do."""
+    every: DueEffect
+    """What a write that every standard reads can do: closing the case, a new coach."""
 
     @classmethod
     def of(cls, workflow: Workflow) -> DueTouch:
-        if not workflow.standards:
-            return cls(frozenset(), frozenset())
-        records, _fields, triggers = needs(workflow.standards)
+        standards = workflow.standards
+        if not standards:
+            return cls({}, False)
+        anchors = {_key(s.anchor) for s in standards}
+        readers: dict[tuple[str, str], list[StandardSpec]] = {}
+        for spec in standards:
+            for s in signals_read(spec):
+                readers.setdefault(_key(s), []).append(spec)
+        every = _effect(s.anchor for s in standards)
+        by_signal: dict[tuple[str, str], DueEffect] = {
+            key: True if key in anchors else _effect(s.anchor for s in specs)
+            for key, specs in readers.items()
+        }
         pause, resume = pause_triggers(workflow)
-        return cls(records, triggers | pause | resume)
+        for trigger in pause | resume:
+            # Every deadline counts paused days.
+            by_signal[("t", trigger)] = _combined(by_signal.get(("t", trigger), False), every)
+        return cls(by_signal, every)
 
     def touches(
-        self, trigger: str | None, record: str | None, corrects: bool, closed: bool, kind: str = ""
-    ) -> bool:
-        if not self.records and not self.triggers:
+        self, trigger: str | None, record: str | None, closed: bool, kind: str = ""
+    ) -> DueEffect:
+        """What a write can do to its case's due rows: one firing `trigger` and/or adding
+        (or correcting) a record of kind `record`, of event `kind`, its case `closed` after
+        it."""
+        if self.every is False:
             return False
-        return (
-            closed
-            or kind == "assign"  # the rows carry the case's coach
-            or corrects
-            or (record is not None and record in self.records)
-            or (trigger is not None and trigger in self.triggers)
-        )
+        # A correction takes out a happening of its own kind (the engine refuses another):
+        # read by the standards that read the one it adds, so it counts as that.
+        found: DueEffect = False
+        if record is not None:
+            found = self.by_signal.get(("r", record), False)
+        if trigger is not None:
+            found = _combined(found, self.by_signal.get(("t", trigger), False))
+        if closed or kind == "assign":  # a closing day, or a new coach for every row
+            found = _combined(found, self.every)
+        return found
 
 
 def due_row_mismatch(case_id: str, stored: Sequence[DueRow], found: Sequence[DueRow]) -> str | None:
@@ -1275,16 +1348,17 @@ def case_history(
     )
 
 
-def due_touched(touch: DueTouch, kind: str, trigger: str | None, record: Any, case: Any) -> bool:
-    """Whether a write (its event's kind and trigger, its `RecordDraft` or None, the case
-    after it or None) can change the case's due projection rows; a `workflow` event (the log
-    moving to other stage data) can change every case's."""
+def due_touched(
+    touch: DueTouch, kind: str, trigger: str | None, record: Any, case: Any
+) -> DueEffect:
+    """What a write (its event's kind and trigger, its `RecordDraft` or None, the case after
+    it or None) can do to the case's due projection rows (`DueTouch.touches`); a `workflow`
+    event (the log moving to other stage data) can change every case's."""
     if case is None:
         return False
     return touch.touches(
         trigger,
         record.kind if record is not None else None,
-        record is not None and record.supersedes is not None,
         case.closed_at is not None,
         str(kind),
     )

@@ -10,19 +10,34 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from helpers import LEAST_EVIDENCE, START, Clock, Steps, drop_triggers, staffed_db, where
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pg import pg_server, pg_url
+from pg import create_database, drop_database, pg_server, pg_url
 from test_query_plans import traced
 
 import se_flow
 from se_flow._due import by_cases, case_standards, due_list
-from se_flow._standards import DueList, case_history, project
+from se_flow._memory import MemoryStore
+from se_flow._model import EventKind
+from se_flow._projections import apply
+from se_flow._standards import (
+    Anchored,
+    CaseHistory,
+    DueList,
+    DueTouch,
+    Signal,
+    StandardSpec,
+    case_history,
+    project,
+    signals_read,
+)
 
 __all__ = ["pg_server", "pg_url"]  # fixtures
 
@@ -307,3 +322,346 @@ def test_cli_due_reads_the_table(tmp_path: Path, within: int) -> None:
     import json
 
     assert json.loads(result.output) == want
+
+
+# --- which writes can change a case's due rows (`_standards.DueTouch`) ------------------------
+
+WORKFLOW = se_flow.load_workflow()
+KINDS = sorted(WORKFLOW.records)
+TRIGGERS = sorted(WORKFLOW.triggers)
+
+
+def _fields(kind: str, today: dt.date) -> dict[str, Any]:
+    """The fewest values each required field of `kind` accepts."""
+    made = {
+        "str": "Acme",
+        "text": "visit",
+        "bool": True,
+        "int": 1,
+        "decimal": Decimal("12.71"),
+        "date": today,
+        "list": ["retail"],
+        "dated_steps": [f"{today.isoformat()} fewer visits"],
+    }
+    return {
+        f.name: f.options[0] if f.type == "choice" else made[f.type]
+        for f in WORKFLOW.records[kind].fields
+        if f.required
+    }
+
+
+HISTORY = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                *["refer", "reopen", "correct", "forward", "trigger", "engage"],
+                *["pause", "withdraw", "assign", "final_review"],
+                *["record", "record", "review", "review", "to_work", "to_work"],
+                *["end_job", "end_job", "resume", "resume"],
+            ]
+        ),
+        st.integers(min_value=0, max_value=3),  # which case
+        st.integers(min_value=0, max_value=12),  # days back-dated
+        st.integers(min_value=0, max_value=9),  # days the clock moves on first
+        st.integers(min_value=0, max_value=99),  # which record kind or trigger
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+# The cases each kind of write picks from when there are any (most writes on any other case
+# are refused): so that random histories reach job starts, job ends, resumes and reopenings.
+_FITS: dict[str, Any] = {
+    "reopen": lambda c: c.status is se_flow.Status.CLOSED,
+    "resume": lambda c: c.status is se_flow.Status.PAUSED,
+    "end_job": lambda c: c.state == "in_work_support",
+    "engage": lambda c: c.state == "referred",
+    "to_work": lambda c: c.status is se_flow.Status.ACTIVE and c.state != "in_work_support",
+}
+_OPEN = {"record", "review", "final_review", "correct", "forward", "pause", "withdraw"}
+
+
+def _write(flow: se_flow.SEFlow, now: dt.datetime, op: tuple[str, int, int, int, int]) -> None:
+    """One write of a random history (refused ones write nothing)."""
+    what, which, back, _wait, pick = op
+    cases = list(flow.cases(status="all"))
+    when = now - dt.timedelta(days=back)
+    if what == "refer" or not cases:
+        flow.refer("Alex Doe", source="GP", effective_at=now - dt.timedelta(days=min(back, 3)))
+        return
+    fits = _FITS.get(what) or (
+        (lambda c: c.status is not se_flow.Status.CLOSED) if what in _OPEN else None
+    )
+    fitting = [c for c in cases if fits(c)] if fits else []
+    chosen = (fitting or cases)[which % len(fitting or cases)]
+    cid = chosen.id
+    # Back-dated, but not before the case opened (records) or entered its stage (moves).
+    dated = max(when, chosen.opened_at)
+    moved = max(when, chosen.stage_entered_at)
+    try:
+        if what == "reopen":
+            flow.reopen(cid, source="self")
+        elif what in ("record", "review", "final_review"):
+            kind = KINDS[pick % len(KINDS)] if what == "record" else what
+            flow.record(cid, kind, _fields(kind, dated.date()), effective_at=dated)
+        elif what == "correct":
+            found = flow.records(cid)
+            if found:
+                r = found[pick % len(found)]
+                flow.record(cid, r.kind, dict(r.fields), supersedes=r.seq, effective_at=dated)
+        elif what in ("forward", "to_work"):
+            for _ in range(6 if what == "to_work" else 1):
+                case = flow.case(cid)
+                forward = LEAST_EVIDENCE.get(where(case))
+                if forward is None or (case.state == "in_work_support" and what == "to_work"):
+                    return
+                for kind, values in forward.records:
+                    flow.record(cid, kind, dict(values))
+                flow.advance(cid, forward.trigger)
+        elif what in ("trigger", "engage", "end_job"):
+            trigger = TRIGGERS[pick % len(TRIGGERS)] if what == "trigger" else what
+            if what == "end_job":
+                if not any(r.kind == "job_start" for r in flow.records(cid)):
+                    start = _fields("job_start", moved.date())
+                    flow.record(cid, "job_start", start, effective_at=moved)
+                flow.record(cid, "job_end", reason="contract ended", effective_at=moved)
+            outcome = WORKFLOW.close_reasons[0] if WORKFLOW.close_reasons else None
+            flow.advance(
+                cid,
+                trigger,
+                reason="next",
+                override="team agreed",
+                outcome=outcome,
+                effective_at=moved,
+                actor="ada",
+            )
+        elif what == "pause":
+            review = now.date() + dt.timedelta(days=30)
+            flow.pause(cid, reason="unwell", review_date=review, effective_at=moved)
+        elif what == "resume":
+            flow.resume(cid, effective_at=moved)
+        elif what == "withdraw":
+            flow.withdraw(cid, reason="moved on", effective_at=moved)
+        else:
+            flow.assign(cid, "kim" if pick % 2 else "sam", actor="ada")
+    except se_flow.SEFlowError:
+        pass  # refused: nothing written
+
+
+def _staffed(flow: se_flow.SEFlow) -> se_flow.SEFlow:
+    flow.add_staff("ada", "Ada Admin", "admin", actor="ada")
+    flow.add_staff("sam", "Sam Coach", "coach", actor="ada")
+    flow.add_staff("kim", "Kim Coach", "coach", actor="ada")
+    return flow
+
+
+REACHED: set[str] = set()
+
+
+def _kept_as_replayed(flows: list[se_flow.SEFlow], ops: list[Any], clock: Clock) -> None:
+    """After each write of `ops` on every store, each case's due rows are their replay, and
+    the stores agree; at the end `verify` (which replays the table) passes."""
+    for op in ops:
+        clock.advance(days=op[3])
+        for flow in flows:
+            _write(flow, clock.now, op)
+        first = flows[0]
+        ids = [c.id for c in first.cases(status="all")]
+        for flow in flows:
+            assert [c.id for c in flow.cases(status="all")] == ids
+            for cid in ids:
+                assert flow.store.due_rows(cid) == replayed(flow, cid), (cid, op)
+                assert flow.store.due_rows(cid) == first.store.due_rows(cid), (cid, op)
+    for flow in flows:
+        assert flow.verify().ok
+    for case in flows[0].cases(status="all"):
+        for e in flows[0].store.events(case_id=case.id):
+            record = e.payload.get("record")
+            REACHED.add(f"{e.kind} {e.trigger or ''}")
+            if record:
+                REACHED.add(f"record {record['kind']}")
+        REACHED.update(f"row {r.state}" for r in flows[0].store.due_rows(case.id))
+
+
+def _on_sqlite_and_memory(ops: list[Any]) -> None:
+    clock = Clock()
+    flows = [
+        _staffed(se_flow.open(":memory:", clock=clock, actor="sam")),
+        _staffed(se_flow.SEFlow(MemoryStore(WORKFLOW), WORKFLOW, clock=clock, actor="sam")),
+    ]
+    try:
+        _kept_as_replayed(flows, ops, clock)
+    finally:
+        for flow in flows:
+            flow.disconnect()
+
+
+test_every_store_keeps_its_due_rows_as_their_replay_after_any_write = settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)(given(ops=HISTORY)(_on_sqlite_and_memory))
+test_every_store_keeps_its_due_rows_as_their_replay_after_any_write.__doc__ = """Records of
+every kind (back-dated, corrected), every trigger (job starts and ends, pauses and resumes,
+closing), reassignment and reopening, on SQLite and the memory store: the writes a store skips
+(`DueTouch`) are exactly those that leave the rows as they were."""
+
+
+def test_random_histories_reach_every_write_the_due_rows_read() -> None:
+    """Guards the test above against histories that never start a job, end one, resume,
+    reassign or close (a store skipping one of those wrongly would pass it)."""
+    REACHED.clear()
+    settings(
+        max_examples=80,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )(given(ops=HISTORY)(_on_sqlite_and_memory))()
+    wanted = {
+        *(f"transition {t}" for t in ("engage", "start_job", "end_job", "withdraw")),
+        *("pause pause", "resume resume", "assign ", "reopen reopen", "record referral"),
+        *(f"record {k}" for k in ("first_meeting", "action_plan", "employer_contact")),
+        *(f"record {k}" for k in ("review", "final_review", "note", "job_start")),
+        *(f"row {s}" for s in ("met", "missed", "open", "paused", "window")),
+    }
+    assert wanted <= REACHED, sorted(wanted - REACHED)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=HISTORY)
+def test_postgres_keeps_its_due_rows_as_their_replay_after_any_write(
+    pg_server: str, ops: list[Any]
+) -> None:
+    clock = Clock()
+    url = create_database(pg_server)
+    flows = [
+        _staffed(se_flow.open(url, clock=clock, actor="sam")),
+        _staffed(se_flow.SEFlow(MemoryStore(WORKFLOW), WORKFLOW, clock=clock, actor="sam")),
+    ]
+    try:
+        _kept_as_replayed(flows, ops, clock)
+    finally:
+        for flow in flows:
+            flow.disconnect()
+        drop_database(pg_server, url)
+
+
+def test_every_signal_a_standard_holds_is_one_it_reads() -> None:
+    """`signals_read` is the one list of what a standard reads of a history: `needs` (what
+    a due list reads) and `DueTouch` (which writes the due table follows) are made from it.
+    A field of signals added to `StandardSpec` must be added there, or writes of that signal
+    would leave the table behind."""
+    signals = {"anchor", "met_by", "until"}
+    others = {"id", "title", "within", "working_days", "schedule", "source_file"}
+    names = {f.name for f in attrs.fields(StandardSpec)}
+    assert names == signals | others, "a new field of StandardSpec: is it a signal it reads?"
+    spec = StandardSpec(
+        id="s",
+        title="S",
+        anchor=Signal(record="a"),
+        met_by=(Signal(record="m", field="f", equals=1), Signal(trigger="t")),
+        until=("u",),
+    )
+    assert set(signals_read(spec)) == {
+        spec.anchor,
+        *spec.met_by,
+        Signal(trigger="u"),
+    }
+
+
+def test_a_write_touches_the_rows_only_through_what_the_history_holds() -> None:
+    """A case's history as the standards read it is its coach, its closing day and its
+    happenings (`DueTouch` follows each); only `assign` changes the coach, and no write
+    opens a closed case again (a reopening is a new case)."""
+    assert {f.name for f in attrs.fields(CaseHistory)} == {
+        "case_id",
+        "coach",
+        "happenings",
+        "closed_on",
+        "pause_triggers",
+        "resume_triggers",
+    }
+    at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    case = se_flow.Case(
+        id="C-1",
+        participant_id="P-1",
+        state="customer_engagement",
+        phase=None,
+        status=se_flow.Status.ACTIVE,
+        version=3,
+        opened_at=at,
+        stage_entered_at=at,
+        coach="sam",
+    )
+    closed = attrs.evolve(
+        case, state=WORKFLOW.final, status=se_flow.Status.CLOSED, closed_at=at, outcome="x"
+    )
+    for kind in EventKind:
+        if kind in (EventKind.REFERRAL, EventKind.REOPEN):
+            continue  # a new case
+        event = _Event(kind, at)
+        after, after_closed = apply(WORKFLOW, case, event), apply(WORKFLOW, closed, event)
+        assert after is not None and after_closed is not None
+        assert (after.coach != "sam") == (kind == EventKind.ASSIGN), kind
+        assert after_closed.closed_at == at, kind
+
+
+@attrs.frozen
+class _Event:
+    kind: str
+    effective_at: dt.datetime
+    case_id: str = "C-1"
+    to_state: str | None = "customer_engagement"
+    to_phase: str | None = None
+    payload: dict[str, Any] = attrs.field(factory=lambda: {"to_coach": "kim", "coach": "kim"})
+
+
+def test_decided_from_the_standards() -> None:
+    touch = DueTouch.of(WORKFLOW)
+    # Not read by any standard: nothing to do.
+    assert touch.touches(None, "note", closed=False) is False
+    assert touch.touches("start_job_search", None, closed=False) is False
+    # An anchor: a new instance.
+    assert touch.touches("referral", "referral", closed=False) is True
+    assert touch.touches("start_job", None, closed=False) is True
+    # Read only where the standard is anchored: the follow-along visits, from a job start.
+    assert touch.touches(None, "review", closed=False) == Anchored(
+        frozenset({"start_job"}), frozenset()
+    )
+    assert touch.touches("end_job", None, closed=False) == Anchored(
+        frozenset({"start_job"}), frozenset()
+    )
+    every = Anchored(frozenset({"engage", "start_job"}), frozenset({"referral"}))
+    assert touch.touches(None, None, closed=False, kind="assign") == every
+    assert touch.touches("pause", None, closed=False) == every
+    assert touch.touches("withdraw", None, closed=True) == every
+    assert (
+        DueTouch.of(attrs.evolve(WORKFLOW, standards=())).touches(
+            "referral", "referral", closed=False
+        )
+        is False
+    )
+
+
+def test_a_review_on_a_case_out_of_work_asks_one_question_of_the_due_rows(
+    flow: se_flow.SEFlow,
+) -> None:
+    """The follow-along visits start at a job start: a review on a case with none cannot
+    change its due rows, and the store asks only that; on a case in work it is worked out."""
+    steps = Steps(flow)
+    case = steps.to("customer_engagement")
+    conn: Any = flow.store.conn  # type: ignore[attr-defined]
+    with traced(conn) as statements:
+        flow.record(case.id, "review", {"summary": "visit"})
+    due = [s for s in statements if "due_index" in s or "EXISTS" in s]
+    assert due == [
+        f"SELECT EXISTS (SELECT 1 FROM events WHERE case_id = '{case.id}' "
+        "AND trigger IN ('start_job'))"
+    ], statements
+    working = steps.to("in_work_support")
+    with traced(conn) as statements:
+        flow.record(working.id, "review", {"summary": "visit"})
+    assert any("due_index" in s for s in statements), statements
+    assert flow.store.due_rows(working.id) == replayed(flow, working.id)
