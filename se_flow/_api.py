@@ -1545,7 +1545,7 @@ class SEFlow:
 
         def decide(tx: Tx) -> Change:
             by = acting(tx, who)
-            snap = tx.snapshot(case_id, lambda _case: _record_needs(kind, supersedes))
+            snap = tx.snapshot(case_id, _record_needs(kind, supersedes))
             probe.enrolled = _ENROL in snap.marks
             change = self.engine.add_record(
                 snap,

@@ -10,7 +10,7 @@ every "who may" is asked of `_policy` from here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _policy as policy
@@ -73,11 +73,20 @@ _EFFECT_KINDS = {
 }
 
 
+_Guards = tuple[tuple[Callable[..., tuple[bool, str]], Mapping[str, Any], str, bool, str], ...]
+"""A transition's guards as `Engine._evaluate` runs them: (function, parameters, name, soft,
+title) each."""
+
+
 class Engine:
     """Evaluates commands against one workflow definition (and its one `Machine`)."""
 
     def __init__(self, workflow: Workflow) -> None:
         self.workflow = workflow
+        # What a trigger's guards read from a stage is the workflow's alone (every command
+        # asks, the same few answers): worked out once each.
+        self._needs_of: dict[tuple[str, str, str | None], Needs] = {}
+        self._guards_of: dict[int, tuple[TransitionSpec, _Guards]] = {}
 
     # --- guards and triggers -------------------------------------------------------------
 
@@ -114,18 +123,29 @@ class Engine:
 
     def _evaluate(self, spec: TransitionSpec, ctx: GuardContext) -> tuple[GuardResult, ...]:
         results = []
-        for g in spec.guards:
+        for fn, params, name, soft, title in self._guards(spec):
             try:
-                passed, why = GUARDS[g.guard](ctx, g.params)
+                passed, why = fn(ctx, **params)
             except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
                 # A record written under a workflow that typed its fields otherwise reads back
                 # untyped; the guard cannot judge it, which is a failure, not a crash.
                 passed = False
                 why = f"cannot be checked: a record it reads does not fit this workflow ({exc})"
-            results.append(
-                GuardResult(guard=g.name, passed=passed, reason=why, soft=g.soft, title=g.title)
-            )
+            results.append(GuardResult(name, passed, why, soft, title))
         return tuple(results)
+
+    def _guards(self, spec: TransitionSpec) -> _Guards:
+        """Each guard of `spec` as `_evaluate` runs it: its function and parameters, and what
+        its result is called (looked up once per transition: every command asks)."""
+        # By identity: the workflow holds its specs as long as the engine holds it (the spec
+        # is kept beside them, so its id is never another's).
+        kept = self._guards_of.get(id(spec))
+        if kept is None or kept[0] is not spec:
+            guards = tuple(
+                (GUARDS[g.guard].fn, g.params, g.name, g.soft, g.title) for g in spec.guards
+            )
+            kept = self._guards_of[id(spec)] = (spec, guards)
+        return kept[1]
 
     def _dest(self, case: Case, spec: TransitionSpec) -> str:
         return spec.dest or case.state
@@ -133,8 +153,12 @@ class Engine:
     def needs(self, case: Case, trigger: str) -> Needs:
         """What `trigger`'s guards read of this case (nothing, if the trigger is not open from
         here: `fire` refuses it in its own words without reading anything)."""
-        spec = self.workflow.transition(trigger, case.state, case.phase)
-        return NOTHING if spec is None else self._needs([spec])
+        key = (trigger, case.state, case.phase)
+        need = self._needs_of.get(key)
+        if need is None:
+            spec = self.workflow.transition(trigger, case.state, case.phase)
+            need = self._needs_of[key] = NOTHING if spec is None else self._needs([spec])
+        return need
 
     def needs_open(self, case: Case) -> Needs:
         """What the guards of every trigger open from the case's stage read (`available`):

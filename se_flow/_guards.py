@@ -39,12 +39,19 @@ class GuardContext:
     outcome: str | None = None
 
     def of_kind(self, kind: str, since: Sequence[str] = ()) -> list[Record]:
-        floor = max((self.marks.get(t, 0) for t in since), default=0)
+        floor = max((self.marks.get(t, 0) for t in since), default=0) if since else 0
         return [r for r in self.records if r.kind == kind and r.seq > floor]
 
     def latest(self, kind: str, since: Sequence[str] = ()) -> Record | None:
         found = self.of_kind(kind, since)
-        return max(found, key=lambda r: (r.effective_at, r.seq)) if found else None
+        if len(found) < 2:
+            # Most guards read one record of a kind (`Needs.latest`): nothing to compare.
+            return found[0] if found else None
+        return max(found, key=_effective_then_seq)
+
+
+def _effective_then_seq(record: Record) -> tuple[dt.datetime, int]:
+    return record.effective_at, record.seq
 
 
 Result = tuple[bool, str]

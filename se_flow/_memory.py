@@ -41,6 +41,7 @@ from ._rows import (
     case_values,
     event_columns,
     guard_records,
+    needs_of,
     refuse_if_not_empty,
     restore_order,
 )
@@ -120,12 +121,14 @@ class _MemoryTx(Tx):
     def count_active_admins(self) -> int:
         return sum(1 for s in self._s._staff.values() if s.role is Role.ADMIN and s.active)
 
-    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+    def snapshot(
+        self, case_id: str, needs: Needs | Callable[[Case], Needs] | None = None
+    ) -> Snapshot:
         s = self._s
         case = s._cases.get(case_id)
         if case is None:
             raise CaseNotFound(case_id)
-        need = needs(case) if needs is not None else Needs()
+        need = needs_of(needs, case)
         kinds = need.kinds
         records: tuple[Record, ...] = ()
         if kinds is None or kinds:
@@ -145,17 +148,22 @@ class _MemoryTx(Tx):
                 live.extend(self._current_of(case_id))
             return live if kind is None else [r for r in live if r.kind == kind]
 
-        records = guard_records(
-            need,
-            records,
-            lambda kind: max(current_of(kind), key=_latest_first, default=None),
-            lambda kind, at: [
+        def picks(kinds: Sequence[str], seq: int | None) -> list[Record]:
+            found = [max(current_of(kind), key=_latest_first, default=None) for kind in kinds]
+            if seq is not None:
+                found.append(next((r for r in current_of() if r.seq == seq), None))
+            return [r for r in found if r is not None]
+
+        def since(kinds: Sequence[str], at: str | None) -> list[Record]:
+            after = dt.datetime.fromisoformat(at) if at is not None else None
+            return [
                 r
+                for kind in kinds
                 for r in current_of(kind)
-                if at is None or r.effective_at > dt.datetime.fromisoformat(at)
-            ],
-            lambda seq: next((r for r in current_of() if r.seq == seq), None),
-        )
+                if after is None or r.effective_at > after
+            ]
+
+        records = guard_records(need, records, picks, since)
         marks = s._marks.get(case_id, {})
         if need.triggers is not None:
             marks = {t: seq for t, seq in marks.items() if t in need.triggers}

@@ -70,17 +70,21 @@ from ._model import (
 from ._projections import RecordRow
 from ._rows import (
     AFTER_KEY,
-    CURRENT,
     RECORD_COLS,
     case_order,
+    case_query,
     case_where,
     event_columns,
     event_where,
     guard_records,
     latest_records,
-    record_from_row,
+    marks_of,
+    needs_of,
+    picks_query,
     refuse_if_not_empty,
     restore_order,
+    since_query,
+    with_texts,
 )
 from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import case_columns as case_columns_checked
@@ -96,7 +100,7 @@ from ._seal import (
     seal_event,
 )
 from ._standards import Anchored, CaseHistory, DueRow, DueTouch, due_touched, project
-from ._texts import SALT_BYTES, fill_event, fill_record, split
+from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split
 from ._urls import shown_database, without_password
 from ._workflow import Workflow
 from .errors import (
@@ -594,26 +598,34 @@ class _PgTx(Tx):
         )
         return len(rows)
 
-    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+    def snapshot(
+        self, case_id: str, needs: Needs | Callable[[Case], Needs] | None = None
+    ) -> Snapshot:
         lock = " FOR UPDATE" if self._locking else ""
-        rows = self._all(f"SELECT {_CASE_COLS} FROM cases WHERE id = %s{lock}", (case_id,))
+        store = self._store
+        # Needs known before the case: its marks are read with it, in the same statement.
+        early = sorted(needs.triggers) if isinstance(needs, Needs) and needs.triggers else []
+        sql, params = case_query("%s", case_id, early)
+        rows = self._all(sql + lock, params)
         if not rows:
             raise CaseNotFound(case_id)
-        case = _case_from_row(rows[0])
+        row = rows[0]
+        case = _case_from_row(row)
         if self._locking:
             self.versions[case.id] = case.version
-        need = needs(case) if needs is not None else Needs()
+        need = needs_of(needs, case)
         kinds = need.kinds
-        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        found = store._records(case_id, kinds) if kinds is None or kinds else []
         records = guard_records(
             need,
             tuple(found) if need.superseded else current(found),
-            lambda kind: next(iter(self._store._latest_of(case_id, kind)), None),
-            lambda kind, at: self._store._effective_after(case_id, kind, at),
-            lambda seq: next(iter(self._store._record_at(case_id, seq)), None),
+            lambda kinds, seq: store._read_records(*picks_query("%s", case_id, kinds, seq)),
+            lambda kinds, at: store._read_records(*since_query("%s", case_id, kinds, at)),
         )
         marks: dict[str, int] = {}
-        if need.triggers is None:
+        if early:
+            marks = marks_of(early, row[len(row) - len(early) :])
+        elif need.triggers is None:
             marks = dict(
                 self._all(
                     "SELECT trigger, MAX(seq) FROM events WHERE case_id = %s "
@@ -1651,40 +1663,11 @@ class PostgresStore(Store):
         if kinds is not None:
             sql += " AND kind = ANY(%s)"
             params.append(sorted(kinds))
-        rows = self._all(sql + " ORDER BY seq", params)
-        records = [record_from_row(row, self.workflow) for row in rows]
-        if not records:
-            return records
-        texts = self.texts_of([r.seq for r in records])
-        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in records]
+        return self._read_records(with_texts(sql) + " ORDER BY p.seq, t.slot", params)
 
-    # What guards read of a long case (`Needs.latest`, `since_contact`): a seek each on
-    # records_case_kind_at, the latest first or from a time on, skipping corrected records.
-    def _latest_of(self, case_id: str, kind: str) -> list[Record]:
-        return self._filled(
-            f"SELECT {RECORD_COLS} FROM records r WHERE case_id = %s AND kind = %s "
-            f"AND {CURRENT} ORDER BY effective_at DESC, seq DESC LIMIT 1",
-            [case_id, kind],
-        )
-
-    def _effective_after(self, case_id: str, kind: str, at: str | None) -> list[Record]:
-        sql = f"SELECT {RECORD_COLS} FROM records r WHERE case_id = %s AND kind = %s"
-        params: list[Any] = [case_id, kind]
-        if at is not None:
-            sql += " AND effective_at > %s"
-            params.append(at)
-        return self._filled(f"{sql} AND {CURRENT}", params)
-
-    def _record_at(self, case_id: str, seq: int) -> list[Record]:
-        return self._filled(
-            f"SELECT {RECORD_COLS} FROM records r WHERE seq = %s AND case_id = %s AND {CURRENT}",
-            [seq, case_id],
-        )
-
-    def _filled(self, sql: str, params: list[Any]) -> list[Record]:
-        records = [record_from_row(row, self.workflow) for row in self._all(sql, params)]
-        texts = self.texts_of([r.seq for r in records]) if records else {}
-        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in records]
+    def _read_records(self, sql: str, params: list[Any]) -> list[Record]:
+        """The records of a `_rows.with_texts` statement, their texts put back."""
+        return filled_records(self._all(sql, params), self.workflow)
 
     def texts_of(self, seqs: Collection[int]) -> dict[int, dict[str, str | None]]:
         found: dict[int, dict[str, str | None]] = {}

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
@@ -132,6 +133,21 @@ def _is_contact(wf: Workflow, payload: Mapping[str, Any]) -> bool:
     return kind is not None and kind.contact
 
 
+# Every command makes the case after it: `attrs.evolve` walks the case's fields each time; these
+# know them (attrs' own list: init order is field order).
+_CASE_ARGS = tuple(a.name for a in attrs.fields(Case) if a.init)
+_CASE_AT = {name: i for i, name in enumerate(_CASE_ARGS)}
+_case_values = operator.attrgetter(*_CASE_ARGS)
+
+
+def _evolved(case: Case, changes: Mapping[str, Any]) -> Case:
+    """`attrs.evolve(case, **changes)`, made faster."""
+    values = list(_case_values(case))
+    for name, value in changes.items():
+        values[_CASE_AT[name]] = value
+    return Case(*values)
+
+
 def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
     """The case after `event` (None for an event of no case). `case` is the case before it:
     None for a referral or reopen, which open a new case."""
@@ -167,7 +183,7 @@ def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
             changes["last_contact_at"] = at
     elif kind == EventKind.ASSIGN:
         changes["coach"] = payload.get("to_coach")
-        return attrs.evolve(case, **changes)
+        return _evolved(case, changes)
     elif kind == EventKind.PAUSE:
         changes["status"] = Status.PAUSED
         if payload.get("review_date"):
@@ -201,7 +217,7 @@ def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
         changes.get("last_contact_at", case.last_contact_at),
         review_date if review_date is not None else case.review_due,
     )
-    return attrs.evolve(case, **changes)
+    return _evolved(case, changes)
 
 
 def replay_cases(wf: Workflow, events: Iterable[EventLike]) -> dict[str, Case]:

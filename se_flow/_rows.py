@@ -8,8 +8,9 @@ id and participant. No I/O.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
@@ -29,6 +30,7 @@ __all__ = [
     "case_from_row",
     "case_order",
     "case_params",
+    "case_query",
     "case_readings",
     "case_values",
     "case_where",
@@ -37,11 +39,17 @@ __all__ = [
     "event_where",
     "guard_records",
     "latest_records",
+    "marks_columns",
+    "marks_of",
+    "needs_of",
+    "picks_query",
     "reading_queries",
     "record_from_row",
     "refuse_if_not_empty",
     "restore_order",
+    "since_query",
     "ts",
+    "with_texts",
 ]
 
 CASE_COLS = (
@@ -242,21 +250,29 @@ def event_where(
 RECORD_COLS = "seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes"
 
 
-def record_from_row(row: Sequence[Any], workflow: Workflow) -> Record:
+def record_from_row(
+    row: Sequence[Any], workflow: Workflow, texts: Mapping[str, str] | None = None
+) -> Record:
     """A records-table row (in `RECORD_COLS` order) as a typed `Record`: its fields decoded by
-    the workflow's record kind (kept as stored when the kind is unknown to it)."""
-    seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes = row
+    the workflow's record kind (kept as stored when the kind is unknown to it), then `texts`
+    (its free-text fields, as `_texts` puts them back) after them."""
+    seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes = row[:8]
     spec = workflow.records.get(kind)
     values = json.loads(fields)
+    if spec is not None:
+        values = spec.from_json(values)
+    if texts:
+        values.update(texts)
+    # Positional, in `RECORD_COLS` order, which is the record's own.
     return Record(
-        seq=seq,
-        case_id=case_id,
-        kind=kind,
-        fields=spec.from_json(values) if spec else values,
-        effective_at=dt.datetime.fromisoformat(effective_at),
-        recorded_at=dt.datetime.fromisoformat(recorded_at),
-        actor=actor,
-        supersedes=supersedes,
+        seq,
+        case_id,
+        kind,
+        values,
+        dt.datetime.fromisoformat(effective_at),
+        dt.datetime.fromisoformat(recorded_at),
+        actor,
+        supersedes,
     )
 
 
@@ -349,36 +365,145 @@ def latest_records(
 CURRENT = "NOT EXISTS (SELECT 1 FROM records s WHERE s.supersedes = r.seq)"
 """A record (read as `r`) that no other corrects: one seek (`records_superseded`)."""
 
+_TEXTS_JOIN = ", t.slot, t.text FROM ({picked}) p LEFT JOIN texts t ON t.seq = p.seq"
+
+
+def with_texts(picked: str) -> str:
+    """The records `picked` selects (in `RECORD_COLS` order), each row followed by one of its
+    texts' slot and text (None, None for a record of none): its texts in the same statement,
+    one seek of the texts table each."""
+    cols = ", ".join(f"p.{c.strip()}" for c in RECORD_COLS.split(","))
+    return f"SELECT {cols}{_TEXTS_JOIN.format(picked=picked)}"
+
+
+def picks_query(
+    mark: str, case_id: str, kinds: Sequence[str], record: int | None
+) -> tuple[str, list[Any]]:
+    """One statement for the records a snapshot picks by seeks (`guard_records`' `picks`):
+    the latest current record of each of `kinds` (by effective time, then seq: one seek each
+    on records_case_kind_at) and the case's current record at seq `record`, with their texts
+    (`with_texts`)."""
+    params: list[Any] = []
+    for kind in kinds:
+        params.extend((case_id, kind))
+    if record is not None:
+        params.extend((record, case_id))
+    return _picks_sql(mark, len(kinds), record is not None), params
+
+
+# Every command asks for one of a few shapes of each statement: each written once.
+@functools.cache
+def _picks_sql(mark: str, kinds: int, record: bool) -> str:
+    # A member of a compound SELECT takes no ORDER BY or LIMIT of its own: a subquery does.
+    parts = [
+        f"SELECT * FROM (SELECT {RECORD_COLS} FROM records r WHERE case_id = {mark} "
+        f"AND kind = {mark} AND {CURRENT} ORDER BY effective_at DESC, seq DESC LIMIT 1) l{n}"
+        for n in range(kinds)
+    ]
+    if record:
+        parts.append(
+            f"SELECT {RECORD_COLS} FROM records r WHERE seq = {mark} AND case_id = {mark} "
+            f"AND {CURRENT}"
+        )
+    return with_texts(" UNION ALL ".join(parts))
+
+
+def since_query(
+    mark: str, case_id: str, kinds: Sequence[str], at: str | None
+) -> tuple[str, list[Any]]:
+    """One statement for the current records of `kinds` effective after `at` (all of them
+    for None; `guard_records`' `effective_after`), with their texts: a seek per kind on
+    records_case_kind_at, from `at` on."""
+    params: list[Any] = [case_id, *kinds]
+    if at is not None:
+        params.append(at)
+    return _since_sql(mark, len(kinds), at is not None), params
+
+
+@functools.cache
+def _since_sql(mark: str, kinds: int, after: bool) -> str:
+    sql = (
+        f"SELECT {RECORD_COLS} FROM records r WHERE case_id = {mark} "
+        f"AND kind IN ({', '.join(mark for _ in range(kinds))})"
+    )
+    if after:
+        sql += f" AND effective_at > {mark}"
+    return with_texts(f"{sql} AND {CURRENT}")
+
+
+def marks_columns(mark: str, case_id: str, triggers: Sequence[str]) -> tuple[str, list[Any]]:
+    """The seq of the case's last event of each of `triggers` (NULL for none), as columns of
+    one row (a select list to add to): one index seek each, however long the case's history."""
+    params: list[Any] = []
+    for trigger in triggers:
+        params.extend((case_id, trigger))
+    return _marks_sql(mark, len(triggers)), params
+
+
+@functools.cache
+def _marks_sql(mark: str, triggers: int) -> str:
+    one = f"(SELECT MAX(seq) FROM events WHERE case_id = {mark} AND trigger = {mark})"
+    return ", ".join(one for _ in range(triggers))
+
+
+def case_query(mark: str, case_id: str, triggers: Sequence[str]) -> tuple[str, list[Any]]:
+    """The case's row (`CASE_COLS`), then its marks of `triggers` (`marks_columns`)."""
+    params: list[Any] = []
+    for trigger in triggers:
+        params.extend((case_id, trigger))
+    params.append(case_id)
+    return _case_sql(mark, len(triggers)), params
+
+
+@functools.cache
+def _case_sql(mark: str, triggers: int) -> str:
+    marks = f", {_marks_sql(mark, triggers)}" if triggers else ""
+    return f"SELECT {CASE_COLS}{marks} FROM cases WHERE id = {mark}"
+
+
+def marks_of(triggers: Sequence[str], values: Sequence[Any]) -> dict[str, int]:
+    """The marks `marks_columns` read: the triggers the case has an event of."""
+    return {t: v for t, v in zip(triggers, values, strict=True) if v is not None}
+
+
+def needs_of(needs: Needs | Callable[[Case], Needs] | None, case: Case) -> Needs:
+    """What `Tx.snapshot`'s `needs` asks of `case`."""
+    if isinstance(needs, Needs):
+        return needs
+    return needs(case) if needs is not None else Needs()
+
+
+RecordPicks = Callable[[Sequence[str], int | None], Iterable[Record]]
+"""A store's query for a case's latest current record of each of some kinds and its current
+record at a seq (None: none), in any order (`picks_query`)."""
+
+RecordsSince = Callable[[Sequence[str], str | None], Iterable[Record]]
+"""A store's query for a case's current records of some kinds effective after a time (UTC ISO
+text, which sorts as the times do; None: all of them), in any order (`since_query`)."""
+
 
 def guard_records(
-    need: Needs,
-    whole: tuple[Record, ...],
-    latest_of: Callable[[str], Record | None],
-    effective_after: Callable[[str, str | None], Sequence[Record]],
-    record_at: Callable[[int], Record | None],
+    need: Needs, whole: tuple[Record, ...], picks: RecordPicks, effective_after: RecordsSince
 ) -> tuple[Record, ...]:
     """The records a snapshot holds: `whole` (the records of `need.kinds` read whole) and
-    those `need.latest`, `contacts` and `since_contact` pick of the other kinds, in seq order.
-    `latest_of(kind)` is a store's latest current record of a kind; `effective_after(kind,
-    at)` its current records of a kind effective after `at` (as kept: UTC ISO text, which
-    sorts as the times do), all of them for None; `record_at(seq)` the case's record at seq,
-    if current."""
+    those `need.latest`, `contacts`, `since_contact` and `record` pick of the other kinds, in
+    seq order. Asks `picks` once (if anything is to be picked), then `effective_after` once
+    (if anything is read since the last contact): each is one statement."""
     if need.kinds is None or not (
         need.latest or need.contacts or need.since_contact or need.record is not None
     ):
         return whole
     picked = {r.seq: r for r in whole}
-    if need.record is not None and need.record not in picked:
-        found = record_at(need.record)
-        if found is not None:
-            picked[found.seq] = found
-    for kind in sorted((need.latest | need.contacts) - need.kinds):
-        found = latest_of(kind)
-        if found is not None:
-            picked[found.seq] = found
-    last = max((r.effective_at for r in picked.values() if r.kind in need.contacts), default=None)
-    for kind in sorted(need.since_contact - need.kinds):
-        for r in effective_after(kind, ts(last)):
+    record = need.record if need.record is not None and need.record not in picked else None
+    kinds = sorted((need.latest | need.contacts) - need.kinds)
+    if kinds or record is not None:
+        for r in picks(kinds, record):
+            picked[r.seq] = r
+    since = sorted(need.since_contact - need.kinds)
+    if since:
+        contacts = need.contacts
+        last = max((r.effective_at for r in picked.values() if r.kind in contacts), default=None)
+        for r in effective_after(since, ts(last)):
             picked[r.seq] = r
     return tuple(picked[seq] for seq in sorted(picked))
 

@@ -56,17 +56,22 @@ from ._model import (
 )
 from ._rows import (
     AFTER_KEY,
-    CURRENT,
     RECORD_COLS,
     case_order,
+    case_query,
     case_where,
     event_columns,
     event_where,
     guard_records,
     latest_records,
-    record_from_row,
+    marks_columns,
+    marks_of,
+    needs_of,
+    picks_query,
     refuse_if_not_empty,
     restore_order,
+    since_query,
+    with_texts,
 )
 from ._rows import CASE_COLS as _CASE_COLS
 from ._rows import case_columns as _case_columns
@@ -90,7 +95,7 @@ from ._standards import (
     due_touched,
     project,
 )
-from ._texts import SALT_BYTES, fill_event, fill_record, split
+from ._texts import SALT_BYTES, fill_event, fill_record, filled_records, split
 from ._workflow import Workflow
 from .errors import (
     CaseConflict,
@@ -488,26 +493,36 @@ class _SQLiteTx(Tx):
         ).fetchone()
         return int(count)
 
-    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+    def snapshot(
+        self, case_id: str, needs: Needs | Callable[[Case], Needs] | None = None
+    ) -> Snapshot:
         conn = self._conn
-        row = conn.execute(f"SELECT {_CASE_COLS} FROM cases WHERE id = ?", (case_id,)).fetchone()
+        store = self._store
+        # Needs known before the case: its marks are read with it, in the same statement.
+        early = sorted(needs.triggers) if isinstance(needs, Needs) and needs.triggers else []
+        sql, params = case_query("?", case_id, early)
+        row = conn.execute(sql, params).fetchone()
         if row is None:
             raise CaseNotFound(case_id)
         case = _case_from_row(row)
-        need = needs(case) if needs is not None else Needs()
+        need = needs_of(needs, case)
         # A correction has the kind of what it corrects, so filtering by kind keeps
         # supersession whole.
         kinds = need.kinds
-        found = self._store._records(case_id, kinds) if kinds is None or kinds else []
+        whole: tuple[Record, ...] = ()
+        if kinds is None or kinds:
+            found = store._records(case_id, kinds)
+            whole = tuple(found) if need.superseded else current(found)
         records = guard_records(
             need,
-            tuple(found) if need.superseded else current(found),
-            lambda kind: next(iter(self._store._latest_of(case_id, kind)), None),
-            lambda kind, at: self._store._effective_after(case_id, kind, at),
-            lambda seq: next(iter(self._store._record_at(case_id, seq)), None),
+            whole,
+            lambda kinds, seq: store._read_records(*picks_query("?", case_id, kinds, seq)),
+            lambda kinds, at: store._read_records(*since_query("?", case_id, kinds, at)),
         )
         marks: dict[str, int] = {}
-        if need.triggers is None:
+        if early:
+            marks = marks_of(early, row[len(row) - len(early) :])
+        elif need.triggers is None:
             marks = dict(
                 conn.execute(
                     "SELECT trigger, MAX(seq) FROM events WHERE case_id = ? "
@@ -515,15 +530,10 @@ class _SQLiteTx(Tx):
                     (case_id,),
                 ).fetchall()
             )
-        else:
-            for trigger in need.triggers:
-                # One index seek per trigger, however long the case's history.
-                (last,) = conn.execute(
-                    "SELECT MAX(seq) FROM events WHERE case_id = ? AND trigger = ?",
-                    (case_id, trigger),
-                ).fetchone()
-                if last is not None:
-                    marks[trigger] = last
+        elif need.triggers:
+            triggers = sorted(need.triggers)
+            cols, params = marks_columns("?", case_id, triggers)
+            marks = marks_of(triggers, conn.execute(f"SELECT {cols}", params).fetchone())
         history: list[Event] = []
         for trigger in need.history:
             # One index seek per trigger (events_case_trigger), each in seq order; merged here.
@@ -535,8 +545,9 @@ class _SQLiteTx(Tx):
                     [case_id, trigger],
                 )
             )
-        history.sort(key=lambda e: e.seq)
-        return Snapshot(case=case, records=tuple(records), marks=marks, history=tuple(history))
+        if history:
+            history.sort(key=lambda e: e.seq)
+        return Snapshot(case, records, marks, tuple(history))
 
     def new_case_id(self) -> str:
         (num,) = self._conn.execute("SELECT COALESCE(MAX(num), 0) + 1 FROM cases").fetchone()
@@ -604,7 +615,9 @@ class _SQLiteReadTx(_SQLiteTx):
     batch a read can fail as a write does (a small page cache spills the batch's pages to the
     WAL, onto a full disk): the batch is then abandoned, as after a failed write."""
 
-    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+    def snapshot(
+        self, case_id: str, needs: Needs | Callable[[Case], Needs] | None = None
+    ) -> Snapshot:
         store = self._store
         try:
             return super().snapshot(case_id, needs)
@@ -1732,48 +1745,21 @@ class SQLiteStore(Store):
     def _records(self, case_id: str, kinds: Collection[str] | None = None) -> list[Record]:
         sql = f"SELECT {RECORD_COLS} FROM records WHERE case_id = ?"
         params: list[Any] = [case_id]
-        if kinds is not None:
-            # One index seek per kind (records_case_kind), each in seq order; merged here, as
-            # an ORDER BY would make SQLite sort them in a temporary B-tree.
-            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
-            params.extend(kinds)
-            rows = self.conn.execute(sql, params).fetchall()
-            rows.sort(key=_first)
-        else:
-            rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
-        records = [record_from_row(row, self.workflow) for row in rows]
-        if not records:
-            return records
-        texts = _texts_of(self.conn, [r.seq for r in records])
-        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in records]
+        if kinds is None:
+            # The join keeps records_case's order: no sort.
+            return self._read_records(with_texts(sql) + " ORDER BY p.seq", params)
+        # One index seek per kind (records_case_kind), each in seq order; merged here, as an
+        # ORDER BY would make SQLite sort them in a temporary B-tree (a stable sort: each
+        # record's texts stay together, in slot order).
+        sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+        params.extend(kinds)
+        rows = self.conn.execute(with_texts(sql), params).fetchall()
+        rows.sort(key=_first)
+        return filled_records(rows, self.workflow)
 
-    # What guards read of a long case (`Needs.latest`, `since_contact`): a seek each on
-    # records_case_kind_at, the latest first or from a time on, skipping corrected records.
-    def _latest_of(self, case_id: str, kind: str) -> list[Record]:
-        return self._filled(
-            f"SELECT {RECORD_COLS} FROM records r WHERE case_id = ? AND kind = ? AND {CURRENT} "
-            "ORDER BY effective_at DESC, seq DESC LIMIT 1",
-            [case_id, kind],
-        )
-
-    def _effective_after(self, case_id: str, kind: str, at: str | None) -> list[Record]:
-        sql = f"SELECT {RECORD_COLS} FROM records r WHERE case_id = ? AND kind = ?"
-        params: list[Any] = [case_id, kind]
-        if at is not None:
-            sql += " AND effective_at > ?"
-            params.append(at)
-        return self._filled(f"{sql} AND {CURRENT}", params)
-
-    def _record_at(self, case_id: str, seq: int) -> list[Record]:
-        return self._filled(
-            f"SELECT {RECORD_COLS} FROM records r WHERE seq = ? AND case_id = ? AND {CURRENT}",
-            [seq, case_id],
-        )
-
-    def _filled(self, sql: str, params: list[Any]) -> list[Record]:
-        records = [record_from_row(row, self.workflow) for row in self.conn.execute(sql, params)]
-        texts = _texts_of(self.conn, [r.seq for r in records]) if records else {}
-        return [fill_record(r, texts[r.seq]) if r.seq in texts else r for r in records]
+    def _read_records(self, sql: str, params: list[Any]) -> list[Record]:
+        """The records of a `_rows.with_texts` statement, their texts put back."""
+        return filled_records(self.conn.execute(sql, params), self.workflow)
 
     def records(self, case_id: str) -> list[Record]:
         with _translated(self.path):

@@ -25,13 +25,14 @@ Pure: the salts come from the caller (`new_salt`), no I/O and no clock.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
 from attrs import frozen
 
 from ._model import Event, EventDraft, EventKind, Override, Record
+from ._rows import record_from_row
 from ._workflow import Workflow
 from .ports import Change, TextRow
 
@@ -49,6 +50,7 @@ __all__ = [
     "erased_by",
     "fill_event",
     "fill_record",
+    "filled_records",
     "record_slot",
     "split",
     "split_change",
@@ -203,12 +205,33 @@ def _put(event: Event, texts: Mapping[str, str]) -> Event:
 
 def fill_record(record: Record, found: Mapping[str, str | None]) -> Record:
     """`record` with its texts put back (`found`: every slot of its event, None if erased)."""
-    fields = {
-        s[len(_RECORD) :]: text or ERASED for s, text in found.items() if s.startswith(_RECORD)
-    }
+    fields = _record_texts(found)
     if not fields:
         return record
     return attrs.evolve(record, fields={**record.fields, **fields})
+
+
+def _record_texts(found: Mapping[str, str | None]) -> dict[str, str]:
+    return {s[len(_RECORD) :]: text or ERASED for s, text in found.items() if s.startswith(_RECORD)}
+
+
+def filled_records(rows: Iterable[Sequence[Any]], workflow: Workflow) -> list[Record]:
+    """The records of rows in `RECORD_COLS` order each followed by a slot and text of its
+    event (`_rows.with_texts`: a row per text, None, None for a record of none), in the order
+    each record first comes, with their texts put back (as `fill_record` does, without
+    making each record twice)."""
+    heads: dict[int, Sequence[Any]] = {}
+    found: dict[int, dict[str, str | None]] = {}
+    for row in rows:
+        seq = row[0]
+        if seq not in heads:
+            heads[seq] = row
+        if row[8] is not None:
+            found.setdefault(seq, {})[row[8]] = row[9]
+    return [
+        record_from_row(row, workflow, _record_texts(found[seq]) if seq in found else None)
+        for seq, row in heads.items()
+    ]
 
 
 def withhold_record(record: Record, workflow: Workflow) -> Record:

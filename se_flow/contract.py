@@ -20,6 +20,7 @@ here: SQLite (file and ":memory:"), the in-memory store and PostgreSQL all pass 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from se_flow._loader import load_programmes
 from se_flow._memory import KeyInMemory, ScratchStore
 from se_flow._model import (
     EVENT_COLUMNS,
+    Case,
     DatabaseSettings,
     EventDraft,
     EventKind,
@@ -116,6 +118,10 @@ def _engage(store: Store, case_id: str, expected: int | None = None) -> se_flow.
     case, _ = store.write(decide)
     assert case is not None
     return case
+
+
+def _same(need: Needs, _case: Case) -> Needs:
+    return need
 
 
 def _note(store: Store, case_id: str, text: str, supersedes: int | None = None) -> int:
@@ -547,6 +553,43 @@ class StoreContract:
         assert picked(case.id, first) == []
         assert picked(other.id, second) == []
         assert picked(case.id, second + 100) == []
+
+    def test_snapshot_takes_needs_known_before_the_case(self, staffed: Store) -> None:
+        """`needs` given as a value, not a function of the case, reads the same snapshot (its
+        marks, of triggers there and not, and its records picked several ways at once, with
+        their texts)."""
+        case = _engage(staffed, _refer(staffed).id)
+        first = _note(staffed, case.id, "first")
+        second = _note(staffed, case.id, "second", supersedes=first)
+        _kept(staffed, case.id, "outreach_attempt", {"channel": "phone"}, NOW)
+        engaged = max(e.seq for e in staffed.events(case_id=case.id) if e.trigger == "engage")
+        for need in (
+            NOTHING,
+            Needs(),
+            Needs(kinds=frozenset(), triggers=frozenset({"engage", "start_job", "referral"})),
+            Needs(
+                kinds=frozenset({"referral"}),
+                triggers=frozenset({"engage"}),
+                latest=frozenset({"note", "outreach_attempt", "consent"}),
+                record=first,
+            ),
+            Needs(kinds=frozenset(), latest=frozenset({"outreach_attempt"}), record=second),
+            Needs(kinds=frozenset({"note"}), superseded=True, triggers=frozenset({"end_job"})),
+        ):
+            given = staffed.read().snapshot(case.id, need)
+            assert given == staffed.read().snapshot(case.id, functools.partial(_same, need))
+        marks = Needs(kinds=frozenset(), triggers=frozenset({"engage", "start_job"}))
+        assert staffed.read().snapshot(case.id, marks).marks == {"engage": engaged}
+        picked = Needs(
+            kinds=frozenset(), latest=frozenset({"note", "outreach_attempt"}), record=second
+        )
+        snap = staffed.read().snapshot(case.id, picked)
+        assert [(r.kind, r.get("text")) for r in snap.records] == [
+            ("note", "second"),
+            ("outreach_attempt", None),
+        ]
+        with pytest.raises(se_flow.CaseNotFound):
+            staffed.read().snapshot("C-404", marks)
 
     def test_case_filters(self, staffed: Store) -> None:
         a = _refer(staffed, "P-a")

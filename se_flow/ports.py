@@ -321,11 +321,14 @@ class Tx(Protocol):
         not be demoted, and two demotions must not both see the other's admin)."""
         ...
 
-    def snapshot(self, case_id: str, needs: Callable[[Case], Needs] | None = None) -> Snapshot:
+    def snapshot(
+        self, case_id: str, needs: Needs | Callable[[Case], Needs] | None = None
+    ) -> Snapshot:
         """The case, its current records and its trigger marks. Raises `CaseNotFound`.
 
         `needs(case)` says which record kinds and trigger marks the command reads (default:
-        all of them)."""
+        all of them); `needs` itself when what it reads does not depend on the case, so a
+        store may read the case and its marks at once."""
         ...
 
     def new_case_id(self) -> str:
