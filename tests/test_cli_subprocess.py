@@ -115,8 +115,14 @@ def test_the_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
 
 
 def test_shell_completion_completes_commands_and_options() -> None:
+    # Typer otherwise guesses the shell from the processes above this one (shellingham) and
+    # ignores the one named: run under `sh -c` (a CI runner, a detached job) it refused "sh".
     script = subprocess.run(
-        [str(SCRIPT), "--show-completion", "bash"], capture_output=True, text=True, timeout=60
+        [str(SCRIPT), "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
     )
     assert script.returncode == 0 and "_SE_FLOW_COMPLETE" in script.stdout
     env = {**os.environ, "_SE_FLOW_COMPLETE": "complete_bash", "COMP_CWORD": "2"}
