@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
+from ._model import EVENT_COLUMNS, Case, EventKind, Record
 from .errors import StoreNotEmpty
 from .ports import READING_SKIPS, CaseFilter, CaseReading, Needs, StageRow, StoreCopy
 
@@ -72,7 +72,7 @@ def case_from_row(row: Sequence[Any]) -> Case:
         participant_id=row[1],
         state=row[2],
         phase=row[3],
-        status=Status(row[4]),
+        status=row[4],  # the field's converter makes it a `Status`
         version=row[5],
         opened_at=dt.datetime.fromisoformat(row[6]),
         stage_entered_at=dt.datetime.fromisoformat(row[7]),
