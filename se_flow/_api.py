@@ -984,6 +984,9 @@ class SEFlow:
         one whose `probe` finds its case on no programme (tried unbatched first, and again in
         the batch if the case turns out enrolled)."""
         made: list[Change] = []
+        # The settings as the write's transaction saw them: a write on a case changes none, so
+        # they are those at its commit, and the checkpoint after it needs no read of its own.
+        seen: list[DatabaseSettings] = []
         unbatched = False
 
         def deciding(tx: Tx) -> Change:
@@ -997,6 +1000,8 @@ class SEFlow:
             if command is not None:
                 named = attrs.evolve(change.event, command_id=command.id, command_hash=command.hash)
                 change = attrs.evolve(change, event=named)
+            if on_case:
+                seen.append(tx.settings())
             # The store may run `decide` again (a busy database): the last run is the one kept.
             made.append(change)
             return change
@@ -1048,7 +1053,7 @@ class SEFlow:
             return self._replayed(again, command)
         if not self._batching:
             # An automatic checkpoint, if one is due (a batch keeps it for its end).
-            self._auto_checkpoint(event.seq - 1, head)
+            self._auto_checkpoint(event.seq - 1, head, seen[-1] if seen else None)
         draft = made[-1].record
         record = draft.made(case.id, event) if draft is not None and case is not None else None
         return case, event, record
@@ -1738,18 +1743,22 @@ class SEFlow:
         _case_id(case_id)
         check_text(override, "override reason")
         now = self.now()
-        command = _command(
-            command_id,
-            "advance",
-            case_id=case_id,
-            trigger=trigger,
-            actor=who,
-            reason=reason,
-            override=override,
-            effective_at=effective_at,
-            review_date=review_date,
-            outcome=outcome,
-            expected_version=expected_version,
+        command = (
+            None
+            if command_id is None
+            else _command(
+                command_id,
+                "advance",
+                case_id=case_id,
+                trigger=trigger,
+                actor=who,
+                reason=reason,
+                override=override,
+                effective_at=effective_at,
+                review_date=review_date,
+                outcome=outcome,
+                expected_version=expected_version,
+            )
         )
 
         def decide(tx: Tx) -> Change:
@@ -3065,11 +3074,18 @@ class SEFlow:
         line = target.append(kept)
         return CheckpointAppended(kept, str(target.path), line, target.protection())
 
-    def _auto_checkpoint(self, before_seq: int, seq: int | None = None) -> None:
+    def _auto_checkpoint(
+        self,
+        before_seq: int,
+        seq: int | None = None,
+        settings: DatabaseSettings | None = None,
+    ) -> None:
         """After a write: append a checkpoint if the log crossed a multiple of the setting's
-        N since `before_seq` (to `seq`, the head now). The write is committed whatever happens
+        N since `before_seq` (to `seq`, the head now). `settings`: as the write read them, if
+        it could not change them (else read now). The write is committed whatever happens
         here; a file that is refused is said in `checkpoint_warning` rather than raised."""
-        settings = self.store.read().settings()
+        if settings is None:
+            settings = self.store.read().settings()
         every = settings.checkpoint_every
         if settings.checkpoint_file is None or not every:
             return

@@ -87,10 +87,26 @@ class Engine:
         # asks, the same few answers): worked out once each.
         self._needs_of: dict[tuple[str, str, str | None], Needs] = {}
         self._guards_of: dict[int, tuple[TransitionSpec, _Guards]] = {}
+        # The transition a trigger takes from a stage (and phase), when it takes one: the
+        # workflow's alone, asked by every command.
+        self._spec_of: dict[tuple[str, str, str | None], TransitionSpec] = {}
 
     # --- guards and triggers -------------------------------------------------------------
 
     def _spec(self, case: Case, trigger: str) -> TransitionSpec:
+        spec = self._spec_of.get((trigger, case.state, case.phase))
+        status = case.status
+        if spec is not None and status is Status.ACTIVE:
+            # A known trigger, open from here; only a paused or closed case asks more.
+            if spec.effect == "resume":
+                raise TriggerNotAvailable(
+                    case.id, trigger, self._where(case), [t.trigger for t in self._open(case)]
+                )
+            return spec
+        return self._spec_refused(case, trigger)
+
+    def _spec_refused(self, case: Case, trigger: str) -> TransitionSpec:
+        """`_spec` the long way: every refusal, in the order a caller meets them."""
         wf = self.workflow
         if trigger not in wf.machine.events:
             raise UnknownTrigger(trigger, wf.triggers)
@@ -107,6 +123,7 @@ class Engine:
             raise TriggerNotAvailable(
                 case.id, trigger, self._where(case), [t.trigger for t in self._open(case)]
             )
+        self._spec_of[(trigger, case.state, case.phase)] = spec
         return spec
 
     def _where(self, case: Case) -> str:
@@ -208,55 +225,58 @@ class Engine:
         expected_version: int | None = None,
     ) -> Change:
         case = snap.case
-        policy.may_write(ctx.actor, case.id)
+        wf = self.workflow
+        actor = ctx.actor
+        at = ctx.effective_at
+        policy.may_write(actor, case.id)
         self._check_version(case, expected_version)
-        self._check_effective(ctx.effective_at, ctx.now)
+        self._check_effective(at, ctx.now)
         spec = self._spec(case, trigger)
-        if spec.dest == self.workflow.final:
+        dest = spec.dest or case.state
+        if spec.dest == wf.final:
             # Here, not only in `close`: a library user firing the close trigger gets it too.
-            self.workflow.check_closure_note(spec.outcome or ctx.outcome, ctx.reason)
-        if ctx.effective_at.date() < case.stage_entered_at.date():
+            wf.check_closure_note(spec.outcome or ctx.outcome, ctx.reason)
+        if at.date() < case.stage_entered_at.date():
             # A stage cannot be left before it was entered: stage spells would run backwards.
             raise InvalidInput(
-                f"case {case.id}: {trigger} cannot take effect on {day_of(ctx.effective_at)}, "
+                f"case {case.id}: {trigger} cannot take effect on {day_of(at)}, "
                 f"before the case entered {case.state} ({day_of(case.stage_entered_at)})"
             )
         results = self._evaluate(spec, ctx)
-        failed = [r for r in results if not r.passed]
         used_override: Override | None = None
         if override is not None and not override.strip():
             raise InvalidInput("an override needs a reason")
+        failed = [r for r in results if not r.passed]
         if failed:
             if override is None or not soft_only(results):
                 raise GuardsFailed(case.id, trigger, results)
-            policy.may_override(ctx.actor, failed, case.id)
-            used_override = Override(by=ctx.actor.id, reason=override.strip())
+            policy.may_override(actor, failed, case.id)
+            used_override = Override(by=actor.id, reason=override.strip())
 
-        at = ctx.effective_at
-        dest = self._dest(case, spec)
+        effect = spec.effect
         phase = case.phase
         payload: dict[str, Any] = {}
-        if spec.effect == "pause":
+        if effect == "pause":
             # A stage folder may pause without a review_date guard; then none is kept.
             if ctx.review_date is not None:
                 payload["review_date"] = ctx.review_date.isoformat()
-        elif spec.effect == "phase":
+        elif effect == "phase":
             phase = spec.to_phase
-        elif dest == self.workflow.final:
+        elif dest == wf.final:
             # The final state has no phases (from_phase keeps the one the case closed from).
             phase = None
             payload["outcome"] = spec.outcome or ctx.outcome
         elif dest != case.state:
-            stage = self.workflow.states[dest]
+            stage = wf.states[dest]
             phase = stage.phases[0] if stage.phases else None
         event = EventDraft(
             case_id=case.id,
-            kind=_EFFECT_KINDS[spec.effect],
-            actor=ctx.actor.id,
-            role=ctx.actor.role.value,
+            kind=_EFFECT_KINDS[effect],
+            actor=actor.id,
+            role=actor.role.value,
             effective_at=at,
             recorded_at=ctx.now,
-            workflow_hash=self.workflow.hash,
+            workflow_hash=wf.hash,
             trigger=trigger,
             from_state=case.state,
             to_state=dest,

@@ -91,6 +91,18 @@ class Status(StrEnum):
     CLOSED = "closed"
 
 
+# Every case made (read from a row, or after a command) converts its status: a lookup, not the
+# enum's call, for the three that exist; anything else is refused as `Status` refuses it.
+_STATUSES = {s.value: s for s in Status}
+
+
+def _status(value: Status | str) -> Status:
+    try:
+        return _STATUSES[value]
+    except (KeyError, TypeError):
+        return Status(value)
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
@@ -206,7 +218,7 @@ class Case:
     id: str
     participant_id: str
     state: str
-    status: Status = field(converter=Status)
+    status: Status = field(converter=_status)
     version: int
     opened_at: dt.datetime
     stage_entered_at: dt.datetime

@@ -134,18 +134,35 @@ def _is_contact(wf: Workflow, payload: Mapping[str, Any]) -> bool:
 
 
 # Every command makes the case after it: `attrs.evolve` walks the case's fields each time; these
-# know them (attrs' own list: init order is field order).
+# know them (attrs' own list: init order is field order), and `apply` sets them by place.
 _CASE_ARGS = tuple(a.name for a in attrs.fields(Case) if a.init)
-_CASE_AT = {name: i for i, name in enumerate(_CASE_ARGS)}
 _case_values = operator.attrgetter(*_CASE_ARGS)
-
-
-def _evolved(case: Case, changes: Mapping[str, Any]) -> Case:
-    """`attrs.evolve(case, **changes)`, made faster."""
-    values = list(_case_values(case))
-    for name, value in changes.items():
-        values[_CASE_AT[name]] = value
-    return Case(*values)
+(
+    _STATE,
+    _STATUS,
+    _VERSION,
+    _STAGE_ENTERED_AT,
+    _COACH,
+    _PHASE,
+    _LAST_CONTACT_AT,
+    _REVIEW_DUE,
+    _OUTCOME,
+    _CLOSED_AT,
+) = (
+    _CASE_ARGS.index(name)
+    for name in (
+        "state",
+        "status",
+        "version",
+        "stage_entered_at",
+        "coach",
+        "phase",
+        "last_contact_at",
+        "review_due",
+        "outcome",
+        "closed_at",
+    )
+)
 
 
 def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
@@ -176,48 +193,49 @@ def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
         )
     if case is None:
         raise ValueError(f"event {kind} of case {event.case_id} comes before the case's referral")
-    changes: dict[str, Any] = {"version": case.version + 1}
+    # The case's fields in init order, changed in place: one Case made, no evolve.
+    values = list(_case_values(case))
+    values[_VERSION] = case.version + 1
     review_date: dt.date | None = None
     if kind == EventKind.RECORD:
         if _is_contact(wf, payload) and (case.last_contact_at is None or at > case.last_contact_at):
-            changes["last_contact_at"] = at
+            values[_LAST_CONTACT_AT] = at
     elif kind == EventKind.ASSIGN:
-        changes["coach"] = payload.get("to_coach")
-        return _evolved(case, changes)
+        values[_COACH] = payload.get("to_coach")
+        return Case(*values)
     elif kind == EventKind.PAUSE:
-        changes["status"] = Status.PAUSED
+        values[_STATUS] = Status.PAUSED
         if payload.get("review_date"):
             review_date = dt.date.fromisoformat(payload["review_date"])
     elif kind == EventKind.RESUME:
-        changes["status"] = Status.ACTIVE
+        values[_STATUS] = Status.ACTIVE
     elif kind == EventKind.PHASE:
-        changes["phase"] = event.to_phase
+        values[_PHASE] = event.to_phase
     elif kind == EventKind.TRANSITION:
         dest = event.to_state or case.state
         if dest == wf.final:
             # The final state has no phases.
-            changes.update(
-                state=dest,
-                phase=None,
-                status=Status.CLOSED,
-                outcome=payload.get("outcome"),
-                closed_at=at,
-            )
+            values[_STATE] = dest
+            values[_PHASE] = None
+            values[_STATUS] = Status.CLOSED
+            values[_OUTCOME] = payload.get("outcome")
+            values[_CLOSED_AT] = at
         elif dest != case.state:
-            changes.update(
-                state=dest, phase=event.to_phase, stage_entered_at=at, status=Status.ACTIVE
-            )
-    # The review date of the case after the changes, worked out before it is made: one evolve.
-    changes["review_due"] = _review_due(
+            values[_STATE] = dest
+            values[_PHASE] = event.to_phase
+            values[_STAGE_ENTERED_AT] = at
+            values[_STATUS] = Status.ACTIVE
+    # The review date of the case after the changes, worked out before it is made.
+    values[_REVIEW_DUE] = _review_due(
         wf,
-        changes.get("status", case.status),
-        changes.get("state", case.state),
-        changes.get("phase", case.phase),
-        changes.get("stage_entered_at", case.stage_entered_at),
-        changes.get("last_contact_at", case.last_contact_at),
+        values[_STATUS],
+        values[_STATE],
+        values[_PHASE],
+        values[_STAGE_ENTERED_AT],
+        values[_LAST_CONTACT_AT],
         review_date if review_date is not None else case.review_due,
     )
-    return _evolved(case, changes)
+    return Case(*values)
 
 
 def replay_cases(wf: Workflow, events: Iterable[EventLike]) -> dict[str, Case]:

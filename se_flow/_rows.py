@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
+from ._model import EVENT_COLUMNS, Case, EventKind, Record
 from .errors import StoreNotEmpty
 from .ports import READING_SKIPS, CaseFilter, CaseReading, Needs, StageRow, StoreCopy
 
@@ -67,40 +67,43 @@ def dt_or_none(value: str | None) -> dt.datetime | None:
 
 
 def case_from_row(row: Sequence[Any]) -> Case:
+    # Read by every command: `dt_or_none` and `ts` written out here, a call fewer each.
+    at = dt.datetime.fromisoformat
     return Case(
         id=row[0],
         participant_id=row[1],
         state=row[2],
         phase=row[3],
-        status=Status(row[4]),
+        status=row[4],  # the field's converter makes it a `Status`
         version=row[5],
-        opened_at=dt.datetime.fromisoformat(row[6]),
-        stage_entered_at=dt.datetime.fromisoformat(row[7]),
+        opened_at=at(row[6]),
+        stage_entered_at=at(row[7]),
         coach=row[8],
         episode=row[9],
         previous_case_id=row[10],
-        last_contact_at=dt_or_none(row[11]),
+        last_contact_at=at(row[11]) if row[11] else None,
         review_due=dt.date.fromisoformat(row[12]) if row[12] else None,
         outcome=row[13],
-        closed_at=dt_or_none(row[14]),
+        closed_at=at(row[14]) if row[14] else None,
     )
 
 
 def case_params(case: Case) -> tuple[Any, ...]:
+    last_contact_at, review_due, closed_at = case.last_contact_at, case.review_due, case.closed_at
     return (
         case.state,
         case.phase,
         case.status.value,
         case.version,
-        ts(case.opened_at),
-        ts(case.stage_entered_at),
+        case.opened_at.isoformat(),
+        case.stage_entered_at.isoformat(),
         case.coach,
         case.episode,
         case.previous_case_id,
-        ts(case.last_contact_at),
-        case.review_due.isoformat() if case.review_due else None,
+        last_contact_at.isoformat() if last_contact_at is not None else None,
+        review_due.isoformat() if review_due else None,
         case.outcome,
-        ts(case.closed_at),
+        closed_at.isoformat() if closed_at is not None else None,
     )
 
 

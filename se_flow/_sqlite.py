@@ -422,19 +422,28 @@ def _primary(exc: sqlite3.Error) -> str:
     return name
 
 
-@contextlib.contextmanager
-def _translated(path: str) -> Iterator[None]:
-    """sqlite3's errors in the words of the store, naming the database."""
-    try:
-        yield
-    except SEFlowError:
-        raise
-    except UnicodeEncodeError as exc:
-        # The API names the field for the texts a user writes; this catches any other (an id
-        # from invalid UTF-8 on a command line) before SQLite sees it.
-        raise unstorable(exc) from exc
-    except sqlite3.DatabaseError as exc:
-        raise _translate(path, exc) from exc
+class _translated:
+    """sqlite3's errors in the words of the store, naming the database. A class, not a
+    `contextlib.contextmanager`: every write and most reads enter one, and a generator's
+    set-up is most of what it costs."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None or isinstance(exc, SEFlowError):
+            return
+        if isinstance(exc, UnicodeEncodeError):
+            # The API names the field for the texts a user writes; this catches any other (an
+            # id from invalid UTF-8 on a command line) before SQLite sees it.
+            raise unstorable(exc) from exc
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise _translate(self.path, exc) from exc
 
 
 def _translate(path: str, exc: sqlite3.DatabaseError) -> StoreError:
