@@ -111,7 +111,28 @@ canonical: Callable[[Any], str] = json_encoding(
 # JSON fields: the value an event holds, to and from what the row keeps. Each encoder gives
 # the field's canonical text (None: absent); an empty value, the commonest, costs no encoding.
 def _guards_json(guards: Sequence[GuardResult]) -> str:
-    return canonical([g.to_json() for g in guards]) if guards else "[]"
+    if not guards:
+        return "[]"
+    # Every command seals its verdicts: written here as `canonical` writes them (keys sorted,
+    # each text escaped by the same function), without a dict per verdict and a sort of its
+    # keys; a verdict holding anything but plain text and booleans goes the reference way.
+    parts = []
+    for g in guards:
+        guard, passed, reason, soft, title = g.guard, g.passed, g.reason, g.soft, g.title
+        if not (
+            type(guard) is str
+            and type(reason) is str
+            and type(title) is str
+            and type(passed) is bool
+            and type(soft) is bool
+        ):
+            return canonical([g.to_json() for g in guards])
+        parts.append(
+            f'{{"guard":{_encode_str(guard)},"passed":{"true" if passed else "false"},'
+            f'"reason":{_encode_str(reason)},"soft":{"true" if soft else "false"},'
+            f'"title":{_encode_str(title)}}}'
+        )
+    return f"[{','.join(parts)}]"
 
 
 def _override_json(o: Override | None) -> str:

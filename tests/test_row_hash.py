@@ -61,6 +61,25 @@ def test_the_hash_is_sha256_of_the_canonical_row(row: dict[str, Any]) -> None:
     assert row_hash(row) == expected
 
 
+verdict_values = texts | st.booleans() | st.integers(min_value=0, max_value=1)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"guard": texts, "passed": verdict_values, "reason": texts, "soft": verdict_values}
+        ),
+        max_size=4,
+    )
+)
+def test_the_guards_field_is_the_canonical_json_of_the_verdicts(verdicts: list[Any]) -> None:
+    # The guards' text is written by hand for plain verdicts; it must stay `canonical`'s, and
+    # a verdict holding anything else (here a number for a boolean) is written the same way.
+    guards = tuple(GuardResult(title=v["guard"][::-1], **v) for v in verdicts)
+    row = event_to_row(attrs.evolve(_draft(), guards=guards), 1, "0" * 64)
+    assert row["guards"] == canonical([g.to_json() for g in guards])
+
+
 def _draft() -> EventDraft:
     return EventDraft(
         case_id="C-7",
