@@ -167,19 +167,12 @@ _SEALING = frozenset({"seq", "prev_hash", "hash"})
 _DRAFTED = tuple(f for f in EVENT_FIELDS if f.name not in _SEALING)
 
 
-def _isoformat(value: dt.datetime) -> str:
-    return value.isoformat()
-
-
 # Sealing runs once per command: the drafted fields are read in one call, in the row's order,
 # and only the fields a row does not keep as they are (times, JSON) are encoded one by one.
 _ROW_NAMES = tuple(f.name for f in _DRAFTED)
 _row_values = operator.attrgetter(*_ROW_NAMES)
-_ROW_ENCODERS = tuple(
-    (f.name, _isoformat if f.column is Column.TIME else _TO_JSON[f.name])
-    for f in _DRAFTED
-    if f.column in (Column.TIME, Column.JSON)
-)
+_ROW_TIMES = tuple(f.name for f in _DRAFTED if f.column is Column.TIME)
+_ROW_ENCODERS = tuple((f.name, _TO_JSON[f.name]) for f in _DRAFTED if f.column is Column.JSON)
 # An event is made from a draft's fields in the order its class takes them.
 _DRAFT_NAMES = tuple(a.name for a in attrs.fields(EventDraft))
 _draft_values = operator.attrgetter(*_DRAFT_NAMES)
@@ -203,6 +196,14 @@ def event_to_row(
     row = dict(zip(_ROW_NAMES, _row_values(draft), strict=True))
     if stored:
         row.update(stored)
+    # A command's times are most often one instant (`effective_at or now`): written once.
+    last: Any = None
+    text = ""
+    for name in _ROW_TIMES:
+        value = row[name]
+        if value is not last:
+            last, text = value, value.isoformat()
+        row[name] = text
     for name, encode in _ROW_ENCODERS:
         row[name] = encode(row[name])
     row["seq"] = seq
