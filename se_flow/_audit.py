@@ -49,6 +49,7 @@ from ._projections import (
     replay_staff,
     staff_mismatch,
 )
+from ._rows import ts
 from ._seal import SealCheck, SealRow, VerificationKey, seal_verifies
 from ._standards import case_history, due_row_mismatch, project
 from ._texts import ERASING_KINDS, TextCheck
@@ -196,14 +197,8 @@ def event_to_row(
     row = dict(zip(_ROW_NAMES, _row_values(draft), strict=True))
     if stored:
         row.update(stored)
-    # A command's times are most often one instant (`effective_at or now`): written once.
-    last: Any = None
-    text = ""
     for name in _ROW_TIMES:
-        value = row[name]
-        if value is not last:
-            last, text = value, value.isoformat()
-        row[name] = text
+        row[name] = ts(row[name])
     for name, encode in _ROW_ENCODERS:
         row[name] = encode(row[name])
     row["seq"] = seq

@@ -59,7 +59,24 @@ CASE_COLS = (
 
 
 def ts(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """`value`'s ISO text. A command writes its one `now` several times (its event's times, its
+    case's stage or contact time, its records'), and an `isoformat` costs as much as the rest
+    of sealing a row: the last few datetimes written are remembered, by identity (equal
+    instants in other zones write other text), each kept alive so its id is not reused."""
+    if value is None:
+        return None
+    key = id(value)
+    hit = _WRITTEN.get(key)
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    text = value.isoformat()
+    if len(_WRITTEN) >= 8:
+        _WRITTEN.clear()
+    _WRITTEN[key] = (value, text)
+    return text
+
+
+_WRITTEN: dict[int, tuple[dt.datetime, str]] = {}
 
 
 def dt_or_none(value: str | None) -> dt.datetime | None:

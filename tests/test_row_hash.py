@@ -124,3 +124,14 @@ def test_a_row_made_before_its_place_was_known_seals_as_one_made_after() -> None
     draft = _draft()
     early = event_to_row(draft, 0, "0" * 64)
     assert seal(draft, 42, "d" * 64, row=early) == seal(draft, 42, "d" * 64)
+
+
+def test_equal_instants_in_other_zones_keep_their_own_text() -> None:
+    # Times written are remembered by identity, never by equality: 09:00 UTC equals 10:00 at
+    # +01:00, but each is stored as it was given, in either order, however often.
+    utc = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+    plus_one = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert utc == plus_one
+    for first, second in ((utc, plus_one), (plus_one, utc), (utc, utc)):
+        row = event_to_row(attrs.evolve(_draft(), effective_at=first, recorded_at=second), 1, "0")
+        assert (row["effective_at"], row["recorded_at"]) == (first.isoformat(), second.isoformat())
