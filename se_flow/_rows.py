@@ -275,22 +275,41 @@ def record_from_row(
     (its free-text fields, as `_texts` puts them back) after them."""
     seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes = row[:8]
     spec = workflow.records.get(kind)
-    values = json.loads(fields)
+    values = _fields_of(fields)
     if spec is not None:
         values = spec.from_json(values)
     if texts:
         values.update(texts)
-    # Positional, in `RECORD_COLS` order, which is the record's own.
+    at = dt.datetime.fromisoformat(effective_at)
+    # Positional, in `RECORD_COLS` order, which is the record's own. Most records are recorded
+    # when they take effect: one instant, read once.
     return Record(
         seq,
         case_id,
         kind,
         values,
-        dt.datetime.fromisoformat(effective_at),
-        dt.datetime.fromisoformat(recorded_at),
+        at,
+        at if recorded_at == effective_at else dt.datetime.fromisoformat(recorded_at),
         actor,
         supersedes,
     )
+
+
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _fields_of(text: Any) -> Any:
+    """`json.loads(text)`: a record's stored fields, as the stores wrote them (`json.dumps`: no
+    whitespace around), read by the decoder's C scanner alone, without `loads`' whitespace
+    matching around it; anything else (whitespace, bytes, bad JSON) goes by `loads` itself."""
+    if type(text) is str:
+        try:
+            value, end = _scan_json(text, 0)
+        except (StopIteration, ValueError):
+            return json.loads(text)
+        if end == len(text):
+            return value
+    return json.loads(text)
 
 
 def refuse_if_not_empty(name: str, head_seq: int, has_staff: bool) -> None:

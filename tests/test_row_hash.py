@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given
 
 from se_flow._audit import (
@@ -26,6 +27,7 @@ from se_flow._audit import (
 )
 from se_flow._loader import load_workflow
 from se_flow._model import EventDraft, GuardResult, Override
+from se_flow._rows import _fields_of
 from se_flow._texts import split
 
 # Text that JSON must escape or keep as is: quotes, backslashes, controls, non-ASCII, U+2028.
@@ -135,3 +137,15 @@ def test_equal_instants_in_other_zones_keep_their_own_text() -> None:
     for first, second in ((utc, plus_one), (plus_one, utc), (utc, utc)):
         row = event_to_row(attrs.evolve(_draft(), effective_at=first, recorded_at=second), 1, "0")
         assert (row["effective_at"], row["recorded_at"]) == (first.isoformat(), second.isoformat())
+
+
+@given(json_values, st.sampled_from(["", " ", "\n\t"]))
+def test_stored_record_fields_read_as_json_loads_reads_them(value: Any, space: str) -> None:
+    # `_rows` reads a record's fields with the C scanner alone; text it does not fit whole
+    # (whitespace around it, bad JSON) is read, or refused, by `json.loads` itself.
+    text = json.dumps(value, sort_keys=True)
+    for stored in (text, space + text + space):
+        # Compared as text: NaN is never equal to itself.
+        assert json.dumps(_fields_of(stored)) == json.dumps(json.loads(stored))
+    with pytest.raises(json.JSONDecodeError):
+        _fields_of(text + ",")
