@@ -49,6 +49,7 @@ from ._projections import (
     replay_staff,
     staff_mismatch,
 )
+from ._rows import ts
 from ._seal import SealCheck, SealRow, VerificationKey, seal_verifies
 from ._standards import case_history, due_row_mismatch, project
 from ._texts import ERASING_KINDS, TextCheck
@@ -111,7 +112,28 @@ canonical: Callable[[Any], str] = json_encoding(
 # JSON fields: the value an event holds, to and from what the row keeps. Each encoder gives
 # the field's canonical text (None: absent); an empty value, the commonest, costs no encoding.
 def _guards_json(guards: Sequence[GuardResult]) -> str:
-    return canonical([g.to_json() for g in guards]) if guards else "[]"
+    if not guards:
+        return "[]"
+    # Every command seals its verdicts: written here as `canonical` writes them (keys sorted,
+    # each text escaped by the same function), without a dict per verdict and a sort of its
+    # keys; a verdict holding anything but plain text and booleans goes the reference way.
+    parts = []
+    for g in guards:
+        guard, passed, reason, soft, title = g.guard, g.passed, g.reason, g.soft, g.title
+        if not (
+            type(guard) is str
+            and type(reason) is str
+            and type(title) is str
+            and type(passed) is bool
+            and type(soft) is bool
+        ):
+            return canonical([g.to_json() for g in guards])
+        parts.append(
+            f'{{"guard":{_encode_str(guard)},"passed":{"true" if passed else "false"},'
+            f'"reason":{_encode_str(reason)},"soft":{"true" if soft else "false"},'
+            f'"title":{_encode_str(title)}}}'
+        )
+    return f"[{','.join(parts)}]"
 
 
 def _override_json(o: Override | None) -> str:
@@ -146,19 +168,12 @@ _SEALING = frozenset({"seq", "prev_hash", "hash"})
 _DRAFTED = tuple(f for f in EVENT_FIELDS if f.name not in _SEALING)
 
 
-def _isoformat(value: dt.datetime) -> str:
-    return value.isoformat()
-
-
 # Sealing runs once per command: the drafted fields are read in one call, in the row's order,
 # and only the fields a row does not keep as they are (times, JSON) are encoded one by one.
 _ROW_NAMES = tuple(f.name for f in _DRAFTED)
 _row_values = operator.attrgetter(*_ROW_NAMES)
-_ROW_ENCODERS = tuple(
-    (f.name, _isoformat if f.column is Column.TIME else _TO_JSON[f.name])
-    for f in _DRAFTED
-    if f.column in (Column.TIME, Column.JSON)
-)
+_ROW_TIMES = tuple(f.name for f in _DRAFTED if f.column is Column.TIME)
+_ROW_ENCODERS = tuple((f.name, _TO_JSON[f.name]) for f in _DRAFTED if f.column is Column.JSON)
 # An event is made from a draft's fields in the order its class takes them.
 _DRAFT_NAMES = tuple(a.name for a in attrs.fields(EventDraft))
 _draft_values = operator.attrgetter(*_DRAFT_NAMES)
@@ -182,6 +197,8 @@ def event_to_row(
     row = dict(zip(_ROW_NAMES, _row_values(draft), strict=True))
     if stored:
         row.update(stored)
+    for name in _ROW_TIMES:
+        row[name] = ts(row[name])
     for name, encode in _ROW_ENCODERS:
         row[name] = encode(row[name])
     row["seq"] = seq

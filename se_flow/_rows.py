@@ -59,7 +59,24 @@ CASE_COLS = (
 
 
 def ts(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """`value`'s ISO text. A command writes its one `now` several times (its event's times, its
+    case's stage or contact time, its records'), and an `isoformat` costs as much as the rest
+    of sealing a row: the last few datetimes written are remembered, by identity (equal
+    instants in other zones write other text), each kept alive so its id is not reused."""
+    if value is None:
+        return None
+    key = id(value)
+    hit = _WRITTEN.get(key)
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    text = value.isoformat()
+    if len(_WRITTEN) >= 8:
+        _WRITTEN.clear()
+    _WRITTEN[key] = (value, text)
+    return text
+
+
+_WRITTEN: dict[int, tuple[dt.datetime, str]] = {}
 
 
 def dt_or_none(value: str | None) -> dt.datetime | None:
@@ -261,22 +278,41 @@ def record_from_row(
     (its free-text fields, as `_texts` puts them back) after them."""
     seq, case_id, kind, fields, effective_at, recorded_at, actor, supersedes = row[:8]
     spec = workflow.records.get(kind)
-    values = json.loads(fields)
+    values = _fields_of(fields)
     if spec is not None:
         values = spec.from_json(values)
     if texts:
         values.update(texts)
-    # Positional, in `RECORD_COLS` order, which is the record's own.
+    at = dt.datetime.fromisoformat(effective_at)
+    # Positional, in `RECORD_COLS` order, which is the record's own. Most records are recorded
+    # when they take effect: one instant, read once.
     return Record(
         seq,
         case_id,
         kind,
         values,
-        dt.datetime.fromisoformat(effective_at),
-        dt.datetime.fromisoformat(recorded_at),
+        at,
+        at if recorded_at == effective_at else dt.datetime.fromisoformat(recorded_at),
         actor,
         supersedes,
     )
+
+
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _fields_of(text: Any) -> Any:
+    """`json.loads(text)`: a record's stored fields, as the stores wrote them (`json.dumps`: no
+    whitespace around), read by the decoder's C scanner alone, without `loads`' whitespace
+    matching around it; anything else (whitespace, bytes, bad JSON) goes by `loads` itself."""
+    if type(text) is str:
+        try:
+            value, end = _scan_json(text, 0)
+        except (StopIteration, ValueError):
+            return json.loads(text)
+        if end == len(text):
+            return value
+    return json.loads(text)
 
 
 def refuse_if_not_empty(name: str, head_seq: int, has_staff: bool) -> None:

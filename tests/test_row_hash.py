@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given
 
 from se_flow._audit import (
@@ -26,6 +27,7 @@ from se_flow._audit import (
 )
 from se_flow._loader import load_workflow
 from se_flow._model import EventDraft, GuardResult, Override
+from se_flow._rows import _fields_of
 from se_flow._texts import split
 
 # Text that JSON must escape or keep as is: quotes, backslashes, controls, non-ASCII, U+2028.
@@ -59,6 +61,25 @@ def test_a_reused_encoder_writes_what_json_dumps_writes(value: Any) -> None:
 def test_the_hash_is_sha256_of_the_canonical_row(row: dict[str, Any]) -> None:
     expected = hashlib.sha256(canonical_body(row).encode("utf-8")).hexdigest()
     assert row_hash(row) == expected
+
+
+verdict_values = texts | st.booleans() | st.integers(min_value=0, max_value=1)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"guard": texts, "passed": verdict_values, "reason": texts, "soft": verdict_values}
+        ),
+        max_size=4,
+    )
+)
+def test_the_guards_field_is_the_canonical_json_of_the_verdicts(verdicts: list[Any]) -> None:
+    # The guards' text is written by hand for plain verdicts; it must stay `canonical`'s, and
+    # a verdict holding anything else (here a number for a boolean) is written the same way.
+    guards = tuple(GuardResult(title=v["guard"][::-1], **v) for v in verdicts)
+    row = event_to_row(attrs.evolve(_draft(), guards=guards), 1, "0" * 64)
+    assert row["guards"] == canonical([g.to_json() for g in guards])
 
 
 def _draft() -> EventDraft:
@@ -105,3 +126,26 @@ def test_a_row_made_before_its_place_was_known_seals_as_one_made_after() -> None
     draft = _draft()
     early = event_to_row(draft, 0, "0" * 64)
     assert seal(draft, 42, "d" * 64, row=early) == seal(draft, 42, "d" * 64)
+
+
+def test_equal_instants_in_other_zones_keep_their_own_text() -> None:
+    # Times written are remembered by identity, never by equality: 09:00 UTC equals 10:00 at
+    # +01:00, but each is stored as it was given, in either order, however often.
+    utc = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+    plus_one = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert utc == plus_one
+    for first, second in ((utc, plus_one), (plus_one, utc), (utc, utc)):
+        row = event_to_row(attrs.evolve(_draft(), effective_at=first, recorded_at=second), 1, "0")
+        assert (row["effective_at"], row["recorded_at"]) == (first.isoformat(), second.isoformat())
+
+
+@given(json_values, st.sampled_from(["", " ", "\n\t"]))
+def test_stored_record_fields_read_as_json_loads_reads_them(value: Any, space: str) -> None:
+    # `_rows` reads a record's fields with the C scanner alone; text it does not fit whole
+    # (whitespace around it, bad JSON) is read, or refused, by `json.loads` itself.
+    text = json.dumps(value, sort_keys=True)
+    for stored in (text, space + text + space):
+        # Compared as text: NaN is never equal to itself.
+        assert json.dumps(_fields_of(stored)) == json.dumps(json.loads(stored))
+    with pytest.raises(json.JSONDecodeError):
+        _fields_of(text + ",")
