@@ -462,31 +462,6 @@ class Spell(NamedTuple):
         end = utc_day(self.left) if self.left else today
         return (end - utc_day(self.entered)).days
 
-    def row(
-        self, case_id: str, participant_id: str, episode: int, today: dt.date
-    ) -> tuple[Any, ...]:
-        """The stage_histories row of the spell of that case, in `SPELL_COLUMNS` order."""
-        # `days` inline: this runs for every row an export writes.
-        left = self.left
-        end = utc_day(left) if left else today
-        return (
-            case_id,
-            participant_id,
-            episode,
-            self.number,
-            self.stage,
-            self.phase,
-            self.status,
-            self.entered,
-            left,
-            (end - utc_day(self.entered)).days,
-            self.trigger_in,
-            self.trigger_out,
-            self.actor,
-            self.seq_in,
-            self.seq_out,
-        )
-
 
 _SPELL_KINDS = frozenset(SPELL_KINDS)
 _NO_CASE = object()

@@ -1002,7 +1002,8 @@ class SQLiteStore(Store):
         return found
 
     def _settings_now(self) -> DatabaseSettings:
-        # Read after every write (is a checkpoint due?) and by commands: kept as `_staff` is.
+        # Read by every write on a case (is a checkpoint due?) and by commands: kept as
+        # `_staff` is.
         keep = self._fresh()
         if self._settings is not None:
             return self._settings

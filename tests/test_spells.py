@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from se_flow._projections import Spell, StageEvent, spells
+from se_flow._projections import Spell, StageEvent, spell_row, spell_spans, spells
 
 FINAL = "closed"
 
@@ -94,8 +94,9 @@ def test_a_pause_in_a_paused_spell_changes_nothing_and_no_events_no_spells() -> 
 
 
 def test_a_row_is_the_spell_with_its_case() -> None:
-    (spell,) = spells([event(1, "referral", None, "referred", 1)], FINAL)
-    row = spell.row("C-7", "P-1", 1, dt.date(2026, 3, 4))
+    # As the export reads them: the case's participant and episode, then its id and the event.
+    (span,) = spell_spans([("P-1", 1, "C-7", *event(1, "referral", None, "referred", 1))], FINAL)
+    row = spell_row(*span, dt.date(2026, 3, 4))
     assert row == (
         "C-7",
         "P-1",
