@@ -112,6 +112,7 @@ from .errors import (
     quoted,
 )
 from .ports import (
+    CASE_SORTS,
     NOTHING,
     Appended,
     CaseFilter,
@@ -372,47 +373,6 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
             raise InvalidInput(f"effective_at {value.isoformat()} has no time zone")
         return value.astimezone(dt.UTC)
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
-
-
-def _number(case: Case) -> int:
-    """The case's number, for ties: C-12 after C-9."""
-    digits = case.id.rpartition("-")[2]
-    return int(digits) if digits.isdigit() else 0
-
-
-def _by_days(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
-    return lambda c: (c.stage_entered_at, _number(c))
-
-
-def _by_due(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
-    return lambda c: (c.review_due is None, c.review_due or today, _number(c))
-
-
-def _by_seen(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
-    never = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return lambda c: (c.last_contact_at or never, _number(c))
-
-
-def _by_coach(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
-    return lambda c: (c.coach is None, c.coach or "", _number(c))
-
-
-def _by_stage(wf: Workflow, today: dt.date) -> Callable[[Case], Any]:
-    def order(c: Case) -> Any:
-        spec = wf.states.get(c.state)
-        return (c.state == wf.final, spec.order if spec else 0, c.phase or "", _number(c))
-
-    return order
-
-
-# `cases(sort=...)`: each a key for `list.sort` given the workflow and today.
-CASE_SORTS: Mapping[str, Callable[[Workflow, dt.date], Callable[[Case], Any]]] = {
-    "days": _by_days,
-    "due": _by_due,
-    "seen": _by_seen,
-    "coach": _by_coach,
-    "stage": _by_stage,
-}
 
 
 def _squash(text: str) -> str:
@@ -2377,7 +2337,9 @@ class SEFlow:
         a state id, a stage's number or its title (any case). `stuck_days` keeps open cases
         in their stage more than that many days; `sort` orders by `days` (longest in stage
         first), `due` (review date, soonest first), `seen` (longest since contact first),
-        `coach` or `stage` (then case number); with either, `limit` applies after them."""
+        `coach` or `stage` (then case number; `CASE_SORTS` says each); with `stuck_days` and
+        no `sort`, by `days`. Sorts are in the store's query too, so sorted, filtered and paged
+        with `after`, a page of the open caseload costs the same at any size."""
         self._reader(actor)
         _target(coach)
         check_text(participant_id, "participant id")
@@ -2392,26 +2354,6 @@ class SEFlow:
                 f"unknown sort {quoted(sort)}; sort by: {', '.join(CASE_SORTS)}", field="sort"
             )
         stage = self.stage_id(stage)
-        if sort is not None or stuck_days is not None:
-            found = self.cases(
-                coach=coach,
-                stage=stage,
-                status=status,
-                participant_id=participant_id,
-                overdue=overdue,
-                after=after,
-                actor=actor,
-            )
-            today = self.now().date()
-            if stuck_days is not None:
-                found = [
-                    c
-                    for c in found
-                    if c.is_open and (today - c.stage_entered_at.date()).days > stuck_days
-                ]
-            if sort is not None:
-                found.sort(key=CASE_SORTS[sort](self.workflow, today))
-            return found[:limit] if limit is not None else found
         open_only = status == "open"
         try:
             wanted = Status(status) if status not in (None, "open", "all") else None
@@ -2419,7 +2361,12 @@ class SEFlow:
             raise InvalidInput(
                 f"unknown status {status!r}; statuses: open, active, paused, closed, all"
             ) from None
-        due_by = self.now().date() - dt.timedelta(days=1) if overdue else None
+        today = self.now().date()
+        due_by = today - dt.timedelta(days=1) if overdue else None
+        if stuck_days is not None and sort is None:
+            # Longest first, and a page one index range: by number, a page of the stuck would
+            # read every stuck case (or walk every case) to find its first few.
+            sort = "days"
         return list(
             self.store.cases(
                 CaseFilter(
@@ -2431,6 +2378,10 @@ class SEFlow:
                     due_by=due_by,
                     limit=limit,
                     after=after,
+                    sort=sort,
+                    entered_before=(
+                        today - dt.timedelta(days=stuck_days) if stuck_days is not None else None
+                    ),
                 )
             )
         )

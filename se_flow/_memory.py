@@ -38,12 +38,15 @@ from ._model import (
 )
 from ._rows import case_columns as _case_columns
 from ._rows import (
+    case_runs,
     case_values,
     event_columns,
     guard_records,
     needs_of,
     refuse_if_not_empty,
     restore_order,
+    run_key,
+    sort_row,
 )
 from ._seal import (
     SEED_BYTES,
@@ -643,6 +646,14 @@ class MemoryStore(Store):
             and (where.participant_id is None or case.participant_id == where.participant_id)
             and (not where.id_prefix or case.id.startswith(where.id_prefix))
             and (
+                where.entered_before is None
+                or (
+                    case.status is not Status.CLOSED
+                    # As the SQL stores compare it: UTC ISO text against the day's.
+                    and case.stage_entered_at.isoformat() < where.entered_before.isoformat()
+                )
+            )
+            and (
                 where.due_by is None
                 or (
                     case.status is not Status.CLOSED
@@ -656,21 +667,18 @@ class MemoryStore(Store):
         with self._lock:
             found = [c for c in self._cases.values() if self._matches(c, where)]
             after = self._cases.get(where.after) if where.after is not None else None
-        if where.due_by is not None:
+        if where.after is not None and after is None:
+            return
+        # The SQL stores' order (`case_runs`), on the same values as they keep them.
+        runs = case_runs(where, self.workflow.stage_groups)
 
-            def key(c: Case) -> tuple[dt.date, int]:
-                return (c.review_due or dt.date.max, _num(c.id))
-        else:
-
-            def key(c: Case) -> tuple[dt.date, int]:
-                return (dt.date.min, _num(c.id))
+        def key(c: Case) -> tuple[int, tuple[Any, ...]]:
+            return run_key(runs, sort_row(c))
 
         found.sort(key=key)
-        if where.id_prefix is not None and where.due_by is None:
-            # The SQL stores' order for it: by id, as text (their ids compare bytewise).
-            found.sort(key=lambda c: c.id.encode())
-        if where.after is not None:
-            found = [c for c in found if after is not None and key(c) > key(after)]
+        if after is not None:
+            mark = key(after)
+            found = [c for c in found if key(c) > mark]
         yield from found[: where.limit] if where.limit is not None else found
 
     def records(self, case_id: str) -> list[Record]:

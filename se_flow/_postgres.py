@@ -69,11 +69,11 @@ from ._model import (
 )
 from ._projections import RecordRow
 from ._rows import (
-    AFTER_KEY,
+    AFTER_ROW,
     RECORD_COLS,
-    case_order,
+    SORT_COLS,
+    case_queries,
     case_query,
-    case_where,
     event_columns,
     event_where,
     guard_records,
@@ -448,6 +448,16 @@ _SCHEMA_V8 = [
     "CREATE INDEX events_text_grants ON events (seq) WHERE kind = 'text_grant'",
 ]
 
+# `cases(sort=...)` and `stuck_days` on the open caseload: each run of a sort's order
+# (`_rows.case_runs`) is a range of one of these (the review-date order is cases_open_due's),
+# so a sorted first page, or any page after it, reads its own rows at any size.
+_SCHEMA_V9 = [
+    "CREATE INDEX cases_open_entered ON cases (stage_entered_at, num) WHERE status <> 'closed'",
+    "CREATE INDEX cases_open_seen ON cases (last_contact_at, num) WHERE status <> 'closed'",
+    "CREATE INDEX cases_open_coach ON cases (coach, num) WHERE status <> 'closed'",
+    "CREATE INDEX cases_open_stage ON cases (state, phase, num) WHERE status <> 'closed'",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_insiders", _SCHEMA_V2),
@@ -457,6 +467,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0006_command_ids", _SCHEMA_V6),
     (_DUE_MIGRATION, _SCHEMA_V7),
     ("0008_case_reads", _SCHEMA_V8),
+    ("0009_case_sorts", _SCHEMA_V9),
 ]
 """Plain SQL, applied in order; version N is `MIGRATIONS[N-1]`, recorded in `se_flow_schema`."""
 
@@ -1622,18 +1633,22 @@ class PostgresStore(Store):
         return _case_from_row(rows[0])
 
     def cases(self, where: CaseFilter) -> Iterator[Case]:
-        key = None
+        after = None
         if where.after is not None:
-            found = self._all(AFTER_KEY.format(mark="%s"), (where.after,))
+            found = self._all(AFTER_ROW.format(mark="%s"), (where.after,))
             if not found:
                 return
-            key = found[0]
-        clauses, params = case_where(where, "%s", key)
-        sql = f"SELECT {_CASE_COLS} FROM cases"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        for row in self._all(sql + case_order(where), params):
-            yield _case_from_row(row)
+            after = dict(zip(SORT_COLS, found[0], strict=True))
+        left = where.limit
+        for sql, params in case_queries(where, "%s", after, self.workflow.stage_groups):
+            if left is not None:
+                if left <= 0:
+                    return
+                sql += f" LIMIT {int(left)}"
+            for row in self._all(sql, params):
+                yield _case_from_row(row)
+                if left is not None:
+                    left -= 1
 
     def case_histories(
         self, workflow: Workflow, *, coach: str | None = None, case_id: str | None = None

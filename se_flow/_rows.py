@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from attrs import frozen
+
 from ._model import EVENT_COLUMNS, Case, EventKind, Record
 from .errors import StoreNotEmpty
 from .ports import READING_SKIPS, CaseFilter, CaseReading, Needs, StageRow, StoreCopy
@@ -22,16 +24,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AFTER_KEY",
+    "AFTER_ROW",
     "CASE_COLS",
     "CURRENT",
     "ID_PREFIX_END",
     "RECORD_COLS",
+    "SORT_COLS",
+    "CaseRun",
     "case_columns",
     "case_from_row",
     "case_order",
     "case_params",
+    "case_queries",
     "case_query",
     "case_readings",
+    "case_runs",
     "case_values",
     "case_where",
     "dt_or_none",
@@ -47,7 +54,9 @@ __all__ = [
     "record_from_row",
     "refuse_if_not_empty",
     "restore_order",
+    "run_key",
     "since_query",
+    "sort_row",
     "ts",
     "with_texts",
 ]
@@ -157,6 +166,10 @@ def case_where(
     if where.due_by is not None:
         clauses.append(f"status <> 'closed' AND review_due <= {mark}")
         params.append(where.due_by.isoformat())
+    if where.entered_before is not None:
+        # Times are UTC ISO text: before the day's date is before its first instant.
+        clauses.append(f"status <> 'closed' AND stage_entered_at < {mark}")
+        params.append(where.entered_before.isoformat())
     if after_key is not None:
         # The order's own key, compared as a row value: an index range, never an offset.
         # (Given as values: with a subquery in its place SQLite ranges on review_due alone.)
@@ -174,6 +187,141 @@ ID_PREFIX_END = "\U0010ffff"
 
 AFTER_KEY = "SELECT review_due, num FROM cases WHERE id = {mark}"
 """The key `case_where` pages after: the `after` case's review date and number."""
+
+
+SORT_COLS = (
+    "id",
+    "num",
+    "state",
+    "phase",
+    "coach",
+    "stage_entered_at",
+    "last_contact_at",
+    "review_due",
+)
+"""The columns a read's order is made of: what `sort_row` gives and `AFTER_ROW` reads."""
+
+AFTER_ROW = f"SELECT {', '.join(SORT_COLS)} FROM cases WHERE id = {{mark}}"
+"""The `after` case's `SORT_COLS`, read to page after it (`case_queries`)."""
+
+# Never NULL in the table: a run need not say so.
+_NOT_NULL = frozenset({"id", "num", "state", "stage_entered_at"})
+
+
+@frozen
+class CaseRun:
+    """A run of a read's order: the cases whose `nulls` columns are NULL (and `keys` are
+    not), in one of `states` (None: any) and none of `not_states`, by `keys` ascending. Each
+    run is one index range; a NULL never takes part in the order, so the page's last case
+    compares as a row value (keyset paging) on both SQL stores."""
+
+    keys: tuple[str, ...]
+    nulls: tuple[str, ...] = ()
+    states: tuple[str, ...] | None = None
+    not_states: tuple[str, ...] = ()
+
+    def holds(self, row: Mapping[str, Any]) -> bool:
+        state = row["state"]
+        return (
+            all(row[c] is None for c in self.nulls)
+            and all(row[c] is not None for c in self.keys)
+            and (self.states is None or state in self.states)
+            and state not in self.not_states
+        )
+
+    def where(self, mark: str) -> tuple[list[str], list[Any]]:
+        clauses = [f"{c} IS NULL" for c in self.nulls]
+        clauses += [f"{c} IS NOT NULL" for c in self.keys if c not in _NOT_NULL]
+        params: list[Any] = []
+        for states, op in ((self.states, "IN"), (self.not_states or None, "NOT IN")):
+            if states is None:
+                continue
+            if len(states) == 1:
+                clauses.append(f"state {'=' if op == 'IN' else '<>'} {mark}")
+            else:
+                clauses.append(f"state {op} ({', '.join([mark] * len(states))})")
+            params.extend(states)
+        return clauses, params
+
+
+def case_runs(where: CaseFilter, stage_groups: Sequence[Sequence[str]] = ()) -> tuple[CaseRun, ...]:
+    """The runs `where`'s cases are read in, one after another (`CASE_SORTS` says each
+    order; `stage_groups` is the workflow's, `Workflow.stage_groups`). Raises `ValueError`
+    for a sort that is none of them."""
+    sort = where.sort
+    if sort is None:
+        if where.due_by is not None:
+            return (CaseRun(("review_due", "num")),)
+        return (CaseRun(("id",)),) if where.id_prefix is not None else (CaseRun(("num",)),)
+    if sort == "days":
+        return (CaseRun(("stage_entered_at", "num")),)
+    if sort == "due":
+        return (CaseRun(("review_due", "num")), CaseRun(("num",), nulls=("review_due",)))
+    if sort == "seen":
+        return (CaseRun(("num",), nulls=("last_contact_at",)), CaseRun(("last_contact_at", "num")))
+    if sort == "coach":
+        return (CaseRun(("coach", "num")), CaseRun(("num",), nulls=("coach",)))
+    if sort == "stage":
+        known = tuple(s for group in stage_groups for s in group)
+        runs: list[CaseRun] = []
+        for states, others in [*((tuple(g), ()) for g in stage_groups), (None, known)]:
+            runs.append(CaseRun(("num",), nulls=("phase",), states=states, not_states=others))
+            runs.append(CaseRun(("phase", "num"), states=states, not_states=others))
+        return tuple(runs)
+    raise ValueError(f"unknown sort {sort!r}")
+
+
+def sort_row(case: Case) -> dict[str, Any]:
+    """`case`'s `SORT_COLS` as the SQL stores keep them (`case_params`)."""
+    review_due, last_contact_at = case.review_due, case.last_contact_at
+    digits = case.id.rpartition("-")[2]
+    return {
+        "id": case.id,
+        "num": int(digits) if digits.isdigit() else 0,
+        "state": case.state,
+        "phase": case.phase,
+        "coach": case.coach,
+        "stage_entered_at": case.stage_entered_at.isoformat(),
+        "last_contact_at": last_contact_at.isoformat() if last_contact_at is not None else None,
+        "review_due": review_due.isoformat() if review_due else None,
+    }
+
+
+def run_key(runs: Sequence[CaseRun], row: Mapping[str, Any]) -> tuple[int, tuple[Any, ...]]:
+    """Where `row` (`sort_row`, or `AFTER_ROW`'s) falls in the order `runs` make: its run and
+    its keys there."""
+    for i, run in enumerate(runs):
+        if run.holds(row):
+            return i, tuple(row[c] for c in run.keys)
+    raise ValueError(f"case {row['id']} is in no run of the order")  # the runs cover every row
+
+
+def case_queries(
+    where: CaseFilter,
+    mark: str,
+    after: Mapping[str, Any] | None = None,
+    stage_groups: Sequence[Sequence[str]] = (),
+) -> list[tuple[str, list[Any]]]:
+    """The SELECTs of `CASE_COLS` that read `where`'s cases, a run each (`case_runs`), to be
+    read in turn; without LIMIT (the caller limits each to what the page still needs). With
+    `after` (the `after` case's `AFTER_ROW`), only what comes after it."""
+    base, base_params = case_where(where, mark)
+    runs = case_runs(where, stage_groups)
+    start, key = run_key(runs, after) if after is not None else (0, None)
+    queries = []
+    for i in range(start, len(runs)):
+        run = runs[i]
+        clauses, params = run.where(mark)
+        clauses, params = base + clauses, base_params + params
+        if i == start and key is not None:
+            # The order's own key, compared as a row value: an index range, never an offset.
+            clauses.append(f"({', '.join(run.keys)}) > ({', '.join([mark] * len(key))})")
+            params.extend(key)
+        sql = f"SELECT {CASE_COLS} FROM cases"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        queries.append((sql + " ORDER BY " + ", ".join(run.keys), params))
+    return queries
 
 
 def case_order(where: CaseFilter) -> str:

@@ -55,11 +55,11 @@ from ._model import (
     Staff,
 )
 from ._rows import (
-    AFTER_KEY,
+    AFTER_ROW,
     RECORD_COLS,
-    case_order,
+    SORT_COLS,
+    case_queries,
     case_query,
-    case_where,
     event_columns,
     event_where,
     guard_records,
@@ -390,6 +390,16 @@ _SCHEMA_V12 = [
     "CREATE INDEX events_text_grants ON events (seq) WHERE kind = 'text_grant'",
 ]
 
+# `cases(sort=...)` and `stuck_days` on the open caseload: each run of a sort's order
+# (`_rows.case_runs`) is a range of one of these (the review-date order is cases_open_due's),
+# so a sorted first page, or any page after it, reads its own rows at any size.
+_SCHEMA_V13 = [
+    "CREATE INDEX cases_open_entered ON cases (stage_entered_at, num) WHERE status <> 'closed'",
+    "CREATE INDEX cases_open_seen ON cases (last_contact_at, num) WHERE status <> 'closed'",
+    "CREATE INDEX cases_open_coach ON cases (coach, num) WHERE status <> 'closed'",
+    "CREATE INDEX cases_open_stage ON cases (state, phase, num) WHERE status <> 'closed'",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
@@ -404,6 +414,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0010_command_ids", _SCHEMA_V10),
     (_DUE_MIGRATION, _SCHEMA_V11),
     ("0012_case_reads", _SCHEMA_V12),
+    ("0013_case_sorts", _SCHEMA_V13),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement
@@ -1713,19 +1724,24 @@ class SQLiteStore(Store):
         return _case_from_row(row)
 
     def cases(self, where: CaseFilter) -> Iterator[Case]:
-        key = None
+        after = None
         if where.after is not None:
             with _translated(self.path):
-                key = self.conn.execute(AFTER_KEY.format(mark="?"), (where.after,)).fetchone()
-            if key is None:
+                row = self.conn.execute(AFTER_ROW.format(mark="?"), (where.after,)).fetchone()
+            if row is None:
                 return
-        clauses, params = case_where(where, "?", key)
-        sql = f"SELECT {_CASE_COLS} FROM cases"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        with _translated(self.path):
-            for row in self.conn.execute(sql + case_order(where), params):
-                yield _case_from_row(row)
+            after = dict(zip(SORT_COLS, row, strict=True))
+        left = where.limit
+        for sql, params in case_queries(where, "?", after, self.workflow.stage_groups):
+            if left is not None:
+                if left <= 0:
+                    return
+                sql += f" LIMIT {int(left)}"
+            with _translated(self.path):
+                for row in self.conn.execute(sql, params):
+                    yield _case_from_row(row)
+                    if left is not None:
+                        left -= 1
 
     def case_histories(
         self, workflow: Workflow, *, coach: str | None = None, case_id: str | None = None

@@ -8,6 +8,7 @@ reports every fault at once. No I/O here.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -514,6 +515,15 @@ class Workflow:
         return tuple(
             sorted((s for s in self.states.values() if s.order > 0), key=lambda s: s.order)
         )
+
+    @functools.cached_property
+    def stage_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The states in stage order (`referred`, the numbered stages, then the final state),
+        those of one rank together: the order `cases(sort="stage")` reads them in."""
+        ranks: dict[tuple[bool, int], list[str]] = {}
+        for spec in self.states.values():
+            ranks.setdefault((spec.id == self.final, spec.order), []).append(spec.id)
+        return tuple(tuple(ranks[r]) for r in sorted(ranks))
 
     def transition(self, trigger: str, state: str, phase: str | None) -> TransitionSpec | None:
         """The transition `trigger` takes from `state` (and `phase`)."""

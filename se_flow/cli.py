@@ -1122,7 +1122,7 @@ def cases(
         typer.Option(
             "--stuck",
             metavar="DAYS",
-            help="Only open cases in their stage more than DAYS days.",
+            help="Only open cases in their stage more than DAYS days, longest first.",
             show_default=False,
         ),
     ] = None,
@@ -1132,7 +1132,7 @@ def cases(
             "--sort",
             metavar="KEY",
             help="days (longest in stage first), due (review), seen (longest since contact "
-            "first), coach or stage. Default: case number.",
+            "first), coach or stage. Default: case number (with --stuck: days).",
             show_default=False,
         ),
     ] = None,

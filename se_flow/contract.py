@@ -120,6 +120,15 @@ def _engage(store: Store, case_id: str, expected: int | None = None) -> se_flow.
     return case
 
 
+def _picked(case: Case, where: CaseFilter) -> bool:
+    """Whether `where` (its coach, open and `entered_before`) picks `case`, as its docs say."""
+    if where.coach is not None and case.coach != where.coach:
+        return False
+    if (where.open_only or where.entered_before) and case.status is Status.CLOSED:
+        return False
+    return where.entered_before is None or case.stage_entered_at.date() < where.entered_before
+
+
 def _same(need: Needs, _case: Case) -> Needs:
     return need
 
@@ -667,6 +676,70 @@ class StoreContract:
                     after = page[-1]
                 assert paged == whole, (where, size)
         assert list(staffed.cases(CaseFilter(after="C-999"))) == []
+
+    def test_sorted_reads_come_in_each_sort_s_order_and_page_without_a_gap(
+        self, staffed: Store
+    ) -> None:
+        """Every `CASE_SORTS` order, as its words say it (ties by case number), read whole
+        and in keyset pages of every size, with and without filters, and `entered_before`."""
+        ids = []
+        for n in range(9):
+            at = NOW - dt.timedelta(days=(n * 5) % 7, hours=n)
+
+            def refer(tx: Tx, n: int = n, at: dt.datetime = at) -> Change:
+                return ENGINE.open_case(
+                    tx.new_case_id(),
+                    Participant(id=f"P-{n}", created_at=at),
+                    {"source": "GP"},
+                    actor=tx.staff("sam"),
+                    now=NOW,
+                    effective_at=at,
+                    coach=None if n % 3 == 0 else "sam",
+                )
+
+            case, _ = staffed.write(refer)
+            assert case is not None
+            ids.append(case.id)
+        for n in (1, 4, 7):
+            _engage(staffed, ids[n])
+        _kept(staffed, ids[5], "review", {"summary": "met"}, NOW - dt.timedelta(hours=1))
+        cases = {c.id: c for c in staffed.cases(CaseFilter())}
+        assert {c.coach for c in cases.values()} == {None, "sam"}
+        assert len({c.state for c in cases.values()}) == 2
+
+        def num(c: Case) -> int:
+            return int(c.id.split("-")[1])
+
+        order = {s: i for i, group in enumerate(WORKFLOW.stage_groups) for s in group}
+        spoken: dict[str, Any] = {
+            "days": lambda c: (c.stage_entered_at, num(c)),
+            "due": lambda c: (c.review_due is None, c.review_due or dt.date.min, num(c)),
+            "seen": lambda c: (c.last_contact_at is not None, c.last_contact_at or NOW, num(c)),
+            "coach": lambda c: (c.coach is None, c.coach or "", num(c)),
+            "stage": lambda c: (order[c.state], c.phase is not None, c.phase or "", num(c)),
+        }
+        assert set(spoken) == set(se_flow.ports.CASE_SORTS)
+        for sort, key in spoken.items():
+            for where in (
+                CaseFilter(sort=sort),
+                CaseFilter(sort=sort, open_only=True),
+                CaseFilter(sort=sort, coach="sam"),
+                CaseFilter(sort=sort, entered_before=NOW.date() - dt.timedelta(days=2)),
+            ):
+                whole = [c.id for c in staffed.cases(where)]
+                picked = [c for c in cases.values() if _picked(c, where)]
+                assert whole == [c.id for c in sorted(picked, key=key)], where
+                assert whole, where
+                for size in (1, 2, 4):
+                    paged: list[str] = []
+                    after: str | None = None
+                    while page := [
+                        c.id for c in staffed.cases(attrs.evolve(where, limit=size, after=after))
+                    ]:
+                        assert len(page) <= size
+                        paged += page
+                        after = page[-1]
+                    assert paged == whole, (where, size)
 
     def test_batch_keeps_its_commands_and_a_refused_command_undoes_only_itself(
         self, staffed: Store

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ._standards import DueRow
 
 __all__ = [
+    "CASE_SORTS",
     "NOTHING",
     "READING_SKIPS",
     "Appended",
@@ -179,6 +180,17 @@ class Snapshot:
     """Every event of the triggers `Needs.history` asked for, in seq order."""
 
 
+CASE_SORTS: Mapping[str, str] = {
+    "days": "longest in their stage first",
+    "due": "review date, soonest first; cases with none last",
+    "seen": "longest since contact first; never contacted first of all",
+    "coach": "by coach; cases with no coach last",
+    "stage": "by stage (the workflow's order, the final state last, states it does not have "
+    "after that), then phase",
+}
+"""`CaseFilter.sort`'s orders, each then by case number: what the stores read cases in."""
+
+
 @frozen
 class CaseFilter:
     """Which cases a read picks; every field left None picks all."""
@@ -201,6 +213,12 @@ class CaseFilter:
     `C-10` before `C-2`) unless `due_by` orders them, so that a limited read is a range of the
     id index however many cases there are: what completing a case id reads. Not for paging
     with `after`, which follows the number order."""
+    sort: str | None = None
+    """One of `CASE_SORTS`: the order the cases are read in (then by case number), instead of
+    by number (or by review date for `due_by`); `after` pages in it."""
+    entered_before: dt.date | None = None
+    """Only open cases that entered their stage before this day: in it longer than so many
+    days (`stuck_days`)."""
 
 
 @frozen

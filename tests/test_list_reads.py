@@ -1,0 +1,215 @@
+"""Lists read what their page shows, however many cases there are, in every order.
+
+`cases` with a sort, `stuck_days` and `after` used to read every case and sort them in
+Python (a million cases: seconds, hundreds of megabytes), and paged a sorted list by case
+number, so its second page skipped cases. Now each order is the store's query (`_rows.
+case_runs`): the pages of every order give every case once, and a page costs as many of
+SQLite's virtual machine steps (counted, not timed) on a caseload ten times the size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Clock, sqlite_conn
+from hypothesis import given
+from hypothesis import strategies as st
+
+import se_flow
+from se_flow._rows import case_runs, run_key
+from se_flow.ports import CASE_SORTS, CaseFilter
+
+SMALL, BIG = 40, 400
+
+
+def _caseload(path: Path, n: int) -> se_flow.SEFlow:
+    """`n` open cases for sam and kim (a few with no coach), referred a day apart over
+    months, some engaged, each contacted on its own day; and a closed case among them."""
+    clock = Clock(dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC))
+    flow = se_flow.open(path, clock=clock, actor="ada")
+    flow.add_staff("ada", "Ada Admin", "admin")
+    for staff_id in ("sam", "kim"):
+        flow.add_staff(staff_id, staff_id.title(), "coach")
+    with flow.batch():
+        for i in range(n):
+            coach = None if i % 7 == 0 else ("sam", "kim")[i % 2]
+            at = clock.now - dt.timedelta(days=(i * 37) % n)
+            case = flow.refer(f"P {i}", source="GP", coach=coach, effective_at=at).case
+            if i % 3 == 0:
+                flow.advance(case.id, "engage", effective_at=at)
+        flow.withdraw("C-2", reason="moved away")
+    clock.now += dt.timedelta(days=120)
+    return flow
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, se_flow.SEFlow]]:
+    folder = tmp_path_factory.mktemp("lists")
+    with contextlib.ExitStack() as stack:
+        yield {n: stack.enter_context(_caseload(folder / f"{n}.db", n)) for n in (SMALL, BIG)}
+
+
+# Each list a coach or team leader asks for, by the API call the CLI makes (`cases`).
+LISTS: dict[str, dict[str, Any]] = {
+    **{f"sort {s}": {"sort": s} for s in CASE_SORTS},
+    **{f"sort {s}, one coach": {"sort": s, "coach": "sam"} for s in ("days", "seen", "stage")},
+    "stuck": {"stuck_days": 90},
+    "stuck, by days": {"stuck_days": 90, "sort": "days"},
+    "overdue, by stage": {"overdue": True, "sort": "stage"},
+    "by number": {},
+}
+
+
+def _steps(conn: sqlite3.Connection, run: Callable[[], object]) -> int:
+    count = [0]
+
+    def step() -> int:
+        count[0] += 1
+        return 0
+
+    conn.set_progress_handler(step, 10)
+    try:
+        run()
+    finally:
+        conn.set_progress_handler(None, 10)
+    return count[0] * 10
+
+
+@pytest.mark.parametrize("name", list(LISTS))
+def test_every_order_pages_through_every_case_once(
+    flows: dict[int, se_flow.SEFlow], name: str
+) -> None:
+    flow = flows[SMALL]
+    whole = [c.id for c in flow.cases(actor="ada", status="open", **LISTS[name])]
+    assert len(whole) > 10, whole
+    for size in (3, 7):
+        paged: list[str] = []
+        after = None
+        while page := flow.cases(
+            actor="ada", status="open", limit=size, after=after, **LISTS[name]
+        ):
+            paged += [c.id for c in page]
+            after = page[-1].id
+        assert paged == whole, size
+
+
+def test_a_sorted_list_is_in_its_order(flows: dict[int, se_flow.SEFlow]) -> None:
+    flow = flows[SMALL]
+    days = flow.cases(sort="days", status="open", actor="ada")
+    assert [c.stage_entered_at for c in days] == sorted(c.stage_entered_at for c in days)
+    coaches = [c.coach for c in flow.cases(sort="coach", status="open", actor="ada")]
+    assert coaches[0] == "kim" and coaches[-1] is None
+    assert coaches == sorted(coaches, key=lambda c: (c is None, c or ""))
+    stages = [c.state for c in flow.cases(sort="stage", status="open", actor="ada")]
+    assert stages == sorted(stages, key=["referred", "customer_engagement"].index)
+    today = flow.now().date()
+    stuck = flow.cases(stuck_days=150, actor="ada")
+    assert stuck and all((today - c.stage_entered_at.date()).days > 150 for c in stuck)
+    every = flow.cases(status="open", actor="ada")
+    assert len(stuck) == sum((today - c.stage_entered_at.date()).days > 150 for c in every)
+
+
+# One coach's list reads that coach's cases by the coach index (sorting them): the work of a
+# caseload, about thirty cases, which here grows with the fixture's two coaches.
+@pytest.mark.parametrize("name", [n for n in LISTS if "one coach" not in n])
+def test_a_page_costs_the_same_on_a_caseload_ten_times_the_size(
+    flows: dict[int, se_flow.SEFlow], name: str
+) -> None:
+    costs = {}
+    for n, flow in flows.items():
+        # A page deep in the list too: after the 20th case in its order.
+        mark = flow.cases(actor="ada", status="open", limit=20, **LISTS[name])[-1].id
+        conn = sqlite_conn(flow)
+        costs[n] = [
+            _steps(
+                conn,
+                lambda f=flow, a=after: f.cases(  # type: ignore[misc]
+                    actor="ada", status="open", limit=10, after=a, **LISTS[name]
+                ),
+            )
+            for after in (None, mark)
+        ]
+    for small, big in zip(costs[SMALL], costs[BIG], strict=True):
+        assert big <= small * 1.25, costs
+
+
+def test_the_check_catches_a_list_that_reads_every_case(
+    flows: dict[int, se_flow.SEFlow],
+) -> None:
+    """Without the index a sort reads its run by, its page reads every open case."""
+    costs = {}
+    for n, flow in flows.items():
+        conn = sqlite_conn(flow)
+        costs[n] = _steps(
+            conn,
+            lambda f=flow: f.cases(sort="seen", status="open", limit=10, actor="ada"),  # type: ignore[misc]
+        )
+    assert costs[BIG] <= costs[SMALL] * 1.25
+    flow = flows[BIG]
+    # A connection of its own: the store's cached statements are not re-planned.
+    path = sqlite_conn(flow).execute("PRAGMA database_list").fetchone()[2]
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("DROP INDEX cases_open_seen")
+        with se_flow.open(path, actor="ada") as dropped:
+            scanned = _steps(
+                sqlite_conn(dropped), lambda: dropped.cases(sort="seen", status="open", limit=10)
+            )
+        assert scanned > costs[SMALL] * 3, (scanned, costs)
+    finally:
+        conn.execute(
+            "CREATE INDEX cases_open_seen ON cases (last_contact_at, num) WHERE status <> 'closed'"
+        )
+        conn.commit()
+        conn.close()
+
+
+_WF = se_flow.load_workflow()
+_STATES = [s for group in _WF.stage_groups for s in group]
+_ROWS = st.fixed_dictionaries(
+    {
+        "num": st.integers(1, 50),
+        "state": st.sampled_from([*_STATES, "retired_state"]),
+        "phase": st.none() | st.sampled_from(["in_work_support", "career_development"]),
+        "coach": st.none() | st.sampled_from(["kim", "sam", "sámi"]),
+        "stage_entered_at": st.sampled_from(
+            ["2026-01-01T09:00:00+00:00", "2026-02-01T00:00:00+00:00"]
+        ),
+        "last_contact_at": st.none()
+        | st.sampled_from(["2026-01-03T10:00:00+00:00", "2026-03-01T10:00:00+00:00"]),
+        "review_due": st.none() | st.sampled_from(["2026-01-09", "2026-04-30"]),
+    }
+)
+
+
+@given(rows=st.lists(_ROWS, max_size=12), sort=st.sampled_from(sorted(CASE_SORTS)))
+def test_the_runs_read_cases_in_the_order_each_sort_says(
+    rows: list[dict[str, Any]], sort: str
+) -> None:
+    """`CASE_SORTS`' words, as a key over rows as the stores keep them (NULLs and states the
+    workflow does not have included), against the order the runs read them in."""
+    for i, row in enumerate(rows):
+        row["id"] = f"C-{row['num']}-{i}"  # ids unique, numbers not: ties stay by number
+    rank = {s: i for i, group in enumerate(_WF.stage_groups) for s in group}
+    spoken: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "days": lambda r: (r["stage_entered_at"], r["num"]),
+        "due": lambda r: (r["review_due"] is None, r["review_due"] or "", r["num"]),
+        "seen": lambda r: (r["last_contact_at"] is not None, r["last_contact_at"] or "", r["num"]),
+        "coach": lambda r: (r["coach"] is None, r["coach"] or "", r["num"]),
+        "stage": lambda r: (
+            rank.get(r["state"], len(rank)),
+            r["phase"] is not None,
+            r["phase"] or "",
+            r["num"],
+        ),
+    }
+    runs = case_runs(CaseFilter(sort=sort), _WF.stage_groups)
+    assert [spoken[sort](r) for r in sorted(rows, key=lambda r: run_key(runs, r))] == sorted(
+        spoken[sort](r) for r in rows
+    )
