@@ -33,6 +33,8 @@ from typing import Any
 import se_flow
 from se_flow._histories import due_page_queries, review_query
 from se_flow._rows import CASE_COLS as _CASE_COLS
+from se_flow._rows import case_queries
+from se_flow.ports import CaseFilter
 
 from . import _population as pop
 from ._common import (
@@ -80,8 +82,17 @@ _LIST = {
     "due list, overdue (first 50)": (None, 0, True, 50),
     "due list (coach)": ("coach", 7, False, None),
 }
+# Sorted and stuck first pages of the open caseload (`cases --sort ... --limit 50`): the
+# store's runs (`_rows.case_queries`), each read in turn until the page is full.
+_SORTED: dict[str, dict[str, Any]] = {
+    "by days (first 50)": {"sort": "days"},
+    "by stage (first 50)": {"sort": "stage"},
+    "by coach (first 50)": {"sort": "coach"},
+    "stuck (first 50)": {"stuck_days": 0},
+}
 SMALL = (
     "caseload",
+    *_SORTED,
     "due (coach)",
     "overdue (first 50)",
     "timeline",
@@ -114,6 +125,36 @@ def _list_calls(
 
     def raw(conn: sqlite3.Connection, i: int) -> int:
         return sum(len(conn.execute(*q).fetchall()) for q in _list_sql(name, coaches[i % 64]))
+
+    return se, raw
+
+
+def _sorted_sql(flow: se_flow.SEFlow, name: str) -> list[tuple[str, list[Any]]]:
+    kw = _SORTED[name]
+    stuck = kw.get("stuck_days")
+    where = CaseFilter(
+        open_only=True,
+        sort=kw.get("sort", "days" if stuck is not None else None),
+        entered_before=T0.date() - dt.timedelta(days=stuck) if stuck is not None else None,
+    )
+    return case_queries(where, "?", None, flow.workflow.stage_groups)
+
+
+def _sorted_calls(
+    flow: se_flow.SEFlow, name: str
+) -> tuple[Callable[[int], int], Callable[[sqlite3.Connection, int], int]]:
+    queries = _sorted_sql(flow, name)
+
+    def se(i: int) -> int:
+        return len(flow.cases(status="open", limit=50, **_SORTED[name]))
+
+    def raw(conn: sqlite3.Connection, i: int) -> int:
+        got = 0
+        for sql, params in queries:
+            got += len(conn.execute(f"{sql} LIMIT {50 - got}", params).fetchall())
+            if got >= 50:
+                break
+        return got
 
     return se, raw
 
@@ -156,10 +197,16 @@ def _queries(
             raw(SQL["timeline"], lambda i: (0, cases[i % 64])),
         ),
         **{name: _list_calls(flow, name, coaches) for name in _LIST},
+        **{name: _sorted_calls(flow, name) for name in _SORTED},
     }
 
 
-def _plan(conn: sqlite3.Connection, name: str, n: int) -> str:
+def _plan(conn: sqlite3.Connection, name: str, n: int, flow: se_flow.SEFlow) -> str:
+    if name in _SORTED:
+        return " | ".join(
+            "; ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + q[0], q[1]))
+            for q in _sorted_sql(flow, name)[:2]
+        )
     if name in _LIST:
         return " | ".join(
             "; ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + q[0], q[1]))
@@ -215,7 +262,7 @@ def child(path: Path, n: int, group: str, quick: bool) -> list[Row]:
             return out
 
         got = interleave({"raw SQL": run_raw, "se-flow": run_se}, rounds)
-        plan = _plan(conn, name, n)
+        plan = _plan(conn, name, n, flow)
         raw_ms, se_ms = median(got["raw SQL"]) * 1e3, median(got["se-flow"]) * 1e3
         size = f"{size_label(n)} cases"
         extra = {"plan": plan, "rows": counts.get("se-flow", 0)}

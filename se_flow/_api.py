@@ -375,6 +375,11 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
 
 
+PAGE_SIZE = 1000
+"""Cases a page of `caseload_pages`: few enough to hold, many enough that
+the page's own reads (the keyset seek, the names) are a small part of its cost."""
+
+
 def _squash(text: str) -> str:
     """A contact as compared: no spaces, dashes or brackets, any case."""
     return "".join(ch for ch in text.casefold() if ch not in " -()")
@@ -2836,6 +2841,48 @@ class SEFlow:
         )
         shown = self.case_names((i.case_id for i in found.items), actor=by.id) if names else {}
         return DueView(items=found, coach=coach, today=today, names=shown)
+
+    def caseload_pages(
+        self,
+        *,
+        coach: str | None = None,
+        stage: str | None = None,
+        status: Status | str | None = "open",
+        overdue: bool = False,
+        stuck_days: int | None = None,
+        sort: str | None = None,
+        names: bool = False,
+        page_size: int | None = None,
+        actor: str | None = None,
+    ) -> Iterator[Caseload]:
+        """The whole of a `caseload`, `page_size` cases a page, each page a keyset read
+        after the one before, all in one snapshot of the store (a write meanwhile is not
+        seen, so no case is skipped or repeated): what streams a caseload of any size in
+        constant memory. Raises what `caseload` raises, at the first page; nothing may be
+        written through this `SEFlow` while the pages are read. `page_size` defaults to
+        `PAGE_SIZE`."""
+        size = PAGE_SIZE if page_size is None else page_size
+        check_limit(size, "page_size")
+        with self.store.read_snapshot():
+            after: str | None = None
+            while True:
+                page = self.caseload(
+                    coach=coach,
+                    stage=stage,
+                    status=status,
+                    overdue=overdue,
+                    limit=size,
+                    stuck_days=stuck_days,
+                    sort=sort,
+                    after=after,
+                    names=names,
+                    actor=actor,
+                )
+                if page.cases or after is None:
+                    yield page
+                if len(page.cases) < size:
+                    return
+                after = page.cases[-1].id
 
     def events(self, after_seq: int = 0, *, actor: str | None = None) -> list[Event]:
         by = self._reader(actor)

@@ -12,10 +12,11 @@ command people run many times a day.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from attrs import frozen
 from rich import box
 from rich.cells import cell_len
 from rich.console import COLOR_SYSTEMS, Console
@@ -115,7 +116,10 @@ class Grid:
         row = [c if isinstance(c, tuple) else (c, None) for c in cells]
         self.rows.append([(shown(text, one_line=True, limit=200), style) for text, style in row])
 
-    def print(self, out: Console) -> None:
+    def print(self, out: Console, *, after: GridLayout | None = None) -> GridLayout:
+        """Write the header and rows; given the `after` layout of the grid printed just
+        before (a page of the same list), these rows only, in its columns, each as wide as
+        the widest of either: a list printed a page at a time keeps its columns."""
         colour = COLOR_SYSTEMS.get(out.color_system or "") if out.is_terminal else None
         styles: dict[str, Style] = {}
 
@@ -127,16 +131,17 @@ class Grid:
                 parsed = styles[style] = Style.parse(style)
             return parsed.render(text, color_system=colour)
 
-        widths = [cell_len(h) for h in self.headers]
+        widths = [cell_len(h) for h in self.headers] if after is None else list(after.widths)
         for row in self.rows:
             for i, (text, _) in enumerate(row):
                 widths[i] = max(widths[i], cell_len(text))
-        keep = list(range(len(self.headers)))
+        natural = tuple(widths)
+        keep = list(range(len(self.headers))) if after is None else list(after.keep)
 
         def total() -> int:
             return sum(widths[i] for i in keep) + 2 * (len(keep) - 1)
 
-        for i in self.drop:
+        for i in self.drop if after is None else ():
             if total() <= out.width:
                 break
             keep.remove(i)
@@ -159,12 +164,23 @@ class Grid:
             return text if i == last else text + " " * (widths[i] - cell_len(text))
 
         head = "  ".join(pad(self.headers[i], i) for i in keep).rstrip()
-        lines = [paint(head, "bold")]
+        lines = [paint(head, "bold")] if after is None else []
         for row in self.rows:
             cells = [paint(pad(row[i][0], i), row[i][1]) for i in keep]
             lines.append("  ".join(cells).rstrip())
-        out.file.write("\n".join(lines) + "\n")
-        out.file.flush()
+        if lines:
+            out.file.write("\n".join(lines) + "\n")
+            out.file.flush()
+        return GridLayout(widths=natural, keep=tuple(keep))
+
+
+@frozen
+class GridLayout:
+    """The columns a `Grid` was printed in: each one's width before any was cut, and those
+    kept (not dropped)."""
+
+    widths: tuple[int, ...]
+    keep: tuple[int, ...]
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -183,38 +199,59 @@ def print_caseload(
     them) adds a Name column; "Last seen" is the days since the last contact. At 80
     columns the review date goes first (its flag says it in short), then names and stage
     labels are cut short; ids never are."""
+    print_caseload_pages(out, wf, [(cases, names or {})], today, title=title)
+
+
+def print_caseload_pages(
+    out: Console,
+    wf: Workflow,
+    pages: Iterable[tuple[Sequence[Case], Mapping[str, str]]],
+    today: dt.date,
+    *,
+    title: str = "",
+) -> None:
+    """`print_caseload` of a caseload a page at a time (its cases, their names), each page
+    written as it comes, in the columns of the first (widened when a later one needs it)."""
     if title:
         out.print(_t(title, "bold"))
-    if not cases:
+    layout: GridLayout | None = None
+    count = overdue = 0
+    heads: list[str] = []
+    for cases, names in pages:
+        if not cases:
+            continue
+        if layout is None:
+            heads = ["Case", "Participant", "Name", "Stage", "Days", "Last seen", "Coach"]
+            heads += ["Review due", ""]
+            if not names:
+                heads.remove("Name")
+        col = {h: i for i, h in enumerate(heads)}
+        grid = Grid(
+            heads,
+            shrink=[col[h] for h in ("Name", "Stage") if h in col],
+            drop=[col["Review due"], col["Days"]],
+        )
+        for c in cases:
+            flag, style = review_words(c, today)
+            overdue += style == "bold red"
+            cells: list[Cell] = [c.id, c.participant_id]
+            if "Name" in col:
+                cells.append(names.get(c.participant_id, "-"))
+            cells += [
+                stage_label(wf, c),
+                str(days_in_stage(c, today)),
+                last_seen(c, today),
+                c.coach or "-",
+                c.review_due.isoformat() if c.review_due else "",
+                (flag, style),
+            ]
+            grid.add(*cells)
+        layout = grid.print(out, after=layout)
+        count += len(cases)
+    if not count:
         out.print("no cases match")
         return
-    heads = ["Case", "Participant", "Name", "Stage", "Days", "Last seen", "Coach", "Review due", ""]
-    if not names:
-        heads.remove("Name")
-    col = {h: i for i, h in enumerate(heads)}
-    grid = Grid(
-        heads,
-        shrink=[col[h] for h in ("Name", "Stage") if h in col],
-        drop=[col["Review due"], col["Days"]],
-    )
-    overdue = 0
-    for c in cases:
-        flag, style = review_words(c, today)
-        overdue += style == "bold red"
-        cells: list[Cell] = [c.id, c.participant_id]
-        if names:
-            cells.append(names.get(c.participant_id, "-"))
-        cells += [
-            stage_label(wf, c),
-            str(days_in_stage(c, today)),
-            last_seen(c, today),
-            c.coach or "-",
-            c.review_due.isoformat() if c.review_due else "",
-            (flag, style),
-        ]
-        grid.add(*cells)
-    grid.print(out)
-    out.print(f"{len(cases)} case(s), {overdue} overdue for review")
+    out.print(f"{count} case(s), {overdue} overdue for review")
 
 
 def print_team(
@@ -292,54 +329,80 @@ def print_due_items(
     """One due list: a line per item (date, status, case, coach; the participant's name,
     by case id, for those who may see it) with what it is and the command that does it
     folded beneath, every line within `width` columns."""
+    print_due_pages(out, [(items, names or {})], today, heading, width=width)
+
+
+def print_due_pages(
+    out: Console,
+    pages: Iterable[tuple[Sequence[DueItem], Mapping[str, str]]],
+    today: dt.date,
+    heading: str,
+    *,
+    width: int = 80,
+) -> None:
+    """`print_due_items` of a list a page at a time (its items, their names), each page
+    written as it comes, in the columns of the first (widened when a later one needs it)."""
     if heading:
         out.print(_t(heading, "bold"), soft_wrap=True)
-    if not items:
+    layout: GridLayout | None = None
+    named = False
+    count = overdue = 0
+    for items, names in pages:
+        if not items:
+            continue
+        if layout is None:
+            named = bool(names)
+        grid = Grid(
+            ["Due", "", "Case", "Coach", *(["Name"] if named else [])],
+            shrink=4 if named else None,
+        )
+        # The grid keeps ids whole; the title and command go on lines of their own beneath.
+        lines: list[list[str]] = []
+        for item in items:
+            flag, style = _flag(item.due_on, today)
+            what = item.title if item.occurrence == 1 else f"{item.title} #{item.occurrence}"
+            cells: list[Cell] = [
+                item.due_on.isoformat(),
+                (flag, style),
+                item.case_id,
+                item.coach or "-",
+            ]
+            if named:
+                cells.append(names.get(item.case_id, "-"))
+            grid.add(*cells)
+            more = _folded(shown(what, one_line=True), 4, width)
+            for command in item.commands:
+                more.extend(_folded("do: " + shown(command, one_line=True), 4, width))
+            lines.append(more)
+            overdue += item.overdue or item.due_on < today
+        first = layout is None
+        rendered, layout = _grid_lines(out, grid, layout)
+        body = [rendered[0]] if first else []
+        for row, more in zip(rendered[1:] if first else rendered, lines, strict=True):
+            body.append(row)
+            body.extend(more)
+        out.file.write("\n".join(body) + "\n")
+        out.file.flush()
+        count += len(items)
+    if not count:
         out.print("nothing due")
         return
-    grid = Grid(
-        ["Due", "", "Case", "Coach", *(["Name"] if names else [])], shrink=4 if names else None
-    )
-    # The grid keeps ids whole; the title and command go on lines of their own beneath.
-    lines: list[tuple[str, list[str]]] = []
-    for item in items:
-        flag, style = _flag(item.due_on, today)
-        what = item.title if item.occurrence == 1 else f"{item.title} #{item.occurrence}"
-        cells: list[Cell] = [
-            item.due_on.isoformat(),
-            (flag, style),
-            item.case_id,
-            item.coach or "-",
-        ]
-        if names:
-            cells.append(names.get(item.case_id, "-"))
-        grid.add(*cells)
-        more = _folded(shown(what, one_line=True), 4, width)
-        for command in item.commands:
-            more.extend(_folded("do: " + shown(command, one_line=True), 4, width))
-        lines.append((item.case_id, more))
-    rendered = _grid_lines(out, grid)
-    body = [rendered[0]]
-    for row, (_, more) in zip(rendered[1:], lines, strict=True):
-        body.append(row)
-        body.extend(more)
-    out.file.write("\n".join(body) + "\n")
-    out.file.flush()
-    overdue = sum(1 for i in items if i.overdue or i.due_on < today)
-    out.print(f"{len(items)} due, {overdue} overdue")
+    out.print(f"{count} due, {overdue} overdue")
 
 
-def _grid_lines(out: Console, grid: Grid) -> list[str]:
+def _grid_lines(
+    out: Console, grid: Grid, after: GridLayout | None = None
+) -> tuple[list[str], GridLayout]:
     import io
 
     buffer = io.StringIO()
     saved = out.file
     out.file = buffer
     try:
-        grid.print(out)
+        layout = grid.print(out, after=after)
     finally:
         out.file = saved
-    return buffer.getvalue().rstrip("\n").split("\n")
+    return buffer.getvalue().rstrip("\n").split("\n"), layout
 
 
 def print_standards(

@@ -146,15 +146,22 @@ def dumps(value: Any) -> str:
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def dumps_rows(rows: Sequence[Mapping[str, Any]]) -> str:
-    """`dumps(rows)`, the same text, for rows of plain JSON values (text, numbers, true,
-    false, null, lists of text), written out directly: a team's due list is hundreds of
-    thousands of rows, and the general path (`jsonable`, then json's own indenting, which
-    runs in Python) took most of `se-flow due --json` (measured at 100k cases). Any other
-    value takes the general path."""
+def dumps_rows(rows: Iterable[Mapping[str, Any]]) -> str:
+    """`dumps(rows)`, the same text, for rows of JSON values: `rows_json` joined."""
+    return "".join(rows_json(rows))
+
+
+def rows_json(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """`dumps(list(rows))`'s text, a row a piece, made as the rows come (a team's due list
+    is hundreds of thousands of rows: held whole, it and its text were most of the memory).
+    Rows of plain JSON values (text, numbers, true, false, null, lists of text) are written
+    out directly: the general path (`jsonable`, then json's own indenting, which runs in
+    Python) took most of `se-flow due --json` (measured at 100k cases); a row with any other
+    value takes the general path, indented as in the list."""
     enc = _encode_text
-    parts = ["["]
-    for i, row in enumerate(rows):
+    unsafe = _UNSAFE_IN_JSON.sub
+    first = True
+    for row in rows:
         fields = []
         for key, value in row.items():
             kind = type(value)
@@ -171,12 +178,16 @@ def dumps_rows(rows: Sequence[Mapping[str, Any]]) -> str:
                     "[\n      " + ",\n      ".join(map(enc, value)) + "\n    ]" if value else "[]"
                 )
             else:
-                return dumps(rows)
+                # JSON text holds no raw newline but its own: each is a line to indent.
+                body = dumps(row).replace("\n", "\n  ")
+                break
             fields.append(f"{enc(str(key))}: {text}")
-        body = "{\n    " + ",\n    ".join(fields) + "\n  }" if fields else "{}"
-        parts.append(("\n  " if i == 0 else ",\n  ") + body)
-    text = "".join(parts) + "\n]" if len(parts) > 1 else "[]"
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        else:
+            body = "{\n    " + ",\n    ".join(fields) + "\n  }" if fields else "{}"
+        piece = ("[\n  " if first else ",\n  ") + body
+        first = False
+        yield unsafe(lambda m: f"\\u{ord(m.group()):04x}", piece)
+    yield "[]" if first else "\n]"
 
 
 _encode_text = json.encoder.encode_basestring

@@ -12,6 +12,7 @@ commands start faster.
 import datetime as dt
 import errno
 import getpass
+import itertools
 import json
 import os
 import sqlite3
@@ -31,6 +32,8 @@ from se_flow._urls import shown_database
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from se_flow import Caseload, DueView, Workflow
 
 __all__ = ["app", "default_db_path", "main"]
 
@@ -1154,32 +1157,52 @@ def cases(
 
     Names show beside the pseudonyms for those who may see them.
     Examples: se-flow cases --stage 3; se-flow cases --stuck 28 --sort days"""
+    if limit is not None or after is not None:
+        with _open(ctx) as flow:
+            view = flow.caseload(
+                coach=coach,
+                stage=stage,
+                status=status,
+                overdue=overdue,
+                limit=limit,
+                stuck_days=stuck,
+                sort=sort,
+                after=after,
+                names=not json,
+            )
+            _print_caseload(flow.workflow, iter([view]), json)
+        return
+    # The whole caseload (it can be a million cases): a page at a time, written as it comes.
     with _open(ctx) as flow:
-        view = flow.caseload(
+        pages = flow.caseload_pages(
             coach=coach,
             stage=stage,
             status=status,
             overdue=overdue,
-            limit=limit,
             stuck_days=stuck,
             sort=sort,
-            after=after,
             names=not json,
         )
-        wf = flow.workflow
-    found, today, names = view.cases, view.today, view.names
+        _print_caseload(flow.workflow, pages, json)
+
+
+def _print_caseload(wf: "Workflow", pages: "Iterator[Caseload]", json: bool) -> None:
+    first = next(pages)  # raises what the read refuses before anything is written
+    today = first.today
     if json:
         from ._cli_text import caseload_lines, json_array
 
         # Compact, a case a line, written as it is made: a caseload can be 100,000 cases.
         out = sys.stdout
+        found = itertools.chain(first.cases, (c for page in pages for c in page.cases))
         for piece in json_array(caseload_lines(wf, found, today)):
             out.write(piece)
         out.flush()
         return
-    from ._cli_render import print_caseload
+    from ._cli_render import print_caseload_pages
 
-    print_caseload(_console(), wf, found, today, names=names)
+    every = itertools.chain([first], pages)
+    print_caseload_pages(_console(), wf, ((p.cases, p.names) for p in every), today)
 
 
 @app.command()
@@ -1788,20 +1811,32 @@ def due(
             limit=limit,
             after=after,
         )
-    found, today, coach, names = view.items, view.today, view.coach, view.names
-    for warning in found.warnings:
-        _say(f"warning: {warning}", err=True)
-    if json:
-        from ._cli_text import dumps_rows
+    _print_due(view, within, overdue, json)
 
-        typer.echo(dumps_rows([item.to_json() for item in found.items]))
+
+def _print_due(view: "DueView", within: int, overdue: bool, json: bool) -> None:
+    today, coach, items = view.today, view.coach, view.items.items
+    for warning in view.items.warnings:
+        _say(f"warning: {warning}", err=True)
+    # A team's list can be hundreds of thousands of items: written a slice at a time, never
+    # held a second time as JSON values, text or table rows.
+    if json:
+        from ._cli_text import rows_json
+
+        out = sys.stdout
+        for piece in rows_json(item.to_json() for item in items):
+            out.write(piece)
+        out.write("\n")
+        out.flush()
         return
-    from ._cli_render import print_due_items
+    from ._cli_render import print_due_pages
 
     who = f"for {coach}" if coach else "for everyone"
     by = today + dt.timedelta(days=within)
     heading = f"Overdue {who}" if overdue else f"Due {who} by {by}"
-    print_due_items(_console(), found.items, today, heading, names=names)
+    step = se_flow._api.PAGE_SIZE
+    slices = ((items[i : i + step], view.names) for i in range(0, len(items), step))
+    print_due_pages(_console(), slices, today, heading)
 
 
 @app.command()

@@ -213,3 +213,76 @@ def test_the_runs_read_cases_in_the_order_each_sort_says(
     assert [spoken[sort](r) for r in sorted(rows, key=lambda r: run_key(runs, r))] == sorted(
         spoken[sort](r) for r in rows
     )
+
+
+# --- a whole list, a page at a time ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["by number", "sort stage", "sort coach", "stuck"])
+def test_caseload_pages_give_the_whole_caseload_a_page_at_a_time(
+    flows: dict[int, se_flow.SEFlow], name: str
+) -> None:
+    flow = flows[SMALL]
+    whole = flow.caseload(actor="ada", **LISTS[name])
+    pages = list(flow.caseload_pages(page_size=6, actor="ada", **LISTS[name]))
+    assert all(0 < len(p.cases) <= 6 for p in pages)
+    assert [c for p in pages for c in p.cases] == list(whole.cases)
+    assert {p.today for p in pages} == {whole.today}
+
+
+def test_caseload_pages_read_one_moment_of_the_store(tmp_path: Path) -> None:
+    """A case referred while the pages are read (another writer) is not among them: the
+    pages are one snapshot, so none is skipped or repeated as the list moves."""
+    path = tmp_path / "c.db"
+    with _caseload(path, 12) as flow, se_flow.open(path, actor="ada") as other:
+        pages = flow.caseload_pages(page_size=5, sort="days")
+        first = next(pages)
+        other.refer("Late Comer", source="GP", coach="sam")
+        rest = [c for p in pages for c in p.cases]
+        assert len(first.cases) + len(rest) == 11  # 12 cases, one withdrawn (closed)
+        assert len(flow.cases(status="open")) == 12
+
+
+def test_caseload_pages_refuse_a_page_size_that_is_no_size(
+    flows: dict[int, se_flow.SEFlow],
+) -> None:
+    flow = flows[SMALL]
+    for size in (0, -3):
+        with pytest.raises(se_flow.InvalidInput, match="page_size"):
+            next(flow.caseload_pages(page_size=size, actor="ada"))
+    with pytest.raises(se_flow.InvalidInput, match="unknown sort"):
+        next(flow.caseload_pages(sort="name", actor="ada"))
+    assert len(list(flow.caseload_pages(coach="nobody", actor="ada"))) == 1  # one empty page
+
+
+def test_the_cli_prints_a_whole_list_a_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cases` and `due` with no --limit write page after page: one header, every case or
+    item once, the total at the end; --json the same JSON as the whole list."""
+    from test_cli import CLI, ok
+
+    path = tmp_path / "c.db"
+    with _caseload(path, 30):
+        pass
+    run = CLI(path)
+    whole = run.json("cases", "--limit", "1000", actor="ada")
+    monkeypatch.setattr(se_flow._api, "PAGE_SIZE", 4)
+    assert run.json("cases", actor="ada") == whole
+    text = ok(run("cases", actor="ada", env={"COLUMNS": "80"}))
+    lines = text.splitlines()
+    assert sum(line.startswith("Case ") for line in lines) == 1
+    assert [line.split()[0] for line in lines[1:-1]] == [c["id"] for c in whole]
+    assert lines[-1].startswith(f"{len(whole)} case(s), ")
+    assert all(len(line) <= 80 for line in lines)
+    due = run.json("due", "--all", "--within", "30", actor="ada")
+    assert len(due) > 8
+    monkeypatch.setattr(se_flow._api, "PAGE_SIZE", 1000)
+    assert run.json("due", "--all", "--within", "30", actor="ada") == due
+    monkeypatch.setattr(se_flow._api, "PAGE_SIZE", 3)
+    printed = ok(
+        run("due", "--all", "--within", "30", actor="ada", env={"COLUMNS": "80"})
+    ).splitlines()
+    assert sum(line.startswith("Due ") and "Case" in line for line in printed) == 1
+    assert printed[-1].startswith(f"{len(due)} due, ")
+    assert all(len(line) <= 80 for line in printed)
