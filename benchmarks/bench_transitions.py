@@ -138,11 +138,6 @@ class SEFlowContender:
         self.flow.disconnect()
 
 
-_UPDATE_SQL = (
-    "UPDATE cases SET state = ?, phase = ?, status = ?, version = version + 1, opened_at = ?, "
-    "stage_entered_at = ?, coach = ?, episode = ?, previous_case_id = ?, last_contact_at = ?, "
-    "review_due = ?, outcome = ?, closed_at = ? WHERE id = ?"
-)
 _EVENT_SQL = f"INSERT INTO events ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 _RECORD_SQL = (
     "INSERT INTO records (seq, case_id, kind, fields, effective_at, recorded_at, actor, "
@@ -182,14 +177,22 @@ class RawContender:
         self.n = n
         self.conn = _connect(path, sync)
         self.prepared = {}
+        # The row each command meets in the run (the pair alternates; reviews land on cases
+        # as the population left them, in employer engagement): se-flow sets only the columns
+        # a command changes (so SQLite updates only their indexes), and so does raw.
+        before = {"revise_goals": "start_job_search", "start_job_search": "revise_goals"}
         for name, (case_row, event, rec) in samples.items():
-            values = [case_row[c] for c in _CASE_SET]
+            was = samples[before.get(name, "start_job_search")][0]
+            cols = [c for c in _CASE_SET if case_row[c] != was[c]]
+            values = [case_row[c] for c in cols]
             ev = [event[f] for f in FIELDS]
             ev[0] = None  # seq: SQLite assigns max + 1, as se-flow's seq is
-            self.prepared[name] = (values, ev, rec)
+            sets = ", ".join(f"{c} = ?" for c in cols)
+            sql = f"UPDATE cases SET {sets}, version = version + 1 WHERE id = ?"
+            self.prepared[name] = (sql, values, ev, rec)
 
     def _write(self, num: int, name: str) -> None:
-        values, ev, rec = self.prepared[name]
+        sql, values, ev, rec = self.prepared[name]
         case_id = f"C-{num}"
         coach = pop.coach_of(num, self.n)
         conn = self.conn
@@ -198,9 +201,7 @@ class RawContender:
             # The event first, as se-flow writes it: the case table's trigger asks for it.
             ev[1], ev[8] = case_id, coach
             seq = conn.execute(_EVENT_SQL, ev).lastrowid
-            params = [*values, case_id]
-            params[5] = coach
-            if conn.execute(_UPDATE_SQL, params).rowcount != 1:
+            if conn.execute(sql, [*values, case_id]).rowcount != 1:
                 raise RuntimeError(f"raw: no case {case_id}")
             if rec is not None:
                 record = (seq, case_id, rec[2], rec[3], rec[4], rec[5], coach, None)

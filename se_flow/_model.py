@@ -103,8 +103,15 @@ def _status(value: Status | str) -> Status:
         return Status(value)
 
 
+# Most events carry no texts and many no payload: one empty view serves them all (it wraps a
+# dict no caller can reach, so sharing it shares nothing that can change).
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
+    if not value:
+        return _EMPTY
+    return MappingProxyType(dict(value))
 
 
 @frozen

@@ -101,6 +101,9 @@ def review_due(wf: Workflow, case: Case, review_date: dt.date | None = None) -> 
     )
 
 
+_PAUSED, _ACTIVE, _CLOSED = Status.PAUSED, Status.ACTIVE, Status.CLOSED
+
+
 def _review_due(
     wf: Workflow,
     status: Status,
@@ -112,9 +115,9 @@ def _review_due(
 ) -> dt.date | None:
     # `review_due` of a case given as its fields, so `apply` can work out the date of the case
     # it is about to make and make it once.
-    if status is Status.CLOSED:
+    if status is _CLOSED:
         return None
-    if status is Status.PAUSED:
+    if status is _PAUSED:
         return paused_until
     days = wf.states[state].review_days_for(phase)
     if days is None:
@@ -122,7 +125,20 @@ def _review_due(
     base = stage_entered_at
     if last_contact_at is not None and last_contact_at > base:
         base = last_contact_at
-    return base.date() + dt.timedelta(days=days)
+    return base.date() + _days(days)
+
+
+# Every command works out a review date from its stage's cadence, one of a workflow's few.
+_DAYS: dict[int, dt.timedelta] = {}
+
+
+def _days(days: int) -> dt.timedelta:
+    delta = _DAYS.get(days)
+    if delta is None:
+        delta = dt.timedelta(days=days)
+        if len(_DAYS) < 1024:
+            _DAYS[days] = delta
+    return delta
 
 
 def _is_contact(wf: Workflow, payload: Mapping[str, Any]) -> bool:
@@ -165,13 +181,25 @@ _case_values = operator.attrgetter(*_CASE_ARGS)
 )
 
 
+# The kinds `apply` tells apart, looked up once rather than on the enum by every command.
+_OPENING = frozenset({EventKind.REFERRAL, EventKind.REOPEN})
+_RECORD, _ASSIGN, _PAUSE, _RESUME, _PHASE_KIND, _TRANSITION = (
+    EventKind.RECORD,
+    EventKind.ASSIGN,
+    EventKind.PAUSE,
+    EventKind.RESUME,
+    EventKind.PHASE,
+    EventKind.TRANSITION,
+)
+
+
 def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
     """The case after `event` (None for an event of no case). `case` is the case before it:
     None for a referral or reopen, which open a new case."""
     kind, at, payload = event.kind, event.effective_at, event.payload
     if event.case_id is None:
         return case
-    if kind in (EventKind.REFERRAL, EventKind.REOPEN):
+    if kind in _OPENING:
         assert event.to_state is not None
         contact = at if _is_contact(wf, payload) else None
         return Case(
@@ -197,34 +225,34 @@ def apply(wf: Workflow, case: Case | None, event: EventLike) -> Case | None:
     values = list(_case_values(case))
     values[_VERSION] = case.version + 1
     review_date: dt.date | None = None
-    if kind == EventKind.RECORD:
+    if kind == _RECORD:
         if _is_contact(wf, payload) and (case.last_contact_at is None or at > case.last_contact_at):
             values[_LAST_CONTACT_AT] = at
-    elif kind == EventKind.ASSIGN:
+    elif kind == _ASSIGN:
         values[_COACH] = payload.get("to_coach")
         return Case(*values)
-    elif kind == EventKind.PAUSE:
-        values[_STATUS] = Status.PAUSED
+    elif kind == _PAUSE:
+        values[_STATUS] = _PAUSED
         if payload.get("review_date"):
             review_date = dt.date.fromisoformat(payload["review_date"])
-    elif kind == EventKind.RESUME:
-        values[_STATUS] = Status.ACTIVE
-    elif kind == EventKind.PHASE:
+    elif kind == _RESUME:
+        values[_STATUS] = _ACTIVE
+    elif kind == _PHASE_KIND:
         values[_PHASE] = event.to_phase
-    elif kind == EventKind.TRANSITION:
+    elif kind == _TRANSITION:
         dest = event.to_state or case.state
         if dest == wf.final:
             # The final state has no phases.
             values[_STATE] = dest
             values[_PHASE] = None
-            values[_STATUS] = Status.CLOSED
+            values[_STATUS] = _CLOSED
             values[_OUTCOME] = payload.get("outcome")
             values[_CLOSED_AT] = at
         elif dest != case.state:
             values[_STATE] = dest
             values[_PHASE] = event.to_phase
             values[_STAGE_ENTERED_AT] = at
-            values[_STATUS] = Status.ACTIVE
+            values[_STATUS] = _ACTIVE
     # The review date of the case after the changes, worked out before it is made.
     values[_REVIEW_DUE] = _review_due(
         wf,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import operator
 import os
@@ -524,6 +525,8 @@ class _SQLiteTx(Tx):
         row = conn.execute(sql, params).fetchone()
         if row is None:
             raise CaseNotFound(case_id)
+        # What this write's UPDATE compares the case it makes with (`_apply`).
+        store._read_row = row
         case = _case_from_row(row)
         need = needs_of(needs, case)
         # A correction has the kind of what it corrects, so filtering by kind keeps
@@ -649,6 +652,35 @@ class _SQLiteReadTx(_SQLiteTx):
             raise _translate(store.path, exc) from exc
 
 
+_SET_COLS = tuple(c.strip() for c in _CASE_COLS.split(","))[2:]
+"""The columns `_case_params` gives, in its order: `CASE_COLS` after the id and participant."""
+
+
+def _case_update(
+    case: Case, expected: int | None, read: Sequence[Any] | None
+) -> tuple[str, Sequence[Any]]:
+    """The UPDATE writing `case` over its row at version `expected`. Given the row the write
+    read (`read`, `CASE_COLS` first), only the columns whose text changes (and `version`):
+    the row ends byte for byte as a whole-row UPDATE leaves it, and SQLite updates only the
+    indexes of those columns (the sorts' four among them)."""
+    params = _case_params(case)
+    if read is None or read[0] != case.id or read[5] != expected:
+        return _update_sql(_SET_COLS), (*params, case.id, expected)
+    cols, values = [], []
+    for i, (col, value) in enumerate(zip(_SET_COLS, params, strict=True)):
+        old = read[i + 2]
+        if col == "version" or value != old or type(value) is not type(old):
+            cols.append(col)
+            values.append(value)
+    return _update_sql(tuple(cols)), (*values, case.id, expected)
+
+
+@functools.cache
+def _update_sql(cols: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{c} = ?" for c in cols)
+    return f"UPDATE cases SET {sets} WHERE id = ? AND version = ?"
+
+
 def _new_salt() -> bytes:
     return os.urandom(SALT_BYTES)
 
@@ -766,6 +798,8 @@ class SQLiteStore(Store):
         self._writing = False
         self._due_touch = DueTouch.of(workflow)
         self._batch_depth = 0
+        # The case row the running write's snapshot read (`_apply` writes what changed).
+        self._read_row: Sequence[Any] | None = None
         self._batch_failed: str | None = None
         self.read_only = read_only
         self._read_only_why = "it was opened for reading only"
@@ -1068,6 +1102,7 @@ class SQLiteStore(Store):
             try:
                 self._fresh()
                 self._checked = True
+                self._read_row = None
                 change = decide(_SQLiteTx(self))
                 event = self._apply(change)
                 conn.execute("COMMIT")
@@ -1092,6 +1127,7 @@ class SQLiteStore(Store):
         with self._own_savepoint("se_flow_command"):
             self._fresh()
             self._checked = True
+            self._read_row = None
             try:
                 change = decide(_SQLiteTx(self))
                 event = self._apply(change)
@@ -1277,13 +1313,7 @@ class SQLiteStore(Store):
                 (case.id, case.participant_id, *_case_params(case), num),
             )
         elif case is not None:
-            cur = conn.execute(
-                "UPDATE cases SET state = ?, phase = ?, status = ?, version = ?, opened_at = ?, "
-                "stage_entered_at = ?, coach = ?, episode = ?, previous_case_id = ?, "
-                "last_contact_at = ?, review_due = ?, outcome = ?, closed_at = ? "
-                "WHERE id = ? AND version = ?",
-                (*_case_params(case), case.id, change.expected_version),
-            )
+            cur = conn.execute(*_case_update(case, change.expected_version, self._read_row))
             if cur.rowcount != 1:
                 (actual,) = conn.execute(
                     "SELECT version FROM cases WHERE id = ?", (case.id,)

@@ -312,3 +312,28 @@ def test_a_sealed_event_is_its_stored_row(tmp_path: Path) -> None:
         flow.record(case.id, "note", text="hello")
         (stored,) = [e for e in flow.history(case.id) if e.seq == made[0].seq]
         assert stored == made[0]
+
+
+def test_a_write_updates_only_the_columns_it_changes(tmp_path: Path) -> None:
+    """So SQLite touches only those columns' indexes (a review, none of the sorts' but the
+    contact's); the row ends as a whole-row UPDATE would leave it (the golden bytes test)."""
+    from test_query_plans import traced
+
+    with se_flow.open(tmp_path / "t.db", actor="ada") as flow:
+        flow.add_staff("ada", "Ada", "admin")
+        flow.add_staff("sam", "Sam", "coach")
+        case = flow.refer("Alex", source="GP", coach="sam", actor="sam").case
+        conn = sqlite_conn(flow)
+        with traced(conn) as seen:
+            flow.record(case.id, "review", summary="met", actor="sam")
+        (review,) = {s for s in seen if s.startswith("UPDATE cases")}
+        sets = review.split(" SET ")[1].split(" WHERE ")[0]
+        assert "version" in sets and "last_contact_at" in sets
+        assert not any(c in sets for c in ("state", "stage_entered_at", "coach", "opened_at"))
+        with traced(conn) as seen:
+            flow.advance(case.id, "engage", actor="sam")
+        (moved,) = {s for s in seen if s.startswith("UPDATE cases")}
+        assert "state = " in moved and "stage_entered_at" in moved and "coach" not in moved
+        whole = flow.case(case.id)
+        assert (whole.state, whole.version) == ("customer_engagement", 3)
+        assert flow.verify().ok
