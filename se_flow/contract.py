@@ -120,6 +120,18 @@ def _engage(store: Store, case_id: str, expected: int | None = None) -> se_flow.
     return case
 
 
+def _paged(store: Store, where: CaseFilter, size: int) -> list[str]:
+    """`where`'s case ids read in keyset pages of `size`, each after the last of the one
+    before, every page no bigger than `size`."""
+    paged: list[str] = []
+    after: str | None = None
+    while page := [c.id for c in store.cases(attrs.evolve(where, limit=size, after=after))]:
+        assert len(page) <= size
+        paged += page
+        after = page[-1]
+    return paged
+
+
 def _picked(case: Case, where: CaseFilter) -> bool:
     """Whether `where` (its coach, open and `entered_before`) picks `case`, as its docs say."""
     if where.coach is not None and case.coach != where.coach:
@@ -666,15 +678,7 @@ class StoreContract:
             whole = [c.id for c in staffed.cases(where)]
             assert whole, where
             for size in (1, 2, 3):
-                paged: list[str] = []
-                after: str | None = None
-                while page := [
-                    c.id for c in staffed.cases(attrs.evolve(where, limit=size, after=after))
-                ]:
-                    assert len(page) <= size
-                    paged += page
-                    after = page[-1]
-                assert paged == whole, (where, size)
+                assert _paged(staffed, where, size) == whole, (where, size)
         assert list(staffed.cases(CaseFilter(after="C-999"))) == []
 
     def test_sorted_reads_come_in_each_sort_s_order_and_page_without_a_gap(
@@ -731,15 +735,7 @@ class StoreContract:
                 assert whole == [c.id for c in sorted(picked, key=key)], where
                 assert whole, where
                 for size in (1, 2, 4):
-                    paged: list[str] = []
-                    after: str | None = None
-                    while page := [
-                        c.id for c in staffed.cases(attrs.evolve(where, limit=size, after=after))
-                    ]:
-                        assert len(page) <= size
-                        paged += page
-                        after = page[-1]
-                    assert paged == whole, (where, size)
+                    assert _paged(staffed, where, size) == whole, (where, size)
 
     def test_batch_keeps_its_commands_and_a_refused_command_undoes_only_itself(
         self, staffed: Store

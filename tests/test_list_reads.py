@@ -20,6 +20,7 @@ import pytest
 from helpers import Clock, sqlite_conn
 from hypothesis import given
 from hypothesis import strategies as st
+from test_query_plans import _steps
 
 import se_flow
 from se_flow._rows import case_runs, run_key
@@ -64,21 +65,6 @@ LISTS: dict[str, dict[str, Any]] = {
     "overdue, by stage": {"overdue": True, "sort": "stage"},
     "by number": {},
 }
-
-
-def _steps(conn: sqlite3.Connection, run: Callable[[], object]) -> int:
-    count = [0]
-
-    def step() -> int:
-        count[0] += 1
-        return 0
-
-    conn.set_progress_handler(step, 10)
-    try:
-        run()
-    finally:
-        conn.set_progress_handler(None, 10)
-    return count[0] * 10
 
 
 @pytest.mark.parametrize("name", list(LISTS))
