@@ -2344,7 +2344,7 @@ class SEFlow:
         first), `due` (review date, soonest first), `seen` (longest since contact first),
         `coach` or `stage` (then case number; `CASE_SORTS` says each); with `stuck_days` and
         no `sort`, by `days`. Sorts are in the store's query too, so sorted, filtered and paged
-        with `after`, a page of the open caseload costs the same at any size."""
+        with `after`, a page of any status (or of all) costs the same at any size."""
         self._reader(actor)
         _target(coach)
         check_text(participant_id, "participant id")

@@ -13,9 +13,9 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
-from ._model import EVENT_COLUMNS, Case, EventKind, Record
+from ._model import EVENT_COLUMNS, Case, EventKind, Record, Status
 from .errors import StoreNotEmpty
 from .ports import READING_SKIPS, CaseFilter, CaseReading, Needs, StageRow, StoreCopy
 
@@ -163,12 +163,22 @@ def case_where(
         # the prefix is a wildcard. U+10FFFF sorts after every character an id can hold.
         clauses.append(f"id >= {mark} AND id < {mark}")
         params.extend((where.id_prefix, where.id_prefix + ID_PREFIX_END))
+    # Sorted by something else, a page reads the sort's index and keeps the rows within the
+    # date: the column is wrapped so neither SQL planner takes the date's index instead (it
+    # would read every case within the date, then sort them, for each page).
+    sorted_by = _SORT_COLUMN.get(where.sort, "") if where.sort is not None else None
     if where.due_by is not None:
-        clauses.append(f"status <> 'closed' AND review_due <= {mark}")
+        due = "review_due" if sorted_by in (None, "review_due") else "COALESCE(review_due, NULL)"
+        clauses.append(f"status <> 'closed' AND {due} <= {mark}")
         params.append(where.due_by.isoformat())
     if where.entered_before is not None:
+        entered = (
+            "stage_entered_at"
+            if sorted_by in (None, "stage_entered_at")
+            else "COALESCE(stage_entered_at, NULL)"
+        )
         # Times are UTC ISO text: before the day's date is before its first instant.
-        clauses.append(f"status <> 'closed' AND stage_entered_at < {mark}")
+        clauses.append(f"status <> 'closed' AND {entered} < {mark}")
         params.append(where.entered_before.isoformat())
     if after_key is not None:
         # The order's own key, compared as a row value: an index range, never an offset.
@@ -181,6 +191,9 @@ def case_where(
             params.append(after_key[1])
     return clauses, params
 
+
+# The column each sort's order starts with (the others start each run with another one).
+_SORT_COLUMN = {"days": "stage_entered_at", "due": "review_due", "seen": "last_contact_at"}
 
 ID_PREFIX_END = "\U0010ffff"
 """Appended to an `id_prefix` for the end of its range: the last code point there is."""
@@ -305,6 +318,16 @@ def case_queries(
     """The SELECTs of `CASE_COLS` that read `where`'s cases, a run each (`case_runs`), to be
     read in turn; without LIMIT (the caller limits each to what the page still needs). With
     `after` (the `after` case's `AFTER_ROW`), only what comes after it."""
+    # A sorted run is read per status, each a range of that sort's `(status, keys)` index,
+    # and the ranges merged in the run's order: so a page of any status, or of all of them,
+    # reads its own rows (one index for all statuses could not skip the closed cases, which
+    # in a long-lived database are most of them, without a merge).
+    arms: tuple[str | None, ...] = (None,)
+    if where.sort is not None:
+        arms = _sort_statuses(where)
+        # The status is the arm's, as a literal; asked again as a parameter, SQLite takes
+        # it for another column's term and may pick the status index instead.
+        where = evolve(where, status=None)
     base, base_params = case_where(where, mark)
     runs = case_runs(where, stage_groups)
     start, key = run_key(runs, after) if after is not None else (0, None)
@@ -317,11 +340,28 @@ def case_queries(
             # The order's own key, compared as a row value: an index range, never an offset.
             clauses.append(f"({', '.join(run.keys)}) > ({', '.join([mark] * len(key))})")
             params.extend(key)
-        sql = f"SELECT {CASE_COLS} FROM cases"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        queries.append((sql + " ORDER BY " + ", ".join(run.keys), params))
+        selects: list[str] = []
+        for status in arms:
+            # The status as a literal (an enum's value): SQLite picks a partial or prefixed
+            # index by the query's text, not by a parameter's value.
+            mine = clauses if status is None else [*clauses, f"status = '{status}'"]
+            # `num` as a column of its own: a compound's ORDER BY names result columns.
+            sql = f"SELECT {CASE_COLS}" + (", num" if len(arms) > 1 else "") + " FROM cases"
+            selects.append(sql + (" WHERE " + " AND ".join(mine) if mine else ""))
+        queries.append(
+            (" UNION ALL ".join(selects) + " ORDER BY " + ", ".join(run.keys), params * len(arms))
+        )
     return queries
+
+
+def _sort_statuses(where: CaseFilter) -> tuple[str, ...]:
+    """The statuses a sorted read of `where` reads one by one: its own, the open ones (for
+    the open caseload, what is due and `stuck_days`) or all three."""
+    if where.status is not None:
+        return (where.status.value,)
+    if where.open_only or where.due_by is not None or where.entered_before is not None:
+        return (Status.ACTIVE.value, Status.PAUSED.value)
+    return tuple(s.value for s in Status)
 
 
 def case_order(where: CaseFilter) -> str:

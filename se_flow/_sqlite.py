@@ -401,6 +401,23 @@ _SCHEMA_V13 = [
     "CREATE INDEX cases_open_stage ON cases (state, phase, num) WHERE status <> 'closed'",
 ]
 
+# Sorted lists of any status (`_rows.case_queries` reads a status at a time and merges them):
+# each run of a sort's order is a range of one of these, the status first, so a page of
+# closed or paused cases, or of all cases, reads its own rows as the open caseload's does.
+# They replace the open cases' partial indexes of 0013_case_sorts, plus one for the review-date
+# order (`cases_open_due` still serves what is due): one more index for a write to update.
+_SCHEMA_V14 = [
+    "DROP INDEX cases_open_entered",
+    "DROP INDEX cases_open_seen",
+    "DROP INDEX cases_open_coach",
+    "DROP INDEX cases_open_stage",
+    "CREATE INDEX cases_sort_entered ON cases (status, stage_entered_at, num)",
+    "CREATE INDEX cases_sort_seen ON cases (status, last_contact_at, num)",
+    "CREATE INDEX cases_sort_coach ON cases (status, coach, num)",
+    "CREATE INDEX cases_sort_stage ON cases (status, state, phase, num)",
+    "CREATE INDEX cases_sort_due ON cases (status, review_due, num)",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", _SCHEMA_V1),
     ("0002_read_indexes", _SCHEMA_V2),
@@ -416,6 +433,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     (_DUE_MIGRATION, _SCHEMA_V11),
     ("0012_case_reads", _SCHEMA_V12),
     ("0013_case_sorts", _SCHEMA_V13),
+    ("0014_status_sorts", _SCHEMA_V14),
 ]
 
 # Errors after which SQLite may have rolled back the whole transaction, not just the statement

@@ -133,8 +133,11 @@ def _paged(store: Store, where: CaseFilter, size: int) -> list[str]:
 
 
 def _picked(case: Case, where: CaseFilter) -> bool:
-    """Whether `where` (its coach, open and `entered_before`) picks `case`, as its docs say."""
+    """Whether `where` (its coach, status, open and `entered_before`) picks `case`, as its
+    docs say."""
     if where.coach is not None and case.coach != where.coach:
+        return False
+    if where.status is not None and case.status is not where.status:
         return False
     if (where.open_only or where.entered_before) and case.status is Status.CLOSED:
         return False
@@ -707,9 +710,20 @@ class StoreContract:
         for n in (1, 4, 7):
             _engage(staffed, ids[n])
         _kept(staffed, ids[5], "review", {"summary": "met"}, NOW - dt.timedelta(hours=1))
+        # Of every status: a sorted read of all of them merges each status's own range.
+        for n, trigger in ((2, "pause"), (4, "pause"), (3, "withdraw"), (8, "withdraw")):
+
+            def move(tx: Tx, case_id: str = ids[n], trigger: str = trigger) -> Change:
+                snap = tx.snapshot(case_id)
+                until = NOW.date() + dt.timedelta(days=20)
+                ctx = context(ENGINE, snap, tx.staff("sam"), NOW, reason="away", review_date=until)
+                return ENGINE.fire(snap, ctx, trigger)
+
+            staffed.write(move)
         cases = {c.id: c for c in staffed.cases(CaseFilter())}
         assert {c.coach for c in cases.values()} == {None, "sam"}
-        assert len({c.state for c in cases.values()}) == 2
+        assert len({c.state for c in cases.values()}) >= 2
+        assert {c.status for c in cases.values()} == set(Status)
 
         def num(c: Case) -> int:
             return int(c.id.split("-")[1])
@@ -729,6 +743,8 @@ class StoreContract:
                 CaseFilter(sort=sort, open_only=True),
                 CaseFilter(sort=sort, coach="sam"),
                 CaseFilter(sort=sort, entered_before=NOW.date() - dt.timedelta(days=2)),
+                *(CaseFilter(sort=sort, status=status) for status in Status),
+                CaseFilter(sort=sort, status=Status.CLOSED, coach="sam"),
             ):
                 whole = [c.id for c in staffed.cases(where)]
                 picked = [c for c in cases.values() if _picked(c, where)]

@@ -264,11 +264,12 @@ def test_an_old_postgres_database_gains_its_due_table_from_the_log(pg_url: str) 
             conn.execute("DROP TABLE due_index")
             conn.execute("DROP INDEX records_case_kind_at, records_superseded, events_text_grants")
             conn.execute(
-                "DROP INDEX cases_open_entered, cases_open_seen, cases_open_coach, cases_open_stage"
+                "DROP INDEX cases_sort_entered, cases_sort_seen, cases_sort_coach, "
+                "cases_sort_stage, cases_sort_due"
             )
             conn.execute(
                 "DELETE FROM se_flow_schema WHERE name IN "
-                "('0007_due_index', '0008_case_reads', '0009_case_sorts')"
+                "('0007_due_index', '0008_case_reads', '0009_case_sorts', '0010_status_sorts')"
             )
     assert any(rows.values())
     with se_flow.open(pg_url, clock=clock, actor="sam") as flow:
