@@ -6,6 +6,9 @@ the table; reviews due between 21 days ago and 6 days ahead):
 * **caseload**: `flow.cases(coach=...)`, one coach's cases (~30).
 * **due (coach)**: `flow.due(coach=...)`, one coach's reviews due today or overdue.
 * **overdue (first 50)**: `flow.cases(overdue=True, limit=50)`, the top of the team's list.
+* **by days / stage / coach, stuck (first 50)**: `flow.cases(sort=..., limit=50)` of the open
+  caseload (stuck: `stuck_days=0`); **all by days / seen (first 50)**: the same of every
+  status (`status="all"`), each status's range of the sort's index merged.
 * **due (team)**: `flow.due()`, every open case whose review is due today: most of the
   population, so its time and memory grow with n by nature; measured in its own process.
 * **timeline**: `flow.history(case_id)`, one case's events.
@@ -82,13 +85,17 @@ _LIST = {
     "due list, overdue (first 50)": (None, 0, True, 50),
     "due list (coach)": ("coach", 7, False, None),
 }
-# Sorted and stuck first pages of the open caseload (`cases --sort ... --limit 50`): the
-# store's runs (`_rows.case_queries`), each read in turn until the page is full.
+# Sorted and stuck first pages (`cases --sort ... --limit 50`), of the open caseload unless a
+# status is given: the store's runs (`_rows.case_queries`), each read in turn until the page
+# is full.
 _SORTED: dict[str, dict[str, Any]] = {
     "by days (first 50)": {"sort": "days"},
     "by stage (first 50)": {"sort": "stage"},
     "by coach (first 50)": {"sort": "coach"},
     "stuck (first 50)": {"stuck_days": 0},
+    # Every status (closed cases too): each status's own range of the sort's index, merged.
+    "all by days (first 50)": {"sort": "days", "status": "all"},
+    "all by seen (first 50)": {"sort": "seen", "status": "all"},
 }
 SMALL = (
     "caseload",
@@ -133,7 +140,7 @@ def _sorted_sql(flow: se_flow.SEFlow, name: str) -> list[tuple[str, list[Any]]]:
     kw = _SORTED[name]
     stuck = kw.get("stuck_days")
     where = CaseFilter(
-        open_only=True,
+        open_only=kw.get("status", "open") == "open",
         sort=kw.get("sort", "days" if stuck is not None else None),
         entered_before=T0.date() - dt.timedelta(days=stuck) if stuck is not None else None,
     )
@@ -146,7 +153,7 @@ def _sorted_calls(
     queries = _sorted_sql(flow, name)
 
     def se(i: int) -> int:
-        return len(flow.cases(status="open", limit=50, **_SORTED[name]))
+        return len(flow.cases(limit=50, **{"status": "open", **_SORTED[name]}))
 
     def raw(conn: sqlite3.Connection, i: int) -> int:
         got = 0
