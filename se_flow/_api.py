@@ -375,6 +375,14 @@ def _at(value: dt.datetime | dt.date | None, now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(value, dt.time(0, 0), tzinfo=dt.UTC)
 
 
+def _whose(by: Staff, coach: str | None, everyone: bool) -> str | None:
+    """Whose due list `by` asks for: `coach`'s, else (unless `everyone`) their own if they
+    are a coach, else everyone's (None)."""
+    if coach is None and not everyone and by.role is Role.COACH:
+        return by.id
+    return coach
+
+
 PAGE_SIZE = 1000
 """Cases a page of `caseload_pages`: few enough to hold, many enough that
 the page's own reads (the keyset seek, the names) are a small part of its cost."""
@@ -2826,8 +2834,7 @@ class SEFlow:
         they are a coach, else everyone's. Says whose list it is and today's date. `limit`
         and `after` page it (see `due_items`)."""
         by = self._reader(actor)
-        if coach is None and not everyone and by.role is Role.COACH:
-            coach = by.id
+        coach = _whose(by, coach, everyone)
         today = self.now().date()
         found = self.due_items(
             coach=coach,
@@ -2841,6 +2848,59 @@ class SEFlow:
         )
         shown = self.case_names((i.case_id for i in found.items), actor=by.id) if names else {}
         return DueView(items=found, coach=coach, today=today, names=shown)
+
+    def due_pages(
+        self,
+        *,
+        coach: str | None = None,
+        everyone: bool = False,
+        within_days: int = 0,
+        overdue: bool = False,
+        outcomes: bool = False,
+        names: bool = False,
+        page_size: int | None = None,
+        actor: str | None = None,
+    ) -> Iterator[DueView]:
+        """The whole of a `due_for` list in pages, in its order (joined, their items are its
+        items), each read from the due projection's index ranges after the one before
+        (`page_size` rows of each, default `PAGE_SIZE`), all in one snapshot of the store:
+        what streams a team's list of any size in constant memory. Raises what `due_for`
+        raises, at the first page; nothing may be written through this `SEFlow` while the
+        pages are read. With `outcomes` (evaluated for every enrolled case at once), or
+        on a store whose projection does not answer, the list is one page."""
+        from ._due import due_chunks
+
+        size = PAGE_SIZE if page_size is None else page_size
+        check_limit(size, "page_size")
+        by = self._reader(actor)
+        if outcomes:
+            yield self.due_for(
+                coach=coach,
+                everyone=everyone,
+                within_days=within_days,
+                overdue=overdue,
+                outcomes=True,
+                names=names,
+                actor=by.id,
+            )
+            return
+        _target(coach)
+        check_days(within_days, "within_days", ahead_only=True)
+        coach = _whose(by, coach, everyone)
+        today = self.now().date()
+        with self.store.read_snapshot():
+            for found in due_chunks(
+                self.store,
+                self.workflow,
+                today=today,
+                coach=coach,
+                within_days=within_days,
+                overdue_only=overdue,
+                size=size,
+            ):
+                ids = dict.fromkeys(i.case_id for i in found.items)
+                shown = self.case_names(ids, actor=by.id) if names else {}
+                yield DueView(items=found, coach=coach, today=today, names=shown)
 
     def caseload_pages(
         self,

@@ -20,7 +20,9 @@ from ._histories import due_open, due_order
 from ._model import Case, Status
 from ._standards import (
     _HOLE,
+    OPEN_ROW,
     REVIEW,
+    WINDOW_ROW,
     CaseHistory,
     DueItem,
     DueList,
@@ -40,7 +42,7 @@ from ._workflow import Workflow
 from .errors import NotFound, quoted
 from .ports import CaseFilter, Store
 
-__all__ = ["by_cases", "case_histories", "case_standards", "due_list"]
+__all__ = ["by_cases", "case_histories", "case_standards", "due_chunks", "due_list"]
 
 
 def case_histories(
@@ -232,6 +234,70 @@ def due_list(
             )
         found = merge(reviews, verdicts, last_day, required)
     return by_cases(found, limit, after)
+
+
+def due_chunks(
+    store: Store,
+    wf: Workflow,
+    *,
+    today: dt.date,
+    coach: str | None,
+    within_days: int,
+    overdue_only: bool,
+    size: int,
+    live: bool = True,
+) -> Iterator[DueList]:
+    """`due_list`'s whole list (no `limit`) in consecutive pieces, in its order: joined,
+    their items are its items. When the due projection answers (see `due_list`), each piece
+    is read from the three index ranges `size` rows at a time after the one before, so the
+    list of a caseload of any size is never held whole; otherwise it is one piece. A piece's
+    `warnings` are those of what it read (one may come again in a later piece). Reads in
+    one snapshot of the store, until the last piece is taken."""
+    last_day = (
+        today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
+    )
+    required = required_fields(wf)
+    make = _Reviews(wf, required, today).item
+    with _no_cycle_collection(), store.read_snapshot():
+        if wf.standards and not _projected(store, wf, live):
+            yield due_list(
+                store,
+                wf,
+                today=today,
+                coach=coach,
+                within_days=within_days,
+                overdue_only=overdue_only,
+                limit=None,
+                live=live,
+            )
+            return
+        since: tuple[dt.date, int] | None = None
+        while True:
+            reviews = [make(*row) for row in _review_rows(store, coach, last_day, size, since)]
+            rows = store.due_page(coach, today, last_day, size, since) if wf.standards else []
+            # Each range read in (day, case number) order up to `size` rows: below where the
+            # first of them to stop early stopped, every item of the list has been read.
+            ends = []
+            if len(reviews) >= size:
+                ends.append((reviews[-1].due_on, case_number(reviews[-1].case_id)))
+            for state in (OPEN_ROW, WINDOW_ROW):
+                mine = [r for r in rows if r.state == state]
+                if len(mine) >= size:
+                    end = max(mine, key=due_order)
+                    assert end.due_on is not None
+                    ends.append((end.due_on, case_number(end.case_id)))
+            found = merge_rows(reviews, rows, wf.standards, wf.calendar, today, required)
+            if not ends:
+                yield found
+                return
+            bound = min(ends)
+            kept = tuple(i for i in found.items if (i.due_on, case_number(i.case_id)) < bound)
+            if not kept:
+                # One (day, case) holds more than `size` rows: read further at once.
+                size *= 4
+                continue
+            yield DueList(kept, found.warnings)
+            since = (kept[-1].due_on, case_number(kept[-1].case_id))
 
 
 def _case_items(

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -1800,31 +1800,54 @@ def due(
     does it; with --outcomes, milestones coming up and claims due too.
 
     Examples: se-flow due; se-flow due --coach sam --within 14"""
+    if limit is not None or after is not None:
+        with _open(ctx) as flow:
+            view = flow.due_for(
+                coach=coach,
+                everyone=everyone,
+                within_days=within,
+                overdue=overdue,
+                outcomes=outcomes,
+                names=not json,
+                limit=limit,
+                after=after,
+            )
+        _print_due(iter([view]), within, overdue, json)
+        return
+    # The whole list (a team's can be hundreds of thousands of items): a page at a time,
+    # written as it comes.
     with _open(ctx) as flow:
-        view = flow.due_for(
+        pages = flow.due_pages(
             coach=coach,
             everyone=everyone,
             within_days=within,
             overdue=overdue,
             outcomes=outcomes,
             names=not json,
-            limit=limit,
-            after=after,
         )
-    _print_due(view, within, overdue, json)
+        _print_due(pages, within, overdue, json)
 
 
-def _print_due(view: "DueView", within: int, overdue: bool, json: bool) -> None:
-    today, coach, items = view.today, view.coach, view.items.items
-    for warning in view.items.warnings:
-        _say(f"warning: {warning}", err=True)
-    # A team's list can be hundreds of thousands of items: written a slice at a time, never
-    # held a second time as JSON values, text or table rows.
+def _print_due(pages: Iterator["DueView"], within: int, overdue: bool, json: bool) -> None:
+    first = next(pages)
+    today, coach = first.today, first.coach
+    warned: set[str] = set()
+
+    def saying_warnings(views: Iterable["DueView"]) -> Iterator["DueView"]:
+        for view in views:
+            for warning in view.items.warnings:
+                if warning not in warned:
+                    warned.add(warning)
+                    _say(f"warning: {warning}", err=True)
+            yield view
+
+    # Each warning once, as the page that gives it comes (stderr: the list is on stdout).
+    every = saying_warnings(itertools.chain([first], pages))
     if json:
         from ._cli_text import rows_json
 
         out = sys.stdout
-        for piece in rows_json(item.to_json() for item in items):
+        for piece in rows_json(item.to_json() for view in every for item in view.items.items):
             out.write(piece)
         out.write("\n")
         out.flush()
@@ -1835,7 +1858,11 @@ def _print_due(view: "DueView", within: int, overdue: bool, json: bool) -> None:
     by = today + dt.timedelta(days=within)
     heading = f"Overdue {who}" if overdue else f"Due {who} by {by}"
     step = se_flow._api.PAGE_SIZE
-    slices = ((items[i : i + step], view.names) for i in range(0, len(items), step))
+    slices = (
+        (view.items.items[i : i + step], view.names)
+        for view in every
+        for i in range(0, len(view.items.items), step)
+    )
     print_due_pages(_console(), slices, today, heading)
 
 
