@@ -18,10 +18,13 @@ import pytest
 from helpers import Clock, Steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg import pg_server, pg_url
 from test_cli import CLI, ok
 
 import se_flow
 from se_flow._memory import MemoryStore
+
+__all__ = ["pg_server", "pg_url"]  # fixtures
 
 STAGES = ("employer_engagement", "job_matching", "in_work_support", "vocational_profiling")
 
@@ -81,6 +84,17 @@ def test_the_pages_joined_are_the_whole_list_in_its_order(
             assert len(pages) > 1 if size <= 5 else len(pages) >= 1, (kw, size)
             assert all(p.items.items for p in pages), (kw, size)
             assert len(pages) == 1 or size < 1000
+
+
+def test_the_pages_joined_are_the_whole_list_on_postgresql(pg_url: str) -> None:
+    clock = Clock()
+    with se_flow.open(pg_url, clock=clock, actor="ada") as flow:
+        _team(flow, clock, 20)
+        for kw in ({"within_days": 60}, {"overdue": True}, {"coach": "sam"}):
+            whole = flow.due_for(everyone=True, **kw).items.items
+            assert len(whole) > 10, kw
+            for size in (1, 3, 50):
+                assert _joined(flow, size, everyone=True, **kw) == list(whole), (kw, size)
 
 
 @settings(
