@@ -36,7 +36,7 @@ from typing import Any
 import se_flow
 from se_flow._histories import due_page_queries, review_query
 from se_flow._rows import CASE_COLS as _CASE_COLS
-from se_flow._rows import case_queries
+from se_flow._rows import case_queries, status_arms
 from se_flow.ports import CaseFilter
 
 from . import _population as pop
@@ -65,17 +65,23 @@ QUICK_SIZES = (10_000,)
 TINY_SIZES = (300,)
 TARGET_MS = 50.0
 
+
 # The SQL se-flow's SQLite store runs for each read (se_flow/_sqlite.py, `cases` and `events`),
 # with its column list taken from the store itself so the baseline cannot drift from it.
-_DUE_ORDER = " ORDER BY review_due, num"
+def _due_sql(coach: str | None, limit: int | None = None) -> str:
+    """What is due as the store reads it (`_rows.case_queries`): the team's, each open
+    status a range of cases_sort_due, merged; a coach's, by the coach index."""
+    ((sql, _),) = case_queries(CaseFilter(coach=coach, due_by=T0.date()), "?")
+    return sql + (f" LIMIT {int(limit)}" if limit is not None else "")
+
+
+# The team's due reads take their parameter once for each open status (`_rows.status_arms`).
+_OPEN = len(status_arms(CaseFilter(due_by=T0.date())))
 SQL = {
     "caseload": f"SELECT {_CASE_COLS} FROM cases WHERE coach = ? ORDER BY num",
-    "due (coach)": f"SELECT {_CASE_COLS} FROM cases WHERE coach = ? AND status != 'closed' "
-    "AND review_due <= ?" + _DUE_ORDER,
-    "overdue (first 50)": f"SELECT {_CASE_COLS} FROM cases WHERE status != 'closed' "
-    "AND review_due <= ?" + _DUE_ORDER + " LIMIT 50",
-    "due (team)": f"SELECT {_CASE_COLS} FROM cases WHERE status != 'closed' AND review_due <= ?"
-    + _DUE_ORDER,
+    "due (coach)": _due_sql("coach"),
+    "overdue (first 50)": _due_sql(None, 50),
+    "due (team)": _due_sql(None),
     "timeline": "SELECT * FROM events WHERE seq > ? AND case_id = ? ORDER BY seq",
 }
 # The one due list's queries (`_histories`): reviews, then the due projection's deadlines and
@@ -193,11 +199,11 @@ def _queries(
         ),
         "overdue (first 50)": (
             lambda i: len(flow.cases(overdue=True, limit=50)),
-            raw(SQL["overdue (first 50)"], lambda i: (yesterday,)),
+            raw(SQL["overdue (first 50)"], lambda i: (yesterday,) * _OPEN),
         ),
         "due (team)": (
             lambda i: len(flow.due()),
-            raw(SQL["due (team)"], lambda i: (today.isoformat(),)),
+            raw(SQL["due (team)"], lambda i: (today.isoformat(),) * _OPEN),
         ),
         "timeline": (
             lambda i: len(flow.history(cases[i % 64])),
@@ -222,8 +228,8 @@ def _plan(conn: sqlite3.Connection, name: str, n: int, flow: se_flow.SEFlow) -> 
     params: dict[str, tuple[Any, ...]] = {
         "caseload": ("coach-00001",),
         "due (coach)": ("coach-00001", T0.date().isoformat()),
-        "overdue (first 50)": (T0.date().isoformat(),),
-        "due (team)": (T0.date().isoformat(),),
+        "overdue (first 50)": (T0.date().isoformat(),) * _OPEN,
+        "due (team)": (T0.date().isoformat(),) * _OPEN,
         "timeline": (0, "C-1"),
     }
     rows = conn.execute("EXPLAIN QUERY PLAN " + SQL[name], params[name]).fetchall()

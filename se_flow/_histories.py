@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from ._model import Case, Status
-from ._rows import case_order, case_where
+from ._rows import case_where, merged, status_arms
 from ._standards import (
     OPEN_ROW,
     WINDOW_ROW,
@@ -215,13 +215,16 @@ def review_query(
     where = CaseFilter(coach=coach, due_by=last_day, limit=limit)
     key = (after[0].isoformat(), after[1]) if after is not None else None
     clauses, params = case_where(where, mark, key)
-    sql = "SELECT id, coach, status, review_due FROM cases WHERE " + " AND ".join(clauses)
-    return sql + case_order(where), params
+    # Active and paused cases each a range of cases_sort_due, merged (`_rows.merged`).
+    sql, params = merged(
+        "id, coach, status, review_due", clauses, params, status_arms(where), "review_due, num"
+    )
+    return sql + (f" LIMIT {int(limit)}" if limit is not None else ""), params
 
 
 def review_rows(rows: Iterable[Sequence[Any]]) -> Iterator[ReviewRow]:
     days: dict[str, dt.date] = {}
-    for cid, coach, status, due in rows:
+    for cid, coach, status, due, *_ in rows:
         day = days.get(due)
         if day is None:
             day = days[due] = dt.date.fromisoformat(due)

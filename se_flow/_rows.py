@@ -33,7 +33,6 @@ __all__ = [
     "CaseRun",
     "case_columns",
     "case_from_row",
-    "case_order",
     "case_params",
     "case_queries",
     "case_query",
@@ -48,6 +47,7 @@ __all__ = [
     "latest_records",
     "marks_columns",
     "marks_of",
+    "merged",
     "needs_of",
     "picks_query",
     "reading_queries",
@@ -57,6 +57,7 @@ __all__ = [
     "run_key",
     "since_query",
     "sort_row",
+    "status_arms",
     "ts",
     "with_texts",
 ]
@@ -242,17 +243,21 @@ class CaseRun:
             and state not in self.not_states
         )
 
-    def where(self, mark: str) -> tuple[list[str], list[Any]]:
+    def where(self, mark: str, *, by_state: bool = True) -> tuple[list[str], list[Any]]:
+        """The run's clauses and parameters. Not `by_state`: the state is compared so that no
+        planner reads the run by the state's index (for a read another index finds few
+        rows of: one coach's cases)."""
         clauses = [f"{c} IS NULL" for c in self.nulls]
         clauses += [f"{c} IS NOT NULL" for c in self.keys if c not in _NOT_NULL]
         params: list[Any] = []
+        state = "state" if by_state else "COALESCE(state, NULL)"
         for states, op in ((self.states, "IN"), (self.not_states or None, "NOT IN")):
             if states is None:
                 continue
             if len(states) == 1:
-                clauses.append(f"state {'=' if op == 'IN' else '<>'} {mark}")
+                clauses.append(f"{state} {'=' if op == 'IN' else '<>'} {mark}")
             else:
-                clauses.append(f"state {op} ({', '.join([mark] * len(states))})")
+                clauses.append(f"{state} {op} ({', '.join([mark] * len(states))})")
             params.extend(states)
         return clauses, params
 
@@ -318,13 +323,13 @@ def case_queries(
     """The SELECTs of `CASE_COLS` that read `where`'s cases, a run each (`case_runs`), to be
     read in turn; without LIMIT (the caller limits each to what the page still needs). With
     `after` (the `after` case's `AFTER_ROW`), only what comes after it."""
-    # A sorted run is read per status, each a range of that sort's `(status, keys)` index,
-    # and the ranges merged in the run's order: so a page of any status, or of all of them,
-    # reads its own rows (one index for all statuses could not skip the closed cases, which
-    # in a long-lived database are most of them, without a merge).
-    arms: tuple[str | None, ...] = (None,)
-    if where.sort is not None:
-        arms = _sort_statuses(where)
+    # A sorted run (and what is due) is read per status, each a range of that order's
+    # `(status, keys)` index, and the ranges merged in the run's order: so a page of any
+    # status, or of all of them, reads its own rows (one index for all statuses could not
+    # skip the closed cases, which in a long-lived database are most of them, without a
+    # merge).
+    arms = status_arms(where)
+    if arms != (None,):
         # The status is the arm's, as a literal; asked again as a parameter, SQLite takes
         # it for another column's term and may pick the status index instead.
         where = evolve(where, status=None)
@@ -334,48 +339,50 @@ def case_queries(
     queries = []
     for i in range(start, len(runs)):
         run = runs[i]
-        clauses, params = run.where(mark)
+        clauses, params = run.where(mark, by_state=not _one(where))
         clauses, params = base + clauses, base_params + params
         if i == start and key is not None:
             # The order's own key, compared as a row value: an index range, never an offset.
             clauses.append(f"({', '.join(run.keys)}) > ({', '.join([mark] * len(key))})")
             params.extend(key)
-        selects: list[str] = []
-        for status in arms:
-            # The status as a literal (an enum's value): SQLite picks a partial or prefixed
-            # index by the query's text, not by a parameter's value.
-            mine = clauses if status is None else [*clauses, f"status = '{status}'"]
-            # `num` as a column of its own: a compound's ORDER BY names result columns.
-            sql = f"SELECT {CASE_COLS}" + (", num" if len(arms) > 1 else "") + " FROM cases"
-            selects.append(sql + (" WHERE " + " AND ".join(mine) if mine else ""))
-        queries.append(
-            (" UNION ALL ".join(selects) + " ORDER BY " + ", ".join(run.keys), params * len(arms))
-        )
+        queries.append(merged(CASE_COLS, clauses, params, arms, ", ".join(run.keys)))
     return queries
 
 
-def _sort_statuses(where: CaseFilter) -> tuple[str, ...]:
-    """The statuses a sorted read of `where` reads one by one: its own, the open ones (for
-    the open caseload, what is due and `stuck_days`) or all three."""
+def merged(
+    columns: str, clauses: list[str], params: list[Any], arms: Sequence[str | None], order: str
+) -> tuple[str, list[Any]]:
+    """A SELECT of `columns` from cases where `clauses`, by `order` (columns of the table),
+    read a status of `arms` at a time (`status_arms`; None: not by status) and merged."""
+    selects: list[str] = []
+    for status in arms:
+        # The status as a literal (an enum's value): SQLite picks a partial or prefixed index
+        # by the query's text, not by a parameter's value.
+        mine = clauses if status is None else [*clauses, f"status = '{status}'"]
+        # `num` as a column of its own: a compound's ORDER BY names result columns.
+        sql = f"SELECT {columns}" + (", num" if len(arms) > 1 else "") + " FROM cases"
+        selects.append(sql + (" WHERE " + " AND ".join(mine) if mine else ""))
+    return " UNION ALL ".join(selects) + " ORDER BY " + order, params * len(arms)
+
+
+def _one(where: CaseFilter) -> bool:
+    """Whether `where` picks one coach's or one participant's cases: few, by their index."""
+    return where.coach is not None or where.participant_id is not None
+
+
+def status_arms(where: CaseFilter) -> tuple[str | None, ...]:
+    """The statuses a sorted or due read of `where` reads one by one: its own, the open ones
+    (for the open caseload, what is due and `stuck_days`) or all three. (None,): not by
+    status, for a read in number order, or of one coach's or participant's cases (their
+    own index finds their few cases, sorted after; a status's range of the order's index
+    would be read through every case in it to find theirs)."""
+    if _one(where) or (where.sort is None and where.due_by is None):
+        return (None,)
     if where.status is not None:
         return (where.status.value,)
     if where.open_only or where.due_by is not None or where.entered_before is not None:
         return (Status.ACTIVE.value, Status.PAUSED.value)
     return tuple(s.value for s in Status)
-
-
-def case_order(where: CaseFilter) -> str:
-    """ORDER BY and LIMIT for `where`: by review date then number when it asks what is due,
-    by id when it picks by `id_prefix`, else by number."""
-    if where.due_by:
-        sql = " ORDER BY review_due, num"
-    elif where.id_prefix is not None:
-        sql = " ORDER BY id"
-    else:
-        sql = " ORDER BY num"
-    if where.limit is not None:
-        sql += f" LIMIT {int(where.limit)}"
-    return sql
 
 
 def event_columns(columns: tuple[str, ...] | None) -> tuple[str, ...]:

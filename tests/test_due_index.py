@@ -267,9 +267,13 @@ def test_an_old_postgres_database_gains_its_due_table_from_the_log(pg_url: str) 
                 "DROP INDEX cases_sort_entered, cases_sort_seen, cases_sort_coach, "
                 "cases_sort_stage, cases_sort_due"
             )
+            # 0011 dropped the open cases' review-date index: a database from before had it.
             conn.execute(
-                "DELETE FROM se_flow_schema WHERE name IN "
-                "('0007_due_index', '0008_case_reads', '0009_case_sorts', '0010_status_sorts')"
+                "CREATE INDEX cases_open_due ON cases (review_due, num) WHERE status <> 'closed'"
+            )
+            conn.execute(
+                "DELETE FROM se_flow_schema WHERE name IN ('0007_due_index', '0008_case_reads', "
+                "'0009_case_sorts', '0010_status_sorts', '0011_due_by_status')"
             )
     assert any(rows.values())
     with se_flow.open(pg_url, clock=clock, actor="sam") as flow:

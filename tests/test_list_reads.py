@@ -305,3 +305,62 @@ def test_the_cli_prints_a_whole_list_a_page_at_a_time(
     assert sum(line.startswith("Due ") and "Case" in line for line in printed) == 1
     assert printed[-1].startswith(f"{len(due)} due, ")
     assert all(len(line) <= 80 for line in printed)
+
+
+def _team(path: Path, n: int) -> se_flow.SEFlow:
+    """`n` cases, twenty for each of `n // 20` coaches, referred a day apart over months, a
+    third engaged, a fifth paused and a fifth closed: a team that grows by its coaches."""
+    clock = Clock(dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC))
+    flow = se_flow.open(path, clock=clock, actor="ada")
+    flow.add_staff("ada", "Ada Admin", "admin")
+    coaches = [f"coach-{k}" for k in range(n // 20)]
+    for coach in coaches:
+        flow.add_staff(coach, coach.title(), "coach")
+    with flow.batch():
+        for i in range(n):
+            at = clock.now - dt.timedelta(days=(i * 37) % 200)
+            coach = coaches[i % len(coaches)]
+            case = flow.refer(f"P {i}", source="GP", coach=coach, effective_at=at).case
+            if i % 3 == 0:
+                flow.advance(case.id, "engage", effective_at=at)
+            if i % 5 == 1:
+                back = clock.now.date() + dt.timedelta(days=1 + i % 60)
+                flow.pause(case.id, reason="in hospital", review_date=back, effective_at=at)
+            elif i % 5 == 2:
+                flow.withdraw(case.id, reason="moved away", effective_at=at)
+    clock.now += dt.timedelta(days=120)
+    return flow
+
+
+@pytest.fixture(scope="module")
+def teams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, se_flow.SEFlow]]:
+    folder = tmp_path_factory.mktemp("teams")
+    with contextlib.ExitStack() as stack:
+        yield {n: stack.enter_context(_team(folder / f"{n}.db", n)) for n in (SMALL, BIG)}
+
+
+# What one coach reads of their own caseload, in every order: the same twenty cases however
+# big the team, found by the coach index (a status's range of an order's index, read through
+# the whole team to find one coach's cases, was a second at a million cases).
+def _sorted(sort: str, status: str = "open") -> Callable[[se_flow.SEFlow], object]:
+    return lambda f: f.cases(coach="coach-1", status=status, sort=sort, limit=10)
+
+
+COACH_LISTS: dict[str, Callable[[se_flow.SEFlow], object]] = {
+    **{f"cases, sort {s}": _sorted(s) for s in CASE_SORTS},
+    **{f"all cases, sort {s}": _sorted(s, "all") for s in ("days", "stage")},
+    "overdue": lambda f: f.cases(coach="coach-1", overdue=True),
+    "due": lambda f: f.due(coach="coach-1"),
+    "due list": lambda f: f.due_items(coach="coach-1", within_days=30),
+}
+
+
+@pytest.mark.parametrize("name", list(COACH_LISTS))
+def test_one_coach_s_list_costs_the_same_in_a_team_ten_times_the_size(
+    teams: dict[int, se_flow.SEFlow], name: str
+) -> None:
+    costs = {
+        n: _steps(sqlite_conn(flow), lambda f=flow: COACH_LISTS[name](f))  # type: ignore[misc]
+        for n, flow in teams.items()
+    }
+    assert costs[BIG] <= costs[SMALL] * 1.25, costs

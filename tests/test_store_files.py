@@ -156,7 +156,6 @@ def _make_older(path: Path) -> None:
     _make(path)
     conn = sqlite3.connect(path)
     conn.execute("DROP INDEX events_case_trigger")
-    conn.execute("DROP INDEX cases_open_due")
     conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0002_read_indexes'")
     conn.commit()
     conn.close()
