@@ -71,8 +71,8 @@ TARGET_MS = 50.0
 def _due_sql(coach: str | None, limit: int | None = None) -> str:
     """What is due as the store reads it (`_rows.case_queries`): the team's, each open
     status a range of cases_sort_due, merged; a coach's, by the coach index."""
-    ((sql, _),) = case_queries(CaseFilter(coach=coach, due_by=T0.date()), "?")
-    return sql + (f" LIMIT {int(limit)}" if limit is not None else "")
+    (query,) = case_queries(CaseFilter(coach=coach, due_by=T0.date()), "?")
+    return query(limit)[0]
 
 
 # The team's due reads take their parameter once for each open status (`_rows.status_arms`).
@@ -142,7 +142,9 @@ def _list_calls(
     return se, raw
 
 
-def _sorted_sql(flow: se_flow.SEFlow, name: str) -> list[tuple[str, list[Any]]]:
+def _sorted_sql(
+    flow: se_flow.SEFlow, name: str
+) -> list[Callable[[int | None], tuple[str, list[Any]]]]:
     kw = _SORTED[name]
     stuck = kw.get("stuck_days")
     where = CaseFilter(
@@ -163,8 +165,8 @@ def _sorted_calls(
 
     def raw(conn: sqlite3.Connection, i: int) -> int:
         got = 0
-        for sql, params in queries:
-            got += len(conn.execute(f"{sql} LIMIT {50 - got}", params).fetchall())
+        for query in queries:
+            got += len(conn.execute(*query(50 - got)).fetchall())
             if got >= 50:
                 break
         return got
@@ -217,8 +219,8 @@ def _queries(
 def _plan(conn: sqlite3.Connection, name: str, n: int, flow: se_flow.SEFlow) -> str:
     if name in _SORTED:
         return " | ".join(
-            "; ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + q[0], q[1]))
-            for q in _sorted_sql(flow, name)[:2]
+            "; ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+            for sql, params in (q(50) for q in _sorted_sql(flow, name)[:2])
         )
     if name in _LIST:
         return " | ".join(

@@ -216,10 +216,14 @@ def review_query(
     key = (after[0].isoformat(), after[1]) if after is not None else None
     clauses, params = case_where(where, mark, key)
     # Active and paused cases each a range of cases_sort_due, merged (`_rows.merged`).
-    sql, params = merged(
-        "id, coach, status, review_due", clauses, params, status_arms(where), "review_due, num"
+    return merged(
+        "id, coach, status, review_due",
+        clauses,
+        params,
+        status_arms(where),
+        "review_due, num",
+        limit,
     )
-    return sql + (f" LIMIT {int(limit)}" if limit is not None else ""), params
 
 
 def review_rows(rows: Iterable[Sequence[Any]]) -> Iterator[ReviewRow]:

@@ -1663,11 +1663,10 @@ class PostgresStore(Store):
                 return
             after = dict(zip(SORT_COLS, found[0], strict=True))
         left = where.limit
-        for sql, params in case_queries(where, "%s", after, self.workflow.stage_groups):
-            if left is not None:
-                if left <= 0:
-                    return
-                sql += f" LIMIT {int(left)}"
+        for query in case_queries(where, "%s", after, self.workflow.stage_groups):
+            if left is not None and left <= 0:
+                return
+            sql, params = query(left)
             for row in self._all(sql, params):
                 yield _case_from_row(row)
                 if left is not None:

@@ -319,10 +319,11 @@ def case_queries(
     mark: str,
     after: Mapping[str, Any] | None = None,
     stage_groups: Sequence[Sequence[str]] = (),
-) -> list[tuple[str, list[Any]]]:
+) -> list[Callable[[int | None], tuple[str, list[Any]]]]:
     """The SELECTs of `CASE_COLS` that read `where`'s cases, a run each (`case_runs`), to be
-    read in turn; without LIMIT (the caller limits each to what the page still needs). With
-    `after` (the `after` case's `AFTER_ROW`), only what comes after it."""
+    read in turn: each called with how many cases the page still needs (None: all) for its
+    SQL and parameters. With `after` (the `after` case's `AFTER_ROW`), only what comes after
+    it."""
     # A sorted run (and what is due) is read per status, each a range of that order's
     # `(status, keys)` index, and the ranges merged in the run's order: so a page of any
     # status, or of all of them, reads its own rows (one index for all statuses could not
@@ -336,7 +337,7 @@ def case_queries(
     base, base_params = case_where(where, mark)
     runs = case_runs(where, stage_groups)
     start, key = run_key(runs, after) if after is not None else (0, None)
-    queries = []
+    queries: list[Callable[[int | None], tuple[str, list[Any]]]] = []
     for i in range(start, len(runs)):
         run = runs[i]
         clauses, params = run.where(mark, by_state=not _one(where))
@@ -345,15 +346,24 @@ def case_queries(
             # The order's own key, compared as a row value: an index range, never an offset.
             clauses.append(f"({', '.join(run.keys)}) > ({', '.join([mark] * len(key))})")
             params.extend(key)
-        queries.append(merged(CASE_COLS, clauses, params, arms, ", ".join(run.keys)))
+        queries.append(
+            functools.partial(merged, CASE_COLS, clauses, params, arms, ", ".join(run.keys))
+        )
     return queries
 
 
 def merged(
-    columns: str, clauses: list[str], params: list[Any], arms: Sequence[str | None], order: str
+    columns: str,
+    clauses: list[str],
+    params: list[Any],
+    arms: Sequence[str | None],
+    order: str,
+    limit: int | None = None,
 ) -> tuple[str, list[Any]]:
     """A SELECT of `columns` from cases where `clauses`, by `order` (columns of the table),
-    read a status of `arms` at a time (`status_arms`; None: not by status) and merged."""
+    the first `limit` (None: all), read a status of `arms` at a time (`status_arms`; None:
+    not by status) and merged."""
+    tail = f" LIMIT {int(limit)}" if limit is not None else ""
     selects: list[str] = []
     for status in arms:
         # The status as a literal (an enum's value): SQLite picks a partial or prefixed index
@@ -362,7 +372,15 @@ def merged(
         # `num` as a column of its own: a compound's ORDER BY names result columns.
         sql = f"SELECT {columns}" + (", num" if len(arms) > 1 else "") + " FROM cases"
         selects.append(sql + (" WHERE " + " AND ".join(mine) if mine else ""))
-    return " UNION ALL ".join(selects) + " ORDER BY " + order, params * len(arms)
+    if len(selects) > 1 and limit is not None:
+        # Each status's first `limit` by its index, then those merged: PostgreSQL plans a
+        # compound's ORDER BY as a sort of everything its arms give (no Merge Append), so an
+        # arm unlimited would read the whole status. SQLite sorts the few rows kept.
+        selects = [
+            f"SELECT * FROM ({sql} ORDER BY {order}{tail}) AS arm{i}"
+            for i, sql in enumerate(selects)
+        ]
+    return " UNION ALL ".join(selects) + " ORDER BY " + order + tail, params * len(arms)
 
 
 def _one(where: CaseFilter) -> bool:

@@ -1785,11 +1785,10 @@ class SQLiteStore(Store):
                 return
             after = dict(zip(SORT_COLS, row, strict=True))
         left = where.limit
-        for sql, params in case_queries(where, "?", after, self.workflow.stage_groups):
-            if left is not None:
-                if left <= 0:
-                    return
-                sql += f" LIMIT {int(left)}"
+        for query in case_queries(where, "?", after, self.workflow.stage_groups):
+            if left is not None and left <= 0:
+                return
+            sql, params = query(left)
             with _translated(self.path):
                 for row in self.conn.execute(sql, params):
                     yield _case_from_row(row)
