@@ -190,6 +190,11 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
+def _last_day(today: dt.date, within_days: int, overdue_only: bool) -> dt.date:
+    """The last due date a list of `today` holds: yesterday's for what is overdue only."""
+    return today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
+
+
 def due_list(
     store: Store,
     wf: Workflow,
@@ -208,9 +213,7 @@ def due_list(
     the clock's day, so the due projection answers, a page reading only its cases' rows
     (`Store.due_page`, then each case's own); otherwise (a day in the past) every open
     case's history is evaluated as of that day and the page cut from the whole list."""
-    last_day = (
-        today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
-    )
+    last_day = _last_day(today, within_days, overdue_only)
     required = required_fields(wf)
     make = _Reviews(wf, required, today).item
     with _no_cycle_collection(), store.read_snapshot():
@@ -253,9 +256,7 @@ def due_chunks(
     list of a caseload of any size is never held whole; otherwise it is one piece. A piece's
     `warnings` are those of what it read (one may come again in a later piece). Reads in
     one snapshot of the store, until the last piece is taken."""
-    last_day = (
-        today - dt.timedelta(days=1) if overdue_only else today + dt.timedelta(days=within_days)
-    )
+    last_day = _last_day(today, within_days, overdue_only)
     required = required_fields(wf)
     make = _Reviews(wf, required, today).item
     with _no_cycle_collection(), store.read_snapshot():
