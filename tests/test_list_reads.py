@@ -34,22 +34,23 @@ __all__ = ["pg_server", "pg_url"]  # fixtures
 SMALL, BIG = 40, 400
 
 
-def _caseload(path: Path, n: int) -> se_flow.SEFlow:
-    """`n` cases for sam and kim (a few with no coach), referred a day apart over months,
-    some engaged, each contacted on its own day; a fifth of them paused and a fifth closed."""
+def _cases(
+    path: Path, n: int, coaches: list[str], coach_of: Callable[[int], str | None], days: int
+) -> se_flow.SEFlow:
+    """`n` cases, case `i` held by `coach_of(i)`, referred a day apart over `days` days (each
+    contacted on its own day), a third engaged, a fifth paused and a fifth closed (lists of
+    each status have pages of their own); read 120 days later."""
     clock = Clock(dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC))
     flow = se_flow.open(path, clock=clock, actor="ada")
     flow.add_staff("ada", "Ada Admin", "admin")
-    for staff_id in ("sam", "kim"):
-        flow.add_staff(staff_id, staff_id.title(), "coach")
+    for coach in coaches:
+        flow.add_staff(coach, coach.title(), "coach")
     with flow.batch():
         for i in range(n):
-            coach = None if i % 7 == 0 else ("sam", "kim")[i % 2]
-            at = clock.now - dt.timedelta(days=(i * 37) % n)
-            case = flow.refer(f"P {i}", source="GP", coach=coach, effective_at=at).case
+            at = clock.now - dt.timedelta(days=(i * 37) % days)
+            case = flow.refer(f"P {i}", source="GP", coach=coach_of(i), effective_at=at).case
             if i % 3 == 0:
                 flow.advance(case.id, "engage", effective_at=at)
-            # A fifth each paused and closed: lists of each status have pages of their own.
             if i % 5 == 1:
                 back = clock.now.date() + dt.timedelta(days=1 + i % 60)
                 flow.pause(case.id, reason="in hospital", review_date=back, effective_at=at)
@@ -57,6 +58,13 @@ def _caseload(path: Path, n: int) -> se_flow.SEFlow:
                 flow.withdraw(case.id, reason="moved away", effective_at=at)
     clock.now += dt.timedelta(days=120)
     return flow
+
+
+def _caseload(path: Path, n: int) -> se_flow.SEFlow:
+    """`n` cases for sam and kim (a few with no coach) over `n` days: a caseload that grows
+    by each coach's cases."""
+    pair = ("sam", "kim")
+    return _cases(path, n, list(pair), lambda i: None if i % 7 == 0 else pair[i % 2], n)
 
 
 @pytest.fixture(scope="module")
@@ -313,28 +321,10 @@ def test_the_cli_prints_a_whole_list_a_page_at_a_time(
 
 
 def _team(path: Path, n: int) -> se_flow.SEFlow:
-    """`n` cases, twenty for each of `n // 20` coaches, referred a day apart over months, a
-    third engaged, a fifth paused and a fifth closed: a team that grows by its coaches."""
-    clock = Clock(dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC))
-    flow = se_flow.open(path, clock=clock, actor="ada")
-    flow.add_staff("ada", "Ada Admin", "admin")
+    """`n` cases, twenty for each of `n // 20` coaches, over 200 days: a team that grows by
+    its coaches."""
     coaches = [f"coach-{k}" for k in range(n // 20)]
-    for coach in coaches:
-        flow.add_staff(coach, coach.title(), "coach")
-    with flow.batch():
-        for i in range(n):
-            at = clock.now - dt.timedelta(days=(i * 37) % 200)
-            coach = coaches[i % len(coaches)]
-            case = flow.refer(f"P {i}", source="GP", coach=coach, effective_at=at).case
-            if i % 3 == 0:
-                flow.advance(case.id, "engage", effective_at=at)
-            if i % 5 == 1:
-                back = clock.now.date() + dt.timedelta(days=1 + i % 60)
-                flow.pause(case.id, reason="in hospital", review_date=back, effective_at=at)
-            elif i % 5 == 2:
-                flow.withdraw(case.id, reason="moved away", effective_at=at)
-    clock.now += dt.timedelta(days=120)
-    return flow
+    return _cases(path, n, coaches, lambda i: coaches[i % len(coaches)], 200)
 
 
 @pytest.fixture(scope="module")
