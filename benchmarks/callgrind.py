@@ -11,6 +11,12 @@ runs under `valgrind --tool=callgrind` twice, doing the same start-up and warm-u
 command, with start-up, imports and warm-up cancelled out. `advance` is the suite's pair
 (`revise_goals` then `start_job_search`, counted as two commands), `record` one `review`.
 
+A third contender, **se-flow's SQL**, is the floor under se-flow's design (`_replay`): the
+statements se-flow's own commands sent to SQLite (recorded beforehand, outside valgrind, from
+the same commands on another copy of the population), replayed bare with sqlite3 on a fresh
+copy, every row fetched. se-flow minus it is what se-flow spends in Python; it minus raw is
+what the statements se-flow adds to raw's (its reads, the texts row, the due check) cost.
+
 It is slow (valgrind runs Python ~50x slower: about a minute per contender and operation),
 so it is not part of the default or quick run. Without valgrind it prints one line saying so
 and returns no rows.
@@ -19,6 +25,7 @@ and returns no rows.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import re
@@ -26,15 +33,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from . import _population as pop
+from . import _replay
 from ._common import Row, log, print_table, repo_root, tiny
 
 MODULE = "benchmarks.callgrind"
-CONTENDERS = ("raw", "se-flow")
+SQL = "se-flow's SQL"
+CONTENDERS = ("raw", "se-flow", SQL)
 OPS = ("advance", "record")
 POPULATION = 1000
 TARGET = 1.6
@@ -44,24 +54,59 @@ def _child(contender: str, op: str, count: int, db: Path) -> None:
     """What runs under valgrind: open, warm up, then `count` commands of `op`."""
     from . import bench_transitions as bt
 
+    if contender == SQL:
+        # All 2n commands are loaded in both runs, so loading them cancels out too.
+        commands = _replay.load(_statements(db.parent, op))
+        replayer = _replay.Replayer(db, "FULL")
+        for command in commands[: WARM_UP + count]:
+            replayer.run(command)
+        replayer.close()
+        return
     samples = bt._sample_rows() if contender == "raw" else {}
     c = bt._make(contender, db, POPULATION, "FULL", samples)
+    pick = _picker(contender, op)
+    for _ in range(WARM_UP + count):  # warm up: prepared statements, imports, page cache
+        _one(op, c, pick())
+    c.close()
+
+
+WARM_UP = 3
+
+
+def _picker(contender: str, op: str, n: int = POPULATION) -> Callable[[], int]:
+    """The case numbers `contender`'s child picks for `op`, in order, among n cases."""
+    from . import bench_transitions as bt
+
     k = bt.CONTENDERS.index(contender)
     rng = random.Random(f"callgrind-{contender}-{op}")
+    return lambda: bt._pick(rng, n, k)
 
-    def one() -> None:
-        num = bt._pick(rng, POPULATION, k)
-        if op == "advance":
-            c.advance(num, "revise_goals")
-            c.advance(num, "start_job_search")
-        else:
-            c.record(num)
 
-    for _ in range(3):  # warm up: prepared statements, first-use imports, page cache
-        one()
-    for _ in range(count):
-        one()
-    c.close()
+def _one(op: str, c: Any, num: int) -> None:
+    if op == "advance":
+        c.advance(num, "revise_goals")
+        c.advance(num, "start_job_search")
+    else:
+        c.record(num)
+
+
+def _statements(folder: Path, op: str) -> Path:
+    return folder / f"statements-{op}.pickle"
+
+
+def _capture(base: Path, out: Path, count: int) -> None:
+    """se-flow's statements for each operation's warm-up and 2n commands (`_replay`), from
+    the commands its own child runs, on a copy of the population its child starts from."""
+    for op in OPS:
+        db = out / f"capture-{op}.db"
+        shutil.copyfile(base, db)
+        pick = _picker("se-flow", op)
+        commands = _replay.capture(
+            db, POPULATION, functools.partial(_one, op), pick, WARM_UP + 2 * count
+        )
+        _replay.save(commands, _statements(out, op))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
 def _instructions(out_file: Path) -> int:
@@ -110,6 +155,7 @@ def measure(count: int, keep: Path | None) -> list[Row]:
     out.mkdir(parents=True, exist_ok=True)
     try:
         base = pop.population(out, POPULATION)
+        _capture(base, out, count)
         jobs = [(c, op, n) for c in CONTENDERS for op in OPS for n in (count, 2 * count)]
         log(f"callgrind: {len(jobs)} runs under valgrind, two at a time ...")
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -152,6 +198,13 @@ def measure(count: int, keep: Path | None) -> list[Row]:
                 ratio = cost[c] / cost["raw"]
                 row.ratio, row.vs = ratio, "se-flow÷raw instr"
                 row.target, row.met = f"≤ {TARGET}", ratio <= TARGET
+                row.extra["python_share"] = round(1 - cost[SQL] / cost[c], 3)
+                row.note = (
+                    f"{1 - cost[SQL] / cost[c]:.0%} of se-flow's instructions are outside "
+                    f"its SQL statements ({(cost[c] - cost[SQL]) / 1000:,.0f}k a command)"
+                )
+            elif c == SQL:
+                row.ratio, row.vs = cost[c] / cost["raw"], "its SQL÷raw instr"
             rows.append(row)
     return rows
 
