@@ -638,7 +638,12 @@ def _client_rows(
         # details.
         rule = workflow.names.job
         if rule is not None and case.state == rule.stage:
-            snap = store.read().snapshot(case.id)
+            needs = Needs(
+                kinds=frozenset({rule.record}),
+                triggers=frozenset({rule.started_by}),
+                superseded=True,
+            )
+            snap = store.read().snapshot(case.id, needs)
             job = rule.current(snap.records, snap.marks)
         row = client_row(case, job, today)
         if personal:

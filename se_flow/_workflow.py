@@ -22,6 +22,7 @@ from transitions import Machine
 from ._calendar import Calendar, parse_calendar
 from ._limits import DECIMAL_PLACES, date_fault, decimal_fault, text_fault
 from ._model import Record
+from ._spells import current_records
 from ._standards import StandardSpec, parse_standards
 from .errors import Fault, InvalidInput, NoteRequired, UnknownTrigger, WorkflowInvalid, quoted
 
@@ -431,8 +432,9 @@ class ReopenSpec:
 @frozen
 class JobRule:
     """Where a client list finds the job a case is in (`[workflow.names.job]`): while the case
-    is in `stage`, the last `record` recorded before the case last fired `started_by`.
-    `fields` maps each detail of `DETAILS` the workflow names to the field holding it."""
+    is in `stage`, the last `record` recorded before the case last fired `started_by`, as
+    corrected since (a correction stands where the record it corrects stood, as spells have
+    it). `fields` maps each detail of `DETAILS` the workflow names to the field holding it."""
 
     DETAILS: ClassVar[tuple[str, ...]] = ("employer", "role", "start_date", "hours", "pay")
 
@@ -443,14 +445,17 @@ class JobRule:
 
     def current(self, records: Sequence[Record], marks: Mapping[str, int]) -> dict[str, Any]:
         """The job's details by `DETAILS` name (absent: none known) from a case's records and
-        trigger marks, as a store's snapshot gives them."""
+        trigger marks, as a store's snapshot gives them: with the records each correction
+        supersedes (`Needs.superseded`), or a correction's chain is taken to start where the
+        record it names stood."""
         started = marks.get(self.started_by)
         if started is None:
             return {}
-        offers = [r for r in records if r.kind == self.record and r.seq < started]
+        current, root = current_records(records)
+        offers = [r for r in current if r.kind == self.record and root[r.seq] < started]
         if not offers:
             return {}
-        values = offers[-1].fields
+        values = max(offers, key=lambda r: root[r.seq]).fields
         return {detail: values.get(name) for detail, name in self.fields.items()}
 
 

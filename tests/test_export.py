@@ -390,6 +390,53 @@ def test_client_list_has_current_clients_with_job_details(
     assert (rows[load.cal]["status"], rows[load.cal]["stage"]) == ("paused", "customer_engagement")
 
 
+def test_client_list_shows_a_job_offer_corrected_after_the_job_started(
+    load: Caseload, tmp_path: Path
+) -> None:
+    # The offer the job was taken up on, corrected in May (the pay was wrong): the client list
+    # shows the corrected offer, as the case's outcomes do, not an empty job.
+    flow = load.flow
+    offer = [r for r in flow.records(load.alex) if r.kind == "job_offer"][-1]
+    flow.record(
+        load.alex,
+        "job_offer",
+        {
+            "employer": "Green Garden Centre",
+            "role": "Plant care",
+            "start_date": "2026-04-13",
+            "hours_per_week": "20",
+            "hourly_pay": "13.10",
+        },
+        supersedes=offer.seq,
+        effective_at=D(2026, 5, 20),
+        actor="sam",
+    )
+    flow.export(tmp_path / "out", tables=["clients"])
+    (alex,) = [
+        r for r in read_table(tmp_path / "out", "clients", "csv") if r["case_id"] == load.alex
+    ]
+    assert (alex["employer"], alex["hours_per_week"], alex["hourly_pay"]) == (
+        "Green Garden Centre",
+        "20",
+        "13.10",
+    )
+    # A second correction of the first (the start date): still the job the case is in.
+    corrected = [r for r in flow.records(load.alex) if r.kind == "job_offer"][-1]
+    flow.record(
+        load.alex,
+        "job_offer",
+        {**corrected.fields, "start_date": "2026-04-14"},
+        supersedes=corrected.seq,
+        effective_at=D(2026, 5, 21),
+        actor="sam",
+    )
+    flow.export(tmp_path / "again", tables=["clients"])
+    (alex,) = [
+        r for r in read_table(tmp_path / "again", "clients", "csv") if r["case_id"] == load.alex
+    ]
+    assert (alex["job_start_date"], alex["hourly_pay"]) == ("2026-04-14", "13.10")
+
+
 def test_json_bundle_holds_every_table_and_is_plain_json(load: Caseload, tmp_path: Path) -> None:
     manifest = load.flow.export(tmp_path / "out", fmt="json")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "manifest.json"]
