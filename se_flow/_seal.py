@@ -256,6 +256,11 @@ def seal_verifies(key: VerificationKey, seal: SealRow, event_hash: str) -> bool:
     return hmac.compare_digest(seal_mac(k, event_hash, seal.seq, seal.epoch), seal.mac)
 
 
+def _tail(of: VerificationKey | Sealing) -> str:
+    """What follows the slash in a key's text: where sealing began, and the epoch's length."""
+    return f"{of.start_seq}-{of.start_epoch}-{of.epoch_seconds}"
+
+
 WRONG_KEY = "this key does not verify this database's seals (a wrong key, or another database's)"
 
 
@@ -285,6 +290,16 @@ class SealCheck:
         self._key_checked = stored is not None
         if stored is not None and not hmac.compare_digest(stored.check, key.check_value(store_id)):
             self.problem = WRONG_KEY
+        elif stored is not None and _tail(stored) != _tail(key):
+            # The seed is this database's: only the part after the slash differs, which a
+            # typo does far more often than a forger (whose seals would fail anyway). Both
+            # readings are named; the seals are not checked against a tail the key disowns.
+            self.problem = (
+                f"this key is this database's, but its /{_tail(key)} is not where the "
+                f"database's sealing began (/{_tail(stored)} by its settings): check the key "
+                "against what `se-flow init` printed; if it matches, the sealing settings were "
+                "rewritten behind se-flow's back"
+            )
 
     def _fail(self, seq: int | None, epoch: int | None, why: str) -> str:
         self.bad_seq, self.bad_epoch, self.problem = seq, epoch, why

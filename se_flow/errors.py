@@ -472,8 +472,10 @@ class ChainBroken(AuditError):
     def __init__(self, seq: int | None, why: str) -> None:
         self.seq = seq
         self.why = why
-        where = f"at event {seq}" if seq is not None else "in the log"
-        super().__init__(f"audit chain broken {where}: {why}")
+        # Without an event to name (a wrong key, a checkpoint that does not fit) the chain
+        # itself may be whole: the log was not verified, which is what is said.
+        head = f"audit chain broken at event {seq}" if seq is not None else "not verified"
+        super().__init__(f"{head}: {why}")
 
 
 class ExportMismatch(AuditError):

@@ -163,6 +163,25 @@ def test_a_wrong_key_or_another_databases_is_named_as_such(
         assert "this key does not verify this database's seals" in failed(flow.verify(key=bad))
 
 
+def test_a_key_mistyped_after_the_slash_is_named_as_a_key_problem_not_tampering(
+    sealed: tuple[SEFlow, VerificationKey],
+) -> None:
+    flow, key = sealed
+    tails = [
+        (key.start_seq, key.start_epoch + 1, key.epoch_seconds),
+        (key.start_seq, key.start_epoch - 1, key.epoch_seconds),
+        (key.start_seq + 1, key.start_epoch, key.epoch_seconds),
+        (key.start_seq, key.start_epoch, 3600),
+    ]
+    for seq, epoch, seconds in tails:
+        typo = VerificationKey(key.seed, seq, epoch, seconds)
+        problem = failed(flow.verify(key=typo))
+        assert f"this key is this database's, but its /{seq}-{epoch}-{seconds}" in problem
+        assert key.text.split("/")[1] in problem and "se-flow init" in problem
+        assert "altered" not in problem and "forged" not in problem
+    assert flow.verify(key=key).ok
+
+
 def test_a_wrong_key_is_named_even_when_the_check_value_is_gone(
     sealed: tuple[SEFlow, VerificationKey], db: Path, clock: Clock
 ) -> None:
