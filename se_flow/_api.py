@@ -1366,18 +1366,31 @@ class SEFlow:
             programme = str(referral["programme"])
         on = self.programme(programme) if programme is not None else None
         details = PersonalDetails(name=person) if isinstance(person, str) else person
+        if not isinstance(details, PersonalDetails):
+            raise InvalidInput(
+                f"person must be a name (text) or PersonalDetails, not {type(person).__name__}",
+                field="person",
+            )
         check_text(details.name, "name")
         check_text(details.contact, "contact")
         check_text(details.health_notes, "health notes")
+        now = self.now()
         if details.date_of_birth is not None:
             check_date(details.date_of_birth, "date of birth")
+            # Age bands and the reports count from it: a birth still to come is a typo.
+            born = details.date_of_birth
+            if (born.date() if isinstance(born, dt.datetime) else born) > now.date():
+                raise InvalidInput(
+                    f"date of birth {born.isoformat()} is in the future "
+                    f"(today is {now.date().isoformat()})",
+                    field="date of birth",
+                )
         _target(coach)
-        if not details.name or not details.name.strip():
-            raise InvalidInput("a participant needs a name")
+        if not isinstance(details.name, str) or not details.name.strip():
+            raise InvalidInput("a participant needs a name", field="name")
         fields = dict(referral or {})
         if source is not None:
             fields["source"] = source
-        now = self.now()
         at = _at(effective_at, now)
         command = _command(
             command_id,
@@ -2218,7 +2231,7 @@ class SEFlow:
         today), at their current hours, and claims not yet made whose window closes by then
         (past ones too), soonest first (`_milestones.coming_up`)."""
         self._reader(actor)
-        _target(coach)
+        self._known_coach(coach)
         check_days(within_days, "within_days", ahead_only=True)
         if as_of is not None:
             check_date(as_of, "as_of")
@@ -2354,7 +2367,7 @@ class SEFlow:
         no `sort`, by `days`. Sorts are in the store's query too, so sorted, filtered and paged
         with `after`, a page of any status (or of all) costs the same at any size."""
         self._reader(actor)
-        _target(coach)
+        self._known_coach(coach)
         check_text(participant_id, "participant id")
         check_limit(limit, "limit")
         if after is not None:
@@ -2399,6 +2412,16 @@ class SEFlow:
             )
         )
 
+    def _known_coach(self, coach: str | None) -> None:
+        """A coach a list is filtered by: a staff member, or `StaffNotFound` (a typo would
+        otherwise read as a caseload with nothing in it)."""
+        _target(coach)
+        if coach is not None:
+            try:
+                self.store.read().staff(coach)
+            except StaffNotFound:
+                raise StaffNotFound(coach, listed=True) from None
+
     def stage_id(self, stage: str | None) -> str | None:
         """The state `stage` names: its id, its number (`3`) or its title (any case, e.g.
         `job matching`; `Workflow.stage_id`). Raises `InvalidInput` listing the stages."""
@@ -2418,7 +2441,7 @@ class SEFlow:
         overdue) first; `limit` keeps the first so many, `after` (the last case id of the
         page before) starts the next page."""
         self._reader(actor)
-        _target(coach)
+        self._known_coach(coach)
         check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
         if after is not None:
@@ -2511,7 +2534,7 @@ class SEFlow:
         from ._due import by_cases, due_list
 
         self._reader(actor)
-        _target(coach)
+        self._known_coach(coach)
         check_days(within_days, "within_days", ahead_only=True)
         check_limit(limit, "limit")
         if after is not None:
@@ -2652,6 +2675,12 @@ class SEFlow:
         viewer = self._reader(actor)
         if isinstance(details, str):
             details = PersonalDetails(name=details)
+        if not isinstance(details, PersonalDetails) or not isinstance(details.name, str):
+            raise InvalidInput(
+                "details must be a name (text) or PersonalDetails with a name, not "
+                f"{type(details).__name__}",
+                field="details",
+            )
         if not self.engine.shows_personal_data(viewer):
             return []
         name = " ".join(details.name.split()).casefold()
@@ -2884,7 +2913,7 @@ class SEFlow:
                 actor=by.id,
             )
             return
-        _target(coach)
+        self._known_coach(coach)
         check_days(within_days, "within_days", ahead_only=True)
         coach = _whose(by, coach, everyone)
         today = self.now().date()

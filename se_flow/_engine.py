@@ -947,7 +947,16 @@ class Engine:
 
     @staticmethod
     def _check_version(case: Case, expected: int | None) -> None:
-        if expected is not None and expected != case.version:
+        if expected is None:
+            return
+        # A version given as text, or negative, is a caller's mistake, not a lost race.
+        if type(expected) is not int or expected < 0:
+            raise InvalidInput(
+                f"expected_version must be a case version (a whole number, 0 or more), "
+                f"not {expected!r}"[:120],
+                field="expected_version",
+            )
+        if expected != case.version:
             raise CaseConflict(case.id, expected, case.version)
 
     @staticmethod

@@ -115,7 +115,12 @@ def decimal_fault(value: Decimal) -> str | None:
 
 
 def date_fault(day: dt.date) -> str | None:
-    """What is wrong with a date a user gave (None: nothing)."""
+    """What is wrong with a date a user gave (None: nothing): a value that is no date at all
+    (an embedding app's ISO text, say) included."""
+    if not isinstance(day, dt.date):
+        # The library takes dates as values; text is parsed where it is typed (the CLI).
+        shown = f"{day!r}"[:40]
+        return f"must be a date or time value (datetime.date), not {type(day).__name__} {shown}"
     if isinstance(day, dt.datetime):
         day = day.date()
     if day < EARLIEST_DATE:

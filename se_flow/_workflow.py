@@ -543,8 +543,14 @@ class Workflow:
         typed. Raises `InvalidInput` listing the stages."""
         if stage in self.states:
             return stage
-        wanted = " ".join(str(stage).split()).casefold()
-        for spec in self.states.values():
+        if not isinstance(stage, str):
+            raise InvalidInput(
+                f"stage must be text (an id, number or title), not {type(stage).__name__}",
+                field="stage",
+            )
+        wanted = " ".join(stage.split()).casefold()
+        # A blank filter names no stage (it would match the unnumbered states' empty "number").
+        for spec in self.states.values() if wanted else ():
             if wanted in (str(spec.order) if spec.order else "", spec.title.casefold()):
                 return spec.id
         known = ", ".join(f"{s.order} {s.title}" if s.order else s.id for s in self.states.values())

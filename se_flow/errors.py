@@ -192,9 +192,18 @@ class CaseNotFound(NotFound):
 
 
 class StaffNotFound(NotFound):
-    def __init__(self, staff_id: str) -> None:
+    """`listed`: the id was a filter (whose cases to list), not someone to act or write for:
+    the hint is then the staff list, not adding them."""
+
+    def __init__(self, staff_id: str, *, listed: bool = False) -> None:
         self.staff_id = staff_id
         shown = quoted(staff_id)
+        if listed:
+            super().__init__(
+                f"no staff member {shown}, so no cases of theirs to list "
+                "(se-flow staff list shows the team)"
+            )
+            return
         # The id itself in the hint only where it could be typed as shown.
         as_typed = staff_id if shown == repr(staff_id) and staff_id.isprintable() else "ID"
         super().__init__(

@@ -470,3 +470,75 @@ def test_reopen_checks_an_explicit_coach_as_refer_does(flow: SEFlow, steps: Step
         assert refused.value.message == f"{coach} cannot hold cases: they are {why}"
         assert refused.value.exit_code == 5
     assert flow.reopen(closed.id, source="GP", coach="lee").case.coach == "lee"
+
+
+# --- values of the wrong type from an embedding app -------------------------------------------
+
+
+@pytest.mark.parametrize("given", ["2026-05-01", 20260501, 1.5])
+def test_a_date_given_as_anything_but_a_date_is_refused_naming_it(
+    flow: SEFlow, case: Case, given: Any
+) -> None:
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("effective_at", lambda: flow.record(case.id, "note", text="x", effective_at=given)),
+        ("effective_at", lambda: flow.advance(case.id, "start_profiling", effective_at=given)),
+        ("review date", lambda: flow.pause(case.id, reason="x", review_date=given)),
+        ("as_of", lambda: flow.due_items(as_of=given)),
+        (
+            "date of birth",
+            lambda: flow.refer(se_flow.PersonalDetails(name="B", date_of_birth=given), source="GP"),
+        ),
+    ]
+    for field, call in calls:
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+            call()
+        assert refused.value.field == field
+        assert f"{field} must be a date or time value" in str(refused.value)
+        assert type(given).__name__ in str(refused.value)
+
+
+def test_a_date_of_birth_still_to_come_is_refused(flow: SEFlow, clock: Clock) -> None:
+    tomorrow = clock.now.date() + dt.timedelta(days=1)
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="in the future"):
+        flow.refer(se_flow.PersonalDetails(name="B", date_of_birth=tomorrow), source="GP")
+    today = se_flow.PersonalDetails(name="B", date_of_birth=clock.now.date())
+    assert flow.refer(today, source="GP").case
+
+
+@pytest.mark.parametrize("version", ["3", -1, True, 2.0])
+def test_an_expected_version_that_is_no_version_is_bad_input_not_a_conflict(
+    flow: SEFlow, case: Case, version: Any
+) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+        flow.record(case.id, "note", text="x", expected_version=version)
+    assert refused.value.field == "expected_version"
+    assert not isinstance(refused.value, se_flow.CaseConflict)
+
+
+def test_a_person_that_is_no_person_is_refused(flow: SEFlow) -> None:
+    for person in (None, 5, ["Bea"]):
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="person must be"):
+            flow.refer(person, source="GP")  # type: ignore[arg-type]
+    with pytest.raises(se_flow.InvalidInput, match="details must be"):
+        flow.duplicates(5)  # type: ignore[arg-type]
+
+
+def test_a_blank_or_non_text_stage_filter_names_no_stage(flow: SEFlow, case: Case) -> None:
+    for stage in ("", "   "):
+        with pytest.raises(se_flow.InvalidInput, match="unknown stage"):
+            flow.cases(stage=stage)
+    with pytest.raises(se_flow.InvalidInput, match="stage must be text"):
+        flow.cases(stage=5)  # type: ignore[arg-type]
+
+
+def test_a_list_for_a_coach_nobody_knows_says_so(flow: SEFlow, case: Case) -> None:
+    lists: list[Callable[[], object]] = [
+        lambda: flow.cases(coach="nobody"),
+        lambda: flow.due(coach="nobody"),
+        lambda: flow.due_items(coach="nobody"),
+        lambda: list(flow.due_pages(coach="nobody")),
+    ]
+    for call in lists:
+        with pytest.raises(se_flow.StaffNotFound, match="no staff member 'nobody', so no cases"):
+            call()
+    assert flow.cases(coach=case.coach)
