@@ -12,6 +12,7 @@ command people run many times a day.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -73,11 +74,18 @@ __all__ = [
 ]
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich would exit 1 here, which says se-flow failed: raised instead, so the CLI ends
+        # as a closed pipe ends other tools (`cli.READER_GONE`).
+        raise BrokenPipeError(errno.EPIPE, "the output's reader stopped reading")
+
+
 def console() -> Console:
     """A console on the current stdout (made per command, so test runners can swap it)."""
     # markup and emoji off: case notes and stage data may hold [brackets] and :words: that
     # are not rich markup.
-    return Console(highlight=False, markup=False, emoji=False)
+    return _Console(highlight=False, markup=False, emoji=False)
 
 
 def _t(value: object, style: str = "") -> Text:

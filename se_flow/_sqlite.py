@@ -2070,8 +2070,11 @@ class SQLiteStore(Store):
         try:
             yield
         finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # A reader left unfinished (its output's reader gone) may be closed only after the
+            # store was: closing the connection ended the snapshot already.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
 
 def _details(row: Sequence[Any]) -> PersonalDetails:

@@ -9,6 +9,7 @@ Rich is imported only by commands that draw something for people, so `--json` an
 commands start faster.
 """
 
+import contextlib
 import datetime as dt
 import errno
 import getpass
@@ -195,11 +196,11 @@ class _Group(TyperGroup):
         except se_flow.SEFlowError as exc:
             _say_error(exc, _words(exc, ctx))
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+        except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except (sqlite3.Error, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
-                raise
+                _reader_gone()
             # The store translates its own errors; anything else from the disk still gets a
             # line and the store's exit code rather than a traceback.
             if os.environ.get(DEBUG_ENV):
@@ -216,6 +217,21 @@ class _Group(TyperGroup):
                 err=True,
             )
             raise typer.Exit(1) from None
+
+
+# What a shell reports for a program the closed pipe stopped (128 + SIGPIPE), as `git log |
+# head -1` shows it: not 1, which says se-flow failed, and never silent success.
+READER_GONE = 141
+
+
+def _reader_gone() -> NoReturn:
+    """The output's reader stopped reading (`| head`): stop quietly, with the code other Unix
+    tools end with there. Output still buffered goes nowhere, so flushing it at exit cannot
+    raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(READER_GONE)
 
 
 class _PlainValue:

@@ -163,3 +163,24 @@ def test_listing_cases_does_not_import_pydantic(db: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "typer" in imported and "se_flow" in imported
     assert not {name for name in imported if name.startswith("pydantic")}
+
+
+@pytest.mark.parametrize("args", [["cases"], ["staff", "list"], ["history", "C-1", "--all"]])
+def test_a_reader_that_stops_reading_ends_it_as_a_closed_pipe_ends_other_tools(
+    db: Path, args: list[str]
+) -> None:
+    # `se-flow ... | head -1` under `set -o pipefail`: 141, as `git log | head -1` gives, not
+    # 1 ("se-flow failed") and not a traceback; nothing said on stderr.
+    assert se_flow("refer", "Alex Doe", "--source", "GP", db=db, actor="sam").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SE_FLOW_")}
+    proc = subprocess.Popen(
+        [str(SCRIPT), "--db", str(db), "--as", "ada", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**env, "COLUMNS": "80"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # gone before se-flow writes a line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == b""
