@@ -247,6 +247,14 @@ class Engine:
         if override is not None and not override.strip():
             raise InvalidInput("an override needs a reason")
         failed = [r for r in results if not r.passed]
+        if override is not None and not failed:
+            # Dropped silently, the log would not show the override the actor asked for; kept,
+            # it would show one that overrode nothing.
+            raise InvalidInput(
+                f"case {case.id}: nothing to override: every guard of {trigger} passes "
+                "(fire it without the override)",
+                field="override",
+            )
         if failed:
             if override is None or not soft_only(results):
                 raise GuardsFailed(case.id, trigger, results)

@@ -329,6 +329,18 @@ def test_a_coach_override_writes_nothing(flow: SEFlow, steps: Steps) -> None:
         flow.advance(case.id, "start_profiling", actor="kim", override="plan agreed")
 
 
+def test_an_override_with_nothing_to_override_is_refused_not_dropped(
+    flow: SEFlow, case: Case
+) -> None:
+    # Every guard of engage passes on a referred case: an override would be dropped from
+    # the log (or show overriding nothing). Refused, naming it; the move itself then goes.
+    referred = flow.refer("Dee Park", source="GP").case
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+        flow.advance(referred.id, "engage", actor="ada", override="because")
+    assert refused.value.field == "override" and "nothing to override" in str(refused.value)
+    assert flow.advance(referred.id, "engage", actor="ada").event.override is None
+
+
 def test_future_effective_date(flow: SEFlow, case: Case, closed: Case, clock: Clock) -> None:
     later = clock.now + dt.timedelta(minutes=1)
     tomorrow = clock.now.date() + dt.timedelta(days=1)
