@@ -308,7 +308,9 @@ def build(flow: se_flow.SEFlow) -> Story:
 def _line(out: Console, text: str = "", style: str = "") -> None:
     from rich.text import Text
 
-    out.print(Text(text, style=style), soft_wrap=True)
+    # Wrapped at the terminal's width by words (80 columns, into a pipe): a long title or
+    # hint must not run off a coach's screen.
+    out.print(Text(text, style=style))
 
 
 def run(path: str, *, stages: str | Path | None, out: Console) -> None:
@@ -366,17 +368,15 @@ def _show(flow: se_flow.SEFlow, story: Story, path: str, out: Console) -> None:
     section("Audit trail")
     result = flow.verify()
     if result.ok:
-        _line(
-            out,
-            f"chain ok: {result.events} events, head {result.head_seq} {result.head_hash}",
-            "green",
-        )
+        _line(out, f"chain ok: {result.events} events, head {result.head_seq}", "green")
+        # On a line of its own: a hash broken across two lines cannot be copied.
+        _line(out, f"  {result.head_hash}", "green")
     else:  # pragma: no cover - a fresh demo chain is whole
         raise se_flow.ChainBroken(result.bad_seq, result.problem or "unknown problem")
     if path == ":memory:":
         _line(
             out,
-            "\nto keep a demo and explore it: se-flow --db demo.db demo; then se-flow "
-            "--db demo.db cases, show C-1, next C-9, history C-1 ...",
+            "\nto keep a demo and explore it: se-flow --db demo.db demo\n"
+            "then: se-flow --db demo.db cases (or show C-1, next C-9, history C-1, ...)",
             "dim",
         )

@@ -108,11 +108,15 @@ class Grid:
         *,
         shrink: int | Sequence[int] | None = None,
         drop: Sequence[int] = (),
+        heirs: Mapping[int, int] | None = None,
     ) -> None:
         """`shrink`: the columns (labels and names, never ids) cut short with "…" when the
         lines would be wider than the terminal, the widest first; `drop`: columns left out,
-        in this order, before anything is cut (a detail another column says in short)."""
+        in this order, before anything is cut (a detail another column says in short);
+        `heirs`: for a dropped column, the column (headed "" beside it) that takes its
+        header, so what is left of it is still headed."""
         self.headers = list(headers)
+        self.heirs = dict(heirs or {})
         self.shrink = (
             () if shrink is None else (shrink,) if isinstance(shrink, int) else tuple(shrink)
         )
@@ -143,16 +147,21 @@ class Grid:
         for row in self.rows:
             for i, (text, _) in enumerate(row):
                 widths[i] = max(widths[i], cell_len(text))
-        natural = tuple(widths)
         keep = list(range(len(self.headers))) if after is None else list(after.keep)
 
         def total() -> int:
             return sum(widths[i] for i in keep) + 2 * (len(keep) - 1)
 
+        headers = list(self.headers) if after is None else list(after.headers)
         for i in self.drop if after is None else ():
             if total() <= out.width:
                 break
             keep.remove(i)
+            heir = self.heirs.get(i)
+            if heir is not None and heir in keep and not headers[heir]:
+                headers[heir] = headers[i]
+                widths[heir] = max(widths[heir], cell_len(headers[i]))
+        natural = tuple(widths)
         for _ in range(sum(widths)):
             over = total() - out.width
             cuttable = [i for i in self.shrink if widths[i] > cell_len(self.headers[i])]
@@ -171,7 +180,7 @@ class Grid:
             text = fit(text, i)
             return text if i == last else text + " " * (widths[i] - cell_len(text))
 
-        head = "  ".join(pad(self.headers[i], i) for i in keep).rstrip()
+        head = "  ".join(pad(headers[i], i) for i in keep).rstrip()
         lines = [paint(head, "bold")] if after is None else []
         for row in self.rows:
             cells = [paint(pad(row[i][0], i), row[i][1]) for i in keep]
@@ -179,7 +188,7 @@ class Grid:
         if lines:
             out.file.write("\n".join(lines) + "\n")
             out.file.flush()
-        return GridLayout(widths=natural, keep=tuple(keep))
+        return GridLayout(widths=natural, keep=tuple(keep), headers=tuple(headers))
 
 
 @frozen
@@ -189,6 +198,8 @@ class GridLayout:
 
     widths: tuple[int, ...]
     keep: tuple[int, ...]
+    headers: tuple[str, ...] = ()
+    """The headers as printed (a dropped column's heir under its header)."""
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -238,6 +249,7 @@ def print_caseload_pages(
             heads,
             shrink=[col[h] for h in ("Name", "Stage") if h in col],
             drop=[col["Review due"], col["Days"]],
+            heirs={col["Review due"]: col[""]},
         )
         for c in cases:
             flag, style = review_words(c, today)
@@ -295,15 +307,17 @@ def print_team(
     )
     for line in lines:
         if line.by_stage:
+            # Each "stage count" kept on one line (a no-break space inside it): a count
+            # folded away from its stage reads as the next stage's.
             parts = ", ".join(
-                f"{state_title(wf, state)} {n}"
+                f"{state_title(wf, state)} {n}".replace(" ", _KEEP)
                 for state, n in sorted(
                     line.by_stage.items(),
                     key=lambda kv: wf.states[kv[0]].order if kv[0] in wf.states else 0,
                 )
             )
-            for folded in _folded(f"{line.coach}: {parts}", 2, out.width):
-                out.print(_t(folded), soft_wrap=True)
+            for folded in _folded(f"{line.coach}: {parts}", 2, out.width, hang=2):
+                out.print(_t(folded.replace(_KEEP, " ")), soft_wrap=True)
 
 
 def _flag(due_on: dt.date, today: dt.date) -> tuple[str, str | None]:
@@ -315,14 +329,19 @@ def _flag(due_on: dt.date, today: dt.date) -> tuple[str, str | None]:
     return f"in {days}d", None
 
 
-def _folded(text: str, indent: int, width: int) -> list[str]:
-    """`text` folded at spaces into lines of at most `width` after `indent` spaces; a word
-    longer than a line (an id, a command) is kept whole, never cut."""
+_KEEP = "\u00a0"
+"""Joins words `_folded` must keep on one line (textwrap breaks at ASCII spaces only)."""
+
+
+def _folded(text: str, indent: int, width: int, *, hang: int = 0) -> list[str]:
+    """`text` folded at spaces into lines of at most `width` after `indent` spaces (lines
+    after the first `hang` more); a word longer than a line (an id, a command) is kept
+    whole, never cut."""
     import textwrap
 
-    room = max(20, width - indent)
+    room = max(20, width - indent - hang)
     lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False) or [""]
-    return [" " * indent + line for line in lines]
+    return [" " * (indent + (hang if i else 0)) + line for i, line in enumerate(lines)]
 
 
 def print_due_items(
@@ -526,8 +545,13 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
             item.append(FAIL, style="red")
             if result.soft:
                 item.append(" (soft)", style="yellow")
-            item.append(f" {shown(result.reason)}")
-            out.print(item)
+            # The reason folded under itself, not back to the left edge.
+            lead = item.cell_len + 1
+            reason = _folded(shown(result.reason), lead, out.width)
+            item.append(f" {reason[0].lstrip()}")
+            out.print(item, soft_wrap=True)
+            for more in reason[1:]:
+                out.print(Text(more), soft_wrap=True)
 
 
 def print_timeline(out: Console, wf: Workflow, events: Sequence[Event], *, title: str = "") -> None:

@@ -104,6 +104,9 @@ _OPTION_FOR: dict[str, str | tuple[str, ...]] = {
     # `due --within`, `outcomes --due-within`: whichever the command has.
     "within_days": ("--within", "--due-within"),
     "coach": "--coach",
+    "effective_at": "--on",
+    "stuck_days": "--stuck",
+    "quiet_days": "--no-contact",
     "review date": "--review",
     "close reason": "--close-reason",
     # `close --note`; `advance --reason` is the note when the close trigger is fired directly.

@@ -308,7 +308,8 @@ class FutureEffectiveDate(InvalidInput):
         self.now = now
         super().__init__(
             f"effective_at {effective_at} is in the future (now is {now}); "
-            "things can be back-dated, never forward-dated"
+            "things can be back-dated, never forward-dated",
+            field="effective_at",
         )
 
 

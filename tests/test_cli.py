@@ -218,6 +218,16 @@ def test_usage_errors_exit_2(run: CLI) -> None:
     assert result.exit_code == 2 and "not a whole number" in result.output
     # A whole number out of range is the API's refusal (exit 5), not a usage error.
     refused(run("cases", "--limit", "0"), 5, "--limit 0 is out of range")
+    refused(run("cases", "--stuck", "-1"), 5, "--stuck -1 is out of range")
+    refused(run("team", "--no-contact", "-3"), 5, "--no-contact -3 is out of range")
+
+
+def test_a_future_date_names_the_option_typed(run: CLI) -> None:
+    # The API calls it effective_at; the coach typed --on.
+    found = re.search(r"case (C-\d+)", ok(run("refer", "Alex Doe", "--source", "GP", actor="sam")))
+    assert found
+    done = run("record", found.group(1), "note", "text=x", "--on", "2999-01-01", actor="sam")
+    refused(done, 5, "error: --on 2999-01-01")
 
 
 # --- init, staff ----------------------------------------------------------------------------------

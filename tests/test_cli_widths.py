@@ -104,3 +104,36 @@ def test_a_wider_terminal_is_used(demo_db: Path, command: list[str]) -> None:
     narrow, wide = screen(demo_db, 80, *command), screen(demo_db, 120, *command)
     assert len(wide) < len(narrow)
     assert max(cell_len(line) for line in wide) > 80
+
+
+def test_the_demo_itself_fits_80_columns() -> None:
+    result = CliRunner().invoke(app, ["demo"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    too_long = [line for line in lines if cell_len(line) > 80]
+    assert not too_long, "\n".join(too_long)
+    # The head hash whole on a line of its own, so it can be copied.
+    assert any(re.fullmatch(r"\s*[0-9a-f]{64}\s*", line) for line in lines)
+
+
+def test_every_column_left_at_80_has_a_header(demo_db: Path) -> None:
+    # At 80 columns the review date gives way to its flag ("in 5d"), which then carries the
+    # date's header: no column of values without one.
+    head, *rows = screen(demo_db, 80, "cases")
+    assert head.split()[-2:] == ["Review", "due"]
+    assert not any(re.search(r"\d{4}-\d\d-\d\d", row) for row in rows)
+    wide = screen(demo_db, 120, "cases")
+    assert wide[0].split()[-2:] == ["Review", "due"] and re.search(r"\d{4}-\d\d-\d\d", wide[1])
+
+
+def test_a_guard_reason_folds_under_itself(demo_db: Path) -> None:
+    lines = screen(demo_db, 80, "next", "C-1")
+    reasons = [i for i, line in enumerate(lines) if line.lstrip().startswith("✗")]
+    assert reasons
+    for i in reasons:
+        j = i + 1
+        while j < len(lines) and not lines[j].lstrip().startswith(("✗", "✓")):
+            if lines[j].startswith("  ") and lines[j][2] != " ":
+                break  # the next trigger's line
+            assert lines[j].startswith(" " * 8), lines[j]
+            j += 1
