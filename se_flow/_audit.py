@@ -569,6 +569,19 @@ def verify_log(
             result = attrs.evolve(result, seals=seals.summary())
         else:
             result = attrs.evolve(result, seals=unsealed)
+            stray = next(iter(store.seal_rows()), None) if sealing is None else None
+            if stray is not None:
+                # se-flow never removes its sealing settings (a trigger refuses it): seals
+                # without them mean they were removed, which would silence this very line.
+                return attrs.evolve(
+                    result,
+                    ok=False,
+                    problem=(
+                        f"events are sealed (from event {stray.seq}) but the database's "
+                        "sealing settings are gone: removed behind se-flow's back; give the "
+                        "verification key (--key) to check the seals"
+                    ),
+                )
         if unreadable:
             seq, why = unreadable[0]
             return attrs.evolve(result, ok=False, bad_seq=seq, problem=why)

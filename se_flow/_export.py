@@ -466,8 +466,8 @@ def _target(out_dir: Path, force: bool, database: Path | None) -> None:
             return
         if not force:
             raise InvalidExportRequest(
-                f"{out_dir} exists and is not empty; choose a new folder or use force to "
-                "replace an earlier export"
+                f"{out_dir} exists and is not empty; choose a new folder, or replace an "
+                "earlier export there with force (se-flow export --force)"
             )
         # force deletes a whole folder: only ever one that is exactly an earlier export.
         if database is not None:

@@ -516,15 +516,18 @@ def _today() -> dt.date:
     return dt.date.today()
 
 
-def _date(value: str | None, option: str) -> dt.date | None:
-    """A date as typed: YYYY-MM-DD, today or yesterday (`_calendar.named_day`, local days)."""
+def _date(
+    value: str | None, option: str, forms: str = "YYYY-MM-DD, today or yesterday"
+) -> dt.date | None:
+    """A date as typed: YYYY-MM-DD, today or yesterday (`_calendar.named_day`, local days).
+    `forms`: what the refusal says the option takes (a date of birth is never 'today')."""
     if value is None:
         return None
     from ._calendar import named_day
 
     day = named_day(value, _today())
     if day is None:
-        _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, today or yesterday")
+        _fail(f"{option} {value!r} is not a date: use {forms}")
     return check_date(day, option)
 
 
@@ -549,7 +552,7 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
         return None
     text = value.strip()
     if text.lower() in ("today", "yesterday") or len(text) <= len("YYYY-MM-DD"):
-        return _date(text, option)
+        return _date(text, option, "YYYY-MM-DD, YYYY-MM-DDTHH:MM, today or yesterday")
     try:
         at = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -1034,7 +1037,8 @@ def refer(
     """Refer a new participant: opens their case at Referred.
 
     Example: se-flow refer "Alex Doe" --source GP --dob 1990-04-01"""
-    details = se_flow.PersonalDetails(name=name, contact=contact, date_of_birth=_date(dob, "--dob"))
+    born = _date(dob, "--dob", "YYYY-MM-DD")
+    details = se_flow.PersonalDetails(name=name, contact=contact, date_of_birth=born)
     referral = {"notes": note} if note else None
     with _open(ctx, write=True) as flow:
         known = flow.duplicates(details)
@@ -1938,8 +1942,8 @@ def export(
         typer.Option(
             "--table",
             metavar="TABLE",
-            help="A table to export: stage_histories, events or clients (repeat for more). "
-            "Default: all three.",
+            help="A table to export: stage_histories, events, texts or clients (repeat for "
+            "more). Default: all four.",
             show_default=False,
         ),
     ] = None,

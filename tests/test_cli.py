@@ -1052,3 +1052,13 @@ def test_json_output_is_the_apis_own_values(run: CLI, db: Path) -> None:
     listed = run.json("show", b, actor="kim")
     assert {k: listed["case"][k] for k in _api_json(shown)} == _api_json(shown)
     _same(listed["records"], records)
+
+
+def test_a_bad_date_is_told_the_forms_its_option_takes(run: CLI) -> None:
+    done = run("refer", "Bea", "--source", "GP", "--dob", "1990-02-30", actor="sam")
+    refused(done, 5, "--dob '1990-02-30' is not a date: use YYYY-MM-DD")
+    assert "today" not in done.output  # a birth date is never today's
+    found = re.search(r"case (C-\d+)", ok(run("refer", "Cal", "--source", "GP", actor="sam")))
+    assert found
+    done = run("record", found.group(1), "note", "text=x", "--on", "2026-13-01", actor="sam")
+    refused(done, 5, "use YYYY-MM-DD, YYYY-MM-DDTHH:MM, today or yesterday")

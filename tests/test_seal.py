@@ -182,6 +182,21 @@ def test_a_key_mistyped_after_the_slash_is_named_as_a_key_problem_not_tampering(
     assert flow.verify(key=key).ok
 
 
+def test_sealing_settings_removed_behind_se_flows_back_fail_a_keyless_verify(
+    sealed: tuple[SEFlow, VerificationKey],
+) -> None:
+    flow, _ = sealed
+    conn = sqlite_conn(flow)
+    drop_triggers(conn)
+    conn.execute("DELETE FROM meta WHERE key = 'sealing'")
+    result = flow.verify()
+    assert not result.ok
+    assert "sealing settings are gone" in (result.problem or "") and "--key" in (
+        result.problem or ""
+    )
+    assert "has no seal" not in (result.problem or "")
+
+
 def test_a_wrong_key_is_named_even_when_the_check_value_is_gone(
     sealed: tuple[SEFlow, VerificationKey], db: Path, clock: Clock
 ) -> None:
