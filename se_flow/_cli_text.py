@@ -464,7 +464,34 @@ def describe(wf: Workflow, event: Event) -> str:
         if payload.get("outcome"):
             text += f" ({payload['outcome']})"
         return text
+    if event.kind == "enrol":
+        text = f"enrolled on {payload.get('programme')}@{payload.get('version')}"
+        return text + (f" (was {payload['from']})" if payload.get("from") else "")
+    if event.kind == "milestone":
+        return _milestone_words(payload)
+    if event.kind == "claim":
+        if payload.get("resolution"):
+            return (
+                f"claimed {payload.get('milestone')} ({payload.get('programme')}): its change "
+                f"{payload.get('resolution')}"
+            )
+        return (
+            f"claimed {payload.get('milestone')} ({payload.get('programme')}), funder "
+            f"reference {payload.get('reference')}"
+        )
     return f"{event.kind} {event.trigger or ''}".strip()
+
+
+def _milestone_words(payload: Mapping[str, Any]) -> str:
+    """A `milestone` event: which one, what happened to it and on which day it was reached.
+    Logged when the write that reached it was made, so the day it names may be earlier."""
+    change = str(payload.get("change") or "changed")
+    text = f"milestone {payload.get('milestone')} {change}"
+    if change in ("reached", "changed") and payload.get("achieved_on"):
+        text += f" on {payload['achieved_on']}"
+        if payload.get("state") == "provisional":
+            text += " (provisional)"
+    return f"{text} ({payload.get('programme')})"
 
 
 def everywhere(wf: Workflow, sources: Sequence[str]) -> bool:

@@ -75,6 +75,12 @@ def test_enrol_claim_and_export_claims_at_the_terminal(
     )
     out = ok(cli("outcomes", case.id))
     assert "In the audit trail" in out and "R-1" in out
+    # The timeline says what each outcome event did, not its kind twice.
+    timeline = ok(cli("history", case.id, "--all"))
+    assert "enrolled on mhep@1" in timeline
+    assert "milestone job_start reached on" in timeline
+    assert "claimed job_start (mhep@1), funder reference R-1" in timeline
+    assert "enrol enrol" not in timeline and "milestone milestone" not in timeline
     assert "referred Bo" in ok(cli("refer", "Bo", "--source", "GP", "--programme", "ips_grow"))
     folder = tmp_path / "claims"
     assert "exported 1 claim(s)" in ok(
