@@ -35,6 +35,7 @@ from ._import import (
     ImportedRecord,
     ImportFailure,
     ImportReport,
+    as_cases,
     read_lines,
     referral_command_id,
 )
@@ -46,6 +47,7 @@ from ._limits import (
     check_days,
     check_limit,
     check_login,
+    check_path,
     check_staff_id,
     check_staff_name,
     check_text,
@@ -201,6 +203,14 @@ def open(
     shared terminal). An embedding application passes None and the actors it authenticated
     itself: se-flow cannot check who is behind a call it did not see. Raises
     `WorkflowInvalid`, `StoreUnavailable`."""
+    check_path(path, "path")
+    if stages is not None:
+        check_path(stages, "stages")
+    if clock is not None and not callable(clock):
+        raise InvalidInput(
+            f"clock must be a function returning an aware datetime, not {type(clock).__name__}",
+            field="clock",
+        )
     wf = workflow or load_workflow(stages)
     if isinstance(path, str) and is_database_url(path):
         keys = SealKeyFile(Path(seal_key).expanduser()) if seal_key is not None else None
@@ -711,7 +721,13 @@ class SEFlow:
         and rule, and nothing is written (one transaction for all of it). With `skip_bad`
         each chunk of `chunk` cases commits on its own and refused cases are left out and
         listed in the report. Raises `PermissionDenied` if `by` may not write cases."""
-        return self._import(cases, by, skip_bad, chunk)
+        if isinstance(cases, str | bytes) or not isinstance(cases, Iterable):
+            raise InvalidInput(
+                f"cases must be ImportedCase values (a list, or any iterable), not "
+                f"{type(cases).__name__}; a JSON Lines file goes to import_lines",
+                field="cases",
+            )
+        return self._import(as_cases(cases), by, skip_bad, chunk)
 
     def import_lines(
         self,
@@ -722,7 +738,16 @@ class SEFlow:
         chunk: int = 1000,
     ) -> ImportReport:
         """`import_history` of a JSON Lines text, one case a line (`_import.parse_case`, the
-        format in the README): a line that is not a case is refused like a bad case."""
+        format in the README): a line that is not a case is refused like a bad case. A
+        whole text (one `str`) is taken a line at a time."""
+        if isinstance(lines, str):
+            lines = lines.splitlines()
+        elif isinstance(lines, bytes) or not isinstance(lines, Iterable):
+            raise InvalidInput(
+                f"lines must be text lines (an open text file, or a list of str), not "
+                f"{type(lines).__name__}",
+                field="lines",
+            )
         return self._import(read_lines(lines), by, skip_bad, chunk)
 
     def _import(
@@ -2975,6 +3000,11 @@ class SEFlow:
 
     def events(self, after_seq: int = 0, *, actor: str | None = None) -> list[Event]:
         by = self._reader(actor)
+        if type(after_seq) is not int:
+            raise InvalidInput(
+                f"after_seq must be an event number (a whole number), not {after_seq!r}"[:120],
+                field="after_seq",
+            )
         return self._events_for(by, list(self.store.events(after_seq=after_seq)))
 
     def verify(
@@ -3001,8 +3031,15 @@ class SEFlow:
         if isinstance(key, str):
             key = VerificationKey.parse(key)
         self._reader(actor)
+        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+            raise InvalidInput(
+                f"checkpoint must be a Checkpoint (checkpoint(), or Checkpoint.from_json of "
+                f"its JSON), not {type(checkpoint).__name__}",
+                field="checkpoint",
+            )
         kept: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
         if checkpoints is not None:
+            check_path(checkpoints, "checkpoints")
             # `checkpoints`: an external checkpoint file; every line in it must hold, so a
             # database rolled back to a copy older than the latest is caught.
             from ._checkpoint_file import CheckpointFile
@@ -3070,6 +3107,7 @@ class SEFlow:
         commit fails)."""
         from ._export import write_export
 
+        check_path(out_dir, "out_dir")
         check_text(case_id, "case id")
         _target(coach)
         # Claims of every version of the programme: checked to exist, then named by its id.
@@ -3132,7 +3170,7 @@ class SEFlow:
         from ._verify_export import verify_against_log
 
         self._reader(actor)
-        return verify_against_log(self.store, path)
+        return verify_against_log(self.store, check_path(path, "path"))
 
     def checkpoint(self, *, actor: str | None = None) -> Checkpoint:
         """The chain head now (with its seal, on a sealing database), for an auditor to keep

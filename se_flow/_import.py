@@ -32,6 +32,7 @@ __all__ = [
     "ImportedCommand",
     "ImportedRecord",
     "ImportedTrigger",
+    "as_cases",
     "check_appended",
     "parse_case",
     "read_lines",
@@ -311,6 +312,9 @@ def read_lines(lines: Iterable[str]) -> Iterator[ImportedCase | ImportFailure]:
     """The cases of a JSON Lines text (one object a line; blank lines skipped), numbered from
     line 1: each an `ImportedCase` or the failure naming what is wrong with its line."""
     for number, text in enumerate(lines, 1):
+        if not isinstance(text, str):
+            yield ImportFailure(f"not text but {type(text).__name__}", None, number)
+            continue
         if not text.strip():
             continue
         try:
@@ -319,6 +323,19 @@ def read_lines(lines: Iterable[str]) -> Iterator[ImportedCase | ImportFailure]:
             yield ImportFailure(f"not JSON: {exc}", None, number)
             continue
         yield parse_case(obj, number)
+
+
+def as_cases(cases: Iterable[Any]) -> Iterator[ImportedCase | ImportFailure]:
+    """`cases` as `SEFlow.import_history` takes them: anything but an `ImportedCase` (a
+    path to a .jsonl file, say) is refused as its own case, numbered from 1."""
+    for number, case in enumerate(cases, 1):
+        if isinstance(case, ImportedCase):
+            yield case
+            continue
+        why = f"case {number} of the import is {type(case).__name__}, not an ImportedCase"
+        if isinstance(case, str):
+            why += " (a JSON Lines file goes to import_lines, a line at a time)"
+        yield ImportFailure(why)
 
 
 # --- what a store checks before writing ----------------------------------------------------

@@ -554,3 +554,34 @@ def test_a_list_for_a_coach_nobody_knows_says_so(flow: SEFlow, case: Case) -> No
         with pytest.raises(se_flow.StaffNotFound, match="no staff member 'nobody', so no cases"):
             call()
     assert flow.cases(coach=case.coach)
+
+
+def test_library_arguments_of_the_wrong_type_are_refused_by_name(
+    flow: SEFlow, case: Case, tmp_path: Path
+) -> None:
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("path", lambda: se_flow.open(None, actor="ada")),  # type: ignore[arg-type]
+        ("stages", lambda: se_flow.open(":memory:", stages=5)),  # type: ignore[arg-type]
+        ("clock", lambda: se_flow.open(":memory:", clock=5)),  # type: ignore[arg-type]
+        ("checkpoint", lambda: flow.verify(checkpoint={"seq": 1})),  # type: ignore[arg-type]
+        ("out_dir", lambda: flow.export(5)),  # type: ignore[arg-type]
+        ("path", lambda: flow.verify_export(5)),  # type: ignore[arg-type]
+        ("after_seq", lambda: flow.events(after_seq="3")),  # type: ignore[arg-type]
+        ("cases", lambda: flow.import_history(str(tmp_path / "old.jsonl"))),  # type: ignore[arg-type]
+        ("lines", lambda: flow.import_lines(5)),  # type: ignore[arg-type]
+    ]
+    for field, call in calls:
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+            call()
+        assert refused.value.field == field, (field, refused.value)
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="name must be text"):
+        flow.add_staff("x2", None, "coach")  # type: ignore[arg-type]
+
+
+def test_an_import_item_that_is_no_case_is_refused_as_a_case(flow: SEFlow) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.ImportRefused, match="case 1 of the import"):
+        flow.import_history(["OLD-1"], by="ada")  # type: ignore[list-item]
+    with nothing_written(flow), pytest.raises(se_flow.ImportRefused, match="line 1: not text"):
+        flow.import_lines([5], by="ada")  # type: ignore[list-item]
+    report = flow.import_history(["OLD-1"], by="ada", skip_bad=True)  # type: ignore[list-item]
+    assert report.imported == () and "not an ImportedCase" in report.skipped[0].message
