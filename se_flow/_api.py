@@ -10,6 +10,7 @@ import functools
 import hashlib
 import itertools
 import json
+import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -47,7 +48,6 @@ from ._limits import (
     check_days,
     check_limit,
     check_login,
-    check_path,
     check_staff_id,
     check_staff_name,
     check_text,
@@ -203,9 +203,9 @@ def open(
     shared terminal). An embedding application passes None and the actors it authenticated
     itself: se-flow cannot check who is behind a call it did not see. Raises
     `WorkflowInvalid`, `StoreUnavailable`."""
-    check_path(path, "path")
+    _check_path(path, "path")
     if stages is not None:
-        check_path(stages, "stages")
+        _check_path(stages, "stages")
     if clock is not None and not callable(clock):
         raise InvalidInput(
             f"clock must be a function returning an aware datetime, not {type(clock).__name__}",
@@ -401,6 +401,18 @@ the page's own reads (the keyset seek, the names) are a small part of its cost."
 def _squash(text: str) -> str:
     """A contact as compared: no spaces, dashes or brackets, any case."""
     return "".join(ch for ch in text.casefold() if ch not in " -()")
+
+
+def _check_path(value: Any, what: str) -> Any:
+    """`value` if it can name a file or folder (text or a path object); else `InvalidInput`
+    naming `what` (not pathlib's TypeError from deep inside). Here, not in `_limits`: the
+    core imports no `os`."""
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidInput(
+            f"{what} must be a path (text or pathlib.Path), not {type(value).__name__}",
+            field=what,
+        )
+    return value
 
 
 def _target(coach: str | None) -> None:
@@ -3039,7 +3051,7 @@ class SEFlow:
             )
         kept: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
         if checkpoints is not None:
-            check_path(checkpoints, "checkpoints")
+            _check_path(checkpoints, "checkpoints")
             # `checkpoints`: an external checkpoint file; every line in it must hold, so a
             # database rolled back to a copy older than the latest is caught.
             from ._checkpoint_file import CheckpointFile
@@ -3107,7 +3119,7 @@ class SEFlow:
         commit fails)."""
         from ._export import write_export
 
-        check_path(out_dir, "out_dir")
+        _check_path(out_dir, "out_dir")
         check_text(case_id, "case id")
         _target(coach)
         # Claims of every version of the programme: checked to exist, then named by its id.
@@ -3170,7 +3182,7 @@ class SEFlow:
         from ._verify_export import verify_against_log
 
         self._reader(actor)
-        return verify_against_log(self.store, check_path(path, "path"))
+        return verify_against_log(self.store, _check_path(path, "path"))
 
     def checkpoint(self, *, actor: str | None = None) -> Checkpoint:
         """The chain head now (with its seal, on a sealing database), for an auditor to keep

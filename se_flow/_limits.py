@@ -11,7 +11,6 @@ before 1900, and date arithmetic near year 1 or 9999 overflows.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import unicodedata
 from decimal import Decimal
@@ -227,17 +226,6 @@ def check_login(login: str, what: str = "login") -> str:
             field=what,
         )
     return login
-
-
-def check_path(value: Any, what: str) -> Any:
-    """`value` if it can name a file or folder (text or a path object); else `InvalidInput`
-    naming `what` (not pathlib's TypeError from deep inside)."""
-    if not isinstance(value, str | os.PathLike):
-        raise InvalidInput(
-            f"{what} must be a path (text or pathlib.Path), not {type(value).__name__}",
-            field=what,
-        )
-    return value
 
 
 def check_staff_name(name: str) -> str:
