@@ -9,6 +9,7 @@ it answers exactly what evaluating every open case's history answers."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -435,15 +436,20 @@ def _write(flow: se_flow.SEFlow, now: dt.datetime, op: tuple[str, int, int, int,
                     flow.record(cid, "job_start", start, effective_at=moved)
                 flow.record(cid, "job_end", reason="contract ended", effective_at=moved)
             outcome = WORKFLOW.close_reasons[0] if WORKFLOW.close_reasons else None
-            flow.advance(
+            move = functools.partial(
+                flow.advance,
                 cid,
                 trigger,
                 reason="next",
-                override="team agreed",
                 outcome=outcome,
                 effective_at=moved,
                 actor="ada",
             )
+            try:
+                move()
+            except se_flow.GuardsFailed:
+                # Overridden only where a guard blocks: an override of nothing is refused.
+                move(override="team agreed")
         elif what == "pause":
             review = now.date() + dt.timedelta(days=30)
             flow.pause(cid, reason="unwell", review_date=review, effective_at=moved)
