@@ -7,11 +7,11 @@ Every contender commits one transaction per command to the same database file (W
 * **se-flow**: `flow.advance(case, "revise_goals", reason=...)` then
   `flow.advance(case, "start_job_search")` (four guards reading the case's records), and
   `flow.record(case, "review", summary=...)`: guards, version-checked update, chained audit insert.
-* **raw**: sqlite3 doing the same writes with `BEGIN IMMEDIATE` … `COMMIT`: the same UPDATE of
-  all 13 case columns by primary key (it reads nothing, so it bumps `version = version + 1`
-  in SQL rather than comparing it: the same row lookup), the same 19-column event row (taken
-  from one se-flow wrote, so the same sizes; its hashes are not computed), plus the record row
-  for `review`. Nothing read, nothing checked: the limit.
+* **raw**: sqlite3 doing the same writes with `BEGIN IMMEDIATE` … `COMMIT`: the same UPDATE by
+  primary key, of the columns se-flow's sets (`RawContender`; it reads nothing, so it bumps
+  `version = version + 1` in SQL rather than comparing it: the same row lookup), the same
+  19-column event row (taken from one se-flow wrote, so the same sizes; its hashes are not
+  computed), plus the record row for `review`. Nothing read, nothing checked: the limit.
 * **naive**: what a developer would write with the same packages: a `transitions.Machine` per
   case (model attached, conditions as methods querying the records with sqlite-utils), then
   sqlite-utils `table.update` and `table.insert` in `db.atomic()`, the event chained by hashing
@@ -42,7 +42,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import se_flow
 from se_flow._audit import FIELDS
@@ -90,27 +90,55 @@ def _pick(rng: random.Random, n: int, k: int) -> int:
 # --- the rows se-flow writes, as the raw contender's payload ------------------------------
 
 
-def _sample_rows() -> dict[str, tuple[dict[str, Any], dict[str, Any], tuple[Any, ...] | None]]:
-    """For each command: the case columns, the event row and the record row se-flow wrote."""
-    out: dict[str, tuple[dict[str, Any], dict[str, Any], tuple[Any, ...] | None]] = {}
+def _sample_rows() -> dict[str, Any]:
+    """For each command: the case columns, the event row and the record row se-flow wrote;
+    under "start", the case's columns before them (the population's case), and under
+    "moves", the case columns each command sets."""
+    out: dict[str, Any] = {}
     with se_flow.open(":memory:", clock=clock) as flow:
         flow.add_staff(pop.LEAD, "Team Leader", "team_leader", actor="setup")
         flow.add_staff("coach-00000", "Coach 0", "coach", actor=pop.LEAD)
         case = pop.refer_template(flow, "coach-00000", "Participant")
         pop.walk_template(flow, case.id, "coach-00000")
+        # The same walk, its three commands spread over two days: what they set from their date.
+        spaced = pop.refer_template(flow, "coach-00000", "Participant")
+        pop.walk_template(flow, spaced.id, "coach-00000")
         conn: sqlite3.Connection = flow.store.conn  # type: ignore[attr-defined]
         conn.row_factory = sqlite3.Row
-        for name in ("revise_goals", "start_job_search", "review"):
-            if name == "review":
-                flow.record(case.id, "review", summary=REVIEW, actor="coach-00000")
-            elif name == "revise_goals":
-                flow.advance(case.id, name, actor="coach-00000", reason=REASON)
-            else:
-                flow.advance(case.id, name, actor="coach-00000")
-            event = dict(conn.execute("SELECT * FROM events ORDER BY seq DESC LIMIT 1").fetchone())
-            case_row = dict(conn.execute(f"SELECT {pop.CASE_COLS} FROM cases").fetchone())
-            rec = conn.execute("SELECT * FROM records WHERE seq = ?", (event["seq"],)).fetchone()
-            out[name] = (case_row, event, tuple(rec) if rec else None)
+
+        def case_row(case_id: str) -> dict[str, Any]:
+            sql = f"SELECT {pop.CASE_COLS} FROM cases WHERE id = ?"
+            return dict(conn.execute(sql, (case_id,)).fetchone())
+
+        out["start"] = case_row(case.id)
+        entered = dt.datetime.fromisoformat(out["start"]["stage_entered_at"])
+        hour = dt.timedelta(hours=1)
+        moved: dict[str, set[str]] = {}
+        for name, spaced_on in (
+            ("revise_goals", entered + hour),
+            ("start_job_search", entered + 2 * hour),
+            ("review", clock()),
+        ):
+            for cid, on in ((case.id, None), (spaced.id, spaced_on)):
+                before = case_row(cid)
+                if name == "review":
+                    flow.record(cid, "review", summary=REVIEW, actor="coach-00000", effective_at=on)
+                elif name == "revise_goals":
+                    flow.advance(cid, name, actor="coach-00000", reason=REASON, effective_at=on)
+                else:
+                    flow.advance(cid, name, actor="coach-00000", effective_at=on)
+                after = case_row(cid)
+                moved.setdefault(name, set()).update(c for c in _CASE_SET if after[c] != before[c])
+                if cid == spaced.id:
+                    continue
+                last = "SELECT * FROM events ORDER BY seq DESC LIMIT 1"
+                event = dict(conn.execute(last).fetchone())
+                sql = "SELECT * FROM records WHERE seq = ?"
+                rec = conn.execute(sql, (event["seq"],)).fetchone()
+                out[name] = (after, event, tuple(rec) if rec else None)
+        # The case columns each command sets: those it changed on either walk (a review moves
+        # the next review date, though on the first walk it fell on the same day).
+        out["moves"] = {n: tuple(c for c in _CASE_SET if c in cols) for n, cols in moved.items()}
     return out
 
 
@@ -169,30 +197,62 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
 
 
 class RawContender:
-    """The same UPDATE + INSERT(s) per transaction, values prepared up front: the limit."""
+    """The same UPDATE + INSERT(s) per transaction, values prepared up front: the limit.
+
+    se-flow's UPDATE sets only the columns whose value a command changes (`_case_update`),
+    and SQLite rewrites an index whenever one of its columns is set, even to the same value:
+    so raw sets exactly those columns too. Which they are depends on the row the command
+    meets (a first review on a case moves its review date; a second one the same day does
+    not): raw knows the rows of the cases it wrote from what it wrote (`_rows`, kept per
+    database file across contenders on it), and the population's from its template
+    (`_population.generate`: the template's dates, shifted by the case's offset), reading
+    nothing from the database."""
 
     name = "raw"
+    # (database, case number) -> the case's columns (`_CASE_SET`) as raw last wrote them.
+    _rows: ClassVar[dict[tuple[str, int], tuple[Any, ...]]] = {}
 
     def __init__(self, path: Path, n: int, sync: str, samples: dict[str, Any]) -> None:
         self.n = n
+        self.path = str(path)
         self.conn = _connect(path, sync)
-        self.prepared = {}
-        # The row each command meets in the run (the pair alternates; reviews land on cases
-        # as the population left them, in employer engagement): se-flow sets only the columns
-        # a command changes (so SQLite updates only their indexes), and so does raw.
-        before = {"revise_goals": "start_job_search", "start_job_search": "revise_goals"}
-        for name, (case_row, event, rec) in samples.items():
-            was = samples[before.get(name, "start_job_search")][0]
-            cols = [c for c in _CASE_SET if case_row[c] != was[c]]
-            values = [case_row[c] for c in cols]
-            ev = [event[f] for f in FIELDS]
-            ev[0] = None  # seq: SQLite assigns max + 1, as se-flow's seq is
-            sets = ", ".join(f"{c} = ?" for c in cols)
-            sql = f"UPDATE cases SET {sets}, version = version + 1 WHERE id = ?"
-            self.prepared[name] = (sql, values, ev, rec)
+        self.samples = samples
+        # (row met, command) -> (sql, values, event row, record row, row after)
+        self.prepared: dict[tuple[tuple[Any, ...], str], Any] = {}
+        self.population: dict[int, tuple[Any, ...]] = {}
+
+    def _population_row(self, num: int) -> tuple[Any, ...]:
+        off = pop.offset_days(num)
+        found = self.population.get(off)
+        if found is None:
+            start, delta = self.samples["start"], dt.timedelta(days=off)
+            row = dict(start)
+            for col in ("opened_at", "stage_entered_at", "last_contact_at", "closed_at"):
+                if row[col]:
+                    row[col] = (dt.datetime.fromisoformat(row[col]) - delta).isoformat()
+            if row["review_due"]:
+                row["review_due"] = (dt.date.fromisoformat(row["review_due"]) - delta).isoformat()
+            found = self.population[off] = tuple(row[c] for c in _CASE_SET)
+        return found
+
+    def _prepare(self, met: tuple[Any, ...], name: str) -> Any:
+        case_row, event, rec = self.samples[name]
+        was = dict(zip(_CASE_SET, met, strict=True))
+        cols = [c for c in self.samples["moves"][name] if case_row[c] != was[c]]
+        after = tuple(case_row[c] if c in cols else was[c] for c in _CASE_SET)
+        ev = [event[f] for f in FIELDS]
+        ev[0] = None  # seq: SQLite assigns max + 1, as se-flow's seq is
+        sets = "".join(f"{c} = ?, " for c in cols)
+        sql = f"UPDATE cases SET {sets}version = version + 1 WHERE id = ?"
+        found = (sql, [case_row[c] for c in cols], ev, rec, after)
+        self.prepared[(met, name)] = found
+        return found
 
     def _write(self, num: int, name: str) -> None:
-        sql, values, ev, rec = self.prepared[name]
+        key = (self.path, num)
+        met = self._rows.get(key) or self._population_row(num)
+        prepared = self.prepared.get((met, name)) or self._prepare(met, name)
+        sql, values, ev, rec, after = prepared
         case_id = f"C-{num}"
         coach = pop.coach_of(num, self.n)
         conn = self.conn
@@ -210,6 +270,7 @@ class RawContender:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self._rows[key] = after
 
     def advance(self, num: int, trigger: str) -> None:
         self._write(num, trigger)

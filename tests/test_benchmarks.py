@@ -123,3 +123,58 @@ def test_se_flows_statements_replayed_make_the_database_se_flow_made(
     before, after, again = _tables(base), _tables(ran), _tables(replayed)
     assert after != before  # the commands wrote
     assert again == after
+
+
+def test_raw_sets_the_case_columns_se_flow_sets(tmp_path: Path) -> None:
+    # raw is the limit only if it does se-flow's writes: SQLite rewrites an index whenever
+    # an UPDATE sets one of its columns, so raw must set the columns se-flow sets, no fewer
+    # (a review moving the next review date) and no more (a second review the same day).
+    sys.path.insert(0, str(ROOT))
+    try:
+        import shutil
+
+        from benchmarks import _population as pop
+        from benchmarks import _replay
+        from benchmarks import bench_transitions as bt
+
+        base = pop.population(tmp_path, 30)
+        plan = [("record", 3), ("advance", 6), ("record", 3), ("advance", 3), ("record", 3)]
+        steps = iter(plan)
+
+        def one(c: object, num: int) -> None:
+            op, _ = next(steps)
+            if op == "record":
+                c.record(num)  # type: ignore[attr-defined]
+            else:
+                c.advance(num, "revise_goals")  # type: ignore[attr-defined]
+                c.advance(num, "start_job_search")  # type: ignore[attr-defined]
+
+        ran, raw_db = tmp_path / "ran.db", tmp_path / "raw.db"
+        shutil.copyfile(base, ran)
+        shutil.copyfile(base, raw_db)
+        nums = iter(num for _, num in plan)
+        commands = _replay.capture(ran, 30, one, lambda: next(nums), len(plan))
+        raw = bt.RawContender(raw_db, 30, "FULL", bt._sample_rows())
+        recording = _replay.Recording(raw.conn)
+        raw.conn = recording  # type: ignore[assignment]
+        raw_commands = []
+        steps = iter(plan)
+        for _, num in plan:
+            recording.log = []
+            one(raw, num)
+            raw_commands.append(recording.log)
+        raw.close()
+    finally:
+        sys.path.remove(str(ROOT))
+
+    def sets(command: list[tuple[str, object, bool]]) -> list[set[str]]:
+        found = []
+        for sql, _, _ in command:
+            if sql.startswith("UPDATE cases SET"):
+                assigned = sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0].split(", ")
+                found.append({a.split(" = ")[0] for a in assigned} - {"version"})
+        return found
+
+    assert [sets(c) for c in raw_commands] == [sets(c) for c in commands]
+    assert {"review_due", "last_contact_at"} in sets(commands[0])  # a first review moves both
+    assert _tables(raw_db)["cases"] == _tables(ran)["cases"]
