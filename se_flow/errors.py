@@ -51,6 +51,7 @@ and `exit_code`, the CLI's documented exit status for it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -303,12 +304,22 @@ class InvalidRecord(InvalidInput):
 
 
 class FutureEffectiveDate(InvalidInput):
+    """`effective_at` and `now` as ISO 8601 text; the message says them as a person would:
+    days for a later day, minutes for later today."""
+
     def __init__(self, effective_at: str, now: str) -> None:
         self.effective_at = effective_at
         self.now = now
+        at, then = dt.datetime.fromisoformat(effective_at), dt.datetime.fromisoformat(now)
+        if at.date() != then.date():
+            said = f"{at.date().isoformat()} is in the future (today is {then.date().isoformat()})"
+        else:
+            said = (
+                f"{at.isoformat(timespec='minutes')} is in the future "
+                f"(now is {then.isoformat(timespec='minutes')})"
+            )
         super().__init__(
-            f"effective_at {effective_at} is in the future (now is {now}); "
-            "things can be back-dated, never forward-dated",
+            f"effective_at {said}; things can be back-dated, never forward-dated",
             field="effective_at",
         )
 

@@ -361,6 +361,17 @@ def test_future_effective_date(flow: SEFlow, case: Case, closed: Case, clock: Cl
             attempt()
         assert future.value.now == clock.now.isoformat()
         assert "in the future" in str(future.value)
+    # Said as a person would: a later day by its date, later today to the minute.
+    with pytest.raises(se_flow.FutureEffectiveDate) as future:
+        flow.record(case.id, "note", text="x", effective_at=tomorrow)
+    assert f"{tomorrow.isoformat()} is in the future (today is {clock.now.date()})" in str(
+        future.value
+    )
+    with pytest.raises(se_flow.FutureEffectiveDate) as future:
+        flow.record(case.id, "note", text="x", effective_at=later)
+    now, then = clock.now.isoformat(timespec="minutes"), later.isoformat(timespec="minutes")
+    assert f"{then} is in the future (now is {now})" in str(future.value)
+    assert ":00.000" not in str(future.value) and "." not in str(future.value).split(";")[0]
     # Today (as a date: its first moment) and now itself are fine.
     flow.record(case.id, "note", text="x", effective_at=clock.now.date())
     flow.record(case.id, "note", text="x", effective_at=clock.now)
