@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -483,6 +484,27 @@ def _guard_line(result: GuardResult) -> Text:
     return line
 
 
+def _folded_text(line: Text, width: int, hang: int) -> list[Text]:
+    """`line` (styled) folded at its spaces into lines of at most `width` cells, the lines
+    after the first indented `hang` cells: under what the first says, not back at the left
+    edge as the terminal would wrap it. A word longer than a line is kept whole; words joined
+    by `_KEEP` stay together."""
+    plain = line.plain
+    lines: list[Text] = []
+    start = end = 0
+    room = width
+    for word in re.finditer(r"[^ ]+", plain):
+        if end > start and cell_len(plain[start : word.end()]) > room:
+            lines.append(line[start:end])
+            start, room = word.start(), max(20, width - hang)
+        end = word.end()
+    lines.append(line[start:])
+    for each in lines:
+        # Same length, so the styles stay where they were.
+        each.plain = each.plain.replace(_KEEP, " ")
+    return [lines[0], *(Text(" " * hang) + more for more in lines[1:])]
+
+
 def print_check(out: Console, wf: Workflow, check: Check, *, ready: str = "") -> None:
     """A checklist; `ready` is the command that makes the move, as it must be typed."""
     head = Text()
@@ -490,10 +512,15 @@ def print_check(out: Console, wf: Workflow, check: Check, *, ready: str = "") ->
     if check.label and check.label != check.trigger:
         head.append(f" ({shown(check.label)})")
     if check.dest != check.source:
-        head.append(shown(f": {state_title(wf, check.source)} → {state_title(wf, check.dest)}"))
-    out.print(head)
+        # The arrow goes with where the case goes, should the line fold.
+        moves = f": {state_title(wf, check.source)} →{_KEEP}{state_title(wf, check.dest)}"
+        head.append(shown(moves))
+    for folded in _folded_text(head, out.width, 2):
+        out.print(folded, soft_wrap=True)
     for result in check.results:
-        out.print(_guard_line(result))
+        # Folded under the guard's title: "  ✗ " is four cells.
+        for folded in _folded_text(_guard_line(result), out.width, 4):
+            out.print(folded, soft_wrap=True)
     if not check.results:
         out.print("  (no guards)")
     failed = check.failed
@@ -515,7 +542,9 @@ def print_check(out: Console, wf: Workflow, check: Check, *, ready: str = "") ->
 
 
 def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) -> None:
-    out.print(_t(f"{case.id} is at {stage_label(wf, case)}. What can happen next:", "bold"))
+    head = _t(f"{case.id} is at {stage_label(wf, case)}. What can happen next:", "bold")
+    for folded in _folded_text(head, out.width, 2):
+        out.print(folded, soft_wrap=True)
     if not checks:
         out.print("  nothing: the case is closed (se-flow reopen starts a new episode)")
         return
@@ -533,21 +562,29 @@ def print_next(out: Console, wf: Workflow, case: Case, checks: Sequence[Check]) 
         elif soft_only(missing):
             line.append("  soft guards only (team leader may override)", style="yellow")
         else:
-            line.append(f"  missing {len(missing)}", style="red")
+            line.append(f"  missing{_KEEP}{len(missing)}", style="red")
         if asked:
             line.append(
                 shown(f"; asks for {', '.join(words(r.guard).lower() for r in asked)}"),
                 style="dim",
             )
-        out.print(line)
+        for folded in _folded_text(line, out.width, 4):
+            out.print(folded, soft_wrap=True)
+        # Two guards can miss the same thing (a final review, and what it should say): said
+        # once, with how many guards it fails.
+        said: dict[tuple[str, bool], int] = {}
         for result in missing:
+            key = (result.reason, result.soft)
+            said[key] = said.get(key, 0) + 1
+        for (why, soft), count in said.items():
             item = Text("      ")
             item.append(FAIL, style="red")
-            if result.soft:
+            if soft:
                 item.append(" (soft)", style="yellow")
             # The reason folded under itself, not back to the left edge.
             lead = item.cell_len + 1
-            reason = _folded(shown(result.reason), lead, out.width)
+            text = shown(why) + (f" ({count} guards)" if count > 1 else "")
+            reason = _folded(text, lead, out.width)
             item.append(f" {reason[0].lstrip()}")
             out.print(item, soft_wrap=True)
             for more in reason[1:]:

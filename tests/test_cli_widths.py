@@ -49,6 +49,8 @@ SCREENS = [
     ["next", "C-5"],
     ["check", "C-5", "start_job"],
     ["check", "C-9", "pause"],
+    ["check", "C-1", "close_disengaged"],
+    ["next", "C-1"],
     ["workflow", "show"],
     ["cases"],
     ["team"],
@@ -137,3 +139,47 @@ def test_a_guard_reason_folds_under_itself(demo_db: Path) -> None:
                 break  # the next trigger's line
             assert lines[j].startswith(" " * 8), lines[j]
             j += 1
+
+
+@pytest.mark.parametrize("columns", [50, 80])
+@pytest.mark.parametrize(
+    "command", [["check", "C-1", "close_disengaged"], ["check", "C-9", "start_profiling"]]
+)
+def test_a_checklist_folds_each_guard_under_its_title(
+    demo_db: Path, command: list[str], columns: int
+) -> None:
+    # The terminal's own wrap would start the rest of a long guard line at the left edge,
+    # where it reads as a line of its own: folded four cells in, under the guard's title.
+    lines = screen(demo_db, columns, *command)
+    assert not [line for line in lines if cell_len(line) > columns]
+    marks = [i for i, line in enumerate(lines) if line.startswith(("  ✗ ", "  ✓ "))]
+    assert marks and any(i + 1 not in marks for i in marks[:-1])  # some guard folds
+    ends = [i for i, line in enumerate(lines) if line.startswith(("blocked", "ready"))]
+    assert ends, lines
+    for i in range(marks[0], ends[0]):
+        assert i in marks or (lines[i].startswith("    ") and lines[i][4] != " "), lines[i]
+    # The heading folds two in, its arrow leading where the case goes.
+    for line in lines[1 : marks[0]]:
+        assert line.startswith("  ") and not line.rstrip().endswith("→"), line
+
+
+def test_next_says_a_reason_two_guards_share_once(demo_db: Path) -> None:
+    # complete needs a final review held, and one saying fading finished or the participant
+    # asked to end: with no final review both guards say so; the screen says it once.
+    lines = screen(demo_db, 80, "next", "C-1")
+    start = next(i for i, line in enumerate(lines) if line.startswith("  complete "))
+    assert "missing 2" in lines[start]
+    reasons = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("      "):
+            break
+        reasons.append(line.strip())
+    assert reasons == ["✗ no final review recorded since the last start_job (2 guards)"]
+
+
+def test_a_count_stays_with_its_word_in_a_narrow_terminal(demo_db: Path) -> None:
+    lines = screen(demo_db, 50, "next", "C-9")
+    assert not [line for line in lines if cell_len(line) > 50]
+    assert any(re.search(r"missing \d", line) for line in lines)
+    assert not any(line.rstrip().endswith("missing") for line in lines)
+    assert lines[1].startswith("  ")  # the heading folds under itself
