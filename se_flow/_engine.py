@@ -382,11 +382,14 @@ class Engine:
         new_participant: bool = True,
     ) -> Change:
         """A new case: a referral (state `initial`) or, given `previous`, a reopened episode."""
-        policy.may_write(actor, case_id)
+        # A refusal names no new case (the id it would have had is never made), only the case
+        # being reopened.
+        named = previous.id if previous is not None else None
+        policy.may_write(actor, named)
         self._check_effective(effective_at, now)
         wf = self.workflow
         record_kind = wf.reopen.record if previous else wf.referral_kind
-        fields = self.parse_record(record_kind, referral, case_id)
+        fields = self.parse_record(record_kind, referral, named)
         if previous is not None:
             if previous.status is not Status.CLOSED:
                 raise InvalidInput(

@@ -113,7 +113,7 @@ def may_write(by: Staff, case_id: str | None = None) -> None:
     """Any change to a case: active staff in any role but auditor."""
     _active(by)
     if by.role is Role.AUDITOR:
-        where = f" case {case_id}" if case_id else ""
+        where = f" case {case_id}" if case_id else " cases"
         raise PermissionDenied(
             f"{by.id} is an auditor: auditors can read and verify, not change{where}", by.id
         )

@@ -282,8 +282,18 @@ def test_a_bad_referral_opens_no_case(flow: SEFlow, case: Case) -> None:
     with nothing_written(flow), pytest.raises(se_flow.InvalidRecord) as bad:
         flow.refer("New Person", referral={"colour": "red"})
     assert set(bad.value.problems) == {"colour", "source"}
+    # The refusal names no case: the id the referral would have had was never made.
+    assert bad.value.case_id is None and "C-" not in str(bad.value)
+    with nothing_written(flow), pytest.raises(se_flow.PermissionDenied) as denied:
+        flow.refer("New Person", source="GP", actor="ava")
+    assert "C-" not in str(denied.value) and "not change cases" in str(denied.value)
     with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="needs a name"):
         flow.refer("  ", source="GP")
+    # A refused reopening names the case being reopened.
+    closed = flow.withdraw(flow.refer("Gone Away", source="GP").case.id, reason="moved").case
+    with nothing_written(flow), pytest.raises(se_flow.InvalidRecord) as bad:
+        flow.reopen(closed.id, referral={"colour": "red"})
+    assert bad.value.case_id == closed.id and f"on case {closed.id}:" in str(bad.value)
 
 
 # --- refused moves -------------------------------------------------------------------------
