@@ -1,7 +1,8 @@
 """se-flow: the Supported Employment workflow engine.
 
     import se_flow
-    with se_flow.open("caseload.db", actor="sam") as flow:
+    with se_flow.open("caseload.db", actor="sam") as flow:  # or ":memory:"
+        flow.add_staff("sam", "Sam Coach", "coach")  # the first staff member bootstraps
         case = flow.refer("Alex Doe", source="GP").case
         flow.advance(case.id, "engage")
 

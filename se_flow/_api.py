@@ -45,7 +45,9 @@ from ._limits import (
     COMMAND_ID,
     check_command_id,
     check_date,
+    check_day,
     check_days,
+    check_flags,
     check_limit,
     check_login,
     check_staff_id,
@@ -203,9 +205,23 @@ def open(
     shared terminal). An embedding application passes None and the actors it authenticated
     itself: se-flow cannot check who is behind a call it did not see. Raises
     `WorkflowInvalid`, `StoreUnavailable`."""
+    check_flags(create=create, read_only=read_only)
     _check_path(path, "path")
     if stages is not None:
         _check_path(stages, "stages")
+    if seal_key is not None:
+        _check_path(seal_key, "seal_key")
+    # Checked before the file is touched: a refused open leaves no empty database behind.
+    if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
+        raise InvalidInput(
+            f"busy_timeout must be a number of seconds, not {quoted(busy_timeout)}"[:200],
+            field="busy_timeout",
+        )
+    if workflow is not None and not isinstance(workflow, Workflow):
+        raise InvalidInput(
+            f"workflow must be a loaded Workflow (or pass stages=), not {type(workflow).__name__}",
+            field="workflow",
+        )
     if clock is not None and not callable(clock):
         raise InvalidInput(
             f"clock must be a function returning an aware datetime, not {type(clock).__name__}",
@@ -495,6 +511,34 @@ def _version_key(version: str) -> tuple[int, ...] | tuple[str]:
     return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (version,)
 
 
+def _ids(values: object, what: str) -> list[str]:
+    """Ids asked for together: a list (any iterable) of text. One id given alone, or not
+    text, is refused naming `what`: a string is an iterable of its letters."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidInput(f"{what} must be a list of ids, not {type(values).__name__}", field=what)
+    found = list(values)
+    for value in found:
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"{what} must hold ids (text), not {type(value).__name__}", field=what
+            )
+    return found
+
+
+def _mapping(value: object, what: str) -> dict[str, Any]:
+    """A record's fields (or a referral's) as given: a mapping of field names to values, or
+    None for none; anything else refused naming `what`, before it is read."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(
+            f"{what} must be a mapping of field names to values (a dict), not "
+            f"{type(value).__name__}",
+            field=what,
+        )
+    return dict(value)
+
+
 def _case_id(case_id: Any, what: str = "case id") -> str:
     """`case_id` if it is text a store can look up (bounded, valid UTF-8); else `InvalidInput`
     naming it, before it reaches a query (where a lone surrogate could name no field)."""
@@ -733,6 +777,7 @@ class SEFlow:
         and rule, and nothing is written (one transaction for all of it). With `skip_bad`
         each chunk of `chunk` cases commits on its own and refused cases are left out and
         listed in the report. Raises `PermissionDenied` if `by` may not write cases."""
+        check_flags(skip_bad=skip_bad)
         if isinstance(cases, str | bytes) or not isinstance(cases, Iterable):
             raise InvalidInput(
                 f"cases must be ImportedCase values (a list, or any iterable), not "
@@ -752,6 +797,7 @@ class SEFlow:
         """`import_history` of a JSON Lines text, one case a line (`_import.parse_case`, the
         format in the README): a line that is not a case is refused like a bad case. A
         whole text (one `str`) is taken a line at a time."""
+        check_flags(skip_bad=skip_bad)
         if isinstance(lines, str):
             lines = lines.splitlines()
         elif isinstance(lines, bytes) or not isinstance(lines, Iterable):
@@ -931,12 +977,18 @@ class SEFlow:
 
     def now(self) -> dt.datetime:
         now = self._clock()
+        if not isinstance(now, dt.datetime):
+            raise InvalidInput(
+                f"the clock must return an aware datetime, not {type(now).__name__}",
+                field="clock",
+            )
         if now.tzinfo is None:
             raise InvalidInput("the clock must return an aware datetime (with a time zone)")
         return now.astimezone(dt.UTC)
 
     def _actor_id(self, actor: str | None) -> str:
-        who: str | None = check_text(actor or self.default_actor, "actor")
+        # An empty id is a caller's mistake (an unauthenticated user?), not the default actor.
+        who: str | None = check_text(actor if actor is not None else self.default_actor, "actor")
         if not who:
             raise InvalidInput("no actor: say who is acting (actor=..., or --as / SE_FLOW_ACTOR)")
         # An id no staff member could have is refused before it reaches a query or a message.
@@ -1132,6 +1184,7 @@ class SEFlow:
         Returns the member as written (name trimmed), not a `Done` as other writes do: a
         staff change touches no case and adds no record, and the member is what every caller
         shows (its event is in the log, `events()`)."""
+        check_flags(active=active)
         who = self._actor_id(actor)
         # Not stripped: the id is exactly what they will give to --as.
         check_staff_id(staff_id)
@@ -1201,6 +1254,7 @@ class SEFlow:
         `unbind_login` removes a binding. Deactivating someone who still holds open cases
         raises `StaffHoldsCases` (nothing written) unless `confirm`. Raises `StaffNotFound`,
         `InvalidInput` (a login no OS user has), `PermissionDenied`."""
+        check_flags(("active",), active=active, unbind_login=unbind_login, confirm=confirm)
         who = self._actor_id(actor)
         check_staff_id(staff_id)
         if login is not None:
@@ -1278,9 +1332,17 @@ class SEFlow:
         N events (0: not by count); `checkpoint_on_export` one after every export;
         `no_checkpoint_file` stops them. Raises `PermissionDenied`, `InvalidInput`,
         `CheckpointFileRefused`."""
+        check_flags(
+            ("shared_terminal", "checkpoint_on_export"),
+            shared_terminal=shared_terminal,
+            checkpoint_on_export=checkpoint_on_export,
+            no_checkpoint_file=no_checkpoint_file,
+        )
         who = self._actor_id(actor)
         if checkpoint_every:
             check_limit(checkpoint_every, "checkpoint_every")
+        if checkpoint_file is not None:
+            _check_path(checkpoint_file, "checkpoint_file")
         path = str(Path(checkpoint_file).expanduser().absolute()) if checkpoint_file else None
         if path is not None:
             from ._checkpoint_file import CheckpointFile
@@ -1347,6 +1409,7 @@ class SEFlow:
         their id; `role`, default admin; bound to the OS `login` if given, as `add_staff`),
         after `start_sealing` if `seal`. Raises `InvalidInput` if anyone is on the staff list
         already (nothing is written)."""
+        check_flags(seal=seal)
         if self.has_staff():
             raise InvalidInput(
                 "the database is already set up; add people with `se-flow staff add` (add_staff)"
@@ -1367,7 +1430,7 @@ class SEFlow:
 
     def staff_member(self, staff_id: str, *, actor: str | None = None) -> Staff:
         self._reader(actor)
-        return self.store.read().staff(staff_id)
+        return self.store.read().staff(check_staff_id(staff_id))
 
     # --- cases ---------------------------------------------------------------------------
 
@@ -1399,7 +1462,8 @@ class SEFlow:
         of what is compared: the log holds no personal data, not even hashed. A referral that
         enrols logs its `enrol` event under `<command_id>:enrol`."""
         who = self._actor_id(actor)
-        if programme is None and referral is not None and referral.get("programme"):
+        referral = _mapping(referral, "referral")
+        if programme is None and referral.get("programme"):
             programme = str(referral["programme"])
         on = self.programme(programme) if programme is not None else None
         details = PersonalDetails(name=person) if isinstance(person, str) else person
@@ -1413,10 +1477,10 @@ class SEFlow:
         check_text(details.health_notes, "health notes")
         now = self.now()
         if details.date_of_birth is not None:
-            check_date(details.date_of_birth, "date of birth")
+            born = check_day(details.date_of_birth, "date of birth")
+            details = attrs.evolve(details, date_of_birth=born)
             # Age bands and the reports count from it: a birth still to come is a typo.
-            born = details.date_of_birth
-            if (born.date() if isinstance(born, dt.datetime) else born) > now.date():
+            if born > now.date():
                 raise InvalidInput(
                     f"date of birth {born.isoformat()} is in the future "
                     f"(today is {now.date().isoformat()})",
@@ -1425,7 +1489,7 @@ class SEFlow:
         _target(coach)
         if not isinstance(details.name, str) or not details.name.strip():
             raise InvalidInput("a participant needs a name", field="name")
-        fields = dict(referral or {})
+        fields = _mapping(referral, "referral")
         if source is not None:
             fields["source"] = source
         at = _at(effective_at, now)
@@ -1486,7 +1550,7 @@ class SEFlow:
         who = self._actor_id(actor)
         _case_id(case_id)
         _target(coach)
-        fields = dict(referral or {})
+        fields = _mapping(referral, "referral")
         if source is not None:
             fields["source"] = source
         now = self.now()
@@ -1551,7 +1615,14 @@ class SEFlow:
         and the case. Raises `InvalidRecord` naming every field at fault."""
         who = self._actor_id(actor)
         _case_id(case_id)
-        values = {**(fields or {}), **more}
+        values = _mapping(fields, "fields")
+        twice = sorted(set(values) & set(more))
+        if twice:
+            raise InvalidInput(
+                f"{', '.join(map(str, twice))}: given twice, in fields and as a keyword",
+                field=str(twice[0]),
+            )
+        values.update(more)
         now = self.now()
         at = _at(effective_at, now)
         if kind in JOB_RECORD_KINDS:
@@ -1634,7 +1705,7 @@ class SEFlow:
         check_text(reason, "reason")
         check_text(outcome, "close reason")
         if review_date is not None:
-            check_date(review_date, "review date")
+            review_date = check_day(review_date, "review date")
         return context(
             self.engine,
             snap,
@@ -1996,6 +2067,7 @@ class SEFlow:
         """Let auditor `staff_id` read and export free texts (`granted`), or take that back
         (`granted=False`), admin only; the grant is an audit event. Raises `PermissionDenied`,
         `StaffNotFound`, `InvalidInput` (not an auditor, already so)."""
+        check_flags(granted=granted)
         who = self._actor_id(actor)
         check_staff_id(staff_id, "staff id")
         check_text(reason, "reason")
@@ -2403,6 +2475,7 @@ class SEFlow:
         `coach` or `stage` (then case number; `CASE_SORTS` says each); with `stuck_days` and
         no `sort`, by `days`. Sorts are in the store's query too, so sorted, filtered and paged
         with `after`, a page of any status (or of all) costs the same at any size."""
+        check_flags(overdue=overdue)
         self._reader(actor)
         self._known_coach(coach)
         check_text(participant_id, "participant id")
@@ -2568,6 +2641,7 @@ class SEFlow:
         `after` that is no case, `NotFound` for one with nothing on the list (any more). A
         page of today's list (or a later day's) reads only its cases' rows of the due table,
         however big the caseload."""
+        check_flags(overdue=overdue, outcomes=outcomes)
         from ._due import by_cases, due_list
 
         self._reader(actor)
@@ -2621,6 +2695,7 @@ class SEFlow:
     def records(
         self, case_id: str, *, include_superseded: bool = False, actor: str | None = None
     ) -> list[Record]:
+        check_flags(include_superseded=include_superseded)
         by = self._reader(actor)
         _case_id(case_id)
         records = self.store.records(case_id)
@@ -2653,17 +2728,18 @@ class SEFlow:
         """The names of these participants, by id, for those who may see personal data
         (coaches, team leaders, admins); empty for an auditor, who sees pseudonyms only."""
         viewer = self._reader(actor)
+        wanted = _ids(participant_ids, "participant_ids")
         if not self.engine.shows_personal_data(viewer):
             return {}
-        return self.store.names_of(list(participant_ids))
+        return self.store.names_of(wanted)
 
     def case_names(self, case_ids: Iterable[str], *, actor: str | None = None) -> dict[str, str]:
         """The participant's name of each of these cases, by case id, for those who may see
         personal data (`names`); empty for an auditor."""
         viewer = self._reader(actor)
+        wanted = list(dict.fromkeys(_ids(case_ids, "case_ids")))
         if not self.engine.shows_personal_data(viewer):
             return {}
-        wanted = list(dict.fromkeys(case_ids))
         with self.store.read_snapshot():
             of = {cid: self.store.case(_case_id(cid)).participant_id for cid in wanted}
             names = self.store.names_of(list(of.values()))
@@ -2807,6 +2883,7 @@ class SEFlow:
         `limit` current records (superseded ones too with `include_superseded`), its service
         standards as of `as_of` (default today) and a page of its timeline (`history_page`).
         `limit` None shows every record and event."""
+        check_flags(include_superseded=include_superseded)
         viewer = self._reader(actor)
         _case_id(case_id)
         check_limit(limit, "limit")
@@ -2858,6 +2935,7 @@ class SEFlow:
         """`cases` (filters, status, limit and the keyset `after` all in the store's query)
         with the day their review dates are read against and, with `names`, the
         participants' names for those who may see them (`names()`)."""
+        check_flags(overdue=overdue, names=names)
         found = self.cases(
             coach=coach,
             stage=stage,
@@ -2899,6 +2977,7 @@ class SEFlow:
         """`due_items` for a caseload: `coach`'s, else (unless `everyone`) the actor's own if
         they are a coach, else everyone's. Says whose list it is and today's date. `limit`
         and `after` page it (see `due_items`)."""
+        check_flags(everyone=everyone, overdue=overdue, outcomes=outcomes, names=names)
         by = self._reader(actor)
         coach = _whose(by, coach, everyone)
         today = self.now().date()
@@ -2934,6 +3013,7 @@ class SEFlow:
         raises, at the first page; nothing may be written through this `SEFlow` while the
         pages are read. With `outcomes` (evaluated for every enrolled case at once), or
         on a store whose projection does not answer, the list is one page."""
+        check_flags(everyone=everyone, overdue=overdue, outcomes=outcomes, names=names)
         from ._due import due_chunks
 
         size = PAGE_SIZE if page_size is None else page_size
@@ -2987,6 +3067,7 @@ class SEFlow:
         constant memory. Raises what `caseload` raises, at the first page; nothing may be
         written through this `SEFlow` while the pages are read. `page_size` defaults to
         `PAGE_SIZE`."""
+        check_flags(overdue=overdue, names=names)
         size = PAGE_SIZE if page_size is None else page_size
         check_limit(size, "page_size")
         with self.store.read_snapshot():
@@ -3042,6 +3123,11 @@ class SEFlow:
         append-only or not ours."""
         if isinstance(key, str):
             key = VerificationKey.parse(key)
+        elif key is not None and not isinstance(key, VerificationKey):
+            raise InvalidInput(
+                f"key must be a verification key (or its text), not {type(key).__name__}",
+                field="key",
+            )
         self._reader(actor)
         if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
             raise InvalidInput(
@@ -3117,6 +3203,7 @@ class SEFlow:
         `StoreError` (the disk failed); a failed export leaves nothing behind and logs nothing
         (the files are placed before the audit event is committed, and taken away again if the
         commit fails)."""
+        check_flags(include_personal_data=include_personal_data, force=force)
         from ._export import write_export
 
         _check_path(out_dir, "out_dir")
@@ -3164,6 +3251,7 @@ class SEFlow:
         one programme (or all) as the `claims` table: milestone, dates, band, evidence
         references and verification, with the same manifest, audit event and pseudonymisation
         as every export (`export`), and checked the same way by `verify_export`."""
+        check_flags(force=force)
         return self.export(
             out_dir,
             tables=("claims",),
@@ -3206,7 +3294,7 @@ class SEFlow:
                 raise InvalidInput(
                     "no checkpoint file given, and the database's settings name none"
                 )
-        target = CheckpointFile(path)
+        target = CheckpointFile(_check_path(path, "path"))
         kept = take_checkpoint(self.store, self.now())
         line = target.append(kept)
         return CheckpointAppended(kept, str(target.path), line, target.protection())
@@ -3270,6 +3358,7 @@ class SEFlow:
         `report`), committed after its file is in place; if the commit fails the file is taken
         away again. Raises `InvalidInput` (a bad period or format, an existing output),
         `StaffNotFound` (no such coach), `PermissionDenied`."""
+        check_flags(force=force)
         from . import _report as rp
         from ._report_out import PACK_MANIFEST, check_target, place_file, place_pack
         from ._report_render import FORMATS, clients_csv, render, to_csv, to_html, to_json

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -180,6 +180,8 @@ def _text(obj: Mapping[str, Any], key: str, what: str, *, required: bool = False
         return None
     if not isinstance(value, str):
         raise _Bad(f"{what} must be text, not {type(value).__name__}", key)
+    if required and not value.strip():
+        raise _Bad(f"{what} is empty", key)
     return value
 
 
@@ -330,12 +332,38 @@ def as_cases(cases: Iterable[Any]) -> Iterator[ImportedCase | ImportFailure]:
     path to a .jsonl file, say) is refused as its own case, numbered from 1."""
     for number, case in enumerate(cases, 1):
         if isinstance(case, ImportedCase):
-            yield case
+            yield _shape_fault(case, number) or case
             continue
         why = f"case {number} of the import is {type(case).__name__}, not an ImportedCase"
         if isinstance(case, str):
             why += " (a JSON Lines file goes to import_lines, a line at a time)"
         yield ImportFailure(why)
+
+
+def _shape_fault(case: ImportedCase, number: int) -> ImportFailure | None:
+    """An `ImportedCase` built in code holds what its types say, or is refused as a case of
+    its own (before any of it runs, so with `skip_bad` the others still go in): a file's
+    line gets the same checks from `parse_case`."""
+    ref = case.ref if isinstance(case.ref, str) else None
+    if ref is None or not ref.strip():
+        why = f"case {number} of the import has no ref (the other system's case number)"
+        return ImportFailure(why, None, case.line, field="ref")
+    if not isinstance(case.referral, Mapping):
+        why = f"referral must be a mapping of its fields, not {type(case.referral).__name__}"
+        return ImportFailure(why, ref, case.line, field="referral")
+    commands = case.commands
+    if isinstance(commands, str | bytes) or not isinstance(commands, Sequence):
+        why = f"commands must be a list of commands, not {type(commands).__name__}"
+        return ImportFailure(why, ref, case.line, field="commands")
+    for index, step in enumerate(commands):
+        if not isinstance(step, ImportedRecord | ImportedTrigger):
+            why = f"is {type(step).__name__}, not an ImportedRecord or ImportedTrigger"
+            return ImportFailure(why, ref, case.line, index)
+        if isinstance(step, ImportedRecord) and not isinstance(step.fields, Mapping):
+            shape = type(step.fields).__name__
+            why = f"fields must be a mapping of field names to values, not {shape}"
+            return ImportFailure(why, ref, case.line, index, "fields")
+    return None
 
 
 # --- what a store checks before writing ----------------------------------------------------

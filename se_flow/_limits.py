@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -138,6 +139,13 @@ def check_date(value: D, what: str) -> D:
     return value
 
 
+def check_day(value: dt.date, what: str) -> dt.date:
+    """`check_date` for a value that is a day (a date of birth, a review date): a datetime
+    given for it is cut to its date, as record date fields are, so what is kept is a day."""
+    check_date(value, what)
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
 def day_of(at: dt.datetime) -> str:
     """The day of an instant (UTC, YYYY-MM-DD) as a refusal shows it: the back-dating floors
     compare days, and a coach thinks in days, not in microseconds."""
@@ -160,6 +168,17 @@ def check_days(value: int, what: str, *, ahead_only: bool = False) -> int:
             field=what,
         )
     return value
+
+
+def check_flags(maybe: Collection[str] = (), /, **flags: Any) -> None:
+    """Refuse a yes-or-no argument that is not `True` or `False`, naming it: a `"no"` is
+    truthy, and would grant, share or confirm. Those named in `maybe` may also be None
+    (a setting left as it is)."""
+    for what, value in flags.items():
+        if type(value) is not bool and not (value is None and what in maybe):
+            raise InvalidInput(
+                f"{what} must be True or False, got {quoted(value)}"[:200], field=what
+            )
 
 
 def check_limit(value: int | None, what: str) -> int | None:

@@ -590,6 +590,16 @@ def test_library_arguments_of_the_wrong_type_are_refused_by_name(
         ("after_seq", lambda: flow.events(after_seq="3")),  # type: ignore[arg-type]
         ("cases", lambda: flow.import_history(str(tmp_path / "old.jsonl"))),  # type: ignore[arg-type]
         ("lines", lambda: flow.import_lines(5)),  # type: ignore[arg-type]
+        ("busy_timeout", lambda: se_flow.open(tmp_path / "new.db", busy_timeout="10")),  # type: ignore[arg-type]
+        ("workflow", lambda: se_flow.open(":memory:", workflow="x")),  # type: ignore[arg-type]
+        ("seal_key", lambda: se_flow.open(":memory:", seal_key=5)),  # type: ignore[arg-type]
+        ("staff id", lambda: flow.staff_member(5)),  # type: ignore[arg-type]
+        ("key", lambda: flow.verify(key=5)),  # type: ignore[arg-type]
+        ("path", lambda: flow.append_checkpoint(5, actor="ada")),  # type: ignore[arg-type]
+        ("checkpoint_file", lambda: flow.change_settings(checkpoint_file=5, actor="ada")),  # type: ignore[arg-type]
+        ("participant_ids", lambda: flow.names(5)),  # type: ignore[arg-type]
+        # One id alone is a string, an iterable of its letters: "no case 'C'".
+        ("case_ids", lambda: flow.case_names(case.id)),
     ]
     for field, call in calls:
         with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
@@ -597,6 +607,10 @@ def test_library_arguments_of_the_wrong_type_are_refused_by_name(
         assert refused.value.field == field, (field, refused.value)
     with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="name must be text"):
         flow.add_staff("x2", None, "coach")  # type: ignore[arg-type]
+    assert not (tmp_path / "new.db").exists()  # a refused open leaves no empty database
+    wrong = se_flow.open(":memory:", clock=lambda: "2026-01-01")  # type: ignore[arg-type, return-value]
+    with pytest.raises(se_flow.InvalidInput, match="the clock must return an aware datetime"):
+        wrong.add_staff("ada", "Ada", "admin", actor="setup")
 
 
 def test_an_import_item_that_is_no_case_is_refused_as_a_case(flow: SEFlow) -> None:
@@ -606,3 +620,103 @@ def test_an_import_item_that_is_no_case_is_refused_as_a_case(flow: SEFlow) -> No
         flow.import_lines([5], by="ada")  # type: ignore[list-item]
     report = flow.import_history(["OLD-1"], by="ada", skip_bad=True)  # type: ignore[list-item]
     assert report.imported == () and "not an ImportedCase" in report.skipped[0].message
+
+
+# --- yes-or-no arguments, empty actors, days and mappings from code ----------------------
+
+
+@pytest.mark.parametrize("given", ["no", "false", 0, 1, 0.0, None])
+def test_a_yes_or_no_argument_takes_only_a_bool(flow: SEFlow, case: Case, given: object) -> None:
+    # "no" is truthy: taken as given, it granted an auditor every free text, turned on the
+    # shared terminal and confirmed deactivating a coach with open cases.
+    attempts: list[tuple[str, Callable[[], Any]]] = [
+        ("granted", lambda: flow.grant_texts("ava", reason="r", granted=given, actor="ada")),  # type: ignore[arg-type]
+        ("confirm", lambda: flow.edit_staff("sam", active=False, confirm=given, actor="ada")),  # type: ignore[arg-type]
+        ("active", lambda: flow.add_staff("pat", "Pat", "coach", active=given, actor="ada")),  # type: ignore[arg-type]
+        ("skip_bad", lambda: flow.import_history([], skip_bad=given)),  # type: ignore[arg-type]
+        ("overdue", lambda: flow.cases(overdue=given)),  # type: ignore[arg-type]
+    ]
+    if given is not None:  # None means "as it is" for a setting
+        attempts.append(
+            ("shared_terminal", lambda: flow.change_settings(shared_terminal=given, actor="ada"))  # type: ignore[arg-type]
+        )
+    for name, attempt in attempts:
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+            attempt()
+        assert refused.value.field == name and "True or False" in str(refused.value)
+    assert not flow.settings().shared_terminal
+    assert flow.staff_member("sam").active
+
+
+def test_an_empty_actor_is_refused_not_the_default(flow: SEFlow) -> None:
+    # An app passing "" for a user it could not identify must not write as the default actor.
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="no actor"):
+        flow.refer("Quinn", source="GP", actor="")
+
+
+def test_a_day_given_as_a_datetime_is_kept_as_its_day(flow: SEFlow, case: Case) -> None:
+    # A date of birth kept as a datetime made the participant unreadable for good.
+    born = dt.datetime(1990, 1, 1, 12, tzinfo=dt.UTC)
+    done = flow.refer(se_flow.PersonalDetails(name="Jo Bloggs", date_of_birth=born), source="GP")
+    details = flow.participant(done.case.participant_id, actor="lee").details
+    assert details is not None and details.date_of_birth == dt.date(1990, 1, 1)
+    assert [p.participant_id for p in flow.find("Jo Bloggs", actor="lee")]
+    review = dt.datetime(2030, 1, 1, 9, tzinfo=dt.UTC)
+    paused = flow.pause(case.id, reason="in hospital", review_date=review)
+    assert paused.case.review_due == dt.date(2030, 1, 1)
+    assert flow.verify().ok
+
+
+@pytest.mark.parametrize("given", [["text", "x"], "hello", 5])
+def test_fields_and_referrals_not_mappings_are_refused(
+    flow: SEFlow, case: Case, closed: Case, given: object
+) -> None:
+    attempts: list[tuple[str, Callable[[], object]]] = [
+        ("fields", lambda: flow.record(case.id, "note", given)),  # type: ignore[arg-type]
+        ("referral", lambda: flow.refer("New Person", referral=given)),  # type: ignore[arg-type]
+        ("referral", lambda: flow.reopen(closed.id, source="GP", referral=given)),  # type: ignore[arg-type]
+    ]
+    for what, attempt in attempts:
+        with nothing_written(flow), pytest.raises(se_flow.InvalidInput) as refused:
+            attempt()
+        assert refused.value.field == what and "mapping" in str(refused.value)
+
+
+def test_a_field_given_twice_is_refused_not_overwritten(flow: SEFlow, case: Case) -> None:
+    with nothing_written(flow), pytest.raises(se_flow.InvalidInput, match="given twice"):
+        flow.record(case.id, "note", {"text": "a"}, text="b")
+
+
+def test_an_imported_case_of_the_wrong_shape_is_skipped_not_a_crash(flow: SEFlow) -> None:
+    # With skip_bad each chunk commits on its own: a crash on the second case lost the
+    # report of the first, committed, and a retry then refused it as already imported.
+    def case(ref: Any, **more: Any) -> se_flow.ImportedCase:
+        values: dict[str, Any] = {
+            "person": se_flow.PersonalDetails(name=f"Person {ref}"),
+            "referred_at": dt.date(2026, 1, 12),
+            "referral": {"source": "GP"},
+            "coach": "sam",
+            **more,
+        }
+        return se_flow.ImportedCase(ref=ref, **values)
+
+    note = se_flow.ImportedRecord("note", ["x"], dt.date(2026, 1, 13))  # type: ignore[arg-type]
+    bad = [
+        case("B1", commands=(note,)),
+        case("B2", referral=["x"]),
+        case("B3", commands=None),
+        case("B4", commands=("engage",)),
+        case(""),
+        case(None),
+    ]
+    report = flow.import_history([case("G1"), *bad], skip_bad=True, chunk=1)
+    assert [ref for ref, _ in report.imported] == ["G1"]
+    assert [(s.ref, s.command, s.field) for s in report.skipped] == [
+        ("B1", 0, "fields"),
+        ("B2", None, "referral"),
+        ("B3", None, "commands"),
+        ("B4", 0, None),
+        (None, None, "ref"),
+        (None, None, "ref"),
+    ]
+    assert flow.verify().ok

@@ -21,3 +21,19 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
 
 def test_there_are_examples() -> None:
     assert EXAMPLES
+
+
+def test_the_package_docstring_example_runs(tmp_path: Path) -> None:
+    # What `help(se_flow)` shows first is what a developer pastes first.
+    import textwrap
+
+    import se_flow
+
+    doc = se_flow.__doc__ or ""
+    code = textwrap.dedent(doc.split("\n\n")[1])
+    assert "se_flow.open(" in code
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "caseload.db").exists()
