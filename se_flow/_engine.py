@@ -190,7 +190,12 @@ class Engine:
         return need
 
     def check(self, snap: Snapshot, ctx: GuardContext, trigger: str) -> Check:
+        """A dry run of `fire`: what it would refuse before the guards (a closure for `other`
+        with no note, a date before the stage was entered, a future date) refused here the
+        same way, so a check that passes is a move that goes."""
         spec = self._spec(snap.case, trigger)
+        self._check_effective(ctx.effective_at, ctx.now)
+        self._refuse_before_guards(snap.case, spec, ctx, trigger)
         return Check(
             case_id=snap.case.id,
             trigger=trigger,
@@ -213,6 +218,21 @@ class Engine:
             for spec in self._open(snap.case)
         ]
 
+    def _refuse_before_guards(
+        self, case: Case, spec: TransitionSpec, ctx: GuardContext, trigger: str
+    ) -> None:
+        """What `fire` (and `check`, its dry run) refuses whatever the guards say."""
+        if spec.dest == self.workflow.final:
+            # Here, not only in `close`: a library user firing the close trigger gets it too.
+            self.workflow.check_closure_note(spec.outcome or ctx.outcome, ctx.reason)
+        at = ctx.effective_at
+        if at.date() < case.stage_entered_at.date():
+            # A stage cannot be left before it was entered: stage spells would run backwards.
+            raise InvalidInput(
+                f"case {case.id}: {trigger} cannot take effect on {day_of(at)}, "
+                f"before the case entered {case.state} ({day_of(case.stage_entered_at)})"
+            )
+
     # --- commands ------------------------------------------------------------------------
 
     def fire(
@@ -233,15 +253,7 @@ class Engine:
         self._check_effective(at, ctx.now)
         spec = self._spec(case, trigger)
         dest = spec.dest or case.state
-        if spec.dest == wf.final:
-            # Here, not only in `close`: a library user firing the close trigger gets it too.
-            wf.check_closure_note(spec.outcome or ctx.outcome, ctx.reason)
-        if at.date() < case.stage_entered_at.date():
-            # A stage cannot be left before it was entered: stage spells would run backwards.
-            raise InvalidInput(
-                f"case {case.id}: {trigger} cannot take effect on {day_of(at)}, "
-                f"before the case entered {case.state} ({day_of(case.stage_entered_at)})"
-            )
+        self._refuse_before_guards(case, spec, ctx, trigger)
         results = self._evaluate(spec, ctx)
         used_override: Override | None = None
         if override is not None and not override.strip():

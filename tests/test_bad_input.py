@@ -720,3 +720,22 @@ def test_an_imported_case_of_the_wrong_shape_is_skipped_not_a_crash(flow: SEFlow
         (None, None, "ref"),
     ]
     assert flow.verify().ok
+
+
+def test_a_dry_run_refuses_what_the_move_would(flow: SEFlow, case: Case, clock: Clock) -> None:
+    # check() said a closure for `other` with no note was allowed; the close then refused.
+    close = flow.workflow.trigger_for("close")
+    with pytest.raises(se_flow.NoteRequired):
+        flow.check(case.id, close, outcome="other")
+    with pytest.raises(se_flow.NoteRequired):
+        flow.advance(case.id, close, outcome="other")
+    assert flow.check(case.id, close, outcome="other", reason="moved to Spain").allowed
+    # Nor before the stage was entered, nor in the future.
+    with pytest.raises(se_flow.InvalidInput, match="before the case entered"):
+        flow.check(
+            case.id,
+            "start_profiling",
+            effective_at=case.stage_entered_at.date() - dt.timedelta(days=1),
+        )
+    with pytest.raises(se_flow.FutureEffectiveDate):
+        flow.check(case.id, "start_profiling", effective_at=clock.now + dt.timedelta(days=1))
