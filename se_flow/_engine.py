@@ -99,9 +99,7 @@ class Engine:
         if spec is not None and status is Status.ACTIVE:
             # A known trigger, open from here; only a paused or closed case asks more.
             if spec.effect == "resume":
-                raise TriggerNotAvailable(
-                    case.id, trigger, self._where(case), [t.trigger for t in self._open(case)]
-                )
+                raise self._not_available(case, trigger, why="it is not paused: nothing to resume")
             return spec
         return self._spec_refused(case, trigger)
 
@@ -114,17 +112,29 @@ class Engine:
             raise CaseClosed(case.id, trigger)
         spec = wf.transition(trigger, case.state, case.phase)
         if spec is None:
-            raise TriggerNotAvailable(
-                case.id, trigger, self._where(case), [t.trigger for t in self._open(case)]
-            )
+            raise self._not_available(case, trigger)
         if case.status is Status.PAUSED and not spec.while_paused:
             raise CasePaused(case.id, trigger)
         if case.status is not Status.PAUSED and spec.effect == "resume":
-            raise TriggerNotAvailable(
-                case.id, trigger, self._where(case), [t.trigger for t in self._open(case)]
-            )
+            raise self._not_available(case, trigger, why="it is not paused: nothing to resume")
         self._spec_of[(trigger, case.state, case.phase)] = spec
         return spec
+
+    def _not_available(
+        self, case: Case, trigger: str, why: str | None = None
+    ) -> TriggerNotAvailable:
+        spec = self.workflow.states.get(case.state)
+        where = case.state if spec is None else spec.title
+        if spec is not None and spec.order:
+            where = f"{spec.order} {where}"
+        if case.phase and case.phase != case.state:
+            where += f" ({case.phase.replace('_', ' ')})"
+        if case.status is Status.PAUSED:
+            where += ", paused"
+        opened = [t.trigger for t in self._open(case)]
+        return TriggerNotAvailable(
+            case.id, trigger, self._where(case), opened, where=where, why=why
+        )
 
     def _where(self, case: Case) -> str:
         where = f"{case.state} ({case.phase})" if case.phase else case.state

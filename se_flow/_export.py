@@ -106,7 +106,6 @@ from ._projections import (
 )
 from ._workflow import Workflow
 from .errors import (
-    CaseNotFound,
     InvalidExportRequest,
     InvalidInput,
     SEFlowError,
@@ -402,16 +401,14 @@ def _select(
         raise InvalidExportRequest(
             f"unknown status {status!r}; statuses: {', '.join(s.value for s in Status)}"
         ) from None
+    # Not found, as everywhere else (exit 4): a filter naming no one, or no case.
     if coach is not None:
         try:
             store.read().staff(coach)
         except StaffNotFound:
-            raise InvalidExportRequest(f"unknown coach {coach!r}: no such staff member") from None
+            raise StaffNotFound(coach, listed=True) from None
     if case_id is not None:
-        try:
-            store.case(case_id)
-        except CaseNotFound:
-            raise InvalidExportRequest(f"unknown case {case_id!r}") from None
+        store.case(case_id)
     return _Selection(
         since=start,
         before=before,

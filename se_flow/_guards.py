@@ -17,6 +17,7 @@ from attrs import frozen
 
 from ._model import Case, Record, Role, Staff
 from ._workflow import BAND_WORDS, RecordKind, Workflow
+from .errors import quoted
 from .ports import Needs
 
 __all__ = ["GUARDS", "GuardContext", "GuardDef"]
@@ -320,7 +321,7 @@ def close_reason(ctx: GuardContext) -> Result:
     if not ctx.outcome:
         return False, f"a closure reason is required (one of {', '.join(allowed)})"
     if ctx.outcome not in allowed:
-        return False, f"{ctx.outcome!r} is not a closure reason (one of {', '.join(allowed)})"
+        return False, f"{quoted(ctx.outcome)} is not a closure reason (one of {', '.join(allowed)})"
     return True, f"closure reason: {ctx.outcome}"
 
 

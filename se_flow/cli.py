@@ -85,6 +85,11 @@ def _complete(kind: str) -> Callable[[Any, list[str], str], list[str]]:
 # --- errors: one place ------------------------------------------------------------------------
 
 
+def _q(value: object) -> str:
+    """A value the user typed, quoted in a message: its start only, never a pasted page."""
+    return se_flow.errors.quoted(value)
+
+
 def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True) -> None:
     """Print text for a person: whatever came from data in it is made safe for a terminal
     (`_cli_text.safe`), and kept to one line unless it is a block of lines by design. A line
@@ -258,12 +263,12 @@ class _PlainValue:
             try:
                 number = value if isinstance(value, int) else int(str(value).strip())
             except ValueError:
-                raise typer.BadParameter(f"{value!r} is not a whole number", ctx, param) from None
+                raise typer.BadParameter(f"{_q(value)} is not a whole number", ctx, param) from None
             return number
         if self.kind is bool and not isinstance(value, bool):
             text = str(value).strip().lower()
             if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise typer.BadParameter(f"{value!r} is not yes or no", ctx, param)
+                raise typer.BadParameter(f"{_q(value)} is not yes or no", ctx, param)
             return text in ("1", "true", "yes", "on")
         return self.kind(value)
 
@@ -527,7 +532,7 @@ def _date(
 
     day = named_day(value, _today())
     if day is None:
-        _fail(f"{option} {value!r} is not a date: use {forms}")
+        _fail(f"{option} {_q(value)} is not a date: use {forms}")
     return check_date(day, option)
 
 
@@ -557,7 +562,7 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
         at = dt.datetime.fromisoformat(text)
     except ValueError:
         _fail(
-            f"{option} {value!r} is not a date or time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, "
+            f"{option} {_q(value)} is not a date or time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, "
             "today or yesterday"
         )
     # Checked before the zone conversion, which overflows near year 1.
@@ -574,9 +579,11 @@ def _pairs(pairs: list[str] | None) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            _fail(f"{pair!r} is not field=value (for example participation=yes)")
+            _fail(f"{_q(pair)} is not field=value (for example participation=yes)")
         if name in fields:
-            _fail(f"field {name!r} is given twice ({name}={fields[name]!r} and {pair!r})")
+            _fail(
+                f"field {_q(name)} is given twice ({_q(f'{name}={fields[name]}')} and {_q(pair)})"
+            )
         if value == "-":
             if stdin_used:
                 _fail(f"fields {stdin_used!r} and {name!r} both read standard input (-)")
@@ -972,7 +979,7 @@ def settings_shared_terminal(
 
     Example: se-flow --as ada settings shared-terminal on"""
     if allow not in ("on", "off"):
-        _fail(f"shared-terminal: expected on or off, got {allow!r}")
+        _fail(f"shared-terminal: expected on or off, got {_q(allow)}")
     with _open(ctx, write=True) as flow:
         found = flow.change_settings(shared_terminal=allow == "on")
     _say(_settings_words(found).splitlines()[0])

@@ -120,6 +120,10 @@ def quoted(value: object, limit: int = QUOTED) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cut(text: str, limit: int = QUOTED) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class SEFlowError(Exception):
     """Base of every error se-flow raises on purpose."""
 
@@ -298,7 +302,8 @@ class InvalidRecord(InvalidInput):
         self.kind = kind
         self.case_id = case_id
         self.problems = dict(problems)
-        detail = "; ".join(f"{name}: {why}" for name, why in self.problems.items())
+        # A field name as typed may be a pasted page: its start only.
+        detail = "; ".join(f"{_cut(name)}: {why}" for name, why in self.problems.items())
         where = f" on case {case_id}" if case_id else ""
         super().__init__(f"{kind} record refused{where}: {detail}")
 
@@ -404,15 +409,25 @@ class TransitionRefused(SEFlowError):
 
 
 class TriggerNotAvailable(TransitionRefused):
-    def __init__(self, case_id: str, trigger: str, state: str, available: Sequence[str]) -> None:
+    """`state`: where the case is, by ids (`state (phase)`, `, paused`); `where` says it in
+    the stage data's words for the message, and `why` replaces "not possible from" where
+    there is a plainer reason (a case that is not paused has nothing to resume)."""
+
+    def __init__(
+        self,
+        case_id: str,
+        trigger: str,
+        state: str,
+        available: Sequence[str],
+        *,
+        where: str | None = None,
+        why: str | None = None,
+    ) -> None:
         self.state = state
         self.available = tuple(available)
         options = ", ".join(self.available) or "none"
-        super().__init__(
-            f"case {case_id}: {trigger!r} is not possible from {state}; possible now: {options}",
-            case_id,
-            trigger,
-        )
+        refusal = why or f"{trigger!r} is not possible from {where or state}"
+        super().__init__(f"case {case_id}: {refusal}; possible now: {options}", case_id, trigger)
 
 
 class CaseClosed(TransitionRefused):

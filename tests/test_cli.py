@@ -698,7 +698,7 @@ def test_an_override_cannot_pass_hard_guards(run: CLI, case: str) -> None:
 def test_advance_refusals(run: CLI, case: str) -> None:
     refused(run("advance", case, "teleport"), 4, "unknown trigger 'teleport'")
     refused(run("advance", "C-99", "engage"), 4, "no case 'C-99'")
-    refused(run("advance", case, "engage"), 6, "not possible from customer_engagement")
+    refused(run("advance", case, "engage"), 6, "not possible from 1 Customer Engagement")
     # A trigger that closes the case asks first (--yes here): then it is refused as any move.
     refused(run("advance", case, "withdraw", "--reason", "x", "--yes", actor="ava"), 7, "auditor")
     future = (TODAY + dt.timedelta(days=2)).isoformat()
@@ -724,7 +724,7 @@ def test_pause_refusals(run: CLI, case: str) -> None:
     refused(run("pause", case, "--reason", "x", "--review", past), 6, "already past")
     refused(run("pause", case, "--reason", "x", "--review", "soon"), 5, "--review")
     assert run("pause", case, "--reason", "x").exit_code == 2
-    refused(run("resume", case), 6, "'resume' is not possible")
+    refused(run("resume", case), 6, "not paused: nothing to resume")
 
 
 def test_withdraw(run: CLI, case: str) -> None:

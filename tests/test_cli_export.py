@@ -265,8 +265,6 @@ BAD_REQUESTS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("--table", "events", "--table", "people"), ("'people'",)),
     (("--status", "retired"), ("unknown status 'retired'", "active, paused, closed")),
     (("--stage", "moon"), ("unknown stage 'moon'",)),
-    (("--coach", "nobody"), ("unknown coach 'nobody'",)),
-    (("--case", "C-99"), ("unknown case 'C-99'",)),
     (("--since", "last week"), ("--since 'last week' is not a date",)),
     (("--until", "2026-13-01"), ("--until '2026-13-01' is not a date",)),
     (("--since", "2026-02-01", "--until", "2026-01-01"), ("is after until",)),
@@ -282,6 +280,20 @@ def test_bad_export_requests_exit_5_naming_what_is_wrong(
     before = event_count(db)
     out = tmp_path / "review"
     refused(run("export", str(out), *args), 5, *words)
+    assert not out.exists() and leftovers(tmp_path) == []
+    assert event_count(db) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(("--coach", "nobody"), "no staff member 'nobody'"), (("--case", "C-99"), "no case 'C-99'")],
+)
+def test_an_export_for_no_one_or_no_case_exits_4_as_every_lookup_does(
+    run: CLI, db: Path, tmp_path: Path, args: tuple[str, ...], words: str
+) -> None:
+    before = event_count(db)
+    out = tmp_path / "review"
+    refused(run("export", str(out), *args), 4, words)
     assert not out.exists() and leftovers(tmp_path) == []
     assert event_count(db) == before
 

@@ -679,8 +679,6 @@ def leftovers(parent: Path) -> list[str]:
         ({"tables": []}, "no tables"),
         ({"stage": "nowhere"}, "'nowhere'"),
         ({"status": "sleeping"}, "'sleeping'"),
-        ({"coach": "zed"}, "'zed'"),
-        ({"case_id": "C-99"}, "'C-99'"),
         ({"since": "last tuesday"}, "'last tuesday'"),
         ({"since": "2026-05-01", "until": "2026-04-01"}, "after until"),
         ({"until": dt.datetime(2026, 5, 1, 12, 0)}, "no time zone"),
@@ -693,6 +691,21 @@ def test_bad_requests_are_refused_naming_what_is_wrong(
     with pytest.raises(se_flow.InvalidExportRequest, match=named) as refused:
         load.flow.export(tmp_path / "out", **kwargs)
     assert refused.value.exit_code == 5
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+    assert load.flow.store.head() == head
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"coach": "zed"}, se_flow.StaffNotFound), ({"case_id": "C-99"}, se_flow.CaseNotFound)],
+)
+def test_an_export_for_no_one_or_no_case_is_not_found(
+    load: Caseload, tmp_path: Path, kwargs: dict[str, Any], error: type[se_flow.NotFound]
+) -> None:
+    head = load.flow.store.head()
+    with pytest.raises(error) as refused:
+        load.flow.export(tmp_path / "out", **kwargs)
+    assert refused.value.exit_code == 4 and next(iter(kwargs.values())) in str(refused.value)
     assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
     assert load.flow.store.head() == head
 
