@@ -85,6 +85,16 @@ def _complete(kind: str) -> Callable[[Any, list[str], str], list[str]]:
 # --- errors: one place ------------------------------------------------------------------------
 
 
+def _say_folded(text: str, indent: int, *, hang: int = 0) -> None:
+    """`_say` of a line that may be long (a reason, a title): clipped as `_say` clips, then
+    folded at spaces to the terminal's width, the lines after the first `hang` further in."""
+    from ._cli_render import _folded
+    from ._cli_text import SHOWN_TEXT, clip
+
+    for line in _folded(clip(text, SHOWN_TEXT, view=False), indent, _console().width, hang=hang):
+        _say(line)
+
+
 def _q(value: object) -> str:
     """A value the user typed, quoted in a message: its start only, never a pasted page."""
     return se_flow.errors.quoted(value)
@@ -688,10 +698,11 @@ def _done(
         return
     workflow = flow.workflow
     case, event = done.case, done.event
-    _say(f"{case.id}: {describe(workflow, event)}")
+    _say_folded(f"{case.id}: {describe(workflow, event)}", 0, hang=2)
     if event.override is not None:
         passed_over = ", ".join(g.label for g in event.guards if not g.passed)
-        _say(f"  override by {event.override.by} past {passed_over}: {event.override.reason}")
+        said = f"override by {event.override.by} past {passed_over}: {event.override.reason}"
+        _say_folded(said, 2, hang=2)
     where = stage_label(workflow, case)
     due = f"; next review due {case.review_due}" if case.review_due else ""
     _say(f"  now at {where}{due}")

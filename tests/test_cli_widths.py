@@ -183,3 +183,25 @@ def test_a_count_stays_with_its_word_in_a_narrow_terminal(demo_db: Path) -> None
     assert any(re.search(r"missing \d", line) for line in lines)
     assert not any(line.rstrip().endswith("missing") for line in lines)
     assert lines[1].startswith("  ")  # the heading folds under itself
+
+
+def test_a_long_override_reason_folds_after_the_move(demo_db: Path, tmp_path: Path) -> None:
+    import shutil
+
+    db = tmp_path / "copy.db"
+    shutil.copyfile(demo_db, db)
+
+    def run(who: str, *args: str) -> list[str]:
+        result = CliRunner().invoke(
+            app, ["--db", str(db), "--as", who, *args], env={"COLUMNS": "80"}
+        )
+        assert result.exit_code == 0, result.output
+        return result.stdout.splitlines()
+
+    run("sam", "record", "C-9", "first_meeting", "location=library")
+    run("sam", "record", "C-9", "informed_choice", "decision=join")
+    reason = "Agreed by phone with Ivan at the library; the coach writes it up on Monday " * 3
+    lines = run("lee", "advance", "C-9", "start_profiling", "--override", reason.strip())
+    assert not [line for line in lines if cell_len(line) > 80], lines
+    start = next(i for i, line in enumerate(lines) if line.startswith("  override by lee"))
+    assert lines[start + 1].startswith("    ") and "Monday" in lines[start + 1]
