@@ -123,18 +123,24 @@ class Engine:
     def _not_available(
         self, case: Case, trigger: str, why: str | None = None
     ) -> TriggerNotAvailable:
-        spec = self.workflow.states.get(case.state)
-        where = case.state if spec is None else spec.title
-        if spec is not None and spec.order:
-            where = f"{spec.order} {where}"
-        if case.phase and case.phase != case.state:
-            where += f" ({case.phase.replace('_', ' ')})"
+        where = self._stage_words(case)
         if case.status is Status.PAUSED:
             where += ", paused"
         opened = [t.trigger for t in self._open(case)]
         return TriggerNotAvailable(
             case.id, trigger, self._where(case), opened, where=where, why=why
         )
+
+    def _stage_words(self, case: Case) -> str:
+        """The case's stage as a refusal says it: the stage data's number and title (and
+        phase, where the stage has more than one), not its ids."""
+        spec = self.workflow.states.get(case.state)
+        where = case.state if spec is None else spec.title
+        if spec is not None and spec.order:
+            where = f"{spec.order} {where}"
+        if case.phase and case.phase != case.state:
+            where += f" ({case.phase.replace('_', ' ')})"
+        return where
 
     def _where(self, case: Case) -> str:
         where = f"{case.state} ({case.phase})" if case.phase else case.state
@@ -240,7 +246,8 @@ class Engine:
             # A stage cannot be left before it was entered: stage spells would run backwards.
             raise InvalidInput(
                 f"case {case.id}: {trigger} cannot take effect on {day_of(at)}, "
-                f"before the case entered {case.state} ({day_of(case.stage_entered_at)})"
+                f"before the case entered {self._stage_words(case)} "
+                f"({day_of(case.stage_entered_at)})"
             )
 
     # --- commands ------------------------------------------------------------------------

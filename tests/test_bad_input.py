@@ -474,7 +474,7 @@ def test_unknown_stage_or_status_in_a_caseload_query(flow: SEFlow, case: Case) -
 def test_a_move_cannot_take_effect_before_the_stage_was_entered(flow: SEFlow, steps: Steps) -> None:
     case = steps.refer()
     entered = flow.case(case.id).stage_entered_at
-    with pytest.raises(se_flow.InvalidInput, match="before the case entered referred"):
+    with pytest.raises(se_flow.InvalidInput, match="before the case entered Referred"):
         flow.advance(case.id, "engage", effective_at=entered - dt.timedelta(days=3))
     assert flow.case(case.id) == case
 
@@ -739,3 +739,13 @@ def test_a_dry_run_refuses_what_the_move_would(flow: SEFlow, case: Case, clock: 
         )
     with pytest.raises(se_flow.FutureEffectiveDate):
         flow.check(case.id, "start_profiling", effective_at=clock.now + dt.timedelta(days=1))
+
+
+def test_refusals_name_the_stage_as_the_stage_data_does(flow: SEFlow, case: Case) -> None:
+    # Not "not possible from customer_engagement" or "in_work_support (in_work_support)".
+    with pytest.raises(se_flow.TriggerNotAvailable) as refused:
+        flow.advance(case.id, "start_job")
+    assert "not possible from 1 Customer Engagement;" in str(refused.value)
+    assert refused.value.state == "customer_engagement"  # the ids, for scripts
+    with pytest.raises(se_flow.TriggerNotAvailable, match="it is not paused: nothing to resume"):
+        flow.resume(case.id)
