@@ -45,6 +45,8 @@ from ._cli_text import (
     type_words,
     words,
 )
+from ._cli_text import KEEP as _KEEP
+from ._cli_text import folded as _folded
 from ._model import TeamLine, soft_only
 from ._standards import DueItem, StandardResult
 from ._workflow import RecordKind
@@ -328,21 +330,6 @@ def _flag(due_on: dt.date, today: dt.date) -> tuple[str, str | None]:
     if days == 0:
         return "due today", "yellow"
     return f"in {days}d", None
-
-
-_KEEP = "\u00a0"
-"""Joins words `_folded` must keep on one line (textwrap breaks at ASCII spaces only)."""
-
-
-def _folded(text: str, indent: int, width: int, *, hang: int = 0) -> list[str]:
-    """`text` folded at spaces into lines of at most `width` after `indent` spaces (lines
-    after the first `hang` more); a word longer than a line (an id, a command) is kept
-    whole, never cut."""
-    import textwrap
-
-    room = max(20, width - indent - hang)
-    lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False) or [""]
-    return [" " * (indent + (hang if i else 0)) + line for i, line in enumerate(lines)]
 
 
 def print_due_items(

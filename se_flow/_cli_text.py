@@ -296,6 +296,37 @@ def words(name: str | None) -> str:
     return text[:1].upper() + text[1:]
 
 
+KEEP = "\u00a0"
+"""Joins words `folded` must keep on one line (textwrap breaks at ASCII spaces only)."""
+
+
+def folded(text: str, indent: int, width: int, *, hang: int = 0) -> list[str]:
+    """`text` folded at spaces into lines of at most `width` after `indent` spaces (lines
+    after the first `hang` more); a word longer than a line (an id, a command) is kept
+    whole, never cut. Here, not with the views: a write's few lines fold without loading
+    rich."""
+    import textwrap
+
+    room = max(20, width - indent - hang)
+    lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False) or [""]
+    return [" " * (indent + (hang if i else 0)) + line for i, line in enumerate(lines)]
+
+
+def terminal_width() -> int:
+    """The width rich's console would use (COLUMNS, else the terminal's, else 80), found
+    without loading rich."""
+    import os
+    import shutil
+    import sys
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return 80
+
+
 def state_title(wf: Workflow, state: str | None) -> str:
     spec = wf.states.get(state or "")
     return spec.title if spec else words(state)

@@ -30,6 +30,7 @@ import se_flow
 from se_flow._api import PAGE, is_database_url, seal_key_path
 from se_flow._limits import check_date
 from se_flow._urls import shown_database
+from se_flow.errors import quoted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,16 +89,10 @@ def _complete(kind: str) -> Callable[[Any, list[str], str], list[str]]:
 def _say_folded(text: str, indent: int, *, hang: int = 0) -> None:
     """`_say` of a line that may be long (a reason, a title): clipped as `_say` clips, then
     folded at spaces to the terminal's width, the lines after the first `hang` further in."""
-    from ._cli_render import _folded
-    from ._cli_text import SHOWN_TEXT, clip
+    from ._cli_text import SHOWN_TEXT, clip, folded, terminal_width
 
-    for line in _folded(clip(text, SHOWN_TEXT, view=False), indent, _console().width, hang=hang):
+    for line in folded(clip(text, SHOWN_TEXT, view=False), indent, terminal_width(), hang=hang):
         _say(line)
-
-
-def _q(value: object) -> str:
-    """A value the user typed, quoted in a message: its start only, never a pasted page."""
-    return se_flow.errors.quoted(value)
 
 
 def _say(text: str, *, err: bool = False, nl: bool = True, one_line: bool = True) -> None:
@@ -273,12 +268,14 @@ class _PlainValue:
             try:
                 number = value if isinstance(value, int) else int(str(value).strip())
             except ValueError:
-                raise typer.BadParameter(f"{_q(value)} is not a whole number", ctx, param) from None
+                raise typer.BadParameter(
+                    f"{quoted(value)} is not a whole number", ctx, param
+                ) from None
             return number
         if self.kind is bool and not isinstance(value, bool):
             text = str(value).strip().lower()
             if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise typer.BadParameter(f"{_q(value)} is not yes or no", ctx, param)
+                raise typer.BadParameter(f"{quoted(value)} is not yes or no", ctx, param)
             return text in ("1", "true", "yes", "on")
         return self.kind(value)
 
@@ -542,7 +539,7 @@ def _date(
 
     day = named_day(value, _today())
     if day is None:
-        _fail(f"{option} {_q(value)} is not a date: use {forms}")
+        _fail(f"{option} {quoted(value)} is not a date: use {forms}")
     return check_date(day, option)
 
 
@@ -572,7 +569,7 @@ def _moment(value: str | None, option: str) -> dt.datetime | dt.date | None:
         at = dt.datetime.fromisoformat(text)
     except ValueError:
         _fail(
-            f"{option} {_q(value)} is not a date or time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, "
+            f"{option} {quoted(value)} is not a date or time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM, "
             "today or yesterday"
         )
     # Checked before the zone conversion, which overflows near year 1.
@@ -589,11 +586,10 @@ def _pairs(pairs: list[str] | None) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            _fail(f"{_q(pair)} is not field=value (for example participation=yes)")
+            _fail(f"{quoted(pair)} is not field=value (for example participation=yes)")
         if name in fields:
-            _fail(
-                f"field {_q(name)} is given twice ({_q(f'{name}={fields[name]}')} and {_q(pair)})"
-            )
+            first = quoted(f"{name}={fields[name]}")
+            _fail(f"field {quoted(name)} is given twice ({first} and {quoted(pair)})")
         if value == "-":
             if stdin_used:
                 _fail(f"fields {stdin_used!r} and {name!r} both read standard input (-)")
@@ -990,7 +986,7 @@ def settings_shared_terminal(
 
     Example: se-flow --as ada settings shared-terminal on"""
     if allow not in ("on", "off"):
-        _fail(f"shared-terminal: expected on or off, got {_q(allow)}")
+        _fail(f"shared-terminal: expected on or off, got {quoted(allow)}")
     with _open(ctx, write=True) as flow:
         found = flow.change_settings(shared_terminal=allow == "on")
     _say(_settings_words(found).splitlines()[0])

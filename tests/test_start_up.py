@@ -246,3 +246,11 @@ def test_a_cache_folder_that_cannot_be_made_changes_nothing(
     folder = _stages(tmp_path)
     _same(_WorkflowCache(folder).load(), _load_workflow(folder))
     assert blocked.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_a_write_prints_its_lines_without_loading_the_views(db: Path, tmp_path: Path) -> None:
+    # A write says a few lines, folded to the terminal: rich and the views (tens of ms at
+    # start-up) are for screens, not for "C-1: engaged ... now at ...".
+    done, loaded = _run(["advance", "C-1", "engage"], tmp_path, db)
+    assert "now at" in done.stdout
+    assert "rich.console" not in loaded and "se_flow._cli_render" not in loaded
